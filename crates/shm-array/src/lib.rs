@@ -1,0 +1,1 @@
+//! shm-array (in progress).

@@ -1,0 +1,147 @@
+//! Helper binary for `shm-core`'s multi-process tests (`tests/process.rs`): the child that
+//! [`shm_core::process::Process`] starts in a role. Not meant to be run by hand.
+//!
+//! Roles:
+//!
+//! - `exit CODE`: exits with `CODE`.
+//! - `echo-args ARGS...`: prints each argument on a line of its own.
+//! - `check-env NAME`: prints `role=…`, `role_env=…` and `NAME=…` (`unset` when absent).
+//! - `sleep [SECONDS]`: sleeps (default 60 s), then exits 0.
+//! - `ignore-term`: ignores `SIGTERM`, prints `ready`, sleeps 60 s.
+//! - `spawn-daemon-grandchild wait|exit`: starts a daemon grandchild in role `sleep`, prints its
+//!   pid, reads stdin to its end, then sleeps 60 s (`wait`) or exits without dropping the
+//!   grandchild's handle (`exit`).
+//! - `spawn-self`: starts `echo-argv0` from the default program (the current executable) and
+//!   exits with its code.
+//! - `echo-argv0`: prints `argv0=…` and `exe=…`.
+//!
+//! A top-level run prints `top-level run` and exits 0.
+
+use shm_core::process::{current_role, role_args, Process, Roles, ROLE_ENV};
+use std::io::Write;
+use std::process::Stdio;
+use std::time::Duration;
+
+/// Longest any role sleeps, so that a forgotten child cannot outlive a test run by much.
+const LONG_SLEEP: Duration = Duration::from_secs(60);
+
+fn exit_with(args: &[String]) -> i32 {
+    match args.first().map(|a| a.parse::<i32>()) {
+        Some(Ok(code)) => code,
+        _ => {
+            eprintln!("exit: expected an exit code, got {args:?}");
+            100
+        }
+    }
+}
+
+fn echo_args(args: &[String]) -> i32 {
+    for arg in args {
+        println!("{arg}");
+    }
+    0
+}
+
+fn check_env(args: &[String]) -> i32 {
+    let show = |v: Option<String>| v.unwrap_or_else(|| "unset".to_owned());
+    println!("role={}", show(current_role()));
+    println!("role_env={}", show(std::env::var(ROLE_ENV).ok()));
+    for name in args {
+        println!("{name}={}", show(std::env::var(name).ok()));
+    }
+    println!("args={:?}", role_args());
+    0
+}
+
+fn sleep(args: &[String]) -> i32 {
+    let secs = args.first().and_then(|a| a.parse().ok()).unwrap_or(60u64);
+    std::thread::sleep(Duration::from_secs(secs).min(LONG_SLEEP));
+    0
+}
+
+fn ignore_term(_: &[String]) -> i32 {
+    // SAFETY: installing SIG_IGN for SIGTERM takes no handler function and is done before any
+    // other thread exists in this process.
+    let previous = unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+    if previous == libc::SIG_ERR {
+        eprintln!(
+            "ignore-term: signal() failed: {}",
+            std::io::Error::last_os_error()
+        );
+        return 1;
+    }
+    println!("ready");
+    let _ = std::io::stdout().flush();
+    std::thread::sleep(LONG_SLEEP);
+    0
+}
+
+fn spawn_daemon_grandchild(args: &[String]) -> i32 {
+    let grandchild = match Process::builder("sleep")
+        .arg("60")
+        .daemon(true)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .start()
+    {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("spawn-daemon-grandchild: {e}");
+            return 1;
+        }
+    };
+    println!("{}", grandchild.pid());
+    let _ = std::io::stdout().flush();
+    // Wait for the parent's go-ahead: the end of stdin.
+    let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+    match args.first().map(String::as_str) {
+        Some("exit") => {
+            // Leave without the handle's Drop (which would kill the grandchild itself): only
+            // the kernel's parent-death signal may end it.
+            std::mem::forget(grandchild);
+            0
+        }
+        _ => {
+            std::thread::sleep(LONG_SLEEP);
+            drop(grandchild);
+            0
+        }
+    }
+}
+
+fn spawn_self(_: &[String]) -> i32 {
+    match Process::builder("echo-argv0")
+        .start()
+        .and_then(|mut p| p.join())
+    {
+        Ok(status) => status.exitcode(),
+        Err(e) => {
+            eprintln!("spawn-self: {e}");
+            1
+        }
+    }
+}
+
+fn echo_argv0(_: &[String]) -> i32 {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    println!("argv0={}", argv0.to_string_lossy());
+    match std::env::current_exe() {
+        Ok(exe) => println!("exe={}", exe.display()),
+        Err(e) => println!("exe=error {e}"),
+    }
+    0
+}
+
+fn main() {
+    Roles::new()
+        .role("exit", exit_with)
+        .role("echo-args", echo_args)
+        .role("check-env", check_env)
+        .role("sleep", sleep)
+        .role("ignore-term", ignore_term)
+        .role("spawn-daemon-grandchild", spawn_daemon_grandchild)
+        .role("spawn-self", spawn_self)
+        .role("echo-argv0", echo_argv0)
+        .run();
+    println!("top-level run");
+}

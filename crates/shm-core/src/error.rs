@@ -1,0 +1,269 @@
+//! Errors of creating and opening segments.
+
+use crate::header::ObjectKind;
+use crate::name::NameError;
+use crate::typecode::{ElementLayout, LayoutError};
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+/// Why a segment could not be opened.
+///
+/// Every variant says what was expected and what was found.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The name is not valid.
+    BadName(NameError),
+    /// No segment has this name.
+    NotFound {
+        /// The name looked up.
+        name: String,
+    },
+    /// The segment exists but this process may not open it.
+    PermissionDenied {
+        /// The name.
+        name: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The segment does not start with shm-ipc's magic number: it is not ours.
+    NotOurs {
+        /// The first 8 bytes found, as a little-endian u64.
+        found_magic: u64,
+    },
+    /// Made by a version of shm-ipc with another segment layout.
+    UnsupportedVersion {
+        /// The version this build reads.
+        expected: u32,
+        /// The version in the segment.
+        found: u32,
+    },
+    /// The header checksum does not match its fields: the header was corrupted.
+    BadChecksum {
+        /// The checksum of the fields as found.
+        computed: u64,
+        /// The checksum stored in the header.
+        stored: u64,
+    },
+    /// A header field is inconsistent with the others.
+    Corrupt {
+        /// Which field.
+        field: &'static str,
+        /// The value it should have.
+        expected: u64,
+        /// The value it has.
+        found: u64,
+    },
+    /// The file is shorter than its header says (or than a header).
+    Truncated {
+        /// Bytes the segment needs.
+        expected: u64,
+        /// Bytes the file has.
+        found: u64,
+    },
+    /// The header names an object kind this build does not know.
+    UnknownKind {
+        /// The stored kind number.
+        found: u32,
+    },
+    /// The segment holds another kind of object.
+    WrongKind {
+        /// The kind asked for.
+        expected: ObjectKind,
+        /// The kind found.
+        found: ObjectKind,
+    },
+    /// The stored element layout cannot be parsed.
+    BadLayout(LayoutError),
+    /// The segment holds elements of another typecode or record layout.
+    WrongLayout {
+        /// The layout asked for.
+        expected: Box<ElementLayout>,
+        /// The layout found.
+        found: Box<ElementLayout>,
+    },
+    /// The segment holds another number of elements than the opener stated.
+    WrongCount {
+        /// The count asked for.
+        expected: u64,
+        /// The count found.
+        found: u64,
+    },
+    /// The creator had not published the segment when the open timeout ran out (it may have
+    /// died while initialising).
+    Initialising {
+        /// The name.
+        name: String,
+        /// How long the opener waited.
+        waited: Duration,
+    },
+    /// The segment is not in a state an opener can use.
+    BadState {
+        /// The state word found.
+        found: u32,
+    },
+    /// `open_or_create` lost the race to create and then could not create either.
+    Create(CreateError),
+    /// Another OS error.
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::BadName(e) => e.fmt(f),
+            OpenError::NotFound { name } => write!(f, "no shared-memory segment named /{name}"),
+            OpenError::PermissionDenied { name, .. } => {
+                write!(f, "permission denied opening segment /{name}")
+            }
+            OpenError::NotOurs { found_magic } => write!(
+                f,
+                "not an shm-ipc segment: magic {:#018x} expected, found {found_magic:#018x}",
+                crate::header::MAGIC
+            ),
+            OpenError::UnsupportedVersion { expected, found } => write!(
+                f,
+                "unsupported segment layout version: expected {expected}, found {found}"
+            ),
+            OpenError::BadChecksum { computed, stored } => write!(
+                f,
+                "corrupt segment header: checksum of the fields is {computed:#018x}, stored {stored:#018x}"
+            ),
+            OpenError::Corrupt {
+                field,
+                expected,
+                found,
+            } => write!(
+                f,
+                "corrupt segment header: field {field} should be {expected}, found {found}"
+            ),
+            OpenError::Truncated { expected, found } => write!(
+                f,
+                "segment too short: expected at least {expected} bytes, found {found}"
+            ),
+            OpenError::UnknownKind { found } => write!(f, "unknown object kind {found} in segment"),
+            OpenError::WrongKind { expected, found } => write!(
+                f,
+                "wrong object kind: expected {expected}, found {found}"
+            ),
+            OpenError::BadLayout(e) => write!(f, "corrupt element layout in segment: {e}"),
+            OpenError::WrongLayout { expected, found } => write!(
+                f,
+                "type mismatch: expected elements {expected}, segment holds {found}"
+            ),
+            OpenError::WrongCount { expected, found } => write!(
+                f,
+                "length mismatch: expected {expected} elements, segment holds {found}"
+            ),
+            OpenError::Initialising { name, waited } => write!(
+                f,
+                "segment /{name} still initialising after {waited:?} (its creator may have died)"
+            ),
+            OpenError::BadState { found } => {
+                write!(f, "segment in an unusable state {found:#010x}")
+            }
+            OpenError::Create(e) => e.fmt(f),
+            OpenError::Io { op, source } => write!(f, "{op}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            OpenError::BadName(e) => Some(e),
+            OpenError::PermissionDenied { source, .. } | OpenError::Io { source, .. } => {
+                Some(source)
+            }
+            OpenError::BadLayout(e) => Some(e),
+            OpenError::Create(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<NameError> for OpenError {
+    fn from(e: NameError) -> Self {
+        OpenError::BadName(e)
+    }
+}
+
+/// Why a segment could not be created.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CreateError {
+    /// The name is not valid.
+    BadName(NameError),
+    /// A segment of this name exists already.
+    AlreadyExists {
+        /// The name.
+        name: String,
+    },
+    /// This process may not create the segment.
+    PermissionDenied {
+        /// The name.
+        name: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The requested size does not fit this platform.
+    TooLarge {
+        /// What was asked for, in bytes of body.
+        body_len: u64,
+    },
+    /// The arguments are inconsistent (for example a body too small for the count).
+    Invalid {
+        /// What is wrong.
+        reason: String,
+    },
+    /// Another OS error (for example no space left in `/dev/shm`).
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for CreateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CreateError::BadName(e) => e.fmt(f),
+            CreateError::AlreadyExists { name } => {
+                write!(f, "a shared-memory segment named /{name} exists already")
+            }
+            CreateError::PermissionDenied { name, .. } => {
+                write!(f, "permission denied creating segment /{name}")
+            }
+            CreateError::TooLarge { body_len } => {
+                write!(f, "segment too large: {body_len} bytes of body")
+            }
+            CreateError::Invalid { reason } => write!(f, "invalid segment: {reason}"),
+            CreateError::Io { op, source } => write!(f, "{op}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for CreateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CreateError::BadName(e) => Some(e),
+            CreateError::PermissionDenied { source, .. } | CreateError::Io { source, .. } => {
+                Some(source)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl From<NameError> for CreateError {
+    fn from(e: NameError) -> Self {
+        CreateError::BadName(e)
+    }
+}

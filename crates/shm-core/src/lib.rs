@@ -1,0 +1,69 @@
+//! # shm-core
+//!
+//! The foundation of the shm-ipc workspace: named shared-memory segments with a checked,
+//! typecode-tagged header, futex-based waiting that works across processes, process identity
+//! and liveness, and a process helper that re-runs the current executable in a named role.
+//!
+//! Every other crate of the workspace (`shm-lock`, `shm-value`, `shm-array`, `shm-queue`)
+//! stands on this one, and only this crate talks to the operating system.
+//!
+//! ## Items
+//!
+//! - [`typecode`]: the closed [`TypeCode`] enum of Python's typecodes, the [`Element`] trait that
+//!   maps Rust types to them, and [`record!`] for `#[repr(C)]` record layouts (the ctypes
+//!   `Structure` analogue) described by a `struct`-module format string.
+//! - [`segment`]: [`Segment`], a named mapping with a validated header; create, open,
+//!   open-or-create, unlink, persist; [`list_segments`] to find segments left by dead creators.
+//! - [`sync`]: shared futex wait/wake with `CLOCK_MONOTONIC` deadlines, an [`EventCount`], and
+//!   the spin-then-sleep [`WaitStrategy`].
+//! - [`ProcessId`]: a (pid, start time) identity that survives pid reuse.
+//! - [`home`]: [`Home`], where a control block lives: a segment or the heap (for loom and miri).
+//! - [`process`]: start the current executable again in a named role (Python's `Process`).
+//!
+//! ## Example
+//!
+//! ```
+//! use shm_core::{Segment, SegmentName, ObjectKind, ElementLayout, TypeCode};
+//!
+//! let name = SegmentName::unique();
+//! // Process 1 creates a segment holding 16 `'i'` elements…
+//! let created = Segment::builder(&name, ObjectKind::RawArray)
+//!     .layout(ElementLayout::of_typecode(TypeCode::Int))
+//!     .count(16)
+//!     .body_len(16 * 4)
+//!     .create(|_body, _len| {})
+//!     .unwrap();
+//! // …and process 2 opens it by name; kind and typecode are checked.
+//! let opened = Segment::builder(&name, ObjectKind::RawArray)
+//!     .layout(ElementLayout::of_typecode(TypeCode::Int))
+//!     .open()
+//!     .unwrap();
+//! assert_eq!(opened.header().count(), 16);
+//! drop(opened);
+//! drop(created); // the creator's handle unlinks the name
+//! ```
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::multiple_unsafe_ops_per_block)]
+
+pub mod error;
+pub mod header;
+pub mod home;
+mod identity;
+pub mod name;
+mod os;
+pub mod process;
+pub mod segment;
+pub mod sync;
+pub mod typecode;
+
+pub use bytemuck;
+pub use error::{CreateError, OpenError};
+pub use header::{Header, ObjectKind};
+pub use home::{HeapBlock, Home};
+pub use identity::ProcessId;
+pub use name::{NameError, SegmentName};
+pub use segment::{list_segments, Segment, SegmentBuilder, SegmentInfo};
+pub use sync::{Deadline, EventCount, WaitOutcome, WaitStrategy};
+pub use typecode::{
+    CBool, CChar, Element, ElementLayout, LayoutError, Pad, TypeCode, TypeCodeError, WChar,
+};

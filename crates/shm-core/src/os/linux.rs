@@ -1,0 +1,163 @@
+//! Linux: POSIX shared memory, shared futexes, `/proc` for liveness.
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+/// Where `shm_open` names live on Linux.
+pub(crate) const SHM_DIR: &str = "/dev/shm";
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `shm_open(name, O_CREAT|O_EXCL|O_RDWR, mode)`, then `fchmod(mode)` so the umask does not
+/// narrow the mode the caller asked for.
+pub(crate) fn shm_create_exclusive(name: &CStr, mode: u32) -> io::Result<File> {
+    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
+    let fd = cvt(unsafe {
+        libc::shm_open(
+            name.as_ptr(),
+            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
+            mode as libc::mode_t,
+        )
+    })?;
+    // SAFETY: `fd` was just returned by shm_open and is owned by nobody else.
+    let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    // SAFETY: fchmod on a file descriptor we own; no memory is passed.
+    cvt(unsafe { libc::fchmod(fd, mode as libc::mode_t) })?;
+    Ok(file)
+}
+
+/// `shm_open(name, O_RDWR)`.
+pub(crate) fn shm_open_rw(name: &CStr) -> io::Result<File> {
+    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
+    let fd = cvt(unsafe { libc::shm_open(name.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC, 0) })?;
+    // SAFETY: `fd` was just returned by shm_open and is owned by nobody else.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// `shm_open(name, O_RDONLY)`, for listing.
+pub(crate) fn shm_open_ro(name: &CStr) -> io::Result<File> {
+    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
+    let fd = cvt(unsafe { libc::shm_open(name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC, 0) })?;
+    // SAFETY: `fd` was just returned by shm_open and is owned by nobody else.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// `shm_unlink(name)`.
+pub(crate) fn shm_unlink(name: &CStr) -> io::Result<()> {
+    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
+    cvt(unsafe { libc::shm_unlink(name.as_ptr()) }).map(drop)
+}
+
+/// The names in the shm namespace (without the leading slash).
+pub(crate) fn shm_names() -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(SHM_DIR)? {
+        let entry = entry?;
+        if !entry.file_type()?.is_file() {
+            continue;
+        }
+        if let Ok(name) = entry.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The `starttime` field of `/proc/<pid>/stat`, or `None` if the process does not exist or is
+/// a zombie (exited, not yet reaped) or dead.
+pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may itself contain spaces and ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?; // field 3
+    if state == "Z" || state == "X" || state == "x" {
+        return None;
+    }
+    // starttime is field 22; we have consumed field 3, so skip fields 4..=21 (18 fields).
+    fields.nth(18)?.parse().ok()
+}
+
+/// Current `CLOCK_MONOTONIC` time.
+pub(crate) fn monotonic_now() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Result of a futex wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FutexWait {
+    /// Woken, or the value had already changed, or a signal interrupted the wait: re-check.
+    Woken,
+    /// The absolute deadline passed.
+    TimedOut,
+}
+
+/// `FUTEX_WAIT_BITSET` on a shared (not private) futex word with an absolute
+/// `CLOCK_MONOTONIC` deadline, or none.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, deadline: Option<Duration>) -> FutexWait {
+    let ts;
+    let ts_ptr = match deadline {
+        Some(d) => {
+            ts = libc::timespec {
+                tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+                tv_nsec: d.subsec_nanos() as libc::c_long,
+            };
+            &ts as *const libc::timespec
+        }
+        None => std::ptr::null(),
+    };
+    // SAFETY: `word` is a live, 4-byte aligned atomic for the duration of the call (the kernel
+    // only reads it); `ts_ptr` is null or points to a timespec that outlives the call. The
+    // futex is shared (no FUTEX_PRIVATE_FLAG) so wakers in other processes reach it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT_BITSET,
+            expected,
+            ts_ptr,
+            std::ptr::null::<u32>(),
+            libc::FUTEX_BITSET_MATCH_ANY,
+        )
+    };
+    if ret == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT) {
+        FutexWait::TimedOut
+    } else {
+        FutexWait::Woken
+    }
+}
+
+/// `FUTEX_WAKE` of up to `n` waiters on a shared futex word. Returns how many were woken.
+pub(crate) fn futex_wake(word: &AtomicU32, n: u32) -> usize {
+    let n = n.min(i32::MAX as u32) as libc::c_int;
+    // SAFETY: `word` is a live, 4-byte aligned atomic; FUTEX_WAKE does not access it beyond
+    // using its address as the key.
+    let ret = unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, n) };
+    if ret < 0 {
+        0
+    } else {
+        ret as usize
+    }
+}
+
+/// Yields the CPU to another runnable thread.
+pub(crate) fn yield_now() {
+    std::thread::yield_now();
+}

@@ -1,0 +1,14 @@
+//! The only place in the workspace that talks to the operating system.
+//!
+//! One file per platform, as memmap2 does; platforms without an implementation get a stub whose
+//! calls fail with `io::ErrorKind::Unsupported`.
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub(crate) use linux::*;
+
+#[cfg(not(target_os = "linux"))]
+mod unsupported;
+#[cfg(not(target_os = "linux"))]
+pub(crate) use unsupported::*;

@@ -1,0 +1,54 @@
+//! Platforms without an implementation: every call fails with `Unsupported`.
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::io;
+use std::sync::atomic::AtomicU32;
+use std::time::{Duration, Instant};
+
+pub(crate) const SHM_DIR: &str = "";
+
+fn unsupported() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "shm-ipc supports Linux only for now",
+    )
+}
+
+pub(crate) fn shm_create_exclusive(_: &CStr, _: u32) -> io::Result<File> {
+    Err(unsupported())
+}
+pub(crate) fn shm_open_rw(_: &CStr) -> io::Result<File> {
+    Err(unsupported())
+}
+pub(crate) fn shm_open_ro(_: &CStr) -> io::Result<File> {
+    Err(unsupported())
+}
+pub(crate) fn shm_unlink(_: &CStr) -> io::Result<()> {
+    Err(unsupported())
+}
+pub(crate) fn shm_names() -> io::Result<Vec<String>> {
+    Err(unsupported())
+}
+pub(crate) fn process_start_time(_: u32) -> Option<u64> {
+    None
+}
+pub(crate) fn monotonic_now() -> Duration {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed()
+}
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FutexWait {
+    Woken,
+    TimedOut,
+}
+pub(crate) fn futex_wait(_: &AtomicU32, _: u32, _: Option<Duration>) -> FutexWait {
+    std::thread::sleep(Duration::from_micros(50));
+    FutexWait::Woken
+}
+pub(crate) fn futex_wake(_: &AtomicU32, _: u32) -> usize {
+    0
+}
+pub(crate) fn yield_now() {
+    std::thread::yield_now();
+}

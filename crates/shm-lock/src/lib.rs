@@ -1,0 +1,1 @@
+//! shm-lock (in progress).

@@ -1,0 +1,1 @@
+//! shm-value (in progress).
