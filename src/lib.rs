@@ -1,11 +1,17 @@
-//! # shm-ipc
+#![doc = include_str!("../README.md")]
 //!
-//! Cross-process shared-memory primitives: Python's `multiprocessing` family done properly in
-//! Rust. This facade re-exports the workspace's crates.
+//! ## Re-exports
 //!
-//! - [`core`] (`shm-core`): named segments with a checked, typecode-tagged header, futex waiting,
-//!   process liveness, and the process helper.
+//! - [`core`]: `shm-core`, segments, typecodes, waiting, liveness, [`process`].
+//! - [`lock`]: `shm-lock`.
+//! - [`value`]: `shm-value`.
+//! - [`array`]: `shm-array`.
+//! - [`queue`]: `shm-queue`.
 
+pub use shm_array as array;
 pub use shm_core as core;
 pub use shm_core::process;
 pub use shm_core::{ElementLayout, ProcessId, SegmentName, TypeCode};
+pub use shm_lock as lock;
+pub use shm_queue as queue;
+pub use shm_value as value;

@@ -3,7 +3,9 @@
 //! One file per platform, as memmap2 does; platforms without an implementation get a stub whose
 //! calls fail with `io::ErrorKind::Unsupported`.
 
+// Under loom the futex is modelled, so the real one goes unused there.
 #[cfg(target_os = "linux")]
+#[cfg_attr(loom, allow(dead_code))]
 mod linux;
 #[cfg(target_os = "linux")]
 pub(crate) use linux::*;
