@@ -1,1 +1,553 @@
-//! (in progress)
+//! `JoinableQueue`: an MPMC byte-message queue that counts unfinished tasks.
+//!
+//! Python's `JoinableQueue`: every `put` adds an unfinished task, a consumer calls
+//! [`JoinableQueue::task_done`] once per item it took and finished, and
+//! [`JoinableQueue::join`] waits until every item ever put has been marked done.
+//! `task_done` called more times than items were taken is an error
+//! ([`TaskDoneError::TooManyCalls`]), not a silently negative count.
+//!
+//! One segment (`ObjectKind::JoinableQueue`; `count` = capacity, `param` = maximum message
+//! length) holds a 128-byte counter line followed by an MPMC byte ring ([`crate::bytes`]):
+//!
+//! | word | meaning |
+//! |---|---|
+//! | `unfinished` | items put and not yet marked done (incremented before the push) |
+//! | `taken` | items popped and not yet marked done (bounds `task_done`) |
+//! | `done` | eventcount that `join` sleeps on; notified when `unfinished` reaches 0 |
+//!
+//! A consumer that dies between taking an item and calling `task_done` leaves the item
+//! unfinished: `join` then waits forever, so cross-process code should prefer
+//! [`join_timeout`](JoinableQueue::join_timeout).
+//!
+//! # Examples
+//!
+//! ```
+//! use shm_queue::joinable::{JoinableQueue, TaskDoneError};
+//! use std::time::Duration;
+//!
+//! let q = JoinableQueue::heap(4, 32)?;
+//! let (tx, rx) = (q.producer()?, q.consumer()?);
+//! tx.put(b"job".as_slice()).unwrap();
+//! assert!(!q.join_timeout(Duration::from_millis(1)));
+//! assert_eq!(rx.get().unwrap(), b"job");
+//! q.task_done().unwrap();
+//! assert_eq!(q.task_done(), Err(TaskDoneError::TooManyCalls));
+//! q.join();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::bytes::{
+    attach_at, check_geometry, deadline_of, BytesPopError, BytesPushError, Dest, Ring,
+    MAX_MESSAGE_LIMIT, MAX_ROLES,
+};
+use crate::error::{BuildError, RoleError};
+use crate::role::Liveness;
+use shm_core::sync::atomic::{AtomicU64, Ordering};
+use shm_core::{Deadline, EventCount, Home, ObjectKind, Segment, SegmentName, WaitStrategy};
+use std::cell::Cell;
+use std::error::Error;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The counter line at the start of the body.
+#[repr(C, align(128))]
+struct Counters {
+    unfinished: AtomicU64,
+    taken: AtomicU64,
+    done: EventCount,
+}
+
+/// Offset of the ring.
+const RING_OFFSET: usize = std::mem::size_of::<Counters>();
+
+#[cfg(not(loom))]
+const _: () = assert!(RING_OFFSET == 128);
+
+/// `task_done` was called more often than items were taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskDoneError {
+    /// Every item taken has already been marked done.
+    TooManyCalls,
+}
+
+impl fmt::Display for TaskDoneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("task_done() called more times than items were taken")
+    }
+}
+
+impl Error for TaskDoneError {}
+
+#[derive(Debug)]
+struct Shared {
+    ring: Ring,
+    counters: NonNull<Counters>,
+    home: Home,
+}
+
+// SAFETY: `counters` points into `home`, which lives as long as Shared; it is atomics only.
+unsafe impl Send for Shared {}
+// SAFETY: as above.
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    fn counters(&self) -> &Counters {
+        // SAFETY: written by init at the start of the body (which attach_at checked is larger
+        // than RING_OFFSET); atomics only; `home` keeps it alive.
+        unsafe { self.counters.as_ref() }
+    }
+}
+
+/// A joinable MPMC queue of byte messages. See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct JoinableQueue {
+    shared: Arc<Shared>,
+}
+
+/// Builds a [`JoinableQueue`] in a named segment.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct JoinableQueueBuilder {
+    name: SegmentName,
+    capacity: u64,
+    max_message: usize,
+    timeout: Option<Duration>,
+}
+
+impl JoinableQueueBuilder {
+    /// Capacity in messages (default 64). Create only.
+    pub fn capacity(mut self, capacity: u64) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Longest message in bytes (default 4096). Create only.
+    pub fn max_message(mut self, max: usize) -> Self {
+        self.max_message = max;
+        self
+    }
+
+    /// How long `open` waits for the creator to publish.
+    pub fn open_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Creates the queue; its handle unlinks the name on drop.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::ZeroCapacity`], [`BuildError::TooLarge`], [`BuildError::Create`].
+    pub fn create(self) -> Result<JoinableQueue, BuildError> {
+        let (cap, max) = (self.capacity, self.max_message);
+        let len = body_len(cap, max)?;
+        let seg = Segment::builder(&self.name, ObjectKind::JoinableQueue)
+            .count(cap)
+            .param(max as u64)
+            .body_len(len)
+            // SAFETY: the unpublished body is 128-aligned and `len` bytes long.
+            .create(|body, _| unsafe { init(body, cap, max) })?;
+        JoinableQueue::from_home(Home::Segment(seg), cap, max, Liveness::Check)
+    }
+
+    /// Opens an existing queue.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Open`], or a geometry that does not fit the body.
+    pub fn open(self) -> Result<JoinableQueue, BuildError> {
+        let mut b = Segment::builder(&self.name, ObjectKind::JoinableQueue);
+        if let Some(t) = self.timeout {
+            b = b.timeout(t);
+        }
+        let seg = b.open()?;
+        let cap = seg.header().count();
+        let param = seg.header().param();
+        let max = usize::try_from(param)
+            .ok()
+            .filter(|&m| m <= MAX_MESSAGE_LIMIT)
+            .ok_or(BuildError::BadCapacity { found: param })?;
+        JoinableQueue::from_home(Home::Segment(seg), cap, max, Liveness::Check)
+    }
+}
+
+fn body_len(cap: u64, max: usize) -> Result<usize, BuildError> {
+    check_geometry(cap, max)?
+        .checked_add(RING_OFFSET)
+        .ok_or(BuildError::TooLarge { capacity: cap })
+}
+
+/// Writes the counters and the ring.
+///
+/// # Safety
+///
+/// `base` is 128-aligned, valid for `body_len(cap, max)` bytes, used by nobody else meanwhile.
+unsafe fn init(base: NonNull<u8>, cap: u64, max: usize) {
+    let c = Counters {
+        unfinished: AtomicU64::new(0),
+        taken: AtomicU64::new(0),
+        done: EventCount::new(),
+    };
+    // SAFETY: the counters fit at the aligned start.
+    unsafe { base.cast::<Counters>().as_ptr().write(c) };
+    // SAFETY: the ring follows at RING_OFFSET (128-aligned), in bounds.
+    unsafe { Ring::init(base.add(RING_OFFSET), cap, max) };
+}
+
+impl JoinableQueue {
+    /// A builder for the queue named `name`.
+    pub fn builder(name: &SegmentName) -> JoinableQueueBuilder {
+        JoinableQueueBuilder {
+            name: name.clone(),
+            capacity: 64,
+            max_message: 4096,
+            timeout: None,
+        }
+    }
+
+    /// A queue on the heap (this process only).
+    ///
+    /// # Errors
+    ///
+    /// As [`JoinableQueueBuilder::create`] for the geometry.
+    pub fn heap(capacity: u64, max_message: usize) -> Result<JoinableQueue, BuildError> {
+        let len = body_len(capacity, max_message)?;
+        let home = Home::heap(len);
+        // SAFETY: fresh zeroed 128-aligned block of `len` bytes.
+        unsafe { init(home.as_ptr(), capacity, max_message) };
+        JoinableQueue::from_home(home, capacity, max_message, Liveness::AssumeAlive)
+    }
+
+    fn from_home(
+        home: Home,
+        cap: u64,
+        max: usize,
+        liveness: Liveness,
+    ) -> Result<JoinableQueue, BuildError> {
+        let ring = attach_at(&home, RING_OFFSET, cap, max, MAX_ROLES, liveness)?;
+        let counters = home.as_ptr().cast::<Counters>();
+        Ok(JoinableQueue {
+            shared: Arc::new(Shared {
+                ring,
+                counters,
+                home,
+            }),
+        })
+    }
+
+    /// Claims a producer role (one of [`MAX_ROLES`]).
+    ///
+    /// # Errors
+    ///
+    /// [`RoleError::Busy`] if every producer slot is held by a live process.
+    pub fn producer(&self) -> Result<JoinableProducer, RoleError> {
+        let c = self.shared.ring.claim_producer()?;
+        Ok(JoinableProducer {
+            shared: self.shared.clone(),
+            role: c.index,
+            strategy: WaitStrategy::default(),
+            _not_sync: PhantomData,
+        })
+    }
+
+    /// Claims a consumer role (one of [`MAX_ROLES`]).
+    ///
+    /// # Errors
+    ///
+    /// [`RoleError::Busy`] if every consumer slot is held by a live process.
+    pub fn consumer(&self) -> Result<JoinableConsumer, RoleError> {
+        let c = self.shared.ring.claim_consumer()?;
+        Ok(JoinableConsumer {
+            shared: self.shared.clone(),
+            role: c.index,
+            strategy: WaitStrategy::default(),
+            _not_sync: PhantomData,
+        })
+    }
+
+    /// Marks one taken item as finished (from any process).
+    ///
+    /// "Taken" is counted right after a get returns its item, so a `task_done` for that item
+    /// in another process, racing with the get, may be refused; call it after the get.
+    ///
+    /// # Errors
+    ///
+    /// [`TaskDoneError::TooManyCalls`] if every item taken so far was already marked done.
+    pub fn task_done(&self) -> Result<(), TaskDoneError> {
+        let c = self.shared.counters();
+        c.taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| t.checked_sub(1))
+            .map_err(|_| TaskDoneError::TooManyCalls)?;
+        let before = c
+            .unfinished
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                Some(u.saturating_sub(1))
+            })
+            .unwrap_or(0);
+        if before <= 1 {
+            c.done.notify_all();
+        }
+        Ok(())
+    }
+
+    /// Waits until every item put has been marked done.
+    pub fn join(&self) {
+        let _ = self.join_until(Deadline::NEVER);
+    }
+
+    /// Waits at most `timeout`; `true` if every item put has been marked done.
+    #[must_use = "false means items are still unfinished"]
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        self.join_until(Deadline::after(timeout))
+    }
+
+    fn join_until(&self, d: Deadline) -> bool {
+        let c = self.shared.counters();
+        c.done
+            .wait_until(&WaitStrategy::default(), d, |_| {
+                (c.unfinished.load(Ordering::Acquire) == 0).then_some(())
+            })
+            .is_some()
+    }
+
+    /// Items put and not yet marked done.
+    pub fn unfinished(&self) -> u64 {
+        self.shared.counters().unfinished.load(Ordering::Acquire)
+    }
+
+    /// Messages queued (exact when quiescent).
+    pub fn len(&self) -> usize {
+        self.shared.ring.len() as usize
+    }
+
+    /// Whether no message is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Closes the queue (puts fail with `Closed`; gets drain, then fail with `Closed`).
+    pub fn close(&self) {
+        self.shared.ring.close();
+    }
+
+    /// The segment, unless the queue lives on the heap.
+    pub fn segment(&self) -> Option<&Segment> {
+        self.shared.home.segment()
+    }
+}
+
+/// A producer of a [`JoinableQueue`]; released on drop.
+#[must_use = "dropping the producer releases its role"]
+pub struct JoinableProducer {
+    shared: Arc<Shared>,
+    role: usize,
+    strategy: WaitStrategy,
+    /// One role slot, one operation at a time: `Send` but not `Sync`.
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl fmt::Debug for JoinableProducer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinableProducer")
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+impl JoinableProducer {
+    fn put_with<M: AsRef<[u8]>>(
+        &self,
+        msg: M,
+        d: Option<Deadline>,
+    ) -> Result<(), BytesPushError<M>> {
+        let c = self.shared.counters();
+        // Count first, so that `join` cannot return between the push and the count.
+        c.unfinished.fetch_add(1, Ordering::AcqRel);
+        let r = self.shared.ring.push(msg, self.role, &self.strategy, d);
+        if r.is_err() {
+            let before = c
+                .unfinished
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                    Some(u.saturating_sub(1))
+                })
+                .unwrap_or(0);
+            if before <= 1 {
+                c.done.notify_all();
+            }
+        }
+        r
+    }
+
+    /// Puts an item, waiting while the queue is full.
+    ///
+    /// # Errors
+    ///
+    /// As [`BytesProducer::push`](crate::bytes::BytesProducer::push).
+    pub fn put<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), BytesPushError<M>> {
+        self.put_with(msg, deadline_of(None))
+    }
+
+    /// Puts without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`BytesProducer::try_push`](crate::bytes::BytesProducer::try_push).
+    pub fn try_put<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), BytesPushError<M>> {
+        self.put_with(msg, None)
+    }
+
+    /// Puts, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`put`](Self::put), and `Timeout`.
+    pub fn put_timeout<M: AsRef<[u8]>>(
+        &self,
+        msg: M,
+        timeout: Duration,
+    ) -> Result<(), BytesPushError<M>> {
+        self.put_with(msg, deadline_of(Some(timeout)))
+    }
+}
+
+impl Drop for JoinableProducer {
+    fn drop(&mut self) {
+        self.shared.ring.release_producer(self.role);
+    }
+}
+
+/// A consumer of a [`JoinableQueue`]; released on drop.
+#[must_use = "dropping the consumer releases its role"]
+pub struct JoinableConsumer {
+    shared: Arc<Shared>,
+    role: usize,
+    strategy: WaitStrategy,
+    /// One role slot, one operation at a time: `Send` but not `Sync`.
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl fmt::Debug for JoinableConsumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinableConsumer")
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+impl JoinableConsumer {
+    fn get_with(&self, d: Option<Deadline>) -> Result<Vec<u8>, BytesPopError> {
+        let mut v = Vec::new();
+        self.shared
+            .ring
+            .pop(&mut Dest::Vec(&mut v), self.role, &self.strategy, d)?;
+        self.shared.counters().taken.fetch_add(1, Ordering::AcqRel);
+        Ok(v)
+    }
+
+    /// Takes an item, sleeping while the queue is empty. Mark it done with
+    /// [`JoinableQueue::task_done`].
+    ///
+    /// # Errors
+    ///
+    /// As [`BytesConsumer::pop`](crate::bytes::BytesConsumer::pop).
+    pub fn get(&self) -> Result<Vec<u8>, BytesPopError> {
+        self.get_with(deadline_of(None))
+    }
+
+    /// Takes an item without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`BytesConsumer::try_pop`](crate::bytes::BytesConsumer::try_pop).
+    pub fn try_get(&self) -> Result<Vec<u8>, BytesPopError> {
+        self.get_with(None)
+    }
+
+    /// Takes an item, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get), and `Timeout`.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<u8>, BytesPopError> {
+        self.get_with(deadline_of(Some(timeout)))
+    }
+}
+
+impl Drop for JoinableConsumer {
+    fn drop(&mut self) {
+        self.shared.ring.release_consumer(self.role);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_errors() {
+        let q = JoinableQueue::heap(2, 8).unwrap();
+        let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
+        assert!(q.join_timeout(Duration::ZERO));
+        assert_eq!(q.task_done(), Err(TaskDoneError::TooManyCalls));
+        tx.put(b"a").unwrap();
+        tx.put(b"b").unwrap();
+        assert!(matches!(tx.try_put(b"c"), Err(BytesPushError::Full(_))));
+        assert_eq!(q.unfinished(), 2);
+        assert_eq!(rx.get().unwrap(), b"a");
+        q.task_done().unwrap();
+        assert_eq!(q.task_done(), Err(TaskDoneError::TooManyCalls));
+        assert!(!q.join_timeout(Duration::from_millis(1)));
+        assert_eq!(rx.try_get().unwrap(), b"b");
+        q.task_done().unwrap();
+        assert!(q.join_timeout(Duration::ZERO));
+        q.join();
+    }
+
+    #[cfg_attr(miri, ignore)]
+    #[test]
+    fn join_wakes_when_worker_finishes() {
+        let q = JoinableQueue::heap(4, 8).unwrap();
+        let tx = q.producer().unwrap();
+        for i in 0..3u8 {
+            tx.put([i]).unwrap();
+        }
+        let rx = q.consumer().unwrap();
+        let q2 = q.clone();
+        let t = std::thread::spawn(move || {
+            for _ in 0..3 {
+                rx.get().unwrap();
+                q2.task_done().unwrap();
+            }
+        });
+        q.join();
+        assert_eq!(q.unfinished(), 0);
+        t.join().unwrap();
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+
+    /// `join` never misses the `task_done` that brings the count to zero.
+    #[test]
+    fn loom_join_sees_last_task_done() {
+        loom::model(|| {
+            let q = JoinableQueue::heap(1, 1).unwrap();
+            let tx = q.producer().unwrap();
+            let rx = q.consumer().unwrap();
+            tx.try_put([1u8]).unwrap();
+            let q2 = q.clone();
+            let t = loom::thread::spawn(move || {
+                assert_eq!(rx.try_get().unwrap(), vec![1u8]);
+                q2.task_done().unwrap();
+            });
+            q.join();
+            assert_eq!(q.unfinished(), 0);
+            t.join().unwrap();
+        });
+    }
+}

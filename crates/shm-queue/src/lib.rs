@@ -1,10 +1,69 @@
-//! # shm-queue (in progress)
+//! # shm-queue
 //!
-//! Lock-free shared-memory ring buffers.
+//! Lock-free queues in named shared-memory segments, for processes on one machine: Python's
+//! `multiprocessing.Queue`, `JoinableQueue` and `Pipe`, done as ring buffers. A push is
+//! complete when it returns (no feeder thread, nothing lost when the pusher exits); a blocked
+//! pop sleeps in the kernel and wakes on a push, on close, on its timeout, or when every
+//! producer has gone (dropped its handle or died); processes that die mid-operation do not
+//! strand the others.
+//!
+//! ## Items
+//!
+//! - [`spsc`]: [`SpscQueue<T>`], one producer and one consumer of fixed-size elements
+//!   (`T: shm_core::Element`: typecode elements or `record!` structs); Lamport ring with
+//!   cached indices and batch `push_slice` / `pop_slice`; [`spsc::channel`] on the heap.
+//! - [`mpmc`]: [`MpmcQueue<T>`], many producers and consumers across processes (Vyukov's
+//!   per-slot stamps), with the exact guarantee for producers killed mid-push in its docs.
+//! - [`bytes`], [`pipe`], [`joinable`]: variable-length byte messages, `Pipe`, and
+//!   `JoinableQueue`.
+//! - [`error`]: [`PushError<T>`] (hands the item back), [`PopError`], [`RoleError`],
+//!   [`BuildError`].
+//! - [`role`]: producer/consumer role claims in a segment, with takeover from dead holders;
+//!   [`wait`]: blocking waits that notice dead peers. Building blocks shared by the queues.
+//!
+//! Endpoints are role handles: [`SpscQueue::producer`] / [`SpscQueue::consumer`] claim the
+//! role in the segment and release it on drop. Each handle has its own
+//! [`WaitStrategy`](shm_core::WaitStrategy) (busy-poll, sleep, or the default adaptive:
+//! spin briefly, then sleep on a futex); waking a peer costs no syscall when nobody sleeps.
+//!
+//! ## Example
+//!
+//! ```
+//! use shm_core::SegmentName;
+//! use shm_queue::{PopError, SpscQueue};
+//!
+//! let name = SegmentName::unique();
+//! // Process 1 creates the queue and pushes…
+//! let q = SpscQueue::<f64>::builder(&name).capacity(64).create()?;
+//! let mut tx = q.producer()?;
+//! tx.push(1.5)?;
+//! assert_eq!(tx.push_slice(&[2.5, 3.5]), 2);
+//! // …process 2 opens it by name (the element type is checked) and pops.
+//! let opened = SpscQueue::<f64>::builder(&name).open()?;
+//! let mut rx = opened.consumer()?;
+//! assert_eq!(rx.pop(), Ok(1.5));
+//! assert_eq!(rx.len(), 2);
+//! drop(tx); // the producer leaves: the rest is still delivered, then Disconnected
+//! assert_eq!(rx.pop(), Ok(2.5));
+//! assert_eq!(rx.pop(), Ok(3.5));
+//! assert_eq!(rx.pop(), Err(PopError::Disconnected));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod bytes;
+#[cfg(feature = "serde")]
+pub mod codec;
+pub mod error;
 pub mod joinable;
+#[doc(hidden)]
+pub mod model;
 pub mod mpmc;
 pub mod pipe;
+pub mod role;
 pub mod spsc;
+pub mod wait;
+
+pub use error::{BuildError, PopError, PushError, RoleError};
+pub use mpmc::MpmcQueue;
+pub use spsc::SpscQueue;

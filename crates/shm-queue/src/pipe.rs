@@ -1,1 +1,775 @@
-//! (in progress)
+//! `Pipe`: a duplex or one-way connection of byte messages between two processes.
+//!
+//! One segment (`ObjectKind::Pipe`) holds two end slots and one or two SPSC byte rings
+//! ([`crate::bytes`]): the ring *to the creator* always, and the ring *to the opener* when the
+//! pipe is duplex. The creating process gets one end from [`PipeBuilder::create`]; another
+//! process takes the other end with [`PipeBuilder::open`]. Each end is claimed atomically in
+//! the segment by process identity (a second opener gets [`PipeOpenError::EndTaken`]; the
+//! claim of a dead process is taken over).
+//!
+//! In a one-way pipe (`duplex(false)`) the creating end receives and the opening end sends.
+//!
+//! Python's semantics, without its pitfalls: [`PipeEnd::recv_bytes`] returns the messages the
+//! peer sent and then [`RecvError::Eof`] once the peer dropped its end or died (a killed peer is
+//! noticed within one sleep slice of a blocked receive, and at the end of every timed receive
+//! or [`poll`](PipeEnd::poll) that found nothing); [`PipeEnd::send_bytes`] fails with
+//! [`SendError::BrokenPipe`] once the receiving end dropped or died (a drop is seen at once; a
+//! death at the latest when the pipe is full, and also on every 64th send); a receive buffer that
+//! is too short is [`RecvError::TooSmall`] and loses nothing.
+//!
+//! The header's `count` is the capacity in messages of each direction, its `param` the maximum
+//! message length (low 32 bits) and the duplex flag (bit 32).
+//!
+//! # Examples
+//!
+//! ```
+//! use shm_core::SegmentName;
+//! use shm_queue::pipe::Pipe;
+//!
+//! let name = SegmentName::unique();
+//! // Process 1:
+//! let a = Pipe::builder(&name).duplex(true).max_message(256).capacity(8).create()?;
+//! // Process 2 (here the same process, for the example):
+//! let b = Pipe::builder(&name).open()?;
+//! b.send_bytes(b"ping")?;
+//! assert!(a.poll(None));
+//! assert_eq!(a.recv_bytes()?, b"ping");
+//! a.send_bytes(b"pong")?;
+//! let mut buf = [0u8; 16];
+//! let n = b.recv_into(&mut buf)?;
+//! assert_eq!(&buf[..n], b"pong");
+//! drop(a);
+//! assert!(b.recv_bytes().is_err()); // end of stream
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::bytes::{
+    attach_at, check_geometry, deadline_of, BytesPopError, BytesPushError, Dest, Ring,
+    MAX_MESSAGE_LIMIT,
+};
+use crate::error::{BuildError, RoleError};
+use crate::role::{self, Liveness, Peers, RoleSlot};
+use shm_core::{Deadline, Home, ObjectKind, Segment, SegmentName, WaitStrategy};
+use std::cell::Cell;
+use std::error::Error;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The block at the start of a pipe's body: the two end slots (creator's, opener's).
+#[repr(C)]
+struct PipeHead {
+    ends: [RoleSlot; 2],
+}
+
+/// Offset of the first ring (after the head, 128-aligned).
+const RING_OFFSET: usize = std::mem::size_of::<PipeHead>();
+
+#[cfg(not(loom))]
+const _: () = assert!(RING_OFFSET == 256);
+
+/// Duplex flag in the header's `param`.
+const DUPLEX_BIT: u64 = 1 << 32;
+
+/// Which end of a pipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum End {
+    /// The end that created the segment.
+    Creator,
+    /// The end that opened it.
+    Opener,
+}
+
+/// The namespace of pipes: see [`Pipe::builder`] and the [module docs](self).
+#[derive(Debug)]
+pub struct Pipe(());
+
+impl Pipe {
+    /// A builder for the pipe named `name`.
+    pub fn builder(name: &SegmentName) -> PipeBuilder {
+        PipeBuilder {
+            name: name.clone(),
+            duplex: true,
+            max_message: 4096,
+            capacity: 16,
+            timeout: None,
+        }
+    }
+
+    /// Both ends of a pipe on the heap (this process only: tests, threads, miri).
+    ///
+    /// # Errors
+    ///
+    /// As [`PipeBuilder::create`] for the geometry.
+    pub fn heap_pair(
+        duplex: bool,
+        capacity: u64,
+        max_message: usize,
+    ) -> Result<(PipeEnd, PipeEnd), PipeOpenError> {
+        let (len, ring_len) = geometry(duplex, capacity, max_message)?;
+        let home = Home::heap(len);
+        // SAFETY: a fresh, zeroed, 128-aligned block of `len` bytes, used by nobody else yet.
+        unsafe { init(&home, duplex, capacity, max_message, ring_len) };
+        let home = Arc::new(home);
+        let a = PipeEnd::attach(
+            home.clone(),
+            End::Creator,
+            duplex,
+            capacity,
+            max_message,
+            Liveness::AssumeAlive,
+        )?;
+        let b = PipeEnd::attach(
+            home,
+            End::Opener,
+            duplex,
+            capacity,
+            max_message,
+            Liveness::AssumeAlive,
+        )?;
+        Ok((a, b))
+    }
+}
+
+/// Builds a pipe in a named segment.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct PipeBuilder {
+    name: SegmentName,
+    duplex: bool,
+    max_message: usize,
+    capacity: u64,
+    timeout: Option<Duration>,
+}
+
+impl PipeBuilder {
+    /// Both directions (default) or one (creator receives, opener sends). Create only.
+    pub fn duplex(mut self, duplex: bool) -> Self {
+        self.duplex = duplex;
+        self
+    }
+
+    /// Longest message in bytes (default 4096). Create only.
+    pub fn max_message(mut self, max: usize) -> Self {
+        self.max_message = max;
+        self
+    }
+
+    /// Messages each direction can hold (default 16). Create only.
+    pub fn capacity(mut self, capacity: u64) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// How long `open` waits for the creator to publish the segment.
+    pub fn open_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Creates the pipe and returns the creator's end (which unlinks the name on drop).
+    ///
+    /// # Errors
+    ///
+    /// [`PipeOpenError::Build`] for a bad geometry or a failed create.
+    pub fn create(self) -> Result<PipeEnd, PipeOpenError> {
+        let (len, ring_len) = geometry(self.duplex, self.capacity, self.max_message)?;
+        let (duplex, cap, max) = (self.duplex, self.capacity, self.max_message);
+        let param = max as u64 | if duplex { DUPLEX_BIT } else { 0 };
+        let seg = Segment::builder(&self.name, ObjectKind::Pipe)
+            .count(cap)
+            .param(param)
+            .body_len(len)
+            // SAFETY: the unpublished body is 128-aligned and `len` bytes long.
+            .create(|body, _| unsafe { init_at(body, duplex, cap, max, ring_len) })
+            .map_err(BuildError::from)?;
+        PipeEnd::attach(
+            Arc::new(Home::Segment(seg)),
+            End::Creator,
+            duplex,
+            cap,
+            max,
+            Liveness::Check,
+        )
+    }
+
+    /// Opens the other end of an existing pipe; geometry and direction come from the header.
+    ///
+    /// # Errors
+    ///
+    /// [`PipeOpenError::Build`] if the segment is missing, of another kind, or corrupt;
+    /// [`PipeOpenError::EndTaken`] if a live process holds the opener's end.
+    pub fn open(self) -> Result<PipeEnd, PipeOpenError> {
+        let mut b = Segment::builder(&self.name, ObjectKind::Pipe);
+        if let Some(t) = self.timeout {
+            b = b.timeout(t);
+        }
+        let seg = b.open().map_err(BuildError::from)?;
+        let param = seg.header().param();
+        let cap = seg.header().count();
+        let max = (param & 0xffff_ffff) as usize;
+        if max > MAX_MESSAGE_LIMIT || param >> 33 != 0 {
+            return Err(BuildError::BadCapacity { found: param }.into());
+        }
+        let duplex = param & DUPLEX_BIT != 0;
+        PipeEnd::attach(
+            Arc::new(Home::Segment(seg)),
+            End::Opener,
+            duplex,
+            cap,
+            max,
+            Liveness::Check,
+        )
+    }
+}
+
+/// Total body bytes and bytes per ring.
+fn geometry(duplex: bool, cap: u64, max: usize) -> Result<(usize, usize), BuildError> {
+    let ring = check_geometry(cap, max)?;
+    let rings = if duplex { 2 } else { 1 };
+    let len = ring
+        .checked_mul(rings)
+        .and_then(|r| r.checked_add(RING_OFFSET))
+        .ok_or(BuildError::TooLarge { capacity: cap })?;
+    Ok((len, ring))
+}
+
+/// Initialises a pipe in `home`.
+///
+/// # Safety
+///
+/// As [`init_at`], for `home`'s memory.
+unsafe fn init(home: &Home, duplex: bool, cap: u64, max: usize, ring_len: usize) {
+    // SAFETY: forwarded to the caller.
+    unsafe { init_at(home.as_ptr(), duplex, cap, max, ring_len) }
+}
+
+/// Initialises a pipe at `base`.
+///
+/// # Safety
+///
+/// `base` is 128-aligned, valid for writes of `geometry(duplex, cap, max).0` bytes (with
+/// `ring_len` its second part), and used by nobody else during the call.
+unsafe fn init_at(
+    base: std::ptr::NonNull<u8>,
+    duplex: bool,
+    cap: u64,
+    max: usize,
+    ring_len: usize,
+) {
+    let head = PipeHead {
+        ends: [RoleSlot::new(), RoleSlot::new()],
+    };
+    // SAFETY: the head fits at the start (RING_OFFSET bytes), aligned.
+    unsafe { base.cast::<PipeHead>().as_ptr().write(head) };
+    // SAFETY: the first ring lies at RING_OFFSET, 128-aligned, ring_len bytes in bounds.
+    unsafe { Ring::init(base.add(RING_OFFSET), cap, max) };
+    if duplex {
+        // SAFETY: the second ring follows the first, in bounds for a duplex geometry.
+        unsafe { Ring::init(base.add(RING_OFFSET + ring_len), cap, max) };
+    }
+}
+
+/// Why an end could not be created or opened.
+#[derive(Debug)]
+pub enum PipeOpenError {
+    /// Creating or opening the segment failed, or its geometry is invalid.
+    Build(BuildError),
+    /// A live process holds this end.
+    EndTaken(RoleError),
+}
+
+impl fmt::Display for PipeOpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PipeOpenError::Build(e) => write!(f, "pipe: {e}"),
+            PipeOpenError::EndTaken(e) => write!(f, "pipe end taken: {e}"),
+        }
+    }
+}
+
+impl Error for PipeOpenError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            PipeOpenError::Build(e) => Some(e),
+            PipeOpenError::EndTaken(e) => Some(e),
+        }
+    }
+}
+
+impl From<BuildError> for PipeOpenError {
+    fn from(e: BuildError) -> Self {
+        PipeOpenError::Build(e)
+    }
+}
+
+/// Why a send failed. Every variant hands the message back.
+#[derive(PartialEq, Eq)]
+pub enum SendError<M> {
+    /// The message is longer than the pipe's maximum.
+    TooLarge {
+        /// The message.
+        msg: M,
+        /// The maximum.
+        max: usize,
+    },
+    /// The receiving end dropped or died.
+    BrokenPipe(M),
+    /// The pipe is full (non-blocking send).
+    Full(M),
+    /// The pipe stayed full until the timeout.
+    Timeout(M),
+    /// This end of a one-way pipe cannot send.
+    NotWritable(M),
+    /// The shared state is corrupt.
+    Corrupt(M),
+}
+
+impl<M> SendError<M> {
+    /// The rejected message.
+    pub fn into_inner(self) -> M {
+        match self {
+            SendError::TooLarge { msg, .. }
+            | SendError::BrokenPipe(msg)
+            | SendError::Full(msg)
+            | SendError::Timeout(msg)
+            | SendError::NotWritable(msg)
+            | SendError::Corrupt(msg) => msg,
+        }
+    }
+}
+
+impl<M> fmt::Debug for SendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::TooLarge { max, .. } => write!(f, "TooLarge {{ max: {max}, .. }}"),
+            SendError::BrokenPipe(_) => f.write_str("BrokenPipe(..)"),
+            SendError::Full(_) => f.write_str("Full(..)"),
+            SendError::Timeout(_) => f.write_str("Timeout(..)"),
+            SendError::NotWritable(_) => f.write_str("NotWritable(..)"),
+            SendError::Corrupt(_) => f.write_str("Corrupt(..)"),
+        }
+    }
+}
+
+impl<M> fmt::Display for SendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::TooLarge { max, .. } => {
+                write!(f, "message longer than the pipe's maximum of {max} bytes")
+            }
+            SendError::BrokenPipe(_) => f.write_str("broken pipe: the receiving end is gone"),
+            SendError::Full(_) => f.write_str("the pipe is full"),
+            SendError::Timeout(_) => f.write_str("send timed out: the pipe stayed full"),
+            SendError::NotWritable(_) => f.write_str("this end of a one-way pipe cannot send"),
+            SendError::Corrupt(_) => f.write_str("the pipe's shared state is corrupt"),
+        }
+    }
+}
+
+impl<M> Error for SendError<M> {}
+
+/// Why a receive returned no message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvError {
+    /// End of stream: the sending end dropped or died, and everything it sent was received.
+    Eof,
+    /// Nothing to receive (non-blocking receive).
+    Empty,
+    /// Nothing arrived before the timeout.
+    Timeout,
+    /// The buffer is shorter than the next message, which stays in the pipe.
+    TooSmall {
+        /// The message's length.
+        needed: usize,
+    },
+    /// This end of a one-way pipe cannot receive.
+    NotReadable,
+    /// A corrupt message length was found (the message was dropped).
+    Corrupt {
+        /// The length found.
+        len: u64,
+    },
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvError::Eof => f.write_str("end of stream: the sending end is gone"),
+            RecvError::Empty => f.write_str("nothing to receive"),
+            RecvError::Timeout => f.write_str("receive timed out"),
+            RecvError::TooSmall { needed } => {
+                write!(f, "buffer too small: the next message has {needed} bytes")
+            }
+            RecvError::NotReadable => f.write_str("this end of a one-way pipe cannot receive"),
+            RecvError::Corrupt { len } => write!(f, "corrupt message length {len} in the pipe"),
+        }
+    }
+}
+
+impl Error for RecvError {}
+
+impl From<BytesPopError> for RecvError {
+    fn from(e: BytesPopError) -> Self {
+        match e {
+            BytesPopError::Empty => RecvError::Empty,
+            BytesPopError::Closed | BytesPopError::Disconnected => RecvError::Eof,
+            BytesPopError::Timeout => RecvError::Timeout,
+            BytesPopError::TooSmall { needed } => RecvError::TooSmall { needed },
+            BytesPopError::Corrupt { len } => RecvError::Corrupt { len },
+        }
+    }
+}
+
+/// One end of a [`Pipe`]; the end (and its roles) are released on drop, which the peer sees
+/// as end of stream / broken pipe.
+#[must_use = "dropping a pipe end closes it"]
+pub struct PipeEnd {
+    rx: Option<Ring>,
+    tx: Option<Ring>,
+    end: End,
+    index: usize,
+    me: u64,
+    liveness: Liveness,
+    strategy: WaitStrategy,
+    sends: Cell<u32>,
+    // Keeps the memory alive; after the rings.
+    home: Arc<Home>,
+}
+
+// SAFETY: `sends` is a process-local counter only used through &self by one thread at a time
+// (PipeEnd is not Sync); everything else is Send.
+unsafe impl Send for PipeEnd {}
+
+impl fmt::Debug for PipeEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipeEnd")
+            .field("end", &self.end)
+            .field("can_send", &self.tx.is_some())
+            .field("can_recv", &self.rx.is_some())
+            .finish()
+    }
+}
+
+/// Every how many sends a sender asks the OS whether the receiver is alive.
+const LIVENESS_EVERY: u32 = 64;
+
+impl PipeEnd {
+    fn attach(
+        home: Arc<Home>,
+        end: End,
+        duplex: bool,
+        cap: u64,
+        max: usize,
+        liveness: Liveness,
+    ) -> Result<PipeEnd, PipeOpenError> {
+        let (len, ring_len) = geometry(duplex, cap, max)?;
+        if home.len() < len {
+            return Err(BuildError::BodyTooSmall {
+                expected: len as u64,
+                found: home.len() as u64,
+            }
+            .into());
+        }
+        let to_creator = attach_at(&home, RING_OFFSET, cap, max, 1, liveness)?;
+        let to_opener = if duplex {
+            Some(attach_at(
+                &home,
+                RING_OFFSET + ring_len,
+                cap,
+                max,
+                1,
+                liveness,
+            )?)
+        } else {
+            None
+        };
+        // SAFETY: the body starts with a PipeHead written by init (len >= RING_OFFSET checked
+        // above); it is atomics only.
+        let head = unsafe { &*home.as_ptr().cast::<PipeHead>().as_ptr() };
+        let me = liveness.my_word();
+        let slot = match end {
+            End::Creator => 0,
+            End::Opener => 1,
+        };
+        role::claim(&head.ends[slot..=slot], me, liveness).map_err(PipeOpenError::EndTaken)?;
+        let (rx, tx) = match end {
+            End::Creator => (Some(to_creator), to_opener),
+            End::Opener => (to_opener, Some(to_creator)),
+        };
+        // Holding the end, the ring roles are ours: take them (over a dead predecessor's).
+        let roles = (|| -> Result<(), RoleError> {
+            if let Some(r) = &rx {
+                r.claim_consumer()?;
+            }
+            if let Some(t) = &tx {
+                t.claim_producer()?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = roles {
+            if let Some(r) = &rx {
+                role::release(r.consumers(), 0, me);
+            }
+            if let Some(t) = &tx {
+                role::release(t.producers(), 0, me);
+            }
+            role::release(&head.ends[slot..=slot], 0, me);
+            return Err(PipeOpenError::EndTaken(e));
+        }
+        Ok(PipeEnd {
+            rx,
+            tx,
+            end,
+            index: slot,
+            me,
+            liveness,
+            strategy: WaitStrategy::default(),
+            sends: Cell::new(0),
+            home,
+        })
+    }
+
+    /// Which end this is.
+    pub fn end(&self) -> End {
+        self.end
+    }
+
+    /// Whether this end can send (false for the creator of a one-way pipe).
+    pub fn can_send(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// Whether this end can receive (false for the opener of a one-way pipe).
+    pub fn can_recv(&self) -> bool {
+        self.rx.is_some()
+    }
+
+    /// Longest message in bytes.
+    pub fn max_message(&self) -> usize {
+        self.rx
+            .as_ref()
+            .or(self.tx.as_ref())
+            .map_or(0, Ring::max_message)
+    }
+
+    /// Sets how blocked sends and receives wait.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    /// The segment, unless the pipe lives on the heap.
+    pub fn segment(&self) -> Option<&Segment> {
+        self.home.segment()
+    }
+
+    fn send_with<M: AsRef<[u8]>>(
+        &self,
+        msg: M,
+        deadline: Option<Deadline>,
+    ) -> Result<(), SendError<M>> {
+        let Some(tx) = &self.tx else {
+            return Err(SendError::NotWritable(msg));
+        };
+        let n = self.sends.get().wrapping_add(1);
+        self.sends.set(n);
+        let check_alive = n.is_multiple_of(LIVENESS_EVERY);
+        if role::peers(tx.consumers(), self.liveness, check_alive) == Peers::Gone {
+            return Err(SendError::BrokenPipe(msg));
+        }
+        tx.push(msg, 0, &self.strategy, deadline)
+            .map_err(|e| match e {
+                BytesPushError::TooLarge { msg, max } => SendError::TooLarge { msg, max },
+                BytesPushError::Full(m) => {
+                    if role::peers(tx.consumers(), self.liveness, true) == Peers::Gone {
+                        SendError::BrokenPipe(m)
+                    } else {
+                        SendError::Full(m)
+                    }
+                }
+                BytesPushError::Closed(m) | BytesPushError::Disconnected(m) => {
+                    SendError::BrokenPipe(m)
+                }
+                BytesPushError::Timeout(m) => SendError::Timeout(m),
+                BytesPushError::Corrupt(m) => SendError::Corrupt(m),
+            })
+    }
+
+    /// Sends a message, waiting while the pipe is full. The message is in shared memory when
+    /// this returns `Ok`.
+    ///
+    /// # Errors
+    ///
+    /// `TooLarge`, `BrokenPipe`, `NotWritable`, `Corrupt`; each hands the message back.
+    pub fn send_bytes<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), SendError<M>> {
+        self.send_with(msg, deadline_of(None))
+    }
+
+    /// Sends without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_bytes`](Self::send_bytes), and `Full`.
+    pub fn try_send_bytes<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), SendError<M>> {
+        self.send_with(msg, None)
+    }
+
+    /// Sends, waiting at most `timeout` while the pipe is full.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_bytes`](Self::send_bytes), and `Timeout`.
+    pub fn send_bytes_timeout<M: AsRef<[u8]>>(
+        &self,
+        msg: M,
+        timeout: Duration,
+    ) -> Result<(), SendError<M>> {
+        self.send_with(msg, deadline_of(Some(timeout)))
+    }
+
+    fn recv_with(&self, dest: &mut Dest<'_>, d: Option<Deadline>) -> Result<usize, RecvError> {
+        let Some(rx) = &self.rx else {
+            return Err(RecvError::NotReadable);
+        };
+        rx.pop(dest, 0, &self.strategy, d).map_err(RecvError::from)
+    }
+
+    /// Receives a message, sleeping until one arrives.
+    ///
+    /// # Errors
+    ///
+    /// `Eof` once the sender is gone and everything it sent was received; `NotReadable`,
+    /// `Corrupt`.
+    pub fn recv_bytes(&self) -> Result<Vec<u8>, RecvError> {
+        let mut v = Vec::new();
+        self.recv_with(&mut Dest::Vec(&mut v), deadline_of(None))
+            .map(|_| v)
+    }
+
+    /// Receives a message, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_bytes`](Self::recv_bytes), and `Timeout`.
+    pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, RecvError> {
+        let mut v = Vec::new();
+        self.recv_with(&mut Dest::Vec(&mut v), deadline_of(Some(timeout)))
+            .map(|_| v)
+    }
+
+    /// Receives without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_bytes`](Self::recv_bytes), and `Empty`.
+    pub fn try_recv_bytes(&self) -> Result<Vec<u8>, RecvError> {
+        let mut v = Vec::new();
+        self.recv_with(&mut Dest::Vec(&mut v), None).map(|_| v)
+    }
+
+    /// Receives a message into `buf`, sleeping until one arrives; returns its length.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_bytes`](Self::recv_bytes), and `TooSmall { needed }` (the message stays in
+    /// the pipe).
+    pub fn recv_into(&self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        self.recv_with(&mut Dest::Slice(buf), deadline_of(None))
+    }
+
+    /// Receives into `buf`, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_into`](Self::recv_into), and `Timeout`.
+    pub fn recv_into_timeout(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, RecvError> {
+        self.recv_with(&mut Dest::Slice(buf), deadline_of(Some(timeout)))
+    }
+
+    /// Whether a receive would not block: a message is waiting, or the stream has ended.
+    /// Waits up to `timeout` (`None`: without limit; `Some(Duration::ZERO)`: not at all).
+    /// `false` for an end that cannot receive.
+    pub fn poll(&self, timeout: Option<Duration>) -> bool {
+        let Some(rx) = &self.rx else { return false };
+        let d = timeout.map_or(Deadline::NEVER, Deadline::after);
+        !matches!(
+            rx.wait_readable(&self.strategy, d),
+            Err(BytesPopError::Timeout)
+        )
+    }
+}
+
+impl Drop for PipeEnd {
+    fn drop(&mut self) {
+        if let Some(r) = &self.rx {
+            r.release_consumer(0);
+        }
+        if let Some(t) = &self.tx {
+            t.release_producer(0);
+        }
+        // SAFETY: the head was checked present in attach and the home is still alive.
+        let head = unsafe { &*self.home.as_ptr().cast::<PipeHead>().as_ptr() };
+        role::release(&head.ends[self.index..=self.index], 0, self.me);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplex_both_ways_and_eof() {
+        let (a, b) = Pipe::heap_pair(true, 2, 8).unwrap();
+        a.send_bytes(b"to b").unwrap();
+        b.send_bytes(b"to a").unwrap();
+        assert_eq!(b.recv_bytes().unwrap(), b"to b");
+        assert_eq!(a.recv_bytes().unwrap(), b"to a");
+        assert!(!a.poll(Some(Duration::ZERO)));
+        b.send_bytes(b"last").unwrap();
+        drop(b);
+        assert!(a.poll(Some(Duration::ZERO)));
+        assert_eq!(a.recv_bytes().unwrap(), b"last");
+        assert!(a.poll(None));
+        assert_eq!(a.recv_bytes(), Err(RecvError::Eof));
+        assert!(matches!(a.send_bytes(b"x"), Err(SendError::BrokenPipe(_))));
+    }
+
+    #[test]
+    fn one_way_directions() {
+        let (a, b) = Pipe::heap_pair(false, 2, 8).unwrap();
+        assert!(a.can_recv() && !a.can_send());
+        assert!(b.can_send() && !b.can_recv());
+        assert!(matches!(a.send_bytes(b"x"), Err(SendError::NotWritable(_))));
+        assert_eq!(b.recv_bytes(), Err(RecvError::NotReadable));
+        assert!(!b.poll(None));
+        b.send_bytes(b"hi").unwrap();
+        assert_eq!(a.recv_bytes().unwrap(), b"hi");
+    }
+
+    #[test]
+    fn small_buffer_too_large_and_full() {
+        let (a, b) = Pipe::heap_pair(true, 1, 8).unwrap();
+        assert!(matches!(
+            b.send_bytes([0u8; 9]),
+            Err(SendError::TooLarge { max: 8, .. })
+        ));
+        b.send_bytes(b"12345").unwrap();
+        assert!(matches!(b.try_send_bytes(b"6"), Err(SendError::Full(_))));
+        assert!(matches!(
+            b.send_bytes_timeout(b"6", Duration::from_millis(1)),
+            Err(SendError::Timeout(_))
+        ));
+        let mut small = [0u8; 2];
+        assert_eq!(
+            a.recv_into(&mut small),
+            Err(RecvError::TooSmall { needed: 5 })
+        );
+        let mut buf = [0u8; 8];
+        assert_eq!(a.recv_into(&mut buf), Ok(5));
+        assert_eq!(a.try_recv_bytes(), Err(RecvError::Empty));
+        assert_eq!(
+            a.recv_bytes_timeout(Duration::from_millis(1)),
+            Err(RecvError::Timeout)
+        );
+    }
+}

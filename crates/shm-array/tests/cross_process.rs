@@ -1,0 +1,218 @@
+//! Multi-process tests of `Array` and `RawArray` with real children (the helper binary
+//! `shm-array-test-child`). No test asserts a duration; a watchdog kills hung children.
+#![cfg(target_os = "linux")]
+
+use shm_array::{Array, RawArray};
+use shm_core::process::{Process, ProcessBuilder};
+use shm_core::{ProcessId, SegmentName};
+use shm_lock::LockError;
+use shm_value::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::process::Stdio;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+const CHILD: &str = env!("CARGO_BIN_EXE_shm-array-test-child");
+const OUTCOME_BOUND: Duration = Duration::from_secs(60);
+const HANG_BOUND: Duration = Duration::from_secs(120);
+
+shm_core::record! {
+    /// Same as the child's (format `"iid"`).
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    struct Point { x: i32, y: i32, w: f64 }
+
+    /// Another record of the same size (format `"qq"`).
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    struct Pair { a: i64, b: i64 }
+}
+
+/// Kills the watched children if the test is still running after [`HANG_BOUND`].
+struct Watchdog {
+    watched: Arc<Mutex<Vec<ProcessId>>>,
+    done: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watchdog {
+    fn new() -> Watchdog {
+        let watched: Arc<Mutex<Vec<ProcessId>>> = Arc::default();
+        let (done, wait) = mpsc::channel::<()>();
+        let list = Arc::clone(&watched);
+        let thread = std::thread::spawn(move || {
+            if wait.recv_timeout(HANG_BOUND) != Err(RecvTimeoutError::Timeout) {
+                return;
+            }
+            eprintln!("watchdog: test hung; killing its children");
+            for id in list.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                if id.is_alive() {
+                    // SAFETY: kill(2) has no memory-safety preconditions.
+                    unsafe { libc::kill(id.pid() as libc::pid_t, libc::SIGKILL) };
+                }
+            }
+            if wait.recv_timeout(Duration::from_secs(10)) == Err(RecvTimeoutError::Timeout) {
+                std::process::abort();
+            }
+        });
+        Watchdog {
+            watched,
+            done: Some(done),
+            thread: Some(thread),
+        }
+    }
+
+    fn start(&self, b: ProcessBuilder) -> Process {
+        let p = b.start().expect("start child");
+        if let Some(id) = p.identity() {
+            self.watched.lock().unwrap().push(id);
+        }
+        p
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        drop(self.done.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn child(role: &str) -> ProcessBuilder {
+    Process::builder(role).program(CHILD).daemon(true)
+}
+
+fn join_code(p: &mut Process) -> Option<i32> {
+    match p.join_timeout(OUTCOME_BOUND).expect("join") {
+        Some(s) => s.code(),
+        None => {
+            let _ = p.kill();
+            panic!("child {} did not finish", p.role());
+        }
+    }
+}
+
+#[test]
+fn seed_002_a_child_sets_the_value_and_negates_the_array() {
+    let w = Watchdog::new();
+    let (vn, an) = (SegmentName::unique(), SegmentName::unique());
+    let num = Value::<f64>::create(&vn, 0.0).unwrap();
+    let init: Vec<i32> = (0..11).collect();
+    let arr = Array::<i32>::create_from(&an, &init).unwrap();
+    let mut c = w.start(child("seed002").args([vn.as_str(), an.as_str()]));
+    assert_eq!(join_code(&mut c), Some(0));
+    assert_eq!(num.load(), 3.333333333333333);
+    assert_eq!(arr.to_vec(), (0..11).map(|x| -x).collect::<Vec<_>>());
+    // Two children, as in the seed: each negates, so the parent sees 0..=10 again.
+    arr.copy_from_slice(&init).unwrap();
+    num.store(0.0);
+    let mut kids: Vec<_> = (0..2)
+        .map(|_| w.start(child("seed002").args([vn.as_str(), an.as_str()])))
+        .collect();
+    for k in &mut kids {
+        assert_eq!(join_code(k), Some(0));
+    }
+    assert_eq!(arr.to_vec(), init);
+    assert_eq!(num.load(), 3.333333333333333);
+}
+
+#[test]
+fn four_processes_add_under_the_lock_lose_nothing() {
+    let w = Watchdog::new();
+    let name = SegmentName::unique();
+    let arr = Array::<i64>::create(&name, 2).unwrap();
+    const N: u64 = 20_000;
+    let mut kids: Vec<_> = (0..4)
+        .map(|_| w.start(child("add").args([name.as_str(), &N.to_string()])))
+        .collect();
+    for k in &mut kids {
+        assert_eq!(join_code(k), Some(0));
+    }
+    assert_eq!(arr.to_vec(), [4 * N as i64, 4 * N as i64]);
+}
+
+#[test]
+fn wrong_expected_length_typecode_or_record_are_specific_errors() {
+    let w = Watchdog::new();
+    let name = SegmentName::unique();
+    let _arr = Array::<i32>::create(&name, 11).unwrap();
+    let mut c = w.start(
+        child("open-len")
+            .args([name.as_str(), "12"])
+            .stdout(Stdio::piped()),
+    );
+    let mut out = String::new();
+    c.take_stdout().unwrap().read_to_string(&mut out).unwrap();
+    assert_eq!(join_code(&mut c), Some(4));
+    assert_eq!(out.trim(), "WrongCount 12 11");
+    let mut ok = w.start(child("open-len").args([name.as_str(), "11"]));
+    assert_eq!(join_code(&mut ok), Some(0));
+
+    use shm_core::OpenError;
+    assert!(matches!(
+        Array::<f64>::open(&name),
+        Err(OpenError::WrongLayout { .. })
+    ));
+    let recs = SegmentName::unique();
+    let _points = RawArray::<Point>::create(&recs, 4).unwrap();
+    match RawArray::<Pair>::open(&recs) {
+        Err(OpenError::WrongLayout { expected, found }) => {
+            assert_eq!((expected.format(), found.format()), ("qq", "iid"));
+        }
+        other => panic!("expected WrongLayout, got {other:?}"),
+    }
+}
+
+#[test]
+fn holder_killed_while_holding_the_array_is_reported() {
+    let w = Watchdog::new();
+    let name = SegmentName::unique();
+    let arr = Array::<i64>::create_from(&name, &[1, 2]).unwrap();
+    let mut holder = w.start(child("hold").arg(name.as_str()).stdout(Stdio::piped()));
+    let mut line = String::new();
+    BufReader::new(holder.take_stdout().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "held");
+    holder.kill().unwrap();
+    let _ = holder.join_timeout(OUTCOME_BOUND).unwrap();
+    // Element access goes ahead (no hang), and leaves the flag for lock() users.
+    assert_eq!(arr.get(0), Ok(999));
+    assert!(arr.is_inconsistent());
+    let g = match arr.lock() {
+        Err(LockError::OwnerDied(g)) => g,
+        other => panic!("expected OwnerDied, got {other:?}"),
+    };
+    assert_eq!(&*g, &[999, 2]);
+    g.mark_consistent();
+    drop(g);
+    assert!(arr.lock().is_ok());
+}
+
+#[test]
+fn raw_array_of_records_read_while_another_process_writes() {
+    let w = Watchdog::new();
+    let name = SegmentName::unique();
+    let arr = RawArray::<Point>::create(&name, 64).unwrap();
+    const ROUNDS: i32 = 20_000;
+    let mut c = w.start(child("write-points").args([name.as_str(), &ROUNDS.to_string()]));
+    let mut reads = 0;
+    while c.is_alive() && reads < 100_000 {
+        for p in arr.to_vec() {
+            // Each word holds some round's value (words of one record may differ: tearing).
+            assert!((0..ROUNDS).contains(&p.x) && (0..ROUNDS).contains(&p.y));
+            assert!(p.w >= 0.0 && p.w < ROUNDS as f64 && p.w.fract() == 0.0);
+        }
+        reads += 1;
+    }
+    assert_eq!(join_code(&mut c), Some(0));
+    let last = ROUNDS - 1;
+    assert!(arr.to_vec().iter().all(|p| *p
+        == Point {
+            x: last,
+            y: last,
+            w: last as f64
+        }));
+}

@@ -1,0 +1,283 @@
+//! Helper binary for `shm-queue`'s multi-process tests of byte queues, `JoinableQueue` and
+//! `Pipe` (`tests/bytes.rs`, `tests/joinable.rs`, `tests/pipe.rs`). Not meant to be run by hand.
+//!
+//! Roles (arguments after the role name; exit code 0 on success, 1 on a failed check):
+//!
+//! - `push-random NAME SEED COUNT MAX`: opens the MPMC byte queue NAME, pushes COUNT messages of
+//!   pseudo-random sizes `0..=MAX` (content from SEED), then checks that a message of MAX + 1
+//!   bytes is refused with `TooLarge` and handed back.
+//! - `pop-check NAME SEED COUNT MAX`: pops COUNT messages and checks them against SEED.
+//! - `push-forever NAME SEED MAX`: pushes `message(SEED, i, MAX)` for i = 0, 1, … into the MPMC
+//!   queue NAME until killed (or for at most a minute).
+//! - `hold-producer NAME [spsc]`: claims a producer of the MPMC (or SPSC) queue NAME, pushes
+//!   `from holder`, prints `ready`, sleeps.
+//! - `joinable-worker NAME`: takes items from the joinable queue NAME and marks each done, until
+//!   the queue is closed or its producers are gone; then checks that one more `task_done` is
+//!   refused; prints the number of items.
+//! - `joinable-put NAME COUNT`: puts COUNT items into the joinable queue NAME.
+//! - `pipe-echo NAME`: opens the pipe NAME and sends every message back reversed, until EOF.
+//! - `pipe-send NAME COUNT`: opens the pipe NAME, sends COUNT messages `msg-i`, exits.
+//! - `pipe-hold NAME`: opens the pipe NAME, prints `ready`, sleeps (to be killed).
+//! - `pipe-create-hold NAME`: creates the pipe NAME (duplex), prints `ready`, sleeps.
+
+use shm_core::process::Roles;
+use shm_core::SegmentName;
+use shm_queue::bytes::{ByteQueue, BytesPopError, BytesPushError, Mode};
+use shm_queue::joinable::{JoinableQueue, TaskDoneError};
+use shm_queue::pipe::{Pipe, RecvError};
+use std::io::Write;
+use std::time::Duration;
+
+/// Longest any role sleeps, so that a forgotten child cannot outlive a test run by much.
+const LONG_SLEEP: Duration = Duration::from_secs(60);
+
+/// The test messages: a deterministic pseudo-random size in `0..=max` and content.
+fn message(seed: u64, i: u64, max: usize) -> Vec<u8> {
+    let mut x = seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let len = (next() % (max as u64 + 1)) as usize;
+    (0..len).map(|_| next() as u8).collect()
+}
+
+fn name(args: &[String], i: usize) -> Option<SegmentName> {
+    SegmentName::new(args.get(i)?).ok()
+}
+
+fn num(args: &[String], i: usize) -> Option<u64> {
+    args.get(i)?.parse().ok()
+}
+
+fn ready() {
+    println!("ready");
+    let _ = std::io::stdout().flush();
+}
+
+fn push_random(args: &[String]) -> i32 {
+    let (Some(n), Some(seed), Some(count), Some(max)) =
+        (name(args, 0), num(args, 1), num(args, 2), num(args, 3))
+    else {
+        eprintln!("push-random: bad arguments {args:?}");
+        return 100;
+    };
+    let max = max as usize;
+    let q = match ByteQueue::builder(&n).mode(Mode::Mpmc).open() {
+        Ok(q) => q,
+        Err(e) => {
+            eprintln!("push-random: open: {e}");
+            return 1;
+        }
+    };
+    let Ok(tx) = q.producer() else { return 1 };
+    for i in 0..count {
+        if let Err(e) = tx.push(message(seed, i, max)) {
+            eprintln!("push-random: push {i}: {e}");
+            return 1;
+        }
+    }
+    let big = vec![0xAB; max + 1];
+    match tx.try_push(big) {
+        Err(BytesPushError::TooLarge { msg, max: m }) if msg.len() == max + 1 && m == max => 0,
+        other => {
+            eprintln!("push-random: oversize push gave {other:?}");
+            1
+        }
+    }
+}
+
+fn pop_check(args: &[String]) -> i32 {
+    let (Some(n), Some(seed), Some(count), Some(max)) =
+        (name(args, 0), num(args, 1), num(args, 2), num(args, 3))
+    else {
+        return 100;
+    };
+    let Ok(q) = ByteQueue::builder(&n).mode(Mode::Mpmc).open() else {
+        return 1;
+    };
+    let Ok(rx) = q.consumer() else { return 1 };
+    for i in 0..count {
+        match rx.pop_timeout(Duration::from_secs(20)) {
+            Ok(m) if m == message(seed, i, max as usize) => {}
+            other => {
+                eprintln!("pop-check: message {i}: {other:?}");
+                return 1;
+            }
+        }
+    }
+    0
+}
+
+fn push_forever(args: &[String]) -> i32 {
+    let (Some(n), Some(seed), Some(max)) = (name(args, 0), num(args, 1), num(args, 2)) else {
+        return 100;
+    };
+    let Ok(q) = ByteQueue::builder(&n).mode(Mode::Mpmc).open() else {
+        return 1;
+    };
+    let Ok(tx) = q.producer() else { return 1 };
+    let until = std::time::Instant::now() + LONG_SLEEP;
+    let mut i = 0;
+    while std::time::Instant::now() < until {
+        if tx.push(message(seed, i, max as usize)).is_err() {
+            return 1;
+        }
+        i += 1;
+    }
+    0
+}
+
+fn hold_producer(args: &[String]) -> i32 {
+    let Some(n) = name(args, 0) else { return 100 };
+    let mode = match args.get(1).map(String::as_str) {
+        Some("spsc") => Mode::Spsc,
+        _ => Mode::Mpmc,
+    };
+    let Ok(q) = ByteQueue::builder(&n).mode(mode).open() else {
+        return 1;
+    };
+    let Ok(tx) = q.producer() else { return 1 };
+    if tx.push(b"from holder".as_slice()).is_err() {
+        return 1;
+    }
+    ready();
+    std::thread::sleep(LONG_SLEEP);
+    drop(tx);
+    0
+}
+
+fn joinable_worker(args: &[String]) -> i32 {
+    let Some(n) = name(args, 0) else { return 100 };
+    let Ok(q) = JoinableQueue::builder(&n).open() else {
+        return 1;
+    };
+    let Ok(rx) = q.consumer() else { return 1 };
+    let mut got = 0u64;
+    loop {
+        match rx.get_timeout(Duration::from_secs(20)) {
+            Ok(_) => {
+                got += 1;
+                if q.task_done().is_err() {
+                    eprintln!("joinable-worker: task_done refused after a get");
+                    return 1;
+                }
+            }
+            Err(BytesPopError::Closed | BytesPopError::Disconnected) => break,
+            Err(e) => {
+                eprintln!("joinable-worker: {e}");
+                return 1;
+            }
+        }
+    }
+    // Every item taken was marked done: one more call is refused.
+    if q.task_done() != Err(TaskDoneError::TooManyCalls) {
+        eprintln!("joinable-worker: extra task_done was accepted");
+        return 1;
+    }
+    println!("{got}");
+    0
+}
+
+fn joinable_put(args: &[String]) -> i32 {
+    let (Some(n), Some(count)) = (name(args, 0), num(args, 1)) else {
+        return 100;
+    };
+    let Ok(q) = JoinableQueue::builder(&n).open() else {
+        return 1;
+    };
+    let Ok(tx) = q.producer() else { return 1 };
+    for i in 0..count {
+        if tx.put(i.to_le_bytes()).is_err() {
+            return 1;
+        }
+    }
+    0
+}
+
+fn pipe_echo(args: &[String]) -> i32 {
+    let Some(n) = name(args, 0) else { return 100 };
+    let end = match Pipe::builder(&n).open() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("pipe-echo: {e}");
+            return 1;
+        }
+    };
+    loop {
+        match end.recv_bytes() {
+            Ok(mut m) => {
+                m.reverse();
+                if let Err(e) = end.send_bytes(m) {
+                    eprintln!("pipe-echo: send: {e}");
+                    return 1;
+                }
+            }
+            Err(RecvError::Eof) => return 0,
+            Err(e) => {
+                eprintln!("pipe-echo: {e}");
+                return 1;
+            }
+        }
+    }
+}
+
+fn pipe_send(args: &[String]) -> i32 {
+    let (Some(n), Some(count)) = (name(args, 0), num(args, 1)) else {
+        return 100;
+    };
+    let Ok(end) = Pipe::builder(&n).open() else {
+        return 1;
+    };
+    for i in 0..count {
+        if end.send_bytes(format!("msg-{i}")).is_err() {
+            return 1;
+        }
+    }
+    0
+}
+
+fn pipe_hold(args: &[String]) -> i32 {
+    let Some(n) = name(args, 0) else { return 100 };
+    let Ok(end) = Pipe::builder(&n).open() else {
+        return 1;
+    };
+    ready();
+    std::thread::sleep(LONG_SLEEP);
+    drop(end);
+    0
+}
+
+fn pipe_create_hold(args: &[String]) -> i32 {
+    let Some(n) = name(args, 0) else { return 100 };
+    let Ok(end) = Pipe::builder(&n)
+        .duplex(true)
+        .capacity(4)
+        .max_message(64)
+        .create()
+    else {
+        return 1;
+    };
+    ready();
+    std::thread::sleep(LONG_SLEEP);
+    drop(end);
+    0
+}
+
+fn main() {
+    Roles::new()
+        .role("push-random", push_random)
+        .role("pop-check", pop_check)
+        .role("push-forever", push_forever)
+        .role("hold-producer", hold_producer)
+        .role("joinable-worker", joinable_worker)
+        .role("joinable-put", joinable_put)
+        .role("pipe-echo", pipe_echo)
+        .role("pipe-send", pipe_send)
+        .role("pipe-hold", pipe_hold)
+        .role("pipe-create-hold", pipe_create_hold)
+        .run();
+    println!("top-level run");
+}

@@ -1,0 +1,343 @@
+//! Multi-process tests of the byte-message queues: real children (the helper binary
+//! `shm-queue-bytes-child`) push and pop across processes, and a producer is SIGKILLed.
+//!
+//! No test asserts a duration. A watchdog aborts the test binary (and with it the daemon
+//! children) if a test hangs.
+#![cfg(target_os = "linux")]
+
+use shm_core::process::{Process, ProcessBuilder};
+use shm_core::SegmentName;
+use shm_queue::bytes::{ByteQueue, BytesPopError, BytesPushError, Mode};
+use shm_queue::RoleError;
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
+
+const CHILD: &str = env!("CARGO_BIN_EXE_shm-queue-bytes-child");
+const HANG_BOUND: Duration = Duration::from_secs(60);
+const OUTCOME_BOUND: Duration = Duration::from_secs(20);
+
+/// Aborts the test binary if the test is still running after [`HANG_BOUND`]; daemon children
+/// die with it.
+struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
+
+fn watchdog() -> Watchdog {
+    let (tx, rx) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if rx.recv_timeout(HANG_BOUND) == Err(RecvTimeoutError::Timeout) {
+            eprintln!("watchdog: test hung for {HANG_BOUND:?}; aborting");
+            std::process::abort();
+        }
+    });
+    Watchdog(tx)
+}
+
+fn child(role: &str) -> ProcessBuilder {
+    Process::builder(role).program(CHILD).daemon(true)
+}
+
+fn join_ok(p: &mut Process) {
+    let st = p
+        .join_timeout(OUTCOME_BOUND)
+        .expect("join")
+        .expect("child did not finish");
+    assert!(st.success(), "child {} failed: {st:?}", p.role());
+}
+
+fn wait_ready(p: &mut Process) {
+    let out = p.take_stdout().expect("piped stdout");
+    let mut line = String::new();
+    BufReader::new(out).read_line(&mut line).expect("read");
+    assert_eq!(line.trim(), "ready", "child {} did not get ready", p.role());
+}
+
+/// The same messages as the child's `message`.
+fn message(seed: u64, i: u64, max: usize) -> Vec<u8> {
+    let mut x = seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let len = (next() % (max as u64 + 1)) as usize;
+    (0..len).map(|_| next() as u8).collect()
+}
+
+#[test]
+fn child_pushes_random_sizes_parent_checks_and_short_buffer() {
+    let _w = watchdog();
+    let name = SegmentName::unique();
+    let (max, count, seed) = (300usize, 500u64, 7u64);
+    let q = ByteQueue::builder(&name)
+        .mode(Mode::Mpmc)
+        .capacity(8)
+        .max_message(max)
+        .create()
+        .unwrap();
+    let rx = q.consumer().unwrap();
+    let mut p = child("push-random")
+        .args([
+            name.as_str().to_owned(),
+            seed.to_string(),
+            count.to_string(),
+            max.to_string(),
+        ])
+        .start()
+        .unwrap();
+    let mut buf = vec![0u8; max];
+    let mut sizes = HashSet::new();
+    let mut checked_short = false;
+    for i in 0..count {
+        let want = message(seed, i, max);
+        sizes.insert(want.len());
+        if !checked_short && want.len() >= 2 {
+            // A buffer one byte short: the size is reported, the message stays queued.
+            let short = &mut buf[..want.len() - 1];
+            let r = rx.pop_into_timeout(short, OUTCOME_BOUND);
+            assert_eq!(r, Err(BytesPopError::TooSmall { needed: want.len() }));
+            checked_short = true;
+        }
+        let n = rx.pop_into_timeout(&mut buf, OUTCOME_BOUND).unwrap();
+        assert_eq!(&buf[..n], &want[..], "message {i}");
+    }
+    assert!(checked_short);
+    assert!(sizes.len() > 100, "sizes should vary: {}", sizes.len());
+    join_ok(&mut p);
+    // The child has gone: the queue is drained and its only producer left.
+    assert_eq!(rx.try_pop(), Err(BytesPopError::Disconnected));
+}
+
+#[test]
+fn parent_pushes_child_checks_including_oversize() {
+    let _w = watchdog();
+    let name = SegmentName::unique();
+    let (max, count, seed) = (200usize, 400u64, 11u64);
+    let q = ByteQueue::builder(&name)
+        .mode(Mode::Mpmc)
+        .capacity(4)
+        .max_message(max)
+        .create()
+        .unwrap();
+    let tx = q.producer().unwrap();
+    let mut p = child("pop-check")
+        .args([
+            name.as_str().to_owned(),
+            seed.to_string(),
+            count.to_string(),
+            max.to_string(),
+        ])
+        .start()
+        .unwrap();
+    let big = vec![1u8; max + 1];
+    match tx.try_push(big.clone()) {
+        Err(BytesPushError::TooLarge { msg, max: m }) => assert_eq!((msg, m), (big, max)),
+        other => panic!("oversize push: {other:?}"),
+    }
+    for i in 0..count {
+        tx.push_timeout(message(seed, i, max), OUTCOME_BOUND)
+            .unwrap();
+    }
+    join_ok(&mut p);
+    assert!(q.is_empty());
+}
+
+#[test]
+fn two_producer_processes_all_messages_arrive() {
+    let _w = watchdog();
+    let name = SegmentName::unique();
+    let (max, count) = (64usize, 300u64);
+    let q = ByteQueue::builder(&name)
+        .mode(Mode::Mpmc)
+        .capacity(16)
+        .max_message(max)
+        .create()
+        .unwrap();
+    let rx = q.consumer().unwrap();
+    let mut expected: Vec<Vec<u8>> = Vec::new();
+    let mut kids = Vec::new();
+    for seed in [100u64, 200] {
+        expected.extend((0..count).map(|i| message(seed, i, max)));
+        kids.push(
+            child("push-random")
+                .args([
+                    name.as_str().to_owned(),
+                    seed.to_string(),
+                    count.to_string(),
+                    max.to_string(),
+                ])
+                .start()
+                .unwrap(),
+        );
+    }
+    // Pop exactly what was sent: with producers that come and go, `Disconnected` may be seen
+    // between the first child leaving and the second arriving (see the bytes module docs).
+    let mut got = Vec::new();
+    while got.len() < expected.len() {
+        match rx.pop_timeout(OUTCOME_BOUND) {
+            Ok(m) => got.push(m),
+            Err(BytesPopError::Disconnected) => std::thread::sleep(Duration::from_millis(1)),
+            Err(e) => panic!("pop after {} messages: {e}", got.len()),
+        }
+    }
+    for k in &mut kids {
+        join_ok(k);
+    }
+    got.sort();
+    expected.sort();
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected, "the multiset of messages differs");
+}
+
+#[test]
+fn close_delivers_remaining_then_closed() {
+    let _w = watchdog();
+    let name = SegmentName::unique();
+    let q = ByteQueue::builder(&name)
+        .mode(Mode::Mpmc)
+        .capacity(4)
+        .max_message(32)
+        .create()
+        .unwrap();
+    let rx = q.consumer().unwrap();
+    let mut p = child("hold-producer")
+        .arg(name.as_str())
+        .stdout(Stdio::piped())
+        .start()
+        .unwrap();
+    wait_ready(&mut p);
+    q.close();
+    assert!(q.is_closed());
+    // The producer is alive, but the queue is closed: the message, then Closed.
+    assert_eq!(rx.pop().unwrap(), b"from holder");
+    assert_eq!(rx.pop(), Err(BytesPopError::Closed));
+    let tx = q.producer().unwrap();
+    assert!(matches!(
+        tx.try_push(b"late"),
+        Err(BytesPushError::Closed(_))
+    ));
+    p.kill().unwrap();
+    let _ = p.join_timeout(OUTCOME_BOUND).unwrap();
+}
+
+#[test]
+fn sigkilled_producer_wakes_blocked_pop_with_disconnected() {
+    let _w = watchdog();
+    let name = SegmentName::unique();
+    let q = ByteQueue::builder(&name)
+        .mode(Mode::Mpmc)
+        .capacity(2)
+        .max_message(32)
+        .create()
+        .unwrap();
+    let rx = q.consumer().unwrap();
+    let mut p = child("hold-producer")
+        .arg(name.as_str())
+        .stdout(Stdio::piped())
+        .start()
+        .unwrap();
+    wait_ready(&mut p);
+    assert_eq!(rx.pop().unwrap(), b"from holder");
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        p.kill().unwrap();
+        p.join_timeout(OUTCOME_BOUND)
+            .unwrap()
+            .expect("killed child reaped")
+    });
+    // Blocks (the producer lives, holding its role) until the kill, then reports the loss.
+    assert_eq!(rx.pop(), Err(BytesPopError::Disconnected));
+    let st = killer.join().unwrap();
+    assert!(!st.success());
+}
+
+#[test]
+fn kind_and_missing_segment_are_errors() {
+    let name = SegmentName::unique();
+    assert!(ByteQueue::builder(&name).open().is_err());
+    let _q = ByteQueue::builder(&name).mode(Mode::Spsc).create().unwrap();
+    assert!(ByteQueue::builder(&name).mode(Mode::Mpmc).open().is_err());
+    let o = ByteQueue::builder(&name).mode(Mode::Spsc).open().unwrap();
+    assert_eq!(o.capacity(), 64);
+    assert_eq!(o.max_message(), 4096);
+}
+
+/// The producer is SIGKILLed at an arbitrary moment while it pushes as fast as it can (so
+/// often in the middle of a push): the consumer gets an unbroken prefix of the sequence, every
+/// message intact, and then `Disconnected`, never a hang or a torn message.
+#[test]
+fn producer_sigkilled_mid_stream_leaves_intact_prefix() {
+    let _w = watchdog();
+    for (round, delay_us) in [(0u64, 0u64), (1, 37), (2, 211), (3, 1000)] {
+        let name = SegmentName::unique();
+        let (max, seed) = (96usize, 1000 + round);
+        let q = ByteQueue::builder(&name)
+            .mode(Mode::Mpmc)
+            .capacity(4)
+            .max_message(max)
+            .create()
+            .unwrap();
+        let rx = q.consumer().unwrap();
+        let mut p = child("push-forever")
+            .args([name.as_str().to_owned(), seed.to_string(), max.to_string()])
+            .start()
+            .unwrap();
+        let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let seen = received.clone();
+        let killer = std::thread::spawn(move || {
+            while seen.load(std::sync::atomic::Ordering::Relaxed) < 200 {
+                std::thread::yield_now();
+            }
+            std::thread::sleep(Duration::from_micros(delay_us));
+            p.kill().unwrap();
+            p.join_timeout(OUTCOME_BOUND).unwrap().expect("reaped")
+        });
+        let mut i = 0u64;
+        loop {
+            match rx.pop_timeout(OUTCOME_BOUND) {
+                Ok(m) => {
+                    assert_eq!(m, message(seed, i, max), "round {round}: message {i}");
+                    i += 1;
+                    received.store(i, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(BytesPopError::Disconnected) => break,
+                Err(e) => panic!("round {round}: pop after {i} messages: {e}"),
+            }
+        }
+        assert!(i >= 200);
+        assert!(!killer.join().unwrap().success());
+    }
+}
+
+#[test]
+fn dead_holders_role_is_taken_over() {
+    let _w = watchdog();
+    let name = SegmentName::unique();
+    let q = ByteQueue::builder(&name)
+        .mode(Mode::Spsc)
+        .capacity(4)
+        .max_message(32)
+        .create()
+        .unwrap();
+    let rx = q.consumer().unwrap();
+    let mut p = child("hold-producer")
+        .args([name.as_str(), "spsc"])
+        .stdout(Stdio::piped())
+        .start()
+        .unwrap();
+    wait_ready(&mut p);
+    // The only producer slot is held by a live process.
+    match q.producer() {
+        Err(RoleError::Busy { holder }) => assert_eq!(holder.pid(), p.pid()),
+        other => panic!("expected Busy, got {other:?}"),
+    }
+    p.kill().unwrap();
+    p.join_timeout(OUTCOME_BOUND).unwrap().expect("reaped");
+    // Its holder is dead: the claim is taken over, and what it pushed is still there.
+    let tx = q.producer().unwrap();
+    tx.push(b"mine".as_slice()).unwrap();
+    assert_eq!(rx.try_pop().unwrap(), b"from holder");
+    assert_eq!(rx.try_pop().unwrap(), b"mine");
+}

@@ -1,0 +1,118 @@
+//! Multi-process tests of `JoinableQueue`: worker processes take items and mark them done,
+//! `join` returns once every item put is done, and over-calling `task_done` is an error.
+//!
+//! No test asserts a duration; a watchdog aborts the binary (and the daemon children) on a hang.
+#![cfg(target_os = "linux")]
+
+use shm_core::process::{Process, ProcessBuilder};
+use shm_core::SegmentName;
+use shm_queue::joinable::{JoinableQueue, TaskDoneError};
+use std::io::Read;
+use std::process::Stdio;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
+
+const CHILD: &str = env!("CARGO_BIN_EXE_shm-queue-bytes-child");
+const HANG_BOUND: Duration = Duration::from_secs(60);
+const OUTCOME_BOUND: Duration = Duration::from_secs(20);
+
+struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
+
+fn watchdog() -> Watchdog {
+    let (tx, rx) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if rx.recv_timeout(HANG_BOUND) == Err(RecvTimeoutError::Timeout) {
+            eprintln!("watchdog: test hung for {HANG_BOUND:?}; aborting");
+            std::process::abort();
+        }
+    });
+    Watchdog(tx)
+}
+
+fn child(role: &str) -> ProcessBuilder {
+    Process::builder(role).program(CHILD).daemon(true)
+}
+
+/// Joins a child that must succeed; returns its stdout if it was piped.
+fn join_ok(p: &mut Process) -> String {
+    let mut out = String::new();
+    if let Some(mut s) = p.take_stdout() {
+        s.read_to_string(&mut out).expect("read stdout");
+    }
+    let st = p
+        .join_timeout(OUTCOME_BOUND)
+        .expect("join")
+        .expect("child did not finish");
+    assert!(st.success(), "child {} failed: {st:?}", p.role());
+    out
+}
+
+#[test]
+fn workers_in_other_processes_finish_and_join_returns() {
+    let _w = watchdog();
+    let name = SegmentName::unique();
+    let q = JoinableQueue::builder(&name)
+        .capacity(8)
+        .max_message(16)
+        .create()
+        .unwrap();
+    let tx = q.producer().unwrap();
+    let mut workers: Vec<Process> = (0..2)
+        .map(|_| {
+            child("joinable-worker")
+                .arg(name.as_str())
+                .stdout(Stdio::piped())
+                .start()
+                .unwrap()
+        })
+        .collect();
+    let items = 300u64;
+    for i in 0..items {
+        tx.put_timeout(i.to_le_bytes(), OUTCOME_BOUND).unwrap();
+    }
+    // Every item put is marked done by the workers: join returns (bounded, so a bug fails
+    // instead of hanging).
+    assert!(
+        q.join_timeout(OUTCOME_BOUND),
+        "join did not return; unfinished {}",
+        q.unfinished()
+    );
+    assert_eq!(q.unfinished(), 0);
+    assert!(q.is_empty());
+    // Nothing is taken and not done: one more task_done is an error here too.
+    assert_eq!(q.task_done(), Err(TaskDoneError::TooManyCalls));
+    drop(tx); // workers see Disconnected and exit, after checking their own over-call
+    let total: u64 = workers
+        .iter_mut()
+        .map(|w| join_ok(w).trim().parse::<u64>().expect("count"))
+        .sum();
+    assert_eq!(total, items);
+}
+
+#[test]
+fn join_waits_for_items_put_by_another_process() {
+    let _w = watchdog();
+    let name = SegmentName::unique();
+    let q = JoinableQueue::builder(&name)
+        .capacity(4)
+        .max_message(8)
+        .create()
+        .unwrap();
+    let rx = q.consumer().unwrap();
+    let mut p = child("joinable-put")
+        .args([name.as_str(), "10"])
+        .start()
+        .unwrap();
+    let mut taken = 0;
+    while taken < 10 {
+        let m = rx.get_timeout(OUTCOME_BOUND).unwrap();
+        assert_eq!(m, (taken as u64).to_le_bytes());
+        taken += 1;
+        // Items put and not all done: join must not return yet.
+        assert!(!q.join_timeout(Duration::ZERO));
+        q.task_done().unwrap();
+    }
+    join_ok(&mut p);
+    assert!(q.join_timeout(OUTCOME_BOUND));
+    assert_eq!(q.task_done(), Err(TaskDoneError::TooManyCalls));
+}

@@ -1,0 +1,213 @@
+//! Multi-process tests of `Pipe`: both directions across real processes, end of stream and
+//! broken pipe when the peer drops or is SIGKILLed (never a hang), and exclusive ends.
+//!
+//! No test asserts a duration; a watchdog aborts the binary (and the daemon children) on a hang.
+#![cfg(target_os = "linux")]
+
+use shm_core::process::{Process, ProcessBuilder};
+use shm_core::{Segment, SegmentName};
+use shm_queue::pipe::{Pipe, PipeOpenError, RecvError, SendError};
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
+
+const CHILD: &str = env!("CARGO_BIN_EXE_shm-queue-bytes-child");
+const HANG_BOUND: Duration = Duration::from_secs(60);
+const OUTCOME_BOUND: Duration = Duration::from_secs(20);
+
+struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
+
+fn watchdog() -> Watchdog {
+    let (tx, rx) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if rx.recv_timeout(HANG_BOUND) == Err(RecvTimeoutError::Timeout) {
+            eprintln!("watchdog: test hung for {HANG_BOUND:?}; aborting");
+            std::process::abort();
+        }
+    });
+    Watchdog(tx)
+}
+
+fn child(role: &str) -> ProcessBuilder {
+    Process::builder(role).program(CHILD).daemon(true)
+}
+
+fn join_ok(p: &mut Process) {
+    let st = p
+        .join_timeout(OUTCOME_BOUND)
+        .expect("join")
+        .expect("child did not finish");
+    assert!(st.success(), "child {} failed: {st:?}", p.role());
+}
+
+fn wait_ready(p: &mut Process) {
+    let out = p.take_stdout().expect("piped stdout");
+    let mut line = String::new();
+    BufReader::new(out).read_line(&mut line).expect("read");
+    assert_eq!(line.trim(), "ready", "child {} did not get ready", p.role());
+}
+
+#[test]
+fn duplex_echo_both_ways() {
+    let _w = watchdog();
+    let name = SegmentName::unique();
+    let end = Pipe::builder(&name)
+        .duplex(true)
+        .max_message(128)
+        .capacity(4)
+        .create()
+        .unwrap();
+    let mut p = child("pipe-echo").arg(name.as_str()).start().unwrap();
+    let mut buf = [0u8; 128];
+    for i in 0..200u32 {
+        let msg: Vec<u8> = (0..(i % 129)).map(|j| (i + j) as u8).collect();
+        end.send_bytes_timeout(msg.clone(), OUTCOME_BOUND).unwrap();
+        let n = end.recv_into_timeout(&mut buf, OUTCOME_BOUND).unwrap();
+        let mut back = buf[..n].to_vec();
+        back.reverse();
+        assert_eq!(back, msg, "round trip {i}");
+    }
+    drop(end); // the echo child sees EOF and exits 0
+    join_ok(&mut p);
+}
+
+#[test]
+fn one_way_child_sends_then_eof() {
+    let _w = watchdog();
+    let name = SegmentName::unique();
+    let end = Pipe::builder(&name)
+        .duplex(false)
+        .max_message(32)
+        .capacity(2)
+        .create()
+        .unwrap();
+    assert!(!end.can_send());
+    let mut p = child("pipe-send")
+        .args([name.as_str(), "50"])
+        .start()
+        .unwrap();
+    for i in 0..50 {
+        assert_eq!(
+            end.recv_bytes_timeout(OUTCOME_BOUND).unwrap(),
+            format!("msg-{i}").into_bytes()
+        );
+    }
+    // The sender exited (dropping its end): poll says a recv won't block, and it is EOF.
+    assert!(end.poll(Some(OUTCOME_BOUND)));
+    assert_eq!(end.recv_bytes(), Err(RecvError::Eof));
+    join_ok(&mut p);
+}
+
+#[test]
+fn sigkilled_writer_gives_eof_to_blocked_reader() {
+    let _w = watchdog();
+    let name = SegmentName::unique();
+    let end = Pipe::builder(&name).create().unwrap();
+    let mut p = child("pipe-hold")
+        .arg(name.as_str())
+        .stdout(Stdio::piped())
+        .start()
+        .unwrap();
+    wait_ready(&mut p);
+    // The peer is alive and holds its end: nothing to read yet.
+    assert!(!end.poll(Some(Duration::from_millis(10))));
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        p.kill().unwrap();
+        p.join_timeout(OUTCOME_BOUND).unwrap().expect("reaped")
+    });
+    assert_eq!(end.recv_bytes(), Err(RecvError::Eof));
+    assert!(!killer.join().unwrap().success());
+}
+
+#[test]
+fn sigkilled_reader_gives_broken_pipe_to_writer() {
+    let _w = watchdog();
+    let name = SegmentName::unique();
+    let end = Pipe::builder(&name)
+        .capacity(4)
+        .max_message(16)
+        .create()
+        .unwrap();
+    let mut p = child("pipe-hold")
+        .arg(name.as_str())
+        .stdout(Stdio::piped())
+        .start()
+        .unwrap();
+    wait_ready(&mut p);
+    p.kill().unwrap();
+    p.join_timeout(OUTCOME_BOUND).unwrap().expect("reaped");
+    // Sends fill the pipe at most; then the dead reader is noticed: BrokenPipe, not a hang.
+    let mut sent = 0;
+    let err = loop {
+        match end.send_bytes(b"data") {
+            Ok(()) => sent += 1,
+            Err(e) => break e,
+        }
+        assert!(
+            sent <= 100,
+            "sends kept succeeding into a pipe whose reader is dead"
+        );
+    };
+    assert!(matches!(err, SendError::BrokenPipe(m) if m == b"data"));
+}
+
+#[test]
+fn creator_killed_opener_gets_eof_and_broken_pipe() {
+    let _w = watchdog();
+    let name = SegmentName::unique();
+    let mut p = child("pipe-create-hold")
+        .arg(name.as_str())
+        .stdout(Stdio::piped())
+        .start()
+        .unwrap();
+    wait_ready(&mut p);
+    let end = Pipe::builder(&name).open().unwrap();
+    // Both ends are claimed: a second opener is refused.
+    assert!(matches!(
+        Pipe::builder(&name).open(),
+        Err(PipeOpenError::EndTaken(_))
+    ));
+    p.kill().unwrap();
+    p.join_timeout(OUTCOME_BOUND).unwrap().expect("reaped");
+    assert_eq!(end.recv_bytes(), Err(RecvError::Eof));
+    let mut err = None;
+    for _ in 0..100 {
+        if let Err(e) = end.send_bytes(b"x") {
+            err = Some(e);
+            break;
+        }
+    }
+    assert!(matches!(err, Some(SendError::BrokenPipe(_))), "{err:?}");
+    drop(end);
+    // The creator was killed: remove the name it left behind.
+    Segment::unlink_name(&name).unwrap();
+}
+
+#[test]
+fn short_poll_and_timed_recv_see_a_killed_writer() {
+    let _w = watchdog();
+    let name = SegmentName::unique();
+    let end = Pipe::builder(&name).create().unwrap();
+    let mut p = child("pipe-hold")
+        .arg(name.as_str())
+        .stdout(Stdio::piped())
+        .start()
+        .unwrap();
+    wait_ready(&mut p);
+    assert!(!end.poll(Some(Duration::ZERO)));
+    assert_eq!(
+        end.recv_bytes_timeout(Duration::from_millis(1)),
+        Err(RecvError::Timeout)
+    );
+    p.kill().unwrap();
+    p.join_timeout(OUTCOME_BOUND).unwrap().expect("reaped");
+    // Shorter than any sleep slice, and still the dead writer is noticed: EOF, as Python's
+    // poll() returns True for a closed peer.
+    assert!(end.poll(Some(Duration::ZERO)));
+    assert_eq!(
+        end.recv_bytes_timeout(Duration::from_millis(1)),
+        Err(RecvError::Eof)
+    );
+}

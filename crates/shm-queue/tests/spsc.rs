@@ -1,0 +1,163 @@
+//! Multi-process tests of the SPSC ring with real children (`shm-queue-test-child`).
+//!
+//! No test asserts a duration; a watchdog kills the children of a hung test. The transfer
+//! tests move 10M items (debug builds included: about a second each here).
+#![cfg(target_os = "linux")]
+
+use shm_core::process::Process;
+use shm_core::sync::atomic::{AtomicU64, Ordering};
+use shm_core::{ObjectKind, Segment, SegmentName};
+use shm_queue::{PopError, SpscQueue};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const CHILD: &str = env!("CARGO_BIN_EXE_shm-queue-test-child");
+const ITEMS: u64 = 10_000_000;
+const HANG_BOUND: Duration = Duration::from_secs(120);
+
+/// Kills the given pids if the test is still running after [`HANG_BOUND`] (the test then fails
+/// on the child's exit status instead of hanging).
+struct Watchdog(Option<mpsc::Sender<()>>);
+
+impl Watchdog {
+    fn new(pids: Vec<u32>) -> Watchdog {
+        let (tx, rx) = mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if rx.recv_timeout(HANG_BOUND) == Err(mpsc::RecvTimeoutError::Timeout) {
+                eprintln!("watchdog: test hung; killing children {pids:?}");
+                for pid in pids {
+                    // SAFETY: kill(2) has no memory-safety preconditions.
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                }
+                std::thread::sleep(Duration::from_secs(5));
+                std::process::abort();
+            }
+        });
+        Watchdog(Some(tx))
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn start(role: &str, args: &[&str]) -> Process {
+    Process::builder(role)
+        .program(CHILD)
+        .args(args.iter().copied())
+        .daemon(true)
+        .start()
+        .expect("start child")
+}
+
+fn counter(name: &SegmentName) -> Segment {
+    Segment::builder(name, ObjectKind::RawValue)
+        .layout(shm_core::ElementLayout::of_typecode(
+            shm_core::TypeCode::ULongLong,
+        ))
+        .count(1)
+        .body_len(8)
+        .create(|_, _| {})
+        .expect("create counter")
+}
+
+fn counter_value(seg: &Segment) -> &AtomicU64 {
+    // SAFETY: an 8-byte, 128-aligned body that is only used as one atomic u64.
+    unsafe { &*seg.body().as_ptr().cast::<AtomicU64>() }
+}
+
+fn run_transfer(mode: &str) {
+    let name = SegmentName::unique();
+    let q = SpscQueue::<u64>::builder(&name)
+        .capacity(4096)
+        .create()
+        .unwrap();
+    let mut rx = q.consumer().unwrap();
+    let mut child = start("spsc-produce", &[name.as_str(), &ITEMS.to_string(), mode]);
+    let _dog = Watchdog::new(vec![child.pid()]);
+    let mut expect = 0u64;
+    let mut buf = vec![0u64; 512];
+    loop {
+        let n = if mode == "slice" {
+            rx.pop_slice(&mut buf)
+        } else {
+            0
+        };
+        if n > 0 {
+            for &v in &buf[..n] {
+                assert_eq!(v, expect, "out of order or lost");
+                expect += 1;
+            }
+            continue;
+        }
+        match rx.pop() {
+            Ok(v) => {
+                assert_eq!(v, expect, "out of order or lost");
+                expect += 1;
+            }
+            Err(PopError::Disconnected) => break,
+            Err(e) => panic!("pop: {e}"),
+        }
+    }
+    assert_eq!(expect, ITEMS, "items lost");
+    let status = child.join().unwrap();
+    assert!(status.success(), "child: {status}");
+}
+
+#[test]
+fn child_to_parent_in_order_one_by_one() {
+    run_transfer("one");
+}
+
+#[test]
+fn child_to_parent_in_order_slices() {
+    run_transfer("slice");
+}
+
+/// The producer is SIGKILLed mid-stream: the consumer gets every item whose push returned
+/// (the child bumps a shared counter after each), in order, then Disconnected; it never hangs.
+#[test]
+fn killed_producer_every_returned_push_delivered_then_disconnected() {
+    let name = SegmentName::unique();
+    let cname = SegmentName::unique();
+    let cseg = counter(&cname);
+    let q = SpscQueue::<u64>::builder(&name)
+        .capacity(64)
+        .create()
+        .unwrap();
+    let mut rx = q.consumer().unwrap();
+    let mut child = start("spsc-forever", &[name.as_str(), cname.as_str()]);
+    let _dog = Watchdog::new(vec![child.pid()]);
+    let mut got = Vec::new();
+    // Consume a while, then kill while it is pushing.
+    let bound = Instant::now() + Duration::from_secs(60);
+    while counter_value(&cseg).load(Ordering::SeqCst) < 20_000 {
+        assert!(Instant::now() < bound, "child made no progress");
+        if let Ok(v) = rx.pop_timeout(Duration::from_millis(100)) {
+            got.push(v);
+        }
+    }
+    child.kill().unwrap();
+    let status = child.join().unwrap();
+    assert_eq!(status.signal(), Some(9));
+    let returned = counter_value(&cseg).load(Ordering::SeqCst);
+    loop {
+        match rx.pop() {
+            Ok(v) => got.push(v),
+            Err(PopError::Disconnected) => break,
+            Err(e) => panic!("pop: {e}"),
+        }
+    }
+    assert!(got.len() as u64 >= returned, "{} < {returned}", got.len());
+    // At most the one item pushed after the last counter bump.
+    assert!(got.len() as u64 <= returned + 1);
+    for (i, &v) in got.iter().enumerate() {
+        assert_eq!(v, i as u64);
+    }
+    // The dead producer's role is taken over.
+    let _p = q.producer().expect("take over the dead producer's role");
+}

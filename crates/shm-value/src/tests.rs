@@ -1,0 +1,195 @@
+//! Unit tests on the heap home (run under miri too) and single-process segment tests.
+
+use crate::{RawValue, UpdateError, Value};
+use shm_core::{CBool, CChar, OpenError, SegmentName, WChar};
+use shm_lock::LockError;
+use std::sync::Arc;
+
+const THREADS: usize = if cfg!(miri) { 2 } else { 4 };
+const ITERS: usize = if cfg!(miri) { 20 } else { 10_000 };
+
+#[test]
+fn every_typecode_round_trips() {
+    macro_rules! check {
+        ($($ty:ty: $a:expr, $b:expr;)+) => {$(
+            let v = RawValue::<$ty>::new($a);
+            assert_eq!(v.load(), $a);
+            v.store($b);
+            assert_eq!(v.load(), $b);
+            assert_eq!(v.swap($a), $b);
+            assert_eq!(v.compare_exchange($a, $b), Ok($a));
+            assert_eq!(v.compare_exchange($a, $b), Err($b));
+            let l = Value::<$ty>::new($a);
+            assert_eq!(l.load(), $a);
+            l.store($b);
+            assert_eq!(l.lock().unwrap().get(), $b);
+        )+};
+    }
+    check! {
+        i8: -5, 7; u8: 200, 1; i16: -300, 300; u16: 65535, 2; i32: -1, i32::MAX;
+        u32: 7, u32::MAX; i64: i64::MIN, 3; u64: u64::MAX, 0; f32: 1.5, -2.25;
+        f64: 3.333333333333333, -0.5; CChar: CChar(b'a'), CChar(0);
+        CBool: CBool::TRUE, CBool::FALSE; WChar: WChar::from('é'), WChar(0);
+    }
+}
+
+#[test]
+fn integer_operations() {
+    let v = RawValue::<i32>::new(10);
+    assert_eq!(v.fetch_add(5), 10);
+    assert_eq!(v.fetch_sub(20), 15);
+    assert_eq!(v.load(), -5);
+    assert_eq!(v.fetch_max(3), -5);
+    assert_eq!(v.fetch_min(-9), 3);
+    assert_eq!(v.load(), -9);
+    v.store(0b1100);
+    assert_eq!(v.fetch_and(0b1010), 0b1100);
+    assert_eq!(v.fetch_or(0b0001), 0b1000);
+    assert_eq!(v.fetch_xor(0b1111), 0b1001);
+    assert_eq!(v.load(), 0b0110);
+    // Wrapping, as Python's Value('B', 256) and std's atomics.
+    let b = Value::<u8>::new(255);
+    assert_eq!(b.fetch_add(1), 255);
+    assert_eq!(b.load(), 0);
+    // Signedness decides max/min.
+    let u = Value::<u8>::new(1);
+    u.fetch_max(200);
+    assert_eq!(u.load(), 200);
+    let s = Value::<i8>::new(1);
+    s.fetch_max(-100);
+    assert_eq!(s.load(), 1);
+}
+
+#[test]
+fn float_fetch_update() {
+    let v = Value::<f64>::new(1.0);
+    assert_eq!(v.fetch_update(|x| Some(x * 2.5)), Ok(1.0));
+    assert_eq!(v.load(), 2.5);
+    assert_eq!(v.fetch_update(|_| None), Err(2.5));
+    // Bitwise comparison: -0.0 is not 0.0.
+    v.store(-0.0);
+    assert!(v.compare_exchange(0.0, 1.0).is_err());
+    v.store(f64::NAN);
+    let nan = v.load();
+    assert!(v.compare_exchange(nan, 1.0).is_ok());
+}
+
+#[test]
+fn update_and_guard() {
+    let v = Value::<i64>::new(1);
+    assert_eq!(v.update(|x| x * 10).unwrap(), 10);
+    {
+        let g = v.lock().unwrap();
+        g.set(g.get() + 1);
+        // Re-entrant: update and lock work while this thread holds the lock.
+        assert_eq!(v.update(|x| x + 1).unwrap(), 12);
+        let inner = v.try_lock().unwrap();
+        assert_eq!(inner.get(), 12);
+        assert!(!inner.is_inconsistent());
+    }
+    let lock = v.get_lock();
+    let held = lock.lock().unwrap();
+    assert_eq!(v.update(|x| x - 2).unwrap(), 10);
+    drop(held);
+    assert!(!v.is_inconsistent());
+    assert!(format!("{v:?}").contains("Value"));
+}
+
+#[test]
+fn threads_never_lose_updates() {
+    let v = Arc::new(Value::<u64>::new(0));
+    let c = Arc::new(Value::<u64>::new(0));
+    let m = Arc::new(Value::<u64>::new(0));
+    let r = Arc::new(RawValue::<u64>::new(0));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (v, c, m, r) = (v.clone(), c.clone(), m.clone(), r.clone());
+            std::thread::spawn(move || {
+                for _ in 0..ITERS {
+                    v.update(|x| x + 1).unwrap();
+                    c.fetch_add(1);
+                    // Mixing the lock and the fast path on one value loses nothing either:
+                    // update installs its result by compare-and-swap.
+                    m.update(|x| x + 1).unwrap();
+                    m.fetch_add(1);
+                    r.fetch_update(|x| Some(x + 1)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(v.load(), (THREADS * ITERS) as u64);
+    assert_eq!(c.load(), (THREADS * ITERS) as u64);
+    assert_eq!(m.load(), (2 * THREADS * ITERS) as u64);
+    assert_eq!(r.load(), (THREADS * ITERS) as u64);
+}
+
+#[test]
+#[cfg_attr(miri, ignore)] // timed futex waits
+fn try_update_times_out_while_another_thread_holds_the_lock() {
+    let v = Arc::new(Value::<i32>::new(0));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let v2 = Arc::clone(&v);
+    let t = std::thread::spawn(move || {
+        let _g = v2.lock().unwrap();
+        tx.send(()).unwrap();
+        done_rx.recv().unwrap();
+    });
+    rx.recv().unwrap();
+    let r = v.try_update_for(std::time::Duration::from_millis(20), |x| x + 1);
+    assert!(matches!(r, Err(UpdateError::Timeout)), "{r:?}");
+    assert!(matches!(v.try_lock(), Err(LockError::WouldBlock)));
+    done_tx.send(()).unwrap();
+    t.join().unwrap();
+    assert_eq!(v.update(|x| x + 1).unwrap(), 1);
+}
+
+#[test]
+#[cfg_attr(miri, ignore)] // shm_open
+fn segments_check_kind_typecode_and_body() {
+    let name = SegmentName::unique();
+    let v = Value::<i32>::create(&name, 5).unwrap();
+    assert!(v.segment().unwrap().is_creator());
+    assert!(matches!(
+        Value::<i32>::create(&name, 1),
+        Err(shm_core::CreateError::AlreadyExists { .. })
+    ));
+    let o = Value::<i32>::open(&name).unwrap();
+    assert_eq!(o.load(), 5);
+    assert_eq!(Value::<i32>::open_or_create(&name, 99).unwrap().load(), 5);
+    match Value::<u32>::open(&name) {
+        Err(OpenError::WrongLayout { expected, found }) => {
+            assert_eq!(expected.format(), "I");
+            assert_eq!(found.format(), "i");
+        }
+        other => panic!("expected WrongLayout, got {other:?}"),
+    }
+    assert!(matches!(
+        RawValue::<i32>::open(&name),
+        Err(OpenError::WrongKind { .. })
+    ));
+    drop((v, o));
+    assert!(matches!(
+        Value::<i32>::open(&name),
+        Err(OpenError::NotFound { .. })
+    ));
+
+    // 'l' and 'q' are aliases: i64 opens either (both are i64 here).
+    let raw = SegmentName::unique();
+    let r = RawValue::<f32>::open_or_create(&raw, 0.5).unwrap();
+    assert!(r.segment().unwrap().is_creator());
+    assert_eq!(RawValue::<f32>::open(&raw).unwrap().load(), 0.5);
+}
+
+#[test]
+fn error_display() {
+    let v = Value::<i32>::new(0);
+    let e: UpdateError<'_, i32> = UpdateError::Timeout;
+    assert!(e.to_string().contains("timed out"));
+    assert!(!e.is_owner_died());
+    let g = v.lock().unwrap();
+    drop(g);
+}
