@@ -2,11 +2,11 @@
 //!
 //! ## Re-exports
 //!
-//! - [`core`]: `shm-core`, segments, typecodes, waiting, liveness, [`process`].
-//! - [`lock`]: `shm-lock`.
-//! - [`value`]: `shm-value`.
-//! - [`array`]: `shm-array`.
-//! - [`queue`]: `shm-queue`.
+//! - [`core`] — `shm-core`: segments, typecodes, waiting, liveness, [`process`].
+//! - [`lock`] — `shm-lock`.
+//! - [`value`] — `shm-value`.
+//! - [`array`] — `shm-array`.
+//! - [`queue`] — `shm-queue`.
 
 pub use shm_array as array;
 pub use shm_core as core;

@@ -133,6 +133,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(miri, ignore = "calls the OS")]
     fn current_is_alive_and_round_trips() {
         let me = ProcessId::current();
         assert!(me.is_alive());
@@ -141,6 +142,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "calls the OS")]
     fn reused_pid_is_not_alive() {
         let me = ProcessId::current();
         let other = ProcessId::from_parts(me.pid(), me.start_time() + 1);
@@ -150,6 +152,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "calls the OS")]
     fn reaped_child_is_dead() {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
@@ -162,6 +165,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "calls the OS")]
     fn zombie_is_dead() {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();

@@ -956,6 +956,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "calls the OS")]
     fn missing_program_error_has_context() {
         let err = Process::builder("r")
             .program("/nonexistent/shm-ipc-no-such-program")
@@ -970,6 +971,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "calls the OS")]
     fn signalling_after_reap_is_a_no_op() {
         let mut p = Process::builder("r").program("/bin/true").start().unwrap();
         assert!(p.join().unwrap().success());
