@@ -371,6 +371,37 @@ impl ImmutableFields {
         }
     }
 
+    /// Parses the fields from a copy of the header bytes (as read with `pread`), returning them
+    /// with the stored state word and checksum.
+    pub(crate) fn from_bytes(b: &[u8; HEADER_SIZE]) -> (ImmutableFields, u32, u64) {
+        let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let u64_at = |o: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[o..o + 8]);
+            u64::from_le_bytes(w)
+        };
+        let mut format = [0u8; ElementLayout::FORMAT_CAPACITY];
+        format
+            .copy_from_slice(&b[offsets::FORMAT..offsets::FORMAT + ElementLayout::FORMAT_CAPACITY]);
+        let fields = ImmutableFields {
+            magic: u64_at(offsets::MAGIC),
+            version: u32_at(offsets::VERSION),
+            kind: u32_at(offsets::KIND),
+            typecode: u32_at(offsets::TYPECODE),
+            elem_size: u32_at(offsets::ELEM_SIZE),
+            elem_align: u32_at(offsets::ELEM_ALIGN),
+            count: u64_at(offsets::COUNT),
+            param: u64_at(offsets::PARAM),
+            body_offset: u64_at(offsets::BODY_OFFSET),
+            body_len: u64_at(offsets::BODY_LEN),
+            total_size: u64_at(offsets::TOTAL_SIZE),
+            creator_pid: u32_at(offsets::CREATOR_PID),
+            creator_start: u64_at(offsets::CREATOR_START),
+            format,
+        };
+        (fields, u32_at(offsets::STATE), u64_at(offsets::CHECKSUM))
+    }
+
     /// Writes the fields and the checksum (Relaxed: published later by the state's Release).
     pub(crate) fn write(&self, raw: &RawHeader) {
         raw.magic.store(self.magic, Ordering::Relaxed);
@@ -526,6 +557,13 @@ mod tests {
         f.write(&raw);
         let back = ImmutableFields::read(&raw);
         assert_eq!(back, f);
+        // SAFETY: RawHeader is HEADER_SIZE bytes of initialised atomics (no padding), so its
+        // bytes may be viewed as a byte array while nobody writes it.
+        let bytes: [u8; HEADER_SIZE] = unsafe { std::mem::transmute_copy(&raw) };
+        let (parsed, state, sum) = ImmutableFields::from_bytes(&bytes);
+        assert_eq!(parsed, f);
+        assert_eq!(state, STATE_INIT);
+        assert_eq!(sum, raw.checksum.load(Ordering::Relaxed));
         let h = back
             .validate(raw.checksum.load(Ordering::Relaxed), 296, &expect())
             .unwrap();

@@ -15,6 +15,7 @@ use memmap2::{MmapOptions, MmapRaw};
 use std::fmt;
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -39,6 +40,9 @@ pub struct Segment {
     header: Header,
     creator: bool,
     persist: AtomicBool,
+    /// (device, inode) of the file this handle mapped: the drop of a creator's handle unlinks
+    /// the name only while it still refers to this file.
+    file_id: (u64, u64),
 }
 
 impl Segment {
@@ -138,7 +142,16 @@ impl Segment {
 impl Drop for Segment {
     fn drop(&mut self) {
         if self.unlinks_on_drop() {
-            let _ = os::shm_unlink(&self.name.to_c_name());
+            // Only if the name still refers to our file: somebody may have unlinked it and
+            // created a successor under the same name, which is not ours to remove. (A new
+            // file could still appear between this check and the unlink; that window is a few
+            // microseconds instead of the whole life of the handle.)
+            let cname = self.name.to_c_name();
+            if let Ok(file) = os::shm_open_ro(&cname) {
+                if file_id(&file).ok() == Some(self.file_id) {
+                    let _ = os::shm_unlink(&cname);
+                }
+            }
         }
     }
 }
@@ -252,6 +265,10 @@ impl SegmentBuilder {
             }
         }
         let mut guard = Unlink(&cname, true);
+        let id = file_id(&file).map_err(|source| CreateError::Io {
+            op: "fstat",
+            source,
+        })?;
         file.set_len(total).map_err(|source| CreateError::Io {
             op: "ftruncate",
             source,
@@ -297,6 +314,7 @@ impl SegmentBuilder {
             header,
             creator: true,
             persist: AtomicBool::new(false),
+            file_id: id,
         })
     }
 
@@ -345,6 +363,35 @@ impl SegmentBuilder {
                 found: len,
             });
         }
+        // Check the header on a pread copy first: no mapping is touched until the creator has
+        // published and the file is known to be long enough.
+        let mut bytes = [0u8; HEADER_SIZE];
+        match file.read_exact_at(&mut bytes, 0) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(OpenError::Truncated {
+                    expected: HEADER_SIZE as u64,
+                    found: file_len(file)?,
+                })
+            }
+            Err(source) => {
+                return Err(OpenError::Io {
+                    op: "pread",
+                    source,
+                })
+            }
+        }
+        let (pre, pre_state, _) = ImmutableFields::from_bytes(&bytes);
+        match pre_state {
+            STATE_READY => {}
+            STATE_INIT if pre.magic == 0 || pre.magic == MAGIC => return Ok(None),
+            _ if pre.magic != MAGIC => {
+                return Err(OpenError::NotOurs {
+                    found_magic: pre.magic,
+                })
+            }
+            other => return Err(OpenError::BadState { found: other }),
+        }
         let map_len = usize::try_from(len).map_err(|_| OpenError::Truncated {
             expected: HEADER_SIZE as u64,
             found: len,
@@ -373,6 +420,10 @@ impl SegmentBuilder {
             header,
             creator: false,
             persist: AtomicBool::new(true),
+            file_id: file_id(file).map_err(|source| OpenError::Io {
+                op: "fstat",
+                source,
+            })?,
         }))
     }
 
@@ -425,6 +476,11 @@ impl SegmentBuilder {
             name: self.name.as_str().into(),
         })
     }
+}
+
+fn file_id(file: &File) -> io::Result<(u64, u64)> {
+    let m = file.metadata()?;
+    Ok((m.dev(), m.ino()))
 }
 
 fn file_len(file: &File) -> Result<u64, OpenError> {
@@ -490,17 +546,16 @@ pub fn list_segments() -> io::Result<Vec<SegmentInfo>> {
         if meta.len() < HEADER_SIZE as u64 {
             continue;
         }
-        // SAFETY: a read-only mapping of HEADER_SIZE bytes of a file at least that long; we only
-        // perform atomic loads through it, which are allowed on read-only memory.
-        let Ok(map) = (unsafe { MmapOptions::new().len(HEADER_SIZE).map(&file) }) else {
-            continue;
-        };
-        // SAFETY: the mapping is HEADER_SIZE bytes, page aligned; RawHeader is atomics only.
-        let raw = unsafe { &*map.as_ptr().cast::<RawHeader>() };
-        if raw.magic.load(Ordering::Relaxed) != MAGIC {
+        // Read a copy with pread rather than through a mapping: a file truncated under us then
+        // gives a short read, not SIGBUS.
+        let mut bytes = [0u8; HEADER_SIZE];
+        if file.read_exact_at(&mut bytes, 0).is_err() {
             continue;
         }
-        let f = ImmutableFields::read(raw);
+        let (f, state, _checksum) = ImmutableFields::from_bytes(&bytes);
+        if f.magic != MAGIC {
+            continue;
+        }
         let end = f
             .format
             .iter()
@@ -510,7 +565,7 @@ pub fn list_segments() -> io::Result<Vec<SegmentInfo>> {
         out.push(SegmentInfo {
             name,
             file_len: meta.len(),
-            ready: raw.state.load(Ordering::Acquire) == STATE_READY,
+            ready: state == STATE_READY,
             kind: ObjectKind::from_u32(f.kind),
             format: String::from_utf8_lossy(&f.format[..end]).into_owned(),
             count: f.count,

@@ -942,9 +942,6 @@ fn list_segments_finds_a_killed_persisting_creator_and_removes_it() {
 }
 
 #[test]
-#[ignore = "shm-core bug: list_segments reads the header through an mmap after an fstat \
-            size check; a file truncated in between kills the caller with SIGBUS \
-            (read the header with pread instead)"]
 fn list_segments_survives_a_file_truncated_under_it() {
     // Another process may shrink any file in /dev/shm at any moment; listing must not die of
     // SIGBUS reading a header that is no longer backed. Run in a child, so that a SIGBUS shows
@@ -964,9 +961,6 @@ fn list_segments_survives_a_file_truncated_under_it() {
 }
 
 #[test]
-#[ignore = "shm-core bug: a creator's drop unlinks by name without checking that the name \
-            still refers to its own segment, so it removes a successor created under the \
-            same name after the original was unlinked by someone else"]
 fn creator_drop_leaves_a_successor_under_the_same_name_alone() {
     let name = SegmentName::unique();
     let _cleanup = Cleanup(name.clone());
