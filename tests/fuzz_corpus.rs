@@ -63,3 +63,45 @@ fn open_segment_corpus_replays_cleanly() {
         "scratch file left behind"
     );
 }
+
+fn corpus_of(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|entry| entry.expect("corpus entry").path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let data = std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+            (p.display().to_string(), data)
+        })
+        .collect()
+}
+
+/// The `array_ops` corpus: `Array`, `RawArray` and a `Vec` model must agree on every input
+/// (the checker panics, failing this test, on the first divergence).
+#[test]
+fn array_ops_corpus_replays_cleanly() {
+    let corpus = corpus_of("array_ops");
+    assert!(corpus.len() >= 10, "corpus has {} files", corpus.len());
+    for (file, data) in &corpus {
+        eprintln!("array_ops {file}");
+        shm_array::__fuzz::array_ops(data);
+    }
+}
+
+/// The `queue_ops` corpus: the SPSC and MPMC rings and a `VecDeque` model must agree.
+#[test]
+fn queue_ops_corpus_replays_cleanly() {
+    let corpus = corpus_of("queue_ops");
+    assert!(corpus.len() >= 10, "corpus has {} files", corpus.len());
+    for (file, data) in &corpus {
+        eprintln!("queue_ops {file}");
+        shm_queue::model::check_ops(data);
+    }
+}
