@@ -5,7 +5,7 @@
 //! - [`core`] — `shm-core`: segments, typecodes, waiting, liveness, [`process`].
 //! - [`lock`] — `shm-lock`.
 //! - [`value`] — `shm-value`.
-//! - [`array`] — `shm-array`.
+//! - [`array`](mod@array) — `shm-array`.
 //! - [`queue`] — `shm-queue`.
 
 pub use shm_array as array;
