@@ -107,6 +107,26 @@ fn atomic_pong(args: &[String]) -> i32 {
     }
 }
 
+/// Echoes 8-byte messages over a Unix stream socket until it reads `u64::MAX`.
+fn unix_echo(args: &[String]) -> i32 {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(&args[0]) else {
+        return 1;
+    };
+    let mut buf = [0u8; 8];
+    loop {
+        if s.read_exact(&mut buf).is_err() {
+            return 1;
+        }
+        if u64::from_le_bytes(buf) == u64::MAX {
+            return 0;
+        }
+        if s.write_all(&buf).is_err() {
+            return 1;
+        }
+    }
+}
+
 fn start(role: &str, args: &[&str]) -> Process {
     Process::builder(role)
         .args(args.iter().copied())
@@ -370,6 +390,28 @@ fn round_trip(c: &mut Criterion) {
         drop(tx);
         let _ = child.join();
     }
+    // Peer: a blocking Unix stream socket between two processes (both sides sleep in the
+    // kernel between messages; the usual IPC baseline).
+    {
+        use std::io::{Read, Write};
+        let path = std::env::temp_dir().join(format!("shm-ipc-bench-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        let path_str = path.to_string_lossy().into_owned();
+        let mut child = start("unix-echo", &[path_str.as_str()]);
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut buf = [0u8; 8];
+        g.bench_function("unix_socket/processes", |b| {
+            b.iter(|| {
+                s.write_all(&1u64.to_le_bytes()).expect("write");
+                s.read_exact(&mut buf).expect("read");
+                black_box(buf)
+            })
+        });
+        let _ = s.write_all(&u64::MAX.to_le_bytes());
+        let _ = child.join();
+        let _ = std::fs::remove_file(&path);
+    }
     // The floor: two processes ping-ponging one atomic.
     {
         let name = SegmentName::unique();
@@ -405,6 +447,7 @@ fn main() {
         .role("mpmc-sink", mpmc_sink)
         .role("spsc-echo", spsc_echo)
         .role("atomic-pong", atomic_pong)
+        .role("unix-echo", unix_echo)
         .run();
     let mut c = Criterion::default().configure_from_args();
     throughput(&mut c);
