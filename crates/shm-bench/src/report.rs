@@ -1,0 +1,547 @@
+//! The run's results: the terminal tables, `BENCHMARKS.md`, JSON, and the budget checks.
+
+use crate::harness::{fmt_bytes_rate, fmt_ns, fmt_rate, Cfg, Placement, Stats};
+use crate::rows::{Group, Kind, Miss, Who};
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+
+/// One cell's outcome.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    /// The column.
+    pub placement: Placement,
+    /// The numbers, or why there are none.
+    pub outcome: Result<Stats, Miss>,
+}
+
+/// One measured line.
+#[derive(Debug, Clone)]
+pub struct Line {
+    /// The table's key.
+    pub group: &'static str,
+    /// The implementation.
+    pub line: String,
+    /// Whose.
+    pub who: Who,
+    /// How the sides wait.
+    pub wait: &'static str,
+    /// One per column of the table.
+    pub cells: Vec<Cell>,
+}
+
+/// Facts about the machine and the run, for the header.
+#[derive(Debug, Clone)]
+pub struct Conditions {
+    /// UTC date and time of the start.
+    pub date: String,
+    /// CPU model.
+    pub cpu: String,
+    /// Online CPUs.
+    pub cpus: usize,
+    /// Kernel release.
+    pub kernel: String,
+    /// `rustc --version`, if there is one.
+    pub rustc: String,
+    /// Python version, if any.
+    pub python: Option<String>,
+    /// The command line.
+    pub command: String,
+    /// Median cost of a timer read pair, subtracted from single-op samples.
+    pub timer_overhead_ns: f64,
+    /// Seconds the run took.
+    pub seconds: f64,
+    /// Whether pinning to CPUs 0 and 1 worked.
+    pub pinned: bool,
+}
+
+/// The whole run.
+#[derive(Debug)]
+pub struct Report {
+    /// The configuration.
+    pub cfg: Cfg,
+    /// Machine and run facts.
+    pub cond: Conditions,
+    /// The tables measured (in order).
+    pub groups: Vec<Group>,
+    /// The lines measured.
+    pub lines: Vec<Line>,
+}
+
+impl Report {
+    fn lines_of<'a>(&'a self, g: &'a Group) -> impl Iterator<Item = &'a Line> + 'a {
+        self.lines.iter().filter(move |l| l.group == g.key)
+    }
+
+    /// The reference line of a table: its first line of ours.
+    fn reference<'a>(&'a self, g: &'a Group) -> Option<&'a Line> {
+        self.lines_of(g).find(|l| l.who == Who::Ours)
+    }
+
+    /// The median of `line` in `group` at `p`, if measured.
+    pub fn median(&self, group: &str, line: &str, p: Placement) -> Option<f64> {
+        self.lines
+            .iter()
+            .find(|l| l.group == group && l.line == line)?
+            .cells
+            .iter()
+            .find(|c| c.placement == p)?
+            .outcome
+            .as_ref()
+            .ok()
+            .map(|s| s.median)
+    }
+
+    fn ratio(&self, g: &Group, l: &Line, p: Placement) -> Option<f64> {
+        let r = self.reference(g)?;
+        let mine = self.median(g.key, &l.line, p)?;
+        let base = self.median(g.key, &r.line, p)?;
+        (base > 0.0).then(|| mine / base)
+    }
+
+    /// Number of cells that failed (not skipped).
+    pub fn failures(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for l in &self.lines {
+            for c in &l.cells {
+                if let Err(Miss::Failed(e)) = &c.outcome {
+                    v.push(format!("{} / {} / {}: {e}", l.group, l.line, c.placement.title()));
+                }
+            }
+        }
+        v
+    }
+
+    /// The budget checks of ARCHITECTURE.md, from this run.
+    pub fn budget(&self) -> Vec<Check> {
+        budget_checks(self)
+    }
+
+    /// The tables as plain text for the terminal.
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        for g in &self.groups {
+            if self.lines_of(g).next().is_none() {
+                continue;
+            }
+            let _ = writeln!(s, "\n== {}  [{}]", g.title, g.key);
+            let _ = writeln!(
+                s,
+                "   one op = {}; ×ours = this line's median ÷ the ★ line's median in the same column",
+                g.op
+            );
+            let mut header = format!("   {:<46} {:<7} {:<26}", "implementation", "who", "wait");
+            for p in g.placements {
+                let _ = write!(header, " | {:<40}", p.title());
+            }
+            let _ = writeln!(s, "{header}");
+            let r = self.reference(g).map(|l| l.line.clone());
+            for l in self.lines_of(g) {
+                let star = if Some(&l.line) == r.as_ref() { "★" } else { " " };
+                let mut row = format!("{star}  {:<46} {:<7} {:<26}", l.line, l.who.label(), l.wait);
+                for p in g.placements {
+                    let cell = l.cells.iter().find(|c| c.placement == *p);
+                    let txt = match cell.map(|c| &c.outcome) {
+                        Some(Ok(st)) => {
+                            let ratio = self
+                                .ratio(g, l, *p)
+                                .map_or("-".into(), |x| format!("{x:.2}x"));
+                            let second = match g.kind {
+                                Kind::Latency => {
+                                    format!("p99 {}", st.p99.map_or("-".into(), fmt_ns))
+                                }
+                                Kind::Throughput { bytes: None } => fmt_rate(st.median),
+                                Kind::Throughput { bytes: Some(b) } => {
+                                    fmt_bytes_rate(st.median, b)
+                                }
+                            };
+                            format!("{:>9} {:>14} {:>8}", fmt_ns(st.median), second, ratio)
+                        }
+                        Some(Err(Miss::Skipped(why))) => format!("skipped: {why}"),
+                        Some(Err(Miss::Failed(why))) => format!("FAILED: {why}"),
+                        None => "-".into(),
+                    };
+                    let _ = write!(row, " | {txt:<40}");
+                }
+                let _ = writeln!(s, "{}", row.trim_end());
+            }
+        }
+        let checks = self.budget();
+        if !checks.is_empty() {
+            let _ = writeln!(s, "\n== Budget (ARCHITECTURE.md), from this run");
+            for c in checks {
+                let _ = writeln!(s, "   {:<8} {}: {} (budget {})", c.verdict(), c.what, c.shown(), c.budget);
+            }
+        }
+        s
+    }
+
+    /// `BENCHMARKS.md`: conditions, the tables, and the budget, all from this run.
+    pub fn markdown(&self) -> String {
+        let c = &self.cond;
+        let mut s = String::new();
+        let _ = writeln!(s, "# shm-ipc benchmarks\n");
+        let _ = writeln!(
+            s,
+            "Written by `shm-bench` from the run it describes; do not edit by hand. \
+             Regenerate with `cargo run --release -p shm-bench` (about {:.0} minutes).\n",
+            (c.seconds / 60.0).ceil().max(1.0)
+        );
+        let _ = writeln!(s, "## Conditions\n");
+        let _ = writeln!(s, "- date (UTC): {}", c.date);
+        let _ = writeln!(s, "- command: `{}`", c.command);
+        let _ = writeln!(s, "- mode: {}", if self.cfg.quick { "quick (numbers not meant to be quoted)" } else { "full" });
+        let _ = writeln!(s, "- CPU: {} ({} online)", c.cpu, c.cpus);
+        let _ = writeln!(s, "- kernel: {}", c.kernel);
+        let _ = writeln!(s, "- rustc: {}", c.rustc);
+        let _ = writeln!(s, "- python: {}", c.python.as_deref().unwrap_or("not found (Python rows skipped)"));
+        let _ = writeln!(
+            s,
+            "- pinning: {}",
+            if c.pinned {
+                "\"cores 0+1\" = the measuring side on CPU 0, the other process (or thread) on CPU 1; \"both on core 0\" = both on CPU 0; one-process rows on CPU 0"
+            } else {
+                "pinning failed on this machine: placements are nominal"
+            }
+        );
+        let _ = writeln!(
+            s,
+            "- sampling: each cell warms up {:.0} ms, then takes up to {} samples or {:.1} s; latency rows time every operation on its own \
+             (the median timer overhead, {:.1} ns, subtracted) unless the table says batches; throughput rows time batches and \
+             divide by the batch size; run took {:.0} s",
+            self.cfg.warmup.as_secs_f64() * 1e3,
+            self.cfg.samples,
+            self.cfg.max_time.as_secs_f64(),
+            c.timer_overhead_ns,
+            c.seconds
+        );
+        let _ = writeln!(
+            s,
+            "- reading the tables: medians; p99 for latencies; ×ours = the line's median ÷ the ★ line's median in the same column \
+             (above 1: ours is faster); ± = spread of the medians of five consecutive slices of the samples, relative to the median \
+             (how stable the median is)\n"
+        );
+        let checks = self.budget();
+        if !checks.is_empty() {
+            let _ = writeln!(s, "## Budget (ARCHITECTURE.md), from this run\n");
+            let _ = writeln!(s, "| check | from this run | budget | verdict |");
+            let _ = writeln!(s, "|---|---|---|---|");
+            for c in &checks {
+                let _ = writeln!(s, "| {} | {} | {} | {} |", c.what, c.shown(), c.budget, c.verdict());
+            }
+            let _ = writeln!(s);
+        }
+        for g in &self.groups {
+            if self.lines_of(g).next().is_none() {
+                continue;
+            }
+            let _ = writeln!(s, "## {}\n", g.title);
+            let _ = writeln!(s, "`--only {}`; one op = {}.\n", g.key, g.op);
+            let mut head = "| implementation | who | wait |".to_string();
+            let mut rule = "|---|---|---|".to_string();
+            for p in g.placements {
+                match g.kind {
+                    Kind::Latency => {
+                        let _ = write!(head, " median, {0} | p99, {0} | ×ours | ± |", p.title());
+                    }
+                    Kind::Throughput { .. } => {
+                        let _ = write!(head, " per message, {0} | rate, {0} | ×ours | ± |", p.title());
+                    }
+                }
+                rule.push_str("--:|--:|--:|--:|");
+            }
+            let _ = writeln!(s, "{head}\n{rule}");
+            let r = self.reference(g).map(|l| l.line.clone());
+            for l in self.lines_of(g) {
+                let name = if Some(&l.line) == r.as_ref() {
+                    format!("★ **{}**", l.line)
+                } else if l.who == Who::Ours {
+                    format!("**{}**", l.line)
+                } else {
+                    l.line.clone()
+                };
+                let mut row = format!("| {name} | {} | {} |", l.who.label(), l.wait);
+                for p in g.placements {
+                    match l.cells.iter().find(|c| c.placement == *p).map(|c| &c.outcome) {
+                        Some(Ok(st)) => {
+                            let second = match g.kind {
+                                Kind::Latency => st.p99.map_or("-".into(), fmt_ns),
+                                Kind::Throughput { bytes: None } => fmt_rate(st.median),
+                                Kind::Throughput { bytes: Some(b) } => fmt_bytes_rate(st.median, b),
+                            };
+                            let ratio = self.ratio(g, l, *p).map_or("-".into(), |x| format!("{x:.2}"));
+                            let _ = write!(
+                                row,
+                                " {} | {} | {} | {:.0}% |",
+                                fmt_ns(st.median),
+                                second,
+                                ratio,
+                                st.spread * 100.0
+                            );
+                        }
+                        Some(Err(Miss::Skipped(why))) => {
+                            let _ = write!(row, " skipped: {why} | | | |");
+                        }
+                        Some(Err(Miss::Failed(why))) => {
+                            let _ = write!(row, " FAILED: {} | | | |", why.replace('|', "/"));
+                        }
+                        None => row.push_str(" - | | | |"),
+                    }
+                }
+                let _ = writeln!(s, "{row}");
+            }
+            let _ = writeln!(s);
+        }
+        s
+    }
+
+    /// The run as JSON.
+    pub fn json(&self) -> Value {
+        let c = &self.cond;
+        let groups: Vec<Value> = self
+            .groups
+            .iter()
+            .filter(|g| self.lines_of(g).next().is_some())
+            .map(|g| {
+                let lines: Vec<Value> = self
+                    .lines_of(g)
+                    .map(|l| {
+                        let cells: Vec<Value> = l
+                            .cells
+                            .iter()
+                            .map(|cell| {
+                                let mut o = json!({ "placement": cell.placement.key() });
+                                match &cell.outcome {
+                                    Ok(st) => {
+                                        o["median_ns"] = json!(st.median);
+                                        o["p99_ns"] = json!(st.p99);
+                                        o["samples"] = json!(st.n);
+                                        o["spread"] = json!(st.spread);
+                                        o["ratio_to_ours"] = json!(self.ratio(g, l, cell.placement));
+                                    }
+                                    Err(Miss::Skipped(w)) => o["skipped"] = json!(w),
+                                    Err(Miss::Failed(w)) => o["failed"] = json!(w),
+                                }
+                                o
+                            })
+                            .collect();
+                        json!({ "line": l.line, "who": l.who.label(), "wait": l.wait, "cells": cells })
+                    })
+                    .collect();
+                let kind = match g.kind {
+                    Kind::Latency => json!("latency"),
+                    Kind::Throughput { bytes } => json!({ "throughput": { "bytes": bytes } }),
+                };
+                json!({ "key": g.key, "area": g.area, "title": g.title, "op": g.op, "kind": kind, "lines": lines })
+            })
+            .collect();
+        let budget: Vec<Value> = self
+            .budget()
+            .iter()
+            .map(|b| json!({ "check": b.what, "value": b.value, "budget": b.budget, "met": b.met }))
+            .collect();
+        json!({
+            "date": c.date, "command": c.command, "quick": self.cfg.quick,
+            "machine": { "cpu": c.cpu, "cpus": c.cpus, "kernel": c.kernel, "rustc": c.rustc, "python": c.python },
+            "timer_overhead_ns": c.timer_overhead_ns, "seconds": c.seconds, "pinned": c.pinned,
+            "groups": groups, "budget": budget,
+        })
+    }
+}
+
+/// One budget check.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// What is compared.
+    pub what: String,
+    /// The measured ratio, if both sides ran.
+    pub value: Option<f64>,
+    /// The budget, in words.
+    pub budget: String,
+    /// Whether it is met (None: not measured).
+    pub met: Option<bool>,
+}
+
+impl Check {
+    fn verdict(&self) -> &'static str {
+        match self.met {
+            Some(true) => "met",
+            Some(false) => "MISSED",
+            None => "not run",
+        }
+    }
+
+    fn shown(&self) -> String {
+        self.value.map_or("-".into(), |v| format!("{v:.2}x"))
+    }
+}
+
+/// `a ÷ b` with both from the cores-0+1 column, or the single column for one-process rows.
+fn ratio_of(r: &Report, ga: &str, la: &str, gb: &str, lb: &str) -> Option<f64> {
+    let get = |g: &str, l: &str| {
+        r.median(g, l, Placement::Split)
+            .or_else(|| r.median(g, l, Placement::Single))
+    };
+    let (a, b) = (get(ga, la)?, get(gb, lb)?);
+    (b > 0.0).then(|| a / b)
+}
+
+fn at_most(r: &Report, what: &str, (ga, la): (&str, &str), (gb, lb): (&str, &str), max: f64) -> Check {
+    let value = ratio_of(r, ga, la, gb, lb);
+    Check {
+        what: what.into(),
+        value,
+        budget: format!("≤ {max:.2}x"),
+        met: value.map(|v| v <= max),
+    }
+}
+
+fn at_least(r: &Report, what: &str, (ga, la): (&str, &str), (gb, lb): (&str, &str), min: f64) -> Check {
+    let value = ratio_of(r, ga, la, gb, lb);
+    Check {
+        what: what.into(),
+        value,
+        budget: format!("≥ {min:.0}x"),
+        met: value.map(|v| v >= min),
+    }
+}
+
+fn budget_checks(r: &Report) -> Vec<Check> {
+    let spsc_rt = ("queue-rt-busy", "shm-queue SPSC ring");
+    let spsc_tp = ("queue-tp", "shm-queue SPSC ring, push/pop");
+    let mut v = vec![
+        at_most(r, "SPSC round trip ÷ atomic ping-pong (busy-poll, cores 0+1)", spsc_rt, ("queue-rt-busy", "atomic ping-pong in shared memory"), 1.2),
+        at_most(r, "SPSC time per message ÷ rtrb between two threads", spsc_tp, ("queue-tp", "rtrb, two threads"), 1.0),
+        at_most(r, "MPMC time per message ÷ crossbeam ArrayQueue between two threads", ("queue-tp", "shm-queue MPMC ring, push/pop"), ("queue-tp", "crossbeam ArrayQueue, two threads"), 1.0),
+        at_most(r, "Lock uncontended lock+unlock ÷ std::sync::Mutex", ("lock-uncontended", "shm-lock Lock"), ("lock-uncontended", "std::sync::Mutex"), 1.2),
+        at_most(r, "Value<i64> fetch_add ÷ AtomicI64 fetch_add", ("value-atomic", "shm-value Value<i64> fetch_add"), ("value-atomic", "std AtomicI64 fetch_add"), 1.1),
+    ];
+    for g in ["array-in-8M", "array-out-8M", "array-in-256M", "array-out-256M"] {
+        v.push(at_most(
+            r,
+            &format!("Array<f64> copy ÷ memcpy ({g})"),
+            (g, "shm-array Array<f64>"),
+            (g, "Vec<f64> copy_from_slice (memcpy)"),
+            1.11,
+        ));
+    }
+    let py = [
+        ("Python mp.Queue round trip ÷ SPSC round trip", ("queue-rt-busy", "Python mp.Queue"), spsc_rt),
+        ("Python mp.Queue one-way ÷ SPSC one-way", ("queue-tp", "Python mp.Queue"), spsc_tp),
+        ("Python mp.Lock ÷ Lock (uncontended)", ("lock-uncontended", "Python mp.Lock"), ("lock-uncontended", "shm-lock Lock")),
+        (
+            "Python Value under get_lock ÷ Value::update",
+            ("value-locked", "Python mp.Value, with get_lock()"),
+            ("value-locked", "shm-value Value<i64> update (locked)"),
+        ),
+        ("Python Array copy in ÷ Array copy in (8 MB)", ("array-in-8M", "Python mp.Array via memoryview"), ("array-in-8M", "shm-array Array<f64>")),
+    ];
+    for (what, a, b) in py {
+        v.push(at_least(r, what, a, b, 100.0));
+    }
+    // Only the checks whose rows were part of this run.
+    v.retain(|c| c.value.is_some() || r.lines.iter().any(|l| c.what.contains(&l.line)));
+    v
+}
+
+/// Civil UTC date-time of a Unix time (Howard Hinnant's days-to-civil).
+pub fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rows::{Group, Kind, TWO};
+    use std::time::Duration;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(utc(1_795_461_000), "2026-11-23 19:10:00");
+    }
+
+    fn stats(median: f64) -> Result<Stats, Miss> {
+        Ok(Stats {
+            median,
+            p99: Some(median * 2.0),
+            n: 10,
+            spread: 0.01,
+        })
+    }
+
+    #[test]
+    fn ratios_budget_and_outputs() {
+        let g = Group {
+            key: "queue-rt-busy",
+            area: "queue",
+            title: "rt",
+            op: "one round trip",
+            kind: Kind::Latency,
+            placements: TWO,
+        };
+        let line = |name: &str, who, m: f64| Line {
+            group: "queue-rt-busy",
+            line: name.into(),
+            who,
+            wait: "spin",
+            cells: vec![
+                Cell { placement: Placement::Split, outcome: stats(m) },
+                Cell { placement: Placement::Same, outcome: Err(Miss::Skipped("no".into())) },
+            ],
+        };
+        let r = Report {
+            cfg: Cfg { max_time: Duration::from_millis(1), ..Cfg::quick() },
+            cond: Conditions {
+                date: "d".into(),
+                cpu: "c".into(),
+                cpus: 2,
+                kernel: "k".into(),
+                rustc: "r".into(),
+                python: None,
+                command: "x".into(),
+                timer_overhead_ns: 20.0,
+                seconds: 1.0,
+                pinned: true,
+            },
+            groups: vec![g.clone()],
+            lines: vec![
+                line("shm-queue SPSC ring", Who::Ours, 150.0),
+                line("atomic ping-pong in shared memory", Who::Floor, 60.0),
+            ],
+        };
+        assert_eq!(r.ratio(&g, &r.lines[1], Placement::Split), Some(0.4));
+        assert_eq!(r.ratio(&g, &r.lines[1], Placement::Same), None);
+        let b = r.budget();
+        let first = &b[0];
+        assert_eq!(first.value, Some(2.5));
+        assert_eq!(first.met, Some(false));
+        assert!(r.failures().is_empty());
+        let md = r.markdown();
+        assert!(md.contains("★ **shm-queue SPSC ring**"));
+        assert!(md.contains("| 0.40 |"));
+        assert!(md.contains("MISSED"));
+        let text = r.text();
+        assert!(text.contains("0.40x"));
+        let j = r.json();
+        assert_eq!(j["groups"][0]["lines"][1]["cells"][0]["ratio_to_ours"], json!(0.4));
+        assert_eq!(j["groups"][0]["lines"][0]["cells"][1]["skipped"], json!("no"));
+    }
+}

@@ -1,0 +1,167 @@
+//! The rows of the comparison: each table (a [`Group`]) and the cases measured in it.
+
+use crate::harness::{Cfg, Placement};
+use shm_core::process::Roles;
+
+pub mod array;
+pub mod bytes;
+pub mod lock;
+pub mod python;
+pub mod queue;
+pub mod value;
+
+/// What a table's numbers are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Time per operation; median and p99 of single operations (or of small batches).
+    Latency,
+    /// Time per message over large batches; shown with the rate. `bytes` per message for
+    /// byte-message rows (shown as a byte rate).
+    Throughput {
+        /// Bytes per message, for a byte rate.
+        bytes: Option<u64>,
+    },
+}
+
+/// Whose implementation a line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    /// One of ours (the first in a table is the reference of the ratios).
+    Ours,
+    /// A peer.
+    Peer,
+    /// A peer that is a lower bound of the mechanism (nothing can be faster).
+    Floor,
+    /// A peer that is an upper bound that ignores the process boundary (threads).
+    Ceiling,
+}
+
+impl Who {
+    /// Label for the tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Who::Ours => "ours",
+            Who::Peer => "peer",
+            Who::Floor => "floor",
+            Who::Ceiling => "ceiling",
+        }
+    }
+}
+
+/// One table.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// Key for `--only` and JSON, e.g. `queue-rt-busy`.
+    pub key: &'static str,
+    /// Area for `--only`: `queue`, `bytes`, `lock`, `value`, `array`.
+    pub area: &'static str,
+    /// Title.
+    pub title: &'static str,
+    /// What one operation is.
+    pub op: &'static str,
+    /// The numbers' kind.
+    pub kind: Kind,
+    /// Columns.
+    pub placements: &'static [Placement],
+}
+
+/// Two-process columns.
+pub const TWO: &[Placement] = &[Placement::Split, Placement::Same];
+/// One-process column.
+pub const ONE: &[Placement] = &[Placement::Single];
+
+/// Why a cell has no numbers.
+#[derive(Debug, Clone)]
+pub enum Miss {
+    /// Not run here (Python missing, feature off, …): not an error.
+    Skipped(String),
+    /// It ran and failed: an error of the run.
+    Failed(String),
+}
+
+impl From<String> for Miss {
+    fn from(s: String) -> Miss {
+        Miss::Failed(s)
+    }
+}
+
+impl From<&str> for Miss {
+    fn from(s: &str) -> Miss {
+        Miss::Failed(s.to_owned())
+    }
+}
+
+/// The measuring function of a case: samples in ns per operation for one placement.
+pub type RunFn = Box<dyn Fn(&Cfg, Placement) -> Result<Vec<f64>, Miss>>;
+
+/// One line of a table: an implementation measured in each of the table's columns.
+pub struct Case {
+    /// The table's key.
+    pub group: &'static str,
+    /// The implementation.
+    pub line: String,
+    /// Whose.
+    pub who: Who,
+    /// Wait strategy / how the sides wait, for the table.
+    pub wait: &'static str,
+    /// The measurement.
+    pub run: RunFn,
+}
+
+impl std::fmt::Debug for Case {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Case")
+            .field("group", &self.group)
+            .field("line", &self.line)
+            .field("who", &self.who)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shorthand for building a [`Case`].
+pub fn case(
+    group: &'static str,
+    line: impl Into<String>,
+    who: Who,
+    wait: &'static str,
+    run: impl Fn(&Cfg, Placement) -> Result<Vec<f64>, Miss> + 'static,
+) -> Case {
+    Case {
+        group,
+        line: line.into(),
+        who,
+        wait,
+        run: Box::new(run),
+    }
+}
+
+/// Every table, in the order printed.
+pub fn groups() -> Vec<Group> {
+    let mut g = Vec::new();
+    g.extend(queue::groups());
+    g.extend(bytes::groups());
+    g.extend(lock::groups());
+    g.extend(value::groups());
+    g.extend(array::groups());
+    g
+}
+
+/// Every case, in the order run.
+pub fn cases() -> Vec<Case> {
+    let mut c = Vec::new();
+    c.extend(queue::cases());
+    c.extend(bytes::cases());
+    c.extend(lock::cases());
+    c.extend(value::cases());
+    c.extend(array::cases());
+    c
+}
+
+/// Registers every child role of every row.
+pub fn roles(r: Roles) -> Roles {
+    let r = queue::roles(r);
+    let r = bytes::roles(r);
+    let r = lock::roles(r);
+    let r = value::roles(r);
+    array::roles(r)
+}
