@@ -51,10 +51,17 @@ Never hangs
     Queue.get(timeout=...) goes through Connection.poll + selectors and adds
     tens of microseconds per call, which would distort the numbers.  Instead a
     SIGALRM watchdog (signal.setitimer, re-armed outside the timed region before
-    every sample, 30 s per sample by default) interrupts any blocked or spinning
-    operation; a timeout is an error exit.  Children set PR_SET_PDEATHSIG so
-    they die with the parent, are stopped with a sentinel / stop flag, joined
-    with a timeout, and terminated/killed if still alive.
+    every sample: 30 s per sample, 300 s for lock_handoff) interrupts any
+    blocked or spinning operation; a timeout is an error exit.  Children set
+    PR_SET_PDEATHSIG so they die with the parent (even on SIGKILL), are stopped
+    with a sentinel / stop flag, joined with a timeout, and terminated/killed
+    if still alive.  Locks are unlinked at creation (fork context) and heap
+    arenas are unlinked files, so nothing is left in /dev/shm.
+
+Run time
+    lock_handoff --pin same is scheduler-bound: each process spins through its
+    time slice before the other runs, ~4 ms per hand-off, so one sample (1000
+    parent increments) takes ~8 s and the 5-sample minimum ~40 s whatever T is.
 """
 
 import argparse
@@ -435,27 +442,30 @@ def case_lock_handoff(ctx, kids, cpu, a):
     stop = ctx.RawValue('q', 0)
     child_pinned = kids.start(lock_handoff_child, cpu, lock, counter, stop)
     parent_incs = 0
+    # Parent increments per sample: --batch if given (> 1), else 1000 on two cores and 10 on
+    # one core, where every hand-off waits for a scheduler tick (~4 ms).
+    per = a.batch if (a.batch or 0) > 1 else (10 if a.pin == "same" else 1000)
 
     def batch():
         nonlocal parent_incs
         done = 0
         t0 = pc()
-        while done < 1000:
+        while done < per:
             lock.acquire()
             if counter.value % 2 == 0:
                 counter.value += 1
                 done += 1
             lock.release()
         t1 = pc()
-        parent_incs += 1000
-        return (t1 - t0) / 2000
+        parent_incs += per
+        return (t1 - t0) / (2 * per)
 
     def warm(n_batches, seconds):
         # Warm up by single increments so that the 0.2 s budget holds even when a
         # batch takes seconds (same CPU: each hand-off waits for a scheduler tick).
         nonlocal parent_incs
         end = time.perf_counter() + seconds
-        for _ in range(n_batches * 1000):
+        for _ in range(n_batches * per):
             while True:
                 lock.acquire()
                 if counter.value % 2 == 0:
@@ -478,8 +488,8 @@ def case_lock_handoff(ctx, kids, cpu, a):
         raise BenchError(f"lock_handoff: counter {c} after {parent_incs} parent increments")
     note = ("one op = one lock hand-off: parent and child alternate "
             "acquire; if counter % 2 == parity: counter += 1; release on one mp.Lock and a "
-            "RawValue('q'); sample = time of 1000 parent increments / 2000")
-    return "latency", 2000, note, samples, child_pinned
+            f"RawValue('q'); sample = time of {per} parent increments / {2 * per}")
+    return "latency", 2 * per, note, samples, child_pinned
 
 
 def case_array_copy(ctx, kids, cpu, a):
@@ -510,10 +520,11 @@ def case_array_copy(ctx, kids, cpu, a):
     else:
         mv[:] = pattern * (size // 256)
         dst = bytearray(size)
+        dview = memoryview(dst)
 
         def one():
             t0 = pc()
-            dst[:] = mv
+            dview[:] = mv
             t1 = pc()
             return t1 - t0
 
@@ -523,9 +534,9 @@ def case_array_copy(ctx, kids, cpu, a):
                     raise BenchError(f"copy out: destination differs from array at offset {off}")
             if dst[:256] != pattern:
                 raise BenchError("copy out: destination does not hold the pattern")
-        note = ("one op = dst[:] = mv, whole mp.Array('d', n, lock=False) (a RawArray, via "
-                "memoryview(arr).cast('B')) copied into a preallocated bytearray; CPython 3.11 "
-                "bytearray slice assignment from a memoryview copies via a temporary bytearray")
+        note = ("one op = memoryview(dst)[:] = mv, whole mp.Array('d', n, lock=False) (a "
+                "RawArray, via memoryview(arr).cast('B')) copied into a preallocated bytearray "
+                "in one copy (dst[:] = mv would copy twice, through a temporary)")
 
     note += f"; {size >> 20} MiB per copy"
     samples = collect(one, a.samples, a.max_seconds, first_done=verify)
@@ -557,8 +568,8 @@ def parse_args(argv):
         p.error("--max-seconds must be > 0")
     if a.case in TWO_PROCESS_CASES and a.pin == "single":
         p.error(f"--pin single is for single-process cases; {a.case} needs split or same")
-    if a.batch is not None and a.case != "queue_tp":
-        log(f"--batch is only used by queue_tp; ignored for {a.case}")
+    if a.batch not in (None, 1) and a.case not in ("queue_tp", "lock_handoff"):
+        log(f"--batch is only used by queue_tp and lock_handoff; ignored for {a.case}")
     return a
 
 

@@ -421,7 +421,7 @@ pub fn spin_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
             return true;
         }
         n = n.wrapping_add(1);
-        if n % 1024 == 0 {
+        if n.is_multiple_of(1024) {
             if start.elapsed() >= timeout {
                 return false;
             }

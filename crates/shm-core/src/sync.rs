@@ -182,6 +182,37 @@ mod loom_futex {
     }
 }
 
+/// Whether this process notifies behind a compiler fence only (see [`EventCount`]).
+#[cfg(not(loom))]
+mod asym {
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    const UNKNOWN: u8 = 0;
+    const LIGHT: u8 = 1;
+    const FULL: u8 = 2;
+    static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+    /// True once this process is registered for expedited membarriers and a barrier call has
+    /// worked; decided on the first call.
+    #[inline]
+    pub(super) fn light() -> bool {
+        match STATE.load(Ordering::Relaxed) {
+            LIGHT => true,
+            FULL => false,
+            _ => decide(),
+        }
+    }
+
+    #[cold]
+    fn decide() -> bool {
+        let ok = std::env::var_os("SHM_IPC_NO_MEMBARRIER").is_none_or(|v| v.is_empty() || v == "0")
+            && crate::os::membarrier_register_global_expedited()
+            && crate::os::membarrier_global_expedited();
+        STATE.store(if ok { LIGHT } else { FULL }, Ordering::Relaxed);
+        ok
+    }
+}
+
 /// An eventcount: lets a waker skip the `FUTEX_WAKE` syscall when nobody is waiting.
 ///
 /// Two 32-bit words, `#[repr(C)]`, so it can be placed in a segment (8 bytes, align 4).
@@ -196,6 +227,18 @@ mod loom_futex {
 /// `wait(key)`. Notifier: change the condition, then `notify_*()`. Both sides have a `SeqCst`
 /// fence between their write and their read, so either the waiter sees the new condition or the
 /// notifier sees the waiter and bumps `seq` (which makes the futex wait return at once).
+///
+/// That fence on the notifier's side sits on the hot path of every push and pop, and costs a
+/// cross-core round trip when the peer is polling the same cache line. On Linux it is made
+/// *asymmetric*: a process that registers with `membarrier(2)` (`MEMBARRIER_CMD_REGISTER_
+/// GLOBAL_EXPEDITED`, done on first use) notifies behind a compiler fence only, and a waiter
+/// about to sleep calls `MEMBARRIER_CMD_GLOBAL_EXPEDITED`, which runs a full barrier on every
+/// CPU running a registered process: the slow side pays (a few µs, before a sleep that costs
+/// tens of µs anyway) so that the fast side does not. Where membarrier is unavailable (older
+/// kernels, seccomp, miri) both sides use the full fence. If a waiter's process cannot issue
+/// the barrier while a notifier's process uses the light fence (mixed seccomp policies), a
+/// wake-up can be late by one sleep slice of [`WaitStrategy`]; never lost for good. Set
+/// `SHM_IPC_NO_MEMBARRIER=1` in a process's environment to keep it on the full fence.
 ///
 /// A waiter process that dies inside a wait leaves `waiters` too high: later notifies then make
 /// one unneeded `FUTEX_WAKE` syscall each; nothing is lost or stuck.
@@ -248,6 +291,12 @@ impl EventCount {
         // Pairs with the fence in `notify`: after this, either our condition check sees the
         // notifier's write, or the notifier sees our increment of `waiters`.
         fence(Ordering::SeqCst);
+        // Notifiers in processes that use the light fence only order their own instructions;
+        // this barrier runs the full fence on their CPUs for them (see `asym`).
+        #[cfg(not(loom))]
+        if asym::light() {
+            crate::os::membarrier_global_expedited();
+        }
         WaitKey(key)
     }
 
@@ -274,7 +323,15 @@ impl EventCount {
     }
 
     fn notify(&self, n: u32) {
-        // Pairs with the fence in `prepare_wait` (see the type's docs).
+        // Pairs with the fence in `prepare_wait` (see the type's docs): a full fence, or, where
+        // the kernel's membarrier lets waiters run that fence on our CPU, a compiler fence.
+        #[cfg(not(loom))]
+        if asym::light() {
+            std::sync::atomic::compiler_fence(Ordering::SeqCst);
+        } else {
+            fence(Ordering::SeqCst);
+        }
+        #[cfg(loom)]
         fence(Ordering::SeqCst);
         if self.waiters.load(Ordering::Relaxed) != 0 {
             self.seq.fetch_add(1, Ordering::SeqCst);
@@ -544,6 +601,44 @@ mod tests {
         assert_eq!(r, None);
         assert!(slices >= 1);
         assert!(!ec.has_waiters());
+    }
+
+    /// Thousands of sleeping hand-offs between two threads, with sleep slices far longer than
+    /// the test: a lost wake-up (say, a broken asymmetric fence) shows as a timed-out wait.
+    #[test]
+    fn sleeping_handoffs_lose_no_wakeup() {
+        let ping = Arc::new((EventCount::new(), AtomicU32::new(0)));
+        let pong = Arc::new((EventCount::new(), AtomicU32::new(0)));
+        let strategy = WaitStrategy::sleep().with_slice(Duration::from_secs(3600));
+        let (ping2, pong2) = (ping.clone(), pong.clone());
+        const ROUNDS: u32 = 3000;
+        let t = std::thread::spawn(move || {
+            for i in 1..=ROUNDS {
+                let got =
+                    ping2
+                        .0
+                        .wait_until(&strategy, Deadline::after(Duration::from_secs(20)), |_| {
+                            (ping2.1.load(Ordering::Acquire) >= i).then_some(())
+                        });
+                if got.is_none() {
+                    return Err(i);
+                }
+                pong2.1.store(i, Ordering::Release);
+                pong2.0.notify_one();
+            }
+            Ok(())
+        });
+        for i in 1..=ROUNDS {
+            ping.1.store(i, Ordering::Release);
+            ping.0.notify_one();
+            let got =
+                pong.0
+                    .wait_until(&strategy, Deadline::after(Duration::from_secs(20)), |_| {
+                        (pong.1.load(Ordering::Acquire) >= i).then_some(())
+                    });
+            assert_eq!(got, Some(()), "round {i}: the pong wake-up was lost");
+        }
+        assert_eq!(t.join().unwrap(), Ok(()));
     }
 
     #[test]

@@ -208,7 +208,7 @@ pub fn exit(r: Result<(), String>) -> i32 {
     }
 }
 
-fn arg<'a>(a: &'a [String], i: usize) -> Result<&'a str, String> {
+fn arg(a: &[String], i: usize) -> Result<&str, String> {
     a.get(i)
         .map(String::as_str)
         .ok_or_else(|| format!("missing child argument {i}"))
@@ -549,7 +549,7 @@ pub fn read_full(s: &mut UnixStream, buf: &mut [u8], spin: bool) -> Result<(), S
             Ok(k) => got += k,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 n = n.wrapping_add(1);
-                if n % 4096 == 0 && deadline.has_passed() {
+                if n.is_multiple_of(4096) && deadline.has_passed() {
                     return Err("read timed out".into());
                 }
                 std::hint::spin_loop();
@@ -835,7 +835,7 @@ fn spsc_tp(cfg: &Cfg, p: Placement, slices: bool) -> Result<Vec<f64>, Miss> {
                 let pushed = tx.push_slice(&chunk[..k]);
                 if pushed == 0 {
                     idle = idle.wrapping_add(1);
-                    if idle % 4096 == 0 && deadline.has_passed() {
+                    if idle.is_multiple_of(4096) && deadline.has_passed() {
                         return Err("the sink stopped popping".to_string());
                     }
                     std::hint::spin_loop();
@@ -878,7 +878,7 @@ fn spsc_sink(a: &[String]) -> Result<(), String> {
             Ok(v) => {
                 std::hint::black_box(v);
                 got += 1;
-                if got % 256 == 0 || rx.is_empty() {
+                if got.is_multiple_of(256) || rx.is_empty() {
                     w.word(ACK).store(got, Ordering::Release);
                 }
             }
@@ -922,7 +922,7 @@ fn mpmc_sink(a: &[String]) -> Result<(), String> {
     while let Ok(v) = rx.pop() {
         std::hint::black_box(v);
         got += 1;
-        if got % 256 == 0 || rx.is_empty() {
+        if got.is_multiple_of(256) || rx.is_empty() {
             w.word(ACK).store(got, Ordering::Release);
         }
     }
@@ -951,14 +951,14 @@ fn threads_tp(
                     std::hint::black_box(v);
                     n += 1;
                     idle = 0;
-                    if n % 256 == 0 {
+                    if n.is_multiple_of(256) {
                         done2.store(n, Ordering::Release);
                     }
                 }
                 None => {
                     done2.store(n, Ordering::Release);
                     idle = idle.wrapping_add(1);
-                    if idle % 1024 == 0 {
+                    if idle.is_multiple_of(1024) {
                         std::thread::yield_now();
                     }
                     std::hint::spin_loop();
@@ -972,7 +972,7 @@ fn threads_tp(
             let mut tries = 0u32;
             while !push(i) {
                 tries = tries.wrapping_add(1);
-                if tries % 1024 == 0 {
+                if tries.is_multiple_of(1024) {
                     std::thread::yield_now();
                 }
                 std::hint::spin_loop();

@@ -157,6 +157,45 @@ pub(crate) fn futex_wake(word: &AtomicU32, n: u32) -> usize {
     }
 }
 
+/// `membarrier(2)` commands used by the asymmetric fence (uapi/linux/membarrier.h).
+const MEMBARRIER_CMD_GLOBAL_EXPEDITED: libc::c_int = 1 << 1;
+const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED: libc::c_int = 1 << 2;
+
+/// Registers this process to receive `MEMBARRIER_CMD_GLOBAL_EXPEDITED` barriers: from then on
+/// a barrier issued by any process runs a full memory barrier on every running thread of this
+/// one. False if the kernel (or a seccomp filter, or miri) does not allow it.
+pub(crate) fn membarrier_register_global_expedited() -> bool {
+    if cfg!(miri) {
+        return false;
+    }
+    // SAFETY: membarrier takes two integer arguments and touches no memory of ours.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
+            0 as libc::c_int,
+        )
+    };
+    ret == 0
+}
+
+/// Runs a full memory barrier on every running thread of every process that registered with
+/// [`membarrier_register_global_expedited`] (and on this one). False if the call failed.
+pub(crate) fn membarrier_global_expedited() -> bool {
+    if cfg!(miri) {
+        return false;
+    }
+    // SAFETY: as above.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            MEMBARRIER_CMD_GLOBAL_EXPEDITED,
+            0 as libc::c_int,
+        )
+    };
+    ret == 0
+}
+
 /// Yields the CPU to another runnable thread.
 pub(crate) fn yield_now() {
     std::thread::yield_now();

@@ -49,6 +49,12 @@ pub(crate) fn futex_wait(_: &AtomicU32, _: u32, _: Option<Duration>) -> FutexWai
 pub(crate) fn futex_wake(_: &AtomicU32, _: u32) -> usize {
     0
 }
+pub(crate) fn membarrier_register_global_expedited() -> bool {
+    false
+}
+pub(crate) fn membarrier_global_expedited() -> bool {
+    false
+}
 pub(crate) fn yield_now() {
     std::thread::yield_now();
 }
