@@ -264,7 +264,11 @@ impl Stats {
         let per = samples.len() / chunks;
         let meds: Vec<f64> = (0..chunks)
             .map(|c| {
-                let end = if c + 1 == chunks { samples.len() } else { (c + 1) * per };
+                let end = if c + 1 == chunks {
+                    samples.len()
+                } else {
+                    (c + 1) * per
+                };
                 median(&samples[c * per..end])
             })
             .collect();
@@ -411,7 +415,8 @@ pub fn child_args(args: &[String]) -> &[String] {
     args.get(1..).unwrap_or(&[])
 }
 
-/// Spins on `ready` (with a yield now and then, so that a peer on the same core runs)
+/// Spins on `ready` (with a yield every 256 polls, as shm-core's busy-poll waits do, so that
+/// a peer on the same core runs)
 /// until it returns true or `timeout` passes.
 pub fn spin_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
@@ -421,7 +426,7 @@ pub fn spin_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
             return true;
         }
         n = n.wrapping_add(1);
-        if n.is_multiple_of(1024) {
+        if n.is_multiple_of(256) {
             if start.elapsed() >= timeout {
                 return false;
             }

@@ -134,8 +134,15 @@ fn main() {
                 .iter()
                 .any(|g| g.key == key && args.only.iter().any(|o| o == g.key || o == g.area))
     };
-    let groups: Vec<_> = all_groups.iter().filter(|g| wanted(g.key)).cloned().collect();
-    let cases: Vec<_> = rows::cases().into_iter().filter(|c| wanted(c.group)).collect();
+    let groups: Vec<_> = all_groups
+        .iter()
+        .filter(|g| wanted(g.key))
+        .cloned()
+        .collect();
+    let cases: Vec<_> = rows::cases()
+        .into_iter()
+        .filter(|c| wanted(c.group))
+        .collect();
 
     let cfg = args.cfg.clone();
     let started = SystemTime::now();
@@ -145,7 +152,12 @@ fn main() {
     let overhead = harness::timer_overhead();
     let total: usize = cases
         .iter()
-        .map(|c| groups.iter().find(|g| g.key == c.group).map_or(0, |g| g.placements.len()))
+        .map(|c| {
+            groups
+                .iter()
+                .find(|g| g.key == c.group)
+                .map_or(0, |g| g.placements.len())
+        })
         .sum();
     if cfg.verbose {
         eprintln!(
@@ -153,7 +165,11 @@ fn main() {
             total,
             groups.len(),
             if cfg.quick { "quick" } else { "full" },
-            if pinned { "" } else { "; pinning to CPUs 0 and 1 failed: placements are nominal" }
+            if pinned {
+                ""
+            } else {
+                "; pinning to CPUs 0 and 1 failed: placements are nominal"
+            }
         );
     }
     let mut lines = Vec::new();
@@ -166,7 +182,12 @@ fn main() {
         for &p in g.placements {
             done += 1;
             if cfg.verbose {
-                eprint!("[{done:>3}/{total}] {:<15} {:<46} {:<15} … ", g.key, c.line, p.title());
+                eprint!(
+                    "[{done:>3}/{total}] {:<15} {:<46} {:<15} … ",
+                    g.key,
+                    c.line,
+                    p.title()
+                );
                 let _ = std::io::stderr().flush();
             }
             let t = Instant::now();
@@ -188,7 +209,10 @@ fn main() {
                     Err(Miss::Failed(w)) => eprintln!("FAILED: {w}"),
                 }
             }
-            cells.push(Cell { placement: p, outcome });
+            cells.push(Cell {
+                placement: p,
+                outcome,
+            });
         }
         lines.push(Line {
             group: c.group,
@@ -210,7 +234,11 @@ fn main() {
         kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map_or_else(|_| "unknown".into(), |s| s.trim().to_owned()),
         rustc: rustc_version(),
-        python: if cfg.python { rows::python::version() } else { None },
+        python: if cfg.python {
+            rows::python::version()
+        } else {
+            None
+        },
         command: std::iter::once("shm-bench".to_string())
             .chain(std::env::args().skip(1))
             .collect::<Vec<_>>()

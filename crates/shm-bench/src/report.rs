@@ -104,7 +104,12 @@ impl Report {
         for l in &self.lines {
             for c in &l.cells {
                 if let Err(Miss::Failed(e)) = &c.outcome {
-                    v.push(format!("{} / {} / {}: {e}", l.group, l.line, c.placement.title()));
+                    v.push(format!(
+                        "{} / {} / {}: {e}",
+                        l.group,
+                        l.line,
+                        c.placement.title()
+                    ));
                 }
             }
         }
@@ -136,7 +141,11 @@ impl Report {
             let _ = writeln!(s, "{header}");
             let r = self.reference(g).map(|l| l.line.clone());
             for l in self.lines_of(g) {
-                let star = if Some(&l.line) == r.as_ref() { "★" } else { " " };
+                let star = if Some(&l.line) == r.as_ref() {
+                    "★"
+                } else {
+                    " "
+                };
                 let mut row = format!("{star}  {:<46} {:<7} {:<26}", l.line, l.who.label(), l.wait);
                 for p in g.placements {
                     let cell = l.cells.iter().find(|c| c.placement == *p);
@@ -150,9 +159,7 @@ impl Report {
                                     format!("p99 {}", st.p99.map_or("-".into(), fmt_ns))
                                 }
                                 Kind::Throughput { bytes: None } => fmt_rate(st.median),
-                                Kind::Throughput { bytes: Some(b) } => {
-                                    fmt_bytes_rate(st.median, b)
-                                }
+                                Kind::Throughput { bytes: Some(b) } => fmt_bytes_rate(st.median, b),
                             };
                             format!("{:>9} {:>14} {:>8}", fmt_ns(st.median), second, ratio)
                         }
@@ -169,7 +176,14 @@ impl Report {
         if !checks.is_empty() {
             let _ = writeln!(s, "\n== Budget (ARCHITECTURE.md), from this run");
             for c in checks {
-                let _ = writeln!(s, "   {:<8} {}: {} (budget {})", c.verdict(), c.what, c.shown(), c.budget);
+                let _ = writeln!(
+                    s,
+                    "   {:<8} {}: {} (budget {})",
+                    c.verdict(),
+                    c.what,
+                    c.shown(),
+                    c.budget
+                );
             }
         }
         s
@@ -189,11 +203,25 @@ impl Report {
         let _ = writeln!(s, "## Conditions\n");
         let _ = writeln!(s, "- date (UTC): {}", c.date);
         let _ = writeln!(s, "- command: `{}`", c.command);
-        let _ = writeln!(s, "- mode: {}", if self.cfg.quick { "quick (numbers not meant to be quoted)" } else { "full" });
+        let _ = writeln!(
+            s,
+            "- mode: {}",
+            if self.cfg.quick {
+                "quick (numbers not meant to be quoted)"
+            } else {
+                "full"
+            }
+        );
         let _ = writeln!(s, "- CPU: {} ({} online)", c.cpu, c.cpus);
         let _ = writeln!(s, "- kernel: {}", c.kernel);
         let _ = writeln!(s, "- rustc: {}", c.rustc);
-        let _ = writeln!(s, "- python: {}", c.python.as_deref().unwrap_or("not found (Python rows skipped)"));
+        let _ = writeln!(
+            s,
+            "- python: {}",
+            c.python
+                .as_deref()
+                .unwrap_or("not found (Python rows skipped)")
+        );
         let _ = writeln!(
             s,
             "- pinning: {}",
@@ -226,7 +254,14 @@ impl Report {
             let _ = writeln!(s, "| check | from this run | budget | verdict |");
             let _ = writeln!(s, "|---|---|---|---|");
             for c in &checks {
-                let _ = writeln!(s, "| {} | {} | {} | {} |", c.what, c.shown(), c.budget, c.verdict());
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} |",
+                    c.what,
+                    c.shown(),
+                    c.budget,
+                    c.verdict()
+                );
             }
             let _ = writeln!(s);
         }
@@ -244,7 +279,11 @@ impl Report {
                         let _ = write!(head, " median, {0} | p99, {0} | ×ours | ± |", p.title());
                     }
                     Kind::Throughput { .. } => {
-                        let _ = write!(head, " per message, {0} | rate, {0} | ×ours | ± |", p.title());
+                        let _ = write!(
+                            head,
+                            " per message, {0} | rate, {0} | ×ours | ± |",
+                            p.title()
+                        );
                     }
                 }
                 rule.push_str("--:|--:|--:|--:|");
@@ -261,14 +300,21 @@ impl Report {
                 };
                 let mut row = format!("| {name} | {} | {} |", l.who.label(), l.wait);
                 for p in g.placements {
-                    match l.cells.iter().find(|c| c.placement == *p).map(|c| &c.outcome) {
+                    match l
+                        .cells
+                        .iter()
+                        .find(|c| c.placement == *p)
+                        .map(|c| &c.outcome)
+                    {
                         Some(Ok(st)) => {
                             let second = match g.kind {
                                 Kind::Latency => st.p99.map_or("-".into(), fmt_ns),
                                 Kind::Throughput { bytes: None } => fmt_rate(st.median),
                                 Kind::Throughput { bytes: Some(b) } => fmt_bytes_rate(st.median, b),
                             };
-                            let ratio = self.ratio(g, l, *p).map_or("-".into(), |x| format!("{x:.2}"));
+                            let ratio = self
+                                .ratio(g, l, *p)
+                                .map_or("-".into(), |x| format!("{x:.2}"));
                             let _ = write!(
                                 row,
                                 " {} | {} | {} | {:.0}% |",
@@ -385,7 +431,13 @@ fn ratio_of(r: &Report, ga: &str, la: &str, gb: &str, lb: &str) -> Option<f64> {
     (b > 0.0).then(|| a / b)
 }
 
-fn at_most(r: &Report, what: &str, (ga, la): (&str, &str), (gb, lb): (&str, &str), max: f64) -> Check {
+fn at_most(
+    r: &Report,
+    what: &str,
+    (ga, la): (&str, &str),
+    (gb, lb): (&str, &str),
+    max: f64,
+) -> Check {
     let value = ratio_of(r, ga, la, gb, lb);
     Check {
         what: what.into(),
@@ -395,7 +447,13 @@ fn at_most(r: &Report, what: &str, (ga, la): (&str, &str), (gb, lb): (&str, &str
     }
 }
 
-fn at_least(r: &Report, what: &str, (ga, la): (&str, &str), (gb, lb): (&str, &str), min: f64) -> Check {
+fn at_least(
+    r: &Report,
+    what: &str,
+    (ga, la): (&str, &str),
+    (gb, lb): (&str, &str),
+    min: f64,
+) -> Check {
     let value = ratio_of(r, ga, la, gb, lb);
     Check {
         what: what.into(),
@@ -409,13 +467,48 @@ fn budget_checks(r: &Report) -> Vec<Check> {
     let spsc_rt = ("queue-rt-busy", "shm-queue SPSC ring");
     let spsc_tp = ("queue-tp", "shm-queue SPSC ring, push/pop");
     let mut v = vec![
-        at_most(r, "SPSC round trip ÷ atomic ping-pong (busy-poll, cores 0+1)", spsc_rt, ("queue-rt-busy", "atomic ping-pong in shared memory"), 1.2),
-        at_most(r, "SPSC time per message ÷ rtrb between two threads", spsc_tp, ("queue-tp", "rtrb, two threads"), 1.0),
-        at_most(r, "MPMC time per message ÷ crossbeam ArrayQueue between two threads", ("queue-tp", "shm-queue MPMC ring, push/pop"), ("queue-tp", "crossbeam ArrayQueue, two threads"), 1.0),
-        at_most(r, "Lock uncontended lock+unlock ÷ std::sync::Mutex", ("lock-uncontended", "shm-lock Lock"), ("lock-uncontended", "std::sync::Mutex"), 1.2),
-        at_most(r, "Value<i64> fetch_add ÷ AtomicI64 fetch_add", ("value-atomic", "shm-value Value<i64> fetch_add"), ("value-atomic", "std AtomicI64 fetch_add"), 1.1),
+        at_most(
+            r,
+            "SPSC round trip ÷ atomic ping-pong (busy-poll, cores 0+1)",
+            spsc_rt,
+            ("queue-rt-busy", "atomic ping-pong in shared memory"),
+            1.2,
+        ),
+        at_most(
+            r,
+            "SPSC time per message ÷ rtrb between two threads",
+            spsc_tp,
+            ("queue-tp", "rtrb, two threads"),
+            1.0,
+        ),
+        at_most(
+            r,
+            "MPMC time per message ÷ crossbeam ArrayQueue between two threads",
+            ("queue-tp", "shm-queue MPMC ring, push/pop"),
+            ("queue-tp", "crossbeam ArrayQueue, two threads"),
+            1.0,
+        ),
+        at_most(
+            r,
+            "Lock uncontended lock+unlock ÷ std::sync::Mutex",
+            ("lock-uncontended", "shm-lock Lock"),
+            ("lock-uncontended", "std::sync::Mutex"),
+            1.2,
+        ),
+        at_most(
+            r,
+            "Value<i64> fetch_add ÷ AtomicI64 fetch_add",
+            ("value-atomic", "shm-value Value<i64> fetch_add"),
+            ("value-atomic", "std AtomicI64 fetch_add"),
+            1.1,
+        ),
     ];
-    for g in ["array-in-8M", "array-out-8M", "array-in-256M", "array-out-256M"] {
+    for g in [
+        "array-in-8M",
+        "array-out-8M",
+        "array-in-256M",
+        "array-out-256M",
+    ] {
         v.push(at_most(
             r,
             &format!("Array<f64> copy ÷ memcpy ({g})"),
@@ -425,15 +518,31 @@ fn budget_checks(r: &Report) -> Vec<Check> {
         ));
     }
     let py = [
-        ("Python mp.Queue round trip ÷ SPSC round trip", ("queue-rt-busy", "Python mp.Queue"), spsc_rt),
-        ("Python mp.Queue one-way ÷ SPSC one-way", ("queue-tp", "Python mp.Queue"), spsc_tp),
-        ("Python mp.Lock ÷ Lock (uncontended)", ("lock-uncontended", "Python mp.Lock"), ("lock-uncontended", "shm-lock Lock")),
+        (
+            "Python mp.Queue round trip ÷ SPSC round trip",
+            ("queue-rt-busy", "Python mp.Queue"),
+            spsc_rt,
+        ),
+        (
+            "Python mp.Queue one-way ÷ SPSC one-way",
+            ("queue-tp", "Python mp.Queue"),
+            spsc_tp,
+        ),
+        (
+            "Python mp.Lock ÷ Lock (uncontended)",
+            ("lock-uncontended", "Python mp.Lock"),
+            ("lock-uncontended", "shm-lock Lock"),
+        ),
         (
             "Python Value under get_lock ÷ Value::update",
             ("value-locked", "Python mp.Value, with get_lock()"),
             ("value-locked", "shm-value Value<i64> update (locked)"),
         ),
-        ("Python Array copy in ÷ Array copy in (8 MB)", ("array-in-8M", "Python mp.Array via memoryview"), ("array-in-8M", "shm-array Array<f64>")),
+        (
+            "Python Array copy in ÷ Array copy in (8 MB)",
+            ("array-in-8M", "Python mp.Array via memoryview"),
+            ("array-in-8M", "shm-array Array<f64>"),
+        ),
     ];
     for (what, a, b) in py {
         v.push(at_least(r, what, a, b, 100.0));
@@ -503,12 +612,21 @@ mod tests {
             who,
             wait: "spin",
             cells: vec![
-                Cell { placement: Placement::Split, outcome: stats(m) },
-                Cell { placement: Placement::Same, outcome: Err(Miss::Skipped("no".into())) },
+                Cell {
+                    placement: Placement::Split,
+                    outcome: stats(m),
+                },
+                Cell {
+                    placement: Placement::Same,
+                    outcome: Err(Miss::Skipped("no".into())),
+                },
             ],
         };
         let r = Report {
-            cfg: Cfg { max_time: Duration::from_millis(1), ..Cfg::quick() },
+            cfg: Cfg {
+                max_time: Duration::from_millis(1),
+                ..Cfg::quick()
+            },
             cond: Conditions {
                 date: "d".into(),
                 cpu: "c".into(),
@@ -541,7 +659,13 @@ mod tests {
         let text = r.text();
         assert!(text.contains("0.40x"));
         let j = r.json();
-        assert_eq!(j["groups"][0]["lines"][1]["cells"][0]["ratio_to_ours"], json!(0.4));
-        assert_eq!(j["groups"][0]["lines"][0]["cells"][1]["skipped"], json!("no"));
+        assert_eq!(
+            j["groups"][0]["lines"][1]["cells"][0]["ratio_to_ours"],
+            json!(0.4)
+        );
+        assert_eq!(
+            j["groups"][0]["lines"][0]["cells"][1]["skipped"],
+            json!("no")
+        );
     }
 }

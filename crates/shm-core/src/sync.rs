@@ -365,12 +365,21 @@ impl EventCount {
                 return Some(r);
             }
         }
+        let mut polls: u32 = 0;
         loop {
             if deadline.has_passed() {
                 return poll(Poll::Check);
             }
             if strategy.mode == WaitMode::BusyPoll {
-                spin_hint();
+                // Yield now and then: a peer that shares this core gets to run within
+                // microseconds instead of after a whole scheduler slice; with the peer on
+                // another core the syscall is rare enough not to show.
+                polls = polls.wrapping_add(1);
+                if polls.is_multiple_of(BUSY_POLLS_PER_YIELD) {
+                    yield_cpu();
+                } else {
+                    spin_hint();
+                }
                 if let Some(r) = poll(Poll::Check) {
                     return Some(r);
                 }
@@ -454,6 +463,16 @@ fn spin_phase<R>(
     }
 }
 
+/// Busy-poll iterations between two yields of the CPU.
+const BUSY_POLLS_PER_YIELD: u32 = 256;
+
+fn yield_cpu() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    crate::os::yield_now();
+}
+
 fn spin_hint() {
     #[cfg(loom)]
     loom::thread::yield_now();
@@ -464,7 +483,9 @@ fn spin_hint() {
 /// How a blocked operation waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WaitMode {
-    /// Never sleep: poll until ready. Lowest latency, one full core while waiting.
+    /// Never sleep: poll until ready. Lowest latency, one full core while waiting. Every few
+    /// hundred polls the waiter yields the CPU (`sched_yield`), so that a peer sharing its
+    /// core still runs promptly.
     BusyPoll,
     /// Sleep in the kernel at once. No CPU while waiting, tens of microseconds per wake-up.
     Sleep,

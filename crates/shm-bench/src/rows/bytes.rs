@@ -1,19 +1,468 @@
-//! bytes rows (being written).
+//! Byte-message rows: one-way throughput of 64 B, 4 KiB and 1 MiB messages between two
+//! processes.
+//!
+//! Every message is fully written by the sender and fully read by the receiver (copied out of
+//! the channel into the sink's buffer). The sender stamps each message with its sequence
+//! number (the first 8 bytes, and the last byte) over a fixed fill pattern; the sinks of our
+//! queues, ipc-channel and iceoryx2 check both stamps of every message. The sink publishes its
+//! count in a shared word after every message; the parent waits for the whole batch at the
+//! end of each batch.
 
-use super::{Case, Group};
+use super::queue::{exit, finish, read_full, write_full, SockPath};
+use super::{case, Case, Group, Kind, Miss, Who, TWO};
+use crate::harness::{self, child_args, spin_until, Cfg, Child, Placement, Words};
 use shm_core::process::Roles;
+use shm_core::{SegmentName, WaitStrategy};
+use shm_queue::bytes::{ByteQueue, BytesPopError, Mode};
+use shm_queue::pipe::{Pipe, RecvError};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// How long a side waits for its peer before calling the cell failed.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Word of the ack segment: messages the sink has received so far.
+pub const ACK: usize = 0;
+/// Word of the ack segment: non-zero once the sink found a bad message (it then exits).
+pub const BAD: usize = 1;
+
+/// Fill byte of the messages outside the stamps.
+const FILL: u8 = 0xA5;
+
+/// Ring memory of the shm-queue rows is at least this many bytes (and 8 messages).
+const RING_BYTES: usize = 4 << 20;
+
+/// One message size: a table of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    /// The table's key.
+    pub key: &'static str,
+    /// Bytes per message.
+    pub bytes: usize,
+    /// Messages per batch (full mode).
+    pub batch: u64,
+}
+
+const SIZES: [(Size, &str, &str); 3] = [
+    (
+        Size {
+            key: "bytes-64",
+            bytes: 64,
+            batch: 200_000,
+        },
+        "One-way throughput of 64 B messages between two processes",
+        "one message, over batches of 200k",
+    ),
+    (
+        Size {
+            key: "bytes-4k",
+            bytes: 4096,
+            batch: 50_000,
+        },
+        "One-way throughput of 4 KiB messages between two processes",
+        "one message, over batches of 50k",
+    ),
+    (
+        Size {
+            key: "bytes-1m",
+            bytes: 1 << 20,
+            batch: 500,
+        },
+        "One-way throughput of 1 MiB messages between two processes",
+        "one message, over batches of 500",
+    ),
+];
 
 /// The bytes tables.
 pub fn groups() -> Vec<Group> {
-    Vec::new()
+    SIZES
+        .iter()
+        .map(|&(s, title, op)| Group {
+            key: s.key,
+            area: "bytes",
+            title,
+            op,
+            kind: Kind::Throughput {
+                bytes: Some(s.bytes as u64),
+            },
+            placements: TWO,
+        })
+        .collect()
 }
 
 /// The bytes cases.
 pub fn cases() -> Vec<Case> {
-    Vec::new()
+    let mut v = Vec::new();
+    for &(s, _, _) in &SIZES {
+        v.push(case(
+            s.key,
+            "shm-queue byte queue",
+            Who::Ours,
+            "busy-poll",
+            move |c, p| queue_tp(c, p, s),
+        ));
+        v.push(case(
+            s.key,
+            "shm-queue Pipe",
+            Who::Ours,
+            "busy-poll",
+            move |c, p| pipe_tp(c, p, s),
+        ));
+        v.push(case(
+            s.key,
+            "Unix socket",
+            Who::Peer,
+            "blocking",
+            move |c, p| unix_tp(c, p, s),
+        ));
+        v.push(case(
+            s.key,
+            "ipc-channel (IpcBytesSender)",
+            Who::Peer,
+            "blocking recv",
+            move |c, p| ipc_tp(c, p, s),
+        ));
+        v.push(case(
+            s.key,
+            "iceoryx2 publish-subscribe",
+            Who::Peer,
+            "receive, spin",
+            move |c, p| iceoryx_tp(c, p, s),
+        ));
+    }
+    v
 }
 
-/// The bytes rows' child roles.
+/// The bytes rows' child roles (and, with the `iceoryx2` feature, iceoryx2's of both the
+/// bytes and the queue rows).
 pub fn roles(r: Roles) -> Roles {
+    let r = r
+        .role("b-queue-sink", |a| exit(queue_sink(child_args(a))))
+        .role("b-pipe-sink", |a| exit(pipe_sink(child_args(a))))
+        .role("b-ipc-sink", |a| exit(ipc_sink(child_args(a))));
+    #[cfg(feature = "iceoryx2")]
+    let r = super::iceoryx::roles(r);
     r
+}
+
+#[cfg(feature = "iceoryx2")]
+fn iceoryx_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
+    crate::rows::iceoryx::bytes_tp(cfg, p, s)
+}
+
+#[cfg(not(feature = "iceoryx2"))]
+fn iceoryx_tp(_: &Cfg, _: Placement, _: Size) -> Result<Vec<f64>, Miss> {
+    Err(Miss::Skipped("built without the iceoryx2 feature".into()))
+}
+
+// ---- shared helpers ----------------------------------------------------------------------
+
+fn arg(a: &[String], i: usize) -> Result<&str, String> {
+    a.get(i)
+        .map(String::as_str)
+        .ok_or_else(|| format!("missing child argument {i}"))
+}
+
+fn size_arg(a: &[String], i: usize) -> Result<usize, String> {
+    arg(a, i)?
+        .parse::<usize>()
+        .ok()
+        .filter(|&n| n >= 9)
+        .ok_or_else(|| format!("bad message size in argument {i}"))
+}
+
+fn name(s: &str) -> Result<SegmentName, String> {
+    SegmentName::new(s).map_err(|e| format!("bad segment name {s}: {e}"))
+}
+
+/// Capacity in messages of a ring of at least [`RING_BYTES`] (and at least 8 messages).
+pub fn ring_capacity(bytes: usize) -> u64 {
+    (RING_BYTES / bytes).max(8) as u64
+}
+
+/// A message buffer of `bytes` bytes filled with the pattern.
+pub fn message(bytes: usize) -> Vec<u8> {
+    vec![FILL; bytes]
+}
+
+/// Stamps message number `seq` into `msg` (first 8 bytes and last byte). `msg` has > 8 bytes.
+#[inline]
+pub fn stamp(msg: &mut [u8], seq: u64) {
+    let n = msg.len();
+    msg[..8].copy_from_slice(&seq.to_le_bytes());
+    msg[n - 1] = seq as u8;
+}
+
+/// Checks that `msg` is message number `seq` of `bytes` bytes.
+#[inline]
+pub fn check(msg: &[u8], seq: u64, bytes: usize) -> Result<(), String> {
+    if msg.len() != bytes {
+        return Err(format!(
+            "message {seq} has {} bytes, not {bytes}",
+            msg.len()
+        ));
+    }
+    if msg[..8] != seq.to_le_bytes() || msg[bytes - 1] != seq as u8 {
+        return Err(format!(
+            "message {seq} arrived with the wrong stamps (lost or reordered)"
+        ));
+    }
+    Ok(())
+}
+
+/// The sink side's bookkeeping: counts and checks messages, publishes the count.
+pub struct Sink {
+    words: Words,
+    got: u64,
+    bytes: usize,
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink")
+            .field("got", &self.got)
+            .field("bytes", &self.bytes)
+            .finish()
+    }
+}
+
+impl Sink {
+    /// Opens the ack words `name` for messages of `bytes` bytes.
+    pub fn open(name: &str, bytes: usize) -> Result<Sink, String> {
+        Ok(Sink {
+            words: Words::open(name)?,
+            got: 0,
+            bytes,
+        })
+    }
+
+    /// Checks the next message and publishes the new count; on a bad message, raises the
+    /// `BAD` flag so that the parent stops at once.
+    #[inline]
+    pub fn take(&mut self, msg: &[u8]) -> Result<(), String> {
+        if let Err(e) = check(msg, self.got, self.bytes) {
+            self.words.word(BAD).store(1, Ordering::Release);
+            return Err(e);
+        }
+        self.got += 1;
+        self.words.word(ACK).store(self.got, Ordering::Release);
+        Ok(())
+    }
+
+    /// The ack words (for rows that use more of them).
+    #[cfg_attr(not(feature = "iceoryx2"), allow(dead_code))]
+    pub fn words(&self) -> &Words {
+        &self.words
+    }
+
+    /// Raises the `BAD` flag and returns `e` (a failed receive).
+    pub fn fail(&self, e: String) -> Result<(), String> {
+        self.words.word(BAD).store(1, Ordering::Release);
+        Err(e)
+    }
+}
+
+/// Waits until the sink has acknowledged `target` messages (or reported a bad one).
+pub fn wait_ack(w: &Words, target: u64) -> Result<(), String> {
+    let done = || w.word(ACK).load(Ordering::Acquire) >= target;
+    let bad = || w.word(BAD).load(Ordering::Acquire) != 0;
+    if spin_until(PATIENCE, || done() || bad()) && !bad() {
+        Ok(())
+    } else if bad() {
+        Err("the sink received a wrong message or failed (see its stderr)".into())
+    } else {
+        Err(format!(
+            "the sink acknowledged {} of {target} messages",
+            w.word(ACK).load(Ordering::Acquire)
+        ))
+    }
+}
+
+// ---- shm-queue byte queue ----------------------------------------------------------------
+
+fn queue_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
+    harness::pin_to(p.parent_cpu());
+    let n = SegmentName::unique();
+    let q = ByteQueue::builder(&n)
+        .mode(Mode::Spsc)
+        .capacity(ring_capacity(s.bytes))
+        .max_message(s.bytes)
+        .create()
+        .map_err(|e| format!("create: {e}"))?;
+    let w = Words::create()?;
+    let mut tx = q.producer().map_err(|e| e.to_string())?;
+    tx.set_wait_strategy(WaitStrategy::busy_poll());
+    let child = Child::start(
+        "b-queue-sink",
+        p.child_cpu(),
+        &[n.as_str().into(), w.name(), s.bytes.to_string()],
+    )?;
+    let mut msg = message(s.bytes);
+    let mut sent = 0u64;
+    let r = harness::throughput(cfg, cfg.batch(s.batch), |m| {
+        for _ in 0..m {
+            stamp(&mut msg, sent);
+            tx.push_timeout(msg.as_slice(), PATIENCE)
+                .map_err(|e| format!("push: {e}"))?;
+            sent += 1;
+        }
+        wait_ack(&w, sent)
+    });
+    drop(tx);
+    finish(child, r)
+}
+
+fn queue_sink(a: &[String]) -> Result<(), String> {
+    let q = ByteQueue::builder(&name(arg(a, 0)?)?)
+        .mode(Mode::Spsc)
+        .open()
+        .map_err(|e| e.to_string())?;
+    let bytes = size_arg(a, 2)?;
+    let mut sink = Sink::open(arg(a, 1)?, bytes)?;
+    let mut rx = q.consumer().map_err(|e| e.to_string())?;
+    rx.set_wait_strategy(WaitStrategy::busy_poll());
+    let mut buf = vec![0u8; bytes];
+    loop {
+        match rx.pop_into(&mut buf) {
+            Ok(n) => sink.take(&buf[..n])?,
+            Err(BytesPopError::Disconnected | BytesPopError::Closed) => return Ok(()),
+            Err(e) => return sink.fail(format!("pop: {e}")),
+        }
+    }
+}
+
+// ---- shm-queue Pipe ----------------------------------------------------------------------
+
+/// The parent creates a duplex pipe and only sends (a one-way pipe's creator receives); the
+/// child opens it and only receives.
+fn pipe_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
+    harness::pin_to(p.parent_cpu());
+    let n = SegmentName::unique();
+    let mut end = Pipe::builder(&n)
+        .duplex(true)
+        .max_message(s.bytes)
+        .capacity(ring_capacity(s.bytes))
+        .create()
+        .map_err(|e| format!("create pipe: {e}"))?;
+    end.set_wait_strategy(WaitStrategy::busy_poll());
+    let w = Words::create()?;
+    let child = Child::start(
+        "b-pipe-sink",
+        p.child_cpu(),
+        &[n.as_str().into(), w.name(), s.bytes.to_string()],
+    )?;
+    let mut msg = message(s.bytes);
+    let mut sent = 0u64;
+    let r = harness::throughput(cfg, cfg.batch(s.batch), |m| {
+        for _ in 0..m {
+            stamp(&mut msg, sent);
+            end.send_bytes_timeout(msg.as_slice(), PATIENCE)
+                .map_err(|e| format!("send: {e}"))?;
+            sent += 1;
+        }
+        wait_ack(&w, sent)
+    });
+    drop(end);
+    finish(child, r)
+}
+
+fn pipe_sink(a: &[String]) -> Result<(), String> {
+    let mut end = Pipe::builder(&name(arg(a, 0)?)?)
+        .open()
+        .map_err(|e| e.to_string())?;
+    end.set_wait_strategy(WaitStrategy::busy_poll());
+    let bytes = size_arg(a, 2)?;
+    let mut sink = Sink::open(arg(a, 1)?, bytes)?;
+    let mut buf = vec![0u8; bytes];
+    loop {
+        match end.recv_into(&mut buf) {
+            Ok(n) => sink.take(&buf[..n])?,
+            Err(RecvError::Eof) => return Ok(()),
+            Err(e) => return sink.fail(format!("recv: {e}")),
+        }
+    }
+}
+
+// ---- Unix socket -------------------------------------------------------------------------
+
+/// One `write_all` per message; the child (`q-unix-sink` of the queue rows) reads in bulk and
+/// acknowledges each batch with one byte.
+fn unix_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
+    harness::pin_to(p.parent_cpu());
+    let sock = SockPath::bind()?;
+    let m = cfg.batch(s.batch);
+    let child = Child::start(
+        "q-unix-sink",
+        p.child_cpu(),
+        &[sock.arg(), m.to_string(), s.bytes.to_string()],
+    )?;
+    let mut sock_stream = sock.accept()?;
+    let mut msg = message(s.bytes);
+    let mut sent = 0u64;
+    let r = harness::throughput(cfg, m, |m| {
+        for _ in 0..m {
+            stamp(&mut msg, sent);
+            write_full(&mut sock_stream, &msg)?;
+            sent += 1;
+        }
+        let mut ack = [0u8; 1];
+        read_full(&mut sock_stream, &mut ack, false)
+    });
+    drop(sock_stream);
+    finish(child, r)
+}
+
+// ---- ipc-channel -------------------------------------------------------------------------
+
+fn ipc_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
+    use ipc_channel::ipc::{IpcBytesSender, IpcOneShotServer};
+    harness::pin_to(p.parent_cpu());
+    let w = Words::create()?;
+    let (server, server_name) =
+        IpcOneShotServer::<IpcBytesSender>::new().map_err(|e| format!("ipc server: {e}"))?;
+    let child = Child::start(
+        "b-ipc-sink",
+        p.child_cpu(),
+        &[server_name, w.name(), s.bytes.to_string()],
+    )?;
+    // `accept` blocks until the child connects: accept on a thread so that a child that dies
+    // first cannot hang the run.
+    let (got_tx, got_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = got_tx.send(server.accept().map(|(_, tx)| tx));
+    });
+    let tx = match got_rx.recv_timeout(PATIENCE) {
+        Ok(Ok(tx)) => tx,
+        Ok(Err(e)) => return finish(child, Err(format!("ipc accept: {e}"))),
+        Err(_) => return finish(child, Err("the ipc-channel child did not connect".into())),
+    };
+    let mut msg = message(s.bytes);
+    let mut sent = 0u64;
+    let r = harness::throughput(cfg, cfg.batch(s.batch), |m| {
+        for _ in 0..m {
+            stamp(&mut msg, sent);
+            tx.send(&msg).map_err(|e| format!("ipc send: {e}"))?;
+            sent += 1;
+        }
+        wait_ack(&w, sent)
+    });
+    drop(tx);
+    finish(child, r)
+}
+
+fn ipc_sink(a: &[String]) -> Result<(), String> {
+    use ipc_channel::ipc::{self, IpcBytesSender, IpcError, IpcSender};
+    let bytes = size_arg(a, 2)?;
+    let mut sink = Sink::open(arg(a, 1)?, bytes)?;
+    let boot = IpcSender::<IpcBytesSender>::connect(arg(a, 0)?.to_owned())
+        .map_err(|e| format!("ipc connect: {e}"))?;
+    let (tx, rx) = ipc::bytes_channel().map_err(|e| e.to_string())?;
+    boot.send(tx).map_err(|e| format!("ipc bootstrap: {e}"))?;
+    loop {
+        match rx.recv() {
+            Ok(v) => sink.take(&v)?,
+            Err(IpcError::Disconnected) => return Ok(()),
+            Err(e) => return sink.fail(format!("ipc recv: {e:?}")),
+        }
+    }
 }

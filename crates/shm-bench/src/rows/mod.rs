@@ -5,6 +5,8 @@ use shm_core::process::Roles;
 
 pub mod array;
 pub mod bytes;
+#[cfg(feature = "iceoryx2")]
+pub mod iceoryx;
 pub mod lock;
 pub mod python;
 pub mod queue;

@@ -59,7 +59,8 @@ pub fn run(cfg: &Cfg, py_case: &str, placement: Placement, batch: u64) -> Result
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    parse(&String::from_utf8_lossy(&out.stdout)).map_err(|e| Miss::Failed(format!("{py_case}: {e}")))
+    parse(&String::from_utf8_lossy(&out.stdout))
+        .map_err(|e| Miss::Failed(format!("{py_case}: {e}")))
 }
 
 /// Parses the script's one line of JSON into samples.

@@ -71,12 +71,20 @@ fn name(s: &str) -> Result<SegmentName, String> {
 /// The queue cases.
 pub fn cases() -> Vec<Case> {
     let mut v = vec![
-        case(RT_BUSY, "shm-queue SPSC ring", Who::Ours, "busy-poll", |c, p| {
-            spsc_rt(c, p, "busy")
-        }),
-        case(RT_BUSY, "shm-queue MPMC ring", Who::Ours, "busy-poll", |c, p| {
-            mpmc_rt(c, p)
-        }),
+        case(
+            RT_BUSY,
+            "shm-queue SPSC ring",
+            Who::Ours,
+            "busy-poll",
+            |c, p| spsc_rt(c, p, "busy"),
+        ),
+        case(
+            RT_BUSY,
+            "shm-queue MPMC ring",
+            Who::Ours,
+            "busy-poll",
+            mpmc_rt,
+        ),
         case(RT_BUSY, "shm-queue Pipe", Who::Ours, "busy-poll", |c, p| {
             pipe_rt(c, p, "busy")
         }),
@@ -117,22 +125,38 @@ pub fn cases() -> Vec<Case> {
         "iceoryx2 publish-subscribe",
         Who::Peer,
         "receive, spin",
-        |_, _| {
-            Err(Miss::Skipped(
-                "built without the iceoryx2 feature".into(),
-            ))
-        },
+        |_, _| Err(Miss::Skipped("built without the iceoryx2 feature".into())),
     ));
     v.extend([
-        python::line(RT_BUSY, "Python mp.Queue", "blocking (no busy-poll in mp)", "queue_rt", 1),
-        python::line(RT_BUSY, "Python mp.Pipe", "blocking (no busy-poll in mp)", "pipe_rt", 1),
+        python::line(
+            RT_BUSY,
+            "Python mp.Queue",
+            "blocking (no busy-poll in mp)",
+            "queue_rt",
+            1,
+        ),
+        python::line(
+            RT_BUSY,
+            "Python mp.Pipe",
+            "blocking (no busy-poll in mp)",
+            "pipe_rt",
+            1,
+        ),
         // Blocking round trips.
-        case(RT_BLOCK, "shm-queue SPSC ring", Who::Ours, "futex sleep", |c, p| {
-            spsc_rt(c, p, "sleep")
-        }),
-        case(RT_BLOCK, "shm-queue Pipe", Who::Ours, "futex sleep", |c, p| {
-            pipe_rt(c, p, "sleep")
-        }),
+        case(
+            RT_BLOCK,
+            "shm-queue SPSC ring",
+            Who::Ours,
+            "futex sleep",
+            |c, p| spsc_rt(c, p, "sleep"),
+        ),
+        case(
+            RT_BLOCK,
+            "shm-queue Pipe",
+            Who::Ours,
+            "futex sleep",
+            |c, p| pipe_rt(c, p, "sleep"),
+        ),
         case(
             RT_BLOCK,
             "futex ping-pong in shared memory",
@@ -140,13 +164,21 @@ pub fn cases() -> Vec<Case> {
             "futex sleep",
             futex_rt,
         ),
-        case(RT_BLOCK, "Unix socket pair", Who::Peer, "blocking read", |c, p| {
-            unix_rt(c, p, false)
-        }),
+        case(
+            RT_BLOCK,
+            "Unix socket pair",
+            Who::Peer,
+            "blocking read",
+            |c, p| unix_rt(c, p, false),
+        ),
         // Throughput.
-        case(TP, "shm-queue SPSC ring, push/pop", Who::Ours, "busy-poll", |c, p| {
-            spsc_tp(c, p, false)
-        }),
+        case(
+            TP,
+            "shm-queue SPSC ring, push/pop",
+            Who::Ours,
+            "busy-poll",
+            |c, p| spsc_tp(c, p, false),
+        ),
         case(
             TP,
             "shm-queue SPSC ring, push_slice/pop_slice (256)",
@@ -154,17 +186,17 @@ pub fn cases() -> Vec<Case> {
             "busy-poll",
             |c, p| spsc_tp(c, p, true),
         ),
-        case(TP, "shm-queue MPMC ring, push/pop", Who::Ours, "busy-poll", mpmc_tp),
         case(
             TP,
-            "rtrb, two threads",
-            Who::Ceiling,
-            "spin",
-            |c, p| {
-                let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAP);
-                threads_tp(c, p, move |v| tx.push(v).is_ok(), move || rx.pop().ok())
-            },
+            "shm-queue MPMC ring, push/pop",
+            Who::Ours,
+            "busy-poll",
+            mpmc_tp,
         ),
+        case(TP, "rtrb, two threads", Who::Ceiling, "spin", |c, p| {
+            let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAP);
+            threads_tp(c, p, move |v| tx.push(v).is_ok(), move || rx.pop().ok())
+        }),
         case(
             TP,
             "crossbeam ArrayQueue, two threads",
@@ -176,7 +208,13 @@ pub fn cases() -> Vec<Case> {
                 threads_tp(c, p, move |v| q.push(v).is_ok(), move || q2.pop())
             },
         ),
-        case(TP, "Unix socket, one write per message", Who::Peer, "blocking", unix_tp),
+        case(
+            TP,
+            "Unix socket, one write per message",
+            Who::Peer,
+            "blocking",
+            unix_tp,
+        ),
         python::line(TP, "Python mp.Queue", "blocking", "queue_tp", 10_000),
     ]);
     v
@@ -348,7 +386,11 @@ fn pipe_rt(cfg: &Cfg, p: Placement, mode: &str) -> Result<Vec<f64>, Miss> {
         .create()
         .map_err(|e| format!("create pipe: {e}"))?;
     end.set_wait_strategy(strategy(mode));
-    let child = Child::start("q-pipe-echo", p.child_cpu(), &[mode.into(), n.as_str().into()])?;
+    let child = Child::start(
+        "q-pipe-echo",
+        p.child_cpu(),
+        &[mode.into(), n.as_str().into()],
+    )?;
     let mut i = 0u64;
     let mut buf = [0u8; 64];
     let r = harness::per_op(cfg, || {
@@ -407,6 +449,7 @@ fn atomic_rt(cfg: &Cfg, p: Placement) -> Result<Vec<f64>, Miss> {
 fn atomic_pong(a: &[String]) -> Result<(), String> {
     let w = Words::open(arg(a, 0)?)?;
     let x = w.word(0);
+    let mut spins = 0u32;
     loop {
         let v = x.load(Ordering::Acquire);
         if v == STOP {
@@ -415,7 +458,13 @@ fn atomic_pong(a: &[String]) -> Result<(), String> {
         if v % 2 == 1 {
             x.store(v + 1, Ordering::Release);
         } else {
-            std::hint::spin_loop();
+            // Yield now and then, as busy-polling waiters do (see `harness::spin_until`).
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(256) {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
         }
     }
 }
@@ -432,7 +481,11 @@ fn futex_rt(cfg: &Cfg, p: Placement) -> Result<Vec<f64>, Miss> {
     let r = harness::per_op(cfg, || {
         // Odd values are the parent's pings, the next even value the child's pong; the word
         // wraps below FSTOP.
-        let ping = if v.wrapping_add(2) >= FSTOP - 1 { 1 } else { v + 1 };
+        let ping = if v.wrapping_add(2) >= FSTOP - 1 {
+            1
+        } else {
+            v + 1
+        };
         x.store(ping, Ordering::Release);
         futex_wake(x, 1);
         let deadline = Deadline::after(PATIENCE);
@@ -503,7 +556,8 @@ impl SockPath {
             match self.listener.accept() {
                 Ok((s, _)) => {
                     s.set_nonblocking(false).map_err(|e| e.to_string())?;
-                    s.set_read_timeout(Some(PATIENCE)).map_err(|e| e.to_string())?;
+                    s.set_read_timeout(Some(PATIENCE))
+                        .map_err(|e| e.to_string())?;
                     return Ok(s);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -531,7 +585,9 @@ impl Drop for SockPath {
 
 impl std::fmt::Debug for SockPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SockPath").field("path", &self.path).finish()
+        f.debug_struct("SockPath")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -690,8 +746,10 @@ impl RawSync {
         // inside the mapping and not overlapping.
         let (lock, ping, pong) = unsafe {
             let (lock, _) = Mutex::new(base, base.add(RS_DATA)).map_err(|e| e.to_string())?;
-            let (ping, _) = BusyEvent::new(base.add(RS_EV_PING), true).map_err(|e| e.to_string())?;
-            let (pong, _) = BusyEvent::new(base.add(RS_EV_PONG), true).map_err(|e| e.to_string())?;
+            let (ping, _) =
+                BusyEvent::new(base.add(RS_EV_PING), true).map_err(|e| e.to_string())?;
+            let (pong, _) =
+                BusyEvent::new(base.add(RS_EV_PONG), true).map_err(|e| e.to_string())?;
             (lock, ping, pong)
         };
         Ok(RawSync {
@@ -717,8 +775,10 @@ impl RawSync {
         let (lock, ping, pong) = unsafe {
             let (lock, _) =
                 Mutex::from_existing(base, base.add(RS_DATA)).map_err(|e| e.to_string())?;
-            let (ping, _) = BusyEvent::from_existing(base.add(RS_EV_PING)).map_err(|e| e.to_string())?;
-            let (pong, _) = BusyEvent::from_existing(base.add(RS_EV_PONG)).map_err(|e| e.to_string())?;
+            let (ping, _) =
+                BusyEvent::from_existing(base.add(RS_EV_PING)).map_err(|e| e.to_string())?;
+            let (pong, _) =
+                BusyEvent::from_existing(base.add(RS_EV_PONG)).map_err(|e| e.to_string())?;
             (lock, ping, pong)
         };
         Ok(RawSync {
@@ -760,7 +820,9 @@ fn rawsync_rt(cfg: &Cfg, p: Placement) -> Result<Vec<f64>, Miss> {
     let r = harness::per_op(cfg, || {
         i += 1;
         rs.put(i)?;
-        rs.ping.set(EventState::Signaled).map_err(|e| e.to_string())?;
+        rs.ping
+            .set(EventState::Signaled)
+            .map_err(|e| e.to_string())?;
         rs.pong
             .wait(Timeout::Val(PATIENCE))
             .map_err(|e| format!("raw_sync wait: {e}"))?;
@@ -786,7 +848,9 @@ fn rawsync_echo(a: &[String]) -> Result<(), String> {
             return Ok(());
         }
         rs.put(v + 1)?;
-        rs.pong.set(EventState::Signaled).map_err(|e| e.to_string())?;
+        rs.pong
+            .set(EventState::Signaled)
+            .map_err(|e| e.to_string())?;
     }
 }
 
@@ -994,7 +1058,11 @@ fn unix_tp(cfg: &Cfg, p: Placement) -> Result<Vec<f64>, Miss> {
     harness::pin_to(p.parent_cpu());
     let sock = SockPath::bind()?;
     let m = cfg.batch(TP_BATCH);
-    let child = Child::start("q-unix-sink", p.child_cpu(), &[sock.arg(), m.to_string(), "8".into()])?;
+    let child = Child::start(
+        "q-unix-sink",
+        p.child_cpu(),
+        &[sock.arg(), m.to_string(), "8".into()],
+    )?;
     let mut s = sock.accept()?;
     let r = harness::throughput(cfg, m, |m| {
         for i in 0..m {
