@@ -23,6 +23,8 @@ pub struct Cfg {
     pub python: bool,
     /// Whether to print per-cell progress.
     pub verbose: bool,
+    /// Interleaved rounds per cell (samples and time are split between them).
+    pub rounds: usize,
 }
 
 impl Cfg {
@@ -30,12 +32,13 @@ impl Cfg {
     pub fn full() -> Cfg {
         Cfg {
             quick: false,
-            samples: 200_000,
-            max_time: Duration::from_secs(2),
-            warmup: Duration::from_millis(300),
-            batches: 40,
+            samples: 300_000,
+            max_time: Duration::from_secs(3),
+            warmup: Duration::from_millis(200),
+            batches: 60,
             python: true,
             verbose: true,
+            rounds: 3,
         }
     }
 
@@ -49,6 +52,7 @@ impl Cfg {
             batches: 3,
             python: true,
             verbose: true,
+            rounds: 1,
         }
     }
 
@@ -131,9 +135,15 @@ pub fn unpin() {
     }
 }
 
-/// Number of online CPUs.
+/// Number of online CPUs (not the affinity mask's count, which pinning changes).
 pub fn online_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    // SAFETY: sysconf reads a system constant.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if n > 0 {
+        n as usize
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
 }
 
 /// Median cost of one `Instant::now()` pair, in ns: subtracted from single-op samples.

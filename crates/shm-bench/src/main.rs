@@ -39,7 +39,8 @@ usage: shm-bench [options]
   --no-markdown      do not write the Markdown report
   --no-python        skip the Python multiprocessing rows
   --samples N        most samples per latency cell (default 200000; quick 2000)
-  --seconds S        most seconds measured per cell (default 2; quick 0.15)
+  --seconds S        most seconds measured per cell (default 3; quick 0.15)
+  --rounds N         measure every cell in N interleaved rounds, pooled (default 3; quick 1)
   --list             list the tables and their keys, then exit
   -q, --quiet        no per-cell progress
   -h, --help         this text";
@@ -93,6 +94,14 @@ fn parse_args() -> Result<Args, String> {
                     return Err("--seconds must be between 0 and 3600".into());
                 }
                 a.cfg.max_time = Duration::from_secs_f64(s);
+            }
+            "--rounds" => {
+                a.cfg.rounds = value("--rounds")?
+                    .parse()
+                    .map_err(|e| format!("--rounds: {e}"))?;
+                if !(1..=100).contains(&a.cfg.rounds) {
+                    return Err("--rounds must be between 1 and 100".into());
+                }
             }
             "--list" => a.list = true,
             "-q" | "--quiet" => a.cfg.verbose = false,
@@ -172,48 +181,93 @@ fn main() {
             }
         );
     }
-    let mut lines = Vec::new();
+    // Every cell is measured in `rounds` interleaved rounds (all cells once, then all again…),
+    // each with its share of the samples and time, and the samples pooled: a slow spell of this
+    // shared machine then hits every line alike instead of one line's whole measurement.
+    let rounds = cfg.rounds.max(1);
+    let mut round_cfg = cfg.clone();
+    round_cfg.samples = (cfg.samples / rounds).max(5);
+    round_cfg.max_time = cfg.max_time / rounds as u32;
+    round_cfg.batches = (cfg.batches / rounds).max(3);
+    let mut pooled: Vec<Vec<Result<Vec<f64>, Miss>>> = cases
+        .iter()
+        .map(|c| {
+            let n = groups
+                .iter()
+                .find(|g| g.key == c.group)
+                .map_or(0, |g| g.placements.len());
+            (0..n).map(|_| Ok(Vec::new())).collect()
+        })
+        .collect();
     let mut done = 0;
-    for c in &cases {
+    for round in 1..=rounds {
+        for (ci, c) in cases.iter().enumerate() {
+            let Some(g) = groups.iter().find(|g| g.key == c.group) else {
+                continue;
+            };
+            for (pi, &p) in g.placements.iter().enumerate() {
+                done += 1;
+                let slot = &mut pooled[ci][pi];
+                let Ok(acc) = slot else {
+                    continue; // skipped or failed in an earlier round
+                };
+                if cfg.verbose {
+                    eprint!(
+                        "[{done:>3}/{}] round {round}/{rounds} {:<15} {:<46} {:<15} … ",
+                        total * rounds,
+                        g.key,
+                        c.line,
+                        p.title()
+                    );
+                    let _ = std::io::stderr().flush();
+                }
+                let t = Instant::now();
+                let outcome = (c.run)(&round_cfg, p);
+                harness::unpin();
+                match outcome {
+                    Ok(s) => {
+                        if cfg.verbose {
+                            let latency = matches!(g.kind, rows::Kind::Latency);
+                            let med = harness::Stats::of(&s, latency).map_or(0.0, |st| st.median);
+                            eprintln!(
+                                "{} (n={}, {:.1} s)",
+                                harness::fmt_ns(med),
+                                s.len(),
+                                t.elapsed().as_secs_f64()
+                            );
+                        }
+                        acc.extend(s);
+                    }
+                    Err(m) => {
+                        if cfg.verbose {
+                            match &m {
+                                Miss::Skipped(w) => eprintln!("skipped: {w}"),
+                                Miss::Failed(w) => eprintln!("FAILED: {w}"),
+                            }
+                        }
+                        *slot = Err(m);
+                    }
+                }
+            }
+        }
+    }
+    let mut lines = Vec::new();
+    for (c, cells) in cases.iter().zip(pooled) {
         let Some(g) = groups.iter().find(|g| g.key == c.group) else {
             continue;
         };
-        let mut cells = Vec::new();
-        for &p in g.placements {
-            done += 1;
-            if cfg.verbose {
-                eprint!(
-                    "[{done:>3}/{total}] {:<15} {:<46} {:<15} … ",
-                    g.key,
-                    c.line,
-                    p.title()
-                );
-                let _ = std::io::stderr().flush();
-            }
-            let t = Instant::now();
-            let outcome = (c.run)(&cfg, p);
-            harness::unpin();
-            let latency = matches!(g.kind, rows::Kind::Latency);
-            let outcome = outcome.and_then(|s| {
-                harness::Stats::of(&s, latency).ok_or(Miss::Failed("no samples".into()))
-            });
-            if cfg.verbose {
-                match &outcome {
-                    Ok(st) => eprintln!(
-                        "{} (n={}, {:.1} s)",
-                        harness::fmt_ns(st.median),
-                        st.n,
-                        t.elapsed().as_secs_f64()
-                    ),
-                    Err(Miss::Skipped(w)) => eprintln!("skipped: {w}"),
-                    Err(Miss::Failed(w)) => eprintln!("FAILED: {w}"),
-                }
-            }
-            cells.push(Cell {
+        let latency = matches!(g.kind, rows::Kind::Latency);
+        let cells = g
+            .placements
+            .iter()
+            .zip(cells)
+            .map(|(&p, r)| Cell {
                 placement: p,
-                outcome,
-            });
-        }
+                outcome: r.and_then(|s| {
+                    harness::Stats::of(&s, latency).ok_or(Miss::Failed("no samples".into()))
+                }),
+            })
+            .collect();
         lines.push(Line {
             group: c.group,
             line: c.line.clone(),

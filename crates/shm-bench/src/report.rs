@@ -233,12 +233,14 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "- sampling: each cell warms up {:.0} ms, then takes up to {} samples or {:.1} s; latency rows time every operation on its own \
-             (the median timer overhead, {:.1} ns, subtracted) unless the table says batches; throughput rows time batches and \
-             divide by the batch size; run took {:.0} s",
+            "- sampling: every cell is measured in {} interleaved rounds (each table line once per round, in turn) whose samples \
+             are pooled; per round a cell warms up {:.0} ms, then takes up to {} samples or {:.1} s; latency rows time every \
+             operation on its own (the median timer overhead, {:.1} ns, subtracted) unless the table says batches; throughput rows \
+             time batches and divide by the batch size; run took {:.0} s",
+            self.cfg.rounds.max(1),
             self.cfg.warmup.as_secs_f64() * 1e3,
-            self.cfg.samples,
-            self.cfg.max_time.as_secs_f64(),
+            (self.cfg.samples / self.cfg.rounds.max(1)).max(5),
+            self.cfg.max_time.as_secs_f64() / self.cfg.rounds.max(1) as f64,
             c.timer_overhead_ns,
             c.seconds
         );

@@ -8,7 +8,7 @@ use shm_core::process::Roles;
 use shm_core::sync::{futex_wait, futex_wake, Deadline};
 use shm_core::{SegmentName, WaitStrategy};
 use shm_queue::pipe::Pipe;
-use shm_queue::{MpmcQueue, SpscQueue};
+use shm_queue::{MpmcQueue, PopError, SpscQueue};
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -899,10 +899,14 @@ fn spsc_tp(cfg: &Cfg, p: Placement, slices: bool) -> Result<Vec<f64>, Miss> {
                 let pushed = tx.push_slice(&chunk[..k]);
                 if pushed == 0 {
                     idle = idle.wrapping_add(1);
-                    if idle.is_multiple_of(4096) && deadline.has_passed() {
-                        return Err("the sink stopped popping".to_string());
+                    if idle.is_multiple_of(256) {
+                        if deadline.has_passed() {
+                            return Err("the sink stopped popping".to_string());
+                        }
+                        std::thread::yield_now();
+                    } else {
+                        std::hint::spin_loop();
                     }
-                    std::hint::spin_loop();
                 }
                 left -= pushed;
             }
@@ -938,15 +942,23 @@ fn spsc_sink(a: &[String]) -> Result<(), String> {
                 continue;
             }
         }
-        match rx.pop() {
-            Ok(v) => {
-                std::hint::black_box(v);
-                got += 1;
-                if got.is_multiple_of(256) || rx.is_empty() {
-                    w.word(ACK).store(got, Ordering::Release);
+        // Acknowledge every 256 items and whenever the ring runs dry (then block), as the
+        // thread peers' consumers do; no look at the producer's index per item.
+        let v = match rx.try_pop() {
+            Ok(v) => v,
+            Err(PopError::Empty) => {
+                w.word(ACK).store(got, Ordering::Release);
+                match rx.pop() {
+                    Ok(v) => v,
+                    Err(_) => return Ok(()),
                 }
             }
             Err(_) => return Ok(()),
+        };
+        std::hint::black_box(v);
+        got += 1;
+        if got.is_multiple_of(256) {
+            w.word(ACK).store(got, Ordering::Release);
         }
     }
 }
@@ -983,14 +995,24 @@ fn mpmc_sink(a: &[String]) -> Result<(), String> {
     let mut rx = q.consumer().map_err(|e| e.to_string())?;
     rx.set_wait_strategy(WaitStrategy::busy_poll());
     let mut got = 0u64;
-    while let Ok(v) = rx.pop() {
+    loop {
+        let v = match rx.try_pop() {
+            Ok(v) => v,
+            Err(PopError::Empty) => {
+                w.word(ACK).store(got, Ordering::Release);
+                match rx.pop() {
+                    Ok(v) => v,
+                    Err(_) => return Ok(()),
+                }
+            }
+            Err(_) => return Ok(()),
+        };
         std::hint::black_box(v);
         got += 1;
-        if got.is_multiple_of(256) || rx.is_empty() {
+        if got.is_multiple_of(256) {
             w.word(ACK).store(got, Ordering::Release);
         }
     }
-    Ok(())
 }
 
 /// One-way throughput between this thread and a consumer thread, pinned per the placement.
