@@ -83,7 +83,7 @@ pub fn cases() -> Vec<Case> {
             "shm-queue MPMC ring",
             Who::Ours,
             "busy-poll",
-            mpmc_rt,
+            |c, p| mpmc_rt(c, p, "busy"),
         ),
         case(RT_BUSY, "shm-queue Pipe", Who::Ours, "busy-poll", |c, p| {
             pipe_rt(c, p, "busy")
@@ -260,39 +260,65 @@ fn num(a: &[String], i: usize) -> Result<u64, String> {
 
 // ---- round trips: our queues -------------------------------------------------------------
 
-fn spsc_rt(cfg: &Cfg, p: Placement, mode: &str) -> Result<Vec<f64>, Miss> {
-    harness::pin_to(p.parent_cpu());
-    let (n1, n2) = (SegmentName::unique(), SegmentName::unique());
-    let mk = |n: &SegmentName| {
-        SpscQueue::<u64>::builder(n)
-            .capacity(CAP)
-            .create()
-            .map_err(|e| format!("create: {e}"))
-    };
-    let (ping, pong) = (mk(&n1)?, mk(&n2)?);
-    let mut tx = ping.producer().map_err(|e| e.to_string())?;
-    let mut rx = pong.consumer().map_err(|e| e.to_string())?;
-    tx.set_wait_strategy(strategy(mode));
-    rx.set_wait_strategy(strategy(mode));
-    let child = Child::start(
-        "q-spsc-echo",
-        p.child_cpu(),
-        &[mode.into(), n1.as_str().into(), n2.as_str().into()],
-    )?;
-    let mut i = 0u64;
-    let r = harness::per_op(cfg, || {
-        i += 1;
-        tx.push_timeout(i, PATIENCE)
-            .map_err(|e| format!("push: {e}"))?;
-        match rx.pop_timeout(PATIENCE) {
-            Ok(v) if v == i => Ok(()),
-            Ok(v) => Err(format!("echo returned {v}, sent {i}")),
-            Err(e) => Err(format!("pop: {e}")),
+/// The round trip through two rings of one kind (`SpscQueue` or `MpmcQueue`, which share
+/// their method names) and its echo child.
+macro_rules! ring_round_trip {
+    ($Queue:ident, $rt:ident, $echo:ident, $role:literal) => {
+        fn $rt(cfg: &Cfg, p: Placement, mode: &str) -> Result<Vec<f64>, Miss> {
+            harness::pin_to(p.parent_cpu());
+            let (n1, n2) = (SegmentName::unique(), SegmentName::unique());
+            let mk = |n: &SegmentName| {
+                $Queue::<u64>::builder(n)
+                    .capacity(CAP)
+                    .create()
+                    .map_err(|e| format!("create: {e}"))
+            };
+            let (ping, pong) = (mk(&n1)?, mk(&n2)?);
+            let mut tx = ping.producer().map_err(|e| e.to_string())?;
+            let mut rx = pong.consumer().map_err(|e| e.to_string())?;
+            tx.set_wait_strategy(strategy(mode));
+            rx.set_wait_strategy(strategy(mode));
+            let child = Child::start(
+                $role,
+                p.child_cpu(),
+                &[mode.into(), n1.as_str().into(), n2.as_str().into()],
+            )?;
+            let mut i = 0u64;
+            let r = harness::per_op(cfg, || {
+                i += 1;
+                tx.push_timeout(i, PATIENCE)
+                    .map_err(|e| format!("push: {e}"))?;
+                match rx.pop_timeout(PATIENCE) {
+                    Ok(v) if v == i => Ok(()),
+                    Ok(v) => Err(format!("echo returned {v}, sent {i}")),
+                    Err(e) => Err(format!("pop: {e}")),
+                }
+            });
+            drop(tx);
+            finish(child, r)
         }
-    });
-    drop(tx);
-    finish(child, r)
+
+        fn $echo(a: &[String]) -> Result<(), String> {
+            let ping = $Queue::<u64>::builder(&name(arg(a, 1)?)?)
+                .open()
+                .map_err(|e| e.to_string())?;
+            let pong = $Queue::<u64>::builder(&name(arg(a, 2)?)?)
+                .open()
+                .map_err(|e| e.to_string())?;
+            let mut rx = ping.consumer().map_err(|e| e.to_string())?;
+            let mut tx = pong.producer().map_err(|e| e.to_string())?;
+            rx.set_wait_strategy(strategy(arg(a, 0)?));
+            tx.set_wait_strategy(strategy(arg(a, 0)?));
+            while let Ok(v) = rx.pop() {
+                tx.push(v).map_err(|e| format!("echo push: {e}"))?;
+            }
+            Ok(())
+        }
+    };
 }
+
+ring_round_trip!(SpscQueue, spsc_rt, spsc_echo, "q-spsc-echo");
+ring_round_trip!(MpmcQueue, mpmc_rt, mpmc_echo, "q-mpmc-echo");
 
 /// Joins the child after a measurement; a failed measurement kills it.
 pub fn finish(child: Child, r: Result<Vec<f64>, String>) -> Result<Vec<f64>, Miss> {
@@ -306,74 +332,6 @@ pub fn finish(child: Child, r: Result<Vec<f64>, String>) -> Result<Vec<f64>, Mis
             Err(Miss::Failed(e))
         }
     }
-}
-
-fn spsc_echo(a: &[String]) -> Result<(), String> {
-    let ping = SpscQueue::<u64>::builder(&name(arg(a, 1)?)?)
-        .open()
-        .map_err(|e| e.to_string())?;
-    let pong = SpscQueue::<u64>::builder(&name(arg(a, 2)?)?)
-        .open()
-        .map_err(|e| e.to_string())?;
-    let mut rx = ping.consumer().map_err(|e| e.to_string())?;
-    let mut tx = pong.producer().map_err(|e| e.to_string())?;
-    rx.set_wait_strategy(strategy(arg(a, 0)?));
-    tx.set_wait_strategy(strategy(arg(a, 0)?));
-    while let Ok(v) = rx.pop() {
-        tx.push(v).map_err(|e| format!("echo push: {e}"))?;
-    }
-    Ok(())
-}
-
-fn mpmc_rt(cfg: &Cfg, p: Placement) -> Result<Vec<f64>, Miss> {
-    harness::pin_to(p.parent_cpu());
-    let (n1, n2) = (SegmentName::unique(), SegmentName::unique());
-    let mk = |n: &SegmentName| {
-        MpmcQueue::<u64>::builder(n)
-            .capacity(CAP)
-            .create()
-            .map_err(|e| format!("create: {e}"))
-    };
-    let (ping, pong) = (mk(&n1)?, mk(&n2)?);
-    let mut tx = ping.producer().map_err(|e| e.to_string())?;
-    let mut rx = pong.consumer().map_err(|e| e.to_string())?;
-    tx.set_wait_strategy(WaitStrategy::busy_poll());
-    rx.set_wait_strategy(WaitStrategy::busy_poll());
-    let child = Child::start(
-        "q-mpmc-echo",
-        p.child_cpu(),
-        &[n1.as_str().into(), n2.as_str().into()],
-    )?;
-    let mut i = 0u64;
-    let r = harness::per_op(cfg, || {
-        i += 1;
-        tx.push_timeout(i, PATIENCE)
-            .map_err(|e| format!("push: {e}"))?;
-        match rx.pop_timeout(PATIENCE) {
-            Ok(v) if v == i => Ok(()),
-            Ok(v) => Err(format!("echo returned {v}, sent {i}")),
-            Err(e) => Err(format!("pop: {e}")),
-        }
-    });
-    drop(tx);
-    finish(child, r)
-}
-
-fn mpmc_echo(a: &[String]) -> Result<(), String> {
-    let ping = MpmcQueue::<u64>::builder(&name(arg(a, 0)?)?)
-        .open()
-        .map_err(|e| e.to_string())?;
-    let pong = MpmcQueue::<u64>::builder(&name(arg(a, 1)?)?)
-        .open()
-        .map_err(|e| e.to_string())?;
-    let mut rx = ping.consumer().map_err(|e| e.to_string())?;
-    let mut tx = pong.producer().map_err(|e| e.to_string())?;
-    rx.set_wait_strategy(WaitStrategy::busy_poll());
-    tx.set_wait_strategy(WaitStrategy::busy_poll());
-    while let Ok(v) = rx.pop() {
-        tx.push(v).map_err(|e| format!("echo push: {e}"))?;
-    }
-    Ok(())
 }
 
 fn pipe_rt(cfg: &Cfg, p: Placement, mode: &str) -> Result<Vec<f64>, Miss> {
@@ -942,25 +900,43 @@ fn spsc_sink(a: &[String]) -> Result<(), String> {
                 continue;
             }
         }
-        // Acknowledge every 256 items and whenever the ring runs dry (then block), as the
-        // thread peers' consumers do; no look at the producer's index per item.
-        let v = match rx.try_pop() {
-            Ok(v) => v,
-            Err(PopError::Empty) => {
-                w.word(ACK).store(got, Ordering::Release);
-                match rx.pop() {
-                    Ok(v) => v,
-                    Err(_) => return Ok(()),
-                }
-            }
-            Err(_) => return Ok(()),
-        };
-        std::hint::black_box(v);
-        got += 1;
-        if got.is_multiple_of(256) {
-            w.word(ACK).store(got, Ordering::Release);
+        let step = drain_one(
+            &w,
+            &mut got,
+            |rx: &mut shm_queue::spsc::Consumer<u64>| rx.try_pop(),
+            |rx| rx.pop(),
+            &mut rx,
+        );
+        if step.is_none() {
+            return Ok(());
         }
     }
+}
+
+/// One item of a sink: takes it without waiting if there is one; otherwise acknowledges what
+/// it has so far and blocks. Acknowledges every 256 items too, as the thread peers' consumers
+/// do; no look at the producer's index per item. `None` once the producers are gone.
+fn drain_one<R>(
+    w: &Words,
+    got: &mut u64,
+    try_pop: impl FnOnce(&mut R) -> Result<u64, PopError>,
+    pop: impl FnOnce(&mut R) -> Result<u64, PopError>,
+    rx: &mut R,
+) -> Option<()> {
+    let v = match try_pop(rx) {
+        Ok(v) => v,
+        Err(PopError::Empty) => {
+            w.word(ACK).store(*got, Ordering::Release);
+            pop(rx).ok()?
+        }
+        Err(_) => return None,
+    };
+    std::hint::black_box(v);
+    *got += 1;
+    if got.is_multiple_of(256) {
+        w.word(ACK).store(*got, Ordering::Release);
+    }
+    Some(())
 }
 
 fn mpmc_tp(cfg: &Cfg, p: Placement) -> Result<Vec<f64>, Miss> {
@@ -995,24 +971,16 @@ fn mpmc_sink(a: &[String]) -> Result<(), String> {
     let mut rx = q.consumer().map_err(|e| e.to_string())?;
     rx.set_wait_strategy(WaitStrategy::busy_poll());
     let mut got = 0u64;
-    loop {
-        let v = match rx.try_pop() {
-            Ok(v) => v,
-            Err(PopError::Empty) => {
-                w.word(ACK).store(got, Ordering::Release);
-                match rx.pop() {
-                    Ok(v) => v,
-                    Err(_) => return Ok(()),
-                }
-            }
-            Err(_) => return Ok(()),
-        };
-        std::hint::black_box(v);
-        got += 1;
-        if got.is_multiple_of(256) {
-            w.word(ACK).store(got, Ordering::Release);
-        }
-    }
+    while drain_one(
+        &w,
+        &mut got,
+        |rx: &mut shm_queue::mpmc::Consumer<u64>| rx.try_pop(),
+        |rx| rx.pop(),
+        &mut rx,
+    )
+    .is_some()
+    {}
+    Ok(())
 }
 
 /// One-way throughput between this thread and a consumer thread, pinned per the placement.
