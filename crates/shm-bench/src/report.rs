@@ -433,125 +433,132 @@ fn ratio_of(r: &Report, ga: &str, la: &str, gb: &str, lb: &str) -> Option<f64> {
     (b > 0.0).then(|| a / b)
 }
 
-fn at_most(
-    r: &Report,
-    what: &str,
-    (ga, la): (&str, &str),
-    (gb, lb): (&str, &str),
-    max: f64,
-) -> Check {
-    let value = ratio_of(r, ga, la, gb, lb);
-    Check {
-        what: what.into(),
-        value,
-        budget: format!("≤ {max:.2}x"),
-        met: value.map(|v| v <= max),
-    }
+/// A budget bound on the ratio `a ÷ b`.
+#[derive(Debug, Clone, Copy)]
+enum Bound {
+    AtMost(f64),
+    AtLeast(f64),
 }
 
-fn at_least(
-    r: &Report,
-    what: &str,
-    (ga, la): (&str, &str),
-    (gb, lb): (&str, &str),
-    min: f64,
-) -> Check {
-    let value = ratio_of(r, ga, la, gb, lb);
-    Check {
-        what: what.into(),
-        value,
-        budget: format!("≥ {min:.0}x"),
-        met: value.map(|v| v >= min),
-    }
-}
+/// One budget of ARCHITECTURE.md: `a ÷ b` (each a table key and a line) within `bound`.
+type BudgetSpec = (
+    &'static str,
+    (&'static str, &'static str),
+    (&'static str, &'static str),
+    Bound,
+);
 
+const SPSC_RT: (&str, &str) = ("queue-rt-busy", "shm-queue SPSC ring");
+const SPSC_TP: (&str, &str) = ("queue-tp", "shm-queue SPSC ring, push/pop");
+
+/// The budget checks; the unit test below keeps every (table, line) here in `rows::cases()`.
+const BUDGET: &[BudgetSpec] = &[
+    (
+        "SPSC round trip ÷ atomic ping-pong (busy-poll, cores 0+1)",
+        SPSC_RT,
+        ("queue-rt-busy", "atomic ping-pong in shared memory"),
+        Bound::AtMost(1.2),
+    ),
+    (
+        "SPSC time per message ÷ rtrb between two threads",
+        SPSC_TP,
+        ("queue-tp", "rtrb, two threads"),
+        Bound::AtMost(1.0),
+    ),
+    (
+        "MPMC time per message ÷ crossbeam ArrayQueue between two threads",
+        ("queue-tp", "shm-queue MPMC ring, push/pop"),
+        ("queue-tp", "crossbeam ArrayQueue, two threads"),
+        Bound::AtMost(1.0),
+    ),
+    (
+        "Lock uncontended lock+unlock ÷ std::sync::Mutex",
+        ("lock-uncontended", "shm-lock Lock"),
+        ("lock-uncontended", "std::sync::Mutex"),
+        Bound::AtMost(1.2),
+    ),
+    (
+        "Value<i64> fetch_add ÷ AtomicI64 fetch_add",
+        ("value-atomic", "shm-value Value<i64> fetch_add"),
+        ("value-atomic", "std AtomicI64 fetch_add"),
+        Bound::AtMost(1.1),
+    ),
+    (
+        "Array<f64> copy ÷ memcpy (array-in-8M)",
+        ("array-in-8M", "shm-array Array<f64>"),
+        ("array-in-8M", "Vec<f64> copy_from_slice (memcpy)"),
+        Bound::AtMost(1.11),
+    ),
+    (
+        "Array<f64> copy ÷ memcpy (array-out-8M)",
+        ("array-out-8M", "shm-array Array<f64>"),
+        ("array-out-8M", "Vec<f64> copy_from_slice (memcpy)"),
+        Bound::AtMost(1.11),
+    ),
+    (
+        "Array<f64> copy ÷ memcpy (array-in-256M)",
+        ("array-in-256M", "shm-array Array<f64>"),
+        ("array-in-256M", "Vec<f64> copy_from_slice (memcpy)"),
+        Bound::AtMost(1.11),
+    ),
+    (
+        "Array<f64> copy ÷ memcpy (array-out-256M)",
+        ("array-out-256M", "shm-array Array<f64>"),
+        ("array-out-256M", "Vec<f64> copy_from_slice (memcpy)"),
+        Bound::AtMost(1.11),
+    ),
+    (
+        "Python mp.Queue round trip ÷ SPSC round trip",
+        ("queue-rt-busy", "Python mp.Queue"),
+        SPSC_RT,
+        Bound::AtLeast(100.0),
+    ),
+    (
+        "Python mp.Queue one-way ÷ SPSC one-way",
+        ("queue-tp", "Python mp.Queue"),
+        SPSC_TP,
+        Bound::AtLeast(100.0),
+    ),
+    (
+        "Python mp.Lock ÷ Lock (uncontended)",
+        ("lock-uncontended", "Python mp.Lock"),
+        ("lock-uncontended", "shm-lock Lock"),
+        Bound::AtLeast(100.0),
+    ),
+    (
+        "Python Value under get_lock ÷ Value::update",
+        ("value-locked", "Python mp.Value, with get_lock()"),
+        ("value-locked", "shm-value Value<i64> update (locked)"),
+        Bound::AtLeast(100.0),
+    ),
+    (
+        "Python Array copy in ÷ Array copy in (8 MB)",
+        ("array-in-8M", "Python mp.Array via memoryview"),
+        ("array-in-8M", "shm-array Array<f64>"),
+        Bound::AtLeast(100.0),
+    ),
+];
+
+/// The checks whose tables were part of this run, valued from it.
 fn budget_checks(r: &Report) -> Vec<Check> {
-    let spsc_rt = ("queue-rt-busy", "shm-queue SPSC ring");
-    let spsc_tp = ("queue-tp", "shm-queue SPSC ring, push/pop");
-    let mut v = vec![
-        at_most(
-            r,
-            "SPSC round trip ÷ atomic ping-pong (busy-poll, cores 0+1)",
-            spsc_rt,
-            ("queue-rt-busy", "atomic ping-pong in shared memory"),
-            1.2,
-        ),
-        at_most(
-            r,
-            "SPSC time per message ÷ rtrb between two threads",
-            spsc_tp,
-            ("queue-tp", "rtrb, two threads"),
-            1.0,
-        ),
-        at_most(
-            r,
-            "MPMC time per message ÷ crossbeam ArrayQueue between two threads",
-            ("queue-tp", "shm-queue MPMC ring, push/pop"),
-            ("queue-tp", "crossbeam ArrayQueue, two threads"),
-            1.0,
-        ),
-        at_most(
-            r,
-            "Lock uncontended lock+unlock ÷ std::sync::Mutex",
-            ("lock-uncontended", "shm-lock Lock"),
-            ("lock-uncontended", "std::sync::Mutex"),
-            1.2,
-        ),
-        at_most(
-            r,
-            "Value<i64> fetch_add ÷ AtomicI64 fetch_add",
-            ("value-atomic", "shm-value Value<i64> fetch_add"),
-            ("value-atomic", "std AtomicI64 fetch_add"),
-            1.1,
-        ),
-    ];
-    for g in [
-        "array-in-8M",
-        "array-out-8M",
-        "array-in-256M",
-        "array-out-256M",
-    ] {
-        v.push(at_most(
-            r,
-            &format!("Array<f64> copy ÷ memcpy ({g})"),
-            (g, "shm-array Array<f64>"),
-            (g, "Vec<f64> copy_from_slice (memcpy)"),
-            1.11,
-        ));
-    }
-    let py = [
-        (
-            "Python mp.Queue round trip ÷ SPSC round trip",
-            ("queue-rt-busy", "Python mp.Queue"),
-            spsc_rt,
-        ),
-        (
-            "Python mp.Queue one-way ÷ SPSC one-way",
-            ("queue-tp", "Python mp.Queue"),
-            spsc_tp,
-        ),
-        (
-            "Python mp.Lock ÷ Lock (uncontended)",
-            ("lock-uncontended", "Python mp.Lock"),
-            ("lock-uncontended", "shm-lock Lock"),
-        ),
-        (
-            "Python Value under get_lock ÷ Value::update",
-            ("value-locked", "Python mp.Value, with get_lock()"),
-            ("value-locked", "shm-value Value<i64> update (locked)"),
-        ),
-        (
-            "Python Array copy in ÷ Array copy in (8 MB)",
-            ("array-in-8M", "Python mp.Array via memoryview"),
-            ("array-in-8M", "shm-array Array<f64>"),
-        ),
-    ];
-    for (what, a, b) in py {
-        v.push(at_least(r, what, a, b, 100.0));
-    }
-    // Only the checks whose rows were part of this run.
-    v.retain(|c| c.value.is_some() || r.lines.iter().any(|l| c.what.contains(&l.line)));
-    v
+    let ran = |g: &str| r.groups.iter().any(|x| x.key == g);
+    BUDGET
+        .iter()
+        .filter(|(_, (ga, _), (gb, _), _)| ran(ga) && ran(gb))
+        .map(|&(what, (ga, la), (gb, lb), bound)| {
+            let value = ratio_of(r, ga, la, gb, lb);
+            let (budget, met) = match bound {
+                Bound::AtMost(max) => (format!("≤ {max:.2}x"), value.map(|v| v <= max)),
+                Bound::AtLeast(min) => (format!("≥ {min:.0}x"), value.map(|v| v >= min)),
+            };
+            Check {
+                what: what.into(),
+                value,
+                budget,
+                met,
+            }
+        })
+        .collect()
 }
 
 /// Civil UTC date-time of a Unix time (Howard Hinnant's days-to-civil).
@@ -581,6 +588,21 @@ mod tests {
     use super::*;
     use crate::rows::{Group, Kind, TWO};
     use std::time::Duration;
+
+    /// Every line a budget check reads exists in its table, so a renamed line cannot turn a
+    /// check into "not run" unnoticed.
+    #[test]
+    fn budget_lines_exist() {
+        let cases = crate::rows::cases();
+        for (what, a, b, _) in BUDGET {
+            for (g, l) in [a, b] {
+                assert!(
+                    cases.iter().any(|c| c.group == *g && c.line == *l),
+                    "{what}: no line {l:?} in table {g}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn utc_dates() {

@@ -233,9 +233,9 @@ mod asym {
 /// *asymmetric*: a process that registers with `membarrier(2)` (`MEMBARRIER_CMD_REGISTER_
 /// GLOBAL_EXPEDITED`, done on first use) notifies behind a compiler fence only, and a waiter
 /// about to sleep calls `MEMBARRIER_CMD_GLOBAL_EXPEDITED`, which runs a full barrier on every
-/// CPU running a registered process: the slow side pays (a few µs, before a sleep that costs
-/// tens of µs anyway) so that the fast side does not. Where membarrier is unavailable (older
-/// kernels, seccomp, miri) both sides use the full fence. If a waiter's process cannot issue
+/// CPU running a registered process: the slow side pays (interrupts to the other CPUs, once,
+/// right before it sleeps) so that the fast side does not. Where membarrier is unavailable
+/// (older kernels, seccomp, miri) both sides use the full fence. If a waiter's process cannot issue
 /// the barrier while a notifier's process uses the light fence (mixed seccomp policies), a
 /// wake-up can be late by one sleep slice of [`WaitStrategy`]; never lost for good. Set
 /// `SHM_IPC_NO_MEMBARRIER=1` in a process's environment to keep it on the full fence.

@@ -8,7 +8,8 @@
 //! count in a shared word after every message; the parent waits for the whole batch at the
 //! end of each batch.
 
-use super::queue::{exit, finish, read_full, write_full, SockPath};
+use super::queue::{read_full, write_full, SockPath};
+use super::{arg, exit, finish, seg_name};
 use super::{case, Case, Group, Kind, Miss, Who, TWO};
 use crate::harness::{self, child_args, spin_until, Cfg, Child, Placement, Words};
 use shm_core::process::Roles;
@@ -157,22 +158,12 @@ fn iceoryx_tp(_: &Cfg, _: Placement, _: Size) -> Result<Vec<f64>, Miss> {
 
 // ---- shared helpers ----------------------------------------------------------------------
 
-fn arg(a: &[String], i: usize) -> Result<&str, String> {
-    a.get(i)
-        .map(String::as_str)
-        .ok_or_else(|| format!("missing child argument {i}"))
-}
-
 fn size_arg(a: &[String], i: usize) -> Result<usize, String> {
     arg(a, i)?
         .parse::<usize>()
         .ok()
         .filter(|&n| n >= 9)
         .ok_or_else(|| format!("bad message size in argument {i}"))
-}
-
-fn name(s: &str) -> Result<SegmentName, String> {
-    SegmentName::new(s).map_err(|e| format!("bad segment name {s}: {e}"))
 }
 
 /// Capacity in messages of a ring of at least [`RING_BYTES`] (and at least 8 messages).
@@ -289,31 +280,47 @@ fn queue_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
         .max_message(s.bytes)
         .create()
         .map_err(|e| format!("create: {e}"))?;
-    let w = Words::create()?;
     let mut tx = q.producer().map_err(|e| e.to_string())?;
     tx.set_wait_strategy(WaitStrategy::busy_poll());
+    send_batches(cfg, p, s, "b-queue-sink", &n, move |msg| {
+        tx.push_timeout(msg, PATIENCE)
+            .map_err(|e| format!("push: {e}"))
+    })
+}
+
+/// Starts the sink `role` on segment `seg`, then sends batches of stamped messages through
+/// `send` and waits for each batch's acknowledgement. `send` (and the sender it owns) is
+/// dropped before the child is joined: that is how the sink learns the end.
+fn send_batches(
+    cfg: &Cfg,
+    p: Placement,
+    s: Size,
+    role: &str,
+    seg: &SegmentName,
+    mut send: impl FnMut(&[u8]) -> Result<(), String>,
+) -> Result<Vec<f64>, Miss> {
+    let w = Words::create()?;
     let child = Child::start(
-        "b-queue-sink",
+        role,
         p.child_cpu(),
-        &[n.as_str().into(), w.name(), s.bytes.to_string()],
+        &[seg.as_str().into(), w.name(), s.bytes.to_string()],
     )?;
     let mut msg = message(s.bytes);
     let mut sent = 0u64;
     let r = harness::throughput(cfg, cfg.batch(s.batch), |m| {
         for _ in 0..m {
             stamp(&mut msg, sent);
-            tx.push_timeout(msg.as_slice(), PATIENCE)
-                .map_err(|e| format!("push: {e}"))?;
+            send(&msg)?;
             sent += 1;
         }
         wait_ack(&w, sent)
     });
-    drop(tx);
+    drop(send);
     finish(child, r)
 }
 
 fn queue_sink(a: &[String]) -> Result<(), String> {
-    let q = ByteQueue::builder(&name(arg(a, 0)?)?)
+    let q = ByteQueue::builder(&seg_name(arg(a, 0)?)?)
         .mode(Mode::Spsc)
         .open()
         .map_err(|e| e.to_string())?;
@@ -345,29 +352,14 @@ fn pipe_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
         .create()
         .map_err(|e| format!("create pipe: {e}"))?;
     end.set_wait_strategy(WaitStrategy::busy_poll());
-    let w = Words::create()?;
-    let child = Child::start(
-        "b-pipe-sink",
-        p.child_cpu(),
-        &[n.as_str().into(), w.name(), s.bytes.to_string()],
-    )?;
-    let mut msg = message(s.bytes);
-    let mut sent = 0u64;
-    let r = harness::throughput(cfg, cfg.batch(s.batch), |m| {
-        for _ in 0..m {
-            stamp(&mut msg, sent);
-            end.send_bytes_timeout(msg.as_slice(), PATIENCE)
-                .map_err(|e| format!("send: {e}"))?;
-            sent += 1;
-        }
-        wait_ack(&w, sent)
-    });
-    drop(end);
-    finish(child, r)
+    send_batches(cfg, p, s, "b-pipe-sink", &n, move |msg| {
+        end.send_bytes_timeout(msg, PATIENCE)
+            .map_err(|e| format!("send: {e}"))
+    })
 }
 
 fn pipe_sink(a: &[String]) -> Result<(), String> {
-    let mut end = Pipe::builder(&name(arg(a, 0)?)?)
+    let mut end = Pipe::builder(&seg_name(arg(a, 0)?)?)
         .open()
         .map_err(|e| e.to_string())?;
     end.set_wait_strategy(WaitStrategy::busy_poll());

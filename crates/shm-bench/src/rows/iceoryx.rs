@@ -13,8 +13,8 @@
 //! every send reached the subscriber.
 
 use super::bytes::{self, message, stamp, wait_ack, Sink, Size, ACK, BAD, PATIENCE};
-use super::queue::{exit, finish};
 use super::Miss;
+use super::{arg, exit, finish};
 use crate::harness::{self, child_args, spin_until, Cfg, Child, Placement, Words};
 use iceoryx2::prelude::*;
 use shm_core::process::Roles;
@@ -36,12 +36,6 @@ type Svc = ipc::Service;
 pub fn roles(r: Roles) -> Roles {
     r.role("ice-echo", |a| exit(echo(child_args(a))))
         .role("ice-sink", |a| exit(sink(child_args(a))))
-}
-
-fn arg(a: &[String], i: usize) -> Result<&str, String> {
-    a.get(i)
-        .map(String::as_str)
-        .ok_or_else(|| format!("missing child argument {i}"))
 }
 
 /// A node of this process: quiet logs, no signal handlers of its own.

@@ -7,7 +7,7 @@
 //! side with parity 0, the other with parity 1. A batch of the measuring side's increments is
 //! timed; one hand-off is half of one of its increments (the lock goes over and comes back).
 
-use super::queue::{exit, finish};
+use super::{arg, exit, finish};
 use super::{case, python, Case, Group, Kind, Miss, Who, ONE, TWO};
 use crate::harness::{self, child_args, spin_until, Cfg, Child, Placement, Words};
 use crossbeam_utils::CachePadded;
@@ -178,12 +178,6 @@ pub fn cases() -> Vec<Case> {
 /// The lock rows' child roles.
 pub fn roles(r: Roles) -> Roles {
     r.role("l-handoff", |a| exit(handoff_child(child_args(a))))
-}
-
-fn arg(a: &[String], i: usize) -> Result<&str, String> {
-    a.get(i)
-        .map(String::as_str)
-        .ok_or_else(|| format!("missing child argument {i}"))
 }
 
 /// Times `op` (one lock + unlock) in batches.
@@ -492,39 +486,6 @@ impl RsMutex {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn groups_and_cases_match() {
-        let g = groups();
-        let keys: Vec<_> = g.iter().map(|g| g.key).collect();
-        assert_eq!(keys, [UNCONTENDED, HANDOFF]);
-        assert!(g.iter().all(|g| g.area == "lock"));
-        let c = cases();
-        for case in &c {
-            assert!(keys.contains(&case.group), "{case:?} has no table");
-        }
-        for k in &keys {
-            let mut lines: Vec<_> = c
-                .iter()
-                .filter(|c| c.group == *k)
-                .map(|c| &c.line)
-                .collect();
-            let n = lines.len();
-            lines.sort();
-            lines.dedup();
-            assert_eq!(lines.len(), n, "duplicate lines in {k}");
-        }
-        // The lines the budget checks look up (report.rs).
-        let has = |g: &str, l: &str| c.iter().any(|c| c.group == g && c.line == l);
-        assert!(has(UNCONTENDED, "shm-lock Lock"));
-        assert!(has(UNCONTENDED, "std::sync::Mutex"));
-        assert!(has(UNCONTENDED, "Python mp.Lock"));
-        // Ours first: it is the reference of the ratios.
-        assert_eq!(
-            c.iter().find(|c| c.group == HANDOFF).map(|c| c.who),
-            Some(Who::Ours)
-        );
-    }
 
     #[test]
     fn counter_check() {

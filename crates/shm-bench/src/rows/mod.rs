@@ -1,7 +1,8 @@
 //! The rows of the comparison: each table (a [`Group`]) and the cases measured in it.
 
-use crate::harness::{Cfg, Placement};
+use crate::harness::{Cfg, Child, Placement};
 use shm_core::process::Roles;
+use shm_core::SegmentName;
 
 pub mod array;
 pub mod bytes;
@@ -137,6 +138,52 @@ pub fn case(
     }
 }
 
+// ---- the child side and its parent's view of it: shared by every row --------------------
+
+/// A child's result as its exit code, with the error on stderr.
+pub fn exit(r: Result<(), String>) -> i32 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("shm-bench child: {e}");
+            1
+        }
+    }
+}
+
+/// Joins the child after a measurement; a failed measurement kills it.
+pub fn finish(child: Child, r: Result<Vec<f64>, String>) -> Result<Vec<f64>, Miss> {
+    match r {
+        Ok(v) => {
+            child.finish()?;
+            Ok(v)
+        }
+        Err(e) => {
+            child.kill();
+            Err(Miss::Failed(e))
+        }
+    }
+}
+
+/// Child argument `i`.
+pub fn arg(a: &[String], i: usize) -> Result<&str, String> {
+    a.get(i)
+        .map(String::as_str)
+        .ok_or_else(|| format!("missing child argument {i}"))
+}
+
+/// Child argument `i` as a number.
+pub fn num(a: &[String], i: usize) -> Result<u64, String> {
+    arg(a, i)?
+        .parse()
+        .map_err(|e| format!("bad number in argument {i}: {e}"))
+}
+
+/// A segment name passed to a child.
+pub fn seg_name(s: &str) -> Result<SegmentName, String> {
+    SegmentName::new(s).map_err(|e| format!("bad segment name {s}: {e}"))
+}
+
 /// Every table, in the order printed.
 pub fn groups() -> Vec<Group> {
     let mut g = Vec::new();
@@ -166,4 +213,41 @@ pub fn roles(r: Roles) -> Roles {
     let r = lock::roles(r);
     let r = value::roles(r);
     array::roles(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Table keys are unique, every case has its table, no table has a line twice, and the
+    /// first line of every table is ours (the reference of its ratios).
+    #[test]
+    fn groups_and_cases_match() {
+        let g = groups();
+        let c = cases();
+        for (i, a) in g.iter().enumerate() {
+            assert!(
+                g[i + 1..].iter().all(|b| b.key != a.key),
+                "table {} twice",
+                a.key
+            );
+            let lines: Vec<&Case> = c.iter().filter(|c| c.group == a.key).collect();
+            assert!(!lines.is_empty(), "table {} has no lines", a.key);
+            assert_eq!(lines[0].who, Who::Ours, "first line of {}", a.key);
+            for (j, l) in lines.iter().enumerate() {
+                assert!(
+                    lines[j + 1..].iter().all(|m| m.line != l.line),
+                    "{} twice in {}",
+                    l.line,
+                    a.key
+                );
+            }
+        }
+        for case in &c {
+            assert!(
+                g.iter().any(|g| g.key == case.group),
+                "{case:?} has no table"
+            );
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Queue rows: `u64` round trips between two processes (busy-polling and blocking) and
 //! one-way `u64` throughput.
 
-use super::{case, python, Case, Group, Kind, Miss, Who, TWO};
+use super::{arg, case, exit, finish, num, python, seg_name, Case, Group, Kind, Miss, Who, TWO};
 use crate::harness::{self, child_args, spin_until, Cfg, Child, Placement, Words};
 use crossbeam_queue::ArrayQueue;
 use shm_core::process::Roles;
@@ -62,10 +62,6 @@ fn strategy(mode: &str) -> WaitStrategy {
     } else {
         WaitStrategy::busy_poll()
     }
-}
-
-fn name(s: &str) -> Result<SegmentName, String> {
-    SegmentName::new(s).map_err(|e| format!("bad segment name {s}: {e}"))
 }
 
 /// The queue cases.
@@ -191,7 +187,7 @@ pub fn cases() -> Vec<Case> {
             "shm-queue MPMC ring, push/pop",
             Who::Ours,
             "busy-poll",
-            mpmc_tp,
+            |c, p| mpmc_tp(c, p, false),
         ),
         case(TP, "rtrb, two threads", Who::Ceiling, "spin", |c, p| {
             let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAP);
@@ -235,29 +231,6 @@ pub fn roles(r: Roles) -> Roles {
         .role("q-unix-sink", |a| exit(unix_sink(child_args(a))))
 }
 
-/// A child's result as its exit code, with the error on stderr.
-pub fn exit(r: Result<(), String>) -> i32 {
-    match r {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("shm-bench child: {e}");
-            1
-        }
-    }
-}
-
-fn arg(a: &[String], i: usize) -> Result<&str, String> {
-    a.get(i)
-        .map(String::as_str)
-        .ok_or_else(|| format!("missing child argument {i}"))
-}
-
-fn num(a: &[String], i: usize) -> Result<u64, String> {
-    arg(a, i)?
-        .parse()
-        .map_err(|e| format!("bad number in argument {i}: {e}"))
-}
-
 // ---- round trips: our queues -------------------------------------------------------------
 
 /// The round trip through two rings of one kind (`SpscQueue` or `MpmcQueue`, which share
@@ -299,10 +272,10 @@ macro_rules! ring_round_trip {
         }
 
         fn $echo(a: &[String]) -> Result<(), String> {
-            let ping = $Queue::<u64>::builder(&name(arg(a, 1)?)?)
+            let ping = $Queue::<u64>::builder(&seg_name(arg(a, 1)?)?)
                 .open()
                 .map_err(|e| e.to_string())?;
-            let pong = $Queue::<u64>::builder(&name(arg(a, 2)?)?)
+            let pong = $Queue::<u64>::builder(&seg_name(arg(a, 2)?)?)
                 .open()
                 .map_err(|e| e.to_string())?;
             let mut rx = ping.consumer().map_err(|e| e.to_string())?;
@@ -319,20 +292,6 @@ macro_rules! ring_round_trip {
 
 ring_round_trip!(SpscQueue, spsc_rt, spsc_echo, "q-spsc-echo");
 ring_round_trip!(MpmcQueue, mpmc_rt, mpmc_echo, "q-mpmc-echo");
-
-/// Joins the child after a measurement; a failed measurement kills it.
-pub fn finish(child: Child, r: Result<Vec<f64>, String>) -> Result<Vec<f64>, Miss> {
-    match r {
-        Ok(v) => {
-            child.finish()?;
-            Ok(v)
-        }
-        Err(e) => {
-            child.kill();
-            Err(Miss::Failed(e))
-        }
-    }
-}
 
 fn pipe_rt(cfg: &Cfg, p: Placement, mode: &str) -> Result<Vec<f64>, Miss> {
     harness::pin_to(p.parent_cpu());
@@ -369,7 +328,7 @@ fn pipe_rt(cfg: &Cfg, p: Placement, mode: &str) -> Result<Vec<f64>, Miss> {
 }
 
 fn pipe_echo(a: &[String]) -> Result<(), String> {
-    let mut end = Pipe::builder(&name(arg(a, 1)?)?)
+    let mut end = Pipe::builder(&seg_name(arg(a, 1)?)?)
         .open()
         .map_err(|e| e.to_string())?;
     end.set_wait_strategy(strategy(arg(a, 0)?));
@@ -829,89 +788,98 @@ fn wait_ack(w: &Words, target: u64) -> Result<(), String> {
     }
 }
 
-fn spsc_tp(cfg: &Cfg, p: Placement, slices: bool) -> Result<Vec<f64>, Miss> {
-    harness::pin_to(p.parent_cpu());
-    let n = SegmentName::unique();
-    let q = SpscQueue::<u64>::builder(&n)
-        .capacity(CAP)
-        .create()
-        .map_err(|e| format!("create: {e}"))?;
-    let w = Words::create()?;
-    let mut tx = q.producer().map_err(|e| e.to_string())?;
-    tx.set_wait_strategy(WaitStrategy::busy_poll());
-    let mode = if slices { "slice" } else { "single" };
-    let child = Child::start(
-        "q-spsc-sink",
-        p.child_cpu(),
-        &[n.as_str().into(), w.name(), mode.into()],
-    )?;
-    let mut sent = 0u64;
-    let chunk: Vec<u64> = (0..256).collect();
-    let r = harness::throughput(cfg, cfg.batch(TP_BATCH), |m| {
-        if slices {
-            let mut left = m as usize;
-            let deadline = Deadline::after(PATIENCE);
-            let mut idle = 0u32;
-            while left > 0 {
-                let k = left.min(chunk.len());
-                let pushed = tx.push_slice(&chunk[..k]);
-                if pushed == 0 {
-                    idle = idle.wrapping_add(1);
-                    if idle.is_multiple_of(256) {
-                        if deadline.has_passed() {
-                            return Err("the sink stopped popping".to_string());
+/// One-way throughput through one ring of a kind (single items or slices of 256) and its
+/// sink child.
+macro_rules! ring_throughput {
+    ($Queue:ident, $tp:ident, $sink:ident, $sink_role:literal) => {
+        fn $tp(cfg: &Cfg, p: Placement, slices: bool) -> Result<Vec<f64>, Miss> {
+            harness::pin_to(p.parent_cpu());
+            let n = SegmentName::unique();
+            let q = $Queue::<u64>::builder(&n)
+                .capacity(CAP)
+                .create()
+                .map_err(|e| format!("create: {e}"))?;
+            let w = Words::create()?;
+            let mut tx = q.producer().map_err(|e| e.to_string())?;
+            tx.set_wait_strategy(WaitStrategy::busy_poll());
+            let mode = if slices { "slice" } else { "single" };
+            let child = Child::start(
+                $sink_role,
+                p.child_cpu(),
+                &[n.as_str().into(), w.name(), mode.into()],
+            )?;
+            let mut sent = 0u64;
+            let chunk: Vec<u64> = (0..256).collect();
+            let r = harness::throughput(cfg, cfg.batch(TP_BATCH), |m| {
+                if slices {
+                    let mut left = m as usize;
+                    let deadline = Deadline::after(PATIENCE);
+                    let mut idle = 0u32;
+                    while left > 0 {
+                        let k = left.min(chunk.len());
+                        let pushed = tx.push_slice(&chunk[..k]);
+                        if pushed == 0 {
+                            idle = idle.wrapping_add(1);
+                            if idle.is_multiple_of(256) {
+                                if deadline.has_passed() {
+                                    return Err("the sink stopped popping".to_string());
+                                }
+                                std::thread::yield_now();
+                            } else {
+                                std::hint::spin_loop();
+                            }
                         }
-                        std::thread::yield_now();
-                    } else {
-                        std::hint::spin_loop();
+                        left -= pushed;
+                    }
+                } else {
+                    for i in 0..m {
+                        tx.push_timeout(i, PATIENCE)
+                            .map_err(|e| format!("push: {e}"))?;
                     }
                 }
-                left -= pushed;
-            }
-        } else {
-            for i in 0..m {
-                tx.push_timeout(i, PATIENCE)
-                    .map_err(|e| format!("push: {e}"))?;
+                sent += m;
+                wait_ack(&w, sent)
+            });
+            drop(tx);
+            finish(child, r)
+        }
+
+        fn $sink(a: &[String]) -> Result<(), String> {
+            let q = $Queue::<u64>::builder(&seg_name(arg(a, 0)?)?)
+                .open()
+                .map_err(|e| e.to_string())?;
+            let w = Words::open(arg(a, 1)?)?;
+            let slices = arg(a, 2)? == "slice";
+            let mut rx = q.consumer().map_err(|e| e.to_string())?;
+            rx.set_wait_strategy(WaitStrategy::busy_poll());
+            let mut got = 0u64;
+            let mut buf = [0u64; 256];
+            loop {
+                if slices {
+                    let k = rx.pop_slice(&mut buf);
+                    if k > 0 {
+                        got += k as u64;
+                        w.word(ACK).store(got, Ordering::Release);
+                        continue;
+                    }
+                }
+                let step = drain_one(
+                    &w,
+                    &mut got,
+                    |rx: &mut _| rx.try_pop(),
+                    |rx| rx.pop(),
+                    &mut rx,
+                );
+                if step.is_none() {
+                    return Ok(());
+                }
             }
         }
-        sent += m;
-        wait_ack(&w, sent)
-    });
-    drop(tx);
-    finish(child, r)
+    };
 }
 
-fn spsc_sink(a: &[String]) -> Result<(), String> {
-    let q = SpscQueue::<u64>::builder(&name(arg(a, 0)?)?)
-        .open()
-        .map_err(|e| e.to_string())?;
-    let w = Words::open(arg(a, 1)?)?;
-    let slices = arg(a, 2)? == "slice";
-    let mut rx = q.consumer().map_err(|e| e.to_string())?;
-    rx.set_wait_strategy(WaitStrategy::busy_poll());
-    let mut got = 0u64;
-    let mut buf = [0u64; 256];
-    loop {
-        if slices {
-            let k = rx.pop_slice(&mut buf);
-            if k > 0 {
-                got += k as u64;
-                w.word(ACK).store(got, Ordering::Release);
-                continue;
-            }
-        }
-        let step = drain_one(
-            &w,
-            &mut got,
-            |rx: &mut shm_queue::spsc::Consumer<u64>| rx.try_pop(),
-            |rx| rx.pop(),
-            &mut rx,
-        );
-        if step.is_none() {
-            return Ok(());
-        }
-    }
-}
+ring_throughput!(SpscQueue, spsc_tp, spsc_sink, "q-spsc-sink");
+ring_throughput!(MpmcQueue, mpmc_tp, mpmc_sink, "q-mpmc-sink");
 
 /// One item of a sink: takes it without waiting if there is one; otherwise acknowledges what
 /// it has so far and blocks. Acknowledges every 256 items too, as the thread peers' consumers
@@ -937,50 +905,6 @@ fn drain_one<R>(
         w.word(ACK).store(*got, Ordering::Release);
     }
     Some(())
-}
-
-fn mpmc_tp(cfg: &Cfg, p: Placement) -> Result<Vec<f64>, Miss> {
-    harness::pin_to(p.parent_cpu());
-    let n = SegmentName::unique();
-    let q = MpmcQueue::<u64>::builder(&n)
-        .capacity(CAP)
-        .create()
-        .map_err(|e| format!("create: {e}"))?;
-    let w = Words::create()?;
-    let mut tx = q.producer().map_err(|e| e.to_string())?;
-    tx.set_wait_strategy(WaitStrategy::busy_poll());
-    let child = Child::start("q-mpmc-sink", p.child_cpu(), &[n.as_str().into(), w.name()])?;
-    let mut sent = 0u64;
-    let r = harness::throughput(cfg, cfg.batch(TP_BATCH), |m| {
-        for i in 0..m {
-            tx.push_timeout(i, PATIENCE)
-                .map_err(|e| format!("push: {e}"))?;
-        }
-        sent += m;
-        wait_ack(&w, sent)
-    });
-    drop(tx);
-    finish(child, r)
-}
-
-fn mpmc_sink(a: &[String]) -> Result<(), String> {
-    let q = MpmcQueue::<u64>::builder(&name(arg(a, 0)?)?)
-        .open()
-        .map_err(|e| e.to_string())?;
-    let w = Words::open(arg(a, 1)?)?;
-    let mut rx = q.consumer().map_err(|e| e.to_string())?;
-    rx.set_wait_strategy(WaitStrategy::busy_poll());
-    let mut got = 0u64;
-    while drain_one(
-        &w,
-        &mut got,
-        |rx: &mut shm_queue::mpmc::Consumer<u64>| rx.try_pop(),
-        |rx| rx.pop(),
-        &mut rx,
-    )
-    .is_some()
-    {}
-    Ok(())
 }
 
 /// One-way throughput between this thread and a consumer thread, pinned per the placement.

@@ -220,30 +220,6 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn groups_and_cases_match() {
-        let g = groups();
-        let keys: Vec<_> = g.iter().map(|g| g.key).collect();
-        assert_eq!(keys, [ATOMIC, LOCKED]);
-        assert!(g.iter().all(|g| g.area == "value"));
-        let c = cases();
-        for case in &c {
-            assert!(keys.contains(&case.group), "{case:?} has no table");
-        }
-        let has = |g: &str, l: &str| c.iter().any(|c| c.group == g && c.line == l);
-        // The lines the budget checks look up (report.rs).
-        assert!(has(ATOMIC, "shm-value Value<i64> fetch_add"));
-        assert!(has(ATOMIC, "std AtomicI64 fetch_add"));
-        assert!(has(LOCKED, "shm-value Value<i64> update (locked)"));
-        assert!(has(LOCKED, "Python mp.Value, with get_lock()"));
-        for k in &keys {
-            assert_eq!(
-                c.iter().find(|c| c.group == *k).map(|c| c.who),
-                Some(Who::Ours)
-            );
-        }
-    }
-
-    #[test]
     fn every_rust_line_runs_and_counts() {
         let cfg = Cfg {
             samples: 500,
