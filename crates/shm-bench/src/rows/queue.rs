@@ -366,23 +366,20 @@ fn atomic_rt(cfg: &Cfg, p: Placement) -> Result<Vec<f64>, Miss> {
 fn atomic_pong(a: &[String]) -> Result<(), String> {
     let w = Words::open(arg(a, 0)?)?;
     let x = w.word(0);
-    let mut spins = 0u32;
     loop {
-        let v = x.load(Ordering::Acquire);
+        // Spin (yielding now and then) until a ping or the stop value arrives.
+        let mut v = 0;
+        let ready = || {
+            v = x.load(Ordering::Acquire);
+            v == STOP || v % 2 == 1
+        };
+        if !spin_until(PATIENCE, ready) {
+            continue;
+        }
         if v == STOP {
             return Ok(());
         }
-        if v % 2 == 1 {
-            x.store(v + 1, Ordering::Release);
-        } else {
-            // Yield now and then, as busy-polling waiters do (see `harness::spin_until`).
-            spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(256) {
-                std::thread::yield_now();
-            } else {
-                std::hint::spin_loop();
-            }
-        }
+        x.store(v + 1, Ordering::Release);
     }
 }
 
