@@ -491,6 +491,9 @@ impl SegmentBuilder {
     fn open_locked(&self, deadline: Deadline) -> Result<os::ShmFile, OpenError> {
         let cname = self.name.to_c_name();
         let mut pause = Duration::from_micros(50);
+        // A remover holds the exclusive lock for microseconds: even an opener with a zero
+        // timeout tries for this long before it calls the segment locked.
+        let floor = Deadline::after(Duration::from_millis(20));
         loop {
             let file = os::shm_open(&cname, true).map_err(|e| self.open_failure(e))?;
             let locked = file.try_lock_shared().map_err(|source| OpenError::Io {
@@ -500,7 +503,7 @@ impl SegmentBuilder {
             if locked && self.still_named(&file)? {
                 return Ok(file);
             }
-            if deadline.has_passed() {
+            if deadline.has_passed() && floor.has_passed() {
                 return Err(OpenError::Io {
                     op: "flock",
                     source: io::Error::new(
@@ -509,8 +512,8 @@ impl SegmentBuilder {
                     ),
                 });
             }
-            std::thread::sleep(pause.min(deadline.remaining().unwrap_or(pause)));
-            pause = (pause * 2).min(Duration::from_millis(5));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(2));
         }
     }
 

@@ -293,6 +293,8 @@ pub(crate) struct UsersScan {
     pub(crate) uninspectable: Vec<(u32, u32)>,
     /// `/proc` is mounted with `hidepid`, so other users' processes may not even be listed.
     pub(crate) may_hide: bool,
+    /// Shm files somebody holds a `flock` on (from `/proc/locks`).
+    pub(crate) locked: std::collections::HashSet<FileId>,
 }
 
 /// Scans `/proc/*/maps` and `/proc/*/fd` for files of the shm filesystem.
@@ -308,6 +310,10 @@ pub(crate) fn scan_shm_users() -> UsersScan {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return scan;
     };
+    let Ok(locks) = std::fs::read_to_string("/proc/locks") else {
+        return scan;
+    };
+    scan.locked = parse_locks(&locks, shm_dev);
     scan.complete = true;
     scan.may_hide = proc_hides_pids();
     for entry in dir.flatten() {
@@ -381,6 +387,33 @@ fn scan_process(
         }
     }
     Ok(())
+}
+
+/// The files of device `dev` that `/proc/locks` lists a lock on (lines like
+/// `1: FLOCK  ADVISORY  READ 1234 00:1a:5678 0 EOF`, the device as hex `major:minor`, then the
+/// inode; waiters' `->` lines included).
+fn parse_locks(locks: &str, dev: u64) -> std::collections::HashSet<FileId> {
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let mut out = std::collections::HashSet::new();
+    for token in locks.split_ascii_whitespace() {
+        let mut parts = token.split(':');
+        let (Some(maj), Some(min), Some(ino), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let (Ok(maj), Ok(min), Ok(ino)) = (
+            u32::from_str_radix(maj, 16),
+            u32::from_str_radix(min, 16),
+            ino.parse::<u64>(),
+        ) else {
+            continue;
+        };
+        if maj == major && min == minor {
+            out.insert(FileId { dev, ino });
+        }
+    }
+    out
 }
 
 /// Whether `/proc` is mounted with a `hidepid` option that hides other users' processes.
@@ -609,5 +642,17 @@ mod tests {
         assert_eq!(parse_stat(zombie), ProcStat::Zombie);
         assert_eq!(parse_stat("garbage"), ProcStat::Unreadable);
         assert_eq!(parse_stat("1 (x) S 1 2"), ProcStat::Unreadable);
+    }
+
+    #[test]
+    fn lock_lines_parse() {
+        let dev = libc::makedev(0, 0x1a);
+        let locks = "1: FLOCK  ADVISORY  READ 1234 00:1a:5678 0 EOF\n\
+                     1: -> FLOCK  ADVISORY  WRITE 99 00:1a:42 0 EOF\n\
+                     2: POSIX  ADVISORY  WRITE 7 fe:00:5678 0 EOF\n";
+        let got = parse_locks(locks, dev);
+        assert!(got.contains(&FileId { dev, ino: 5678 }));
+        assert!(got.contains(&FileId { dev, ino: 42 }));
+        assert_eq!(got.len(), 2, "another device's lock is not ours");
     }
 }

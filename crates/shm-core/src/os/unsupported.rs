@@ -116,6 +116,7 @@ pub(crate) struct UsersScan {
     pub(crate) by_file: std::collections::HashMap<FileId, Vec<u32>>,
     pub(crate) uninspectable: Vec<(u32, u32)>,
     pub(crate) may_hide: bool,
+    pub(crate) locked: std::collections::HashSet<FileId>,
 }
 pub(crate) fn scan_shm_users() -> UsersScan {
     UsersScan::default()
