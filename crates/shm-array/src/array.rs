@@ -2,9 +2,9 @@
 
 use crate::elems::Elems;
 use crate::{CopyError, IndexError, StringError};
+use shm_core::{AtomicElement, IntElement};
 use shm_core::{CChar, CreateError, Element, Home, ObjectKind, OpenError, Segment, SegmentName};
 use shm_lock::{LockError, RLockGuard, RLockRef, RLockState, RLOCK_STATE_SIZE};
-use shm_value::{AtomicElement, IntElement};
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut, Range};
@@ -551,7 +551,7 @@ macro_rules! atomic_common {
             f: impl FnMut(T) -> Option<T>,
         ) -> Result<Result<T, T>, IndexError> {
             self.elems.check(i)?;
-            Ok(self.section(|| shm_value::__fetch_update(self.elems.atomic(i), f)))
+            Ok(self.section(|| T::atomic_fetch_update(self.elems.atomic(i), f)))
         }
     };
 }

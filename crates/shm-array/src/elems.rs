@@ -10,8 +10,8 @@
 //! copied word by word: a reader racing a writer may see some words old and some new (a torn
 //! record), but never undefined behaviour, since `T: Pod` makes every byte pattern a value.
 
+use shm_core::AtomicElement;
 use shm_core::{Element, Home};
-use shm_value::AtomicElement;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
@@ -242,9 +242,11 @@ impl<T: AtomicElement> Elems<T> {
     #[inline]
     pub(crate) fn atomic(&self, i: usize) -> &T::Atomic {
         assert!(i < self.len);
-        // SAFETY: i < len; `T::Atomic` has the size of `T` and alignment equal to its size
-        // (checked in shm-value); the element is aligned to that because the data starts
-        // 128-aligned and the stride is the size. Any bits are a valid integer atomic.
-        unsafe { &*self.ptr(i).cast::<T::Atomic>() }
+        // SAFETY: i < len: in bounds for `'_` (the home lives as long as `self`); the element
+        // is aligned to its size, the atomic's alignment (the data starts 128-aligned and the
+        // stride is the size); every access to the elements is atomic, except the locked
+        // `Array`'s bulk copies, made with its lock held, which this call's caller then holds
+        // too or is excluded by.
+        unsafe { T::atomic_at(self.ptr(i)) }
     }
 }

@@ -60,7 +60,7 @@ mod fuzz;
 
 pub use array::{Array, ArrayGuard, Builder, RawArray, ARRAY_DATA_OFFSET};
 pub use error::{CopyError, IndexError, StringError};
-pub use shm_value::{AtomicElement, IntElement};
+pub use shm_core::{AtomicElement, IntElement};
 
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 //! Errors of [`Value::update`](crate::Value::update).
 
-use crate::element::AtomicElement;
 use crate::value::ValueGuard;
+use shm_core::AtomicElement;
 use std::fmt;
 
 /// Why [`Value::update`](crate::Value::update) did not run its closure.

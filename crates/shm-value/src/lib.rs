@@ -36,18 +36,14 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::multiple_unsafe_ops_per_block)]
 
-mod element;
 mod error;
 mod value;
 
-pub use element::{AtomicElement, IntElement};
 pub use error::UpdateError;
+pub use shm_core::{AtomicElement, IntElement};
 pub use value::{
     Builder, RawValue, Value, ValueGuard, RAW_VALUE_BODY_LEN, VALUE_BODY_LEN, VALUE_DATA_OFFSET,
 };
-
-#[doc(hidden)]
-pub use element::fetch_update as __fetch_update;
 
 #[cfg(test)]
 mod tests;

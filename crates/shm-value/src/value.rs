@@ -1,8 +1,9 @@
 //! `Value<T>` (with its embedded RLock) and `RawValue<T>` (atomics only).
 
-use crate::element::{self, AtomicElement, IntElement};
 use crate::error::UpdateError;
-use shm_core::{CreateError, Home, ObjectKind, OpenError, Segment, SegmentName};
+use shm_core::{
+    AtomicElement, CreateError, Home, IntElement, ObjectKind, OpenError, Segment, SegmentName,
+};
 use shm_lock::{LockError, RLockGuard, RLockRef, RLockState, RLOCK_STATE_SIZE};
 use std::fmt;
 use std::marker::PhantomData;
@@ -35,7 +36,7 @@ const _: () = assert!(std::mem::align_of::<RLockState>() <= 8);
 /// `size_of::<T::Atomic>()` bytes in bounds; the home lives as long as `self`.
 struct Slot<T: AtomicElement> {
     home: Home,
-    data: NonNull<T::Atomic>,
+    data: NonNull<T>,
 }
 
 // SAFETY: the slot is only accessed through `T::Atomic`, which is Send + Sync; the home is
@@ -63,9 +64,9 @@ impl<T: AtomicElement> Slot<T> {
     fn atomic(&self) -> &T::Atomic {
         // SAFETY: by the struct invariant `data` is in bounds, aligned (the home is 128-aligned
         // and the offset a multiple of 8 >= the atomic's alignment), and lives as long as
-        // `self`; any bit pattern is a valid integer atomic, and other processes touch it
-        // only atomically (or, if hostile, with writes that are still just bits).
-        unsafe { self.data.as_ref() }
+        // `self`; every access to it is atomic (other processes' too, or, if hostile, writes
+        // that are still just bits of a valid integer).
+        unsafe { T::atomic_at(self.data.as_ptr()) }
     }
 }
 
@@ -308,7 +309,7 @@ macro_rules! atomic_ops {
         /// The value found, if `f` returned `None`.
         #[inline]
         pub fn fetch_update(&self, f: impl FnMut(T) -> Option<T>) -> Result<T, T> {
-            element::fetch_update(self.slot.atomic(), f)
+            T::atomic_fetch_update(self.slot.atomic(), f)
         }
 
         /// The segment, unless the value lives on the heap.
