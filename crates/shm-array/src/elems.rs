@@ -14,6 +14,7 @@ use shm_core::AtomicElement;
 use shm_core::{Element, Home};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
 
 /// Width in bytes of the atomics one element is copied with.
 const fn chunk<T>() -> usize {
@@ -91,7 +92,11 @@ pub(crate) unsafe fn store_elem<T: Element>(dst: *mut T, v: T, order: Ordering) 
 /// `self`. Every access from this crate is atomic, except the copies and slices of the locked
 /// `Array`, made while its lock is held.
 pub(crate) struct Elems<T> {
-    pub(crate) home: Home,
+    /// Shared only by the test-only second handles of the heap home; a segment home has one
+    /// owner per handle.
+    pub(crate) home: Arc<Home>,
+    /// The start of the home (where an `Array`'s lock lies).
+    base: NonNull<u8>,
     data: NonNull<T>,
     len: usize,
 }
@@ -110,12 +115,31 @@ impl<T: Element> Elems<T> {
     pub(crate) unsafe fn new(home: Home, offset: usize, len: usize) -> Self {
         const { assert!(std::mem::align_of::<T>() <= 128) };
         debug_assert!(home.len() >= offset + len * std::mem::size_of::<T>());
+        let base = home.as_ptr();
         // SAFETY: the caller guarantees `offset` is within the home.
-        let p = unsafe { home.as_ptr().add(offset) };
+        let p = unsafe { base.add(offset) };
         Elems {
+            base,
             data: p.cast(),
             len,
-            home,
+            home: Arc::new(home),
+        }
+    }
+
+    /// The start of the home.
+    #[inline]
+    pub(crate) fn base(&self) -> NonNull<u8> {
+        self.base
+    }
+
+    /// The same elements, for a second handle (tests: the heap home cannot be opened twice).
+    #[cfg(test)]
+    pub(crate) fn second_handle(&self) -> Self {
+        Elems {
+            home: Arc::clone(&self.home),
+            base: self.base,
+            data: self.data,
+            len: self.len,
         }
     }
 
