@@ -18,6 +18,11 @@ mod unsupported;
 #[cfg(not(target_os = "linux"))]
 pub(crate) use unsupported::*;
 
+#[cfg(unix)]
+mod process;
+#[cfg(unix)]
+pub(crate) use process::*;
+
 // Plain data about files, the same on every platform.
 
 /// The identity of a file: device and inode. Two names or descriptors with the same `FileId`
