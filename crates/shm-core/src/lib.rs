@@ -51,6 +51,8 @@ pub mod header;
 pub mod home;
 mod identity;
 pub mod name;
+#[cfg(feature = "serde")]
+mod name_serde;
 mod os;
 pub mod segment;
 pub mod sync;
