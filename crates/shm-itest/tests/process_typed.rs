@@ -6,7 +6,7 @@
 //! per test kills its children if the test hangs.
 #![cfg(target_os = "linux")]
 
-use shm_core::{ProcessId, SegmentName};
+use shm_core::{Liveness, ProcessId, SegmentName};
 use shm_itest::roles::process::{Job, DROP_NON_DAEMON, FAIL, PANIC, TYPED_ECHO, WHOAMI};
 use shm_itest::{join_bounded, Watchdog, OUTCOME_BOUND};
 use shm_process::{
@@ -263,14 +263,14 @@ fn a_role_runner_joins_the_non_daemon_children_it_dropped() {
         p.is_alive(),
         "the runner must join the dropped non-daemon child"
     );
-    assert!(id.is_alive());
+    assert!(id.liveness() == Liveness::Alive);
     // End the grandchild: then the child exits, having reaped it.
     // SAFETY: kill(2) has no memory-safety preconditions; the identity was alive just above
     // and only its parent (our child, blocked joining it) reaps it.
     unsafe { libc::kill(grandchild as libc::pid_t, libc::SIGKILL) };
     let status = join_bounded(&mut p);
     assert!(status.success(), "{status}");
-    assert!(!id.is_alive());
+    assert!(id.liveness() == Liveness::Dead);
     let mut err = String::new();
     p.take_stderr().unwrap().read_to_string(&mut err).unwrap();
     assert!(
