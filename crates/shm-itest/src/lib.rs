@@ -12,6 +12,9 @@
 //!
 //! No test asserts how long anything takes: bounds are generous and only catch hangs.
 
+// The role modules were binaries: their docs link their private helpers.
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub mod roles;
 
 use shm_core::{Liveness, ProcessId, Segment, SegmentName};
