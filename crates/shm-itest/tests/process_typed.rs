@@ -7,10 +7,11 @@
 #![cfg(target_os = "linux")]
 
 use shm_core::{Liveness, ProcessId, SegmentName};
-use shm_itest::roles::process::{Job, DROP_NON_DAEMON, FAIL, PANIC, TYPED_ECHO, WHOAMI};
+use shm_itest::roles::process::{Job, DROP_NON_DAEMON, FAIL, PANIC, SET_EVENT, TYPED_ECHO, WHOAMI};
 use shm_itest::{join_bounded, Watchdog, OUTCOME_BOUND};
+use shm_lock::{Event, Lock};
 use shm_process::{
-    ExitStatus, Process, ProcessBuilder, BAD_ARGS_EXIT_CODE, ERROR_EXIT_CODE,
+    ExitStatus, Process, ProcessBuilder, Shared, BAD_ARGS_EXIT_CODE, ERROR_EXIT_CODE,
     UNKNOWN_ROLE_EXIT_CODE,
 };
 use std::io::{BufRead, BufReader, Read};
@@ -277,4 +278,30 @@ fn a_role_runner_joins_the_non_daemon_children_it_dropped() {
         err.contains("dropped while still running") && err.contains(&grandchild.to_string()),
         "the drop says so loudly: {err}"
     );
+}
+
+#[test]
+fn a_shared_handle_opens_its_kind_in_the_child() {
+    let w = Watchdog::new();
+    let name = SegmentName::unique();
+    let event = Event::builder(&name).create().unwrap();
+    assert!(!event.is_set());
+    let (status, _, err, error) = run(&w, SET_EVENT.builder(&Shared::new(&name)).unwrap());
+    assert!(status.success(), "{status}: {err}");
+    assert_eq!(error, None);
+    assert!(
+        event.is_set(),
+        "the child opened the event by its typed name and set it"
+    );
+
+    // Another kind's name, forced through the untyped path: the child's open fails with the
+    // kind check's error, which reaches the parent.
+    let lock_name = SegmentName::unique();
+    let _lock = Lock::builder(&lock_name).create().unwrap();
+    let builder = Process::builder(SET_EVENT.name())
+        .typed_args(&lock_name)
+        .unwrap();
+    let (status, _, _, error) = run(&w, builder);
+    assert_eq!(status.code(), Some(ERROR_EXIT_CODE));
+    assert!(error.is_some(), "the open error comes back");
 }

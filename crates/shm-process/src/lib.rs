@@ -14,7 +14,9 @@
 //!   [`Role::builder`]`(&args)`; the child registers the role's function with
 //!   [`Roles::register`] and receives `args: A`, decoded. Parent and child name the same
 //!   `const`, so the argument type cannot disagree. Any serde value is an argument; a
-//!   [`SegmentName`](shm_core::SegmentName) is one (shm-core's `serde` feature, on here).
+//!   [`SegmentName`](shm_core::SegmentName) is one (shm-core's `serde` feature, on here), and
+//!   [`Shared<K>`] is a name that knows its kind (`Shared<Lock>`), which the child
+//!   [`open`](Shared::open)s.
 //! - Role functions return `Result<(), E>` with `E: Display`: an `Err` is printed by the child
 //!   (as Python prints a traceback) and ends it with exit code 1, and the parent reads the
 //!   message with [`Process::error`].
@@ -89,6 +91,7 @@ mod current;
 mod process;
 mod role;
 mod roles;
+mod shared;
 
 pub use current::{cpu_count, current_process, CurrentProcess};
 pub use process::{join_children, ExitStatus, Process, ProcessBuilder};
@@ -97,3 +100,4 @@ pub use roles::{
     current_role, role_args, Roles, BAD_ARGS_EXIT_CODE, ERROR_EXIT_CODE, ROLE_ENV,
     UNKNOWN_ROLE_EXIT_CODE,
 };
+pub use shared::{OpenByName, Shared};

@@ -16,13 +16,16 @@
 //! - `echo-argv0`: prints `argv0=…` and `exe=…`.
 //!
 //! Typed roles (`Role<A>` consts below, used by `tests/process_typed.rs`): `typed-echo`,
-//! `fail`, `panic`, `whoami`, `drop-non-daemon`.
+//! `fail`, `panic`, `whoami`, `drop-non-daemon`, `set-event`.
 //!
 //! A top-level run of `shm-itest` prints `top-level run` and exits 0.
 
 use serde::{Deserialize, Serialize};
 use shm_core::SegmentName;
-use shm_process::{current_process, current_role, role_args, Process, Role, Roles, ROLE_ENV};
+use shm_lock::Event;
+use shm_process::{
+    current_process, current_role, role_args, Process, Role, Roles, Shared, ROLE_ENV,
+};
 use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
@@ -153,6 +156,7 @@ pub fn register(roles: Roles) -> Roles {
         .register(PANIC, panic)
         .register(WHOAMI, whoami)
         .register(DROP_NON_DAEMON, drop_non_daemon)
+        .register(SET_EVENT, set_event)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -222,5 +226,13 @@ fn drop_non_daemon(_: ()) -> Result<(), std::io::Error> {
     drop(grandchild);
     println!("returning");
     std::io::stdout().flush()?;
+    Ok(())
+}
+
+/// Opens the event it is handed and sets it.
+pub const SET_EVENT: Role<Shared<Event>> = Role::new("process.set-event");
+
+fn set_event(event: Shared<Event>) -> Result<(), shm_core::OpenError> {
+    event.open()?.set();
     Ok(())
 }
