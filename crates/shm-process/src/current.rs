@@ -86,6 +86,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(miri, ignore = "calls the OS")]
     fn top_level_process_is_main_process() {
         let me = current_process();
         assert_eq!(me.name(), "MainProcess");
