@@ -71,8 +71,7 @@
 //! ```
 
 use crate::error::{BuildError, RoleError};
-use crate::role::{self, Liveness, RoleSlot};
-use crate::wait::{wait_for, Waited};
+use crate::role::{self, Liveness, RoleSlot, Waited};
 use shm_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use shm_core::sync::Poll;
 use shm_core::{Deadline, EventCount, Home, ObjectKind, Segment, SegmentName, WaitStrategy};
@@ -680,7 +679,7 @@ impl Ring {
         msg: M,
         role: usize,
         strategy: &WaitStrategy,
-        deadline: Option<Deadline>,
+        wait: Wait,
     ) -> Result<(), BytesPushError<M>> {
         let bytes = msg.as_ref();
         if bytes.len() > self.max {
@@ -705,8 +704,8 @@ impl Ring {
                 }
             }
         };
-        let out = match deadline {
-            None => match attempt(Poll::Check) {
+        let out = match wait {
+            Wait::No => match attempt(Poll::Check) {
                 Some(r) => r,
                 None => {
                     let gone =
@@ -718,18 +717,27 @@ impl Ring {
                     })
                 }
             },
-            Some(d) => {
-                let ec = &self.ctl().sync.0.not_full;
-                match wait_for(ec, strategy, d, self.consumers(), self.liveness, attempt) {
-                    Waited::Ready(r) => r,
-                    // A short timeout may end before any sleep slice checked the consumers.
-                    Waited::TimedOut if self.peers_gone(self.consumers()) => {
-                        Err(BytesPushError::Disconnected(()))
+            Wait::For(timeout) => match attempt(Poll::Check) {
+                Some(r) => r,
+                None => {
+                    // Only now, with the queue full, is the clock read for the deadline.
+                    let ec = &self.ctl().sync.0.not_full;
+                    let d = Deadline::from_timeout(timeout);
+                    match ec.wait_until(
+                        strategy,
+                        d,
+                        role::watching(self.consumers(), self.liveness, attempt),
+                    ) {
+                        Some(Waited::Ready(r)) => r,
+                        // A short timeout may end before any sleep slice checked the consumers.
+                        None if self.peers_gone(self.consumers()) => {
+                            Err(BytesPushError::Disconnected(()))
+                        }
+                        None => Err(BytesPushError::Timeout(())),
+                        Some(Waited::PeersGone) => Err(BytesPushError::Disconnected(())),
                     }
-                    Waited::TimedOut => Err(BytesPushError::Timeout(())),
-                    Waited::PeersGone => Err(BytesPushError::Disconnected(())),
                 }
-            }
+            },
         };
         out.map_err(|e| e.with(msg))
     }
@@ -740,7 +748,7 @@ impl Ring {
         dest: &mut Dest<'_>,
         role: usize,
         strategy: &WaitStrategy,
-        deadline: Option<Deadline>,
+        wait: Wait,
     ) -> Result<usize, BytesPopError> {
         let mut attempt = |p: Poll| -> Option<Result<usize, BytesPopError>> {
             match self.try_pop_once(dest, role) {
@@ -758,8 +766,8 @@ impl Ring {
             // Closed only once drained (the check above saw no message).
             self.is_closed().then_some(Err(BytesPopError::Closed))
         };
-        match deadline {
-            None => {
+        match wait {
+            Wait::No => {
                 let gone = role::peers(self.producers(), self.liveness, false) == role::Peers::Gone;
                 match attempt(Poll::Check) {
                     Some(r) => r,
@@ -767,24 +775,26 @@ impl Ring {
                     None => Err(BytesPopError::Empty),
                 }
             }
-            Some(d) => {
+            Wait::For(timeout) => {
+                if let Some(r) = attempt(Poll::Check) {
+                    return r;
+                }
+                // Only now, with the queue empty, is the clock read for the deadline.
                 let ec = &self.ctl().sync.0.not_empty;
-                match wait_for(
-                    ec,
+                let d = Deadline::from_timeout(timeout);
+                match ec.wait_until(
                     strategy,
                     d,
-                    self.producers(),
-                    self.liveness,
-                    &mut attempt,
+                    role::watching(self.producers(), self.liveness, &mut attempt),
                 ) {
-                    Waited::Ready(r) => r,
+                    Some(Waited::Ready(r)) => r,
                     // A short timeout may end before any sleep slice checked the producers:
                     // check them now, then look once more for what they left.
-                    Waited::TimedOut if self.peers_gone(self.producers()) => {
+                    None if self.peers_gone(self.producers()) => {
                         attempt(Poll::Check).unwrap_or(Err(BytesPopError::Disconnected))
                     }
-                    Waited::TimedOut => Err(BytesPopError::Timeout),
-                    Waited::PeersGone => Err(BytesPopError::Disconnected),
+                    None => Err(BytesPopError::Timeout),
+                    Some(Waited::PeersGone) => Err(BytesPopError::Disconnected),
                 }
             }
         }
@@ -795,7 +805,7 @@ impl Ring {
     pub(crate) fn wait_readable(
         &self,
         strategy: &WaitStrategy,
-        deadline: Deadline,
+        timeout: Option<Duration>,
     ) -> Result<(), BytesPopError> {
         let mut ready = |_: Poll| -> Option<Result<(), BytesPopError>> {
             let c = self.ctl();
@@ -806,21 +816,21 @@ impl Ring {
             }
             self.is_closed().then_some(Err(BytesPopError::Closed))
         };
+        if let Some(r) = ready(Poll::Check) {
+            return r;
+        }
         let ec = &self.ctl().sync.0.not_empty;
-        match wait_for(
-            ec,
+        match ec.wait_until(
             strategy,
-            deadline,
-            self.producers(),
-            self.liveness,
-            &mut ready,
+            Deadline::from_timeout(timeout),
+            role::watching(self.producers(), self.liveness, &mut ready),
         ) {
-            Waited::Ready(r) => r,
-            Waited::TimedOut if self.peers_gone(self.producers()) => {
+            Some(Waited::Ready(r)) => r,
+            None if self.peers_gone(self.producers()) => {
                 ready(Poll::Check).unwrap_or(Err(BytesPopError::Disconnected))
             }
-            Waited::TimedOut => Err(BytesPopError::Timeout),
-            Waited::PeersGone => Err(BytesPopError::Disconnected),
+            None => Err(BytesPopError::Timeout),
+            Some(Waited::PeersGone) => Err(BytesPopError::Disconnected),
         }
     }
 
@@ -863,9 +873,14 @@ fn full_stamp(pos: u64) -> u64 {
     pos.wrapping_mul(2).wrapping_add(1)
 }
 
-/// Converts an optional timeout into the deadline argument of the ring's operations.
-pub(crate) fn deadline_of(timeout: Option<Duration>) -> Option<Deadline> {
-    Some(Deadline::from_timeout(timeout))
+/// Whether and how long a ring operation may wait. A timed operation reads the clock only
+/// once it has found that it must wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Do not wait.
+    No,
+    /// Wait up to the timeout (`None`: without limit).
+    For(Option<Duration>),
 }
 
 /// Shared state of a [`ByteQueue`] and its role handles.
@@ -1171,7 +1186,9 @@ impl BytesProducer {
     /// `TooLarge`, `Full`, `Closed`, `Disconnected` (full and no consumer left), `Corrupt`;
     /// each hands the message back.
     pub fn try_push<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), BytesPushError<M>> {
-        self.shared.ring.push(msg, self.role, &self.strategy, None)
+        self.shared
+            .ring
+            .push(msg, self.role, &self.strategy, Wait::No)
     }
 
     /// Pushes, waiting while the queue is full.
@@ -1182,7 +1199,7 @@ impl BytesProducer {
     pub fn push<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), BytesPushError<M>> {
         self.shared
             .ring
-            .push(msg, self.role, &self.strategy, deadline_of(None))
+            .push(msg, self.role, &self.strategy, Wait::For(None))
     }
 
     /// Pushes, waiting at most `timeout` while the queue is full.
@@ -1197,7 +1214,7 @@ impl BytesProducer {
     ) -> Result<(), BytesPushError<M>> {
         self.shared
             .ring
-            .push(msg, self.role, &self.strategy, deadline_of(Some(timeout)))
+            .push(msg, self.role, &self.strategy, Wait::For(Some(timeout)))
     }
 
     /// The queue this producer pushes into.
@@ -1239,7 +1256,7 @@ impl BytesConsumer {
         self.strategy = strategy;
     }
 
-    fn pop_dest(&self, dest: &mut Dest<'_>, d: Option<Deadline>) -> Result<usize, BytesPopError> {
+    fn pop_dest(&self, dest: &mut Dest<'_>, d: Wait) -> Result<usize, BytesPopError> {
         self.shared.ring.pop(dest, self.role, &self.strategy, d)
     }
 
@@ -1251,7 +1268,7 @@ impl BytesConsumer {
     /// `Corrupt`.
     pub fn try_pop(&self) -> Result<Vec<u8>, BytesPopError> {
         let mut v = Vec::new();
-        self.pop_dest(&mut Dest::Vec(&mut v), None).map(|_| v)
+        self.pop_dest(&mut Dest::Vec(&mut v), Wait::No).map(|_| v)
     }
 
     /// Pops a message, sleeping while the queue is empty.
@@ -1261,7 +1278,7 @@ impl BytesConsumer {
     /// `Closed`, `Disconnected`, `Corrupt`.
     pub fn pop(&self) -> Result<Vec<u8>, BytesPopError> {
         let mut v = Vec::new();
-        self.pop_dest(&mut Dest::Vec(&mut v), deadline_of(None))
+        self.pop_dest(&mut Dest::Vec(&mut v), Wait::For(None))
             .map(|_| v)
     }
 
@@ -1272,7 +1289,7 @@ impl BytesConsumer {
     /// As [`pop`](Self::pop), and `Timeout`.
     pub fn pop_timeout(&self, timeout: Duration) -> Result<Vec<u8>, BytesPopError> {
         let mut v = Vec::new();
-        self.pop_dest(&mut Dest::Vec(&mut v), deadline_of(Some(timeout)))
+        self.pop_dest(&mut Dest::Vec(&mut v), Wait::For(Some(timeout)))
             .map(|_| v)
     }
 
@@ -1283,7 +1300,7 @@ impl BytesConsumer {
     /// As [`try_pop`](Self::try_pop), and `TooSmall { needed }` if `buf` is shorter than the
     /// next message, which then stays queued.
     pub fn try_pop_into(&self, buf: &mut [u8]) -> Result<usize, BytesPopError> {
-        self.pop_dest(&mut Dest::Slice(buf), None)
+        self.pop_dest(&mut Dest::Slice(buf), Wait::No)
     }
 
     /// Pops a message into `buf`, sleeping while the queue is empty; returns its length.
@@ -1292,7 +1309,7 @@ impl BytesConsumer {
     ///
     /// As [`pop`](Self::pop), and `TooSmall { needed }` (the message stays queued).
     pub fn pop_into(&self, buf: &mut [u8]) -> Result<usize, BytesPopError> {
-        self.pop_dest(&mut Dest::Slice(buf), deadline_of(None))
+        self.pop_dest(&mut Dest::Slice(buf), Wait::For(None))
     }
 
     /// Pops a message into `buf`, waiting at most `timeout`; returns its length.
@@ -1305,7 +1322,7 @@ impl BytesConsumer {
         buf: &mut [u8],
         timeout: Duration,
     ) -> Result<usize, BytesPopError> {
-        self.pop_dest(&mut Dest::Slice(buf), deadline_of(Some(timeout)))
+        self.pop_dest(&mut Dest::Slice(buf), Wait::For(Some(timeout)))
     }
 
     /// Longest message in bytes.

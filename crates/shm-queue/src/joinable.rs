@@ -37,8 +37,8 @@
 //! ```
 
 use crate::bytes::{
-    attach_at, check_geometry, deadline_of, BytesPopError, BytesPushError, Dest, Ring,
-    MAX_MESSAGE_LIMIT, MAX_ROLES,
+    attach_at, check_geometry, BytesPopError, BytesPushError, Dest, Ring, Wait, MAX_MESSAGE_LIMIT,
+    MAX_ROLES,
 };
 use crate::error::{BuildError, RoleError};
 use crate::role::Liveness;
@@ -295,21 +295,27 @@ impl JoinableQueue {
 
     /// Waits until every item put has been marked done.
     pub fn join(&self) {
-        let _ = self.join_until(Deadline::NEVER);
+        let _ = self.join_within(None);
     }
 
     /// Waits at most `timeout`; `true` if every item put has been marked done.
     #[must_use = "false means items are still unfinished"]
     pub fn join_timeout(&self, timeout: Duration) -> bool {
-        self.join_until(Deadline::after(timeout))
+        self.join_within(Some(timeout))
     }
 
-    fn join_until(&self, d: Deadline) -> bool {
+    fn join_within(&self, timeout: Option<Duration>) -> bool {
         let c = self.shared.counters();
+        let finished = || (c.unfinished.load(Ordering::Acquire) == 0).then_some(());
+        if finished().is_some() {
+            return true;
+        }
         c.done
-            .wait_until(&WaitStrategy::default(), d, |_| {
-                (c.unfinished.load(Ordering::Acquire) == 0).then_some(())
-            })
+            .wait_until(
+                &WaitStrategy::default(),
+                Deadline::from_timeout(timeout),
+                |_| finished(),
+            )
             .is_some()
     }
 
@@ -358,11 +364,7 @@ impl fmt::Debug for JoinableProducer {
 }
 
 impl JoinableProducer {
-    fn put_with<M: AsRef<[u8]>>(
-        &self,
-        msg: M,
-        d: Option<Deadline>,
-    ) -> Result<(), BytesPushError<M>> {
+    fn put_with<M: AsRef<[u8]>>(&self, msg: M, d: Wait) -> Result<(), BytesPushError<M>> {
         let c = self.shared.counters();
         // Count first, so that `join` cannot return between the push and the count.
         c.unfinished.fetch_add(1, Ordering::AcqRel);
@@ -387,7 +389,7 @@ impl JoinableProducer {
     ///
     /// As [`BytesProducer::push`](crate::bytes::BytesProducer::push).
     pub fn put<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), BytesPushError<M>> {
-        self.put_with(msg, deadline_of(None))
+        self.put_with(msg, Wait::For(None))
     }
 
     /// Puts without waiting.
@@ -396,7 +398,7 @@ impl JoinableProducer {
     ///
     /// As [`BytesProducer::try_push`](crate::bytes::BytesProducer::try_push).
     pub fn try_put<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), BytesPushError<M>> {
-        self.put_with(msg, None)
+        self.put_with(msg, Wait::No)
     }
 
     /// Puts, waiting at most `timeout`.
@@ -409,7 +411,7 @@ impl JoinableProducer {
         msg: M,
         timeout: Duration,
     ) -> Result<(), BytesPushError<M>> {
-        self.put_with(msg, deadline_of(Some(timeout)))
+        self.put_with(msg, Wait::For(Some(timeout)))
     }
 }
 
@@ -438,7 +440,7 @@ impl fmt::Debug for JoinableConsumer {
 }
 
 impl JoinableConsumer {
-    fn get_with(&self, d: Option<Deadline>) -> Result<Vec<u8>, BytesPopError> {
+    fn get_with(&self, d: Wait) -> Result<Vec<u8>, BytesPopError> {
         let mut v = Vec::new();
         self.shared
             .ring
@@ -454,7 +456,7 @@ impl JoinableConsumer {
     ///
     /// As [`BytesConsumer::pop`](crate::bytes::BytesConsumer::pop).
     pub fn get(&self) -> Result<Vec<u8>, BytesPopError> {
-        self.get_with(deadline_of(None))
+        self.get_with(Wait::For(None))
     }
 
     /// Takes an item without waiting.
@@ -463,7 +465,7 @@ impl JoinableConsumer {
     ///
     /// As [`BytesConsumer::try_pop`](crate::bytes::BytesConsumer::try_pop).
     pub fn try_get(&self) -> Result<Vec<u8>, BytesPopError> {
-        self.get_with(None)
+        self.get_with(Wait::No)
     }
 
     /// Takes an item, waiting at most `timeout`.
@@ -472,7 +474,7 @@ impl JoinableConsumer {
     ///
     /// As [`get`](Self::get), and `Timeout`.
     pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<u8>, BytesPopError> {
-        self.get_with(deadline_of(Some(timeout)))
+        self.get_with(Wait::For(Some(timeout)))
     }
 }
 

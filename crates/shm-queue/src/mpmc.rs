@@ -76,9 +76,8 @@
 //! ```
 
 use crate::error::{BuildError, PopError, PushError, RoleError};
-use crate::role::{self, Liveness, RoleSlot};
+use crate::role::{self, Liveness, RoleSlot, Waited};
 use crate::spsc::{body_len, index, opened_capacity, CacheLine, SyncBlock};
-use crate::wait::{wait_for, Waited};
 use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::sync::Poll;
 use shm_core::{Deadline, Element, Home, ObjectKind, Segment, SegmentName, WaitStrategy};
@@ -760,7 +759,7 @@ impl<T: Element> Producer<T> {
     /// [`PushError::Closed`]; [`PushError::Disconnected`] if the queue is full and every
     /// consumer that attached has dropped its handle or died.
     pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
-        self.push_deadline(value, Deadline::NEVER)
+        self.push_within(value, None)
     }
 
     /// Pushes, waiting up to `timeout` while the queue is full.
@@ -769,22 +768,21 @@ impl<T: Element> Producer<T> {
     ///
     /// As [`push`](Self::push), and [`PushError::Timeout`].
     pub fn push_timeout(&mut self, value: T, timeout: Duration) -> Result<(), PushError<T>> {
-        self.push_deadline(value, Deadline::after(timeout))
+        self.push_within(value, Some(timeout))
     }
 
-    fn push_deadline(&mut self, value: T, deadline: Deadline) -> Result<(), PushError<T>> {
+    /// Push, waiting up to `timeout` (`None`: without limit); the clock is read only once the
+    /// queue is found full.
+    fn push_within(&mut self, value: T, timeout: Option<Duration>) -> Result<(), PushError<T>> {
         match self.try_push(value) {
             Err(PushError::Full(v)) => {
                 let shared = Arc::clone(&self.shared);
                 let ctl = shared.ctl();
                 let strategy = self.strategy;
-                let r = wait_for(
-                    &ctl.sync.0.not_full,
+                let r = ctl.sync.0.not_full.wait_until(
                     &strategy,
-                    deadline,
-                    &ctl.consumers,
-                    shared.liveness,
-                    |p| {
+                    Deadline::from_timeout(timeout),
+                    role::watching(&ctl.consumers, shared.liveness, |p| {
                         if p == Poll::Slice {
                             shared.recycle_if_abandoned();
                         }
@@ -792,12 +790,12 @@ impl<T: Element> Producer<T> {
                             Err(PushError::Full(_)) => None,
                             other => Some(other),
                         }
-                    },
+                    }),
                 );
                 match r {
-                    Waited::Ready(r) => r,
-                    Waited::TimedOut => Err(PushError::Timeout(v)),
-                    Waited::PeersGone => Err(PushError::Disconnected(v)),
+                    Some(Waited::Ready(r)) => r,
+                    None => Err(PushError::Timeout(v)),
+                    Some(Waited::PeersGone) => Err(PushError::Disconnected(v)),
                 }
             }
             other => other,
@@ -944,7 +942,7 @@ impl<T: Element> Consumer<T> {
     /// [`PopError::Closed`] or [`PopError::Disconnected`] (every producer dropped its handle
     /// or died), each only once the queue is drained.
     pub fn pop(&mut self) -> Result<T, PopError> {
-        self.pop_deadline(Deadline::NEVER)
+        self.pop_within(None)
     }
 
     /// Pops, waiting up to `timeout` while the queue is empty.
@@ -953,27 +951,28 @@ impl<T: Element> Consumer<T> {
     ///
     /// As [`pop`](Self::pop), and [`PopError::Timeout`].
     pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T, PopError> {
-        self.pop_deadline(Deadline::after(timeout))
+        self.pop_within(Some(timeout))
     }
 
-    fn pop_deadline(&mut self, deadline: Deadline) -> Result<T, PopError> {
+    /// Pop, waiting up to `timeout` (`None`: without limit); the clock is read only once the
+    /// queue is found empty.
+    fn pop_within(&mut self, timeout: Option<Duration>) -> Result<T, PopError> {
         if let Take::Item(v) = self.shared.take(self.role) {
             return Ok(v);
         }
         let shared = Arc::clone(&self.shared);
         let ctl = shared.ctl();
         let strategy = self.strategy;
-        match wait_for(
-            &ctl.sync.0.not_empty,
+        match ctl.sync.0.not_empty.wait_until(
             &strategy,
-            deadline,
-            &ctl.producers,
-            shared.liveness,
-            |p| self.poll(p == Poll::Slice),
+            Deadline::from_timeout(timeout),
+            role::watching(&ctl.producers, shared.liveness, |p| {
+                self.poll(p == Poll::Slice)
+            }),
         ) {
-            Waited::Ready(r) => r,
-            Waited::TimedOut => Err(PopError::Timeout),
-            Waited::PeersGone => Err(PopError::Disconnected),
+            Some(Waited::Ready(r)) => r,
+            None => Err(PopError::Timeout),
+            Some(Waited::PeersGone) => Err(PopError::Disconnected),
         }
     }
 

@@ -14,7 +14,7 @@
 //! noticed within one sleep slice of a blocked receive, and at the end of every timed receive
 //! or [`poll`](PipeEnd::poll) that found nothing); [`PipeEnd::send_bytes`] fails with
 //! [`SendError::BrokenPipe`] once the receiving end dropped or died (a drop is seen at once; a
-//! death at the latest when the pipe is full, and also on every 64th send); a receive buffer that
+//! death by a send blocked on a full pipe, within one sleep slice); a receive buffer that
 //! is too short is [`RecvError::TooSmall`] and loses nothing.
 //!
 //! The header's `count` is the capacity in messages of each direction, its `param` the maximum
@@ -44,15 +44,15 @@
 //! ```
 
 use crate::bytes::{
-    attach_at, check_geometry, deadline_of, BytesPopError, BytesPushError, Dest, Ring,
-    MAX_MESSAGE_LIMIT,
+    attach_at, check_geometry, BytesPopError, BytesPushError, Dest, Ring, Wait, MAX_MESSAGE_LIMIT,
 };
 use crate::error::{BuildError, RoleError};
 use crate::role::{self, Liveness, Peers, RoleSlot};
-use shm_core::{Deadline, Home, ObjectKind, Segment, SegmentName, WaitStrategy};
+use shm_core::{Home, ObjectKind, Segment, SegmentName, WaitStrategy};
 use std::cell::Cell;
 use std::error::Error;
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -432,14 +432,11 @@ pub struct PipeEnd {
     me: u64,
     liveness: Liveness,
     strategy: WaitStrategy,
-    sends: Cell<u32>,
+    /// One role slot per ring, one operation at a time: `Send` but not `Sync`.
+    _not_sync: PhantomData<Cell<()>>,
     // Keeps the memory alive; after the rings.
     home: Arc<Home>,
 }
-
-// SAFETY: `sends` is a process-local counter only used through &self by one thread at a time
-// (PipeEnd is not Sync); everything else is Send.
-unsafe impl Send for PipeEnd {}
 
 impl fmt::Debug for PipeEnd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -450,9 +447,6 @@ impl fmt::Debug for PipeEnd {
             .finish()
     }
 }
-
-/// Every how many sends a sender asks the OS whether the receiver is alive.
-const LIVENESS_EVERY: u32 = 64;
 
 impl PipeEnd {
     fn attach(
@@ -525,7 +519,7 @@ impl PipeEnd {
             me,
             liveness,
             strategy: WaitStrategy::default(),
-            sends: Cell::new(0),
+            _not_sync: PhantomData,
             home,
         })
     }
@@ -563,36 +557,23 @@ impl PipeEnd {
         self.home.segment()
     }
 
-    fn send_with<M: AsRef<[u8]>>(
-        &self,
-        msg: M,
-        deadline: Option<Deadline>,
-    ) -> Result<(), SendError<M>> {
+    fn send_with<M: AsRef<[u8]>>(&self, msg: M, wait: Wait) -> Result<(), SendError<M>> {
         let Some(tx) = &self.tx else {
             return Err(SendError::NotWritable(msg));
         };
-        let n = self.sends.get().wrapping_add(1);
-        self.sends.set(n);
-        let check_alive = n.is_multiple_of(LIVENESS_EVERY);
-        if role::peers(tx.consumers(), self.liveness, check_alive) == Peers::Gone {
+        // One load of the summary word: a receiver that dropped its end is seen at once. A
+        // receiver that *died* is judged (an OS call) only in the sleep slices of a blocked
+        // send, never on this path: a non-blocking send into a full pipe stays cheap.
+        if role::peers(tx.consumers(), self.liveness, false) == Peers::Gone {
             return Err(SendError::BrokenPipe(msg));
         }
-        tx.push(msg, 0, &self.strategy, deadline)
-            .map_err(|e| match e {
-                BytesPushError::TooLarge { msg, max } => SendError::TooLarge { msg, max },
-                BytesPushError::Full(m) => {
-                    if role::peers(tx.consumers(), self.liveness, true) == Peers::Gone {
-                        SendError::BrokenPipe(m)
-                    } else {
-                        SendError::Full(m)
-                    }
-                }
-                BytesPushError::Closed(m) | BytesPushError::Disconnected(m) => {
-                    SendError::BrokenPipe(m)
-                }
-                BytesPushError::Timeout(m) => SendError::Timeout(m),
-                BytesPushError::Corrupt(m) => SendError::Corrupt(m),
-            })
+        tx.push(msg, 0, &self.strategy, wait).map_err(|e| match e {
+            BytesPushError::TooLarge { msg, max } => SendError::TooLarge { msg, max },
+            BytesPushError::Full(m) => SendError::Full(m),
+            BytesPushError::Closed(m) | BytesPushError::Disconnected(m) => SendError::BrokenPipe(m),
+            BytesPushError::Timeout(m) => SendError::Timeout(m),
+            BytesPushError::Corrupt(m) => SendError::Corrupt(m),
+        })
     }
 
     /// Sends a message, waiting while the pipe is full. The message is in shared memory when
@@ -602,7 +583,7 @@ impl PipeEnd {
     ///
     /// `TooLarge`, `BrokenPipe`, `NotWritable`, `Corrupt`; each hands the message back.
     pub fn send_bytes<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), SendError<M>> {
-        self.send_with(msg, deadline_of(None))
+        self.send_with(msg, Wait::For(None))
     }
 
     /// Sends without waiting.
@@ -611,7 +592,7 @@ impl PipeEnd {
     ///
     /// As [`send_bytes`](Self::send_bytes), and `Full`.
     pub fn try_send_bytes<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), SendError<M>> {
-        self.send_with(msg, None)
+        self.send_with(msg, Wait::No)
     }
 
     /// Sends, waiting at most `timeout` while the pipe is full.
@@ -624,10 +605,10 @@ impl PipeEnd {
         msg: M,
         timeout: Duration,
     ) -> Result<(), SendError<M>> {
-        self.send_with(msg, deadline_of(Some(timeout)))
+        self.send_with(msg, Wait::For(Some(timeout)))
     }
 
-    fn recv_with(&self, dest: &mut Dest<'_>, d: Option<Deadline>) -> Result<usize, RecvError> {
+    fn recv_with(&self, dest: &mut Dest<'_>, d: Wait) -> Result<usize, RecvError> {
         let Some(rx) = &self.rx else {
             return Err(RecvError::NotReadable);
         };
@@ -642,7 +623,7 @@ impl PipeEnd {
     /// `Corrupt`.
     pub fn recv_bytes(&self) -> Result<Vec<u8>, RecvError> {
         let mut v = Vec::new();
-        self.recv_with(&mut Dest::Vec(&mut v), deadline_of(None))
+        self.recv_with(&mut Dest::Vec(&mut v), Wait::For(None))
             .map(|_| v)
     }
 
@@ -653,7 +634,7 @@ impl PipeEnd {
     /// As [`recv_bytes`](Self::recv_bytes), and `Timeout`.
     pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, RecvError> {
         let mut v = Vec::new();
-        self.recv_with(&mut Dest::Vec(&mut v), deadline_of(Some(timeout)))
+        self.recv_with(&mut Dest::Vec(&mut v), Wait::For(Some(timeout)))
             .map(|_| v)
     }
 
@@ -664,7 +645,7 @@ impl PipeEnd {
     /// As [`recv_bytes`](Self::recv_bytes), and `Empty`.
     pub fn try_recv_bytes(&self) -> Result<Vec<u8>, RecvError> {
         let mut v = Vec::new();
-        self.recv_with(&mut Dest::Vec(&mut v), None).map(|_| v)
+        self.recv_with(&mut Dest::Vec(&mut v), Wait::No).map(|_| v)
     }
 
     /// Receives a message into `buf`, sleeping until one arrives; returns its length.
@@ -674,7 +655,7 @@ impl PipeEnd {
     /// As [`recv_bytes`](Self::recv_bytes), and `TooSmall { needed }` (the message stays in
     /// the pipe).
     pub fn recv_into(&self, buf: &mut [u8]) -> Result<usize, RecvError> {
-        self.recv_with(&mut Dest::Slice(buf), deadline_of(None))
+        self.recv_with(&mut Dest::Slice(buf), Wait::For(None))
     }
 
     /// Receives into `buf`, waiting at most `timeout`.
@@ -683,7 +664,7 @@ impl PipeEnd {
     ///
     /// As [`recv_into`](Self::recv_into), and `Timeout`.
     pub fn recv_into_timeout(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, RecvError> {
-        self.recv_with(&mut Dest::Slice(buf), deadline_of(Some(timeout)))
+        self.recv_with(&mut Dest::Slice(buf), Wait::For(Some(timeout)))
     }
 
     /// Whether a receive would not block: a message is waiting, or the stream has ended.
@@ -691,9 +672,8 @@ impl PipeEnd {
     /// `false` for an end that cannot receive.
     pub fn poll(&self, timeout: Option<Duration>) -> bool {
         let Some(rx) = &self.rx else { return false };
-        let d = timeout.map_or(Deadline::NEVER, Deadline::after);
         !matches!(
-            rx.wait_readable(&self.strategy, d),
+            rx.wait_readable(&self.strategy, timeout),
             Err(BytesPopError::Timeout)
         )
     }

@@ -29,6 +29,7 @@
 //! (which also keeps miri and loom away from `/proc`).
 
 use shm_core::sync::atomic::{AtomicU64, Ordering};
+use shm_core::sync::Poll;
 use shm_core::ProcessId;
 use std::fmt;
 
@@ -250,6 +251,36 @@ pub fn peers(slots: &[RoleSlot], liveness: Liveness, check_alive: bool) -> Peers
         Peers::Gone
     } else {
         Peers::NeverArrived
+    }
+}
+
+/// How a wait composed with [`watching`] ended (a timeout is `wait_until`'s `None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waited<R> {
+    /// `ready` returned a value.
+    Ready(R),
+    /// Every peer that ever arrived has released its role or died.
+    PeersGone,
+}
+
+/// The poll closure of a blocking queue operation, for
+/// [`EventCount::wait_until`](shm_core::EventCount::wait_until) (the one wait loop): judges
+/// the peers in `slots` (every poll: one load of the summary word; on
+/// [`Poll::Slice`] also their liveness), then gives `ready` its chance, and ends the wait with
+/// [`Waited::PeersGone`] only if `ready` found nothing: whatever the peers published before
+/// leaving is still delivered (their release of the role is `Release`, the summary load
+/// `Acquire`).
+pub(crate) fn watching<'a, R>(
+    slots: &'a [RoleSlot],
+    liveness: Liveness,
+    mut ready: impl FnMut(Poll) -> Option<R> + 'a,
+) -> impl FnMut(Poll) -> Option<Waited<R>> + 'a {
+    move |p| {
+        let gone = peers(slots, liveness, p == Poll::Slice) == Peers::Gone;
+        if let Some(r) = ready(p) {
+            return Some(Waited::Ready(r));
+        }
+        gone.then_some(Waited::PeersGone)
     }
 }
 

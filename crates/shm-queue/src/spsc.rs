@@ -67,8 +67,7 @@
 //! ```
 
 use crate::error::{BuildError, PopError, PushError, RoleError};
-use crate::role::{self, Liveness, RoleSlot};
-use crate::wait::{wait_for, Waited};
+use crate::role::{self, Liveness, RoleSlot, Waited};
 use shm_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use shm_core::{
     Deadline, Element, EventCount, Home, ObjectKind, Segment, SegmentName, WaitStrategy,
@@ -680,7 +679,7 @@ impl<T: Element> Producer<T> {
     /// [`PushError::Closed`], or [`PushError::Disconnected`] if the queue is full and the
     /// consumer has dropped its handle or died.
     pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
-        self.push_deadline(value, Deadline::NEVER)
+        self.push_within(value, None)
     }
 
     /// Pushes, waiting up to `timeout` while the queue is full.
@@ -689,30 +688,29 @@ impl<T: Element> Producer<T> {
     ///
     /// As [`push`](Self::push), and [`PushError::Timeout`].
     pub fn push_timeout(&mut self, value: T, timeout: Duration) -> Result<(), PushError<T>> {
-        self.push_deadline(value, Deadline::after(timeout))
+        self.push_within(value, Some(timeout))
     }
 
-    fn push_deadline(&mut self, value: T, deadline: Deadline) -> Result<(), PushError<T>> {
+    /// Push, waiting up to `timeout` (`None`: without limit). The clock is read only once the
+    /// queue is found full: a push into a queue with room costs no clock read.
+    fn push_within(&mut self, value: T, timeout: Option<Duration>) -> Result<(), PushError<T>> {
         match self.try_push(value) {
             Err(PushError::Full(v)) => {
                 let shared = Arc::clone(&self.shared);
                 let ctl = shared.ctl();
                 let strategy = shared.strategy(self.strategy);
-                let r = wait_for(
-                    &ctl.sync.0.not_full,
+                let r = ctl.sync.0.not_full.wait_until(
                     &strategy,
-                    deadline,
-                    &ctl.consumer,
-                    shared.liveness,
-                    |_| match self.try_push(v) {
+                    Deadline::from_timeout(timeout),
+                    role::watching(&ctl.consumer, shared.liveness, |_| match self.try_push(v) {
                         Err(PushError::Full(_)) => None,
                         other => Some(other),
-                    },
+                    }),
                 );
                 match r {
-                    Waited::Ready(r) => r,
-                    Waited::TimedOut => Err(PushError::Timeout(v)),
-                    Waited::PeersGone => Err(PushError::Disconnected(v)),
+                    Some(Waited::Ready(r)) => r,
+                    None => Err(PushError::Timeout(v)),
+                    Some(Waited::PeersGone) => Err(PushError::Disconnected(v)),
                 }
             }
             other => other,
@@ -893,7 +891,7 @@ impl<T: Element> Consumer<T> {
     /// [`PopError::Closed`] or [`PopError::Disconnected`] (the producer dropped its handle or
     /// died), each only once the queue is drained.
     pub fn pop(&mut self) -> Result<T, PopError> {
-        self.pop_deadline(Deadline::NEVER)
+        self.pop_within(None)
     }
 
     /// Pops, waiting up to `timeout` while the queue is empty.
@@ -902,27 +900,26 @@ impl<T: Element> Consumer<T> {
     ///
     /// As [`pop`](Self::pop), and [`PopError::Timeout`].
     pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T, PopError> {
-        self.pop_deadline(Deadline::after(timeout))
+        self.pop_within(Some(timeout))
     }
 
-    fn pop_deadline(&mut self, deadline: Deadline) -> Result<T, PopError> {
+    /// Pop, waiting up to `timeout` (`None`: without limit); the clock is read only once the
+    /// queue is found empty.
+    fn pop_within(&mut self, timeout: Option<Duration>) -> Result<T, PopError> {
         if let Some(v) = self.take() {
             return Ok(v);
         }
         let shared = Arc::clone(&self.shared);
         let ctl = shared.ctl();
         let strategy = shared.strategy(self.strategy);
-        match wait_for(
-            &ctl.sync.0.not_empty,
+        match ctl.sync.0.not_empty.wait_until(
             &strategy,
-            deadline,
-            &ctl.producer,
-            shared.liveness,
-            |_| self.poll(),
+            Deadline::from_timeout(timeout),
+            role::watching(&ctl.producer, shared.liveness, |_| self.poll()),
         ) {
-            Waited::Ready(r) => r,
-            Waited::TimedOut => Err(PopError::Timeout),
-            Waited::PeersGone => Err(PopError::Disconnected),
+            Some(Waited::Ready(r)) => r,
+            None => Err(PopError::Timeout),
+            Some(Waited::PeersGone) => Err(PopError::Disconnected),
         }
     }
 
@@ -1183,6 +1180,23 @@ mod tests {
             rx.pop_timeout(Duration::from_millis(2)),
             Err(PopError::Timeout)
         );
+    }
+
+    /// A busy-polling pop notices a producer that died holding its role (its slices come
+    /// from the one wait loop, which never sleeps here).
+    #[cfg_attr(miri, ignore)]
+    #[test]
+    fn busy_poll_pop_sees_dead_producer() {
+        let name = SegmentName::unique();
+        let q = SpscQueue::<u64>::builder(&name)
+            .capacity(2)
+            .create()
+            .unwrap();
+        let dead = shm_core::ProcessId::from_parts(0x7fff_fff0, 1).to_word();
+        role::claim(&q.shared.ctl().producer, dead, Liveness::AssumeAlive).unwrap();
+        let mut rx = q.consumer().unwrap();
+        rx.set_wait_strategy(WaitStrategy::busy_poll().with_slice(Duration::from_millis(1)));
+        assert_eq!(rx.pop(), Err(PopError::Disconnected));
     }
 
     #[cfg_attr(miri, ignore)]
