@@ -44,10 +44,13 @@
 //! handle of its own (as the parent in `examples/queue_pipe.rs` does) or pops with a timeout.
 //! Likewise a blocked push on a full queue returns `Disconnected` once every consumer is gone.
 //!
-//! Everything read from the segment is checked: a length above the maximum is
-//! [`BytesPopError::Corrupt`] (the slot is consumed so the queue stays usable), a stamp that no
-//! valid ring can hold is `Corrupt` on push; nothing read from the segment can make this code
-//! panic, index out of bounds, or spin forever.
+//! Everything read from the segment is checked. A length above the maximum, or a stamp that no
+//! healthy ring can hold at the position looked at (say one ahead of a `head` that did not
+//! move), *poisons* the queue: from then on every push and pop, in every process, fails at once
+//! with `Corrupt` ([`BytesPushError::Corrupt`], [`BytesPopError::Corrupt`]); it never wedges
+//! and never delivers garbage. What is lost: every message still in the queue (none of them
+//! can be trusted any more); make a new queue. Nothing read from the segment can make this
+//! code panic, index out of bounds, or spin forever.
 //!
 //! # Examples
 //!
@@ -93,13 +96,25 @@ pub const MAX_MESSAGE_LIMIT: usize = u32::MAX as usize - 64;
 #[repr(C, align(128))]
 struct Line<T>(T);
 
-/// The closed flag and the two eventcounts.
+/// The state word, the two eventcounts, and the count of skipped positions.
+///
+/// | `state` bits | meaning |
+/// |---|---|
+/// | 0 ([`CLOSED`]) | closed: pushes fail, pops drain what is left |
+/// | any other | poisoned: a stamp or length read from the ring could not be right |
 #[repr(C)]
 struct SyncWords {
-    closed: AtomicU32,
+    state: AtomicU32,
     not_empty: EventCount,
     not_full: EventCount,
+    /// Positions skipped because their producer died before publishing them.
+    skipped: AtomicU64,
 }
+
+/// State bit: closed.
+const CLOSED: u32 = 1;
+/// State bit: poisoned.
+const POISONED: u32 = 2;
 
 /// The control block at the start of a ring's memory.
 #[repr(C)]
@@ -128,9 +143,10 @@ impl Control {
             head: Line(AtomicU64::new(0)),
             tail: Line(AtomicU64::new(0)),
             sync: Line(SyncWords {
-                closed: AtomicU32::new(0),
+                state: AtomicU32::new(0),
                 not_empty: EventCount::new(),
                 not_full: EventCount::new(),
+                skipped: AtomicU64::new(0),
             }),
             producers: std::array::from_fn(|_| RoleSlot::new()),
             consumers: std::array::from_fn(|_| RoleSlot::new()),
@@ -189,7 +205,8 @@ pub enum BytesPushError<M> {
     Timeout(M),
     /// The queue is full and every consumer that ever attached has gone.
     Disconnected(M),
-    /// The ring's shared state is impossible (another process wrote garbage into it).
+    /// The queue is poisoned: a stamp or length read from it could not be right (another
+    /// process wrote garbage into it). Every later push and pop fails the same way.
     Corrupt(M),
 }
 
@@ -243,7 +260,9 @@ impl<M> fmt::Display for BytesPushError<M> {
             BytesPushError::Disconnected(_) => {
                 f.write_str("push to a full queue whose consumers are all gone")
             }
-            BytesPushError::Corrupt(_) => f.write_str("the queue's shared state is corrupt"),
+            BytesPushError::Corrupt(_) => {
+                f.write_str("push to a poisoned queue: its shared state is corrupt")
+            }
         }
     }
 }
@@ -266,12 +285,10 @@ pub enum BytesPopError {
         /// The message's length.
         needed: usize,
     },
-    /// A slot held a length above the maximum (another process wrote garbage); the slot was
-    /// consumed and dropped.
-    Corrupt {
-        /// The length found.
-        len: u64,
-    },
+    /// The queue is poisoned: a stamp or length read from it could not be right (another
+    /// process wrote garbage into it). The messages still in it are lost; every later push
+    /// and pop fails the same way.
+    Corrupt,
 }
 
 impl fmt::Display for BytesPopError {
@@ -286,8 +303,8 @@ impl fmt::Display for BytesPopError {
             BytesPopError::TooSmall { needed } => {
                 write!(f, "buffer too small: the next message has {needed} bytes")
             }
-            BytesPopError::Corrupt { len } => {
-                write!(f, "corrupt message length {len} in the queue")
+            BytesPopError::Corrupt => {
+                f.write_str("pop from a poisoned queue: its shared state is corrupt")
             }
         }
     }
@@ -430,6 +447,20 @@ impl Ring {
         (head, data)
     }
 
+    /// Test forgery: a producer `who` claimed position `tail` (announced in a fresh producer
+    /// role slot, `tail` advanced) and never published it, as a producer killed mid-push
+    /// leaves it.
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn forge_abandoned_push(&self, who: u64) {
+        let c = self.ctl();
+        let r = role::claim(self.producers(), who, Liveness::AssumeAlive).unwrap();
+        let pos = c.tail.0.load(Ordering::Acquire);
+        self.producers()[r.index]
+            .pending()
+            .store(pos + 1, Ordering::Release);
+        c.tail.0.store(pos + 1, Ordering::Release);
+    }
+
     pub(crate) fn producers(&self) -> &[RoleSlot] {
         &self.ctl().producers[..self.roles]
     }
@@ -448,13 +479,39 @@ impl Ring {
 
     pub(crate) fn close(&self) {
         let s = &self.ctl().sync.0;
-        s.closed.store(1, Ordering::Release);
+        s.state.fetch_or(CLOSED, Ordering::AcqRel);
         s.not_empty.notify_all();
         s.not_full.notify_all();
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.ctl().sync.0.closed.load(Ordering::Acquire) != 0
+        self.ctl().sync.0.state.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    /// Whether the ring is poisoned (every operation fails with `Corrupt`).
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.ctl().sync.0.state.load(Ordering::Acquire) & !CLOSED != 0
+    }
+
+    /// Poisons the ring and wakes every waiter. Irreversible.
+    #[cold]
+    fn poison(&self) {
+        let s = &self.ctl().sync.0;
+        s.state.fetch_or(POISONED, Ordering::AcqRel);
+        s.not_empty.notify_all();
+        s.not_full.notify_all();
+    }
+
+    /// Positions skipped because their producer died before publishing them.
+    pub(crate) fn skipped(&self) -> u64 {
+        self.ctl().sync.0.skipped.load(Ordering::Acquire)
+    }
+
+    /// `head` and `tail`, read in that order.
+    pub(crate) fn positions(&self) -> (u64, u64) {
+        let c = self.ctl();
+        let head = c.head.0.load(Ordering::Acquire);
+        (head, c.tail.0.load(Ordering::Acquire))
     }
 
     /// Messages queued (exact when quiescent; clamped to `0..=cap` against garbage).
@@ -507,20 +564,20 @@ impl Ring {
                     }
                     Err(now) => pos = now,
                 }
-            } else if (stamp as i64).wrapping_sub(free as i64) < 0 {
-                // The slot still holds the previous lap's message: full.
-                if let Some(p) = pending {
-                    p.store(0, Ordering::Relaxed);
-                }
-                return Ok(Try::NotNow);
             } else {
-                // Another producer got here first: look again. A stamp ahead of a tail that did
-                // not move is impossible in a valid ring.
-                let now = c.tail.0.load(Ordering::Relaxed);
+                // Another producer got here first (the stamp is ahead: look again), or the
+                // slot still holds the previous lap's message, claimed or published (exactly
+                // one lap behind: full). Anything else, with a tail that did not move, is
+                // impossible in a healthy ring.
+                let now = c.tail.0.load(Ordering::Acquire);
                 if now == pos {
                     if let Some(p) = pending {
                         p.store(0, Ordering::Relaxed);
                     }
+                    if stamp.wrapping_sub(free_stamp(pos.wrapping_sub(self.cap))) <= 1 {
+                        return Ok(Try::NotNow);
+                    }
+                    self.poison();
                     return Err(());
                 }
                 pos = now;
@@ -539,10 +596,13 @@ impl Ring {
             let want = pos.wrapping_add(1);
             let full = full_stamp(pos);
             if stamp == full {
-                let raw_len = slot.len.load(Ordering::Relaxed);
-                let len = raw_len as usize;
-                let bad = len > self.max;
-                if !bad {
+                let len = slot.len.load(Ordering::Relaxed) as usize;
+                if len > self.max {
+                    // A length no producer can have written: poison, consume nothing.
+                    self.poison();
+                    return Err(BytesPopError::Corrupt);
+                }
+                {
                     match dest {
                         Dest::Slice(buf) if buf.len() < len => {
                             return Err(BytesPopError::TooSmall { needed: len });
@@ -563,46 +623,46 @@ impl Ring {
                     .compare_exchange_weak(pos, want, Ordering::AcqRel, Ordering::Relaxed)
                 {
                     Ok(_) => {
-                        if !bad {
-                            let out = match dest {
-                                Dest::Slice(buf) => buf.as_mut_ptr(),
-                                Dest::Vec(v) => v.as_mut_ptr(),
-                            };
-                            // SAFETY: we own slot `pos` (stamp == pos + 1 seen with Acquire, so
-                            // the producer's payload writes are visible, and we won the head
-                            // CAS); len <= max bytes lie in the payload and fit in `out`
-                            // (checked above).
-                            unsafe { std::ptr::copy_nonoverlapping(data, out, len) };
-                        }
+                        let out = match dest {
+                            Dest::Slice(buf) => buf.as_mut_ptr(),
+                            Dest::Vec(v) => v.as_mut_ptr(),
+                        };
+                        // SAFETY: we own slot `pos` (stamp == pos + 1 seen with Acquire, so
+                        // the producer's payload writes are visible, and we won the head
+                        // CAS); len <= max bytes lie in the payload and fit in `out`
+                        // (checked above).
+                        unsafe { std::ptr::copy_nonoverlapping(data, out, len) };
                         slot.stamp
                             .store(free_stamp(pos.wrapping_add(self.cap)), Ordering::Release);
                         if let Some(p) = pending {
                             p.store(0, Ordering::Release);
                         }
                         c.sync.0.not_full.notify_all();
-                        if bad {
-                            return Err(BytesPopError::Corrupt {
-                                len: u64::from(raw_len),
-                            });
-                        }
                         return Ok(Try::Done(len));
                     }
                     Err(now) => pos = now,
                 }
-            } else if (stamp as i64).wrapping_sub(full as i64) < 0 {
+            } else if stamp == free_stamp(pos) {
+                // Not published yet (or not even claimed).
                 if let Some(p) = pending {
                     p.store(0, Ordering::Relaxed);
                 }
                 return Ok(Try::NotNow);
             } else {
-                let now = c.head.0.load(Ordering::Relaxed);
+                // Ahead: another consumer took it (look again). Exactly one lap behind and
+                // full: the previous message's consumer has not freed the slot yet (nothing
+                // here yet). Anything else, with a head that did not move, is impossible in a
+                // healthy ring.
+                let now = c.head.0.load(Ordering::Acquire);
                 if now == pos {
                     if let Some(p) = pending {
                         p.store(0, Ordering::Relaxed);
                     }
-                    return Err(BytesPopError::Corrupt {
-                        len: u64::from(slot.len.load(Ordering::Relaxed)),
-                    });
+                    if stamp == full_stamp(pos.wrapping_sub(self.cap)) {
+                        return Ok(Try::NotNow);
+                    }
+                    self.poison();
+                    return Err(BytesPopError::Corrupt);
                 }
                 pos = now;
             }
@@ -611,7 +671,7 @@ impl Ring {
 
     /// Consumer-side recovery: if the position at `head` was claimed by a producer that died
     /// before publishing it, skip it. Returns whether a position was skipped.
-    fn skip_dead_push(&self) -> bool {
+    pub(crate) fn skip_dead_push(&self) -> bool {
         let c = self.ctl();
         let pos = c.head.0.load(Ordering::Acquire);
         let tail = c.tail.0.load(Ordering::Acquire);
@@ -638,6 +698,8 @@ impl Ring {
         }
         slot.stamp
             .store(free_stamp(pos.wrapping_add(self.cap)), Ordering::Release);
+        // Counted after `head` moved past it (JoinableQueue's `join` relies on that order).
+        c.sync.0.skipped.fetch_add(1, Ordering::AcqRel);
         c.sync.0.not_full.notify_all();
         true
     }
@@ -686,8 +748,13 @@ impl Ring {
             return Err(BytesPushError::TooLarge { msg, max: self.max });
         }
         let attempt = |p: Poll| -> Option<Result<(), BytesPushError<()>>> {
-            if self.is_closed() {
-                return Some(Err(BytesPushError::Closed(())));
+            let state = self.ctl().sync.0.state.load(Ordering::Acquire);
+            if state != 0 {
+                return Some(Err(if state & !CLOSED != 0 {
+                    BytesPushError::Corrupt(())
+                } else {
+                    BytesPushError::Closed(())
+                }));
             }
             match self.try_push_once(bytes, role) {
                 Ok(Try::Done(())) => Some(Ok(())),
@@ -751,6 +818,9 @@ impl Ring {
         wait: Wait,
     ) -> Result<usize, BytesPopError> {
         let mut attempt = |p: Poll| -> Option<Result<usize, BytesPopError>> {
+            if self.is_poisoned() {
+                return Some(Err(BytesPopError::Corrupt));
+            }
             match self.try_pop_once(dest, role) {
                 Ok(Try::Done(n)) => return Some(Ok(n)),
                 Err(e) => return Some(Err(e)),
@@ -808,6 +878,9 @@ impl Ring {
         timeout: Option<Duration>,
     ) -> Result<(), BytesPopError> {
         let mut ready = |_: Poll| -> Option<Result<(), BytesPopError>> {
+            if self.is_poisoned() {
+                return Some(Err(BytesPopError::Corrupt));
+            }
             let c = self.ctl();
             let pos = c.head.0.load(Ordering::Acquire);
             let (slot, _) = self.slot(pos);
@@ -1487,30 +1560,60 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_length_is_an_error_not_a_panic() {
+    fn corrupt_length_poisons_both_sides() {
         let q = ByteQueue::heap(Mode::Mpmc, 2, 8).unwrap();
         let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
         tx.try_push(b"abc").unwrap();
         tx.try_push(b"def").unwrap();
         let (slot, _) = q.shared.ring.slot(0);
         slot.len.store(u32::MAX, Ordering::Relaxed);
+        // Every call, on both sides, fails at once: never garbage, never a wedge.
+        for _ in 0..3 {
+            assert_eq!(rx.try_pop(), Err(BytesPopError::Corrupt));
+            assert_eq!(rx.pop(), Err(BytesPopError::Corrupt));
+            assert!(matches!(tx.push(b"x"), Err(BytesPushError::Corrupt(_))));
+        }
         assert_eq!(
-            rx.try_pop(),
-            Err(BytesPopError::Corrupt {
-                len: u64::from(u32::MAX)
-            })
+            rx.pop_timeout(Duration::from_secs(5)),
+            Err(BytesPopError::Corrupt)
         );
-        assert_eq!(rx.try_pop().unwrap(), b"def");
-        // A stamp far ahead of the tail: push reports corruption instead of spinning.
-        let (slot, _) = q.shared.ring.slot(2);
+        assert_eq!(q.len(), 2, "nothing was consumed");
+    }
+
+    /// Regression: a slot stamp ahead of `head` used to make every pop return Corrupt while
+    /// consuming nothing, so the queue could never be drained past it (a silent wedge for a
+    /// blocking pop). Now it poisons the queue: a specific error at once, for every caller.
+    #[test]
+    fn stamp_ahead_of_head_poisons_instead_of_wedging() {
+        for mode in [Mode::Spsc, Mode::Mpmc] {
+            let q = ByteQueue::heap(mode, 4, 8).unwrap();
+            let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
+            tx.try_push(b"a").unwrap();
+            tx.try_push(b"b").unwrap();
+            assert_eq!(rx.try_pop().unwrap(), b"a");
+            let (slot, _) = q.shared.ring.slot(1);
+            slot.stamp.store(full_stamp(1 + 4 * 7), Ordering::Relaxed);
+            assert_eq!(rx.try_pop(), Err(BytesPopError::Corrupt));
+            assert_eq!(rx.pop(), Err(BytesPopError::Corrupt));
+            assert!(matches!(tx.try_push(b"c"), Err(BytesPushError::Corrupt(_))));
+            assert!(q.shared.ring.is_poisoned());
+        }
+        // The producer side: a stamp ahead of `tail` likewise.
+        let q = ByteQueue::heap(Mode::Mpmc, 2, 8).unwrap();
+        let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
+        let (slot, _) = q.shared.ring.slot(0);
         slot.stamp.store(1 << 40, Ordering::Relaxed);
         assert!(matches!(tx.try_push(b"x"), Err(BytesPushError::Corrupt(_))));
-        // And the consumer side likewise.
-        let (slot, _) = q.shared.ring.slot(2);
-        slot.stamp.store(free_stamp(2), Ordering::Relaxed);
-        tx.try_push(b"y").unwrap();
-        slot.stamp.store(1 << 40, Ordering::Relaxed);
-        assert!(matches!(rx.try_pop(), Err(BytesPopError::Corrupt { .. })));
+        assert_eq!(rx.try_pop(), Err(BytesPopError::Corrupt));
+        // A stamp more than one lap behind is just as impossible.
+        let q = ByteQueue::heap(Mode::Mpmc, 2, 8).unwrap();
+        let tx = q.producer().unwrap();
+        tx.try_push(b"1").unwrap();
+        tx.try_push(b"2").unwrap();
+        let (slot, _) = q.shared.ring.slot(0);
+        slot.stamp
+            .store(full_stamp(0).wrapping_sub(8), Ordering::Relaxed);
+        assert!(matches!(tx.try_push(b"x"), Err(BytesPushError::Corrupt(_))));
     }
 
     /// A ring on the heap whose liveness is checked with the OS, for dead-peer tests.
@@ -1524,6 +1627,26 @@ mod tests {
     /// A word naming a process that cannot exist (pid above the kernel's limit).
     fn dead_word() -> u64 {
         shm_core::ProcessId::from_parts(0x7fff_fff0, 1).to_word()
+    }
+
+    /// A consumer's first pop on a queue no producer has attached to yet waits (with its
+    /// timeout) in both modes; `Disconnected` needs producers that came and went.
+    #[test]
+    fn first_pop_before_any_producer_waits() {
+        for mode in [Mode::Spsc, Mode::Mpmc] {
+            let q = ByteQueue::heap(mode, 2, 8).unwrap();
+            let rx = q.consumer().unwrap();
+            assert_eq!(rx.try_pop(), Err(BytesPopError::Empty));
+            assert_eq!(
+                rx.pop_timeout(Duration::from_millis(20)),
+                Err(BytesPopError::Timeout)
+            );
+            let tx = q.producer().unwrap();
+            tx.push(b"x").unwrap();
+            drop(tx);
+            assert_eq!(rx.pop().unwrap(), b"x");
+            assert_eq!(rx.pop(), Err(BytesPopError::Disconnected));
+        }
     }
 
     #[cfg_attr(miri, ignore)] // liveness reads /proc

@@ -43,6 +43,14 @@
 //!   (`try_pop`) never check liveness and report a slot stuck behind a dead producer as
 //!   `Empty`.
 //!
+//! # Corrupt stamps
+//!
+//! A stamp that no healthy ring can hold at the position looked at (ahead of `head` or `tail`
+//! while that index did not move, or behind it by anything but one lap) *poisons* the queue:
+//! from then on every push and pop fails at once with `Corrupt`, in every process. What is
+//! lost: every item still in the queue (it can no longer be told from garbage); make a new
+//! queue.
+//!
 //! Symmetrically, consumers announce the position they take; a producer blocked on a full
 //! queue whose oldest slot was taken by a consumer that then died recycles that slot (the item
 //! died with its consumer).
@@ -53,7 +61,7 @@
 //! |---|---|
 //! | 0 | `tail: u64` |
 //! | 128 | `head: u64` |
-//! | 256 | `closed: u32`, then the `not_empty` and `not_full` eventcounts |
+//! | 256 | `state: u32` (closed, poisoned), then the `not_empty` and `not_full` eventcounts |
 //! | 384 | `skipped: u64`, slots abandoned by dead producers and skipped |
 //! | 512 | [`MAX_PRODUCERS`] producer [`RoleSlot`]s, then [`MAX_CONSUMERS`] consumer ones |
 //! | 512 + 128 * 64 | `capacity` slots: `stamp: u64`, then the `T` (repr(C)) |
@@ -77,7 +85,7 @@
 
 use crate::error::{BuildError, PopError, PushError, RoleError};
 use crate::role::{self, Liveness, RoleSlot, Waited};
-use crate::spsc::{body_len, index, opened_capacity, CacheLine, SyncBlock};
+use crate::spsc::{body_len, index, opened_capacity, CacheLine, Corrupt, SyncBlock, CLOSED};
 use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::sync::Poll;
 use shm_core::{Deadline, Element, Home, ObjectKind, Segment, SegmentName, WaitStrategy};
@@ -147,6 +155,8 @@ struct Slot<T> {
 enum Take<T> {
     Item(T),
     Empty,
+    /// An impossible stamp: the queue is now poisoned.
+    Corrupt,
     /// The slot at `head` (position `.0`) is claimed by a producer that has not published.
     Stuck(u64),
 }
@@ -244,10 +254,12 @@ impl<T: Element> Shared<T> {
         }
     }
 
-    /// One attempt to push. `Err(false)`: full; `Err(true)`: our claim was judged abandoned
-    /// (only possible if the segment was tampered with).
-    fn try_push(&self, role: usize, value: T) -> Result<(), bool> {
-        let pos = self.claim(role).ok_or(false)?;
+    /// One attempt to push. `Ok(false)`: full; `Err`: an impossible stamp (or our claim was
+    /// judged abandoned, which only a tampered segment can cause): the queue is poisoned.
+    fn try_push(&self, role: usize, value: T) -> Result<bool, Corrupt> {
+        let Some(pos) = self.claim(role)? else {
+            return Ok(false);
+        };
         let c = self.ctl();
         let slot = self.slot(pos);
         // SAFETY: we own the slot: its stamp is CLAIMED for our position, so no consumer
@@ -266,15 +278,24 @@ impl<T: Element> Shared<T> {
         c.producers[role].pending().store(0, Ordering::Release);
         c.sync.0.not_empty.notify_one();
         if ok {
-            Ok(())
+            Ok(true)
         } else {
-            Err(true)
+            c.sync.0.poison();
+            Err(Corrupt)
         }
     }
 
+    /// Whether `s`, the stamp of position `pos`'s slot, is one lap behind with a state in
+    /// `states` (a bit set of states): the only way a healthy ring's stamp is behind.
+    fn lap_behind(&self, s: u64, pos: u64, states: u64) -> bool {
+        let d = s.wrapping_sub(pos.wrapping_sub(self.cap).wrapping_mul(4));
+        d <= SKIPPED && states & (1 << d) != 0
+    }
+
     /// Claims the next position for writing (stamp EMPTY to CLAIMED, announced in our role
-    /// slot's `pending` first) and helps `tail` past it; `None` if the queue is full.
-    fn claim(&self, role: usize) -> Option<u64> {
+    /// slot's `pending` first) and helps `tail` past it; `None` if the queue is full; `Err`
+    /// (and the queue poisoned) on an impossible stamp.
+    fn claim(&self, role: usize) -> Result<Option<u64>, Corrupt> {
         let c = self.ctl();
         let pending = c.producers[role].pending();
         let mut pos = c.tail.0.load(Ordering::Acquire);
@@ -307,7 +328,7 @@ impl<T: Element> Shared<T> {
                     Ordering::AcqRel,
                     Ordering::Relaxed,
                 );
-                return Some(pos);
+                return Ok(Some(pos));
             } else if d <= SKIPPED {
                 // Position `pos` is already claimed: help `tail` past it.
                 let _ = c.tail.0.compare_exchange(
@@ -319,10 +340,15 @@ impl<T: Element> Shared<T> {
                 pos = c.tail.0.load(Ordering::Acquire);
             } else {
                 // An older lap (the slot is not free yet: full), or a newer one (our tail is
-                // stale). Either way, if `tail` has not moved the queue is full (or corrupt).
+                // stale). If `tail` has not moved: full, if the stamp is one lap behind (its
+                // item not yet taken, or being taken); anything else cannot be.
                 let t = c.tail.0.load(Ordering::Acquire);
                 if t == pos {
-                    return None;
+                    if self.lap_behind(s, pos, 1 << CLAIMED | 1 << FULL | 1 << SKIPPED) {
+                        return Ok(None);
+                    }
+                    c.sync.0.poison();
+                    return Err(Corrupt);
                 }
                 pos = t;
             }
@@ -332,6 +358,9 @@ impl<T: Element> Shared<T> {
     /// One attempt to take an item.
     fn take(&self, role: usize) -> Take<T> {
         let c = self.ctl();
+        if c.sync.0.state() & !CLOSED != 0 {
+            return Take::Corrupt;
+        }
         let pending = c.consumers[role].pending();
         let mut pos = c.head.0.load(Ordering::Acquire);
         let mut skips = 0;
@@ -378,9 +407,15 @@ impl<T: Element> Shared<T> {
             } else if d == CLAIMED {
                 return Take::Stuck(pos);
             } else {
+                // One lap behind (the previous item is being taken): nothing here yet. Ahead:
+                // our `head` is stale, unless it has not moved, which cannot be.
                 let h = c.head.0.load(Ordering::Acquire);
                 if h == pos {
-                    return Take::Empty;
+                    if self.lap_behind(s, pos, 1 << FULL | 1 << SKIPPED) {
+                        return Take::Empty;
+                    }
+                    c.sync.0.poison();
+                    return Take::Corrupt;
                 }
                 pos = h;
             }
@@ -742,13 +777,18 @@ impl<T: Element> Producer<T> {
     ///
     /// [`PushError::Full`] or [`PushError::Closed`], with the item.
     pub fn try_push(&mut self, value: T) -> Result<(), PushError<T>> {
-        if self.shared.ctl().sync.0.is_closed() {
-            return Err(PushError::Closed(value));
+        let state = self.shared.ctl().sync.0.state();
+        if state != 0 {
+            return Err(if state & !CLOSED != 0 {
+                PushError::Corrupt(value)
+            } else {
+                PushError::Closed(value)
+            });
         }
         match self.shared.try_push(self.role, value) {
-            Ok(()) => Ok(()),
-            Err(false) => Err(PushError::Full(value)),
-            Err(true) => Err(PushError::Disconnected(value)),
+            Ok(true) => Ok(()),
+            Ok(false) => Err(PushError::Full(value)),
+            Err(Corrupt) => Err(PushError::Corrupt(value)),
         }
     }
 
@@ -806,7 +846,7 @@ impl<T: Element> Producer<T> {
     /// worst moment would leave it. Returns whether a slot was claimed. Not part of the API.
     #[doc(hidden)]
     pub fn claim_and_abandon_for_test(&mut self) -> bool {
-        self.shared.claim(self.role).is_some()
+        matches!(self.shared.claim(self.role), Ok(Some(_)))
     }
 
     /// Pushes items of `items` in order without waiting until the queue is full; returns how
@@ -901,6 +941,7 @@ impl<T: Element> Consumer<T> {
         for _ in 0..MAX_SKIPS_PER_POLL {
             match self.shared.take(self.role) {
                 Take::Item(v) => return Some(Ok(v)),
+                Take::Corrupt => return Some(Err(PopError::Corrupt)),
                 Take::Stuck(pos) if slow && self.shared.skip_if_abandoned(pos) => continue,
                 Take::Empty | Take::Stuck(_) => break,
             }
@@ -908,6 +949,7 @@ impl<T: Element> Consumer<T> {
         if self.shared.ctl().sync.0.is_closed() {
             return Some(match self.shared.take(self.role) {
                 Take::Item(v) => Ok(v),
+                Take::Corrupt => Err(PopError::Corrupt),
                 _ => Err(PopError::Closed),
             });
         }
@@ -1246,6 +1288,53 @@ mod tests {
         assert_eq!(c.pop(), Ok(3));
     }
 
+    /// A stamp ahead of `head` (or of `tail`), or more than a lap behind, poisons the queue:
+    /// `Corrupt` at once on every call, never `Empty`/`Full` forever.
+    #[test]
+    fn impossible_stamp_poisons_instead_of_wedging() {
+        // Ahead of head.
+        let (mut p, mut c) = channel::<u64>(4);
+        p.push(1).unwrap();
+        p.push(2).unwrap();
+        assert_eq!(c.pop(), Ok(1));
+        c.shared.stamp(1).store(4 * 9 + FULL, Ordering::Release);
+        for _ in 0..3 {
+            assert_eq!(c.try_pop(), Err(PopError::Corrupt));
+            assert_eq!(c.pop(), Err(PopError::Corrupt));
+            assert_eq!(p.try_push(3), Err(PushError::Corrupt(3)));
+        }
+        assert_eq!(c.pop_slice(&mut [0; 2]), 0);
+        // Ahead of tail.
+        let (mut p, mut c) = channel::<u64>(2);
+        p.shared.stamp(0).store(4 * 40, Ordering::Release);
+        assert_eq!(p.try_push(1), Err(PushError::Corrupt(1)));
+        assert_eq!(c.pop(), Err(PopError::Corrupt));
+        // More than one lap behind tail (a corrupt tail far ahead of the ring).
+        let (mut p, _c) = channel::<u64>(2);
+        p.shared.ctl().tail.0.store(u64::MAX, Ordering::Release);
+        assert_eq!(
+            p.push_timeout(1, Duration::from_secs(10)),
+            Err(PushError::Corrupt(1))
+        );
+    }
+
+    /// A consumer's first pop before any producer attached waits (with its timeout).
+    #[test]
+    fn first_pop_before_any_producer_waits() {
+        let q = heap::<u64>(2);
+        let mut c = q.consumer().unwrap();
+        assert_eq!(c.try_pop(), Err(PopError::Empty));
+        assert_eq!(
+            c.pop_timeout(Duration::from_millis(20)),
+            Err(PopError::Timeout)
+        );
+        let mut p = q.producer().unwrap();
+        p.push(3).unwrap();
+        drop(p);
+        assert_eq!(c.pop(), Ok(3));
+        assert_eq!(c.pop(), Err(PopError::Disconnected));
+    }
+
     #[cfg_attr(miri, ignore)]
     #[test]
     fn segment_open_checks() {
@@ -1316,7 +1405,7 @@ mod loom_tests {
             let a = loom::thread::spawn(move || {
                 let me = shared.me;
                 let r = role::claim(&shared.ctl().producers, me, shared.liveness).unwrap();
-                let claimed = shared.claim(r.index).is_some();
+                let claimed = matches!(shared.claim(r.index), Ok(Some(_)));
                 role::release(&shared.ctl().producers, r.index, me);
                 claimed
             });

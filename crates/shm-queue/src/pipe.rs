@@ -321,7 +321,7 @@ pub enum SendError<M> {
     Timeout(M),
     /// This end of a one-way pipe cannot send.
     NotWritable(M),
-    /// The shared state is corrupt.
+    /// The pipe is poisoned: its shared state is corrupt (see [`RecvError::Corrupt`]).
     Corrupt(M),
 }
 
@@ -385,11 +385,10 @@ pub enum RecvError {
     },
     /// This end of a one-way pipe cannot receive.
     NotReadable,
-    /// A corrupt message length was found (the message was dropped).
-    Corrupt {
-        /// The length found.
-        len: u64,
-    },
+    /// The pipe is poisoned: a stamp or length read from it could not be right (another
+    /// process wrote garbage into it). The messages in that direction are lost; every later
+    /// receive fails the same way.
+    Corrupt,
 }
 
 impl fmt::Display for RecvError {
@@ -402,7 +401,7 @@ impl fmt::Display for RecvError {
                 write!(f, "buffer too small: the next message has {needed} bytes")
             }
             RecvError::NotReadable => f.write_str("this end of a one-way pipe cannot receive"),
-            RecvError::Corrupt { len } => write!(f, "corrupt message length {len} in the pipe"),
+            RecvError::Corrupt => f.write_str("the pipe is poisoned: its shared state is corrupt"),
         }
     }
 }
@@ -416,7 +415,7 @@ impl From<BytesPopError> for RecvError {
             BytesPopError::Closed | BytesPopError::Disconnected => RecvError::Eof,
             BytesPopError::Timeout => RecvError::Timeout,
             BytesPopError::TooSmall { needed } => RecvError::TooSmall { needed },
-            BytesPopError::Corrupt { len } => RecvError::Corrupt { len },
+            BytesPopError::Corrupt => RecvError::Corrupt,
         }
     }
 }
@@ -712,6 +711,30 @@ mod tests {
         assert!(a.poll(None));
         assert_eq!(a.recv_bytes(), Err(RecvError::Eof));
         assert!(matches!(a.send_bytes(b"x"), Err(SendError::BrokenPipe(_))));
+    }
+
+    /// The creator's first receive, before anyone opened the other end, waits (with its
+    /// timeout): end of stream needs a sender that came and went.
+    #[cfg_attr(miri, ignore)]
+    #[test]
+    fn first_recv_before_the_opener_waits() {
+        let name = SegmentName::unique();
+        let a = Pipe::builder(&name)
+            .capacity(2)
+            .max_message(8)
+            .create()
+            .unwrap();
+        assert_eq!(a.try_recv_bytes(), Err(RecvError::Empty));
+        assert_eq!(
+            a.recv_bytes_timeout(Duration::from_millis(20)),
+            Err(RecvError::Timeout)
+        );
+        assert!(!a.poll(Some(Duration::from_millis(5))));
+        let b = Pipe::builder(&name).open().unwrap();
+        b.send_bytes(b"hi").unwrap();
+        drop(b);
+        assert_eq!(a.recv_bytes().unwrap(), b"hi");
+        assert_eq!(a.recv_bytes(), Err(RecvError::Eof));
     }
 
     #[test]
