@@ -74,7 +74,7 @@
 //! ```
 
 use crate::error::{BuildError, RoleError};
-use crate::role::{self, Liveness, RoleSlot, Waited};
+use crate::role::{self, Prober, RoleSlot, Waited};
 use shm_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use shm_core::sync::Poll;
 use shm_core::{Deadline, EventCount, Home, ObjectKind, Segment, SegmentName, WaitStrategy};
@@ -334,7 +334,7 @@ pub(crate) struct Ring {
     max: usize,
     stride: usize,
     roles: usize,
-    liveness: Liveness,
+    prober: Prober,
 }
 
 // SAFETY: the ring only hands out shared references to atomics in memory that outlives it (its
@@ -411,7 +411,7 @@ impl Ring {
         cap: u64,
         max: usize,
         roles: usize,
-        liveness: Liveness,
+        prober: Prober,
     ) -> Option<Ring> {
         let need = Self::bytes_needed(cap, max)?;
         if cap == 0 || max > MAX_MESSAGE_LIMIT || need > len || roles == 0 || roles > MAX_ROLES {
@@ -426,7 +426,7 @@ impl Ring {
             max,
             stride: Self::stride(max)?,
             roles,
-            liveness,
+            prober,
         })
     }
 
@@ -453,7 +453,7 @@ impl Ring {
     #[cfg(all(test, not(loom)))]
     pub(crate) fn forge_abandoned_push(&self, who: u64) {
         let c = self.ctl();
-        let r = role::claim(self.producers(), who, Liveness::AssumeAlive).unwrap();
+        let r = role::claim(self.producers(), who, &Prober::heap()).unwrap();
         let pos = c.tail.0.load(Ordering::Acquire);
         self.producers()[r.index]
             .pending()
@@ -682,7 +682,7 @@ impl Ring {
         if slot.stamp.load(Ordering::Acquire) != free_stamp(pos) {
             return false;
         }
-        if role::any_live_pending(self.producers(), pos.wrapping_add(1), self.liveness) {
+        if role::any_live_pending(self.producers(), pos.wrapping_add(1), &self.prober) {
             return false;
         }
         // The claimer is dead or finished; if it finished, the stamp moved on.
@@ -721,7 +721,7 @@ impl Ring {
         if slot.stamp.load(Ordering::Acquire) != full {
             return false;
         }
-        if role::any_live_pending(self.consumers(), prev.wrapping_add(1), self.liveness) {
+        if role::any_live_pending(self.consumers(), prev.wrapping_add(1), &self.prober) {
             return false;
         }
         // A live consumer finishing now stores the same value; the CAS makes it idempotent.
@@ -776,7 +776,7 @@ impl Ring {
                 Some(r) => r,
                 None => {
                     let gone =
-                        role::peers(self.consumers(), self.liveness, false) == role::Peers::Gone;
+                        role::peers(self.consumers(), &self.prober, false) == role::Peers::Gone;
                     Err(if gone {
                         BytesPushError::Disconnected(())
                     } else {
@@ -793,7 +793,7 @@ impl Ring {
                     match ec.wait_until(
                         strategy,
                         d,
-                        role::watching(self.consumers(), self.liveness, attempt),
+                        role::watching(self.consumers(), &self.prober, attempt),
                     ) {
                         Some(Waited::Ready(r)) => r,
                         // A short timeout may end before any sleep slice checked the consumers.
@@ -838,7 +838,7 @@ impl Ring {
         };
         match wait {
             Wait::No => {
-                let gone = role::peers(self.producers(), self.liveness, false) == role::Peers::Gone;
+                let gone = role::peers(self.producers(), &self.prober, false) == role::Peers::Gone;
                 match attempt(Poll::Check) {
                     Some(r) => r,
                     None if gone => Err(BytesPopError::Disconnected),
@@ -855,7 +855,7 @@ impl Ring {
                 match ec.wait_until(
                     strategy,
                     d,
-                    role::watching(self.producers(), self.liveness, &mut attempt),
+                    role::watching(self.producers(), &self.prober, &mut attempt),
                 ) {
                     Some(Waited::Ready(r)) => r,
                     // A short timeout may end before any sleep slice checked the producers:
@@ -896,7 +896,7 @@ impl Ring {
         match ec.wait_until(
             strategy,
             Deadline::from_timeout(timeout),
-            role::watching(self.producers(), self.liveness, &mut ready),
+            role::watching(self.producers(), &self.prober, &mut ready),
         ) {
             Some(Waited::Ready(r)) => r,
             None if self.peers_gone(self.producers()) => {
@@ -910,28 +910,28 @@ impl Ring {
     /// Whether every peer in `slots` that ever arrived has released its role or died (one OS
     /// call per held slot).
     fn peers_gone(&self, slots: &[RoleSlot]) -> bool {
-        role::peers(slots, self.liveness, true) == role::Peers::Gone
+        role::peers(slots, &self.prober, true) == role::Peers::Gone
     }
 
     /// Claims a producer role slot.
     pub(crate) fn claim_producer(&self) -> Result<role::Claim, RoleError> {
-        role::claim(self.producers(), self.liveness.my_word(), self.liveness)
+        role::claim(self.producers(), self.prober.me(), &self.prober)
     }
 
     /// Claims a consumer role slot.
     pub(crate) fn claim_consumer(&self) -> Result<role::Claim, RoleError> {
-        role::claim(self.consumers(), self.liveness.my_word(), self.liveness)
+        role::claim(self.consumers(), self.prober.me(), &self.prober)
     }
 
     /// Releases a producer slot and wakes waiting consumers (they may now be disconnected).
     pub(crate) fn release_producer(&self, index: usize) {
-        role::release(self.producers(), index, self.liveness.my_word());
+        role::release(self.producers(), index, self.prober.me());
         self.wake_all();
     }
 
     /// Releases a consumer slot and wakes waiting producers.
     pub(crate) fn release_consumer(&self, index: usize) {
-        role::release(self.consumers(), index, self.liveness.my_word());
+        role::release(self.consumers(), index, self.prober.me());
         self.wake_all();
     }
 }
@@ -1025,7 +1025,7 @@ impl ByteQueueBuilder {
             // SAFETY: the body is 128-aligned, `len` = bytes_needed(cap, max) bytes, and not yet
             // published to anyone.
             .create(|body, _| unsafe { Ring::init(body, cap, max) })?;
-        ByteQueue::from_home(Home::Segment(seg), cap, max, self.mode, Liveness::Check)
+        ByteQueue::from_home(Home::Segment(seg), cap, max, self.mode, Prober::os())
     }
 
     /// Opens an existing queue of this mode; geometry comes from the header.
@@ -1047,7 +1047,7 @@ impl ByteQueueBuilder {
             .ok_or(BuildError::BadCapacity {
                 found: seg.header().param(),
             })?;
-        ByteQueue::from_home(Home::Segment(seg), cap, max, self.mode, Liveness::Check)
+        ByteQueue::from_home(Home::Segment(seg), cap, max, self.mode, Prober::os())
     }
 }
 
@@ -1069,7 +1069,7 @@ pub(crate) fn attach_at(
     cap: u64,
     max: usize,
     roles: usize,
-    liveness: Liveness,
+    prober: Prober,
 ) -> Result<Ring, BuildError> {
     if cap == 0 {
         return Err(BuildError::BadCapacity { found: 0 });
@@ -1087,12 +1087,10 @@ pub(crate) fn attach_at(
     // SAFETY: base is 128-aligned (home is, offset is a multiple of 128), valid for `avail`
     // bytes as long as `home` lives (the callers keep it next to the ring), and holds a ring
     // written by init (or garbage, which the ring never trusts).
-    unsafe { Ring::attach(base, avail, cap, max, roles, liveness) }.ok_or(
-        BuildError::BodyTooSmall {
-            expected: need as u64,
-            found: avail as u64,
-        },
-    )
+    unsafe { Ring::attach(base, avail, cap, max, roles, prober) }.ok_or(BuildError::BodyTooSmall {
+        expected: need as u64,
+        found: avail as u64,
+    })
 }
 
 impl ByteQueue {
@@ -1130,7 +1128,7 @@ impl ByteQueue {
         let home = Home::heap(len);
         // SAFETY: a fresh, zeroed, 128-aligned heap block of exactly `len` bytes.
         unsafe { Ring::init(home.as_ptr(), capacity, max_message) };
-        ByteQueue::from_home(home, capacity, max_message, mode, Liveness::AssumeAlive)
+        ByteQueue::from_home(home, capacity, max_message, mode, Prober::heap())
     }
 
     fn from_home(
@@ -1138,9 +1136,9 @@ impl ByteQueue {
         cap: u64,
         max: usize,
         mode: Mode,
-        liveness: Liveness,
+        prober: Prober,
     ) -> Result<ByteQueue, BuildError> {
-        let ring = attach_at(&home, 0, cap, max, mode.roles(), liveness)?;
+        let ring = attach_at(&home, 0, cap, max, mode.roles(), prober)?;
         Ok(ByteQueue {
             shared: Arc::new(Shared { ring, mode, home }),
         })
@@ -1621,7 +1619,7 @@ mod tests {
         let home = Home::heap(check_geometry(cap, max).unwrap());
         // SAFETY: a fresh, zeroed, 128-aligned block of the needed size.
         unsafe { Ring::init(home.as_ptr(), cap, max) };
-        ByteQueue::from_home(home, cap, max, Mode::Mpmc, Liveness::Check).unwrap()
+        ByteQueue::from_home(home, cap, max, Mode::Mpmc, Prober::os()).unwrap()
     }
 
     /// A word naming a process that cannot exist (pid above the kernel's limit).
@@ -1655,7 +1653,7 @@ mod tests {
         let q = checked_heap(2, 8);
         let ring = &q.shared.ring;
         // A producer claimed position 0 and died before publishing it.
-        role::claim(ring.producers(), dead_word(), Liveness::AssumeAlive).unwrap();
+        role::claim(ring.producers(), dead_word(), &Prober::heap()).unwrap();
         ring.producers()[0].pending().store(1, Ordering::Relaxed);
         ring.ctl().tail.0.store(1, Ordering::Relaxed);
         let tx = q.producer().unwrap();
@@ -1675,7 +1673,7 @@ mod tests {
         tx.set_wait_strategy(WaitStrategy::sleep().with_slice(Duration::from_millis(1)));
         tx.try_push(b"a").unwrap();
         // A consumer claimed position 0 and died before freeing its slot.
-        role::claim(ring.consumers(), dead_word(), Liveness::AssumeAlive).unwrap();
+        role::claim(ring.consumers(), dead_word(), &Prober::heap()).unwrap();
         ring.consumers()[0].pending().store(1, Ordering::Relaxed);
         ring.ctl().head.0.store(1, Ordering::Relaxed);
         assert!(matches!(tx.try_push(b"b"), Err(BytesPushError::Full(_))));

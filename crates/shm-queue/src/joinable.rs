@@ -54,7 +54,7 @@ use crate::bytes::{
     MAX_ROLES,
 };
 use crate::error::{BuildError, RoleError};
-use crate::role::Liveness;
+use crate::role::Prober;
 use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::sync::Poll;
 use shm_core::{Deadline, EventCount, Home, ObjectKind, Segment, SegmentName, WaitStrategy};
@@ -183,7 +183,7 @@ impl JoinableQueueBuilder {
             .body_len(len)
             // SAFETY: the unpublished body is 128-aligned and `len` bytes long.
             .create(|body, _| unsafe { init(body, cap, max) })?;
-        JoinableQueue::from_home(Home::Segment(seg), cap, max, Liveness::Check)
+        JoinableQueue::from_home(Home::Segment(seg), cap, max, Prober::os())
     }
 
     /// Opens an existing queue.
@@ -203,7 +203,7 @@ impl JoinableQueueBuilder {
             .ok()
             .filter(|&m| m <= MAX_MESSAGE_LIMIT)
             .ok_or(BuildError::BadCapacity { found: param })?;
-        JoinableQueue::from_home(Home::Segment(seg), cap, max, Liveness::Check)
+        JoinableQueue::from_home(Home::Segment(seg), cap, max, Prober::os())
     }
 }
 
@@ -251,16 +251,16 @@ impl JoinableQueue {
         let home = Home::heap(len);
         // SAFETY: fresh zeroed 128-aligned block of `len` bytes.
         unsafe { init(home.as_ptr(), capacity, max_message) };
-        JoinableQueue::from_home(home, capacity, max_message, Liveness::AssumeAlive)
+        JoinableQueue::from_home(home, capacity, max_message, Prober::heap())
     }
 
     fn from_home(
         home: Home,
         cap: u64,
         max: usize,
-        liveness: Liveness,
+        prober: Prober,
     ) -> Result<JoinableQueue, BuildError> {
-        let ring = attach_at(&home, RING_OFFSET, cap, max, MAX_ROLES, liveness)?;
+        let ring = attach_at(&home, RING_OFFSET, cap, max, MAX_ROLES, prober)?;
         let counters = home.as_ptr().cast::<Counters>();
         Ok(JoinableQueue {
             shared: Arc::new(Shared {
@@ -573,7 +573,7 @@ mod tests {
         let home = Home::heap(body_len(cap, max).unwrap());
         // SAFETY: a fresh, zeroed, 128-aligned block of the needed size.
         unsafe { init(home.as_ptr(), cap, max) };
-        JoinableQueue::from_home(home, cap, max, Liveness::Check).unwrap()
+        JoinableQueue::from_home(home, cap, max, Prober::os()).unwrap()
     }
 
     /// A word naming a process that cannot exist (pid above the kernel's limit).

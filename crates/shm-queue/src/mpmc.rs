@@ -84,7 +84,7 @@
 //! ```
 
 use crate::error::{BuildError, PopError, PushError, RoleError};
-use crate::role::{self, Liveness, RoleSlot, Waited};
+use crate::role::{self, Prober, RoleSlot, Waited};
 use crate::spsc::{body_len, index, opened_capacity, CacheLine, Corrupt, SyncBlock, CLOSED};
 use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::sync::Poll;
@@ -166,7 +166,7 @@ struct Shared<T> {
     ctl: NonNull<MpmcCtl>,
     slots: NonNull<Slot<T>>,
     cap: u64,
-    liveness: Liveness,
+    prober: Prober,
     me: u64,
     _t: PhantomData<T>,
 }
@@ -200,7 +200,7 @@ impl<T: Element> Shared<T> {
         }
     }
 
-    fn from_home(home: Home, cap: u64, liveness: Liveness) -> Shared<T> {
+    fn from_home(home: Home, cap: u64, prober: Prober) -> Shared<T> {
         const { assert!(std::mem::align_of::<T>() <= 128) };
         let base = home.as_ptr();
         // SAFETY: the home holds CTL + cap * SLOT bytes (checked by the callers).
@@ -210,8 +210,8 @@ impl<T: Element> Shared<T> {
             slots,
             home,
             cap,
-            liveness,
-            me: liveness.my_word(),
+            me: prober.me(),
+            prober,
             _t: PhantomData,
         }
     }
@@ -221,7 +221,7 @@ impl<T: Element> Shared<T> {
         let home = Home::heap(len);
         // SAFETY: a fresh block of `len` bytes, 128-byte aligned.
         unsafe { Self::init(home.as_ptr(), cap) };
-        Ok(Self::from_home(home, cap, Liveness::AssumeAlive))
+        Ok(Self::from_home(home, cap, Prober::heap()))
     }
 
     fn ctl(&self) -> &MpmcCtl {
@@ -426,7 +426,7 @@ impl<T: Element> Shared<T> {
     /// its claimer is dead. Returns whether it was skipped.
     fn skip_if_abandoned(&self, pos: u64) -> bool {
         let c = self.ctl();
-        if role::any_live_pending(&c.producers, pos.wrapping_add(1), self.liveness) {
+        if role::any_live_pending(&c.producers, pos.wrapping_add(1), &self.prober) {
             return false;
         }
         let base = pos.wrapping_mul(4);
@@ -471,7 +471,7 @@ impl<T: Element> Shared<T> {
         if (head.wrapping_sub(p) as i64) <= 0 {
             return false;
         }
-        if role::any_live_pending(&c.consumers, p.wrapping_add(1), self.liveness) {
+        if role::any_live_pending(&c.consumers, p.wrapping_add(1), &self.prober) {
             return false;
         }
         stamp
@@ -575,7 +575,7 @@ impl<T: Element> MpmcQueue<T> {
     /// producers are taken over.
     pub fn producer(&self) -> Result<Producer<T>, RoleError> {
         let s = &self.shared;
-        let claim = role::claim(&s.ctl().producers, s.me, s.liveness)?;
+        let claim = role::claim(&s.ctl().producers, s.me, &s.prober)?;
         Ok(Producer {
             shared: Arc::clone(s),
             role: claim.index,
@@ -590,7 +590,7 @@ impl<T: Element> MpmcQueue<T> {
     /// [`RoleError::Busy`] if [`MAX_CONSUMERS`] live consumers are attached.
     pub fn consumer(&self) -> Result<Consumer<T>, RoleError> {
         let s = &self.shared;
-        let claim = role::claim(&s.ctl().consumers, s.me, s.liveness)?;
+        let claim = role::claim(&s.ctl().consumers, s.me, &s.prober)?;
         Ok(Consumer {
             shared: Arc::clone(s),
             role: claim.index,
@@ -740,7 +740,7 @@ impl<T: Element> MpmcBuilder<T> {
 
     fn wrap(seg: Segment, cap: u64) -> MpmcQueue<T> {
         MpmcQueue {
-            shared: Arc::new(Shared::from_home(Home::Segment(seg), cap, Liveness::Check)),
+            shared: Arc::new(Shared::from_home(Home::Segment(seg), cap, Prober::os())),
         }
     }
 }
@@ -822,7 +822,7 @@ impl<T: Element> Producer<T> {
                 let r = ctl.sync.0.not_full.wait_until(
                     &strategy,
                     Deadline::from_timeout(timeout),
-                    role::watching(&ctl.consumers, shared.liveness, |p| {
+                    role::watching(&ctl.consumers, &shared.prober, |p| {
                         if p == Poll::Slice {
                             shared.recycle_if_abandoned();
                         }
@@ -970,7 +970,7 @@ impl<T: Element> Consumer<T> {
             return Ok(v);
         }
         let s = &self.shared;
-        let gone = role::peers(&s.ctl().producers, s.liveness, false) == role::Peers::Gone;
+        let gone = role::peers(&s.ctl().producers, &s.prober, false) == role::Peers::Gone;
         match self.poll(false) {
             Some(r) => r,
             None if gone => Err(PopError::Disconnected),
@@ -1009,7 +1009,7 @@ impl<T: Element> Consumer<T> {
         match ctl.sync.0.not_empty.wait_until(
             &strategy,
             Deadline::from_timeout(timeout),
-            role::watching(&ctl.producers, shared.liveness, |p| {
+            role::watching(&ctl.producers, &shared.prober, |p| {
                 self.poll(p == Poll::Slice)
             }),
         ) {
@@ -1216,7 +1216,7 @@ mod tests {
         let ctl = s.ctl();
         // Forge a dead producer in slot 0 that claimed position 0 and died.
         let dead = shm_core::ProcessId::from_parts(0x7fff_fff0, 1).to_word();
-        let r = role::claim(&ctl.producers, dead, Liveness::AssumeAlive).unwrap();
+        let r = role::claim(&ctl.producers, dead, &Prober::heap()).unwrap();
         ctl.producers[r.index].pending().store(1, Ordering::Relaxed);
         s.stamp(0).store(CLAIMED, Ordering::Release);
         // A live producer pushes two more items after it.
@@ -1247,7 +1247,7 @@ mod tests {
         let s = &q.shared;
         let ctl = s.ctl();
         let live = shm_core::ProcessId::current().to_word();
-        let r = role::claim(&ctl.producers, live, Liveness::AssumeAlive).unwrap();
+        let r = role::claim(&ctl.producers, live, &Prober::heap()).unwrap();
         ctl.producers[r.index].pending().store(1, Ordering::Relaxed);
         s.stamp(0).store(CLAIMED, Ordering::Release);
         let mut p = q.producer().unwrap();
@@ -1281,7 +1281,7 @@ mod tests {
         let ctl = q.shared.ctl();
         // Forge: a dead consumer advanced head past position 0 and died holding it.
         let dead = shm_core::ProcessId::from_parts(0x7fff_fff0, 1).to_word();
-        let r = role::claim(&ctl.consumers, dead, Liveness::AssumeAlive).unwrap();
+        let r = role::claim(&ctl.consumers, dead, &Prober::heap()).unwrap();
         ctl.consumers[r.index].pending().store(1, Ordering::Relaxed);
         ctl.head.0.store(1, Ordering::Release);
         p.push_timeout(3, Duration::from_secs(10)).unwrap();
@@ -1405,7 +1405,7 @@ mod loom_tests {
             drop(q);
             let a = loom::thread::spawn(move || {
                 let me = shared.me;
-                let r = role::claim(&shared.ctl().producers, me, shared.liveness).unwrap();
+                let r = role::claim(&shared.ctl().producers, me, &shared.prober).unwrap();
                 let claimed = matches!(shared.claim(r.index), Ok(Some(_)));
                 role::release(&shared.ctl().producers, r.index, me);
                 claimed

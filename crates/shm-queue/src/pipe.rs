@@ -47,7 +47,7 @@ use crate::bytes::{
     attach_at, check_geometry, BytesPopError, BytesPushError, Dest, Ring, Wait, MAX_MESSAGE_LIMIT,
 };
 use crate::error::{BuildError, RoleError};
-use crate::role::{self, Liveness, Peers, RoleSlot};
+use crate::role::{self, Peers, Prober, RoleSlot};
 use shm_core::{Home, ObjectKind, Segment, SegmentName, WaitStrategy};
 use std::cell::Cell;
 use std::error::Error;
@@ -117,7 +117,7 @@ impl Pipe {
             duplex,
             capacity,
             max_message,
-            Liveness::AssumeAlive,
+            Prober::heap(),
         )?;
         let b = PipeEnd::attach(
             home,
@@ -125,7 +125,7 @@ impl Pipe {
             duplex,
             capacity,
             max_message,
-            Liveness::AssumeAlive,
+            Prober::heap(),
         )?;
         Ok((a, b))
     }
@@ -189,7 +189,7 @@ impl PipeBuilder {
             duplex,
             cap,
             max,
-            Liveness::Check,
+            Prober::os(),
         )
     }
 
@@ -218,7 +218,7 @@ impl PipeBuilder {
             duplex,
             cap,
             max,
-            Liveness::Check,
+            Prober::os(),
         )
     }
 }
@@ -429,7 +429,7 @@ pub struct PipeEnd {
     end: End,
     index: usize,
     me: u64,
-    liveness: Liveness,
+    prober: Prober,
     strategy: WaitStrategy,
     /// One role slot per ring, one operation at a time: `Send` but not `Sync`.
     _not_sync: PhantomData<Cell<()>>,
@@ -454,7 +454,7 @@ impl PipeEnd {
         duplex: bool,
         cap: u64,
         max: usize,
-        liveness: Liveness,
+        prober: Prober,
     ) -> Result<PipeEnd, PipeOpenError> {
         let (len, ring_len) = geometry(duplex, cap, max)?;
         if home.len() < len {
@@ -464,7 +464,7 @@ impl PipeEnd {
             }
             .into());
         }
-        let to_creator = attach_at(&home, RING_OFFSET, cap, max, 1, liveness)?;
+        let to_creator = attach_at(&home, RING_OFFSET, cap, max, 1, prober.clone())?;
         let to_opener = if duplex {
             Some(attach_at(
                 &home,
@@ -472,7 +472,7 @@ impl PipeEnd {
                 cap,
                 max,
                 1,
-                liveness,
+                prober.clone(),
             )?)
         } else {
             None
@@ -480,12 +480,12 @@ impl PipeEnd {
         // SAFETY: the body starts with a PipeHead written by init (len >= RING_OFFSET checked
         // above); it is atomics only.
         let head = unsafe { &*home.as_ptr().cast::<PipeHead>().as_ptr() };
-        let me = liveness.my_word();
+        let me = prober.me();
         let slot = match end {
             End::Creator => 0,
             End::Opener => 1,
         };
-        role::claim(&head.ends[slot..=slot], me, liveness).map_err(PipeOpenError::EndTaken)?;
+        role::claim(&head.ends[slot..=slot], me, &prober).map_err(PipeOpenError::EndTaken)?;
         let (rx, tx) = match end {
             End::Creator => (Some(to_creator), to_opener),
             End::Opener => (to_opener, Some(to_creator)),
@@ -516,7 +516,7 @@ impl PipeEnd {
             end,
             index: slot,
             me,
-            liveness,
+            prober,
             strategy: WaitStrategy::default(),
             _not_sync: PhantomData,
             home,
@@ -563,7 +563,7 @@ impl PipeEnd {
         // One load of the summary word: a receiver that dropped its end is seen at once. A
         // receiver that *died* is judged (an OS call) only in the sleep slices of a blocked
         // send, never on this path: a non-blocking send into a full pipe stays cheap.
-        if role::peers(tx.consumers(), self.liveness, false) == Peers::Gone {
+        if role::peers(tx.consumers(), &self.prober, false) == Peers::Gone {
             return Err(SendError::BrokenPipe(msg));
         }
         tx.push(msg, 0, &self.strategy, wait).map_err(|e| match e {

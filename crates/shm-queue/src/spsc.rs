@@ -71,7 +71,7 @@
 //! ```
 
 use crate::error::{BuildError, PopError, PushError, RoleError};
-use crate::role::{self, Liveness, RoleSlot, Waited};
+use crate::role::{self, Prober, RoleSlot, Waited};
 use shm_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use shm_core::{
     Deadline, Element, EventCount, Home, ObjectKind, Segment, SegmentName, WaitStrategy,
@@ -237,7 +237,7 @@ struct Shared<T> {
     ctl: NonNull<SpscCtl>,
     slots: NonNull<T>,
     cap: u64,
-    liveness: Liveness,
+    prober: Prober,
     me: u64,
     /// Busy-poll-only queue: no endpoint ever sleeps, so nobody notifies.
     spin_only: bool,
@@ -264,7 +264,7 @@ impl<T: Element> Shared<T> {
         unsafe { ptr::write(p.cast::<SpscCtl>().as_ptr(), SpscCtl::new()) }
     }
 
-    fn from_home(home: Home, cap: u64, liveness: Liveness, spin_only: bool) -> Shared<T> {
+    fn from_home(home: Home, cap: u64, prober: Prober, spin_only: bool) -> Shared<T> {
         const { assert!(std::mem::align_of::<T>() <= 128) };
         let base = home.as_ptr();
         // SAFETY: the home holds at least CTL + cap * size_of::<T>() bytes (checked by the
@@ -276,8 +276,8 @@ impl<T: Element> Shared<T> {
             slots,
             home,
             cap,
-            liveness,
-            me: liveness.my_word(),
+            me: prober.me(),
+            prober,
             spin_only,
             _t: PhantomData,
         }
@@ -288,7 +288,7 @@ impl<T: Element> Shared<T> {
         let home = Home::heap(len);
         // SAFETY: a fresh, 128-aligned block of `len` >= CTL bytes.
         unsafe { Self::init(home.as_ptr()) };
-        Ok(Self::from_home(home, cap, Liveness::AssumeAlive, spin_only))
+        Ok(Self::from_home(home, cap, Prober::heap(), spin_only))
     }
 
     /// The strategy a handle with `strategy` really waits with.
@@ -451,7 +451,7 @@ impl<T: Element> SpscQueue<T> {
     /// process is taken over.
     pub fn producer(&self) -> Result<Producer<T>, RoleError> {
         let s = &self.shared;
-        let claim = role::claim(&s.ctl().producer, s.me, s.liveness)?;
+        let claim = role::claim(&s.ctl().producer, s.me, &s.prober)?;
         let tail = s.ctl().tail.0.load(Ordering::Acquire);
         Ok(Producer {
             shared: Arc::clone(s),
@@ -471,7 +471,7 @@ impl<T: Element> SpscQueue<T> {
     /// process is taken over.
     pub fn consumer(&self) -> Result<Consumer<T>, RoleError> {
         let s = &self.shared;
-        let claim = role::claim(&s.ctl().consumer, s.me, s.liveness)?;
+        let claim = role::claim(&s.ctl().consumer, s.me, &s.prober)?;
         let head = s.ctl().head.0.load(Ordering::Acquire);
         Ok(Consumer {
             shared: Arc::clone(s),
@@ -650,7 +650,7 @@ impl<T: Element> SpscBuilder<T> {
             shared: Arc::new(Shared::from_home(
                 Home::Segment(seg),
                 cap,
-                Liveness::Check,
+                Prober::os(),
                 spin_only,
             )),
         }
@@ -762,7 +762,7 @@ impl<T: Element> Producer<T> {
                 let r = ctl.sync.0.not_full.wait_until(
                     &strategy,
                     Deadline::from_timeout(timeout),
-                    role::watching(&ctl.consumer, shared.liveness, |_| match self.try_push(v) {
+                    role::watching(&ctl.consumer, &shared.prober, |_| match self.try_push(v) {
                         Err(PushError::Full(_)) => None,
                         other => Some(other),
                     }),
@@ -957,7 +957,7 @@ impl<T: Element> Consumer<T> {
             return r;
         }
         let s = &self.shared;
-        let gone = role::peers(&s.ctl().producer, s.liveness, false) == role::Peers::Gone;
+        let gone = role::peers(&s.ctl().producer, &s.prober, false) == role::Peers::Gone;
         match self.poll() {
             Some(r) => r,
             None if gone => Err(PopError::Disconnected),
@@ -996,7 +996,7 @@ impl<T: Element> Consumer<T> {
         match ctl.sync.0.not_empty.wait_until(
             &strategy,
             Deadline::from_timeout(timeout),
-            role::watching(&ctl.producer, shared.liveness, |_| self.poll()),
+            role::watching(&ctl.producer, &shared.prober, |_| self.poll()),
         ) {
             Some(Waited::Ready(r)) => r,
             None => Err(PopError::Timeout),
@@ -1089,6 +1089,7 @@ impl<T: Element> fmt::Debug for Consumer<T> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::role::HEAP_WORD;
 
     #[test]
     fn index_math() {
@@ -1357,6 +1358,45 @@ mod tests {
         assert_eq!(rx.pop(), Err(PopError::Disconnected));
     }
 
+    /// Regression (issue 10): a consumer whose liveness cannot be told (`Unknown`: another
+    /// user's process under `hidepid`, no `/proc`) keeps its role: a second consumer is
+    /// refused, so two consumers never race on plain slot reads; once it is `Dead`, the role
+    /// is taken over.
+    #[test]
+    fn unknown_consumer_keeps_its_role() {
+        use shm_core::Liveness;
+        use std::sync::atomic::AtomicBool;
+        const OTHER: u64 = 0x1234;
+        let dead = Arc::new(AtomicBool::new(false));
+        let d = Arc::clone(&dead);
+        let prober = Prober::new(HEAP_WORD, move |w: u64| match w {
+            OTHER if d.load(Ordering::Relaxed) => Liveness::Dead,
+            OTHER => Liveness::Unknown,
+            _ => Liveness::Alive,
+        });
+        let len = body_len(Shared::<u64>::CTL, 8, 2).unwrap();
+        let home = Home::heap(len);
+        // SAFETY: a fresh, 128-aligned block of `len` >= CTL bytes.
+        unsafe { Shared::<u64>::init(home.as_ptr()) };
+        let q = SpscQueue {
+            shared: Arc::new(Shared::<u64>::from_home(home, 2, prober, false)),
+        };
+        // The other process's consumer holds the role.
+        role::claim(&q.shared.ctl().consumer, OTHER, &Prober::heap()).unwrap();
+        assert!(matches!(q.consumer(), Err(RoleError::Busy { .. })));
+        let mut tx = q.producer().unwrap();
+        tx.push(1).unwrap();
+        // A full queue whose consumer is Unknown is not Disconnected: the push waits.
+        tx.push(2).unwrap();
+        assert_eq!(
+            tx.push_timeout(3, Duration::from_millis(20)),
+            Err(PushError::Timeout(3))
+        );
+        dead.store(true, Ordering::Relaxed);
+        let mut rx = q.consumer().unwrap();
+        assert_eq!(rx.pop(), Ok(1));
+    }
+
     /// A busy-polling pop notices a producer that died holding its role (its slices come
     /// from the one wait loop, which never sleeps here).
     #[cfg_attr(miri, ignore)]
@@ -1368,7 +1408,7 @@ mod tests {
             .create()
             .unwrap();
         let dead = shm_core::ProcessId::from_parts(0x7fff_fff0, 1).to_word();
-        role::claim(&q.shared.ctl().producer, dead, Liveness::AssumeAlive).unwrap();
+        role::claim(&q.shared.ctl().producer, dead, &Prober::heap()).unwrap();
         let mut rx = q.consumer().unwrap();
         rx.set_wait_strategy(WaitStrategy::busy_poll().with_slice(Duration::from_millis(1)));
         assert_eq!(rx.pop(), Err(PopError::Disconnected));
