@@ -1206,6 +1206,19 @@ impl ByteQueue {
         self.shared.ring.max_message()
     }
 
+    /// Test hook (feature `test-hooks`): overwrites the stamp of position `pos`'s slot, as a
+    /// process scribbling over the segment would. Not part of the API.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn forge_stamp(&self, pos: u64, stamp: u64) {
+        self.shared
+            .ring
+            .slot(pos)
+            .0
+            .stamp
+            .store(stamp, Ordering::Release);
+    }
+
     /// SPSC or MPMC.
     pub fn mode(&self) -> Mode {
         self.shared.mode
