@@ -797,7 +797,7 @@ impl Ring {
                     ) {
                         Some(Waited::Ready(r)) => r,
                         // A short timeout may end before any sleep slice checked the consumers.
-                        None if self.peers_gone(self.consumers()) => {
+                        None if waited(timeout) && self.peers_gone(self.consumers()) => {
                             Err(BytesPushError::Disconnected(()))
                         }
                         None => Err(BytesPushError::Timeout(())),
@@ -860,7 +860,7 @@ impl Ring {
                     Some(Waited::Ready(r)) => r,
                     // A short timeout may end before any sleep slice checked the producers:
                     // check them now, then look once more for what they left.
-                    None if self.peers_gone(self.producers()) => {
+                    None if waited(timeout) && self.peers_gone(self.producers()) => {
                         attempt(Poll::Check).unwrap_or(Err(BytesPopError::Disconnected))
                     }
                     None => Err(BytesPopError::Timeout),
@@ -899,7 +899,7 @@ impl Ring {
             role::watching(self.producers(), &self.prober, &mut ready),
         ) {
             Some(Waited::Ready(r)) => r,
-            None if self.peers_gone(self.producers()) => {
+            None if waited(timeout) && self.peers_gone(self.producers()) => {
                 ready(Poll::Check).unwrap_or(Err(BytesPopError::Disconnected))
             }
             None => Err(BytesPopError::Timeout),
@@ -944,6 +944,12 @@ fn free_stamp(pos: u64) -> u64 {
 /// The stamp of a slot holding the message of position `pos`.
 fn full_stamp(pos: u64) -> u64 {
     pos.wrapping_mul(2).wrapping_add(1)
+}
+
+/// Whether a timed-out wait of `timeout` really waited: only then is it worth one liveness
+/// probe of the peers at its end (a zero timeout is a non-blocking call, which never probes).
+fn waited(timeout: Option<Duration>) -> bool {
+    timeout.is_none_or(|t| !t.is_zero())
 }
 
 /// Whether and how long a ring operation may wait. A timed operation reads the clock only

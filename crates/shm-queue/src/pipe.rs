@@ -737,6 +737,48 @@ mod tests {
         assert_eq!(a.recv_bytes(), Err(RecvError::Eof));
     }
 
+    /// Regression (issue 11): `try_send_bytes` on a full pipe asked the OS whether the
+    /// receiver was alive on every attempt (and every 64th send): the p99 spikes. The
+    /// receiver's liveness is now asked only in the sleep slices of a blocked send.
+    #[test]
+    fn full_pipe_try_send_never_probes_liveness() {
+        use std::sync::atomic::AtomicUsize;
+        let (len, ring_len) = geometry(true, 1, 8).unwrap();
+        let home = Home::heap(len);
+        // SAFETY: a fresh, zeroed, 128-aligned block of `len` bytes, used by nobody else yet.
+        unsafe { init(&home, true, 1, 8, ring_len) };
+        let home = Arc::new(home);
+        let probes = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&probes);
+        let prober = Prober::new(crate::role::HEAP_WORD, move |_: u64| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shm_core::Liveness::Alive
+        });
+        let _a = PipeEnd::attach(home.clone(), End::Creator, true, 1, 8, Prober::heap()).unwrap();
+        let mut b = PipeEnd::attach(home, End::Opener, true, 1, 8, prober).unwrap();
+        let before = probes.load(std::sync::atomic::Ordering::Relaxed);
+        b.send_bytes(b"fill").unwrap();
+        for _ in 0..1000 {
+            assert!(matches!(b.try_send_bytes(b"x"), Err(SendError::Full(_))));
+        }
+        for _ in 0..100 {
+            b.send_bytes_timeout(b"x", Duration::ZERO).unwrap_err();
+        }
+        assert_eq!(
+            probes.load(std::sync::atomic::Ordering::Relaxed),
+            before,
+            "a send that did not sleep asked about the receiver's liveness"
+        );
+        // A send that waits through sleep slices does ask (that is where a dead receiver is
+        // noticed).
+        b.set_wait_strategy(WaitStrategy::sleep().with_slice(Duration::from_millis(1)));
+        assert!(matches!(
+            b.send_bytes_timeout(b"x", Duration::from_millis(30)),
+            Err(SendError::Timeout(_))
+        ));
+        assert!(probes.load(std::sync::atomic::Ordering::Relaxed) > before);
+    }
+
     #[test]
     fn one_way_directions() {
         let (a, b) = Pipe::heap_pair(false, 2, 8).unwrap();
