@@ -860,7 +860,7 @@ impl Ring {
                     Some(Waited::Ready(r)) => r,
                     // A short timeout may end before any sleep slice checked the producers:
                     // check them now, then look once more for what they left.
-                    None if waited(timeout) && self.peers_gone(self.producers()) => {
+                    None if self.peers_gone(self.producers()) => {
                         attempt(Poll::Check).unwrap_or(Err(BytesPopError::Disconnected))
                     }
                     None => Err(BytesPopError::Timeout),
@@ -899,7 +899,7 @@ impl Ring {
             role::watching(self.producers(), &self.prober, &mut ready),
         ) {
             Some(Waited::Ready(r)) => r,
-            None if waited(timeout) && self.peers_gone(self.producers()) => {
+            None if self.peers_gone(self.producers()) => {
                 ready(Poll::Check).unwrap_or(Err(BytesPopError::Disconnected))
             }
             None => Err(BytesPopError::Timeout),
@@ -946,8 +946,10 @@ fn full_stamp(pos: u64) -> u64 {
     pos.wrapping_mul(2).wrapping_add(1)
 }
 
-/// Whether a timed-out wait of `timeout` really waited: only then is it worth one liveness
-/// probe of the peers at its end (a zero timeout is a non-blocking call, which never probes).
+/// Whether a timed-out push of `timeout` really waited: only then is it worth one liveness
+/// probe of the consumers at its end (a zero timeout is a non-blocking push, which never
+/// probes). Timed pops and `poll` always probe once at the end, so that even a zero-timeout
+/// `poll` sees a dead sender (as Python's `poll()` reports a closed peer).
 fn waited(timeout: Option<Duration>) -> bool {
     timeout.is_none_or(|t| !t.is_zero())
 }
