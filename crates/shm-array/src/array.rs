@@ -3,7 +3,9 @@
 use crate::elems::Elems;
 use crate::{CopyError, IndexError, StringError};
 use shm_core::{CChar, CreateError, Element, Home, ObjectKind, OpenError, Segment, SegmentName};
-use shm_lock::{LockError, RLockGuard, RLockRef, RLockState, RLOCK_STATE_SIZE};
+use shm_lock::{
+    LockError, LockTimeoutError, RLockGuard, RLockRef, RLockState, TryLockError, RLOCK_STATE_SIZE,
+};
 use shm_value::{AtomicElement, IntElement};
 use std::fmt;
 use std::marker::PhantomData;
@@ -753,7 +755,8 @@ impl<T: Element> fmt::Debug for RawArray<T> {
 ///   over several operations or objects: `get`/`set` inside it do not deadlock.
 ///
 /// **Owner death.** If a holder dies, [`lock`](Self::lock) reports
-/// [`LockError::OwnerDied`] (guard inside) until someone calls `mark_consistent`. Element
+/// [`LockError::OwnerDied`] until someone takes the lock with [`recover`](Self::recover) and
+/// calls `mark_consistent`. Element
 /// and bulk operations go ahead in that state (each is consistent by itself) and leave the
 /// flag for `lock` users to see; [`is_inconsistent`](Self::is_inconsistent) tells.
 ///
@@ -824,8 +827,6 @@ impl<T: Element> Object<T> for Array<T> {
 enum Held<'a> {
     /// A level of the lock (also after an owner died: the flag stays for `lock` users).
     Guard(#[allow(dead_code)] RLockGuard<'a>),
-    /// This thread holds the lock `u32::MAX` levels deep already: it is ours anyway.
-    AlreadyOurs,
 }
 
 impl<T: Element> Array<T> {
@@ -844,12 +845,7 @@ impl<T: Element> Array<T> {
     }
 
     fn hold(&self) -> Held<'_> {
-        let held = match self.get_lock().lock() {
-            Ok(g) | Err(LockError::OwnerDied(g)) => Held::Guard(g),
-            Err(LockError::RecursionLimit) => Held::AlreadyOurs,
-            // Waiting without a deadline ends only in a guard or RecursionLimit.
-            Err(e) => unreachable!("untimed lock failed: {e}"),
-        };
+        let held = Held::Guard(self.get_lock().recover());
         assert!(
             !self.borrowed.load(Ordering::Relaxed),
             "Array element access while this thread holds an ArrayGuard of the same array"
@@ -884,68 +880,69 @@ impl<T: Element> Array<T> {
     ///
     /// # Errors
     ///
-    /// [`LockError::OwnerDied`] with the guard inside if a previous holder died holding the
-    /// lock (or left it flagged); [`LockError::RecursionLimit`].
+    /// [`LockError::OwnerDied`] if a previous holder died holding the lock (or left it
+    /// flagged): not held after it; take it with [`recover`](Self::recover).
     ///
     /// # Panics
     ///
     /// If this thread already holds an `ArrayGuard` of this handle (two would alias).
-    pub fn lock(&self) -> Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
-        self.guard(self.get_lock().lock(), true)
+    pub fn lock(&self) -> Result<ArrayGuard<'_, T>, LockError> {
+        self.guard(self.get_lock().lock(), None)
+    }
+
+    /// Locks the array even if a previous holder died holding the lock: check
+    /// `is_inconsistent`, repair, then `mark_consistent` on the guard.
+    ///
+    /// # Panics
+    ///
+    /// As [`lock`](Self::lock).
+    pub fn recover(&self) -> ArrayGuard<'_, T> {
+        match self.guard(Ok::<_, LockError>(self.get_lock().recover()), None) {
+            Ok(g) => g,
+            Err(e) => unreachable!("recover: {e}"),
+        }
     }
 
     /// [`lock`](Self::lock) if no waiting is needed.
     ///
     /// # Errors
     ///
-    /// [`LockError::WouldBlock`] if another thread holds the lock, or this thread holds an
-    /// `ArrayGuard` of this handle already; otherwise as `lock`.
-    pub fn try_lock(&self) -> Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
-        self.guard(self.get_lock().try_lock(), false)
+    /// [`TryLockError::WouldBlock`] if another thread holds the lock, or this thread holds
+    /// an `ArrayGuard` of this handle already; otherwise as `lock`.
+    pub fn try_lock(&self) -> Result<ArrayGuard<'_, T>, TryLockError> {
+        self.guard(self.get_lock().try_lock(), Some(TryLockError::WouldBlock))
     }
 
     /// [`lock`](Self::lock), waiting at most `timeout`.
     ///
     /// # Errors
     ///
-    /// [`LockError::Timeout`]; otherwise as `lock`.
+    /// [`LockTimeoutError::Timeout`]; otherwise as `lock`.
     ///
     /// # Panics
     ///
     /// As [`lock`](Self::lock).
-    pub fn try_lock_for(
-        &self,
-        timeout: Duration,
-    ) -> Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
-        self.guard(self.get_lock().try_lock_for(timeout), true)
+    pub fn try_lock_for(&self, timeout: Duration) -> Result<ArrayGuard<'_, T>, LockTimeoutError> {
+        self.guard(self.get_lock().try_lock_for(timeout), None)
     }
 
-    fn guard<'a>(
+    /// `if_borrowed`: the error when this handle's guard is alive already (`None`: panic).
+    fn guard<'a, E>(
         &'a self,
-        r: Result<RLockGuard<'a>, LockError<RLockGuard<'a>>>,
-        panic_if_borrowed: bool,
-    ) -> Result<ArrayGuard<'a, T>, LockError<ArrayGuard<'a, T>>> {
-        let (guard, died) = match r {
-            Ok(g) => (g, false),
-            Err(LockError::OwnerDied(g)) => (g, true),
-            Err(LockError::WouldBlock) => return Err(LockError::WouldBlock),
-            Err(LockError::Timeout) => return Err(LockError::Timeout),
-            Err(LockError::Deadlock) => return Err(LockError::Deadlock),
-            Err(_) => return Err(LockError::RecursionLimit),
-        };
+        r: Result<RLockGuard<'a>, E>,
+        if_borrowed: Option<E>,
+    ) -> Result<ArrayGuard<'a, T>, E> {
+        let guard = r?;
         if self.borrowed.swap(true, Ordering::Relaxed) {
             drop(guard);
-            if panic_if_borrowed {
-                panic!("Array::lock while this thread holds an ArrayGuard of the same array");
-            }
-            return Err(LockError::WouldBlock);
+            return match if_borrowed {
+                Some(e) => Err(e),
+                None => {
+                    panic!("Array::lock while this thread holds an ArrayGuard of the same array")
+                }
+            };
         }
-        let g = ArrayGuard { array: self, guard };
-        if died {
-            Err(LockError::OwnerDied(g))
-        } else {
-            Ok(g)
-        }
+        Ok(ArrayGuard { array: self, guard })
     }
 }
 

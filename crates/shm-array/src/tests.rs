@@ -2,7 +2,7 @@
 
 use crate::{Array, CopyError, IndexError, RawArray, StringError};
 use shm_core::{CBool, CChar, OpenError, SegmentName};
-use shm_lock::LockError;
+use shm_lock::TryLockError;
 use std::sync::Arc;
 
 const THREADS: usize = if cfg!(miri) { 2 } else { 4 };
@@ -159,7 +159,7 @@ fn guard_derefs_to_slices() {
         g[0] *= 10;
         assert!(!g.is_inconsistent());
         // A second guard of the same handle in the same thread would alias: refused.
-        assert!(matches!(a.try_lock(), Err(LockError::WouldBlock)));
+        assert!(matches!(a.try_lock(), Err(TryLockError::WouldBlock)));
     }
     assert_eq!(a.to_vec(), [30, 2, 1]);
     // The raw lock is re-entrant: element operations inside a get_lock() section work.

@@ -134,7 +134,8 @@ fn holder_killed_mid_update_is_reported_not_hidden() {
     drop(guard);
     assert!(v.update(|x| x + 1).unwrap_err().is_owner_died());
     // Repair, mark, and the value works normally again.
-    let guard = v.lock().unwrap_err().into_guard().unwrap();
+    assert_eq!(v.lock().err(), Some(shm_lock::LockError::OwnerDied));
+    let guard = v.recover();
     guard.set(1);
     guard.mark_consistent();
     drop(guard);

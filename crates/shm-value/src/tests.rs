@@ -2,7 +2,7 @@
 
 use crate::{RawValue, UpdateError, Value};
 use shm_core::{CBool, CChar, OpenError, SegmentName, WChar};
-use shm_lock::LockError;
+use shm_lock::TryLockError;
 use std::sync::Arc;
 
 const THREADS: usize = if cfg!(miri) { 2 } else { 4 };
@@ -141,7 +141,7 @@ fn try_update_times_out_while_another_thread_holds_the_lock() {
     rx.recv().unwrap();
     let r = v.try_update_for(std::time::Duration::from_millis(20), |x| x + 1);
     assert!(matches!(r, Err(UpdateError::Timeout)), "{r:?}");
-    assert!(matches!(v.try_lock(), Err(LockError::WouldBlock)));
+    assert!(matches!(v.try_lock(), Err(TryLockError::WouldBlock)));
     done_tx.send(()).unwrap();
     t.join().unwrap();
     assert_eq!(v.update(|x| x + 1).unwrap(), 1);

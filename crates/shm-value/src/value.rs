@@ -3,7 +3,9 @@
 use crate::element::{self, AtomicElement, IntElement};
 use crate::error::UpdateError;
 use shm_core::{CreateError, Home, ObjectKind, OpenError, Segment, SegmentName};
-use shm_lock::{LockError, RLockGuard, RLockRef, RLockState, RLOCK_STATE_SIZE};
+use shm_lock::{
+    LockError, LockTimeoutError, RLockGuard, RLockRef, RLockState, TryLockError, RLOCK_STATE_SIZE,
+};
 use std::fmt;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -580,31 +582,40 @@ impl<T: AtomicElement> Value<T> {
     ///
     /// # Errors
     ///
-    /// [`LockError::OwnerDied`] with the guard inside if a previous holder died holding the
-    /// lock; [`LockError::RecursionLimit`].
-    pub fn lock(&self) -> Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
-        wrap_guard(self, self.get_lock().lock())
+    /// [`LockError::OwnerDied`] if a previous holder died holding the lock (not held after
+    /// it: take it with [`recover`](Self::recover)).
+    pub fn lock(&self) -> Result<ValueGuard<'_, T>, LockError> {
+        let guard = self.get_lock().lock()?;
+        Ok(ValueGuard { value: self, guard })
+    }
+
+    /// Locks the value even if a previous holder died holding the lock: check
+    /// [`ValueGuard::is_inconsistent`], repair, then [`ValueGuard::mark_consistent`].
+    pub fn recover(&self) -> ValueGuard<'_, T> {
+        ValueGuard {
+            value: self,
+            guard: self.get_lock().recover(),
+        }
     }
 
     /// [`lock`](Self::lock) if no waiting is needed.
     ///
     /// # Errors
     ///
-    /// [`LockError::WouldBlock`] if another thread holds it; otherwise as `lock`.
-    pub fn try_lock(&self) -> Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
-        wrap_guard(self, self.get_lock().try_lock())
+    /// [`TryLockError::WouldBlock`] if another thread holds it; otherwise as `lock`.
+    pub fn try_lock(&self) -> Result<ValueGuard<'_, T>, TryLockError> {
+        let guard = self.get_lock().try_lock()?;
+        Ok(ValueGuard { value: self, guard })
     }
 
     /// [`lock`](Self::lock), waiting at most `timeout`.
     ///
     /// # Errors
     ///
-    /// [`LockError::Timeout`]; otherwise as `lock`.
-    pub fn try_lock_for(
-        &self,
-        timeout: Duration,
-    ) -> Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
-        wrap_guard(self, self.get_lock().try_lock_for(timeout))
+    /// [`LockTimeoutError::Timeout`]; otherwise as `lock`.
+    pub fn try_lock_for(&self, timeout: Duration) -> Result<ValueGuard<'_, T>, LockTimeoutError> {
+        let guard = self.get_lock().try_lock_for(timeout)?;
+        Ok(ValueGuard { value: self, guard })
     }
 
     /// Runs `f` on the value with the lock held, stores its result, and returns it.
@@ -627,7 +638,8 @@ impl<T: AtomicElement> Value<T> {
     /// assert_eq!(v.update(|x| x + 1).unwrap(), 42);
     /// ```
     pub fn update(&self, f: impl FnMut(T) -> T) -> Result<T, UpdateError<'_, T>> {
-        self.update_with(self.get_lock().lock(), f)
+        // Err(true): the owner died; an RLock cannot deadlock on itself.
+        self.update_with(self.get_lock().lock().map_err(|_| true), f)
     }
 
     /// [`update`](Self::update), waiting at most `timeout` for the lock.
@@ -640,12 +652,17 @@ impl<T: AtomicElement> Value<T> {
         timeout: Duration,
         f: impl FnMut(T) -> T,
     ) -> Result<T, UpdateError<'_, T>> {
-        self.update_with(self.get_lock().try_lock_for(timeout), f)
+        let r = match self.get_lock().try_lock_for(timeout) {
+            Ok(g) => Ok(g),
+            Err(LockTimeoutError::Timeout) => Err(false),
+            Err(_) => Err(true),
+        };
+        self.update_with(r, f)
     }
 
     fn update_with<'a>(
         &'a self,
-        r: Result<RLockGuard<'a>, LockError<RLockGuard<'a>>>,
+        r: Result<RLockGuard<'a>, bool>,
         mut f: impl FnMut(T) -> T,
     ) -> Result<T, UpdateError<'a, T>> {
         match r {
@@ -664,34 +681,15 @@ impl<T: AtomicElement> Value<T> {
                 drop(guard);
                 Ok(new)
             }
-            Err(LockError::OwnerDied(guard)) => {
-                Err(UpdateError::OwnerDied(ValueGuard { value: self, guard }))
-            }
-            Err(LockError::Timeout) | Err(LockError::WouldBlock) => Err(UpdateError::Timeout),
-            Err(LockError::RecursionLimit) => Err(UpdateError::RecursionLimit),
-            // An RLock cannot deadlock on itself; a variant added to shm-lock later is
-            // reported as a recursion failure rather than ignored.
-            Err(_) => Err(UpdateError::RecursionLimit),
+            // The owner died: the error holds the lock, taken through the recovery path.
+            Err(true) => Err(UpdateError::OwnerDied(self.recover())),
+            Err(false) => Err(UpdateError::Timeout),
         }
     }
 
     /// Whether the lock is flagged: a holder died and nobody has marked the value consistent.
     pub fn is_inconsistent(&self) -> bool {
         self.get_lock().is_inconsistent()
-    }
-}
-
-fn wrap_guard<'a, T: AtomicElement>(
-    value: &'a Value<T>,
-    r: Result<RLockGuard<'a>, LockError<RLockGuard<'a>>>,
-) -> Result<ValueGuard<'a, T>, LockError<ValueGuard<'a, T>>> {
-    match r {
-        Ok(guard) => Ok(ValueGuard { value, guard }),
-        Err(LockError::OwnerDied(guard)) => Err(LockError::OwnerDied(ValueGuard { value, guard })),
-        Err(LockError::WouldBlock) => Err(LockError::WouldBlock),
-        Err(LockError::Timeout) => Err(LockError::Timeout),
-        Err(LockError::Deadlock) => Err(LockError::Deadlock),
-        Err(LockError::RecursionLimit) | Err(_) => Err(LockError::RecursionLimit),
     }
 }
 
