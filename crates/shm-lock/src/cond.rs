@@ -73,11 +73,21 @@ impl CondState {
 /// # }
 /// ```
 ///
-/// Waiting needs the guard:
+/// Waiting needs a guard of the condition's re-entrant lock; a plain `Lock`'s guard does not
+/// type-check, and the guard given to `wait` cannot be used afterwards:
 ///
 /// ```compile_fail
 /// let cond = shm_lock::Condition::new();
-/// cond.wait(); // no guard, no wait
+/// let other = shm_lock::Lock::new();
+/// let guard = other.lock().unwrap();
+/// let _ = cond.wait(guard); // expected `RLockGuard`, found `LockGuard`
+/// ```
+///
+/// ```compile_fail
+/// let cond = shm_lock::Condition::new();
+/// let guard = cond.lock().unwrap();
+/// let _again = cond.wait(guard);
+/// guard.mark_consistent(); // use of moved value
 /// ```
 pub struct Condition {
     home: Home,

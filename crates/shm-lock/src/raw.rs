@@ -1,30 +1,7 @@
 //! The raw robust-lock contract ([`RawRobustLock`]) and its implementation ([`RawLock`]), the
 //! one lock under `Lock`, `RLock`, `Condition` and `Barrier`.
 //!
-//! # `RawLock` state
-//!
-//! | field | values | meaning |
-//! |---|---|---|
-//! | `owner` | `0` | free |
-//! | | a thread identity word ([`ThreadWord`]) | held by that thread |
-//! | `ec` | eventcount | waiters sleep on it; an unlock notifies it |
-//! | `flags` | bit 0 `INCONSISTENT` | a holder died; cleared by `mark_consistent` |
-//!
-//! Lock: one `compare_exchange(0 -> me)` on `owner` (Acquire) and one load of `flags`.
-//! Unlock: one `swap(0)` on `owner` (Release), then the eventcount's notify, which makes a
-//! syscall only if a waiter announced itself. The owner *is* the lock word, so there is no
-//! window in which the lock is held without an owner that waiters can check: a holder killed at
-//! any instruction leaves either a free lock or its own identity in `owner`.
-//!
-//! A waiter waits through [`EventCount::wait_until`], the one wait loop of the workspace (its
-//! spin phase, its sleep, its fast fence): it retries the compare-and-swap on every poll, and
-//! after every sleep slice without a wake-up it asks the [`LivenessProbe`] about the owner. Only
-//! a [`Liveness::Dead`] owner is taken over, by `compare_exchange(dead -> me)` (so exactly one
-//! waiter wins), which also sets `INCONSISTENT`. An `Unknown` owner is waited for like a live
-//! one: nothing is taken on a guess.
-//!
-//! Every bit pattern another process can write is a valid state: an unknown owner word is
-//! alive, dead or unknown, and `flags` only changes what is reported.
+//! See [`RawLock`] for the state table and the algorithm.
 
 use shm_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use shm_core::sync::{Poll, WaitMode};
@@ -120,8 +97,33 @@ pub unsafe trait RawRobustLock: Sync {
 }
 
 /// The robust lock word: 24 bytes (`#[repr(C)]`, align 8, atomics only; all-zero bytes are an
-/// unlocked, consistent lock), embeddable in any segment body. See the [module docs](self) for
-/// the algorithm and [`LockState`](crate::LockState) for its use as `Lock`'s state.
+/// unlocked, consistent lock), embeddable in any segment body ([`LockState`](crate::LockState)
+/// is its name as `Lock`'s state).
+///
+/// # State
+///
+/// | field | values | meaning |
+/// |---|---|---|
+/// | `owner` | `0` | free |
+/// | | a thread identity word ([`ThreadWord`]) | held by that thread |
+/// | `ec` | eventcount | waiters sleep on it; an unlock notifies it |
+/// | `flags` | bit 0 `INCONSISTENT` | a holder died; cleared by `mark_consistent` |
+///
+/// Lock: one `compare_exchange(0 -> me)` on `owner` (Acquire) and one load of `flags`.
+/// Unlock: one `swap(0)` on `owner` (Release), then the eventcount's notify, which makes a
+/// syscall only if a waiter announced itself. The owner *is* the lock word, so there is no
+/// window in which the lock is held without an owner that waiters can check: a holder killed at
+/// any instruction leaves either a free lock or its own identity in `owner`.
+///
+/// A waiter waits through [`EventCount::wait_until`], the one wait loop of the workspace (its
+/// spin phase, its sleep, its fast fence): it retries the compare-and-swap on every poll, and
+/// after every sleep slice without a wake-up it asks the [`LivenessProbe`] about the owner. Only
+/// a [`Liveness::Dead`] owner is taken over, by `compare_exchange(dead -> me)` (so exactly one
+/// waiter wins), which also sets `INCONSISTENT`. An `Unknown` owner is waited for like a live
+/// one: nothing is taken on a guess.
+///
+/// Every bit pattern another process can write is a valid state: an unknown owner word is
+/// alive, dead or unknown, and `flags` only changes what is reported.
 #[repr(C, align(8))]
 pub struct RawLock {
     owner: AtomicU64,

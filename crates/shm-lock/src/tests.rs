@@ -609,3 +609,28 @@ fn refs_are_copy_send_sync_and_sizes_are_pinned() {
     assert_eq!(std::mem::size_of::<RLockState>(), RLOCK_STATE_SIZE);
     assert_eq!(std::mem::size_of::<LockState>(), LOCK_STATE_SIZE);
 }
+
+#[test]
+#[cfg_attr(miri, ignore)] // creates segments
+fn openers_adopt_recorded_parameters_and_reject_mismatches() {
+    use shm_core::{CreateError, OpenError, SegmentName};
+    let n = SegmentName::unique();
+    let b = Barrier::builder(&n).parties(3).create().unwrap();
+    assert_eq!(Barrier::builder(&n).open().unwrap().parties(), 3);
+    assert_eq!(Barrier::builder(&n).parties(3).open().unwrap().parties(), 3);
+    let e = Barrier::builder(&n).parties(2).open().unwrap_err();
+    assert!(matches!(e, OpenError::Mismatch { field: "parties", .. }), "{e}");
+    drop(b);
+    let e = Barrier::builder(&SegmentName::unique()).create().unwrap_err();
+    assert!(
+        matches!(e, CreateError::InvalidParameter { parameter: "parties", .. }),
+        "{e}"
+    );
+
+    let n = SegmentName::unique();
+    let _s = BoundedSemaphore::builder(&n).value(4).create().unwrap();
+    let opened = BoundedSemaphore::builder(&n).open().unwrap();
+    assert_eq!((opened.initial_value(), opened.value()), (4, 4));
+    let e = BoundedSemaphore::builder(&n).value(5).open().unwrap_err();
+    assert!(matches!(e, OpenError::Mismatch { field: "value", .. }), "{e}");
+}
