@@ -619,11 +619,28 @@ fn openers_adopt_recorded_parameters_and_reject_mismatches() {
     assert_eq!(Barrier::builder(&n).open().unwrap().parties(), 3);
     assert_eq!(Barrier::builder(&n).parties(3).open().unwrap().parties(), 3);
     let e = Barrier::builder(&n).parties(2).open().unwrap_err();
-    assert!(matches!(e, OpenError::Mismatch { field: "parties", .. }), "{e}");
-    drop(b);
-    let e = Barrier::builder(&SegmentName::unique()).create().unwrap_err();
     assert!(
-        matches!(e, CreateError::InvalidParameter { parameter: "parties", .. }),
+        matches!(
+            e,
+            OpenError::Mismatch {
+                field: "parties",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    drop(b);
+    let e = Barrier::builder(&SegmentName::unique())
+        .create()
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            CreateError::InvalidParameter {
+                parameter: "parties",
+                ..
+            }
+        ),
         "{e}"
     );
 
@@ -632,5 +649,8 @@ fn openers_adopt_recorded_parameters_and_reject_mismatches() {
     let opened = BoundedSemaphore::builder(&n).open().unwrap();
     assert_eq!((opened.initial_value(), opened.value()), (4, 4));
     let e = BoundedSemaphore::builder(&n).value(5).open().unwrap_err();
-    assert!(matches!(e, OpenError::Mismatch { field: "value", .. }), "{e}");
+    assert!(
+        matches!(e, OpenError::Mismatch { field: "value", .. }),
+        "{e}"
+    );
 }
