@@ -1,0 +1,369 @@
+//! `inspect`: the header of one segment and the live state of its object, as ordered fields.
+//!
+//! Reading live state never blocks and never takes anything over: locks are looked at with
+//! snapshots, values with atomic loads, and a locked `Array`'s elements are shown only while
+//! its lock is free.
+
+use super::model::{Creator, Entry, Liveness};
+use super::source::CliError;
+use serde_json::{json, Value as Json};
+use shm_core::{CBool, CChar, ElementLayout, ObjectKind, Segment, SegmentName, TypeCode, WChar};
+use std::time::Duration;
+
+/// Ordered `(key, value)` pairs: printed as `key: value` lines or as one JSON object.
+pub(crate) type Fields = Vec<(&'static str, Json)>;
+
+/// How long inspect waits for a segment that is being published.
+const OPEN_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// How many elements of an array are shown.
+const MAX_ELEMENTS: usize = 16;
+
+/// The liveness of a lock holder's thread word or a role holder's process word.
+pub(crate) fn word_liveness(word: u64) -> Liveness {
+    // TODO(core-interface): `shm_core::ProcessId::word_liveness(word)` (three answers).
+    if shm_core::ProcessId::word_is_alive(word) {
+        Liveness::Alive
+    } else {
+        Liveness::Dead
+    }
+}
+
+/// An element shown as JSON.
+trait Show: Copy {
+    fn show(self) -> Json;
+}
+
+macro_rules! show_number {
+    ($($t:ty),*) => {$(
+        impl Show for $t {
+            fn show(self) -> Json {
+                json!(self)
+            }
+        }
+    )*};
+}
+show_number!(i8, u8, i16, u16, i32, u32, i64, u64);
+
+impl Show for f32 {
+    fn show(self) -> Json {
+        f64::from(self).show()
+    }
+}
+
+impl Show for f64 {
+    fn show(self) -> Json {
+        // JSON has no NaN or infinities: those become strings.
+        serde_json::Number::from_f64(self)
+            .map(Json::Number)
+            .unwrap_or_else(|| Json::String(self.to_string()))
+    }
+}
+
+impl Show for CChar {
+    fn show(self) -> Json {
+        Json::String(std::ascii::escape_default(self.0).to_string())
+    }
+}
+
+impl Show for WChar {
+    fn show(self) -> Json {
+        match char::from_u32(self.0) {
+            Some(c) => Json::String(c.to_string()),
+            None => Json::String(format!("\\u{{{:x}}}", self.0)),
+        }
+    }
+}
+
+impl Show for CBool {
+    fn show(self) -> Json {
+        Json::Bool(self.0 != 0)
+    }
+}
+
+/// Runs `$body` with `$T` bound to the Rust type of typecode `$tc`.
+macro_rules! with_typecode {
+    ($tc:expr, $T:ident => $body:expr) => {
+        match $tc {
+            TypeCode::Char => {
+                type $T = CChar;
+                $body
+            }
+            TypeCode::Byte => {
+                type $T = i8;
+                $body
+            }
+            TypeCode::UByte => {
+                type $T = u8;
+                $body
+            }
+            TypeCode::Short => {
+                type $T = i16;
+                $body
+            }
+            TypeCode::UShort => {
+                type $T = u16;
+                $body
+            }
+            TypeCode::Int => {
+                type $T = i32;
+                $body
+            }
+            TypeCode::UInt => {
+                type $T = u32;
+                $body
+            }
+            TypeCode::Long | TypeCode::LongLong => {
+                type $T = i64;
+                $body
+            }
+            TypeCode::ULong | TypeCode::ULongLong => {
+                type $T = u64;
+                $body
+            }
+            TypeCode::Float => {
+                type $T = f32;
+                $body
+            }
+            TypeCode::Double => {
+                type $T = f64;
+                $body
+            }
+            TypeCode::WChar => {
+                type $T = WChar;
+                $body
+            }
+            TypeCode::Bool => {
+                type $T = CBool;
+                $body
+            }
+        }
+    };
+}
+
+fn corrupt(name: &SegmentName, e: impl std::fmt::Display) -> CliError {
+    CliError::Corrupt {
+        name: name.as_str().into(),
+        reason: e.to_string(),
+    }
+}
+
+/// Header fields of a validated segment.
+pub(crate) fn header_fields(entry: &Entry, seg: &Segment) -> Fields {
+    let h = seg.header();
+    let layout = h.layout();
+    let mut f: Fields = vec![
+        ("name", json!(entry.name)),
+        ("kind", json!(h.kind().to_string())),
+        ("state", json!(entry.state.word())),
+    ];
+    if super::model::has_elements(h.kind()) {
+        match layout.typecode() {
+            Some(tc) if layout.format().len() == 1 => {
+                f.push(("typecode", json!(tc.as_char().to_string())));
+                f.push(("ctype", json!(tc.ctype_name())));
+            }
+            _ => f.push(("format", json!(layout.format()))),
+        }
+        f.push(("element_size", json!(layout.size())));
+        f.push(("element_align", json!(layout.align())));
+    }
+    f.extend([
+        ("count", json!(h.count())),
+        ("param", json!(h.param())),
+        ("body_len", json!(h.body_len())),
+        ("total_size", json!(h.total_size())),
+        ("file_size", json!(entry.size)),
+        ("creator_pid", json!(h.creator().pid())),
+        ("creator_start_time", json!(h.creator().start_time())),
+    ]);
+    if let Some(Creator { liveness, .. }) = entry.creator {
+        f.push(("creator", json!(liveness.to_string())));
+    }
+    f
+}
+
+/// A lock snapshot as fields, with the holder's liveness.
+fn lock_fields(prefix: &'static str, s: shm_lock::LockSnapshot, f: &mut Fields) {
+    let key = |k: &'static str| -> &'static str {
+        match (prefix, k) {
+            ("", k) => k,
+            (_, "holder") => "lock_holder",
+            (_, "holder_thread") => "lock_holder_thread",
+            (_, "inconsistent") => "lock_inconsistent",
+            (_, "depth") => "lock_depth",
+            (_, "waiters") => "lock_waiters",
+            (_, other) => other,
+        }
+    };
+    match s.holder {
+        None => f.push((key("holder"), json!("free"))),
+        Some(word) => {
+            f.push((key("holder_thread"), json!(word as u32)));
+            f.push((key("holder"), json!(word_liveness(word).to_string())));
+        }
+    }
+    f.push((key("inconsistent"), json!(s.inconsistent)));
+    if s.depth != 0 {
+        f.push((key("depth"), json!(s.depth)));
+    }
+    f.push((key("waiters"), json!(s.waiters)));
+}
+
+fn value_fields<T: shm_value::AtomicElement + Show>(
+    name: &SegmentName,
+    locked: bool,
+    f: &mut Fields,
+) -> Result<(), CliError> {
+    if locked {
+        let v = shm_value::Value::<T>::builder(name)
+            .open_timeout(OPEN_TIMEOUT)
+            .open()
+            .map_err(|e| corrupt(name, e))?;
+        f.push(("value", v.load().show()));
+        lock_fields("lock", v.get_lock().snapshot(), f);
+    } else {
+        let v = shm_value::RawValue::<T>::builder(name)
+            .open_timeout(OPEN_TIMEOUT)
+            .open()
+            .map_err(|e| corrupt(name, e))?;
+        f.push(("value", v.load().show()));
+    }
+    Ok(())
+}
+
+fn array_fields<T: shm_value::AtomicElement + Show>(
+    name: &SegmentName,
+    locked: bool,
+    f: &mut Fields,
+) -> Result<(), CliError> {
+    let shown = |len: usize, get: &dyn Fn(usize) -> Option<T>| -> Json {
+        Json::Array(
+            (0..len.min(MAX_ELEMENTS))
+                .map_while(get)
+                .map(Show::show)
+                .collect(),
+        )
+    };
+    let (len, elements, snapshot) = if locked {
+        let a = shm_array::Array::<T>::builder(name)
+            .open_timeout(OPEN_TIMEOUT)
+            .open()
+            .map_err(|e| corrupt(name, e))?;
+        let lock = a.get_lock();
+        let snapshot = lock.snapshot();
+        // Elements are read under the lock, and only if it is free: never wait, never take
+        // over a dead holder's lock.
+        let mut elements = json!("not read: the lock is held");
+        if snapshot.holder.is_none() {
+            if let Ok(guard) = lock.try_lock() {
+                elements = shown(a.len(), &|i| a.get(i).ok());
+                drop(guard);
+            }
+        }
+        (a.len(), elements, Some(snapshot))
+    } else {
+        let a = shm_array::RawArray::<T>::builder(name)
+            .open_timeout(OPEN_TIMEOUT)
+            .open()
+            .map_err(|e| corrupt(name, e))?;
+        (a.len(), shown(a.len(), &|i| a.get(i).ok()), None)
+    };
+    f.push(("len", json!(len)));
+    f.push(("elements", elements));
+    if len > MAX_ELEMENTS {
+        f.push(("elements_shown", json!(MAX_ELEMENTS)));
+    }
+    if let Some(s) = snapshot {
+        lock_fields("lock", s, f);
+    }
+    Ok(())
+}
+
+/// The live state of the object in `seg`.
+pub(crate) fn live_fields(name: &SegmentName, seg: &Segment) -> Result<Fields, CliError> {
+    let h = seg.header();
+    let mut f = Fields::new();
+    let typecode = |layout: ElementLayout| {
+        layout
+            .typecode()
+            .filter(|_| layout.format().len() == 1)
+            .ok_or_else(|| {
+                corrupt(
+                    name,
+                    format!("a {} must hold a single typecode, found {layout}", h.kind()),
+                )
+            })
+    };
+    match h.kind() {
+        ObjectKind::Lock => {
+            let l = shm_lock::Lock::builder(name)
+                .open_timeout(OPEN_TIMEOUT)
+                .open()
+                .map_err(|e| corrupt(name, e))?;
+            lock_fields("", l.snapshot(), &mut f);
+        }
+        ObjectKind::RLock => {
+            let l = shm_lock::RLock::builder(name)
+                .open_timeout(OPEN_TIMEOUT)
+                .open()
+                .map_err(|e| corrupt(name, e))?;
+            lock_fields("", l.snapshot(), &mut f);
+        }
+        ObjectKind::Semaphore => {
+            let s = shm_lock::Semaphore::builder(name)
+                .open_timeout(OPEN_TIMEOUT)
+                .open()
+                .map_err(|e| corrupt(name, e))?;
+            f.push(("value", json!(s.value())));
+        }
+        ObjectKind::BoundedSemaphore => {
+            let s = shm_lock::BoundedSemaphore::builder(name)
+                .open_timeout(OPEN_TIMEOUT)
+                .open()
+                .map_err(|e| corrupt(name, e))?;
+            f.push(("value", json!(s.value())));
+        }
+        ObjectKind::Event => {
+            let e = shm_lock::Event::builder(name)
+                .open_timeout(OPEN_TIMEOUT)
+                .open()
+                .map_err(|e| corrupt(name, e))?;
+            f.push(("set", json!(e.is_set())));
+        }
+        ObjectKind::Condition => {
+            let c = shm_lock::Condition::builder(name)
+                .open_timeout(OPEN_TIMEOUT)
+                .open()
+                .map_err(|e| corrupt(name, e))?;
+            lock_fields("lock", c.lock_ref().snapshot(), &mut f);
+        }
+        ObjectKind::Barrier => {
+            let b = shm_lock::Barrier::builder(name)
+                .open_timeout(OPEN_TIMEOUT)
+                .open()
+                .map_err(|e| corrupt(name, e))?;
+            f.push(("parties", json!(b.parties())));
+            f.push(("waiting", json!(b.n_waiting())));
+            f.push(("broken", json!(b.is_broken())));
+        }
+        ObjectKind::Value | ObjectKind::RawValue => {
+            let locked = h.kind() == ObjectKind::Value;
+            with_typecode!(typecode(h.layout())?, T => value_fields::<T>(name, locked, &mut f))?;
+        }
+        ObjectKind::Array | ObjectKind::RawArray => {
+            let locked = h.kind() == ObjectKind::Array;
+            match h
+                .layout()
+                .typecode()
+                .filter(|_| h.layout().format().len() == 1)
+            {
+                Some(tc) => with_typecode!(tc, T => array_fields::<T>(name, locked, &mut f))?,
+                // A record layout: its fields have no Rust type here; show the length only.
+                None => f.push(("len", json!(h.count()))),
+            }
+        }
+        _ => {}
+    }
+    Ok(f)
+}
