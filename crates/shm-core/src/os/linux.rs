@@ -1,4 +1,4 @@
-//! Linux: POSIX shared memory, shared futexes, `/proc` for liveness.
+//! Linux: POSIX shared memory, shared futexes, `kill` and `/proc` for liveness.
 
 use std::ffi::CStr;
 use std::fs::File;
@@ -18,14 +18,122 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// `shm_open(name, O_CREAT|O_EXCL|O_RDWR, mode)`, then `fchmod(mode)` so the umask does not
-/// narrow the mode the caller asked for.
-pub(crate) fn shm_create_exclusive(name: &CStr, mode: u32) -> io::Result<File> {
+/// The identity of a file: device and inode. Two names or descriptors with the same `FileId`
+/// are the same file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct FileId {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+}
+
+/// What kind of file a name or descriptor refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileType {
+    Regular,
+    Fifo,
+    Directory,
+    Symlink,
+    Socket,
+    CharDevice,
+    BlockDevice,
+    Other,
+}
+
+impl FileType {
+    /// What to call it in a message.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            FileType::Regular => "regular file",
+            FileType::Fifo => "FIFO",
+            FileType::Directory => "directory",
+            FileType::Symlink => "symbolic link",
+            FileType::Socket => "socket",
+            FileType::CharDevice => "character device",
+            FileType::BlockDevice => "block device",
+            FileType::Other => "special file",
+        }
+    }
+
+    fn of(ft: std::fs::FileType) -> FileType {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_file() {
+            FileType::Regular
+        } else if ft.is_fifo() {
+            FileType::Fifo
+        } else if ft.is_dir() {
+            FileType::Directory
+        } else if ft.is_symlink() {
+            FileType::Symlink
+        } else if ft.is_socket() {
+            FileType::Socket
+        } else if ft.is_char_device() {
+            FileType::CharDevice
+        } else if ft.is_block_device() {
+            FileType::BlockDevice
+        } else {
+            FileType::Other
+        }
+    }
+}
+
+/// What `fstat`/`lstat` says about a file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FileStat {
+    pub(crate) len: u64,
+    pub(crate) id: FileId,
+    pub(crate) file_type: FileType,
+    /// Permission bits (`st_mode & 0o7777`).
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    /// Last modification (for a segment: when it was sized, as writes through a mapping of a
+    /// tmpfs file do not update it).
+    pub(crate) modified: Option<std::time::SystemTime>,
+}
+
+impl FileStat {
+    fn of(m: &std::fs::Metadata) -> FileStat {
+        use std::os::unix::fs::MetadataExt;
+        FileStat {
+            len: m.len(),
+            id: FileId {
+                dev: m.dev(),
+                ino: m.ino(),
+            },
+            file_type: FileType::of(m.file_type()),
+            mode: m.mode() & 0o7777,
+            uid: m.uid(),
+            modified: m.modified().ok(),
+        }
+    }
+}
+
+/// A descriptor of a file in the shm namespace, known to be a regular file.
+#[derive(Debug)]
+pub(crate) struct ShmFile {
+    file: File,
+}
+
+/// Why [`shm_open`] failed.
+#[derive(Debug)]
+pub(crate) enum OpenFailure {
+    /// The OS refused (not found, permission...).
+    Io(io::Error),
+    /// The name is not a regular file (a FIFO, a symlink, a directory...).
+    NotRegular(FileType),
+}
+
+fn shm_path(bare: &str) -> std::path::PathBuf {
+    std::path::Path::new(SHM_DIR).join(bare)
+}
+
+/// `shm_open(name, O_CREAT|O_EXCL|O_RDWR|O_NOFOLLOW, mode)`, then `fchmod(mode)` so the umask
+/// does not narrow the mode the caller asked for.
+pub(crate) fn shm_create_exclusive(name: &CStr, mode: u32) -> io::Result<ShmFile> {
     // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
     let fd = cvt(unsafe {
         libc::shm_open(
             name.as_ptr(),
-            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
+            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC | libc::O_NOFOLLOW,
             mode as libc::mode_t,
         )
     })?;
@@ -33,23 +141,120 @@ pub(crate) fn shm_create_exclusive(name: &CStr, mode: u32) -> io::Result<File> {
     let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
     // SAFETY: fchmod on a file descriptor we own; no memory is passed.
     cvt(unsafe { libc::fchmod(fd, mode as libc::mode_t) })?;
-    Ok(file)
+    Ok(ShmFile { file })
 }
 
-/// `shm_open(name, O_RDWR)`.
-pub(crate) fn shm_open_rw(name: &CStr) -> io::Result<File> {
+/// Opens an existing name without ever blocking: `O_NONBLOCK` (a FIFO would otherwise block
+/// the open until a writer appears) and `O_NOFOLLOW`, then `fstat` and refuses anything that
+/// is not a regular file.
+pub(crate) fn shm_open(name: &CStr, writable: bool) -> Result<ShmFile, OpenFailure> {
+    let access = if writable {
+        libc::O_RDWR
+    } else {
+        libc::O_RDONLY
+    };
+    let flags = access | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOFOLLOW;
     // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
-    let fd = cvt(unsafe { libc::shm_open(name.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC, 0) })?;
+    let ret = unsafe { libc::shm_open(name.as_ptr(), flags, 0) };
+    let fd = match cvt(ret) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(OpenFailure::NotRegular(FileType::Symlink))
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
+            return Err(OpenFailure::NotRegular(FileType::Directory))
+        }
+        Err(e) => return Err(OpenFailure::Io(e)),
+    };
     // SAFETY: `fd` was just returned by shm_open and is owned by nobody else.
-    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let file = ShmFile {
+        file: File::from(owned),
+    };
+    match file.stat() {
+        Ok(st) if st.file_type == FileType::Regular => Ok(file),
+        Ok(st) => Err(OpenFailure::NotRegular(st.file_type)),
+        Err(e) => Err(OpenFailure::Io(e)),
+    }
 }
 
-/// `shm_open(name, O_RDONLY)`, for listing.
-pub(crate) fn shm_open_ro(name: &CStr) -> io::Result<File> {
-    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
-    let fd = cvt(unsafe { libc::shm_open(name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC, 0) })?;
-    // SAFETY: `fd` was just returned by shm_open and is owned by nobody else.
-    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+/// `lstat` of a name in the shm namespace: never opens it.
+pub(crate) fn shm_lstat(bare: &str) -> io::Result<FileStat> {
+    std::fs::symlink_metadata(shm_path(bare)).map(|m| FileStat::of(&m))
+}
+
+impl ShmFile {
+    /// `fstat`.
+    pub(crate) fn stat(&self) -> io::Result<FileStat> {
+        self.file.metadata().map(|m| FileStat::of(&m))
+    }
+
+    /// `pread` of exactly `buf.len()` bytes at `offset` (`UnexpectedEof` if the file is
+    /// shorter). A copy, so a file truncated under us gives an error, not `SIGBUS`.
+    pub(crate) fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file.read_exact_at(buf, offset)
+    }
+
+    /// `ftruncate`.
+    pub(crate) fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+
+    /// Maps the first `len` bytes shared (read-write if the file was opened so).
+    pub(crate) fn map(&self, len: usize) -> io::Result<Mapping> {
+        memmap2::MmapOptions::new()
+            .len(len)
+            .map_raw(&self.file)
+            .map(|raw| Mapping { raw })
+    }
+
+    /// `flock(LOCK_SH | LOCK_NB)`: false if somebody holds the exclusive lock.
+    pub(crate) fn try_lock_shared(&self) -> io::Result<bool> {
+        self.flock(libc::LOCK_SH | libc::LOCK_NB)
+    }
+
+    /// `flock(LOCK_EX | LOCK_NB)`: false if somebody holds a lock (shared or exclusive) through
+    /// another open file description.
+    pub(crate) fn try_lock_exclusive(&self) -> io::Result<bool> {
+        self.flock(libc::LOCK_EX | libc::LOCK_NB)
+    }
+
+    fn flock(&self, op: libc::c_int) -> io::Result<bool> {
+        use std::os::fd::AsRawFd;
+        loop {
+            // SAFETY: flock on a descriptor we own; no memory is passed.
+            let ret = unsafe { libc::flock(self.file.as_raw_fd(), op) };
+            if ret == 0 {
+                return Ok(true);
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EWOULDBLOCK) => return Ok(false),
+                Some(libc::EINTR) => continue,
+                _ => return Err(e),
+            }
+        }
+    }
+}
+
+/// A shared mapping of a segment file. Hands out a raw pointer only: other processes write
+/// the same memory.
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    raw: memmap2::MmapRaw,
+}
+
+impl Mapping {
+    /// The start of the mapping (page aligned).
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.raw.as_mut_ptr()
+    }
+
+    /// Its length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.raw.len()
+    }
 }
 
 /// `shm_unlink(name)`.
@@ -58,14 +263,11 @@ pub(crate) fn shm_unlink(name: &CStr) -> io::Result<()> {
     cvt(unsafe { libc::shm_unlink(name.as_ptr()) }).map(drop)
 }
 
-/// The names in the shm namespace (without the leading slash).
+/// Every name in the shm namespace (without the leading slash), of any file type, sorted.
 pub(crate) fn shm_names() -> io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(SHM_DIR)? {
         let entry = entry?;
-        if !entry.file_type()?.is_file() {
-            continue;
-        }
         if let Ok(name) = entry.file_name().into_string() {
             names.push(name);
         }
@@ -74,19 +276,213 @@ pub(crate) fn shm_names() -> io::Result<Vec<String>> {
     Ok(names)
 }
 
-/// The `starttime` field of `/proc/<pid>/stat`, or `None` if the process does not exist or is
-/// a zombie (exited, not yet reaped) or dead.
-pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may itself contain spaces and ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_ascii_whitespace();
-    let state = fields.next()?; // field 3
-    if state == "Z" || state == "X" || state == "x" {
-        return None;
+/// The effective user id of this process.
+pub(crate) fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Who has which shm file mapped or open, from one pass over `/proc`.
+#[derive(Debug, Default)]
+pub(crate) struct UsersScan {
+    /// False if `/proc` could not be listed at all.
+    pub(crate) complete: bool,
+    /// For each shm file some process maps or holds open: those processes (sorted, unique).
+    pub(crate) by_file: std::collections::HashMap<FileId, Vec<u32>>,
+    /// Processes whose maps or descriptors could not be read, with their owner's uid.
+    pub(crate) uninspectable: Vec<(u32, u32)>,
+    /// `/proc` is mounted with `hidepid`, so other users' processes may not even be listed.
+    pub(crate) may_hide: bool,
+}
+
+/// Scans `/proc/*/maps` and `/proc/*/fd` for files of the shm filesystem.
+pub(crate) fn scan_shm_users() -> UsersScan {
+    let mut scan = UsersScan::default();
+    let Ok(shm) = std::fs::metadata(SHM_DIR) else {
+        return scan;
+    };
+    let shm_dev = {
+        use std::os::unix::fs::MetadataExt;
+        shm.dev()
+    };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return scan;
+    };
+    scan.complete = true;
+    scan.may_hide = proc_hides_pids();
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        match scan_process(pid, shm_dev, &mut scan.by_file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {} // exited meanwhile
+            Err(_) => {
+                use std::os::unix::fs::MetadataExt;
+                if let Ok(m) = std::fs::metadata(format!("/proc/{pid}")) {
+                    scan.uninspectable.push((pid, m.uid()));
+                }
+            }
+        }
     }
-    // starttime is field 22; we have consumed field 3, so skip fields 4..=21 (18 fields).
-    fields.nth(18)?.parse().ok()
+    for pids in scan.by_file.values_mut() {
+        pids.sort_unstable();
+        pids.dedup();
+    }
+    scan
+}
+
+fn scan_process(
+    pid: u32,
+    shm_dev: u64,
+    by_file: &mut std::collections::HashMap<FileId, Vec<u32>>,
+) -> io::Result<()> {
+    let (major, minor) = (libc::major(shm_dev), libc::minor(shm_dev));
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
+    for line in maps.lines() {
+        let mut f = line.split_ascii_whitespace();
+        let (Some(dev), Some(ino)) = (f.nth(3), f.next()) else {
+            continue;
+        };
+        let Some((maj, min)) = dev.split_once(':') else {
+            continue;
+        };
+        let (Ok(maj), Ok(min), Ok(ino)) = (
+            u32::from_str_radix(maj, 16),
+            u32::from_str_radix(min, 16),
+            ino.parse::<u64>(),
+        ) else {
+            continue;
+        };
+        if maj == major && min == minor && ino != 0 {
+            by_file
+                .entry(FileId { dev: shm_dev, ino })
+                .or_default()
+                .push(pid);
+        }
+    }
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))?.flatten() {
+        // stat follows the magic link to the open file (without opening it).
+        if let Ok(m) = std::fs::metadata(fd.path()) {
+            use std::os::unix::fs::MetadataExt;
+            if m.dev() == shm_dev {
+                by_file
+                    .entry(FileId {
+                        dev: shm_dev,
+                        ino: m.ino(),
+                    })
+                    .or_default()
+                    .push(pid);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `/proc` is mounted with a `hidepid` option that hides other users' processes.
+fn proc_hides_pids() -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return true;
+    };
+    info.lines()
+        .filter(|l| l.split_ascii_whitespace().nth(4) == Some("/proc"))
+        .any(|l| {
+            l.split([' ', ','])
+                .filter_map(|o| o.strip_prefix("hidepid="))
+                .any(|v| v != "0" && v != "off")
+        })
+}
+
+/// Whether a pid exists, by `kill(pid, 0)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exists {
+    /// The call succeeded, or failed with `EPERM` (another user's process).
+    Yes,
+    /// `ESRCH`: no process or thread has this id.
+    No,
+    /// Any other failure (a seccomp filter, an invalid pid): cannot tell.
+    Unknown,
+}
+
+/// `kill(pid, 0)`: sends no signal, only checks that `pid` exists. Thread ids work too.
+pub(crate) fn pid_exists(pid: u32) -> Exists {
+    if pid == 0 || pid > i32::MAX as u32 {
+        // 0 and negative pids name process groups, never one process.
+        return Exists::No;
+    }
+    // SAFETY: kill with signal 0 sends nothing and touches no memory; pid is positive, so it
+    // names one process, not a group.
+    let ret = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    if ret == 0 {
+        return Exists::Yes;
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::EPERM) => Exists::Yes,
+        Some(libc::ESRCH) => Exists::No,
+        _ => Exists::Unknown,
+    }
+}
+
+/// What `/proc/<pid>/stat` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProcStat {
+    /// Running (or sleeping, stopped...), with its `starttime` (clock ticks since boot).
+    Running {
+        /// Field 22 of the stat line.
+        start_time: u64,
+    },
+    /// A zombie or dead task: it has exited.
+    Zombie,
+    /// The file could not be read or parsed: no such process, no `/proc`, or `hidepid`.
+    Unreadable,
+}
+
+/// Reads `/proc/<pid>/stat` (thread ids work too: `/proc/<tid>` exists while the thread runs).
+pub(crate) fn proc_stat(pid: u32) -> ProcStat {
+    if pid == 0 {
+        return ProcStat::Unreadable;
+    }
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return ProcStat::Unreadable;
+    };
+    parse_stat(&stat)
+}
+
+/// Parses a stat line. The command name (field 2) is in parentheses and may itself contain
+/// spaces and ')', so parsing starts after the last ')'.
+fn parse_stat(stat: &str) -> ProcStat {
+    let Some(close) = stat.rfind(')') else {
+        return ProcStat::Unreadable;
+    };
+    let mut fields = stat[close + 1..].split_ascii_whitespace();
+    match fields.next() {
+        // field 3, the state
+        Some("Z" | "X" | "x") => ProcStat::Zombie,
+        Some(_) => match fields.nth(18).map(str::parse::<u64>) {
+            // starttime is field 22; field 3 was consumed, so skip fields 4..=21 (18 fields).
+            Some(Ok(start_time)) => ProcStat::Running { start_time },
+            _ => ProcStat::Unreadable,
+        },
+        None => ProcStat::Unreadable,
+    }
+}
+
+/// The start time of a live (not zombie) process, if `/proc` tells it.
+pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
+    match proc_stat(pid) {
+        ProcStat::Running { start_time } => Some(start_time),
+        _ => None,
+    }
+}
+
+/// The kernel thread id of the calling thread (`gettid(2)`).
+pub(crate) fn gettid() -> u32 {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    (unsafe { libc::gettid() }) as u32
 }
 
 /// Current `CLOCK_MONOTONIC` time.
@@ -199,4 +595,19 @@ pub(crate) fn membarrier_global_expedited() -> bool {
 /// Yields the CPU to another runnable thread.
 pub(crate) fn yield_now() {
     std::thread::yield_now();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_parse() {
+        let line = "1234 (a b) c) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 777 19 20";
+        assert_eq!(parse_stat(line), ProcStat::Running { start_time: 777 });
+        let zombie = "1234 (x) Z 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 777 19 20";
+        assert_eq!(parse_stat(zombie), ProcStat::Zombie);
+        assert_eq!(parse_stat("garbage"), ProcStat::Unreadable);
+        assert_eq!(parse_stat("1 (x) S 1 2"), ProcStat::Unreadable);
+    }
 }

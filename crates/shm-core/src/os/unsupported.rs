@@ -1,7 +1,11 @@
 //! Platforms without an implementation: every call fails with `Unsupported`.
+//!
+//! The types mirror `linux.rs` so that the rest of the crate compiles unchanged; the file and
+//! mapping types are uninhabited, since no open can succeed.
+#![allow(dead_code)]
 
+use std::convert::Infallible;
 use std::ffi::CStr;
-use std::fs::File;
 use std::io;
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
@@ -15,14 +19,87 @@ fn unsupported() -> io::Error {
     )
 }
 
-pub(crate) fn shm_create_exclusive(_: &CStr, _: u32) -> io::Result<File> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct FileId {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+}
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileType {
+    Regular,
+    Fifo,
+    Directory,
+    Symlink,
+    Socket,
+    CharDevice,
+    BlockDevice,
+    Other,
+}
+impl FileType {
+    pub(crate) fn describe(self) -> &'static str {
+        "special file"
+    }
+}
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FileStat {
+    pub(crate) len: u64,
+    pub(crate) id: FileId,
+    pub(crate) file_type: FileType,
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) modified: Option<std::time::SystemTime>,
+}
+/// Never constructed here: every open fails first.
+#[derive(Debug)]
+pub(crate) struct ShmFile {
+    never: Infallible,
+}
+#[derive(Debug)]
+pub(crate) enum OpenFailure {
+    Io(io::Error),
+    NotRegular(FileType),
+}
+pub(crate) fn shm_create_exclusive(_: &CStr, _: u32) -> io::Result<ShmFile> {
     Err(unsupported())
 }
-pub(crate) fn shm_open_rw(_: &CStr) -> io::Result<File> {
+pub(crate) fn shm_open(_: &CStr, _: bool) -> Result<ShmFile, OpenFailure> {
+    Err(OpenFailure::Io(unsupported()))
+}
+pub(crate) fn shm_lstat(_: &str) -> io::Result<FileStat> {
     Err(unsupported())
 }
-pub(crate) fn shm_open_ro(_: &CStr) -> io::Result<File> {
-    Err(unsupported())
+impl ShmFile {
+    pub(crate) fn stat(&self) -> io::Result<FileStat> {
+        match self.never {}
+    }
+    pub(crate) fn read_exact_at(&self, _: &mut [u8], _: u64) -> io::Result<()> {
+        match self.never {}
+    }
+    pub(crate) fn set_len(&self, _: u64) -> io::Result<()> {
+        match self.never {}
+    }
+    pub(crate) fn map(&self, _: usize) -> io::Result<Mapping> {
+        match self.never {}
+    }
+    pub(crate) fn try_lock_shared(&self) -> io::Result<bool> {
+        match self.never {}
+    }
+    pub(crate) fn try_lock_exclusive(&self) -> io::Result<bool> {
+        match self.never {}
+    }
+}
+/// Never constructed here.
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    never: Infallible,
+}
+impl Mapping {
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        match self.never {}
+    }
+    pub(crate) fn len(&self) -> usize {
+        match self.never {}
+    }
 }
 pub(crate) fn shm_unlink(_: &CStr) -> io::Result<()> {
     Err(unsupported())
@@ -30,8 +107,46 @@ pub(crate) fn shm_unlink(_: &CStr) -> io::Result<()> {
 pub(crate) fn shm_names() -> io::Result<Vec<String>> {
     Err(unsupported())
 }
+pub(crate) fn euid() -> u32 {
+    0
+}
+#[derive(Debug, Default)]
+pub(crate) struct UsersScan {
+    pub(crate) complete: bool,
+    pub(crate) by_file: std::collections::HashMap<FileId, Vec<u32>>,
+    pub(crate) uninspectable: Vec<(u32, u32)>,
+    pub(crate) may_hide: bool,
+}
+pub(crate) fn scan_shm_users() -> UsersScan {
+    UsersScan::default()
+}
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exists {
+    Yes,
+    No,
+    Unknown,
+}
+pub(crate) fn pid_exists(_: u32) -> Exists {
+    Exists::Unknown
+}
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProcStat {
+    Running { start_time: u64 },
+    Zombie,
+    Unreadable,
+}
+pub(crate) fn proc_stat(_: u32) -> ProcStat {
+    ProcStat::Unreadable
+}
 pub(crate) fn process_start_time(_: u32) -> Option<u64> {
     None
+}
+pub(crate) fn gettid() -> u32 {
+    // No thread ids here: a per-thread counter stands in (liveness answers Unknown anyway).
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    std::thread_local!(static ID: u32 = NEXT.fetch_add(1, Ordering::Relaxed));
+    ID.with(|id| *id)
 }
 pub(crate) fn monotonic_now() -> Duration {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
