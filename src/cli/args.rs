@@ -2,15 +2,16 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::time::Duration;
 
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Command {
-    /// `ls [--prefix P]`
+    /// `ls [--prefix P] [--all]`
     Ls {
         /// Only names that start with this.
         prefix: Option<String>,
+        /// Other programs' files too.
+        all: bool,
     },
     /// `inspect NAME`
     Inspect {
@@ -24,14 +25,12 @@ pub(crate) enum Command {
         /// Remove even what live processes use.
         force: bool,
     },
-    /// `gc [--dry-run] [--prefix P] [--grace SECS]`
+    /// `gc [--dry-run] [--prefix P]`
     Gc {
         /// Only say what would be removed.
         dry_run: bool,
         /// Only names that start with this.
         prefix: Option<String>,
-        /// How long an unpublished file without a creator must have been left alone.
-        grace: Duration,
     },
     /// `help [COMMAND]`, `--help`, `-h`
     Help(Option<String>),
@@ -81,7 +80,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocati
     let mut prefix: Option<String> = None;
     let mut force = false;
     let mut dry_run = false;
-    let mut grace: Option<Duration> = None;
+    let mut all = false;
     let mut only_positional = false;
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
@@ -130,7 +129,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocati
                 None => Err(usage(format!("{flag} needs a value"), command)),
             }
         };
-        let takes_value = matches!(flag, "--prefix" | "--grace");
+        let takes_value = flag == "--prefix";
         if inline.is_some() && !takes_value {
             return Err(usage(format!("{flag} takes no value"), command));
         }
@@ -149,20 +148,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocati
             "--prefix" if matches!(command, Some("ls" | "gc")) => {
                 prefix = Some(value("--prefix")?);
             }
-            "--grace" if command == Some("gc") => {
-                let v = value("--grace")?;
-                let secs: f64 = v
-                    .parse()
-                    .ok()
-                    .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s < 1e9)
-                    .ok_or_else(|| {
-                        usage(
-                            format!("--grace wants seconds (a number >= 0), got {v:?}"),
-                            command,
-                        )
-                    })?;
-                grace = Some(Duration::from_secs_f64(secs));
-            }
+            "--all" | "-a" if command == Some("ls") => all = true,
             other => {
                 return Err(usage(
                     match command {
@@ -208,7 +194,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocati
         }
         Some("ls") => {
             no_more(&positional, "ls")?;
-            Command::Ls { prefix }
+            Command::Ls { prefix, all }
         }
         Some("inspect") => {
             let mut p = positional.into_iter();
@@ -229,11 +215,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocati
         }
         Some("gc") => {
             no_more(&positional, "gc")?;
-            Command::Gc {
-                dry_run,
-                prefix,
-                grace: grace.unwrap_or(super::model::UNPUBLISHED_GRACE),
-            }
+            Command::Gc { dry_run, prefix }
         }
         Some(_) => unreachable!("every command word is matched above"),
     };
@@ -244,16 +226,19 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocati
 pub(crate) fn help(topic: Option<&str>) -> String {
     match topic {
         Some("ls") => "\
-usage: shm-ipc [--json] ls [--prefix P]
+usage: shm-ipc [--json] ls [--prefix P] [--all]
 
 Lists the shm-ipc segments in the shared-memory namespace, and the files a creator left
-unpublished (killed mid-create: a 0-byte or all-zero file) or corrupt.
+unpublished (killed mid-create: a 0-byte, all-zero or half-written file) or corrupt.
 
 Columns: NAME, KIND, TYPE (typecode or record format), COUNT (elements or capacity), SIZE
-(bytes of the file), CREATOR (pid and alive/dead/unknown), USERS (pids of the live processes
-that map it; `-` none, `?` cannot be told), AGE (since the file was last modified), STATE.
+(bytes of the file), CREATOR (pid and alive/dead/unknown), USERS (pids of the processes that
+map it or hold it open; `-` none, `?` some cannot be seen), AGE (since the file was last
+modified), STATE (ready, initialising, empty, no-header, corrupt; with --all also foreign,
+not-a-file, unreadable).
 
   --prefix P   only names that start with P
+  -a, --all    other programs' files in the namespace too
   --json       one JSON document: {\"segments\": [...]}
 "
         .into(),
@@ -279,15 +264,16 @@ nobody can open it by name any more.
 "
         .into(),
         Some("gc") => "\
-usage: shm-ipc [--json] gc [--dry-run] [--prefix P] [--grace SECS]
+usage: shm-ipc [--json] gc [--dry-run] [--prefix P]
 
-Removes what crashed processes left behind: segments that no live process maps and whose
-creator is dead, and unpublished files of dead creators. Never removes a segment in use, one
-whose users or creator cannot be told, or one whose creator is alive.
+Removes what crashed processes left behind: segments that no process maps or holds open and
+whose creator is dead, and files their creators never published (a creator that is dead, or,
+for a file too short to name its creator, one left alone for 2 seconds). Never removes a
+segment in use, one whose users or creator cannot be told, one whose creator is alive, or
+another program's file.
 
   -n, --dry-run  only say what would be removed
   --prefix P     only names that start with P
-  --grace SECS   an unpublished file that records no creator must be this old (default 2)
   --json         one JSON document: {\"removed\": [...], \"kept\": [...]}
 "
         .into(),
@@ -298,7 +284,7 @@ shm-ipc {}: list, inspect and clean up shm-ipc shared-memory segments
 usage: shm-ipc [--json] <command> [options]
 
 commands:
-  ls [--prefix P]                 list segments, their creators and users
+  ls [--prefix P] [--all]         list segments, their creators and users
   inspect NAME                    header and live state of one segment
   rm [--force] NAME...            remove segments (refuses ones in use)
   gc [--dry-run] [--prefix P]     remove what dead processes left and nobody uses
@@ -331,7 +317,10 @@ mod tests {
             p(&["ls"]).unwrap(),
             Invocation {
                 json: false,
-                command: Command::Ls { prefix: None }
+                command: Command::Ls {
+                    prefix: None,
+                    all: false
+                }
             }
         );
         assert_eq!(
@@ -339,14 +328,16 @@ mod tests {
             Invocation {
                 json: true,
                 command: Command::Ls {
-                    prefix: Some("ab".into())
+                    prefix: Some("ab".into()),
+                    all: false
                 }
             }
         );
         assert_eq!(
-            p(&["ls", "--prefix=ab", "--json"]).unwrap().command,
+            p(&["ls", "--prefix=ab", "--json", "-a"]).unwrap().command,
             Command::Ls {
-                prefix: Some("ab".into())
+                prefix: Some("ab".into()),
+                all: true
             }
         );
         assert_eq!(
@@ -361,13 +352,10 @@ mod tests {
             }
         );
         assert_eq!(
-            p(&["gc", "-n", "--grace", "0.5", "--prefix", "t"])
-                .unwrap()
-                .command,
+            p(&["gc", "-n", "--prefix", "t"]).unwrap().command,
             Command::Gc {
                 dry_run: true,
                 prefix: Some("t".into()),
-                grace: Duration::from_millis(500)
             }
         );
         assert_eq!(
@@ -375,7 +363,6 @@ mod tests {
             Command::Gc {
                 dry_run: false,
                 prefix: None,
-                grace: crate::cli::model::UNPUBLISHED_GRACE
             }
         );
         // `--` ends the options: a name may start with a dash.
@@ -419,9 +406,8 @@ mod tests {
             &["rm", "x", "--dry-run"],
             &["inspect"],
             &["inspect", "a", "b"],
-            &["gc", "--grace"],
-            &["gc", "--grace", "-1"],
-            &["gc", "--grace", "soon"],
+            &["gc", "--prefix"],
+            &["gc", "--all"],
             &["gc", "--dry-run=yes"],
             &["--bogus"],
             &["help", "nope"],

@@ -9,8 +9,9 @@ mod source;
 mod state;
 
 use args::{Command, Invocation};
-use model::{gc_verdict, rm_refusal, Entry, State, Users};
+use model::Entry;
 use serde_json::{json, Value as Json};
+use shm_core::{SegmentState, Users};
 use source::CliError;
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -83,14 +84,10 @@ fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> Result
             writeln!(out, "shm-ipc {}", env!("CARGO_PKG_VERSION"))?;
             Ok(EXIT_OK)
         }
-        Command::Ls { prefix } => ls(inv.json, prefix.as_deref(), out),
+        Command::Ls { prefix, all } => ls(inv.json, prefix.as_deref(), *all, out),
         Command::Inspect { name } => inspect(inv.json, name, out),
         Command::Rm { names, force } => rm(inv.json, names, *force, out, err),
-        Command::Gc {
-            dry_run,
-            prefix,
-            grace,
-        } => gc(inv.json, *dry_run, prefix.as_deref(), *grace, out, err),
+        Command::Gc { dry_run, prefix } => gc(inv.json, *dry_run, prefix.as_deref(), out, err),
     }
 }
 
@@ -98,51 +95,57 @@ fn execute(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> Result
 // Rendering
 
 fn type_column(e: &Entry) -> String {
-    if !e.kind.is_some_and(model::has_elements) {
+    if !e.kind.is_some_and(model::has_elements) || e.format.is_empty() {
         return "-".into();
     }
     match e.format.as_str() {
-        "" => "-".into(),
         f if f.len() == 1 => format!("'{f}'"),
         f => f.into(),
     }
 }
 
+fn liveness_word(l: Option<shm_core::Liveness>) -> String {
+    l.map_or("unknown".into(), |l| l.to_string())
+}
+
 fn creator_column(e: &Entry) -> String {
     match e.creator {
-        Some(c) => format!("{} {}", c.pid, c.liveness),
+        Some(c) => format!("{} {}", c.pid, liveness_word(c.liveness)),
         None => "-".into(),
     }
 }
 
 fn state_column(e: &Entry) -> String {
-    match e.state.detail() {
-        Some(d) => format!("{} ({d})", e.state.word()),
-        None => e.state.word().into(),
+    match &e.state {
+        shm_core::SegmentState::Corrupt { reason } => format!("corrupt: {reason}"),
+        s => model::state_word(s).into(),
     }
 }
 
 fn entry_json(e: &Entry) -> Json {
     json!({
         "name": e.name,
-        "state": e.state.word(),
-        "detail": e.state.detail(),
+        "state": model::state_word(&e.state),
+        "detail": model::state_detail(&e.state),
         "kind": e.kind.map(|k| k.to_string()),
         "format": (!e.format.is_empty() && e.kind.is_some_and(model::has_elements))
             .then_some(&e.format),
         "count": e.count,
         "size": e.size,
-        "creator": e.creator.map(|c| json!({"pid": c.pid, "liveness": c.liveness.to_string()})),
+        "creator": e.creator.map(|c| json!({
+            "pid": c.pid,
+            "liveness": liveness_word(c.liveness),
+        })),
         "users": users_json(&e.users),
+        "users_complete": matches!(e.users, Users::Known(_)),
+        "locked": e.locked,
         "age_secs": e.age.map(|a| a.as_secs_f64()),
+        "abandoned": e.abandoned,
     })
 }
 
 fn users_json(u: &Users) -> Json {
-    match u {
-        Users::Known(p) => json!(p),
-        Users::Unknown => Json::Null,
-    }
+    json!(u.seen())
 }
 
 /// Left-aligned columns, two spaces apart; the last column is not padded.
@@ -178,6 +181,41 @@ fn json_out(out: &mut dyn Write, v: &Json) -> io::Result<()> {
     writeln!(out)
 }
 
+fn print_fields<K: AsRef<str>>(out: &mut dyn Write, fields: &[(K, Json)]) -> io::Result<()> {
+    let width = fields
+        .iter()
+        .map(|(k, _)| k.as_ref().len())
+        .max()
+        .unwrap_or(0);
+    for (k, v) in fields {
+        let v = match v {
+            Json::String(s) => s.clone(),
+            Json::Null => "-".into(),
+            Json::Array(a) if a.iter().all(|x| !x.is_object()) => {
+                if a.is_empty() {
+                    "-".into()
+                } else {
+                    a.iter()
+                        .map(|x| match x {
+                            Json::String(s) => s.clone(),
+                            other => other.to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                }
+            }
+            other => other.to_string(),
+        };
+        let key = format!("{}:", k.as_ref());
+        writeln!(out, "{key:width$}  {v}", width = width + 1)?;
+    }
+    Ok(())
+}
+
+fn fields_json(fields: state::Fields) -> serde_json::Map<String, Json> {
+    fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Commands
 
@@ -188,29 +226,30 @@ fn checked_prefix(prefix: Option<&str>) -> Result<(), CliError> {
     }
 }
 
-fn ls(json: bool, prefix: Option<&str>, out: &mut dyn Write) -> Result<i32, Failure> {
+fn ls(json: bool, prefix: Option<&str>, all: bool, out: &mut dyn Write) -> Result<i32, Failure> {
     checked_prefix(prefix)?;
-    let entries = source::list(prefix)?;
+    let listed = source::list(prefix, all)?;
     if json {
-        let list: Vec<Json> = entries.iter().map(entry_json).collect();
+        let list: Vec<Json> = listed.iter().map(|l| entry_json(&l.entry)).collect();
         json_out(out, &json!({ "segments": list }))?;
         return Ok(EXIT_OK);
     }
-    if entries.is_empty() {
+    if listed.is_empty() {
         writeln!(out, "no segments")?;
         return Ok(EXIT_OK);
     }
-    let rows: Vec<Vec<String>> = entries
+    let rows: Vec<Vec<String>> = listed
         .iter()
-        .map(|e| {
+        .map(|l| {
+            let e = &l.entry;
             vec![
                 e.name.clone(),
                 e.kind.map_or("-".into(), |k| k.to_string()),
                 type_column(e),
-                e.count.to_string(),
+                e.count.map_or("-".into(), |c| c.to_string()),
                 model::fmt_size(e.size),
                 creator_column(e),
-                e.users.to_string(),
+                model::users_column(&e.users, e.locked),
                 e.age.map_or("-".into(), model::fmt_age),
                 state_column(e),
             ]
@@ -230,107 +269,110 @@ fn ls(json: bool, prefix: Option<&str>, out: &mut dyn Write) -> Result<i32, Fail
 
 fn inspect(json: bool, arg: &OsString, out: &mut dyn Write) -> Result<i32, Failure> {
     let name = source::parse_name(arg)?;
-    let entry = source::find(&name)?;
-    let mut fields: state::Fields = Vec::new();
-    match &entry.state {
-        State::Corrupt { reason } => {
-            return Err(CliError::Corrupt {
-                name: entry.name.clone(),
-                reason: reason.clone(),
+    let l = source::find(&name)?;
+    let e = &l.entry;
+    let not_ours = |reason: String| CliError::Corrupt {
+        name: e.name.clone(),
+        reason,
+    };
+    let (mut fields, live) = match &e.state {
+        SegmentState::Ready => {
+            let kind = e
+                .kind
+                .ok_or_else(|| not_ours("the header names no known object kind".into()))?;
+            let seg = shm_core::Segment::builder(&name, kind)
+                .open_timeout(Duration::from_millis(300))
+                .open()
+                .map_err(|x| not_ours(x.to_string()))?;
+            let mut f = state::header_fields(e, &seg);
+            f.push(("users", users_json(&e.users)));
+            f.push(("users_complete", json!(matches!(e.users, Users::Known(_)))));
+            f.push(("age_secs", json!(e.age.map(|a| a.as_secs_f64()))));
+            let live = state::live_fields(&name, &seg)?;
+            (f, Some(live))
+        }
+        SegmentState::Corrupt { reason } => return Err(not_ours(reason.clone()).into()),
+        SegmentState::Foreign => {
+            return Err(CliError::NotOurs {
+                name: e.name.clone(),
             }
             .into())
         }
-        State::Unpublished { detail } => {
-            fields.push(("name", json!(entry.name)));
-            fields.push(("state", json!("unpublished")));
-            fields.push(("detail", json!(detail)));
-            fields.push(("file_size", json!(entry.size)));
-            if let Some(c) = entry.creator {
-                fields.push(("creator_pid", json!(c.pid)));
-                fields.push(("creator", json!(c.liveness.to_string())));
-            }
+        SegmentState::NotRegularFile { found } => {
+            return Err(not_ours(format!("it is a {found}, not a regular file")).into())
         }
-        State::Ready => {
-            let kind = entry.kind.ok_or_else(|| CliError::Corrupt {
-                name: entry.name.clone(),
-                reason: "unknown object kind".into(),
-            })?;
-            let seg = shm_core::Segment::builder(&name, kind)
-                .timeout(Duration::from_millis(300))
-                .open()
-                .map_err(|e| CliError::Corrupt {
-                    name: entry.name.clone(),
-                    reason: e.to_string(),
-                })?;
-            fields.extend(state::header_fields(&entry, &seg));
-            fields.push(("users", users_json(&entry.users)));
-            if let Some(age) = entry.age {
-                fields.push(("age_secs", json!(age.as_secs_f64())));
+        SegmentState::Unreadable => {
+            return Err(CliError::Os {
+                what: e.name.clone(),
+                source: io::Error::from(io::ErrorKind::PermissionDenied),
             }
-            let live = state::live_fields(&name, &seg)?;
-            if json {
-                let mut obj = serde_json::Map::new();
-                for (k, v) in fields {
-                    obj.insert(k.into(), v);
-                }
-                let mut l = serde_json::Map::new();
-                for (k, v) in live {
-                    l.insert(k.into(), v);
-                }
-                obj.insert("live".into(), Json::Object(l));
-                json_out(out, &Json::Object(obj))?;
-                return Ok(EXIT_OK);
-            }
-            print_fields(out, &fields)?;
-            if !live.is_empty() {
-                writeln!(out, "live state:")?;
-                let indented: Vec<(String, Json)> = live
-                    .into_iter()
-                    .map(|(k, v)| (format!("  {k}"), v))
-                    .collect();
-                print_fields(out, &indented)?;
-            }
-            return Ok(EXIT_OK);
+            .into())
         }
-    }
+        // Never published: show what the file says.
+        _ => {
+            let mut f: state::Fields = vec![
+                ("name", json!(e.name)),
+                ("state", json!(model::state_word(&e.state))),
+                ("detail", json!(model::state_detail(&e.state))),
+                ("file_size", json!(e.size)),
+            ];
+            if let Some(c) = e.creator {
+                f.push(("creator_pid", json!(c.pid)));
+                f.push(("creator", json!(liveness_word(c.liveness))));
+            }
+            f.push(("users", users_json(&e.users)));
+            f.push(("users_complete", json!(matches!(e.users, Users::Known(_)))));
+            f.push(("age_secs", json!(e.age.map(|a| a.as_secs_f64()))));
+            (f, None)
+        }
+    };
+    fields.push(("abandoned", json!(e.abandoned)));
     if json {
-        let obj: serde_json::Map<String, Json> =
-            fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let mut obj = fields_json(fields);
+        if let Some(live) = live {
+            obj.insert("live".into(), Json::Object(fields_json(live)));
+        }
         json_out(out, &Json::Object(obj))?;
-    } else {
-        print_fields(out, &fields)?;
+        return Ok(EXIT_OK);
+    }
+    print_fields(out, &humanize(fields, e))?;
+    if let Some(live) = live.filter(|l| !l.is_empty()) {
+        writeln!(out, "live state:")?;
+        let indented: Vec<(String, Json)> = humanize(live, e)
+            .into_iter()
+            .map(|(k, v)| (format!("  {k}"), v))
+            .collect();
+        print_fields(out, &indented)?;
     }
     Ok(EXIT_OK)
 }
 
-fn print_fields<K: AsRef<str>>(out: &mut dyn Write, fields: &[(K, Json)]) -> io::Result<()> {
-    let width = fields
-        .iter()
-        .map(|(k, _)| k.as_ref().len())
-        .max()
-        .unwrap_or(0);
-    for (k, v) in fields {
-        let v = match v {
-            Json::String(s) => s.clone(),
-            Json::Null => "-".into(),
-            Json::Array(a) if a.iter().all(|x| !x.is_object()) => a
-                .iter()
-                .map(|x| match x {
-                    Json::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join(" "),
-            other => other.to_string(),
-        };
-        writeln!(
-            out,
-            "{:width$}  {v}",
-            format!("{}:", k.as_ref()),
-            width = width + 1
-        )?;
+/// The JSON fields, merged into what a person reads at a glance: `users` with `?` for ones
+/// that cannot be seen, `age` as `5s`, a lock holder as `thread N (alive)`.
+fn humanize(fields: state::Fields, e: &Entry) -> Vec<(&'static str, Json)> {
+    let thread = |prefix: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k.strip_prefix(prefix) == Some("holder_thread"))
+            .map(|(_, v)| v.clone())
+    };
+    let mut out = Vec::new();
+    for (k, v) in fields.iter().cloned() {
+        match k {
+            "users_complete" | "holder_thread" | "lock_holder_thread" => {}
+            "users" => out.push((k, json!(model::users_column(&e.users, e.locked)))),
+            "age_secs" => out.push(("age", json!(e.age.map_or("-".into(), model::fmt_age)))),
+            "holder" | "lock_holder" => {
+                let prefix = if k == "holder" { "" } else { "lock_" };
+                match (thread(prefix), v.as_str()) {
+                    (Some(t), Some(l)) => out.push((k, json!(format!("thread {t} ({l})")))),
+                    _ => out.push((k, v)),
+                }
+            }
+            _ => out.push((k, v)),
+        }
     }
-    Ok(())
+    out
 }
 
 fn rm(
@@ -344,26 +386,20 @@ fn rm(
     let mut failed: Vec<(String, CliError)> = Vec::new();
     for arg in names {
         let shown = arg.to_string_lossy().into_owned();
-        let result = source::parse_name(arg).and_then(|name| {
-            match source::find(&name) {
-                Ok(entry) => {
-                    if !force {
-                        if let Some(reason) = rm_refusal(&entry) {
-                            return Err(CliError::Refused {
-                                name: entry.name,
-                                reason,
-                            });
-                        }
-                    }
+        let result = source::parse_name(arg)
+            .and_then(|name| source::find(&name))
+            .and_then(|l| {
+                if !force && !l.entry.is_ours() {
+                    return Err(CliError::Refused {
+                        name: l.entry.name.clone(),
+                        reason: format!(
+                            "{}: not an shm-ipc segment (--force removes it anyway)",
+                            model::state_word(&l.entry.state)
+                        ),
+                    });
                 }
-                // Not ours: only with --force.
-                Err(CliError::NotOurs { name: n }) if force => {
-                    let _ = n;
-                }
-                Err(e) => return Err(e),
-            }
-            source::remove(&name).map(|()| name.as_str().to_owned())
-        });
+                source::remove(&l, force).map(|()| l.entry.name)
+            });
         match result {
             Ok(n) => {
                 if !json {
@@ -372,9 +408,7 @@ fn rm(
                 removed.push(n);
             }
             Err(e) => {
-                if !json {
-                    writeln!(err, "shm-ipc: {e}")?;
-                }
+                writeln!(err, "shm-ipc: {e}")?;
                 failed.push((shown, e));
             }
         }
@@ -384,7 +418,7 @@ fn rm(
             .iter()
             .map(|(n, e)| json!({"name": n, "error": e.to_string()}))
             .collect();
-        json_out(out, &json!({"removed": removed, "refused": refused}))?;
+        json_out(out, &json!({"removed": removed, "failed": refused}))?;
     }
     Ok(if failed.is_empty() {
         EXIT_OK
@@ -397,31 +431,34 @@ fn gc(
     json: bool,
     dry_run: bool,
     prefix: Option<&str>,
-    grace: Duration,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<i32, Failure> {
     checked_prefix(prefix)?;
-    let entries = source::list(prefix)?;
+    let listed = source::list(prefix, false)?;
     let mut removed: Vec<(String, String)> = Vec::new();
     let mut kept: Vec<(String, String)> = Vec::new();
     let mut failures = 0;
-    for e in &entries {
-        let verdict = gc_verdict(e, grace);
-        if !verdict.removes() {
-            kept.push((e.name.clone(), verdict.reason().to_owned()));
-            continue;
-        }
+    for l in &listed {
+        let reason = match model::gc_reason(&l.entry) {
+            Ok(why) => why,
+            Err(why) => {
+                kept.push((l.entry.name.clone(), why));
+                continue;
+            }
+        };
         if !dry_run {
-            let removal = shm_core::SegmentName::new(&e.name)
-                .map_err(|x| CliError::BadName {
-                    arg: e.name.clone(),
-                    reason: x.to_string(),
-                })
-                .and_then(|n| source::remove(&n));
-            match removal {
+            // shm-core checks again, under the file's lock, that nobody uses it and that the
+            // name still refers to the file that was judged.
+            match source::remove(l, false) {
+                Ok(()) => {}
                 // Somebody else removed it meanwhile: it is gone, as asked.
-                Ok(()) | Err(CliError::NotFound { .. }) => {}
+                Err(CliError::NotFound { .. }) => {}
+                // Somebody started using it, or re-created it, since the listing.
+                Err(CliError::Refused { reason, .. }) => {
+                    kept.push((l.entry.name.clone(), reason));
+                    continue;
+                }
                 Err(x) => {
                     writeln!(err, "shm-ipc: {x}")?;
                     failures += 1;
@@ -429,7 +466,7 @@ fn gc(
                 }
             }
         }
-        removed.push((e.name.clone(), verdict.reason().to_owned()));
+        removed.push((l.entry.name.clone(), reason));
     }
     if json {
         let list = |v: &[(String, String)]| -> Vec<Json> {
@@ -437,12 +474,14 @@ fn gc(
                 .map(|(n, r)| json!({"name": n, "reason": r}))
                 .collect()
         };
+        let key = if dry_run { "would_remove" } else { "removed" };
         json_out(
             out,
             &json!({
                 "dry_run": dry_run,
-                if dry_run { "would_remove" } else { "removed" }: list(&removed),
+                key: list(&removed),
                 "kept": list(&kept),
+                "failed": failures,
             }),
         )?;
     } else {
@@ -453,17 +492,11 @@ fn gc(
         for (n, r) in &kept {
             writeln!(out, "kept {n}: {r}")?;
         }
-        writeln!(
-            out,
-            "{verb} {}, kept {}{}",
-            removed.len(),
-            kept.len(),
-            if failures > 0 {
-                format!(", {failures} failed")
-            } else {
-                String::new()
-            }
-        )?;
+        write!(out, "{verb} {}, kept {}", removed.len(), kept.len())?;
+        if failures > 0 {
+            write!(out, ", {failures} failed")?;
+        }
+        writeln!(out)?;
     }
     Ok(if failures == 0 { EXIT_OK } else { EXIT_ERROR })
 }

@@ -1,218 +1,120 @@
-//! What the tool knows about a segment, and the cleanup policy over it (pure: no OS calls, so
-//! the rules are unit-tested here).
+//! What the tool shows about a segment, and how it explains `gc`'s decisions (pure: no OS
+//! calls, so the wording and the column rules are unit-tested here). The decisions themselves
+//! are shm-core's ([`SegmentInfo::is_abandoned`](shm_core::SegmentInfo::is_abandoned),
+//! [`remove`](shm_core::inventory::remove)): the tool never has a rule of its own about what is
+//! safe to remove.
 
-use shm_core::ObjectKind;
-use std::fmt;
+use shm_core::{Liveness, ObjectKind, SegmentInfo, SegmentState, Users};
 use std::time::Duration;
-
-/// Stand-in for `shm_core::Liveness` until the core-interface commit lands in main.
-/// TODO(core-interface): replace with `pub(crate) use shm_core::Liveness;`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Liveness {
-    /// Runs.
-    Alive,
-    /// Gone.
-    Dead,
-    /// Cannot be told.
-    Unknown,
-}
-
-impl fmt::Display for Liveness {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Liveness::Alive => "alive",
-            Liveness::Dead => "dead",
-            Liveness::Unknown => "unknown",
-        })
-    }
-}
-
-/// Which live processes map a segment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Users {
-    /// These processes (possibly none).
-    Known(Vec<u32>),
-    /// Could not be told (no `/proc`, or processes of other users are hidden).
-    Unknown,
-}
-
-impl fmt::Display for Users {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Users::Unknown => f.write_str("?"),
-            Users::Known(p) if p.is_empty() => f.write_str("-"),
-            Users::Known(p) => {
-                for (i, pid) in p.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(",")?;
-                    }
-                    write!(f, "{pid}")?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-/// The state of the file behind a name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum State {
-    /// Published by its creator and its header validates.
-    Ready,
-    /// Not (yet) published: a 0-byte or all-zero file, or a header whose state word still says
-    /// the creator is initialising. A creator killed mid-create leaves one of these.
-    Unpublished {
-        /// What was found ("0 bytes", "all zero", "initialising").
-        detail: String,
-    },
-    /// Ours (or meant to be) but its header does not validate.
-    Corrupt {
-        /// Why.
-        reason: String,
-    },
-}
-
-impl State {
-    /// One word for tables and JSON.
-    pub(crate) fn word(&self) -> &'static str {
-        match self {
-            State::Ready => "ready",
-            State::Unpublished { .. } => "unpublished",
-            State::Corrupt { .. } => "corrupt",
-        }
-    }
-
-    /// The detail, if any.
-    pub(crate) fn detail(&self) -> Option<&str> {
-        match self {
-            State::Ready => None,
-            State::Unpublished { detail } => Some(detail),
-            State::Corrupt { reason } => Some(reason),
-        }
-    }
-}
 
 /// Who created a segment, as its header records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Creator {
     /// The creator's pid.
     pub(crate) pid: u32,
-    /// Whether it still runs.
-    pub(crate) liveness: Liveness,
+    /// Whether it still runs (`None`: not asked).
+    pub(crate) liveness: Option<Liveness>,
 }
 
-/// One row of `ls`.
+/// One row of `ls`: the facts of a [`SegmentInfo`], in the tool's terms.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Entry {
     /// The name, without a leading slash.
     pub(crate) name: String,
-    /// Published, unpublished or corrupt.
-    pub(crate) state: State,
-    /// The object kind (`None` when unpublished or unknown).
+    /// Published, unpublished, corrupt, foreign...
+    pub(crate) state: SegmentState,
+    /// The object kind (`None` without a valid header).
     pub(crate) kind: Option<ObjectKind>,
-    /// The typecode (`'i'`) or record format, empty when unknown.
+    /// The typecode or record format as stored, empty when unknown.
     pub(crate) format: String,
-    /// Element count or capacity from the header (0 when unknown).
-    pub(crate) count: u64,
+    /// Element count or capacity.
+    pub(crate) count: Option<u64>,
     /// Bytes of the file.
     pub(crate) size: u64,
-    /// The creator recorded in the header (`None` when the header holds none).
+    /// The creator recorded in the header.
     pub(crate) creator: Option<Creator>,
-    /// Live processes that map it.
+    /// Processes that map the segment or hold it open.
     pub(crate) users: Users,
-    /// Time since the file was last modified, if known.
+    /// Whether a handle holds the segment's lock (a live user even if no process was seen).
+    pub(crate) locked: bool,
+    /// Time since the file was last modified.
     pub(crate) age: Option<Duration>,
+    /// shm-core's verdict: nobody uses it and its creator is dead (or it is a leftover).
+    pub(crate) abandoned: bool,
 }
 
-/// How long an unpublished file without a recorded creator must have been left alone before
-/// `gc` calls it a leftover: a live creator publishes within microseconds, and a crashed one
-/// never does.
-pub(crate) const UNPUBLISHED_GRACE: Duration = Duration::from_secs(2);
-
-/// What `gc` does with one entry, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Verdict {
-    /// Remove it.
-    Remove(String),
-    /// Leave it.
-    Keep(String),
-}
-
-impl Verdict {
-    /// Whether the entry goes.
-    pub(crate) fn removes(&self) -> bool {
-        matches!(self, Verdict::Remove(_))
-    }
-
-    /// The reason.
-    pub(crate) fn reason(&self) -> &str {
-        match self {
-            Verdict::Remove(r) | Verdict::Keep(r) => r,
+impl Entry {
+    /// The row for `info`.
+    pub(crate) fn of(info: &SegmentInfo) -> Entry {
+        Entry {
+            name: info.name.as_str().to_owned(),
+            state: info.state.clone(),
+            kind: info.kind,
+            format: info.format.clone(),
+            count: info.count,
+            size: info.file_len,
+            creator: info.creator.map(|c| Creator {
+                pid: c.pid(),
+                liveness: info.creator_liveness,
+            }),
+            users: info.users.clone(),
+            locked: info.locked,
+            age: info.age,
+            abandoned: info.is_abandoned(),
         }
     }
-}
 
-/// The `gc` rule: a segment goes only when it is known that no live process maps it, and its
-/// creator is known to be dead (or, for an unpublished file that records no creator, when it
-/// has been left alone for `grace`). Anything unknown is kept.
-pub(crate) fn gc_verdict(e: &Entry, grace: Duration) -> Verdict {
-    match &e.users {
-        Users::Unknown => {
-            return Verdict::Keep("cannot tell which processes map it".into());
-        }
-        Users::Known(p) if !p.is_empty() => {
-            return Verdict::Keep(format!("in use by {}", e.users));
-        }
-        Users::Known(_) => {}
-    }
-    match e.creator {
-        Some(Creator {
-            pid,
-            liveness: Liveness::Dead,
-        }) => Verdict::Remove(match e.state {
-            State::Ready => format!("creator {pid} is dead and nobody maps it"),
-            State::Unpublished { .. } => {
-                format!("creator {pid} died before publishing it and nobody maps it")
-            }
-            State::Corrupt { .. } => format!("corrupt, creator {pid} is dead, nobody maps it"),
-        }),
-        Some(Creator {
-            pid,
-            liveness: Liveness::Alive,
-        }) => Verdict::Keep(format!("creator {pid} is alive")),
-        Some(Creator { pid, .. }) => {
-            Verdict::Keep(format!("cannot tell whether creator {pid} is alive"))
-        }
-        None => match (&e.state, e.age) {
-            (State::Ready, _) => Verdict::Keep("no creator recorded".into()),
-            (_, Some(age)) if age >= grace => Verdict::Remove(format!(
-                "{} for {}, no creator recorded, nobody maps it",
-                e.state.word(),
-                fmt_age(age)
-            )),
-            (_, Some(_)) => Verdict::Keep(format!(
-                "{} for less than {}: its creator may still be writing it",
-                e.state.word(),
-                fmt_age(grace)
-            )),
-            (_, None) => Verdict::Keep(format!("{}, age unknown", e.state.word())),
-        },
+    /// Whether `ls` shows it without `--all`: shm-ipc segments and the leftovers of their
+    /// creators, not other programs' files.
+    pub(crate) fn is_ours(&self) -> bool {
+        matches!(
+            self.state,
+            SegmentState::Ready | SegmentState::Corrupt { .. }
+        ) || self.state.is_unpublished()
     }
 }
 
-/// What `rm` (without `--force`) refuses, or `None` if it may remove the entry.
-pub(crate) fn rm_refusal(e: &Entry) -> Option<String> {
-    match &e.users {
-        Users::Unknown => Some(
-            "cannot tell whether live processes map it (use --force to remove it anyway)".into(),
-        ),
-        Users::Known(p) if !p.is_empty() => Some(format!(
-            "in use by {} {} (use --force to remove it anyway)",
-            if p.len() == 1 { "process" } else { "processes" },
-            e.users
-        )),
-        Users::Known(_) => None,
+/// One word for a state, for tables and JSON.
+pub(crate) fn state_word(s: &SegmentState) -> &'static str {
+    match s {
+        SegmentState::Ready => "ready",
+        SegmentState::Initialising => "initialising",
+        SegmentState::Empty => "empty",
+        SegmentState::NoHeader => "no-header",
+        SegmentState::Corrupt { .. } => "corrupt",
+        SegmentState::Foreign => "foreign",
+        SegmentState::NotRegularFile { .. } => "not-a-file",
+        SegmentState::Unreadable => "unreadable",
+        _ => "unknown",
     }
+}
+
+/// The detail a state carries, if any.
+pub(crate) fn state_detail(s: &SegmentState) -> Option<String> {
+    match s {
+        SegmentState::Corrupt { reason } => Some(reason.clone()),
+        SegmentState::NotRegularFile { found } => Some((*found).to_owned()),
+        SegmentState::Initialising => Some("never published".into()),
+        SegmentState::Empty => Some("0 bytes, never published".into()),
+        SegmentState::NoHeader => Some("no header written, never published".into()),
+        _ => None,
+    }
+}
+
+/// `-` for nobody, the pids, and `?` for processes that may be hidden.
+pub(crate) fn users_column(u: &Users, locked: bool) -> String {
+    let pids: Vec<String> = u.seen().iter().map(u32::to_string).collect();
+    let mut s = pids.join(",");
+    if matches!(u, Users::Unknown { .. }) || (locked && pids.is_empty()) {
+        if !s.is_empty() {
+            s.push(',');
+        }
+        s.push('?');
+    }
+    if s.is_empty() {
+        s.push('-');
+    }
+    s
 }
 
 /// Whether objects of `kind` hold typed elements (the header's layout means something).
@@ -226,6 +128,42 @@ pub(crate) fn has_elements(kind: ObjectKind) -> bool {
             | ObjectKind::SpscQueue
             | ObjectKind::MpmcQueue
     )
+}
+
+/// Why `gc` removes an entry (`Ok`) or keeps it (`Err`). The decision is
+/// [`Entry::abandoned`]; this only says why in words.
+pub(crate) fn gc_reason(e: &Entry) -> Result<String, String> {
+    let creator = |c: &Creator| {
+        format!(
+            "creator {} is {}",
+            c.pid,
+            c.liveness.map_or("unknown".into(), |l| l.to_string())
+        )
+    };
+    if e.abandoned {
+        return Ok(match (&e.creator, e.state.is_unpublished()) {
+            (Some(c), false) => format!("{}, nobody uses it", creator(c)),
+            (Some(c), true) => format!("never published, {}, nobody uses it", creator(c)),
+            (None, _) => format!(
+                "{}, left for {}, nobody uses it",
+                state_detail(&e.state).unwrap_or_else(|| state_word(&e.state).into()),
+                e.age.map_or("?".into(), fmt_age)
+            ),
+        });
+    }
+    Err(if !e.is_ours() {
+        format!("{}: not an shm-ipc segment", state_word(&e.state))
+    } else if !e.users.seen().is_empty() {
+        format!("in use by {}", users_column(&e.users, e.locked))
+    } else if matches!(e.users, Users::Unknown { .. }) {
+        "cannot tell which processes use it".into()
+    } else if e.locked {
+        "a handle holds its lock".into()
+    } else if let Some(c) = e.creator.as_ref() {
+        creator(c)
+    } else {
+        "its creator may still be writing it".into()
+    })
 }
 
 /// `5s`, `3m`, `2h`, `4d`.
@@ -261,112 +199,103 @@ pub(crate) fn fmt_size(n: u64) -> String {
 mod tests {
     use super::*;
 
-    fn entry(users: Users, creator: Option<(u32, Liveness)>, state: State) -> Entry {
+    fn entry(
+        users: Users,
+        creator: Option<(u32, Liveness)>,
+        state: SegmentState,
+        abandoned: bool,
+    ) -> Entry {
         Entry {
             name: "t".into(),
             state,
             kind: Some(ObjectKind::Lock),
             format: String::new(),
-            count: 0,
+            count: Some(0),
             size: 288,
-            creator: creator.map(|(pid, liveness)| Creator { pid, liveness }),
+            creator: creator.map(|(pid, l)| Creator {
+                pid,
+                liveness: Some(l),
+            }),
             users,
+            locked: false,
             age: Some(Duration::from_secs(60)),
+            abandoned,
         }
     }
 
-    const G: Duration = UNPUBLISHED_GRACE;
-
     #[test]
-    fn gc_removes_only_unused_segments_of_dead_creators() {
+    fn gc_reasons_say_why() {
         let dead = Some((7, Liveness::Dead));
-        let e = entry(Users::Known(vec![]), dead, State::Ready);
-        assert!(gc_verdict(&e, G).removes());
-        let e = entry(
-            Users::Known(vec![]),
-            dead,
-            State::Unpublished {
-                detail: "initialising".into(),
-            },
-        );
-        assert!(gc_verdict(&e, G).removes());
-        let e = entry(
-            Users::Known(vec![]),
-            dead,
-            State::Corrupt {
-                reason: "bad checksum".into(),
-            },
-        );
-        assert!(gc_verdict(&e, G).removes());
-    }
+        let none = Users::Known(vec![]);
+        let r = gc_reason(&entry(none.clone(), dead, SegmentState::Ready, true)).unwrap();
+        assert_eq!(r, "creator 7 is dead, nobody uses it");
+        let r = gc_reason(&entry(none.clone(), dead, SegmentState::Initialising, true)).unwrap();
+        assert!(r.starts_with("never published"), "{r}");
+        let r = gc_reason(&entry(none.clone(), None, SegmentState::Empty, true)).unwrap();
+        assert_eq!(r, "0 bytes, never published, left for 60s, nobody uses it");
 
-    #[test]
-    fn gc_never_removes_what_is_in_use_or_unknown() {
-        for creator in [
-            Some((7, Liveness::Dead)),
+        let r = gc_reason(&entry(
+            Users::Known(vec![42, 43]),
+            dead,
+            SegmentState::Ready,
+            false,
+        ))
+        .unwrap_err();
+        assert_eq!(r, "in use by 42,43");
+        let r = gc_reason(&entry(
+            Users::Unknown { seen: vec![] },
+            dead,
+            SegmentState::Ready,
+            false,
+        ))
+        .unwrap_err();
+        assert_eq!(r, "cannot tell which processes use it");
+        let r = gc_reason(&entry(
+            none.clone(),
             Some((7, Liveness::Alive)),
-            Some((7, Liveness::Unknown)),
-            None,
+            SegmentState::Ready,
+            false,
+        ))
+        .unwrap_err();
+        assert_eq!(r, "creator 7 is alive");
+        let r = gc_reason(&entry(none.clone(), None, SegmentState::Foreign, false)).unwrap_err();
+        assert!(r.contains("not an shm-ipc segment"), "{r}");
+        let mut locked = entry(none, dead, SegmentState::Ready, false);
+        locked.locked = true;
+        assert_eq!(gc_reason(&locked).unwrap_err(), "a handle holds its lock");
+    }
+
+    #[test]
+    fn ls_shows_ours_and_leftovers_only() {
+        let e = |s| entry(Users::Known(vec![]), None, s, false);
+        for s in [
+            SegmentState::Ready,
+            SegmentState::Initialising,
+            SegmentState::Empty,
+            SegmentState::NoHeader,
+            SegmentState::Corrupt { reason: "x".into() },
         ] {
-            let v = gc_verdict(&entry(Users::Known(vec![42]), creator, State::Ready), G);
-            assert!(!v.removes(), "{v:?}");
-            assert!(v.reason().contains("42"), "{v:?}");
-            let v = gc_verdict(&entry(Users::Unknown, creator, State::Ready), G);
-            assert!(!v.removes(), "{v:?}");
+            assert!(e(s.clone()).is_ours(), "{s:?}");
         }
-        // Nobody maps it, but the creator is alive or cannot be told.
-        let v = gc_verdict(
-            &entry(
-                Users::Known(vec![]),
-                Some((7, Liveness::Alive)),
-                State::Ready,
-            ),
-            G,
+        for s in [
+            SegmentState::Foreign,
+            SegmentState::NotRegularFile { found: "fifo" },
+            SegmentState::Unreadable,
+        ] {
+            assert!(!e(s.clone()).is_ours(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn columns() {
+        assert_eq!(users_column(&Users::Known(vec![]), false), "-");
+        assert_eq!(users_column(&Users::Known(vec![3, 4]), false), "3,4");
+        assert_eq!(users_column(&Users::Unknown { seen: vec![] }, false), "?");
+        assert_eq!(
+            users_column(&Users::Unknown { seen: vec![5] }, false),
+            "5,?"
         );
-        assert!(!v.removes());
-        let v = gc_verdict(
-            &entry(
-                Users::Known(vec![]),
-                Some((7, Liveness::Unknown)),
-                State::Ready,
-            ),
-            G,
-        );
-        assert!(!v.removes());
-        // A published segment that records no creator is never guessed at.
-        assert!(!gc_verdict(&entry(Users::Known(vec![]), None, State::Ready), G).removes());
-    }
-
-    #[test]
-    fn gc_removes_unpublished_leftovers_only_after_the_grace_time() {
-        let unpublished = State::Unpublished {
-            detail: "0 bytes".into(),
-        };
-        let mut e = entry(Users::Known(vec![]), None, unpublished);
-        e.age = Some(Duration::from_secs(1));
-        assert!(!gc_verdict(&e, G).removes());
-        e.age = Some(G);
-        assert!(gc_verdict(&e, G).removes());
-        e.age = None;
-        assert!(!gc_verdict(&e, G).removes());
-        e.age = Some(Duration::ZERO);
-        assert!(gc_verdict(&e, Duration::ZERO).removes());
-    }
-
-    #[test]
-    fn rm_refuses_segments_in_use_or_unknown() {
-        let dead = Some((7, Liveness::Dead));
-        let r = rm_refusal(&entry(Users::Known(vec![1, 2]), dead, State::Ready)).unwrap();
-        assert!(r.contains("processes 1,2") && r.contains("--force"), "{r}");
-        assert!(rm_refusal(&entry(Users::Unknown, dead, State::Ready)).is_some());
-        assert!(rm_refusal(&entry(Users::Known(vec![]), dead, State::Ready)).is_none());
-        // The creator's liveness does not matter to rm: only current users do.
-        let alive = Some((7, Liveness::Alive));
-        assert!(rm_refusal(&entry(Users::Known(vec![]), alive, State::Ready)).is_none());
-    }
-
-    #[test]
-    fn formats() {
+        assert_eq!(users_column(&Users::Known(vec![]), true), "?");
         assert_eq!(fmt_age(Duration::from_secs(5)), "5s");
         assert_eq!(fmt_age(Duration::from_secs(300)), "5m");
         assert_eq!(fmt_age(Duration::from_secs(3 * 3600)), "3h");
@@ -374,8 +303,7 @@ mod tests {
         assert_eq!(fmt_size(812), "812");
         assert_eq!(fmt_size(4096), "4.0K");
         assert_eq!(fmt_size(1536 * 1024), "1.5M");
-        assert_eq!(Users::Known(vec![]).to_string(), "-");
-        assert_eq!(Users::Known(vec![3, 4]).to_string(), "3,4");
-        assert_eq!(Users::Unknown.to_string(), "?");
+        assert_eq!(state_word(&SegmentState::NoHeader), "no-header");
+        assert!(has_elements(ObjectKind::Value) && !has_elements(ObjectKind::Lock));
     }
 }

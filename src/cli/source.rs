@@ -2,8 +2,8 @@
 //! Everything that asks the system goes through here (and through shm-core: the tool makes no
 //! system calls of its own).
 
-use super::model::{Creator, Entry, Liveness, State, Users};
-use shm_core::{list_segments, Segment, SegmentInfo, SegmentName};
+use super::model::Entry;
+use shm_core::{InspectError, RemoveError, SegmentInfo, SegmentName, Users};
 use std::fmt;
 
 /// An error the tool reports with exit code 1.
@@ -102,81 +102,95 @@ pub(crate) fn check_prefix(prefix: &str) -> Result<(), CliError> {
         })
 }
 
-fn liveness_of(info: &SegmentInfo) -> Liveness {
-    // TODO(core listing): take the three-way answer from shm-core once it lands.
-    if info.creator_alive {
-        Liveness::Alive
-    } else {
-        Liveness::Dead
-    }
+/// A listed name: the row to show and shm-core's description (which removal needs).
+pub(crate) struct Listed {
+    pub(crate) entry: Entry,
+    pub(crate) info: SegmentInfo,
 }
 
-fn entry(info: SegmentInfo) -> Entry {
-    let state = if info.ready {
-        State::Ready
-    } else {
-        State::Unpublished {
-            detail: "initialising".into(),
+impl Listed {
+    fn of(info: SegmentInfo) -> Listed {
+        Listed {
+            entry: Entry::of(&info),
+            info,
         }
-    };
-    Entry {
-        name: info.name.as_str().to_owned(),
-        kind: info.kind,
-        format: info.format.clone(),
-        count: info.count,
-        size: info.file_len,
-        creator: Some(Creator {
-            pid: info.creator.pid(),
-            liveness: liveness_of(&info),
-        }),
-        // TODO(core users scan): shm-core's scan of the processes that map the segment.
-        users: Users::Unknown,
-        age: None,
-        state,
     }
 }
 
-/// Every segment (and leftover) whose name starts with `prefix`, sorted by name.
-pub(crate) fn list(prefix: Option<&str>) -> Result<Vec<Entry>, CliError> {
-    let infos = list_segments().map_err(|source| CliError::Os {
+/// The names that start with `prefix` (sorted): shm-ipc segments and leftovers, and with
+/// `all` every other file in the namespace too.
+pub(crate) fn list(prefix: Option<&str>, all: bool) -> Result<Vec<Listed>, CliError> {
+    let infos = shm_core::list_segments().map_err(|source| CliError::Os {
         what: "listing the shared-memory namespace".into(),
         source,
     })?;
-    let mut out: Vec<Entry> = infos
+    Ok(infos
         .into_iter()
         .filter(|i| prefix.is_none_or(|p| i.name.as_str().starts_with(p)))
-        .map(entry)
-        .collect();
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
+        .map(Listed::of)
+        .filter(|l| all || l.entry.is_ours())
+        .collect())
 }
 
-/// The entry for one name.
-pub(crate) fn find(name: &SegmentName) -> Result<Entry, CliError> {
-    let all = list(Some(name.as_str()))?;
-    match all.into_iter().find(|e| e.name == name.as_str()) {
-        Some(e) => Ok(e),
-        None if Segment::exists(name) => Err(CliError::NotOurs {
+/// The description of one name.
+pub(crate) fn find(name: &SegmentName) -> Result<Listed, CliError> {
+    match shm_core::inspect(name) {
+        Ok(info) => Ok(Listed::of(info)),
+        Err(InspectError::NotFound { .. }) => Err(CliError::NotFound {
             name: name.as_str().into(),
         }),
-        None => Err(CliError::NotFound {
-            name: name.as_str().into(),
+        Err(InspectError::Io { op, source }) => Err(CliError::Os {
+            what: format!("looking at {} ({op})", name.as_str()),
+            source,
+        }),
+        Err(e) => Err(CliError::Os {
+            what: format!("looking at {}", name.as_str()),
+            source: std::io::Error::other(e),
         }),
     }
 }
 
-/// Removes the name.
-pub(crate) fn remove(name: &SegmentName) -> Result<(), CliError> {
-    Segment::unlink_name(name).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            CliError::NotFound {
-                name: name.as_str().into(),
-            }
-        } else {
-            CliError::Os {
-                what: format!("removing {}", name.as_str()),
-                source,
-            }
-        }
+/// Removes the listed name: only if nobody uses it and it is still the file that was listed,
+/// or whatever it is and whoever uses it when `force`d.
+pub(crate) fn remove(l: &Listed, force: bool) -> Result<(), CliError> {
+    let name = l.entry.name.clone();
+    let result = if force {
+        l.info.remove_forced()
+    } else {
+        l.info.remove()
+    };
+    result.map_err(|e| match e {
+        RemoveError::NotFound { .. } => CliError::NotFound { name },
+        RemoveError::InUse { users, locked, .. } => CliError::Refused {
+            name,
+            reason: format!(
+                "in use by {}{} (--force removes it anyway)",
+                match &users {
+                    Users::Known(p) if p.len() == 1 => "process ",
+                    _ => "processes ",
+                },
+                super::model::users_column(&users, locked)
+            ),
+        },
+        RemoveError::Changed { .. } => CliError::Refused {
+            name,
+            reason: "it was re-created since it was looked at; try again".into(),
+        },
+        RemoveError::NotRegularFile { found, .. } => CliError::Refused {
+            name,
+            reason: format!("it is a {found}, not a segment (--force removes it anyway)"),
+        },
+        RemoveError::PermissionDenied { source, .. } => CliError::Os {
+            what: format!("removing {name}"),
+            source,
+        },
+        RemoveError::Io { op, source } => CliError::Os {
+            what: format!("removing {name} ({op})"),
+            source,
+        },
+        other => CliError::Os {
+            what: format!("removing {name}"),
+            source: std::io::Error::other(other),
+        },
     })
 }

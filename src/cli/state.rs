@@ -4,7 +4,7 @@
 //! snapshots, values with atomic loads, and a locked `Array`'s elements are shown only while
 //! its lock is free.
 
-use super::model::{Creator, Entry, Liveness};
+use super::model::{Creator, Entry};
 use super::source::CliError;
 use serde_json::{json, Value as Json};
 use shm_core::{CBool, CChar, ElementLayout, ObjectKind, Segment, SegmentName, TypeCode, WChar};
@@ -20,13 +20,8 @@ const OPEN_TIMEOUT: Duration = Duration::from_millis(300);
 const MAX_ELEMENTS: usize = 16;
 
 /// The liveness of a lock holder's thread word or a role holder's process word.
-pub(crate) fn word_liveness(word: u64) -> Liveness {
-    // TODO(core-interface): `shm_core::ProcessId::word_liveness(word)` (three answers).
-    if shm_core::ProcessId::word_is_alive(word) {
-        Liveness::Alive
-    } else {
-        Liveness::Dead
-    }
+pub(crate) fn word_liveness(word: u64) -> shm_core::Liveness {
+    shm_core::ProcessId::word_liveness(word)
 }
 
 /// An element shown as JSON.
@@ -155,7 +150,7 @@ pub(crate) fn header_fields(entry: &Entry, seg: &Segment) -> Fields {
     let mut f: Fields = vec![
         ("name", json!(entry.name)),
         ("kind", json!(h.kind().to_string())),
-        ("state", json!(entry.state.word())),
+        ("state", json!(super::model::state_word(&entry.state))),
     ];
     if super::model::has_elements(h.kind()) {
         match layout.typecode() {
@@ -178,7 +173,10 @@ pub(crate) fn header_fields(entry: &Entry, seg: &Segment) -> Fields {
         ("creator_start_time", json!(h.creator().start_time())),
     ]);
     if let Some(Creator { liveness, .. }) = entry.creator {
-        f.push(("creator", json!(liveness.to_string())));
+        f.push((
+            "creator",
+            json!(liveness.map_or("unknown".into(), |l| l.to_string())),
+        ));
     }
     f
 }
