@@ -230,6 +230,22 @@ fn child_role() {
             let _keep = v;
             forever();
         }
+        // Creates an MPMC queue of 'i', keeps the name, pushes three items as its producer and
+        // waits to be killed.
+        "queue-producer" => {
+            let q = shm_queue::MpmcQueue::<i32>::builder(&name)
+                .capacity(8)
+                .create()
+                .unwrap();
+            q.segment().unwrap().persist();
+            let mut tx = q.producer().unwrap();
+            for i in 0..3 {
+                tx.push(i).unwrap();
+            }
+            ready();
+            let _keep = (q, tx);
+            forever();
+        }
         other => panic!("unknown child role {other:?}"),
     }
 }
@@ -554,4 +570,40 @@ fn rm_force_removes_a_segment_in_use() {
     assert!(!exists(&name));
     // The creator still has its mapping: removal only took the name.
     creator.kill();
+}
+
+#[test]
+fn inspect_shows_queue_length_and_role_holders() {
+    let prefix = unique_prefix();
+    let mut names = Cleanup(Vec::new());
+    let name = names.name(&prefix, "queue");
+    let child = spawn_role("queue-producer", &[&name]);
+    let q = shm_queue::MpmcQueue::<i32>::builder(&SegmentName::new(&name).unwrap())
+        .open()
+        .unwrap();
+    let rx = q.consumer().unwrap();
+    let i = tool_json(&["inspect", &name], 0);
+    assert_eq!(i["kind"], "MpmcQueue");
+    assert_eq!(i["typecode"], "i");
+    let live = &i["live"];
+    assert_eq!(live["len"], 3, "{i:#}");
+    assert_eq!(live["capacity"], 8);
+    assert_eq!(live["closed"], false);
+    let me = serde_json::json!([{"pid": std::process::id(), "liveness": "alive"}]);
+    assert_eq!(live["consumers"], me, "{i:#}");
+    assert_eq!(
+        live["producers"],
+        serde_json::json!([{"pid": child.pid(), "liveness": "alive"}])
+    );
+    let pid = child.pid();
+    child.kill();
+    let i = tool_json(&["inspect", &name], 0);
+    assert_eq!(
+        i["live"]["producers"],
+        serde_json::json!([{"pid": pid, "liveness": "dead"}]),
+        "{i:#}"
+    );
+    let text = stdout(&tool(&["inspect", &name]));
+    assert!(text.contains(&format!("{pid} (dead)")), "{text}");
+    drop((rx, q));
 }

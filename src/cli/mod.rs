@@ -362,6 +362,26 @@ fn humanize(fields: state::Fields, e: &Entry) -> Vec<(&'static str, Json)> {
             "users_complete" | "holder_thread" | "lock_holder_thread" => {}
             "users" => out.push((k, json!(model::users_column(&e.users, e.locked)))),
             "age_secs" => out.push(("age", json!(e.age.map_or("-".into(), model::fmt_age)))),
+            "producers" | "consumers" => {
+                let list: Vec<String> = v
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|h| {
+                                format!("{} ({})", h["pid"], h["liveness"].as_str().unwrap_or("?"))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push((
+                    k,
+                    json!(if list.is_empty() {
+                        "-".into()
+                    } else {
+                        list.join(", ")
+                    }),
+                ));
+            }
             "holder" | "lock_holder" => {
                 let prefix = if k == "holder" { "" } else { "lock_" };
                 match (thread(prefix), v.as_str()) {

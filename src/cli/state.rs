@@ -278,6 +278,50 @@ fn array_fields<T: shm_value::AtomicElement + Show>(
     Ok(())
 }
 
+/// A queue snapshot as fields, with each role holder's liveness.
+fn queue_fields(s: shm_queue::QueueSnapshot, f: &mut Fields) {
+    let holders = |words: &[u64]| -> Json {
+        Json::Array(
+            words
+                .iter()
+                .map(|&w| {
+                    json!({
+                        "pid": shm_core::ProcessId::from_word(w).pid(),
+                        "liveness": word_liveness(w).to_string(),
+                    })
+                })
+                .collect(),
+        )
+    };
+    f.push(("len", json!(s.len)));
+    f.push(("capacity", json!(s.capacity)));
+    f.push(("closed", json!(s.closed)));
+    f.push(("producers", holders(&s.producers)));
+    f.push(("consumers", holders(&s.consumers)));
+}
+
+fn typed_queue_fields<T: shm_core::Element>(
+    name: &SegmentName,
+    mpmc: bool,
+    f: &mut Fields,
+) -> Result<(), CliError> {
+    let snapshot = if mpmc {
+        shm_queue::MpmcQueue::<T>::builder(name)
+            .open_timeout(OPEN_TIMEOUT)
+            .open()
+            .map_err(|e| corrupt(name, e))?
+            .snapshot()
+    } else {
+        shm_queue::SpscQueue::<T>::builder(name)
+            .open_timeout(OPEN_TIMEOUT)
+            .open()
+            .map_err(|e| corrupt(name, e))?
+            .snapshot()
+    };
+    queue_fields(snapshot, f);
+    Ok(())
+}
+
 /// The live state of the object in `seg`.
 pub(crate) fn live_fields(name: &SegmentName, seg: &Segment) -> Result<Fields, CliError> {
     let h = seg.header();
@@ -360,6 +404,33 @@ pub(crate) fn live_fields(name: &SegmentName, seg: &Segment) -> Result<Fields, C
                 // A record layout: its fields have no Rust type here; show the length only.
                 None => f.push(("len", json!(h.count()))),
             }
+        }
+        ObjectKind::SpscQueue | ObjectKind::MpmcQueue => {
+            let mpmc = h.kind() == ObjectKind::MpmcQueue;
+            match h
+                .layout()
+                .typecode()
+                .filter(|_| h.layout().format().len() == 1)
+            {
+                Some(tc) => with_typecode!(tc, T => typed_queue_fields::<T>(name, mpmc, &mut f))?,
+                // Records have no Rust type here: the header has the capacity.
+                None => f.push(("capacity", json!(h.count()))),
+            }
+        }
+        ObjectKind::SpscBytes | ObjectKind::MpmcBytes => {
+            let q = shm_queue::bytes::ByteQueue::builder(name)
+                .open_timeout(OPEN_TIMEOUT)
+                .open()
+                .map_err(|e| corrupt(name, e))?;
+            f.push(("max_message", json!(q.max_message())));
+            queue_fields(q.snapshot(), &mut f);
+        }
+        ObjectKind::JoinableQueue => {
+            let q = shm_queue::joinable::JoinableQueue::builder(name)
+                .open_timeout(OPEN_TIMEOUT)
+                .open()
+                .map_err(|e| corrupt(name, e))?;
+            f.push(("len", json!(q.len())));
         }
         _ => {}
     }

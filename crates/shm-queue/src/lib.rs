@@ -55,6 +55,7 @@ pub mod bytes;
 #[cfg(feature = "serde")]
 pub mod codec;
 pub mod error;
+mod inspect;
 pub mod joinable;
 #[doc(hidden)]
 pub mod model;
@@ -65,5 +66,6 @@ pub mod spsc;
 pub mod wait;
 
 pub use error::{BuildError, PopError, PushError, RoleError};
+pub use inspect::QueueSnapshot;
 pub use mpmc::MpmcQueue;
 pub use spsc::SpscQueue;

@@ -595,6 +595,12 @@ impl<T: Element> MpmcQueue<T> {
         self.shared.ctl().sync.0.is_closed()
     }
 
+    /// The producer and consumer role slots, for read-only snapshots (`inspect`).
+    pub(crate) fn role_slots(&self) -> (&[RoleSlot], &[RoleSlot]) {
+        let c = self.shared.ctl();
+        (&c.producers, &c.consumers)
+    }
+
     /// How many slots claimed by producers that died before publishing have been skipped.
     pub fn skipped(&self) -> u64 {
         self.shared.ctl().skipped.0.load(Ordering::Relaxed)

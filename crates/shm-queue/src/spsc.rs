@@ -469,6 +469,12 @@ impl<T: Element> SpscQueue<T> {
         self.shared.ctl().sync.0.is_closed()
     }
 
+    /// The producer and consumer role slots, for read-only snapshots (`inspect`).
+    pub(crate) fn role_slots(&self) -> (&[RoleSlot], &[RoleSlot]) {
+        let c = self.shared.ctl();
+        (&c.producer, &c.consumer)
+    }
+
     /// The segment, if the queue lives in one (not for [`channel`]).
     pub fn segment(&self) -> Option<&Segment> {
         self.shared.home.segment()
