@@ -117,13 +117,28 @@ fn spawn_role(role: &str, args: &[&str]) -> ChildGuard {
     guard
 }
 
-/// Runs the tool.
+/// Runs the tool (killed, and the test failed, if it does not finish within a minute).
 fn tool(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_shm-ipc"))
+    let child = Command::new(env!("CARGO_BIN_EXE_shm-ipc"))
         .args(args)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            // The hung child is ours: kill it by its pid.
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("the tool hung on {args:?}");
+        }
+    };
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !err.contains("panicked"),
@@ -606,4 +621,91 @@ fn inspect_shows_queue_length_and_role_holders() {
     let text = stdout(&tool(&["inspect", &name]));
     assert!(text.contains(&format!("{pid} (dead)")), "{text}");
     drop((rx, q));
+}
+
+/// Every kind of segment, its body overwritten with garbage: `ls` and `inspect` answer with a
+/// value or a clear error, never a panic or a hang.
+#[test]
+fn garbage_bodies_never_crash_or_hang_the_tool() {
+    let prefix = unique_prefix();
+    let mut names = Cleanup(Vec::new());
+    let mut made: Vec<String> = Vec::new();
+    macro_rules! make {
+        ($what:literal, |$n:ident| $create:expr) => {{
+            let name = names.name(&prefix, $what);
+            let $n = SegmentName::new(&name).unwrap();
+            let obj = $create.unwrap();
+            obj.segment().unwrap().persist();
+            drop(obj);
+            made.push(name);
+        }};
+    }
+    make!("lock", |n| shm_lock::Lock::builder(&n).create());
+    make!("rlock", |n| shm_lock::RLock::builder(&n).create());
+    make!("sem", |n| shm_lock::Semaphore::builder(&n)
+        .value(2)
+        .create());
+    make!("bsem", |n| shm_lock::BoundedSemaphore::builder(&n)
+        .value(2)
+        .create());
+    make!("event", |n| shm_lock::Event::builder(&n).create());
+    make!("cond", |n| shm_lock::Condition::builder(&n).create());
+    make!("barrier", |n| shm_lock::Barrier::builder(&n)
+        .parties(3)
+        .create());
+    make!("value", |n| shm_value::Value::<i64>::builder(&n).create(5));
+    make!("rawvalue", |n| shm_value::RawValue::<f64>::builder(&n)
+        .create(1.5));
+    make!("array", |n| shm_array::Array::<i32>::builder(&n)
+        .len(40)
+        .create());
+    make!("rawarray", |n| shm_array::RawArray::<u8>::builder(&n)
+        .len(5)
+        .create());
+    make!("spsc", |n| shm_queue::SpscQueue::<u32>::builder(&n)
+        .capacity(4)
+        .create());
+    make!("mpmc", |n| shm_queue::MpmcQueue::<i64>::builder(&n)
+        .capacity(4)
+        .create());
+    make!("bytes", |n| shm_queue::bytes::ByteQueue::builder(&n)
+        .capacity(4)
+        .create());
+    make!("joinable", |n| shm_queue::joinable::JoinableQueue::builder(
+        &n
+    )
+    .capacity(4)
+    .create());
+
+    for fill in [0xffu8, 0xa5, 0x01] {
+        for name in &made {
+            let path = shm_path(name);
+            let len = std::fs::metadata(&path).unwrap().len();
+            let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            use std::os::unix::fs::FileExt;
+            // The header stays valid; everything after it is garbage.
+            f.write_all_at(&vec![fill; (len - 256) as usize], 256)
+                .unwrap();
+        }
+        let listed = ls(&format!("{prefix}_"));
+        assert_eq!(listed.len(), made.len(), "{listed:#?}");
+        for name in &made {
+            for args in [&["inspect", name][..], &["--json", "inspect", name]] {
+                let o = tool(args);
+                let code = o.status.code();
+                assert!(
+                    code == Some(0) || code == Some(1),
+                    "{args:?} with body {fill:#x}: {code:?} {}",
+                    stderr(&o)
+                );
+                if code == Some(1) {
+                    assert!(
+                        stderr(&o).contains(name.as_str()),
+                        "{args:?}: {}",
+                        stderr(&o)
+                    );
+                }
+            }
+        }
+    }
 }

@@ -323,7 +323,26 @@ fn typed_queue_fields<T: shm_core::Element>(
 }
 
 /// The live state of the object in `seg`.
+///
+/// The primitives' crates answer every bit pattern in a segment with a value or an error; if
+/// one of them panicked on a hostile segment anyway, that is reported as a corrupt segment
+/// (exit code 1) rather than a crash of the tool.
 pub(crate) fn live_fields(name: &SegmentName, seg: &Segment) -> Result<Fields, CliError> {
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let r = std::panic::catch_unwind(|| read_live(name, seg));
+    std::panic::set_hook(quiet);
+    r.unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        Err(corrupt(name, format!("its state cannot be read ({msg})")))
+    })
+}
+
+fn read_live(name: &SegmentName, seg: &Segment) -> Result<Fields, CliError> {
     let h = seg.header();
     let mut f = Fields::new();
     let typecode = |layout: ElementLayout| {
