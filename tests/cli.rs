@@ -261,6 +261,18 @@ fn child_role() {
             let _keep = (q, tx);
             forever();
         }
+        // Starts creating a segment and waits, mid-create (header written, never published),
+        // to be killed.
+        "stuck-in-create" => {
+            let _ = Segment::builder(&name, ObjectKind::RawArray)
+                .count(8)
+                .body_len(64)
+                .create(|_body, _len| {
+                    ready();
+                    forever()
+                });
+            unreachable!("the init closure never returns");
+        }
         other => panic!("unknown child role {other:?}"),
     }
 }
@@ -484,6 +496,7 @@ fn gc_removes_what_dead_creators_left_and_nothing_in_use() {
     let mine = names.name(&prefix, "mine");
     let empty = names.name(&prefix, "empty");
     let zeros = names.name(&prefix, "zeros");
+    let midway = names.name(&prefix, "midway");
 
     // A creator killed after publishing, nobody maps it: garbage.
     spawn_role("create-value", &[&orphan]).kill();
@@ -495,6 +508,8 @@ fn gc_removes_what_dead_creators_left_and_nothing_in_use() {
     let _mine = shm_value::Value::<i64>::builder(&SegmentName::new(&mine).unwrap())
         .create(1)
         .unwrap();
+    // A creator killed while initialising (its header names it, but it never published).
+    spawn_role("stuck-in-create", &[&midway]).kill();
     // Creators killed mid-create: a 0-byte file and an all-zero one, left alone for longer
     // than shm-core's grace time (they name no creator that could be asked).
     for (n, len) in [(&empty, 0), (&zeros, 4096)] {
@@ -515,6 +530,16 @@ fn gc_removes_what_dead_creators_left_and_nothing_in_use() {
     );
     assert_eq!(listed[&empty]["state"], "empty", "{listed:#?}");
     assert_eq!(listed[&zeros]["state"], "no-header", "{listed:#?}");
+    assert_eq!(listed[&midway]["state"], "initialising", "{listed:#?}");
+    assert_eq!(listed[&midway]["creator"]["liveness"], "dead");
+
+    let i = tool_json(&["inspect", &midway], 0);
+    assert_eq!(i["state"], "initialising", "{i:#}");
+    assert_eq!(i["creator"], "dead", "{i:#}");
+    assert_eq!(i["abandoned"], true, "{i:#}");
+    let i = tool_json(&["inspect", &empty], 0);
+    assert_eq!(i["state"], "empty", "{i:#}");
+    assert_eq!(i["abandoned"], true, "{i:#}");
 
     // A dry run says what would go and removes nothing.
     let dry = tool_json(&["gc", "--dry-run", "--prefix", &filter], 0);
@@ -524,18 +549,23 @@ fn gc_removes_what_dead_creators_left_and_nothing_in_use() {
         .iter()
         .map(|e| e["name"].as_str().unwrap())
         .collect();
-    let mut expect = vec![orphan.as_str(), empty.as_str(), zeros.as_str()];
+    let mut expect = vec![
+        orphan.as_str(),
+        empty.as_str(),
+        zeros.as_str(),
+        midway.as_str(),
+    ];
     expect.sort();
     let mut got = would.clone();
     got.sort();
     assert_eq!(got, expect, "{dry:#}");
-    for n in [&orphan, &shared, &mine, &empty, &zeros] {
+    for n in [&orphan, &shared, &mine, &empty, &zeros, &midway] {
         assert!(exists(n), "dry run removed {n}");
     }
 
     let done = tool_json(&["gc", "--prefix", &filter], 0);
-    assert_eq!(done["removed"].as_array().unwrap().len(), 3, "{done:#}");
-    for n in [&orphan, &empty, &zeros] {
+    assert_eq!(done["removed"].as_array().unwrap().len(), 4, "{done:#}");
+    for n in [&orphan, &empty, &zeros, &midway] {
         assert!(!exists(n), "gc left {n}");
     }
     for n in [&shared, &mine] {
