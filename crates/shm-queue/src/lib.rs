@@ -57,6 +57,7 @@ pub mod codec;
 pub mod error;
 mod inspect;
 pub mod joinable;
+#[cfg(any(test, feature = "test-hooks"))]
 #[doc(hidden)]
 pub mod model;
 pub mod mpmc;
