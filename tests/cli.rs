@@ -476,6 +476,47 @@ fn corrupt_and_foreign_segments_are_clear_errors() {
         assert!(stderr(&o).contains(says), "{name}: {}", stderr(&o));
         assert!(stderr(&o).contains(name.as_str()), "{}", stderr(&o));
     }
+    // A FIFO at a name: listed with --all, a clear error, never a hang.
+    let fifo = names.name(&prefix, "fifo");
+    let made = Command::new("mkfifo")
+        .arg(shm_path(&fifo))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let all = tool_json(&["ls", "--all", "--prefix", &format!("{prefix}_")], 0);
+    let states: Vec<(&str, &str)> = all["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), e["state"].as_str().unwrap()))
+        .collect();
+    assert!(
+        states.contains(&(fifo.as_str(), "not-a-file")),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&(foreign.as_str(), "foreign")),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&(bad_sum.as_str(), "corrupt")),
+        "{states:?}"
+    );
+    // Without --all, only shm-ipc segments (corrupt ones included).
+    let ours = ls(&format!("{prefix}_"));
+    assert!(
+        ours.contains_key(&bad_sum) && !ours.contains_key(&fifo) && !ours.contains_key(&foreign)
+    );
+    let o = tool(&["inspect", &fifo]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("fifo"), "{}", stderr(&o));
+    let o = tool(&["rm", &fifo]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(shm_path(&fifo).symlink_metadata().is_ok());
+    let o = tool(&["rm", "--force", &fifo]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(shm_path(&fifo).symlink_metadata().is_err());
+
     // rm refuses a foreign file without --force and removes it with it.
     let o = tool(&["rm", &foreign]);
     assert_eq!(o.status.code(), Some(1));
