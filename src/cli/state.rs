@@ -16,6 +16,16 @@ pub(crate) type Fields = Vec<(&'static str, Json)>;
 /// How long inspect waits for a segment that is being published.
 const OPEN_TIMEOUT: Duration = Duration::from_millis(300);
 
+/// Opens `$ty` named `$name` without waiting long; any failure is a corrupt segment.
+macro_rules! open {
+    ($ty:ty, $name:expr) => {
+        <$ty>::builder($name)
+            .open_timeout(OPEN_TIMEOUT)
+            .open()
+            .map_err(|e| corrupt($name, e))?
+    };
+}
+
 /// How many elements of an array are shown.
 const MAX_ELEMENTS: usize = 16;
 
@@ -214,17 +224,11 @@ fn value_fields<T: shm_value::AtomicElement + Show>(
     f: &mut Fields,
 ) -> Result<(), CliError> {
     if locked {
-        let v = shm_value::Value::<T>::builder(name)
-            .open_timeout(OPEN_TIMEOUT)
-            .open()
-            .map_err(|e| corrupt(name, e))?;
+        let v = open!(shm_value::Value<T>, name);
         f.push(("value", v.load().show()));
         lock_fields("lock", v.get_lock().snapshot(), f);
     } else {
-        let v = shm_value::RawValue::<T>::builder(name)
-            .open_timeout(OPEN_TIMEOUT)
-            .open()
-            .map_err(|e| corrupt(name, e))?;
+        let v = open!(shm_value::RawValue<T>, name);
         f.push(("value", v.load().show()));
     }
     Ok(())
@@ -244,10 +248,7 @@ fn array_fields<T: shm_value::AtomicElement + Show>(
         )
     };
     let (len, elements, snapshot) = if locked {
-        let a = shm_array::Array::<T>::builder(name)
-            .open_timeout(OPEN_TIMEOUT)
-            .open()
-            .map_err(|e| corrupt(name, e))?;
+        let a = open!(shm_array::Array<T>, name);
         let lock = a.get_lock();
         let snapshot = lock.snapshot();
         // Elements are read under the lock, and only if it is free: never wait, never take
@@ -261,10 +262,7 @@ fn array_fields<T: shm_value::AtomicElement + Show>(
         }
         (a.len(), elements, Some(snapshot))
     } else {
-        let a = shm_array::RawArray::<T>::builder(name)
-            .open_timeout(OPEN_TIMEOUT)
-            .open()
-            .map_err(|e| corrupt(name, e))?;
+        let a = open!(shm_array::RawArray<T>, name);
         (a.len(), shown(a.len(), &|i| a.get(i).ok()), None)
     };
     f.push(("len", json!(len)));
@@ -306,17 +304,9 @@ fn typed_queue_fields<T: shm_core::Element>(
     f: &mut Fields,
 ) -> Result<(), CliError> {
     let snapshot = if mpmc {
-        shm_queue::MpmcQueue::<T>::builder(name)
-            .open_timeout(OPEN_TIMEOUT)
-            .open()
-            .map_err(|e| corrupt(name, e))?
-            .snapshot()
+        open!(shm_queue::MpmcQueue<T>, name).snapshot()
     } else {
-        shm_queue::SpscQueue::<T>::builder(name)
-            .open_timeout(OPEN_TIMEOUT)
-            .open()
-            .map_err(|e| corrupt(name, e))?
-            .snapshot()
+        open!(shm_queue::SpscQueue<T>, name).snapshot()
     };
     queue_fields(snapshot, f);
     Ok(())
@@ -358,52 +348,31 @@ fn read_live(name: &SegmentName, seg: &Segment) -> Result<Fields, CliError> {
     };
     match h.kind() {
         ObjectKind::Lock => {
-            let l = shm_lock::Lock::builder(name)
-                .open_timeout(OPEN_TIMEOUT)
-                .open()
-                .map_err(|e| corrupt(name, e))?;
+            let l = open!(shm_lock::Lock, name);
             lock_fields("", l.snapshot(), &mut f);
         }
         ObjectKind::RLock => {
-            let l = shm_lock::RLock::builder(name)
-                .open_timeout(OPEN_TIMEOUT)
-                .open()
-                .map_err(|e| corrupt(name, e))?;
+            let l = open!(shm_lock::RLock, name);
             lock_fields("", l.snapshot(), &mut f);
         }
         ObjectKind::Semaphore => {
-            let s = shm_lock::Semaphore::builder(name)
-                .open_timeout(OPEN_TIMEOUT)
-                .open()
-                .map_err(|e| corrupt(name, e))?;
+            let s = open!(shm_lock::Semaphore, name);
             f.push(("value", json!(s.value())));
         }
         ObjectKind::BoundedSemaphore => {
-            let s = shm_lock::BoundedSemaphore::builder(name)
-                .open_timeout(OPEN_TIMEOUT)
-                .open()
-                .map_err(|e| corrupt(name, e))?;
+            let s = open!(shm_lock::BoundedSemaphore, name);
             f.push(("value", json!(s.value())));
         }
         ObjectKind::Event => {
-            let e = shm_lock::Event::builder(name)
-                .open_timeout(OPEN_TIMEOUT)
-                .open()
-                .map_err(|e| corrupt(name, e))?;
+            let e = open!(shm_lock::Event, name);
             f.push(("set", json!(e.is_set())));
         }
         ObjectKind::Condition => {
-            let c = shm_lock::Condition::builder(name)
-                .open_timeout(OPEN_TIMEOUT)
-                .open()
-                .map_err(|e| corrupt(name, e))?;
+            let c = open!(shm_lock::Condition, name);
             lock_fields("lock", c.lock_ref().snapshot(), &mut f);
         }
         ObjectKind::Barrier => {
-            let b = shm_lock::Barrier::builder(name)
-                .open_timeout(OPEN_TIMEOUT)
-                .open()
-                .map_err(|e| corrupt(name, e))?;
+            let b = open!(shm_lock::Barrier, name);
             f.push(("parties", json!(b.parties())));
             f.push(("waiting", json!(b.n_waiting())));
             f.push(("broken", json!(b.is_broken())));
@@ -437,18 +406,12 @@ fn read_live(name: &SegmentName, seg: &Segment) -> Result<Fields, CliError> {
             }
         }
         ObjectKind::SpscBytes | ObjectKind::MpmcBytes => {
-            let q = shm_queue::bytes::ByteQueue::builder(name)
-                .open_timeout(OPEN_TIMEOUT)
-                .open()
-                .map_err(|e| corrupt(name, e))?;
+            let q = open!(shm_queue::bytes::ByteQueue, name);
             f.push(("max_message", json!(q.max_message())));
             queue_fields(q.snapshot(), &mut f);
         }
         ObjectKind::JoinableQueue => {
-            let q = shm_queue::joinable::JoinableQueue::builder(name)
-                .open_timeout(OPEN_TIMEOUT)
-                .open()
-                .map_err(|e| corrupt(name, e))?;
+            let q = open!(shm_queue::joinable::JoinableQueue, name);
             f.push(("len", json!(q.len())));
         }
         _ => {}

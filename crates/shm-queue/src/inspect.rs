@@ -49,33 +49,25 @@ fn holders(slots: &[RoleSlot]) -> Vec<u64> {
         .collect()
 }
 
-impl<T: Element> SpscQueue<T> {
-    /// A snapshot of the queue's state (see [`QueueSnapshot`]).
-    pub fn snapshot(&self) -> QueueSnapshot {
-        let (p, c) = self.role_slots();
-        QueueSnapshot {
-            len: self.len() as u64,
-            capacity: self.capacity() as u64,
-            closed: self.is_closed(),
-            producers: holders(p),
-            consumers: holders(c),
+macro_rules! typed_snapshot {
+    ($($queue:ident),*) => {$(
+        impl<T: Element> $queue<T> {
+            /// A snapshot of the queue's state (see [`QueueSnapshot`]).
+            pub fn snapshot(&self) -> QueueSnapshot {
+                let (p, c) = self.role_slots();
+                QueueSnapshot {
+                    len: self.len() as u64,
+                    capacity: self.capacity() as u64,
+                    closed: self.is_closed(),
+                    producers: holders(p),
+                    consumers: holders(c),
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl<T: Element> MpmcQueue<T> {
-    /// A snapshot of the queue's state (see [`QueueSnapshot`]).
-    pub fn snapshot(&self) -> QueueSnapshot {
-        let (p, c) = self.role_slots();
-        QueueSnapshot {
-            len: self.len() as u64,
-            capacity: self.capacity() as u64,
-            closed: self.is_closed(),
-            producers: holders(p),
-            consumers: holders(c),
-        }
-    }
-}
+typed_snapshot!(SpscQueue, MpmcQueue);
 
 impl ByteQueue {
     /// A snapshot of the queue's state (see [`QueueSnapshot`]).
