@@ -780,3 +780,54 @@ fn garbage_bodies_never_crash_or_hang_the_tool() {
         }
     }
 }
+
+/// A process that maps the segment without shm-ipc (Python's `mmap`, no lock held) still
+/// counts as a user: gc keeps the segment of a dead creator while it lives.
+#[test]
+fn a_foreign_mapper_keeps_a_segment_in_use() {
+    let prefix = unique_prefix();
+    let filter = format!("{prefix}_");
+    let mut names = Cleanup(Vec::new());
+    let name = names.name(&prefix, "pymapped");
+    spawn_role("create-value", &[&name]).kill();
+    let script = format!(
+        "import mmap, os, sys, time\n\
+         fd = os.open('/dev/shm/{name}', os.O_RDWR)\n\
+         m = mmap.mmap(fd, 0)\n\
+         os.close(fd)\n\
+         print('{READY}', flush=True)\n\
+         time.sleep(600)\n"
+    );
+    let mut child = Command::new("python3")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let python = ChildGuard(child);
+    assert_eq!(line.trim(), READY);
+    let listed = ls(&filter);
+    assert_eq!(listed[&name]["creator"]["liveness"], "dead");
+    assert_eq!(listed[&name]["users"], serde_json::json!([python.pid()]));
+    let done = tool_json(&["gc", "--prefix", &filter], 0);
+    assert_eq!(done["removed"], serde_json::json!([]), "{done:#}");
+    assert!(exists(&name));
+    let o = tool(&["rm", &name]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&python.pid().to_string()),
+        "{}",
+        stderr(&o)
+    );
+    python.kill();
+    eventually("python's mapping is gone", || {
+        ls(&filter)[&name]["users"] == serde_json::json!([])
+    });
+    let done = tool_json(&["gc", "--prefix", &filter], 0);
+    assert_eq!(done["removed"][0]["name"], name.as_str(), "{done:#}");
+    assert!(!exists(&name));
+}
