@@ -478,7 +478,7 @@ fn remove_checked(name: &SegmentName, expected: Option<os::FileId>) -> Result<()
     }
     // Users first, while this process holds no descriptor of the file (it would count itself).
     let scan = os::scan_shm_users();
-    let users = users_of(&st, &scan, false);
+    let users = users_of(&st, &scan);
     match unlink_if_unused(name, st.id, users) {
         Ok(Unlinked::Yes) => Ok(()),
         Ok(Unlinked::Vanished) => Err(RemoveError::NotFound {
@@ -580,7 +580,7 @@ pub(crate) fn reclaim(name: &SegmentName) -> Result<Reclaim, CreateError> {
         return Ok(Reclaim::Kept);
     };
     let scan = os::scan_shm_users();
-    let users = users_of(&stat, &scan, false);
+    let users = users_of(&stat, &scan);
     match unlink_if_unused(name, stat.id, users) {
         Ok(Unlinked::Yes) => Ok(Reclaim::Reclaimed),
         Ok(Unlinked::Vanished | Unlinked::Changed) => Ok(Reclaim::Vanished),
@@ -600,7 +600,6 @@ struct Look {
     stat: Option<os::FileStat>,
     fields: Option<ImmutableFields>,
     layout: Option<ElementLayout>,
-    locked: bool,
 }
 
 impl Look {
@@ -620,8 +619,9 @@ impl Look {
     }
 
     fn into_info(self, scan: &os::UsersScan) -> SegmentInfo {
+        let locked = self.stat.is_some_and(|st| scan.locked.contains(&st.id));
         let users = match &self.stat {
-            Some(st) if st.file_type == os::FileType::Regular => users_of(st, scan, self.locked),
+            Some(st) if st.file_type == os::FileType::Regular => users_of(st, scan),
             _ => Users::Known(Vec::new()),
         };
         let creator = self.creator();
@@ -651,7 +651,7 @@ impl Look {
             users,
             mode: self.stat.map_or(0, |s| s.mode),
             owner_uid: self.stat.map_or(0, |s| s.uid),
-            locked: self.locked,
+            locked,
             file_id: self.stat.map(|s| s.id),
         }
     }
@@ -670,7 +670,6 @@ fn look_at(name: &SegmentName) -> Option<Look> {
                 stat: None,
                 fields: None,
                 layout: None,
-                locked: false,
             })
         }
     };
@@ -680,7 +679,6 @@ fn look_at(name: &SegmentName) -> Option<Look> {
         stat: Some(lstat),
         fields: None,
         layout: None,
-        locked: false,
     };
     if lstat.file_type != os::FileType::Regular {
         look.state = SegmentState::NotRegularFile {
@@ -703,8 +701,6 @@ fn look_at(name: &SegmentName) -> Option<Look> {
         return Some(look);
     };
     look.stat = Some(st);
-    // A handle's shared lock makes this fail; on success the lock is dropped with `file`.
-    look.locked = !file.try_lock_exclusive().unwrap_or(true);
     if st.len == 0 {
         look.state = SegmentState::Empty;
         return Some(look);
@@ -752,7 +748,8 @@ fn look_at(name: &SegmentName) -> Option<Look> {
 
 /// Who uses the file `st`, from a `/proc` scan and whether a handle holds its lock (see the
 /// module docs for when the answer is `Unknown`).
-fn users_of(st: &os::FileStat, scan: &os::UsersScan, locked: bool) -> Users {
+fn users_of(st: &os::FileStat, scan: &os::UsersScan) -> Users {
+    let locked = scan.locked.contains(&st.id);
     let seen = scan.by_file.get(&st.id).cloned().unwrap_or_default();
     if !scan.complete {
         return Users::Unknown { seen };
@@ -803,33 +800,32 @@ mod tests {
         let other = me.wrapping_add(1).max(1);
         let mine = stat(me, 0o600);
         assert_eq!(
-            users_of(&mine, &scan(&[], &[], false), false),
+            users_of(&mine, &scan(&[], &[], false)),
             Users::Known(vec![])
         );
         assert_eq!(
-            users_of(&mine, &scan(&[7, 9], &[], false), false),
+            users_of(&mine, &scan(&[7, 9], &[], false)),
             Users::Known(vec![7, 9])
         );
         // A handle holds the lock, nobody seen: somebody we cannot see.
-        assert_eq!(
-            users_of(&mine, &scan(&[], &[], false), true),
-            Users::Unknown { seen: vec![] }
-        );
+        let mut locked = scan(&[], &[], false);
+        locked.locked.insert(os::FileId { dev: 1, ino: 2 });
+        assert_eq!(users_of(&mine, &locked), Users::Unknown { seen: vec![] });
         // No /proc at all.
         let incomplete = os::UsersScan::default();
-        assert!(!users_of(&mine, &incomplete, false).is_unused());
+        assert!(!users_of(&mine, &incomplete).is_unused());
         // An uninspectable process of the owner could map it; root's and strangers' are not
         // counted for a 0600 file, but strangers are for a 0666 one.
         let owner = stat(other, 0o600);
-        assert!(!users_of(&owner, &scan(&[], &[(5, other)], false), false).is_unused());
-        assert!(users_of(&owner, &scan(&[], &[(5, 0)], false), false).is_unused());
-        assert!(users_of(&mine, &scan(&[], &[(5, other)], false), false).is_unused());
+        assert!(!users_of(&owner, &scan(&[], &[(5, other)], false)).is_unused());
+        assert!(users_of(&owner, &scan(&[], &[(5, 0)], false)).is_unused());
+        assert!(users_of(&mine, &scan(&[], &[(5, other)], false)).is_unused());
         let open = stat(me, 0o666);
-        assert!(!users_of(&open, &scan(&[], &[(5, other)], false), false).is_unused());
+        assert!(!users_of(&open, &scan(&[], &[(5, other)], false)).is_unused());
         // hidepid: other users' processes may be invisible.
         if me != 0 {
-            assert!(!users_of(&open, &scan(&[], &[], true), false).is_unused());
-            assert!(users_of(&mine, &scan(&[], &[], true), false).is_unused());
+            assert!(!users_of(&open, &scan(&[], &[], true)).is_unused());
+            assert!(users_of(&mine, &scan(&[], &[], true)).is_unused());
         }
     }
 

@@ -53,6 +53,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::multiple_unsafe_ops_per_block)]
 
+mod atomic_element;
+pub use atomic_element::{AtomicElement, IntElement};
 pub mod error;
 pub mod header;
 pub mod home;
