@@ -232,7 +232,10 @@ fn child_role() {
         }
         // Creates a Value<i64>, keeps the name, and waits to be killed.
         "create-value" => {
-            let v = shm_value::Value::<i64>::builder(&name).create(42).unwrap();
+            let v = shm_value::Value::<i64>::builder(&name)
+                .value(42)
+                .create()
+                .unwrap();
             v.segment().unwrap().persist();
             ready();
             let _keep = v;
@@ -342,7 +345,8 @@ fn ls_and_inspect_show_kinds_creators_and_values() {
     let barrier_name = names.name(&prefix, "barrier");
     let n = |s: &str| SegmentName::new(s).unwrap();
     let value = shm_value::Value::<f64>::builder(&n(&value_name))
-        .create(2.5)
+        .value(2.5)
+        .create()
         .unwrap();
     let array = shm_array::RawArray::<i32>::builder(&n(&array_name))
         .len(3)
@@ -398,6 +402,24 @@ fn ls_and_inspect_show_kinds_creators_and_values() {
     let i = tool_json(&["inspect", &array_name], 0);
     assert_eq!(i["live"]["len"], 3);
     assert_eq!(i["live"]["elements"], serde_json::json!([1, 2, 3]));
+    // A locked Array: elements are read only while its lock is free.
+    let locked_name = names.name(&prefix, "locked");
+    let locked = shm_array::Array::<i16>::builder(&n(&locked_name))
+        .len(20)
+        .create()
+        .unwrap();
+    locked.set(19, -7).unwrap();
+    let i = tool_json(&["inspect", &locked_name], 0);
+    assert_eq!(i["live"]["len"], 20);
+    assert_eq!(i["live"]["elements"].as_array().unwrap().len(), 16, "{i:#}");
+    assert_eq!(i["live"]["elements_shown"], 16);
+    assert_eq!(i["live"]["lock_holder"], "free");
+    let held = locked.lock().unwrap();
+    let i = tool_json(&["inspect", &locked_name], 0);
+    assert_eq!(i["live"]["elements"], "not read: the lock is held", "{i:#}");
+    assert_eq!(i["live"]["lock_holder"], "alive", "{i:#}");
+    drop(held);
+    drop(locked);
     assert_eq!(tool_json(&["inspect", &sem_name], 0)["live"]["value"], 3);
     assert_eq!(tool_json(&["inspect", &event_name], 0)["live"]["set"], true);
     let b = tool_json(&["inspect", &barrier_name], 0);
@@ -547,7 +569,8 @@ fn gc_removes_what_dead_creators_left_and_nothing_in_use() {
     creator.kill();
     // Ours: the creator (this process) is alive and maps it.
     let _mine = shm_value::Value::<i64>::builder(&SegmentName::new(&mine).unwrap())
-        .create(1)
+        .value(1)
+        .create()
         .unwrap();
     // A creator killed while initialising (its header names it, but it never published).
     spawn_role("stuck-in-create", &[&midway]).kill();
@@ -724,9 +747,12 @@ fn garbage_bodies_never_crash_or_hang_the_tool() {
     make!("barrier", |n| shm_lock::Barrier::builder(&n)
         .parties(3)
         .create());
-    make!("value", |n| shm_value::Value::<i64>::builder(&n).create(5));
+    make!("value", |n| shm_value::Value::<i64>::builder(&n)
+        .value(5)
+        .create());
     make!("rawvalue", |n| shm_value::RawValue::<f64>::builder(&n)
-        .create(1.5));
+        .value(1.5)
+        .create());
     make!("array", |n| shm_array::Array::<i32>::builder(&n)
         .len(40)
         .create());

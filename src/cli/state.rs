@@ -218,7 +218,7 @@ fn lock_fields(prefix: &'static str, s: shm_lock::LockSnapshot, f: &mut Fields) 
     f.push((key("waiters"), json!(s.waiters)));
 }
 
-fn value_fields<T: shm_value::AtomicElement + Show>(
+fn value_fields<T: shm_core::AtomicElement + Show>(
     name: &SegmentName,
     locked: bool,
     f: &mut Fields,
@@ -234,7 +234,7 @@ fn value_fields<T: shm_value::AtomicElement + Show>(
     Ok(())
 }
 
-fn array_fields<T: shm_value::AtomicElement + Show>(
+fn array_fields<T: shm_core::AtomicElement + Show>(
     name: &SegmentName,
     locked: bool,
     f: &mut Fields,
