@@ -255,12 +255,13 @@ its role holders. NAME is written without /dev/shm (a leading `/` is allowed).
         Some("rm") => "\
 usage: shm-ipc [--json] rm [--force] NAME...
 
-Removes segments. A segment that live processes map (or whose users cannot be told) is
-refused unless --force is given; processes that map it keep their mapping either way, but
-nobody can open it by name any more.
+Removes segments. A segment that live processes map or hold open (or whose users cannot
+all be seen), and a file that is not an shm-ipc segment, are refused unless --force is given.
+Processes that map a removed segment keep their mapping, but nobody can open it by name any
+more.
 
-  -f, --force  remove it even if live processes use it
-  --json       one JSON document: {\"removed\": [...], \"refused\": [...]}
+  -f, --force  remove it anyway
+  --json       one JSON document: {\"removed\": [...], \"failed\": [{\"name\", \"error\"}]}
 "
         .into(),
         Some("gc") => "\
