@@ -768,12 +768,21 @@ fn garbage_bodies_never_crash_or_hang_the_tool() {
     make!("bytes", |n| shm_queue::bytes::ByteQueue::builder(&n)
         .capacity(4)
         .create());
+    make!("spscbytes", |n| shm_queue::bytes::ByteQueue::builder(&n)
+        .mode(shm_queue::bytes::Mode::Spsc)
+        .capacity(4)
+        .create());
     make!("joinable", |n| shm_queue::joinable::JoinableQueue::builder(
         &n
     )
     .capacity(4)
     .create());
 
+    // Untouched, every kind inspects cleanly.
+    for name in &made {
+        let i = tool_json(&["inspect", name], 0);
+        assert!(i["live"].is_object(), "{i:#}");
+    }
     for fill in [0xffu8, 0xa5, 0x01] {
         for name in &made {
             let path = shm_path(name);

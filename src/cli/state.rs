@@ -406,7 +406,16 @@ fn read_live(name: &SegmentName, seg: &Segment) -> Result<Fields, CliError> {
             }
         }
         ObjectKind::SpscBytes | ObjectKind::MpmcBytes => {
-            let q = open!(shm_queue::bytes::ByteQueue, name);
+            let mode = if h.kind() == ObjectKind::SpscBytes {
+                shm_queue::bytes::Mode::Spsc
+            } else {
+                shm_queue::bytes::Mode::Mpmc
+            };
+            let q = shm_queue::bytes::ByteQueue::builder(name)
+                .mode(mode)
+                .open_timeout(OPEN_TIMEOUT)
+                .open()
+                .map_err(|e| corrupt(name, e))?;
             f.push(("max_message", json!(q.max_message())));
             queue_fields(q.snapshot(), &mut f);
         }
