@@ -227,7 +227,7 @@ fn child_role() {
             lock.segment().unwrap().persist();
             let guard = lock.lock().unwrap();
             ready();
-            let _keep = (lock.snapshot(), guard);
+            let _keep = guard;
             forever();
         }
         // Creates a Value<i64>, keeps the name, and waits to be killed.

@@ -8,6 +8,7 @@ use super::model::{Creator, Entry};
 use super::source::CliError;
 use serde_json::{json, Value as Json};
 use shm_core::{CBool, CChar, ElementLayout, ObjectKind, Segment, SegmentName, TypeCode, WChar};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Ordered `(key, value)` pairs: printed as `key: value` lines or as one JSON object.
@@ -191,42 +192,65 @@ pub(crate) fn header_fields(entry: &Entry, seg: &Segment) -> Fields {
     f
 }
 
-/// A lock snapshot as fields, with the holder's liveness.
-fn lock_fields(prefix: &'static str, s: shm_lock::LockSnapshot, f: &mut Fields) {
-    let key = |k: &'static str| -> &'static str {
-        match (prefix, k) {
-            ("", k) => k,
-            (_, "holder") => "lock_holder",
-            (_, "holder_thread") => "lock_holder_thread",
-            (_, "inconsistent") => "lock_inconsistent",
-            (_, "depth") => "lock_depth",
-            (_, "waiters") => "lock_waiters",
-            (_, other) => other,
-        }
+/// What a lock looks like right now: a few relaxed loads, never a lock operation.
+#[derive(Debug, Clone, Copy)]
+struct LockView {
+    /// The holder's thread identity word, `None` when free.
+    holder: Option<u64>,
+    /// A holder died and nobody marked the state consistent since.
+    inconsistent: bool,
+}
+
+/// The lock whose state starts the body of `seg`: a `Lock`'s or `RLock`'s state, and the
+/// lock embedded in a `Value`, an `Array` or a `Condition`, all begin with the owner word
+/// (the holder's thread identity, 0 when free). `inconsistent` comes from the lock's API.
+// TODO(lock rework): once shm-lock's RawRobustLock lands in main, take the owner from
+// `RawLock::owner_word()` through the lock's public API instead of reading the word here.
+fn lock_view(seg: &Segment, inconsistent: bool) -> LockView {
+    let holder = (seg.body_len() >= 8)
+        .then(|| {
+            // SAFETY: the body is at least 8 bytes long (checked) and 128-byte aligned, so an
+            // `AtomicU64` at its start is in bounds and aligned; the mapping lives as long as
+            // `seg`; other processes write the word only atomically (any bit pattern is a
+            // valid u64).
+            let word = unsafe { seg.body().cast::<AtomicU64>().as_ref() };
+            word.load(Ordering::Relaxed)
+        })
+        .filter(|&w| w != 0);
+    LockView {
+        holder,
+        inconsistent,
+    }
+}
+
+/// A lock's state as fields, with the holder's liveness; `prefix` is `""` for a lock object
+/// and `"lock_"` for the lock embedded in another object.
+fn lock_fields(prefix: &'static str, s: LockView, f: &mut Fields) {
+    let (holder, thread, inconsistent) = if prefix.is_empty() {
+        ("holder", "holder_thread", "inconsistent")
+    } else {
+        ("lock_holder", "lock_holder_thread", "lock_inconsistent")
     };
     match s.holder {
-        None => f.push((key("holder"), json!("free"))),
+        None => f.push((holder, json!("free"))),
         Some(word) => {
-            f.push((key("holder_thread"), json!(word as u32)));
-            f.push((key("holder"), json!(word_liveness(word).to_string())));
+            f.push((thread, json!(word as u32)));
+            f.push((holder, json!(word_liveness(word).to_string())));
         }
     }
-    f.push((key("inconsistent"), json!(s.inconsistent)));
-    if s.depth != 0 {
-        f.push((key("depth"), json!(s.depth)));
-    }
-    f.push((key("waiters"), json!(s.waiters)));
+    f.push((inconsistent, json!(s.inconsistent)));
 }
 
 fn value_fields<T: shm_core::AtomicElement + Show>(
     name: &SegmentName,
+    seg: &Segment,
     locked: bool,
     f: &mut Fields,
 ) -> Result<(), CliError> {
     if locked {
         let v = open!(shm_value::Value<T>, name);
         f.push(("value", v.load().show()));
-        lock_fields("lock", v.get_lock().snapshot(), f);
+        lock_fields("lock", lock_view(seg, v.get_lock().is_inconsistent()), f);
     } else {
         let v = open!(shm_value::RawValue<T>, name);
         f.push(("value", v.load().show()));
@@ -236,6 +260,7 @@ fn value_fields<T: shm_core::AtomicElement + Show>(
 
 fn array_fields<T: shm_core::AtomicElement + Show>(
     name: &SegmentName,
+    seg: &Segment,
     locked: bool,
     f: &mut Fields,
 ) -> Result<(), CliError> {
@@ -250,7 +275,7 @@ fn array_fields<T: shm_core::AtomicElement + Show>(
     let (len, elements, snapshot) = if locked {
         let a = open!(shm_array::Array<T>, name);
         let lock = a.get_lock();
-        let snapshot = lock.snapshot();
+        let snapshot = lock_view(seg, lock.is_inconsistent());
         // Elements are read under the lock, and only if it is free: never wait, never take
         // over a dead holder's lock.
         let mut elements = json!("not read: the lock is held");
@@ -349,11 +374,11 @@ fn read_live(name: &SegmentName, seg: &Segment) -> Result<Fields, CliError> {
     match h.kind() {
         ObjectKind::Lock => {
             let l = open!(shm_lock::Lock, name);
-            lock_fields("", l.snapshot(), &mut f);
+            lock_fields("", lock_view(seg, l.as_ref().is_inconsistent()), &mut f);
         }
         ObjectKind::RLock => {
             let l = open!(shm_lock::RLock, name);
-            lock_fields("", l.snapshot(), &mut f);
+            lock_fields("", lock_view(seg, l.as_ref().is_inconsistent()), &mut f);
         }
         ObjectKind::Semaphore => {
             let s = open!(shm_lock::Semaphore, name);
@@ -369,7 +394,11 @@ fn read_live(name: &SegmentName, seg: &Segment) -> Result<Fields, CliError> {
         }
         ObjectKind::Condition => {
             let c = open!(shm_lock::Condition, name);
-            lock_fields("lock", c.lock_ref().snapshot(), &mut f);
+            lock_fields(
+                "lock",
+                lock_view(seg, c.lock_ref().is_inconsistent()),
+                &mut f,
+            );
         }
         ObjectKind::Barrier => {
             let b = open!(shm_lock::Barrier, name);
@@ -379,7 +408,7 @@ fn read_live(name: &SegmentName, seg: &Segment) -> Result<Fields, CliError> {
         }
         ObjectKind::Value | ObjectKind::RawValue => {
             let locked = h.kind() == ObjectKind::Value;
-            with_typecode!(typecode(h.layout())?, T => value_fields::<T>(name, locked, &mut f))?;
+            with_typecode!(typecode(h.layout())?, T => value_fields::<T>(name, seg, locked, &mut f))?;
         }
         ObjectKind::Array | ObjectKind::RawArray => {
             let locked = h.kind() == ObjectKind::Array;
@@ -388,7 +417,7 @@ fn read_live(name: &SegmentName, seg: &Segment) -> Result<Fields, CliError> {
                 .typecode()
                 .filter(|_| h.layout().format().len() == 1)
             {
-                Some(tc) => with_typecode!(tc, T => array_fields::<T>(name, locked, &mut f))?,
+                Some(tc) => with_typecode!(tc, T => array_fields::<T>(name, seg, locked, &mut f))?,
                 // A record layout: its fields have no Rust type here; show the length only.
                 None => f.push(("len", json!(h.count()))),
             }

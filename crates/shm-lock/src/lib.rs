@@ -87,7 +87,6 @@ mod barrier;
 mod cond;
 mod error;
 mod ident;
-mod inspect;
 mod lock;
 mod object;
 mod raw;
@@ -96,7 +95,6 @@ mod sem;
 pub use barrier::{Barrier, MAX_PARTIES};
 pub use cond::Condition;
 pub use error::{AcquireError, BarrierError, LockError, ReleaseError};
-pub use inspect::LockSnapshot;
 pub use lock::{
     Lock, LockGuard, LockRef, LockState, RLock, RLockGuard, RLockRef, RLockState, LOCK_STATE_SIZE,
     RLOCK_STATE_SIZE,

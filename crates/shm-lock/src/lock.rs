@@ -191,11 +191,6 @@ impl<'a> LockRef<'a> {
         self.raw.is_inconsistent()
     }
 
-    /// The control block, for read-only snapshots (`inspect`).
-    pub(crate) fn raw_lock(&self) -> &'a RawLock {
-        self.raw
-    }
-
     #[cfg(all(test, not(loom)))]
     pub(crate) fn raw(&self) -> &'a RawLock {
         self.raw
@@ -538,11 +533,6 @@ impl<'a> RLockRef<'a> {
     /// Whether the calling thread holds the lock.
     pub fn is_owned_by_current_thread(&self) -> bool {
         self.raw.held_by_me()
-    }
-
-    /// The control block, for read-only snapshots (`inspect`).
-    pub(crate) fn raw_lock(&self) -> &'a RawLock {
-        self.raw
     }
 
     /// Whether the state is flagged inconsistent.
