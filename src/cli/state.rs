@@ -319,6 +319,7 @@ fn queue_fields(s: shm_queue::QueueSnapshot, f: &mut Fields) {
     f.push(("len", json!(s.len)));
     f.push(("capacity", json!(s.capacity)));
     f.push(("closed", json!(s.closed)));
+    f.push(("poisoned", json!(s.poisoned)));
     f.push(("producers", holders(&s.producers)));
     f.push(("consumers", holders(&s.consumers)));
 }

@@ -21,7 +21,7 @@ use shm_core::Element;
 /// let mut tx = q.producer()?;
 /// tx.push(7)?;
 /// let s = q.snapshot();
-/// assert_eq!((s.len, s.capacity, s.closed), (1, 4, false));
+/// assert_eq!((s.len, s.capacity, s.closed, s.poisoned), (1, 4, false, false));
 /// assert_eq!(s.producers.len(), 1);
 /// assert!(s.consumers.is_empty());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -34,11 +34,21 @@ pub struct QueueSnapshot {
     pub capacity: u64,
     /// Whether the queue was closed.
     pub closed: bool,
+    /// Whether an impossible index or stamp was read from the segment: every operation fails
+    /// with `Corrupt` from then on.
+    pub poisoned: bool,
     /// The holders of the producer role, as [`ProcessId`](shm_core::ProcessId) words (pid in
     /// the low 32 bits); ask `ProcessId::word_liveness` whether each still runs.
     pub producers: Vec<u64>,
     /// The holders of the consumer role, as for `producers`.
     pub consumers: Vec<u64>,
+}
+
+/// What a queue module hands [`QueueSnapshot`]: its role tables and its poisoned flag.
+pub(crate) struct Parts<'a> {
+    pub(crate) producers: &'a [RoleSlot],
+    pub(crate) consumers: &'a [RoleSlot],
+    pub(crate) poisoned: bool,
 }
 
 fn holders(slots: &[RoleSlot]) -> Vec<u64> {
@@ -54,13 +64,14 @@ macro_rules! typed_snapshot {
         impl<T: Element> $queue<T> {
             /// A snapshot of the queue's state (see [`QueueSnapshot`]).
             pub fn snapshot(&self) -> QueueSnapshot {
-                let (p, c) = self.role_slots();
+                let parts = self.inspect_parts();
                 QueueSnapshot {
                     len: self.len() as u64,
                     capacity: self.capacity() as u64,
                     closed: self.is_closed(),
-                    producers: holders(p),
-                    consumers: holders(c),
+                    poisoned: parts.poisoned,
+                    producers: holders(parts.producers),
+                    consumers: holders(parts.consumers),
                 }
             }
         }
@@ -77,6 +88,7 @@ impl ByteQueue {
             len: ring.len(),
             capacity: ring.capacity(),
             closed: ring.is_closed(),
+            poisoned: ring.is_poisoned(),
             producers: holders(ring.producers()),
             consumers: holders(ring.consumers()),
         }
