@@ -587,6 +587,48 @@ mod tests {
     }
 
     #[test]
+    fn humanize_merges_what_belongs_together() {
+        let e = Entry {
+            name: "n".into(),
+            state: SegmentState::Ready,
+            kind: Some(shm_core::ObjectKind::Lock),
+            format: String::new(),
+            count: Some(0),
+            size: 288,
+            creator: None,
+            users: Users::Unknown { seen: vec![12] },
+            locked: false,
+            age: Some(Duration::from_secs(300)),
+            abandoned: false,
+        };
+        let fields: state::Fields = vec![
+            ("users", json!([12])),
+            ("users_complete", json!(false)),
+            ("age_secs", json!(300.0)),
+            ("holder_thread", json!(77)),
+            ("holder", json!("dead")),
+            ("producers", json!([{"pid": 5, "liveness": "alive"}])),
+            ("consumers", json!([])),
+        ];
+        let h = humanize(fields, &e);
+        assert_eq!(
+            h,
+            vec![
+                ("users", json!("12,?")),
+                ("age", json!("5m")),
+                ("holder", json!("thread 77 (dead)")),
+                ("producers", json!("5 (alive)")),
+                ("consumers", json!("-")),
+            ]
+        );
+        let mut out = Vec::new();
+        print_fields(&mut out, &h).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("users:      12,?\n"), "{text}");
+        assert!(text.contains("holder:     thread 77 (dead)\n"), "{text}");
+    }
+
+    #[test]
     fn table_aligns_columns() {
         let t = table(
             &["A", "BB"],
