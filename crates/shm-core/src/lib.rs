@@ -17,6 +17,8 @@
 //! - [`sync`]: shared futex wait/wake with `CLOCK_MONOTONIC` deadlines, an [`EventCount`], and
 //!   the spin-then-sleep [`WaitStrategy`].
 //! - [`ProcessId`]: a (pid, start time) identity that survives pid reuse.
+//! - [`liveness`]: [`Liveness`] (alive, dead or unknown), the injectable [`LivenessProbe`] with
+//!   the OS's answer [`OsProbe`], and [`ThreadWord`], the identity of a lock-owning thread.
 //! - [`home`]: [`Home`], where a control block lives: a segment or the heap (for loom and miri).
 //! - [`process`]: start the current executable again in a named role (Python's `Process`).
 //!
@@ -49,6 +51,7 @@ pub mod error;
 pub mod header;
 pub mod home;
 mod identity;
+pub mod liveness;
 pub mod name;
 mod os;
 pub mod process;
@@ -61,6 +64,7 @@ pub use error::{CreateError, OpenError};
 pub use header::{Header, ObjectKind};
 pub use home::{HeapBlock, Home};
 pub use identity::ProcessId;
+pub use liveness::{Liveness, LivenessProbe, OsProbe, ThreadWord};
 pub use name::{NameError, SegmentName};
 pub use segment::{list_segments, Segment, SegmentBuilder, SegmentInfo};
 pub use sync::{Deadline, EventCount, WaitOutcome, WaitStrategy};
