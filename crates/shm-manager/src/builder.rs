@@ -179,14 +179,56 @@ pub(crate) fn heap<T: Kind>(capacity: u64, arena: u64) -> Result<T, CreateError>
     Ok(T::from_store(store))
 }
 
+macro_rules! builder_methods {
+    ($([$($g:tt)*] $t:ty),*) => {$(
+        impl<$($g)*> Builder<$t> {
+            /// Creates the object exclusively.
+            ///
+            /// # Errors
+            ///
+            /// [`CreateError::AlreadyExists`] if the name is taken,
+            /// [`CreateError::InvalidParameter`] for a capacity of 0 or too large, and OS
+            /// errors.
+            pub fn create(self) -> Result<$t, CreateError> {
+                self.create_impl()
+            }
+
+            /// Opens an existing object, adopting its capacity; its kind and type
+            /// fingerprint must match.
+            ///
+            /// # Errors
+            ///
+            /// [`OpenError::Mismatch`] (field `"type"`) if it was created with other key,
+            /// value or element types; [`OpenError::WrongKind`] for another kind of object;
+            /// every other [`OpenError`].
+            pub fn open(self) -> Result<$t, OpenError> {
+                self.open_impl()
+            }
+
+            /// Opens the object, or creates it if there is none (race-free: one of several
+            /// concurrent callers creates, the others open).
+            ///
+            /// # Errors
+            ///
+            /// As [`open`](Self::open); [`OpenError::Create`] if creating failed for another
+            /// reason than the name being taken.
+            pub fn open_or_create(self) -> Result<$t, OpenError> {
+                self.open_or_create_impl()
+            }
+        }
+    )*};
+}
+
+builder_methods!(
+    [K, V] crate::SharedDict<K, V>,
+    [T] crate::SharedList<T>,
+    [] crate::Namespace
+);
+
+// The methods below are crate-private; the public ones are generated above per kind.
+#[allow(private_bounds)]
 impl<T: Kind> Builder<T> {
-    /// Creates the object exclusively.
-    ///
-    /// # Errors
-    ///
-    /// [`CreateError::AlreadyExists`] if the name is taken, [`CreateError::InvalidParameter`]
-    /// for a capacity of 0 or too large, and OS errors.
-    pub fn create(self) -> Result<T, CreateError> {
+    pub(crate) fn create_impl(self) -> Result<T, CreateError> {
         let geo = self.geometry(T::index_words)?;
         let names = T::type_names();
         let mut sb = Segment::builder(&self.name, T::KIND)
@@ -200,23 +242,16 @@ impl<T: Kind> Builder<T> {
         // SAFETY: `create` hands `init` the zeroed body of geo.body_len() bytes, 128-aligned,
         // before anybody else can open it.
         let seg = sb.create(|body, _| unsafe { Store::init(body, &names) })?;
-        let store = Store::new(Home::Segment(seg), geo, self.strategy, self.timeout).map_err(
-            |e| CreateError::Invalid {
-                reason: e.to_string(),
-            },
-        )?;
+        let store =
+            Store::new(Home::Segment(seg), geo, self.strategy, self.timeout).map_err(|e| {
+                CreateError::Invalid {
+                    reason: e.to_string(),
+                }
+            })?;
         Ok(T::from_store(store))
     }
 
-    /// Opens an existing object, adopting its capacity; its kind and type fingerprint must
-    /// match.
-    ///
-    /// # Errors
-    ///
-    /// [`OpenError::Mismatch`] (field `"type"`) if it was created with other key, value or
-    /// element types; [`OpenError::WrongKind`] for another kind of object; every other
-    /// [`OpenError`].
-    pub fn open(self) -> Result<T, OpenError> {
+    pub(crate) fn open_impl(self) -> Result<T, OpenError> {
         let mut sb = Segment::builder(&self.name, T::KIND);
         if let Some(t) = self.open_timeout {
             sb = sb.open_timeout(t);
@@ -228,11 +263,7 @@ impl<T: Kind> Builder<T> {
             return Err(OpenError::Mismatch {
                 field: "type",
                 expected: format!("{} (fingerprint {fp:#018x})", T::type_names()),
-                found: format!(
-                    "{} (fingerprint {:#018x})",
-                    stored_names(&seg),
-                    h.param()
-                ),
+                found: format!("{} (fingerprint {:#018x})", stored_names(&seg), h.param()),
             });
         }
         if h.count() == 0 || h.count() > MAX_CAPACITY {
@@ -246,21 +277,14 @@ impl<T: Kind> Builder<T> {
         Ok(T::from_store(store))
     }
 
-    /// Opens the object, or creates it if there is none (race-free: one of several
-    /// concurrent callers creates, the others open).
-    ///
-    /// # Errors
-    ///
-    /// As [`open`](Self::open); [`OpenError::Create`] if creating failed for another reason
-    /// than the name being taken.
-    pub fn open_or_create(self) -> Result<T, OpenError> {
+    pub(crate) fn open_or_create_impl(self) -> Result<T, OpenError> {
         for _ in 0..100 {
-            match self.clone().create() {
+            match self.clone().create_impl() {
                 Ok(t) => return Ok(t),
                 Err(CreateError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(OpenError::Create(e)),
             }
-            match self.clone().open() {
+            match self.clone().open_impl() {
                 Err(OpenError::NotFound { .. }) => continue, // removed in between: retry
                 other => return other,
             }

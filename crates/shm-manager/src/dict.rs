@@ -2,7 +2,7 @@
 
 use crate::builder::{self, Builder, Kind};
 use crate::error::{Corrupt, EncodeError, Exhausted, ReadError, WriteError};
-use crate::store::{entry_size, Ctl, Entry, Field, Store, Txn};
+use crate::store::{entry_size, Ctl, Entry, Field, Rebuild, Store, Txn};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shm_core::{CreateError, ObjectKind, OpenError, Segment, SegmentName};
@@ -54,6 +54,9 @@ fn slots_for(capacity: u64) -> u64 {
 fn max_used(slots: u64) -> u64 {
     slots - slots / 4
 }
+
+/// An entry's (key bytes, value bytes).
+pub(crate) type Item = (Vec<u8>, Vec<u8>);
 
 /// What an `update_bytes` closure decided.
 pub(crate) enum Change {
@@ -122,16 +125,31 @@ impl RawDict {
         })
     }
 
-    /// Copies the live entries into the inactive arena and index, dropping tombstones.
-    fn compact(txn: &mut Txn<'_>) -> Result<(), Corrupt> {
+    /// Copies the live entries into the inactive arena and index, dropping tombstones and
+    /// the entry in slot `skip`, adds `add` (key, value, hash, order) if given, and publishes
+    /// it all with one store of `root`.
+    fn compact(
+        txn: &mut Txn<'_>,
+        skip: Option<usize>,
+        add: Option<(&[u8], &[u8], u64, u64)>,
+    ) -> Result<(), Corrupt> {
         let slots = Self::slots(txn);
         let mask = slots - 1;
         let geo = txn.geometry();
         let mut r = txn.rebuild(true);
         let mut n = 0u64;
+        let place = |r: &Rebuild<'_, '_>, h: u64, off: u64| {
+            let mut i = (h as usize) & mask;
+            // At most `capacity` < `slots` entries go in, so an empty slot exists.
+            while r.index(2 * i) != EMPTY {
+                i = (i + 1) & mask;
+            }
+            r.set_index(2 * i, off + 2);
+            r.set_index(2 * i + 1, h);
+        };
         for s in 0..slots {
             let meta = txn.index(2 * s);
-            if meta < 2 {
+            if meta < 2 || Some(s) == skip {
                 continue;
             }
             let e = txn.entry(meta - 2)?;
@@ -141,99 +159,95 @@ impl RawDict {
                 // that share entries or were forged.
                 return Err(Corrupt::new("entries beyond the capacity", n));
             }
-            let h = txn.index(2 * s + 1);
             let off = r.carry(&e);
-            let mut i = (h as usize) & mask;
-            // n <= capacity < slots, so an empty slot exists in the new table.
-            while r.index(2 * i) != EMPTY {
-                i = (i + 1) & mask;
+            place(&r, txn.index(2 * s + 1), off);
+        }
+        let mut order = txn.ctl.order;
+        if let Some((key, value, h, o)) = add {
+            n += 1;
+            let off = r
+                .add_entry(key, value, o)
+                .map_err(|size| Corrupt::new("live bytes above the arena", size))?;
+            if n > geo.capacity {
+                return Err(Corrupt::new("entries beyond the capacity", n));
             }
-            r.set_index(2 * i, off + 2);
-            r.set_index(2 * i + 1, h);
+            place(&r, h, off);
+            order = order.max(o.wrapping_add(1));
         }
         let ctl = Ctl {
             len: n,
             used: n,
             bump: r.bump(),
             live: r.bump(),
-            order: txn.ctl.order,
+            order,
         };
         r.publish(ctl);
         txn.reload()
     }
 
     /// Inserts or replaces, under the held lock. Nothing is written on error.
+    ///
+    /// It fits if the entries stay within the capacity and the live bytes (without the
+    /// replaced entry, with the new one) within the arena; if the free space past `bump`
+    /// is too small, the write and a compaction are published together.
     fn put(txn: &mut Txn<'_>, key: &[u8], value: &[u8], h: u64) -> Result<(), WriteError> {
         let size = entry_size(key.len(), value.len());
         let geo = txn.geometry();
         let slots = Self::slots(txn) as u64;
-        for attempt in 0..2 {
-            let compacted = attempt > 0;
-            match Self::probe(txn, h, key)? {
-                Probe::Found { slot, entry } => {
-                    if !txn.fits(size) {
-                        if compacted || txn.free_after_compaction(entry.size()) < size {
-                            return Err(txn.full_bytes(size, entry.size()));
-                        }
-                        Self::compact(txn)?;
-                        continue;
-                    }
-                    let (off, size) = txn
-                        .write_entry(0, key, value, entry.order)
-                        .map_err(|size| txn.full_bytes(size, entry.size()))?;
-                    let c = txn.ctl;
-                    txn.commit(&[
-                        (txn.index_target(2 * slot), off + 2),
-                        (txn.ctl_target(Field::Bump), c.bump + size),
-                        (txn.ctl_target(Field::Live), c.live - entry.size() + size),
-                    ])?;
+        let c = txn.ctl;
+        match Self::probe(txn, h, key)? {
+            Probe::Found { slot, entry } => {
+                if txn.free_after_compaction(entry.size()) < size {
+                    return Err(txn.full_bytes(size, entry.size()));
+                }
+                if !txn.fits(size) {
+                    Self::compact(txn, Some(slot), Some((key, value, h, entry.order)))?;
                     return Ok(());
                 }
-                Probe::Vacant { slot, tomb } => {
-                    let c = txn.ctl;
-                    if c.len >= geo.capacity {
-                        return Err(WriteError::Full(Exhausted::Entries {
-                            capacity: geo.capacity,
-                        }));
-                    }
-                    let slot = match slot {
-                        Some(s) if tomb || c.used < max_used(slots) => s,
-                        _ => {
-                            if compacted {
-                                return Err(Corrupt::new("no free slot after compaction", c.used)
-                                    .into());
-                            }
-                            Self::compact(txn)?;
-                            continue;
-                        }
-                    };
-                    if !txn.fits(size) {
-                        if compacted || txn.free_after_compaction(0) < size {
-                            return Err(txn.full_bytes(size, 0));
-                        }
-                        Self::compact(txn)?;
-                        continue;
-                    }
-                    let (off, size) = txn
-                        .write_entry(0, key, value, c.order)
-                        .map_err(|size| txn.full_bytes(size, 0))?;
-                    let mut records = vec![
-                        (txn.index_target(2 * slot), off + 2),
-                        (txn.index_target(2 * slot + 1), h),
-                        (txn.ctl_target(Field::Len), c.len + 1),
-                        (txn.ctl_target(Field::Bump), c.bump + size),
-                        (txn.ctl_target(Field::Live), c.live + size),
-                        (txn.ctl_target(Field::Order), c.order.wrapping_add(1)),
-                    ];
-                    if !tomb {
-                        records.push((txn.ctl_target(Field::Used), c.used + 1));
-                    }
-                    txn.commit(&records)?;
-                    return Ok(());
+                let (off, size) = txn
+                    .write_entry(0, key, value, entry.order)
+                    .map_err(|size| txn.full_bytes(size, entry.size()))?;
+                txn.commit(&[
+                    (txn.index_target(2 * slot), off + 2),
+                    (txn.ctl_target(Field::Bump), c.bump + size),
+                    (txn.ctl_target(Field::Live), c.live - entry.size() + size),
+                ])?;
+                Ok(())
+            }
+            Probe::Vacant { slot, tomb } => {
+                if c.len >= geo.capacity {
+                    return Err(WriteError::Full(Exhausted::Entries {
+                        capacity: geo.capacity,
+                    }));
                 }
+                if txn.free_after_compaction(0) < size {
+                    return Err(txn.full_bytes(size, 0));
+                }
+                let slot = match slot {
+                    Some(s) if txn.fits(size) && (tomb || c.used < max_used(slots)) => s,
+                    _ => {
+                        Self::compact(txn, None, Some((key, value, h, c.order)))?;
+                        return Ok(());
+                    }
+                };
+                let (off, size) = txn
+                    .write_entry(0, key, value, c.order)
+                    .map_err(|size| txn.full_bytes(size, 0))?;
+                let mut records = vec![
+                    (txn.index_target(2 * slot), off + 2),
+                    (txn.index_target(2 * slot + 1), h),
+                    (txn.ctl_target(Field::Len), c.len + 1),
+                    (txn.ctl_target(Field::Bump), c.bump + size),
+                    (txn.ctl_target(Field::Live), c.live + size),
+                    (txn.ctl_target(Field::Order), c.order.wrapping_add(1)),
+                ];
+                if !tomb {
+                    records.push((txn.ctl_target(Field::Used), c.used + 1));
+                }
+                txn.commit(&records)?;
+                Ok(())
             }
         }
-        Err(txn.full_bytes(size, 0))
     }
 
     /// Removes `key` under the held lock; `decode` checks the old value first (so a value
@@ -338,7 +352,7 @@ impl RawDict {
     }
 
     /// Every (key bytes, value bytes) pair, in insertion order, read under one lock.
-    pub(crate) fn items(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ReadError> {
+    pub(crate) fn items(&self) -> Result<Vec<Item>, ReadError> {
         let txn = self.store.lock()?;
         let slots = Self::slots(&txn);
         let mut out = Vec::with_capacity(txn.ctl.len as usize);
@@ -397,7 +411,7 @@ impl RawDict {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct SharedDict<K, V> {
-    raw: RawDict,
+    pub(crate) raw: RawDict,
     _t: PhantomData<fn() -> (K, V)>,
 }
 
@@ -551,7 +565,11 @@ where
     ///
     /// As [`insert`](Self::insert); a stored value that does not decode is
     /// [`WriteError::Corrupt`] and `f` is not called.
-    pub fn update<Q>(&self, key: &Q, f: impl FnOnce(Option<V>) -> Option<V>) -> Result<(), WriteError>
+    pub fn update<Q>(
+        &self,
+        key: &Q,
+        f: impl FnOnce(Option<V>) -> Option<V>,
+    ) -> Result<(), WriteError>
     where
         K: Borrow<Q>,
         Q: Serialize + ?Sized,

@@ -38,7 +38,7 @@ use std::marker::PhantomData;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct SharedList<T> {
-    store: Store,
+    pub(crate) store: Store,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -70,55 +70,78 @@ impl<T> Kind for SharedList<T> {
     }
 }
 
-/// Makes room for `size` more bytes past `bump`, compacting if that helps.
-fn room(txn: &mut Txn<'_>, size: u64, freed: u64) -> Result<(), WriteError> {
-    if txn.fits(size) {
-        return Ok(());
-    }
-    if txn.free_after_compaction(freed) < size {
-        return Err(txn.full_bytes(size, freed));
-    }
-    compact(txn)?;
-    if txn.fits(size) {
-        Ok(())
-    } else {
-        Err(txn.full_bytes(size, freed))
+/// A rebuild that adds nothing cannot run out of room: only its lock and corruption errors
+/// remain.
+fn read_error(e: WriteError) -> ReadError {
+    match e {
+        WriteError::Timeout => ReadError::Timeout,
+        WriteError::Deadlock => ReadError::Deadlock,
+        WriteError::Corrupt(c) => ReadError::Corrupt(c),
+        other => ReadError::Corrupt(Corrupt::new(
+            "a permutation failed to fit",
+            matches!(other, WriteError::Full(_)) as u64,
+        )),
     }
 }
 
-/// Copies the elements, in order, into the inactive arena and index.
-fn compact(txn: &mut Txn<'_>) -> Result<(), Corrupt> {
+/// Where an element of a rebuilt list comes from.
+#[derive(Clone, Copy)]
+enum Src<'v> {
+    /// Element `i` of the current list.
+    Old(usize),
+    /// New encoded bytes.
+    New(&'v [u8]),
+}
+
+/// Writes a new index from `sources` on the inactive side and publishes it with one store
+/// of `root`. With `new_arena`, every element is copied into the inactive arena half
+/// (compaction); otherwise old elements stay and new ones go past `bump`. The caller checked
+/// that the new elements fit.
+fn rebuild_list<'v>(
+    txn: &mut Txn<'_>,
+    new_arena: bool,
+    sources: impl Iterator<Item = Src<'v>>,
+) -> Result<(), WriteError> {
     let geo = txn.geometry();
-    let len = txn.ctl.len as usize;
-    let mut r = txn.rebuild(true);
-    for i in 0..len {
-        let e = txn.entry(txn.index(i))?;
-        if r.bump() + e.size() > geo.arena as u64 {
-            return Err(Corrupt::new("elements larger than the arena", r.bump()));
+    let c = txn.ctl;
+    let mut r = txn.rebuild(new_arena);
+    let mut n = 0usize;
+    for src in sources {
+        if n as u64 >= geo.capacity {
+            return Err(WriteError::Full(Exhausted::Entries {
+                capacity: geo.capacity,
+            }));
         }
-        let off = r.carry(&e);
-        r.set_index(i, off);
+        let off = match src {
+            Src::Old(i) => {
+                let e = txn.entry(txn.index(i))?;
+                if new_arena && r.bump() + e.size() > geo.arena as u64 {
+                    return Err(Corrupt::new("elements larger than the arena", r.bump()).into());
+                }
+                r.carry(&e)
+            }
+            Src::New(v) => r
+                .add_entry(&[], v, 0)
+                .map_err(|size| txn.full_bytes(size, 0))?,
+        };
+        r.set_index(n, off);
+        n += 1;
     }
-    let ctl = Ctl {
-        len: len as u64,
-        used: 0,
-        bump: r.bump(),
-        live: r.bump(),
-        order: 0,
+    let bump = r.bump();
+    let live = if new_arena {
+        bump
+    } else {
+        c.live + (bump - c.bump)
     };
-    r.publish(ctl);
-    txn.reload()
-}
-
-/// Writes a new index, `order[j]` being the old position of new element `j`.
-fn permute(txn: &mut Txn<'_>, order: impl Iterator<Item = usize>) -> Result<(), Corrupt> {
-    let r = txn.rebuild(false);
-    for (j, i) in order.enumerate() {
-        r.set_index(j, txn.index(i));
-    }
-    let ctl = txn.ctl;
-    r.publish(ctl);
-    txn.reload()
+    r.publish(Ctl {
+        len: n as u64,
+        used: 0,
+        bump,
+        live,
+        order: 0,
+    });
+    txn.reload()?;
+    Ok(())
 }
 
 impl<T> SharedList<T>
@@ -206,7 +229,17 @@ where
             return Err(WriteError::Full(Exhausted::Entries { capacity: cap }));
         }
         let total: u64 = values.iter().map(|v| entry_size(0, v.len())).sum();
-        room(&mut txn, total, 0)?;
+        if txn.free_after_compaction(0) < total {
+            return Err(txn.full_bytes(total, 0));
+        }
+        if !txn.fits(total) {
+            let old = (0..len as usize).map(Src::Old);
+            return rebuild_list(
+                &mut txn,
+                true,
+                old.chain(values.iter().map(|v| Src::New(v))),
+            );
+        }
         let mut skip = 0;
         for (j, v) in values.iter().enumerate() {
             let (off, size) = txn
@@ -280,7 +313,19 @@ where
         }
         let old = txn.entry(txn.index(index))?.size();
         let size = entry_size(0, vb.len());
-        room(&mut txn, size, old)?;
+        if txn.free_after_compaction(old) < size {
+            return Err(txn.full_bytes(size, old).into());
+        }
+        if !txn.fits(size) {
+            let sources = (0..len).map(|j| {
+                if j == index {
+                    Src::New(&vb)
+                } else {
+                    Src::Old(j)
+                }
+            });
+            return Ok(rebuild_list(&mut txn, true, sources)?);
+        }
         let (off, size) = txn
             .write_entry(0, &[], &vb, 0)
             .map_err(|size| txn.full_bytes(size, old))?;
@@ -288,7 +333,10 @@ where
         txn.commit(&[
             (txn.index_target(index), off),
             (txn.ctl_target(Field::Bump), c.bump + size),
-            (txn.ctl_target(Field::Live), (c.live + size).saturating_sub(old)),
+            (
+                txn.ctl_target(Field::Live),
+                (c.live + size).saturating_sub(old),
+            ),
         ])?;
         Ok(())
     }
@@ -314,28 +362,15 @@ where
             return Err(WriteError::Full(Exhausted::Entries { capacity: cap }).into());
         }
         let size = entry_size(0, vb.len());
-        room(&mut txn, size, 0)?;
-        let c = txn.ctl;
-        let mut r = txn.rebuild(false);
-        let off = r
-            .add_entry(&[], &vb, 0)
-            .map_err(|size| txn.full_bytes(size, 0))?;
-        for j in 0..index {
-            r.set_index(j, txn.index(j));
+        if txn.free_after_compaction(0) < size {
+            return Err(txn.full_bytes(size, 0).into());
         }
-        r.set_index(index, off);
-        for j in index..len {
-            r.set_index(j + 1, txn.index(j));
-        }
-        let bump = r.bump();
-        r.publish(Ctl {
-            len: c.len + 1,
-            bump,
-            live: c.live + (bump - c.bump),
-            ..c
-        });
-        txn.reload()?;
-        Ok(())
+        let new_arena = !txn.fits(size);
+        let sources = (0..index)
+            .map(Src::Old)
+            .chain([Src::New(&vb)])
+            .chain((index..len).map(Src::Old));
+        Ok(rebuild_list(&mut txn, new_arena, sources)?)
     }
 
     /// Number of elements.
@@ -364,8 +399,7 @@ where
     pub fn reverse(&self) -> Result<(), ReadError> {
         let mut txn = self.store.lock()?;
         let len = txn.ctl.len as usize;
-        permute(&mut txn, (0..len).rev())?;
-        Ok(())
+        rebuild_list(&mut txn, false, (0..len).rev().map(Src::Old)).map_err(read_error)
     }
 
     /// Sorts the list (stable), comparing decoded elements with `cmp`; one publish.
@@ -382,8 +416,8 @@ where
             .map(|i| Ok((i, decode::<T>(&Self::element(&txn, i)?)?)))
             .collect::<Result<Vec<_>, Corrupt>>()?;
         items.sort_by(|a, b| cmp(&a.1, &b.1));
-        permute(&mut txn, items.into_iter().map(|(i, _)| i))?;
-        Ok(())
+        rebuild_list(&mut txn, false, items.into_iter().map(|(i, _)| Src::Old(i)))
+            .map_err(read_error)
     }
 
     /// Sorts the list in ascending order (stable; Python's `sort()`).

@@ -12,9 +12,9 @@ use std::fmt;
 
 /// What the registry records for one key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Record {
-    kind: u32,
-    name: String,
+pub(crate) struct Record {
+    pub(crate) kind: u32,
+    pub(crate) name: String,
 }
 
 /// The registry: a byte dict in a segment of kind [`ObjectKind::Manager`].
@@ -81,7 +81,10 @@ impl fmt::Display for ManagerError {
                 found,
             } => match found {
                 Some(k) => write!(f, "manager key {key:?} holds a {k}, not a {expected}"),
-                None => write!(f, "manager key {key:?} holds an unknown kind, not a {expected}"),
+                None => write!(
+                    f,
+                    "manager key {key:?} holds an unknown kind, not a {expected}"
+                ),
             },
             ManagerError::Create { key, source } => {
                 write!(f, "cannot create manager object {key:?}: {source}")
@@ -220,7 +223,7 @@ impl Manager {
         let registry = Builder::<Registry>::new(name)
             .capacity(objects)
             .arena_bytes(objects.saturating_mul(96))
-            .create()?;
+            .create_impl()?;
         Ok(Manager {
             name: name.clone(),
             registry,
@@ -234,7 +237,7 @@ impl Manager {
     ///
     /// As [`Builder::open`]; [`OpenError::WrongKind`] if `name` is not a manager.
     pub fn open(name: &SegmentName) -> Result<Manager, OpenError> {
-        let registry = Builder::<Registry>::new(name).open()?;
+        let registry = Builder::<Registry>::new(name).open_impl()?;
         Ok(Manager {
             name: name.clone(),
             registry,
@@ -266,7 +269,7 @@ impl Manager {
             .collect())
     }
 
-    fn records(&self) -> Result<Vec<(String, Record)>, ReadError> {
+    pub(crate) fn records(&self) -> Result<Vec<(String, Record)>, ReadError> {
         self.registry
             .raw
             .items()?

@@ -24,7 +24,7 @@ use std::fmt;
 ///
 /// let ns = Namespace::create(&SegmentName::unique())?;
 /// ns.set("x", &1i32)?;
-/// ns.set("name", "zhangyanlin")?;
+/// ns.set("name", &"zhangyanlin".to_string())?;
 /// assert_eq!(ns.get::<i32>("x")?, Some(1));
 /// assert_eq!(ns.get::<String>("name")?.as_deref(), Some("zhangyanlin"));
 /// assert!(ns.get::<f64>("x").is_err()); // set as i32
@@ -123,7 +123,7 @@ fn tag_of<T>() -> u64 {
     h
 }
 
-fn pack<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, WriteError> {
+fn pack<T: Serialize>(value: &T) -> Result<Vec<u8>, WriteError> {
     let name = std::any::type_name::<T>();
     let name = &name.as_bytes()[..name.len().min(u16::MAX as usize)];
     let mut out = Vec::with_capacity(10 + name.len() + 16);
@@ -135,10 +135,22 @@ fn pack<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, WriteError> {
 }
 
 fn unpack<T: DeserializeOwned>(field: &str, bytes: &[u8]) -> Result<T, FieldError> {
-    let short = || FieldError::Read(Corrupt::new("namespace field too short", bytes.len() as u64).into());
-    let tag = u64::from_le_bytes(bytes.get(..8).ok_or_else(short)?.try_into().map_err(|_| short())?);
-    let n = u16::from_le_bytes(bytes.get(8..10).ok_or_else(short)?.try_into().map_err(|_| short())?)
-        as usize;
+    let short =
+        || FieldError::Read(Corrupt::new("namespace field too short", bytes.len() as u64).into());
+    let tag = u64::from_le_bytes(
+        bytes
+            .get(..8)
+            .ok_or_else(short)?
+            .try_into()
+            .map_err(|_| short())?,
+    );
+    let n = u16::from_le_bytes(
+        bytes
+            .get(8..10)
+            .ok_or_else(short)?
+            .try_into()
+            .map_err(|_| short())?,
+    ) as usize;
     let name = bytes.get(10..10 + n).ok_or_else(short)?;
     if tag != tag_of::<T>() {
         return Err(FieldError::WrongType {
@@ -189,7 +201,7 @@ impl Namespace {
     /// # Errors
     ///
     /// As [`SharedDict::insert`](crate::SharedDict::insert).
-    pub fn set<T: Serialize + ?Sized>(&self, field: &str, value: &T) -> Result<(), WriteError> {
+    pub fn set<T: Serialize>(&self, field: &str, value: &T) -> Result<(), WriteError> {
         let kb = encode(field).map_err(WriteError::Encode)?;
         self.raw.put_bytes(&kb, &pack(value)?)
     }

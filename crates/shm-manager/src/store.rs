@@ -137,7 +137,7 @@ impl Geometry {
             return Err(bad("count", MAX_CAPACITY, capacity));
         }
         let fixed = (PREFIX as u64).saturating_add(index_words.saturating_mul(16));
-        if body_len < fixed || (body_len - fixed) % 16 != 0 {
+        if body_len < fixed || !(body_len - fixed).is_multiple_of(16) {
             return Err(bad("body_len", fixed, body_len));
         }
         let arena = (body_len - fixed) / 2;
@@ -234,13 +234,17 @@ impl Store {
         // length word is 8-aligned (body 128-aligned, NAMES_OFF a multiple of 8).
         unsafe {
             body.as_ptr()
-                .add(NAMES_OFF)
+                .wrapping_add(NAMES_OFF)
                 .cast::<u64>()
                 .write(n.len() as u64);
         }
         // SAFETY: as above; `n.len() <= NAMES_CAP` bytes fit after the length word.
         unsafe {
-            std::ptr::copy_nonoverlapping(n.as_ptr(), body.as_ptr().add(NAMES_OFF + 8), n.len());
+            std::ptr::copy_nonoverlapping(
+                n.as_ptr(),
+                body.as_ptr().wrapping_add(NAMES_OFF + 8),
+                n.len(),
+            );
         }
     }
 
@@ -267,11 +271,11 @@ impl Store {
     /// The word at body offset `off` (8-aligned, inside the body: callers pass offsets built
     /// from the geometry).
     fn word(&self, off: usize) -> &AtomicU64 {
-        debug_assert!(off % 8 == 0 && off + 8 <= self.geo.body_len());
+        debug_assert!(off.is_multiple_of(8) && off + 8 <= self.geo.body_len());
         // SAFETY: `off` is 8-aligned and inside the body (see above; the body is 128-aligned
         // and at least geo.body_len() bytes), which stays mapped while `self` lives; AtomicU64
         // has no invalid bit patterns and shared atomic access from other processes is no race.
-        unsafe { &*self.base().add(off).cast::<AtomicU64>() }
+        unsafe { &*self.base().wrapping_add(off).cast::<AtomicU64>() }
     }
 
     /// Takes the lock, repairs what a dead holder left, and reads the committed state.
@@ -279,11 +283,12 @@ impl Store {
         let deadline = Deadline::from_timeout(self.timeout);
         // SAFETY: the lock lives at the start of the body, initialised by `init`, and the home
         // outlives the returned guard (it borrows `self`).
-        let held = unsafe { guard::acquire(self.home.as_ptr(), self.strategy, deadline) }
-            .map_err(|e| match e {
+        let held = unsafe { guard::acquire(self.home.as_ptr(), self.strategy, deadline) }.map_err(
+            |e| match e {
                 LockFail::Timeout => ReadError::Timeout,
                 LockFail::Deadlock => ReadError::Deadlock,
-            })?;
+            },
+        )?;
         let commit = self.word(COMMIT_OFF).load(Ordering::Acquire);
         if commit != 0 {
             self.replay(commit)?;
@@ -325,16 +330,11 @@ impl Store {
     fn journal_target(&self, off: u64) -> Result<usize, Corrupt> {
         let ctl = (CTL_OFF as u64)..(CTL_OFF + 2 * CTL_BYTES) as u64;
         let index = (PREFIX as u64)..(self.geo.index_off(2) as u64);
-        if off % 8 == 0 && (ctl.contains(&off) || index.contains(&off)) {
+        if off.is_multiple_of(8) && (ctl.contains(&off) || index.contains(&off)) {
             Ok(off as usize)
         } else {
             Err(Corrupt::new("journal record target", off))
         }
-    }
-
-    #[cfg(feature = "test-hooks")]
-    pub(crate) fn word_for_hooks(&self, off: usize) -> &AtomicU64 {
-        self.word(off)
     }
 }
 
@@ -347,13 +347,18 @@ impl Store {
 pub(crate) unsafe fn read_names(body: NonNull<u8>) -> String {
     // SAFETY: NAMES_OFF + 8 <= PREFIX bytes are mapped (caller), the word is 8-aligned, and an
     // AtomicU64 may be shared with other processes.
-    let len = unsafe { &*body.as_ptr().add(NAMES_OFF).cast::<AtomicU64>() }.load(Ordering::Relaxed);
+    let len = unsafe { &*body.as_ptr().wrapping_add(NAMES_OFF).cast::<AtomicU64>() }
+        .load(Ordering::Relaxed);
     let len = (len as usize).min(NAMES_CAP);
     let mut buf = vec![0u8; len];
     // SAFETY: NAMES_OFF + 8 + len <= PREFIX bytes are mapped; the copy goes into our own
     // buffer of `len` bytes.
     unsafe {
-        std::ptr::copy_nonoverlapping(body.as_ptr().add(NAMES_OFF + 8), buf.as_mut_ptr(), len);
+        std::ptr::copy_nonoverlapping(
+            body.as_ptr().wrapping_add(NAMES_OFF + 8),
+            buf.as_mut_ptr(),
+            len,
+        );
     }
     String::from_utf8_lossy(&buf).into_owned()
 }
@@ -403,7 +408,7 @@ impl<'a> Txn<'a> {
         if ctl.used > g.index_words as u64 {
             return Err(Corrupt::new("used slots above the table size", ctl.used));
         }
-        if ctl.bump > g.arena as u64 || ctl.bump % 8 != 0 {
+        if ctl.bump > g.arena as u64 || !ctl.bump.is_multiple_of(8) {
             return Err(Corrupt::new("arena end", ctl.bump));
         }
         if ctl.live > ctl.bump {
@@ -459,7 +464,7 @@ impl<'a> Txn<'a> {
     /// The entry at arena offset `off`, checked to lie in the committed part.
     pub(crate) fn entry(&self, off: u64) -> Result<Entry, Corrupt> {
         let bump = self.ctl.bump;
-        if off % 8 != 0 || off.saturating_add(ENTRY_HDR as u64) > bump {
+        if !off.is_multiple_of(8) || off.saturating_add(ENTRY_HDR as u64) > bump {
             return Err(Corrupt::new("entry offset", off));
         }
         let base = self.geo().arena_off(self.asel) + off as usize;
@@ -481,9 +486,11 @@ impl<'a> Txn<'a> {
 
     fn arena_ptr(&self, sel: usize, off: u64) -> *mut u8 {
         debug_assert!(off as usize <= self.geo().arena);
-        // SAFETY: arena_off(sel) + off <= body length (callers check `off` against the arena
-        // size), so the pointer stays inside the mapping.
-        unsafe { self.store.base().add(self.geo().arena_off(sel) + off as usize) }
+        // Inside the mapping: arena_off(sel) + off <= body length (callers check `off`
+        // against the arena size).
+        self.store
+            .base()
+            .wrapping_add(self.geo().arena_off(sel) + off as usize)
     }
 
     /// Appends the entry's key bytes to `out`.
@@ -503,7 +510,7 @@ impl<'a> Txn<'a> {
         // active arena half; `out` has room for `len` more bytes. We hold the lock, so no
         // operation of this crate writes these bytes now.
         unsafe {
-            std::ptr::copy_nonoverlapping(src, out.as_mut_ptr().add(out.len()), len);
+            std::ptr::copy_nonoverlapping(src, out.as_mut_ptr().wrapping_add(out.len()), len);
         }
         // SAFETY: the `len` bytes after the old length were just initialised.
         unsafe { out.set_len(out.len() + len) };
@@ -541,10 +548,15 @@ impl<'a> Txn<'a> {
     ) -> Result<(u64, u64), u64> {
         let size = entry_size(key.len(), value.len());
         let off = self.ctl.bump.saturating_add(skip);
-        if off.saturating_add(size) > self.geo().arena as u64 || key.len() > u32::MAX as usize || value.len() > u32::MAX as usize {
+        if off.saturating_add(size) > self.geo().arena as u64
+            || key.len() > u32::MAX as usize
+            || value.len() > u32::MAX as usize
+        {
             return Err(size);
         }
-        write_entry_at(self.arena_ptr(self.asel, off), key, value, order);
+        // SAFETY: off + size <= arena (checked above), `off` is a multiple of 8 (bump is),
+        // the bytes past the committed bump are scratch, and we hold the lock.
+        unsafe { write_entry_at(self.arena_ptr(self.asel, off), key, value, order) };
         Ok((off, size))
     }
 
@@ -554,8 +566,10 @@ impl<'a> Txn<'a> {
         assert!(records.len() <= JOURNAL_CAP, "journal overflow");
         let s = self.store;
         for (i, &(off, val)) in records.iter().enumerate() {
-            s.word(JOURNAL_OFF + 16 * i).store(off as u64, Ordering::Relaxed);
-            s.word(JOURNAL_OFF + 16 * i + 8).store(val, Ordering::Relaxed);
+            s.word(JOURNAL_OFF + 16 * i)
+                .store(off as u64, Ordering::Relaxed);
+            s.word(JOURNAL_OFF + 16 * i + 8)
+                .store(val, Ordering::Relaxed);
         }
         // The commit point: the entry bytes and the records are visible before it.
         s.word(COMMIT_OFF)
@@ -608,26 +622,35 @@ impl<'a> Txn<'a> {
     }
 }
 
-fn write_entry_at(dst: *mut u8, key: &[u8], value: &[u8], order: u64) {
+/// Writes an entry header, key and value at `dst`.
+///
+/// # Safety
+///
+/// `dst` is 8-aligned and has room for `entry_size(key.len(), value.len())` bytes inside an
+/// arena half, which are scratch (past the committed `bump`, or in the inactive half: no
+/// reader of the committed state looks at them), and the caller holds the object's lock.
+unsafe fn write_entry_at(dst: *mut u8, key: &[u8], value: &[u8], order: u64) {
     let lens = key.len() as u64 | (value.len() as u64) << 32;
-    // SAFETY (all three): the caller checked that the entry's padded size fits in the arena
-    // from `dst`, which is 8-aligned (arena halves and entry offsets are multiples of 8); the
-    // bytes are scratch (past the committed `bump`, or in the inactive half), which no reader
-    // of the committed state looks at, and we hold the lock.
+    // SAFETY: the caller's contract: aligned, in bounds, scratch bytes under the lock (the
+    // same holds for the three writes below).
     unsafe {
         dst.cast::<u64>().write(lens);
     }
     // SAFETY: as above.
     unsafe {
-        dst.add(8).cast::<u64>().write(order);
+        dst.wrapping_add(8).cast::<u64>().write(order);
     }
     // SAFETY: as above.
     unsafe {
-        std::ptr::copy_nonoverlapping(key.as_ptr(), dst.add(ENTRY_HDR), key.len());
+        std::ptr::copy_nonoverlapping(key.as_ptr(), dst.wrapping_add(ENTRY_HDR), key.len());
     }
     // SAFETY: as above.
     unsafe {
-        std::ptr::copy_nonoverlapping(value.as_ptr(), dst.add(ENTRY_HDR + key.len()), value.len());
+        std::ptr::copy_nonoverlapping(
+            value.as_ptr(),
+            dst.wrapping_add(ENTRY_HDR + key.len()),
+            value.len(),
+        );
     }
 }
 
@@ -686,7 +709,10 @@ impl Rebuild<'_, '_> {
         if off.saturating_add(size) > self.txn.geo().arena as u64 {
             return Err(size);
         }
-        write_entry_at(self.txn.arena_ptr(self.dest_asel, off), key, value, order);
+        // SAFETY: off + size <= arena (checked above), `off` is a multiple of 8, the bytes
+        // are past the rebuild's bump (scratch: inactive half, or past the committed bump
+        // when the arena is kept), and we hold the lock.
+        unsafe { write_entry_at(self.txn.arena_ptr(self.dest_asel, off), key, value, order) };
         self.bump += size;
         Ok(off)
     }
@@ -700,14 +726,20 @@ impl Rebuild<'_, '_> {
     pub(crate) fn publish(self, ctl: Ctl) {
         let s = self.txn.store;
         let c = self.txn.ctl_off(self.dest_isel);
-        s.word(c + 8 * Field::Len as usize).store(ctl.len, Ordering::Relaxed);
-        s.word(c + 8 * Field::Used as usize).store(ctl.used, Ordering::Relaxed);
-        s.word(c + 8 * Field::Bump as usize).store(ctl.bump, Ordering::Relaxed);
-        s.word(c + 8 * Field::Live as usize).store(ctl.live, Ordering::Relaxed);
-        s.word(c + 8 * Field::Order as usize).store(ctl.order, Ordering::Relaxed);
+        s.word(c + 8 * Field::Len as usize)
+            .store(ctl.len, Ordering::Relaxed);
+        s.word(c + 8 * Field::Used as usize)
+            .store(ctl.used, Ordering::Relaxed);
+        s.word(c + 8 * Field::Bump as usize)
+            .store(ctl.bump, Ordering::Relaxed);
+        s.word(c + 8 * Field::Live as usize)
+            .store(ctl.live, Ordering::Relaxed);
+        s.word(c + 8 * Field::Order as usize)
+            .store(ctl.order, Ordering::Relaxed);
         hooks::point(hooks::Point::Rebuilt);
         let root = s.word(ROOT_OFF).load(Ordering::Relaxed);
-        let new = (root & !3).wrapping_add(4) | self.dest_isel as u64 | (self.dest_asel as u64) << 1;
+        let new =
+            (root & !3).wrapping_add(4) | self.dest_isel as u64 | (self.dest_asel as u64) << 1;
         // The publish point of a rebuild.
         s.word(ROOT_OFF).store(new, Ordering::Release);
     }
