@@ -87,5 +87,9 @@ pub mod hooks {
     pub use crate::store::hooks::{crash_at, Point};
 }
 
+/// The model behind the `dict_ops` fuzz target (feature `test-hooks`; not part of the API).
+#[cfg(any(test, feature = "test-hooks"))]
+pub mod fuzz;
+
 #[cfg(test)]
 mod tests;

@@ -592,3 +592,21 @@ fn manager_hands_out_objects_by_key_and_removes_them() {
     }
     assert!(!shm_core::Segment::exists(&name));
 }
+
+#[test]
+fn dict_ops_model_agrees_on_random_inputs() {
+    let mut rng = Rng(0xdead_beef);
+    for round in 0..steps(300) {
+        let n = 2 + (rng.next() % 400) as usize;
+        let mut data: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+        // Most rounds without the scribble op, so that the model check runs long.
+        if round % 4 != 0 {
+            for op in data.iter_mut().skip(2).step_by(4) {
+                if *op % 16 == 15 {
+                    *op = 0;
+                }
+            }
+        }
+        crate::fuzz::dict_ops(&data);
+    }
+}
