@@ -15,7 +15,7 @@ pub use shm_array as array;
 pub use shm_core as core;
 pub use shm_core::{ElementLayout, ProcessId, SegmentName, TypeCode};
 pub use shm_lock as lock;
-pub use shm_process as process;
 pub use shm_manager as manager;
+pub use shm_process as process;
 pub use shm_queue as queue;
 pub use shm_value as value;

@@ -278,6 +278,26 @@ impl Manager {
             .collect()
     }
 
+    /// The segment name registered for `key`, if any (without creating anything): for tools
+    /// and tests.
+    ///
+    /// # Errors
+    ///
+    /// The registry could not be read, or holds a name that is not valid.
+    pub fn segment_name_of(&self, key: &str) -> Result<Option<SegmentName>, ManagerError> {
+        let kb = encode(key).map_err(WriteError::Encode)?;
+        let Some(bytes) = self.registry.raw.get_bytes(&kb)? else {
+            return Ok(None);
+        };
+        let rec: Record = decode(&bytes).map_err(ReadError::from)?;
+        SegmentName::new(&rec.name)
+            .map(Some)
+            .map_err(|e| ManagerError::Open {
+                key: key.into(),
+                source: Box::new(e),
+            })
+    }
+
     /// A fresh segment name for object number `n`: the manager's name, shortened if needed,
     /// then `.` and `n` in hex, so a listing shows a manager's objects together.
     fn object_name(&self, n: u64) -> SegmentName {

@@ -769,7 +769,8 @@ pub(crate) mod hooks {
     #[cfg(feature = "test-hooks")]
     static CRASH_AT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
-    /// Makes the process abort the next time it reaches `p` (feature `test-hooks`).
+    /// Makes the process kill itself with `SIGKILL` the next time it reaches `p` (feature
+    /// `test-hooks`).
     #[cfg(feature = "test-hooks")]
     pub fn crash_at(p: Option<Point>) {
         let v = match p {
@@ -791,6 +792,8 @@ pub(crate) mod hooks {
                 Point::Rebuilt => 3,
             };
             if CRASH_AT.load(std::sync::atomic::Ordering::Relaxed) == v {
+                // Die here as a SIGKILL would kill us (no unwinding, no destructors).
+                let _ = shm_core::sys::kill(std::process::id(), shm_core::sys::SIGKILL);
                 std::process::abort();
             }
         }
