@@ -96,7 +96,7 @@ fn check_intact(d: &SharedDict<u32, Vec<u8>>, l: &SharedList<Vec<u8>>, trial: us
 
 #[test]
 fn sigkill_at_random_moments_leaves_dict_and_list_intact() {
-    let trials = if cfg!(debug_assertions) { 30 } else { 60 };
+    let trials = if cfg!(debug_assertions) { 100 } else { 200 };
     let w = Watchdog::new();
     let (dn, ln) = (SegmentName::unique(), SegmentName::unique());
     // Small, so that the children hit compactions and `Full` often.
