@@ -86,12 +86,22 @@ fn check_intact(d: &SharedDict<u32, Vec<u8>>, l: &SharedList<Vec<u8>>, trial: us
         .unwrap_or_else(|e| panic!("trial {trial}: list: {e}"));
     assert_eq!(elems.len(), l.len().unwrap(), "trial {trial}");
     assert!(elems.iter().all(|v| is_pattern(None, v)), "trial {trial}");
-    // Usable: a remove and an insert of a key, and a pop and a push, all succeed.
-    d.remove(&63).unwrap();
-    d.insert(&63, &pattern(63, 1)).unwrap();
-    assert_eq!(d.get(&63).unwrap(), Some(pattern(63, 1)));
-    l.pop().unwrap();
-    l.push(&pattern(1, 1)).unwrap();
+    // Usable: removing an entry and inserting it again, and popping an element and pushing
+    // it again, succeed (they fit whatever the fill, since they free what they take).
+    if let Some((k, v)) = items.first() {
+        assert_eq!(d.remove(k).unwrap().as_ref(), Some(v), "trial {trial}");
+        d.insert(k, v).unwrap();
+        assert_eq!(d.get(k).unwrap().as_ref(), Some(v), "trial {trial}");
+    }
+    d.insert(&999, &pattern(999, 1)).map_or_else(
+        |e| assert!(matches!(e, WriteError::Full(_)), "trial {trial}: {e}"),
+        |()| assert!(d.remove(&999).unwrap().is_some()),
+    );
+    if let Some(last) = l.pop().unwrap() {
+        assert_eq!(Some(&last), elems.last(), "trial {trial}");
+        l.push(&last).unwrap();
+    }
+    assert_eq!(l.to_vec().unwrap(), elems, "trial {trial}");
 }
 
 #[test]
