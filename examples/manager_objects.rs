@@ -134,10 +134,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let a = manager.array::<i32>("a", &[1, 2, 3])?;
     let v = manager.value::<i32>("v", 3)?;
     let lo = manager.lock("lo")?;
-    let held = match lo.lock() {
-        Ok(g) => g,
-        Err(e) => return Err(e.into()),
-    };
+    let held = lo.lock()?;
 
     let mut p = Process::builder("f").arg(manager.name().as_str()).start()?;
     let status = p.join()?;
