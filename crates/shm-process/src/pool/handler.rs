@@ -8,11 +8,11 @@ use super::result::Sink;
 use super::spawn::Worker;
 use super::state::{Phase, SlotState, State};
 use super::wire::{ControlBlock, WorkerConfig};
-use shm_core::{Deadline, WaitStrategy};
-use shm_queue::bytes::{ByteQueue, BytesConsumer, BytesPopError};
+use shm_core::{Deadline, EventCount, WaitStrategy};
+use shm_queue::bytes::ByteQueue;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -26,8 +26,15 @@ const SHORT_WAIT: Duration = Duration::from_millis(2);
 pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     pub(crate) ctl: ControlBlock,
-    /// Set (then the eventcount notified) to make the result thread look at the phase.
+    /// Set (then an eventcount notified) to make the result thread look at the phase, the
+    /// finished calls and the bad slots.
     pub(crate) wake: AtomicBool,
+    /// Threads now spinning in a wait for a result, collecting results themselves; while there
+    /// are any, the result thread sleeps on `local` instead of the workers' eventcount, so the
+    /// workers wake nobody and the waiter gets its result without a hand-off.
+    pub(crate) collectors: AtomicUsize,
+    /// The result thread's in-process wake-up while collectors run.
+    pub(crate) local: EventCount,
 }
 
 impl Shared {
@@ -41,13 +48,52 @@ impl Shared {
     pub(crate) fn wake(&self) {
         self.wake.store(true, Ordering::Release);
         self.ctl.results().notify_all();
+        self.local.notify_all();
     }
-}
 
-/// The result thread's own part of a slot.
-pub(crate) struct Outbox {
-    pub(crate) queue: ByteQueue,
-    pub(crate) rx: BytesConsumer,
+    /// Collects results in a waiting caller's thread, if the lock is free: calls without
+    /// callbacks finish here, the others are left to the result thread (callbacks run there).
+    pub(crate) fn try_collect(&self) {
+        let mut st = match self.state.try_lock() {
+            Ok(st) => st,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
+        st.collect();
+        st.dispatch();
+        if st.completed.is_empty() && st.bad.is_empty() {
+            return;
+        }
+        let all = std::mem::take(&mut st.completed);
+        let mut mine = Vec::new();
+        for sink in all {
+            if sink.has_callbacks() {
+                st.completed.push(sink);
+            } else {
+                mine.push(sink);
+            }
+        }
+        let handler_needed = !st.completed.is_empty() || !st.bad.is_empty();
+        drop(st);
+        for sink in mine {
+            sink.finish();
+        }
+        if handler_needed {
+            self.wake();
+        }
+    }
+
+    /// A waiter starts collecting.
+    pub(crate) fn begin_collecting(&self) {
+        self.collectors.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A waiter stops collecting; the last one hands the outboxes back to the result thread.
+    pub(crate) fn end_collecting(&self) {
+        if self.collectors.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.local.notify_all();
+        }
+    }
 }
 
 /// What the result thread needs to start workers.
@@ -75,7 +121,7 @@ impl Spawner {
 /// The result thread's main.
 pub(crate) fn run(
     shared: Arc<Shared>,
-    outboxes: Vec<Outbox>,
+    outboxes: Vec<ByteQueue>,
     spawner: Spawner,
     started: mpsc::Sender<io::Result<()>>,
 ) {
@@ -101,7 +147,6 @@ pub(crate) fn run(
         outboxes,
         workers,
         spawner,
-        buf: Vec::new(),
         completed: Vec::new(),
     }
     .serve();
@@ -109,32 +154,27 @@ pub(crate) fn run(
 
 struct Handler {
     shared: Arc<Shared>,
-    outboxes: Vec<Outbox>,
+    /// The outboxes (clones of the queue handles in the state), to see whether any has
+    /// messages without taking the lock.
+    outboxes: Vec<ByteQueue>,
     workers: Vec<Option<Worker>>,
     spawner: Spawner,
-    buf: Vec<u8>,
     completed: Vec<Box<dyn Sink>>,
 }
 
 impl Handler {
     fn serve(mut self) {
-        self.buf = vec![0; self.outboxes.first().map_or(64, |o| o.rx.max_message())];
         let strategy = self.spawner.strategy;
         let mut last_check = Instant::now();
         let mut inboxes_closed = false;
         loop {
-            let mut bad = Vec::new();
-            let shared = self.shared.clone();
-            let (phase, idle, broken) = {
-                let mut st = shared.lock();
-                for slot in 0..self.outboxes.len() {
-                    if let Err(why) = self.drain(&mut st, slot) {
-                        bad.push((slot, why));
-                    }
-                }
+            let (phase, idle, broken, bad) = {
+                let mut st = self.shared.lock();
+                st.collect();
                 st.dispatch();
                 self.completed.append(&mut st.completed);
-                (st.phase, st.is_idle(), st.broken.is_some())
+                let bad = std::mem::take(&mut st.bad);
+                (st.phase, st.is_idle(), st.broken.is_some(), bad)
             };
             self.finish_completed();
 
@@ -181,32 +221,28 @@ impl Handler {
                 strategy.slice.min(CHECK_EVERY * 10)
             };
             let outboxes = &self.outboxes;
-            let wake = &self.shared.wake;
-            self.shared
-                .ctl
-                .results()
-                .wait_until(&strategy, Deadline::after(wait), |_| {
-                    (wake.swap(false, Ordering::AcqRel)
-                        || outboxes.iter().any(|o| !o.queue.is_empty()))
-                    .then_some(())
+            let shared = &*self.shared;
+            let collecting = || shared.collectors.load(Ordering::SeqCst) > 0;
+            if collecting() {
+                // Waiters collect: stay out of their way until they stop or need us.
+                let sleep = WaitStrategy::sleep().with_slice(wait);
+                shared.local.wait_until(&sleep, Deadline::after(wait), |_| {
+                    (shared.wake.swap(false, Ordering::AcqRel) || !collecting()).then_some(())
                 });
+            } else {
+                shared
+                    .ctl
+                    .results()
+                    .wait_until(&strategy, Deadline::after(wait), |_| {
+                        (shared.wake.swap(false, Ordering::AcqRel)
+                            || collecting()
+                            || outboxes.iter().any(|o| !o.is_empty()))
+                        .then_some(())
+                    });
+            }
             if Instant::now().duration_since(last_check) >= wait {
                 // A quiet stretch: look at the workers now rather than after the next burst.
                 last_check = Instant::now() - CHECK_EVERY;
-            }
-        }
-    }
-
-    /// Handles every message waiting in a slot's outbox.
-    fn drain(&mut self, st: &mut State, slot: usize) -> Result<(), String> {
-        loop {
-            match self.outboxes[slot].rx.try_pop_into(&mut self.buf) {
-                Ok(n) => st.on_message(slot, &self.buf[..n])?,
-                Err(BytesPopError::TooSmall { needed }) => self.buf.resize(needed, 0),
-                Err(BytesPopError::Corrupt { len }) => {
-                    return Err(format!("a corrupt message length {len} in its outbox"))
-                }
-                Err(_) => return Ok(()),
             }
         }
     }
@@ -230,9 +266,8 @@ impl Handler {
 
     /// A slot's worker is dead and reaped: take its last messages, then settle what it held.
     fn buried(&mut self, slot: usize, how: &str) {
-        let shared = self.shared.clone();
-        let mut st = shared.lock();
-        let drained = self.drain(&mut st, slot);
+        let mut st = self.shared.lock();
+        let drained = st.drain(slot);
         st.on_exit(slot, how);
         self.completed.append(&mut st.completed);
         drop(st);

@@ -80,17 +80,17 @@ pub use registry::{Registry, StarFn, Task};
 pub use result::{AsyncResult, Callbacks, Imap, ImapTimeout};
 pub use spawn::WORKER_ROLE;
 
-use handler::{Outbox, Shared, Spawner};
-use result::{ImapSink, MapSink, SingleSink, Sink};
+use handler::{Shared, Spawner};
+use result::{ImapSink, MapSink, SingleSink, Sink, Waiter};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shm_core::{SegmentName, WaitStrategy};
 use shm_queue::bytes::{ByteQueue, Mode};
-use state::{Job, Phase, Slot, State};
+use state::{Job, Outbox, Phase, Slot, State};
 use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -104,8 +104,9 @@ impl Registry {
     /// exits the process; anywhere else, returns at once.
     ///
     /// Call it early in `main`, after building the registry and **before**
-    /// [`Roles::run`](crate::Roles::run) (which does not know the worker role). A worker whose
-    /// registry differs from its parent's reports it, and the pool fails its calls with
+    /// [`Roles::run`](crate::Roles::run) (which does not know the worker role), or register
+    /// [`serve`](Self::serve) as the role [`WORKER_ROLE`] instead. A worker whose registry
+    /// differs from its parent's reports it, and the pool fails its calls with
     /// [`TaskError::PoolBroken`].
     pub fn serve_if_worker(&self) {
         if !spawn::is_worker() {
@@ -113,7 +114,7 @@ impl Registry {
         }
         // Keep the role from leaking into processes a task starts.
         std::env::remove_var(crate::ROLE_ENV);
-        let code = match worker::run(self, &spawn::worker_args()) {
+        let code = match self.serve(&spawn::worker_args()) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("shm-process pool worker {}: {e}", std::process::id());
@@ -124,7 +125,30 @@ impl Registry {
         let _ = std::io::stderr().flush();
         std::process::exit(code);
     }
+
+    /// The worker's main, for a program that dispatches its roles itself: run it for the role
+    /// [`WORKER_ROLE`] with the role's arguments. Returns when the pool lets the worker go.
+    ///
+    /// # Errors
+    ///
+    /// [`ServeError`] if the worker cannot join its pool (bad arguments, segments gone, a
+    /// registry that differs from the parent's, a failed initializer).
+    pub fn serve(&self, args: &[String]) -> Result<(), ServeError> {
+        worker::run(self, args).map_err(ServeError)
+    }
 }
+
+/// Why a pool worker could not serve its pool; see [`Registry::serve`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeError(String);
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ServeError {}
 
 /// Configures a [`Pool`]; made by [`Pool::builder`].
 #[must_use = "a PoolBuilder does nothing until `create` is called"]
@@ -285,10 +309,18 @@ impl<'r> PoolBuilder<'r> {
             outboxes.push(Outbox { queue: outbox, rx });
         }
 
+        let queues: Vec<ByteQueue> = outboxes.iter().map(|o| o.queue.clone()).collect();
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(slots, self.max_message, self.maxtasks)),
+            state: Mutex::new(State::new(
+                slots,
+                outboxes,
+                self.max_message,
+                self.maxtasks,
+            )),
             ctl,
             wake: AtomicBool::new(false),
+            collectors: AtomicUsize::new(0),
+            local: shm_core::EventCount::new(),
         });
         let spawner = Spawner {
             program: self.program,
@@ -301,7 +333,7 @@ impl<'r> PoolBuilder<'r> {
         let thread_shared = shared.clone();
         let handler = std::thread::Builder::new()
             .name("shm-pool-results".into())
-            .spawn(move || handler::run(thread_shared, outboxes, spawner, started_tx))
+            .spawn(move || handler::run(thread_shared, queues, spawner, started_tx))
             .map_err(CreateError::Spawn)?;
         match started_rx.recv() {
             Ok(Ok(())) => {}
@@ -368,6 +400,13 @@ impl Pool {
             max_message: DEFAULT_MAX_MESSAGE,
             program: None,
             prefix: "pool".into(),
+        }
+    }
+
+    fn waiter(&self) -> Waiter {
+        Waiter {
+            pool: Arc::downgrade(&self.shared),
+            strategy: self.strategy,
         }
     }
 
@@ -491,7 +530,7 @@ impl Pool {
     {
         let name = self.task_name(task)?;
         let (args, ends) = self.encode(std::iter::once(args))?;
-        let (sink, result) = SingleSink::new(name.clone(), callbacks, self.strategy);
+        let (sink, result) = SingleSink::new(name.clone(), callbacks, self.waiter());
         self.submit(Job::new(task.index, name, args, ends, 1, sink))?;
         Ok(result)
     }
@@ -578,9 +617,9 @@ impl Pool {
             if self.shared.lock().phase != Phase::Running {
                 return Err(SubmitError::NotRunning);
             }
-            return Ok(MapSink::empty(self.strategy));
+            return Ok(MapSink::empty(self.waiter()));
         }
-        let (sink, result) = MapSink::new(name.clone(), ends.len(), callbacks, self.strategy);
+        let (sink, result) = MapSink::new(name.clone(), ends.len(), callbacks, self.waiter());
         self.submit(Job::new(task.index, name, args, ends, chunksize, sink))?;
         Ok(result)
     }
@@ -674,7 +713,7 @@ impl Pool {
         let name = self.task_name(task)?;
         let (args, ends) = self.encode(items)?;
         let chunksize = self.chunksize(ends.len(), Some(chunksize.unwrap_or(1)))?;
-        let (sink, iter) = ImapSink::new(name.clone(), ends.len(), ordered, self.strategy);
+        let (sink, iter) = ImapSink::new(name.clone(), ends.len(), ordered, self.waiter());
         if ends.is_empty() {
             if self.shared.lock().phase != Phase::Running {
                 return Err(SubmitError::NotRunning);

@@ -3,13 +3,15 @@
 
 use super::error::{GetTimeoutError, TaskError};
 use serde::de::DeserializeOwned;
+use super::handler::Shared;
+use shm_core::sync::WaitMode;
 use shm_core::{Deadline, EventCount, WaitStrategy};
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 /// What the worker sent for one item.
@@ -26,6 +28,10 @@ pub(crate) trait Sink: Send {
     fn item(&mut self, index: usize, outcome: Outcome<'_>);
     /// Every item has finished: run callbacks and publish (outside the pool's lock).
     fn finish(self: Box<Self>);
+    /// Whether `finish` runs user callbacks (then only the result thread may call it).
+    fn has_callbacks(&self) -> bool {
+        false
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -96,6 +102,10 @@ impl<T> Callbacks<T> {
         self
     }
 
+    fn any(&self) -> bool {
+        self.on_ok.is_some() || self.on_err.is_some()
+    }
+
     fn run(self, result: &Result<T, TaskError>) {
         match result {
             Ok(v) => {
@@ -124,6 +134,49 @@ impl<T> fmt::Debug for Callbacks<T> {
             .field("callback", &self.on_ok.is_some())
             .field("error_callback", &self.on_err.is_some())
             .finish()
+    }
+}
+
+/// How a caller waits for results: it spins for the strategy's spin time collecting results
+/// itself (no hand-off through the result thread), then sleeps until the result thread
+/// delivers.
+#[derive(Clone)]
+pub(crate) struct Waiter {
+    pub(crate) pool: Weak<Shared>,
+    pub(crate) strategy: WaitStrategy,
+}
+
+impl Waiter {
+    fn wait<T>(
+        &self,
+        ec: &EventCount,
+        deadline: Deadline,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> Option<T> {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        let spin_until = match self.strategy.mode {
+            WaitMode::Sleep => None,
+            WaitMode::BusyPoll => Some(deadline),
+            WaitMode::Adaptive => Some(deadline.min_after(self.strategy.spin)),
+        };
+        if let (Some(until), Some(pool)) = (spin_until, self.pool.upgrade()) {
+            pool.begin_collecting();
+            let got = ec.wait_until(&WaitStrategy::busy_poll(), until, |_| {
+                if let Some(v) = check() {
+                    return Some(v);
+                }
+                pool.try_collect();
+                check()
+            });
+            pool.end_collecting();
+            if got.is_some() {
+                return got;
+            }
+        }
+        let sleep = WaitStrategy::sleep().with_slice(self.strategy.slice);
+        ec.wait_until(&sleep, deadline, |_| check())
     }
 }
 
@@ -161,14 +214,13 @@ impl<T> Cell<T> {
 /// error, never a hang.
 pub struct AsyncResult<T> {
     cell: Arc<Cell<T>>,
-    strategy: WaitStrategy,
+    waiter: Waiter,
 }
 
 impl<T> AsyncResult<T> {
     fn wait_deadline(&self, deadline: Deadline) -> bool {
-        self.cell
-            .ec
-            .wait_until(&self.strategy, deadline, |_| {
+        self.waiter
+            .wait(&self.cell.ec, deadline, || {
                 self.cell.done.load(Ordering::Acquire).then_some(())
             })
             .is_some()
@@ -247,7 +299,7 @@ impl<R: DeserializeOwned + Send + 'static> SingleSink<R> {
     pub(crate) fn new(
         task: Arc<str>,
         callbacks: Callbacks<R>,
-        strategy: WaitStrategy,
+        waiter: Waiter,
     ) -> (Box<dyn Sink>, AsyncResult<R>) {
         let cell = Arc::new(Cell::new());
         let sink = SingleSink {
@@ -256,11 +308,15 @@ impl<R: DeserializeOwned + Send + 'static> SingleSink<R> {
             callbacks,
             cell: cell.clone(),
         };
-        (Box::new(sink), AsyncResult { cell, strategy })
+        (Box::new(sink), AsyncResult { cell, waiter })
     }
 }
 
 impl<R: DeserializeOwned + Send + 'static> Sink for SingleSink<R> {
+    fn has_callbacks(&self) -> bool {
+        self.callbacks.any()
+    }
+
     fn item(&mut self, _index: usize, outcome: Outcome<'_>) {
         if self.result.is_none() {
             self.result = Some(decode(&self.task, outcome));
@@ -294,7 +350,7 @@ impl<R: DeserializeOwned + Send + 'static> MapSink<R> {
         task: Arc<str>,
         len: usize,
         callbacks: Callbacks<Vec<R>>,
-        strategy: WaitStrategy,
+        waiter: Waiter,
     ) -> (Box<dyn Sink>, AsyncResult<Vec<R>>) {
         let cell = Arc::new(Cell::new());
         let sink = MapSink {
@@ -304,18 +360,22 @@ impl<R: DeserializeOwned + Send + 'static> MapSink<R> {
             callbacks,
             cell: cell.clone(),
         };
-        (Box::new(sink), AsyncResult { cell, strategy })
+        (Box::new(sink), AsyncResult { cell, waiter })
     }
 
     /// An empty map: ready at once (as Python's, without callbacks).
-    pub(crate) fn empty(strategy: WaitStrategy) -> AsyncResult<Vec<R>> {
+    pub(crate) fn empty(waiter: Waiter) -> AsyncResult<Vec<R>> {
         let cell = Arc::new(Cell::new());
         cell.publish(Ok(Vec::new()));
-        AsyncResult { cell, strategy }
+        AsyncResult { cell, waiter }
     }
 }
 
 impl<R: DeserializeOwned + Send + 'static> Sink for MapSink<R> {
+    fn has_callbacks(&self) -> bool {
+        self.callbacks.any()
+    }
+
     fn item(&mut self, index: usize, outcome: Outcome<'_>) {
         if self.error.is_some() {
             return;
@@ -375,7 +435,7 @@ struct ImapShared<R> {
 /// Each item is its own `Result`: an item that failed does not stop the others.
 pub struct Imap<R> {
     shared: Arc<ImapShared<R>>,
-    strategy: WaitStrategy,
+    waiter: Waiter,
 }
 
 impl<R> Imap<R> {
@@ -413,9 +473,8 @@ impl<R> Imap<R> {
         &mut self,
         timeout: Duration,
     ) -> Result<Option<Result<R, TaskError>>, ImapTimeout> {
-        self.shared
-            .ec
-            .wait_until(&self.strategy, Deadline::after(timeout), |_| self.take_next())
+        self.waiter
+            .wait(&self.shared.ec, Deadline::after(timeout), || self.take_next())
             .ok_or(ImapTimeout)
     }
 }
@@ -424,9 +483,8 @@ impl<R> Iterator for Imap<R> {
     type Item = Result<R, TaskError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.shared
-            .ec
-            .wait_until(&self.strategy, Deadline::NEVER, |_| self.take_next())
+        self.waiter
+            .wait(&self.shared.ec, Deadline::NEVER, || self.take_next())
             .flatten()
     }
 
@@ -472,7 +530,7 @@ impl<R: DeserializeOwned + Send + 'static> ImapSink<R> {
         task: Arc<str>,
         len: usize,
         ordered: bool,
-        strategy: WaitStrategy,
+        waiter: Waiter,
     ) -> (Box<dyn Sink>, Imap<R>) {
         let shared = Arc::new(ImapShared {
             ec: EventCount::new(),
@@ -493,7 +551,7 @@ impl<R: DeserializeOwned + Send + 'static> ImapSink<R> {
             shared: shared.clone(),
             _r: PhantomData,
         };
-        (Box::new(sink), Imap { shared, strategy })
+        (Box::new(sink), Imap { shared, waiter })
     }
 }
 
@@ -523,8 +581,11 @@ impl<R: DeserializeOwned + Send + 'static> Sink for ImapSink<R> {
 mod tests {
     use super::*;
 
-    fn ws() -> WaitStrategy {
-        WaitStrategy::default()
+    fn ws() -> Waiter {
+        Waiter {
+            pool: Weak::new(),
+            strategy: WaitStrategy::default(),
+        }
     }
 
     #[test]

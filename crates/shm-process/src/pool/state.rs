@@ -11,7 +11,7 @@
 use super::error::TaskError;
 use super::result::{Outcome, Sink};
 use super::wire::{self, Reader};
-use shm_queue::bytes::{ByteQueue, BytesProducer};
+use shm_queue::bytes::{ByteQueue, BytesConsumer, BytesPopError, BytesProducer};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -133,6 +133,12 @@ impl Slot {
     }
 }
 
+/// A slot's outbox, from which the parent takes the worker's messages.
+pub(crate) struct Outbox {
+    pub(crate) queue: ByteQueue,
+    pub(crate) rx: BytesConsumer,
+}
+
 /// The pool's phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -157,6 +163,11 @@ pub(crate) struct State {
     /// Chunks not yet dispatched (for the batch size).
     pending_chunks: usize,
     pub(crate) slots: Vec<Slot>,
+    outboxes: Vec<Outbox>,
+    buf: Vec<u8>,
+    /// Slots whose worker broke the protocol, with what it did: the result thread replaces
+    /// them.
+    pub(crate) bad: Vec<(usize, String)>,
     next_seq: u64,
     scratch: Vec<u8>,
     max_message: usize,
@@ -167,8 +178,16 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(slots: Vec<Slot>, max_message: usize, maxtasks: Option<u64>) -> State {
+    pub(crate) fn new(
+        slots: Vec<Slot>,
+        outboxes: Vec<Outbox>,
+        max_message: usize,
+        maxtasks: Option<u64>,
+    ) -> State {
         State {
+            outboxes,
+            buf: vec![0; max_message],
+            bad: Vec::new(),
             phase: Phase::Running,
             broken: None,
             jobs: Vec::new(),
@@ -184,6 +203,36 @@ impl State {
             completed: Vec::new(),
             start_failures: 0,
         }
+    }
+
+    /// Handles every message waiting in every outbox.
+    pub(crate) fn collect(&mut self) {
+        for slot in 0..self.outboxes.len() {
+            if let Err(why) = self.drain(slot) {
+                self.bad.push((slot, why));
+            }
+        }
+    }
+
+    /// Handles every message waiting in a slot's outbox.
+    pub(crate) fn drain(&mut self, slot: usize) -> Result<(), String> {
+        let mut buf = std::mem::take(&mut self.buf);
+        let r = loop {
+            match self.outboxes[slot].rx.try_pop_into(&mut buf) {
+                Ok(n) => {
+                    if let Err(e) = self.on_message(slot, &buf[..n]) {
+                        break Err(e);
+                    }
+                }
+                Err(BytesPopError::TooSmall { needed }) => buf.resize(needed, 0),
+                Err(BytesPopError::Corrupt { len }) => {
+                    break Err(format!("a corrupt message length {len} in its outbox"))
+                }
+                Err(_) => break Ok(()),
+            }
+        };
+        self.buf = buf;
+        r
     }
 
     /// Whether no call is unfinished.
