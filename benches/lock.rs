@@ -11,9 +11,9 @@
 
 use criterion::{black_box, criterion_group, Criterion};
 use raw_sync::locks::{LockImpl, LockInit, Mutex as RawSyncMutex};
-use shm_core::process::{Process, Roles};
 use shm_core::SegmentName;
 use shm_lock::{Event, Lock, RLock};
+use shm_process::{Process, Roles};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

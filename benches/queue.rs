@@ -13,9 +13,9 @@
 
 use criterion::{black_box, Criterion, Throughput};
 use crossbeam_queue::ArrayQueue;
-use shm_core::process::{Process, Roles};
 use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::{ObjectKind, Segment, SegmentName, WaitStrategy};
+use shm_process::{Process, Roles};
 use shm_queue::{mpmc, spsc, MpmcQueue, PopError, SpscQueue};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

@@ -33,8 +33,8 @@
 //! Run: `cargo run --example cook_eater`. The parent creates the queue, starts both processes
 //! with its name, waits for them, and removes the queue when it ends.
 
-use shm_core::process::{Process, Roles};
 use shm_core::SegmentName;
+use shm_process::{Process, Roles};
 use shm_queue::{PopError, SpscQueue};
 use std::time::Duration;
 

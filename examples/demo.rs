@@ -14,9 +14,9 @@
 //! Every object is removed when the parent's handle drops.
 
 use shm_array::Array;
-use shm_core::process::{Process, Roles};
 use shm_core::SegmentName;
 use shm_lock::{Event, Lock, LockError};
+use shm_process::{Process, Roles};
 use shm_queue::{PopError, SpscQueue};
 use shm_value::Value;
 use std::time::Duration;

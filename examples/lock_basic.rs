@@ -18,9 +18,9 @@
 //! Run: `cargo run --example lock_basic`. Each child opens the lock by name; the parent
 //! created it and removes it when it ends.
 
-use shm_core::process::{Process, Roles};
 use shm_core::SegmentName;
 use shm_lock::Lock;
+use shm_process::{Process, Roles};
 use std::io::Write;
 
 /// The child: `f(lock, i)`.

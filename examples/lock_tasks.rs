@@ -16,9 +16,9 @@
 //!
 //! The pauses are scaled down from 0–2 s to 0–200 ms. Run: `cargo run --example lock_tasks`.
 
-use shm_core::process::{Process, Roles};
 use shm_core::SegmentName;
 use shm_lock::Lock;
+use shm_process::{Process, Roles};
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

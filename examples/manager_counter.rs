@@ -28,8 +28,8 @@
 //!
 //! Run: `cargo run --example manager_counter`.
 
-use shm_core::process::{Process, Roles};
 use shm_core::SegmentName;
+use shm_process::{Process, Roles};
 use shm_value::Value;
 use std::time::Duration;
 

@@ -33,8 +33,8 @@
 //! optional `i64`, then the UTF-8 text), decoded and printed in Python's notation. A push is
 //! complete when it returns: nothing is lost when a child exits right after it.
 
-use shm_core::process::{Process, Roles};
 use shm_core::SegmentName;
+use shm_process::{Process, Roles};
 use shm_queue::bytes::{ByteQueue, Mode};
 use shm_queue::pipe::Pipe;
 

@@ -27,8 +27,8 @@
 //! typecodes `'d'` and `'i'` are checked); the parent created them and removes them at the end.
 
 use shm_array::Array;
-use shm_core::process::{Process, Roles};
 use shm_core::SegmentName;
+use shm_process::{Process, Roles};
 use shm_value::Value;
 
 /// The child: `func(num, arr)`.

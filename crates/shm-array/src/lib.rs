@@ -51,11 +51,13 @@ mod array;
 mod elems;
 mod error;
 
+#[cfg(any(test, feature = "test-hooks"))]
 #[doc(hidden)]
 pub mod __fuzz {
     //! For the fuzz crate only; not part of the API.
     pub use crate::fuzz::array_ops;
 }
+#[cfg(any(test, feature = "test-hooks"))]
 mod fuzz;
 
 pub use array::{Array, ArrayGuard, Builder, RawArray, ARRAY_DATA_OFFSET};

@@ -1,7 +1,7 @@
 //! Measuring: configuration, pinning, timed loops, statistics, and child processes.
 
-use shm_core::process::Process;
 use shm_core::{ObjectKind, Segment, SegmentName};
+use shm_process::Process;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

@@ -13,7 +13,7 @@
 //! ```
 //!
 //! The other side of a two-process row is this binary started again in a role (see
-//! `shm_core::process::Roles`), pinned to its CPU.
+//! `shm_process::Roles`), pinned to its CPU.
 
 mod harness;
 mod report;
@@ -22,7 +22,7 @@ mod rows;
 use harness::Cfg;
 use report::{Cell, Conditions, Line, Report};
 use rows::Miss;
-use shm_core::process::Roles;
+use shm_process::Roles;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};

@@ -3,13 +3,18 @@
 use crate::header::ObjectKind;
 use crate::name::NameError;
 use crate::typecode::{ElementLayout, LayoutError};
+use crate::ProcessId;
 use std::fmt;
 use std::io;
 use std::time::Duration;
 
-/// Why a segment could not be opened.
+/// Why a segment (or an object in one) could not be opened.
 ///
-/// Every variant says what was expected and what was found.
+/// Every variant says what was expected and what was found. Object kinds report their own
+/// checks with the generic variants [`Mismatch`](Self::Mismatch),
+/// [`InvalidParameter`](Self::InvalidParameter) and [`CorruptBody`](Self::CorruptBody). The type
+/// is `'static + Send + Sync`, so `?` converts it into `Box<dyn Error + Send + Sync>` or
+/// `anyhow::Error`.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum OpenError {
@@ -98,6 +103,46 @@ pub enum OpenError {
         /// How long the opener waited.
         waited: Duration,
     },
+    /// The creator died before it published the segment: it will never become ready. The
+    /// name can be reclaimed by `create` or `open_or_create`.
+    CreatorDied {
+        /// The name.
+        name: String,
+        /// The dead creator, as the header records it.
+        creator: ProcessId,
+    },
+    /// Something other than a regular file (a FIFO, a directory, a device) has the segment's
+    /// name. It is never opened, so it cannot block the caller.
+    NotRegularFile {
+        /// The name.
+        name: String,
+        /// What was found, e.g. `"FIFO"`.
+        found: &'static str,
+    },
+    /// A kind-specific parameter recorded in the segment differs from what the opener asked
+    /// for (an opener that asks for nothing adopts what the header records).
+    Mismatch {
+        /// Which parameter, e.g. `"capacity"`.
+        field: &'static str,
+        /// What the opener asked for.
+        expected: String,
+        /// What the segment records.
+        found: String,
+    },
+    /// A parameter given to the builder is not valid (for `open_or_create`, which may create).
+    InvalidParameter {
+        /// Which parameter.
+        parameter: &'static str,
+        /// Why it is not valid.
+        reason: String,
+    },
+    /// The kind's own state in the body is impossible (another process wrote garbage into it).
+    CorruptBody {
+        /// What was checked, e.g. `"lock word"`.
+        what: &'static str,
+        /// What was found and why it cannot be right.
+        detail: String,
+    },
     /// The segment is not in a state an opener can use.
     BadState {
         /// The state word found.
@@ -165,6 +210,28 @@ impl fmt::Display for OpenError {
                 f,
                 "segment /{name} still initialising after {waited:?} (its creator may have died)"
             ),
+            OpenError::CreatorDied { name, creator } => write!(
+                f,
+                "segment /{name} will never be ready: its creator ({creator}) died before publishing it"
+            ),
+            OpenError::NotRegularFile { name, found } => write!(
+                f,
+                "/{name} is not a shared-memory segment: found a {found}, expected a regular file"
+            ),
+            OpenError::Mismatch {
+                field,
+                expected,
+                found,
+            } => write!(
+                f,
+                "{field} mismatch: expected {expected}, the segment records {found}"
+            ),
+            OpenError::InvalidParameter { parameter, reason } => {
+                write!(f, "invalid parameter {parameter}: {reason}")
+            }
+            OpenError::CorruptBody { what, detail } => {
+                write!(f, "corrupt segment body: {what}: {detail}")
+            }
             OpenError::BadState { found } => {
                 write!(f, "segment in an unusable state {found:#010x}")
             }
@@ -194,7 +261,10 @@ impl From<NameError> for OpenError {
     }
 }
 
-/// Why a segment could not be created.
+/// Why a segment (or an object in one) could not be created.
+///
+/// Object kinds report invalid parameters with [`InvalidParameter`](Self::InvalidParameter).
+/// The type is `'static + Send + Sync`.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum CreateError {
@@ -222,6 +292,20 @@ pub enum CreateError {
         /// What is wrong.
         reason: String,
     },
+    /// A kind-specific parameter is not valid (for example a capacity of 0).
+    InvalidParameter {
+        /// Which parameter, e.g. `"capacity"`.
+        parameter: &'static str,
+        /// Why it is not valid.
+        reason: String,
+    },
+    /// Something other than a regular file (a FIFO, a directory, a device) has the name.
+    NotRegularFile {
+        /// The name.
+        name: String,
+        /// What was found, e.g. `"FIFO"`.
+        found: &'static str,
+    },
     /// Another OS error (for example no space left in `/dev/shm`).
     Io {
         /// What was being done.
@@ -245,6 +329,13 @@ impl fmt::Display for CreateError {
                 write!(f, "segment too large: {body_len} bytes of body")
             }
             CreateError::Invalid { reason } => write!(f, "invalid segment: {reason}"),
+            CreateError::InvalidParameter { parameter, reason } => {
+                write!(f, "invalid parameter {parameter}: {reason}")
+            }
+            CreateError::NotRegularFile { name, found } => write!(
+                f,
+                "/{name} is not a shared-memory segment: found a {found}, expected a regular file"
+            ),
             CreateError::Io { op, source } => write!(f, "{op}: {source}"),
         }
     }
@@ -265,5 +356,57 @@ impl std::error::Error for CreateError {
 impl From<NameError> for CreateError {
     fn from(e: NameError) -> Self {
         CreateError::BadName(e)
+    }
+}
+
+impl OpenError {
+    /// A [`Mismatch`](Self::Mismatch) of `field`, formatting both values.
+    pub fn mismatch(
+        field: &'static str,
+        expected: impl fmt::Display,
+        found: impl fmt::Display,
+    ) -> OpenError {
+        OpenError::Mismatch {
+            field,
+            expected: expected.to_string(),
+            found: found.to_string(),
+        }
+    }
+}
+
+const _: () = {
+    const fn assert_error<T: std::error::Error + Send + Sync + 'static>() {}
+    assert_error::<OpenError>();
+    assert_error::<CreateError>();
+    assert_error::<NameError>();
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_what_and_why() {
+        let e = OpenError::mismatch("capacity", 16, 32);
+        assert_eq!(
+            e.to_string(),
+            "capacity mismatch: expected 16, the segment records 32"
+        );
+        let e = OpenError::CreatorDied {
+            name: "q".into(),
+            creator: ProcessId::from_parts(7, 1),
+        };
+        assert!(e.to_string().contains("creator (pid 7) died"), "{e}");
+        let e = CreateError::NotRegularFile {
+            name: "f".into(),
+            found: "FIFO",
+        };
+        assert!(e.to_string().contains("found a FIFO"), "{e}");
+        // `?` into a boxed error works.
+        fn boxed() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            Err(OpenError::NotFound { name: "x".into() })?;
+            Ok(())
+        }
+        assert!(boxed().is_err());
     }
 }

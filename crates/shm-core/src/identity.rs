@@ -1,5 +1,6 @@
 //! Process identity that survives pid reuse.
 
+use crate::liveness::{Liveness, LivenessProbe, OsProbe};
 use crate::os;
 use std::fmt;
 
@@ -14,10 +15,11 @@ use std::fmt;
 /// # Examples
 ///
 /// ```
-/// use shm_core::ProcessId;
+/// use shm_core::{Liveness, ProcessId};
+///
 ///
 /// let me = ProcessId::current();
-/// assert!(me.is_alive());
+/// assert_eq!(me.liveness(), Liveness::Alive);
 /// assert_eq!(me.pid(), std::process::id());
 /// assert_eq!(ProcessId::of(me.pid()), Some(me));
 /// ```
@@ -33,11 +35,21 @@ impl ProcessId {
     /// Falls back to a start time of 0 if `/proc` cannot be read, in which case liveness checks
     /// compare the pid only.
     pub fn current() -> ProcessId {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        // Cached per pid (a forked child has another pid and recomputes).
+        static CACHED_PID: AtomicU64 = AtomicU64::new(0);
+        static CACHED_START: AtomicU64 = AtomicU64::new(0);
         let pid = std::process::id();
-        ProcessId {
-            pid,
-            start_time: os::process_start_time(pid).unwrap_or(0),
+        if CACHED_PID.load(Ordering::Acquire) == u64::from(pid) {
+            return ProcessId {
+                pid,
+                start_time: CACHED_START.load(Ordering::Relaxed),
+            };
         }
+        let start_time = os::process_start_time(pid).unwrap_or(0);
+        CACHED_START.store(start_time, Ordering::Relaxed);
+        CACHED_PID.store(u64::from(pid), Ordering::Release);
+        ProcessId { pid, start_time }
     }
 
     /// The identity of the live process `pid`, or `None` if there is no such process (or it is a
@@ -68,18 +80,25 @@ impl ProcessId {
         self.start_time
     }
 
-    /// Whether this process is still running.
+    /// Whether this process is still running, asked of the OS (see [`crate::liveness`]).
     ///
-    /// False when the pid does not exist, belongs to a zombie, or was reused by a later
-    /// process (its start time differs). A start time of 0 (unknown) compares the pid only.
+    /// [`Liveness::Dead`] when the pid does not exist, belongs to a zombie, or was reused by a
+    /// later process (its start time differs); [`Liveness::Unknown`] when the pid exists but
+    /// `/proc` cannot tell whether it is this process. A start time of 0 (unknown when recorded)
+    /// compares the pid only.
+    pub fn liveness(&self) -> Liveness {
+        OsProbe.process_liveness(*self)
+    }
+
+    /// Whether this process is still running, asked of `probe` (tests, loom models).
+    pub fn liveness_with<P: LivenessProbe + ?Sized>(&self, probe: &P) -> Liveness {
+        probe.process_liveness(*self)
+    }
+
+    /// `liveness() == Liveness::Alive`. Kept while callers move to
+    /// [`liveness`](Self::liveness), which does not fold `Unknown` into "not alive".
     pub fn is_alive(&self) -> bool {
-        if self.pid == 0 || self.pid > i32::MAX as u32 {
-            return false;
-        }
-        match os::process_start_time(self.pid) {
-            Some(t) => self.start_time == 0 || t == self.start_time,
-            None => false,
-        }
+        self.liveness() == Liveness::Alive
     }
 
     /// Packs the identity into one `u64` for a single atomic word: the pid in the low 32 bits
@@ -99,16 +118,16 @@ impl ProcessId {
         }
     }
 
-    /// Whether a packed word names a live process (see [`to_word`](Self::to_word)).
+    /// Whether the process (or thread, see [`ThreadWord`](crate::ThreadWord)) named by a packed
+    /// word still runs, asked of the OS. Only the low 32 bits of the start time are compared.
+    pub fn word_liveness(word: u64) -> Liveness {
+        OsProbe.word_liveness(word)
+    }
+
+    /// `word_liveness(word) == Liveness::Alive`. Kept while callers move to
+    /// [`word_liveness`](Self::word_liveness).
     pub fn word_is_alive(word: u64) -> bool {
-        let id = ProcessId::from_word(word);
-        if id.pid == 0 || id.pid > i32::MAX as u32 {
-            return false;
-        }
-        match os::process_start_time(id.pid) {
-            Some(t) => id.start_time == 0 || (t & 0xffff_ffff) == id.start_time,
-            None => false,
-        }
+        Self::word_liveness(word) == Liveness::Alive
     }
 }
 
@@ -131,37 +150,67 @@ impl fmt::Display for ProcessId {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     #[cfg_attr(miri, ignore = "calls the OS")]
     fn current_is_alive_and_round_trips() {
         let me = ProcessId::current();
-        assert!(me.is_alive());
-        assert!(ProcessId::word_is_alive(me.to_word()));
+        assert_eq!(me.liveness(), Liveness::Alive);
+        assert_eq!(ProcessId::word_liveness(me.to_word()), Liveness::Alive);
         assert_eq!(ProcessId::from_word(me.to_word()).pid(), me.pid());
+        assert_ne!(
+            me.start_time(),
+            0,
+            "/proc is readable in the test environment"
+        );
+        assert_eq!(ProcessId::current(), me, "cached identity is the same");
     }
 
     #[test]
     #[cfg_attr(miri, ignore = "calls the OS")]
-    fn reused_pid_is_not_alive() {
+    fn reused_pid_is_dead() {
         let me = ProcessId::current();
+        // The same pid with another start time: a later process that reused the pid.
         let other = ProcessId::from_parts(me.pid(), me.start_time() + 1);
-        assert!(!other.is_alive());
-        assert!(!ProcessId::from_parts(0, 0).is_alive());
-        assert!(!ProcessId::from_parts(u32::MAX, 0).is_alive());
+        assert_eq!(other.liveness(), Liveness::Dead);
+        assert_eq!(
+            ProcessId::word_liveness(other.to_word()),
+            Liveness::Dead,
+            "the word form compares the low 32 bits of the start time"
+        );
+        assert_eq!(ProcessId::from_parts(0, 0).liveness(), Liveness::Dead);
+        assert_eq!(
+            ProcessId::from_parts(u32::MAX, 0).liveness(),
+            Liveness::Dead
+        );
     }
 
     #[test]
     #[cfg_attr(miri, ignore = "calls the OS")]
     fn reaped_child_is_dead() {
         let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
+        let id = ProcessId::of(child.id());
         child.wait().unwrap();
-        // The pid could in principle be reused at once; the identity must still not match a
-        // process that started later, so only assert when the pid is free.
-        if let Some(id) = ProcessId::of(pid) {
-            assert!(id.is_alive());
+        // Recorded while it ran (if it had not already exited), it must be dead once reaped:
+        // even if the pid is reused at once, the start time differs.
+        if let Some(id) = id {
+            assert_eq!(id.liveness(), Liveness::Dead);
         }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "calls the OS")]
+    fn running_child_is_alive_then_dead() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let id = ProcessId::of(child.id()).expect("a running child has an identity");
+        assert_eq!(id.liveness(), Liveness::Alive);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(id.liveness(), Liveness::Dead);
     }
 
     #[test]
@@ -170,16 +219,31 @@ mod tests {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
         let id = ProcessId::from_parts(pid, 0);
-        // Wait until it has exited but do not reap it yet: it is a zombie.
+        // Wait until it has exited but do not reap it yet: it is a zombie, and kill(pid, 0)
+        // still succeeds on it, so only /proc's state tells.
         let mut waited = 0;
-        while id.is_alive() && waited < 10_000 {
-            std::thread::sleep(std::time::Duration::from_millis(1));
+        while id.liveness() != Liveness::Dead && waited < 10_000 {
+            std::thread::sleep(Duration::from_millis(1));
             waited += 1;
         }
-        assert!(
-            !id.is_alive(),
+        assert_eq!(
+            crate::os::pid_exists(pid),
+            crate::os::Exists::Yes,
+            "unreaped: the pid still exists"
+        );
+        assert_eq!(
+            id.liveness(),
+            Liveness::Dead,
             "an exited, unreaped child must count as dead"
         );
         child.wait().unwrap();
+    }
+
+    #[test]
+    fn injected_probe_answers_unknown() {
+        let unknown = |_: u64| Liveness::Unknown;
+        let id = ProcessId::from_parts(42, 7);
+        assert_eq!(id.liveness_with(&unknown), Liveness::Unknown);
+        assert!(id.liveness_with(&unknown).may_be_alive());
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! The foundation of the shm-ipc workspace: named shared-memory segments with a checked,
 //! typecode-tagged header, futex-based waiting that works across processes, process identity
-//! and liveness, and a process helper that re-runs the current executable in a named role.
+//! and liveness. (The process helper, Python's `Process`, is the `shm-process` crate.)
 //!
 //! Every other crate of the workspace (`shm-lock`, `shm-value`, `shm-array`, `shm-queue`)
 //! stands on this one, and only this crate talks to the operating system.
@@ -17,8 +17,11 @@
 //! - [`sync`]: shared futex wait/wake with `CLOCK_MONOTONIC` deadlines, an [`EventCount`], and
 //!   the spin-then-sleep [`WaitStrategy`].
 //! - [`ProcessId`]: a (pid, start time) identity that survives pid reuse.
+//! - [`liveness`]: [`Liveness`] (alive, dead or unknown), the injectable [`LivenessProbe`] with
+//!   the OS's answer [`OsProbe`], and [`ThreadWord`], the identity of a lock-owning thread.
 //! - [`home`]: [`Home`], where a control block lives: a segment or the heap (for loom and miri).
-//! - [`process`]: start the current executable again in a named role (Python's `Process`).
+//! - [`sys`]: thin wrappers over the process-management calls (signals, pidfd, parent death
+//!   signal) for the `shm-process` crate.
 //!
 //! ## Example
 //!
@@ -49,11 +52,13 @@ pub mod error;
 pub mod header;
 pub mod home;
 mod identity;
+pub mod liveness;
 pub mod name;
 mod os;
-pub mod process;
 pub mod segment;
 pub mod sync;
+#[cfg(unix)]
+pub mod sys;
 pub mod typecode;
 
 pub use bytemuck;
@@ -61,6 +66,7 @@ pub use error::{CreateError, OpenError};
 pub use header::{Header, ObjectKind};
 pub use home::{HeapBlock, Home};
 pub use identity::ProcessId;
+pub use liveness::{Liveness, LivenessProbe, OsProbe, ThreadWord};
 pub use name::{NameError, SegmentName};
 pub use segment::{list_segments, Segment, SegmentBuilder, SegmentInfo};
 pub use sync::{Deadline, EventCount, WaitOutcome, WaitStrategy};

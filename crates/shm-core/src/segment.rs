@@ -217,10 +217,16 @@ impl SegmentBuilder {
         self
     }
 
-    /// How long an opener waits for the creator to publish (default 5 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    /// How long an opener waits for the creator to publish (default 5 s). An opener that finds
+    /// the creator dead stops waiting at once ([`OpenError::CreatorDied`]).
+    pub fn open_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// The old name of [`open_timeout`](Self::open_timeout), kept until every caller moved.
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.open_timeout(timeout)
     }
 
     /// Creates the segment exclusively, runs `init` on the zeroed body, then publishes it.

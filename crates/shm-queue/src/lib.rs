@@ -56,6 +56,7 @@ pub mod bytes;
 pub mod codec;
 pub mod error;
 pub mod joinable;
+#[cfg(any(test, feature = "test-hooks"))]
 #[doc(hidden)]
 pub mod model;
 pub mod mpmc;

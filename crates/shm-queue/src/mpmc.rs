@@ -806,6 +806,7 @@ impl<T: Element> Producer<T> {
 
     /// Test hook: claims the next slot and never publishes it, as a producer killed at the
     /// worst moment would leave it. Returns whether a slot was claimed. Not part of the API.
+    #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
     pub fn claim_and_abandon_for_test(&mut self) -> bool {
         self.shared.claim(self.role).is_some()

@@ -7,8 +7,8 @@
 use super::{case, python, Case, Group, Kind, Miss, Who, ONE};
 use crate::harness::{self, Cfg, Placement};
 use shm_array::{Array, RawArray};
-use shm_core::process::Roles;
 use shm_core::SegmentName;
+use shm_process::Roles;
 use std::hint::black_box;
 
 /// Direction of a copy, seen from the array.

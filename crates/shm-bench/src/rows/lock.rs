@@ -13,9 +13,9 @@ use crate::harness::{self, child_args, spin_until, Cfg, Child, Placement, Words}
 use crossbeam_utils::CachePadded;
 use raw_sync::locks::{LockImpl, LockInit, Mutex as RawSyncMutex};
 use raw_sync::Timeout;
-use shm_core::process::Roles;
 use shm_core::SegmentName;
 use shm_lock::{Lock, RLock};
+use shm_process::Roles;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

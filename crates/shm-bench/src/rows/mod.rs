@@ -1,8 +1,8 @@
 //! The rows of the comparison: each table (a [`Group`]) and the cases measured in it.
 
 use crate::harness::{Cfg, Child, Placement};
-use shm_core::process::Roles;
 use shm_core::SegmentName;
+use shm_process::Roles;
 
 pub mod array;
 pub mod bytes;

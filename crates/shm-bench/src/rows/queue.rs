@@ -4,9 +4,9 @@
 use super::{arg, case, exit, finish, num, python, seg_name, Case, Group, Kind, Miss, Who, TWO};
 use crate::harness::{self, child_args, spin_until, Cfg, Child, Placement, Words};
 use crossbeam_queue::ArrayQueue;
-use shm_core::process::Roles;
 use shm_core::sync::{futex_wait, futex_wake, Deadline};
 use shm_core::{SegmentName, WaitStrategy};
+use shm_process::Roles;
 use shm_queue::pipe::Pipe;
 use shm_queue::{MpmcQueue, PopError, SpscQueue};
 use std::io::{Read, Write};

@@ -3,8 +3,8 @@
 
 use super::{case, python, Case, Group, Kind, Miss, Who, ONE};
 use crate::harness::{self, Cfg};
-use shm_core::process::Roles;
 use shm_core::SegmentName;
+use shm_process::Roles;
 use shm_value::{RawValue, Value};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicI64, Ordering};

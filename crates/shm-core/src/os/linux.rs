@@ -1,4 +1,4 @@
-//! Linux: POSIX shared memory, shared futexes, `/proc` for liveness.
+//! Linux: POSIX shared memory, shared futexes, `kill` and `/proc` for liveness.
 
 use std::ffi::CStr;
 use std::fs::File;
@@ -74,19 +74,92 @@ pub(crate) fn shm_names() -> io::Result<Vec<String>> {
     Ok(names)
 }
 
-/// The `starttime` field of `/proc/<pid>/stat`, or `None` if the process does not exist or is
-/// a zombie (exited, not yet reaped) or dead.
-pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may itself contain spaces and ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_ascii_whitespace();
-    let state = fields.next()?; // field 3
-    if state == "Z" || state == "X" || state == "x" {
-        return None;
+/// Whether a pid exists, by `kill(pid, 0)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exists {
+    /// The call succeeded, or failed with `EPERM` (another user's process).
+    Yes,
+    /// `ESRCH`: no process or thread has this id.
+    No,
+    /// Any other failure (a seccomp filter, an invalid pid): cannot tell.
+    Unknown,
+}
+
+/// `kill(pid, 0)`: sends no signal, only checks that `pid` exists. Thread ids work too.
+pub(crate) fn pid_exists(pid: u32) -> Exists {
+    if pid == 0 || pid > i32::MAX as u32 {
+        // 0 and negative pids name process groups, never one process.
+        return Exists::No;
     }
-    // starttime is field 22; we have consumed field 3, so skip fields 4..=21 (18 fields).
-    fields.nth(18)?.parse().ok()
+    // SAFETY: kill with signal 0 sends nothing and touches no memory; pid is positive, so it
+    // names one process, not a group.
+    let ret = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    if ret == 0 {
+        return Exists::Yes;
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::EPERM) => Exists::Yes,
+        Some(libc::ESRCH) => Exists::No,
+        _ => Exists::Unknown,
+    }
+}
+
+/// What `/proc/<pid>/stat` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProcStat {
+    /// Running (or sleeping, stopped...), with its `starttime` (clock ticks since boot).
+    Running {
+        /// Field 22 of the stat line.
+        start_time: u64,
+    },
+    /// A zombie or dead task: it has exited.
+    Zombie,
+    /// The file could not be read or parsed: no such process, no `/proc`, or `hidepid`.
+    Unreadable,
+}
+
+/// Reads `/proc/<pid>/stat` (thread ids work too: `/proc/<tid>` exists while the thread runs).
+pub(crate) fn proc_stat(pid: u32) -> ProcStat {
+    if pid == 0 {
+        return ProcStat::Unreadable;
+    }
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return ProcStat::Unreadable;
+    };
+    parse_stat(&stat)
+}
+
+/// Parses a stat line. The command name (field 2) is in parentheses and may itself contain
+/// spaces and ')', so parsing starts after the last ')'.
+fn parse_stat(stat: &str) -> ProcStat {
+    let Some(close) = stat.rfind(')') else {
+        return ProcStat::Unreadable;
+    };
+    let mut fields = stat[close + 1..].split_ascii_whitespace();
+    match fields.next() {
+        // field 3, the state
+        Some("Z" | "X" | "x") => ProcStat::Zombie,
+        Some(_) => match fields.nth(18).map(str::parse::<u64>) {
+            // starttime is field 22; field 3 was consumed, so skip fields 4..=21 (18 fields).
+            Some(Ok(start_time)) => ProcStat::Running { start_time },
+            _ => ProcStat::Unreadable,
+        },
+        None => ProcStat::Unreadable,
+    }
+}
+
+/// The start time of a live (not zombie) process, if `/proc` tells it.
+pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
+    match proc_stat(pid) {
+        ProcStat::Running { start_time } => Some(start_time),
+        _ => None,
+    }
+}
+
+/// The kernel thread id of the calling thread (`gettid(2)`).
+pub(crate) fn gettid() -> u32 {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    (unsafe { libc::gettid() }) as u32
 }
 
 /// Current `CLOCK_MONOTONIC` time.
@@ -199,4 +272,19 @@ pub(crate) fn membarrier_global_expedited() -> bool {
 /// Yields the CPU to another runnable thread.
 pub(crate) fn yield_now() {
     std::thread::yield_now();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_parse() {
+        let line = "1234 (a b) c) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 777 19 20";
+        assert_eq!(parse_stat(line), ProcStat::Running { start_time: 777 });
+        let zombie = "1234 (x) Z 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 777 19 20";
+        assert_eq!(parse_stat(zombie), ProcStat::Zombie);
+        assert_eq!(parse_stat("garbage"), ProcStat::Unreadable);
+        assert_eq!(parse_stat("1 (x) S 1 2"), ProcStat::Unreadable);
+    }
 }

@@ -14,3 +14,8 @@ pub(crate) use linux::*;
 mod unsupported;
 #[cfg(not(target_os = "linux"))]
 pub(crate) use unsupported::*;
+
+#[cfg(unix)]
+mod process;
+#[cfg(unix)]
+pub(crate) use process::*;

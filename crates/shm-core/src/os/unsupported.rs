@@ -30,8 +30,33 @@ pub(crate) fn shm_unlink(_: &CStr) -> io::Result<()> {
 pub(crate) fn shm_names() -> io::Result<Vec<String>> {
     Err(unsupported())
 }
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exists {
+    Yes,
+    No,
+    Unknown,
+}
+pub(crate) fn pid_exists(_: u32) -> Exists {
+    Exists::Unknown
+}
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProcStat {
+    Running { start_time: u64 },
+    Zombie,
+    Unreadable,
+}
+pub(crate) fn proc_stat(_: u32) -> ProcStat {
+    ProcStat::Unreadable
+}
 pub(crate) fn process_start_time(_: u32) -> Option<u64> {
     None
+}
+pub(crate) fn gettid() -> u32 {
+    // No thread ids here: a per-thread counter stands in (liveness answers Unknown anyway).
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    std::thread_local!(static ID: u32 = NEXT.fetch_add(1, Ordering::Relaxed));
+    ID.with(|id| *id)
 }
 pub(crate) fn monotonic_now() -> Duration {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();

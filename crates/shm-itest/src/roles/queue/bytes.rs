@@ -1,4 +1,4 @@
-//! Helper binary for `shm-queue`'s multi-process tests of byte queues, `JoinableQueue` and
+//! Child roles (of the `shm-itest` binary) for `shm-queue`'s multi-process tests of byte queues, `JoinableQueue` and
 //! `Pipe` (`tests/bytes.rs`, `tests/joinable.rs`, `tests/pipe.rs`). Not meant to be run by hand.
 //!
 //! Roles (arguments after the role name; exit code 0 on success, 1 on a failed check):
@@ -20,8 +20,8 @@
 //! - `pipe-hold NAME`: opens the pipe NAME, prints `ready`, sleeps (to be killed).
 //! - `pipe-create-hold NAME`: creates the pipe NAME (duplex), prints `ready`, sleeps.
 
-use shm_core::process::Roles;
 use shm_core::SegmentName;
+use shm_process::Roles;
 use shm_queue::bytes::{ByteQueue, BytesPopError, BytesPushError, Mode};
 use shm_queue::joinable::{JoinableQueue, TaskDoneError};
 use shm_queue::pipe::{Pipe, RecvError};
@@ -266,18 +266,17 @@ fn pipe_create_hold(args: &[String]) -> i32 {
     0
 }
 
-fn main() {
-    Roles::new()
-        .role("push-random", push_random)
-        .role("pop-check", pop_check)
-        .role("push-forever", push_forever)
-        .role("hold-producer", hold_producer)
-        .role("joinable-worker", joinable_worker)
-        .role("joinable-put", joinable_put)
-        .role("pipe-echo", pipe_echo)
-        .role("pipe-send", pipe_send)
-        .role("pipe-hold", pipe_hold)
-        .role("pipe-create-hold", pipe_create_hold)
-        .run();
-    println!("top-level run");
+/// Registers this module's roles, each named `queue.<role>`.
+pub fn register(roles: Roles) -> Roles {
+    roles
+        .role("queue.push-random", push_random)
+        .role("queue.pop-check", pop_check)
+        .role("queue.push-forever", push_forever)
+        .role("queue.hold-producer", hold_producer)
+        .role("queue.joinable-worker", joinable_worker)
+        .role("queue.joinable-put", joinable_put)
+        .role("queue.pipe-echo", pipe_echo)
+        .role("queue.pipe-send", pipe_send)
+        .role("queue.pipe-hold", pipe_hold)
+        .role("queue.pipe-create-hold", pipe_create_hold)
 }

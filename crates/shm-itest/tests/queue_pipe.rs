@@ -4,33 +4,21 @@
 //! No test asserts a duration; a watchdog aborts the binary (and the daemon children) on a hang.
 #![cfg(target_os = "linux")]
 
-use shm_core::process::{Process, ProcessBuilder};
 use shm_core::{Segment, SegmentName};
+use shm_itest::Watchdog;
+use shm_process::{Process, ProcessBuilder};
 use shm_queue::pipe::{Pipe, PipeOpenError, RecvError, SendError};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
-const CHILD: &str = env!("CARGO_BIN_EXE_shm-queue-bytes-child");
-const HANG_BOUND: Duration = Duration::from_secs(60);
+const CHILD: &str = shm_itest::child_binary!();
 const OUTCOME_BOUND: Duration = Duration::from_secs(20);
 
-struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
-
-fn watchdog() -> Watchdog {
-    let (tx, rx) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if rx.recv_timeout(HANG_BOUND) == Err(RecvTimeoutError::Timeout) {
-            eprintln!("watchdog: test hung for {HANG_BOUND:?}; aborting");
-            std::process::abort();
-        }
-    });
-    Watchdog(tx)
-}
-
 fn child(role: &str) -> ProcessBuilder {
-    Process::builder(role).program(CHILD).daemon(true)
+    Process::builder(format!("queue.{role}"))
+        .program(CHILD)
+        .daemon(true)
 }
 
 fn join_ok(p: &mut Process) {
@@ -50,7 +38,7 @@ fn wait_ready(p: &mut Process) {
 
 #[test]
 fn duplex_echo_both_ways() {
-    let _w = watchdog();
+    let _w = Watchdog::new();
     let name = SegmentName::unique();
     let end = Pipe::builder(&name)
         .duplex(true)
@@ -74,7 +62,7 @@ fn duplex_echo_both_ways() {
 
 #[test]
 fn one_way_child_sends_then_eof() {
-    let _w = watchdog();
+    let _w = Watchdog::new();
     let name = SegmentName::unique();
     let end = Pipe::builder(&name)
         .duplex(false)
@@ -101,7 +89,7 @@ fn one_way_child_sends_then_eof() {
 
 #[test]
 fn sigkilled_writer_gives_eof_to_blocked_reader() {
-    let _w = watchdog();
+    let _w = Watchdog::new();
     let name = SegmentName::unique();
     let end = Pipe::builder(&name).create().unwrap();
     let mut p = child("pipe-hold")
@@ -123,7 +111,7 @@ fn sigkilled_writer_gives_eof_to_blocked_reader() {
 
 #[test]
 fn sigkilled_reader_gives_broken_pipe_to_writer() {
-    let _w = watchdog();
+    let _w = Watchdog::new();
     let name = SegmentName::unique();
     let end = Pipe::builder(&name)
         .capacity(4)
@@ -155,7 +143,7 @@ fn sigkilled_reader_gives_broken_pipe_to_writer() {
 
 #[test]
 fn creator_killed_opener_gets_eof_and_broken_pipe() {
-    let _w = watchdog();
+    let _w = Watchdog::new();
     let name = SegmentName::unique();
     let mut p = child("pipe-create-hold")
         .arg(name.as_str())
@@ -187,7 +175,7 @@ fn creator_killed_opener_gets_eof_and_broken_pipe() {
 
 #[test]
 fn short_poll_and_timed_recv_see_a_killed_writer() {
-    let _w = watchdog();
+    let _w = Watchdog::new();
     let name = SegmentName::unique();
     let end = Pipe::builder(&name).create().unwrap();
     let mut p = child("pipe-hold")

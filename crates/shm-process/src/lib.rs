@@ -22,7 +22,7 @@
 //! `worker`).
 //!
 //! ```no_run
-//! use shm_core::process::{Process, Roles};
+//! use shm_process::{Process, Roles};
 //!
 //! fn worker(args: &[String]) -> i32 {
 //!     // Process 2: open the segments named in `args` and work on them.
@@ -47,11 +47,11 @@
 //! Unix. Daemon children need `prctl(PR_SET_PDEATHSIG)` and are Linux (and Android) only:
 //! elsewhere [`ProcessBuilder::start`] refuses them with [`io::ErrorKind::Unsupported`].
 
-use crate::ProcessId;
+use shm_core::sys;
+use shm_core::ProcessId;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io::{self, Write};
-use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
@@ -89,7 +89,7 @@ fn context(err: io::Error, what: impl fmt::Display) -> io::Error {
 /// # Examples
 ///
 /// ```no_run
-/// use shm_core::process::Process;
+/// use shm_process::Process;
 /// use std::process::Stdio;
 ///
 /// let mut child = Process::builder("consumer")
@@ -239,7 +239,7 @@ impl ProcessBuilder {
 
         let mut cmd = match &program {
             Some(path) => Command::new(path),
-            None => command_for_current_exe().map_err(|e| {
+            None => sys::command_for_current_exe().map_err(|e| {
                 context(
                     e,
                     format_args!("cannot start role `{role}`: cannot find the current executable"),
@@ -269,7 +269,7 @@ impl ProcessBuilder {
             cmd.stderr(s);
         }
         if daemon {
-            set_parent_death_signal(&mut cmd).map_err(|e| {
+            sys::set_parent_death_signal(&mut cmd).map_err(|e| {
                 context(
                     e,
                     format_args!("cannot start role `{role}` ({shown_program}) as a daemon"),
@@ -296,71 +296,6 @@ impl ProcessBuilder {
     }
 }
 
-/// A command that runs the binary image of the current process.
-fn command_for_current_exe() -> io::Result<Command> {
-    let exe = std::env::current_exe()?;
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        use std::os::unix::process::CommandExt;
-        let self_exe = std::path::Path::new("/proc/self/exe");
-        if self_exe.exists() {
-            let mut cmd = Command::new(self_exe);
-            cmd.arg0(&exe);
-            return Ok(cmd);
-        }
-    }
-    Ok(Command::new(exe))
-}
-
-/// Makes the command's child receive `SIGKILL` when the spawning thread dies.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn set_parent_death_signal(cmd: &mut Command) -> io::Result<()> {
-    use std::os::unix::process::CommandExt;
-    // Captured before the fork: the pid the child must see as its parent.
-    let parent = std::process::id() as libc::pid_t;
-    let hook = move || -> io::Result<()> {
-        // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a field of the calling (child) process; it
-        // is async-signal-safe, allocates nothing and takes no lock held across fork.
-        let rc = unsafe {
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            )
-        };
-        if rc == -1 {
-            // `last_os_error` only reads errno: no allocation.
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: getppid has no preconditions and is async-signal-safe.
-        let ppid = unsafe { libc::getppid() };
-        if ppid != parent {
-            // The parent died before the prctl above took effect, so no death signal will
-            // come: leave now, as the signal would have made us.
-            // SAFETY: _exit is async-signal-safe and ends this forked child without running
-            // any of the parent's atexit handlers or destructors.
-            unsafe { libc::_exit(1) };
-        }
-        Ok(())
-    };
-    // SAFETY: `pre_exec` runs `hook` in the forked child before exec, where only
-    // async-signal-safe operations are allowed; `hook` calls only prctl, getppid and _exit
-    // and builds an io::Error from errno, none of which allocates or takes a lock.
-    unsafe { cmd.pre_exec(hook) };
-    Ok(())
-}
-
-/// Daemon children need `PR_SET_PDEATHSIG`, which only Linux has.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn set_parent_death_signal(_cmd: &mut Command) -> io::Result<()> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "daemon children need prctl(PR_SET_PDEATHSIG), which only Linux and Android have",
-    ))
-}
-
 /// A child process started in a role: Python's `multiprocessing.Process`.
 ///
 /// Made by [`Process::builder`]. The handle is the only one that reaps the child: nothing else
@@ -384,7 +319,7 @@ fn set_parent_death_signal(_cmd: &mut Command) -> io::Result<()> {
 /// # Examples
 ///
 /// ```no_run
-/// use shm_core::process::Process;
+/// use shm_process::Process;
 /// use std::time::Duration;
 ///
 /// let mut child = Process::builder("worker").daemon(true).start()?;
@@ -536,7 +471,7 @@ impl Process {
     ///
     /// As for [`signal`](Self::signal).
     pub fn terminate(&self) -> io::Result<()> {
-        self.signal(libc::SIGTERM)
+        self.signal(sys::SIGTERM)
     }
 
     /// Sends `SIGKILL` (Python's `kill`). Does nothing once the child has been reaped.
@@ -545,10 +480,10 @@ impl Process {
     ///
     /// As for [`signal`](Self::signal).
     pub fn kill(&self) -> io::Result<()> {
-        self.signal(libc::SIGKILL)
+        self.signal(sys::SIGKILL)
     }
 
-    /// Sends signal `sig` (a `libc::SIG*` number; 0 only checks that the pid is still ours).
+    /// Sends signal `sig` (a signal number such as [`sys::SIGTERM`](shm_core::sys::SIGTERM); 0 only checks that the pid is still ours).
     ///
     /// Does nothing and returns `Ok(())` once the child has been reaped, since its pid may then
     /// belong to another process. A child that has ended but is not yet reaped (a zombie) can
@@ -562,23 +497,14 @@ impl Process {
         if self.status.is_some() {
             return Ok(());
         }
-        let pid = libc::pid_t::try_from(self.child.id()).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: pid out of range", self.describe("cannot signal")),
-            )
-        })?;
-        // SAFETY: kill(2) has no memory-safety preconditions. The pid is our unreaped child
-        // (`status` is `None` and only this handle reaps it), so it names that child and not a
-        // process that reused the pid.
-        let rc = unsafe { libc::kill(pid, sig) };
-        if rc == -1 {
-            let err = io::Error::last_os_error();
-            return Err(context(
+        // The pid is our unreaped child (`status` is `None` and only this handle reaps it), so
+        // it names that child and not a process that reused the pid.
+        sys::kill(self.child.id(), sig).map_err(|err| {
+            context(
                 err,
                 format_args!("{} with signal {sig}", self.describe("cannot signal")),
-            ));
-        }
+            )
+        })?;
         Ok(())
     }
 
@@ -624,7 +550,7 @@ impl Drop for Process {
 /// # Examples
 ///
 /// ```no_run
-/// use shm_core::process::Process;
+/// use shm_process::Process;
 ///
 /// let mut child = Process::builder("worker").start()?;
 /// child.kill()?;
@@ -650,12 +576,12 @@ impl ExitStatus {
 
     /// The number of the signal that killed the child, if one did.
     pub fn signal(&self) -> Option<i32> {
-        self.0.signal()
+        sys::exit_signal(&self.0)
     }
 
     /// Whether the child dumped core when a signal killed it.
     pub fn core_dumped(&self) -> bool {
-        self.0.core_dumped()
+        sys::exit_core_dumped(&self.0)
     }
 
     /// Python's `exitcode`: the exit code, or minus the signal number if a signal killed the
@@ -691,7 +617,7 @@ impl fmt::Display for ExitStatus {
             (Some(code), _) => write!(f, "exit code {code}"),
             (None, Some(sig)) => {
                 write!(f, "killed by signal {sig}")?;
-                if let Some(name) = signal_name(sig) {
+                if let Some(name) = sys::signal_name(sig) {
                     write!(f, " ({name})")?;
                 }
                 if self.core_dumped() {
@@ -702,28 +628,6 @@ impl fmt::Display for ExitStatus {
             (None, None) => write!(f, "{}", self.0),
         }
     }
-}
-
-/// The names of the common signals, for messages.
-fn signal_name(sig: i32) -> Option<&'static str> {
-    Some(match sig {
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGINT => "SIGINT",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGILL => "SIGILL",
-        libc::SIGTRAP => "SIGTRAP",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGUSR1 => "SIGUSR1",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGUSR2 => "SIGUSR2",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGALRM => "SIGALRM",
-        libc::SIGTERM => "SIGTERM",
-        _ => return None,
-    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -779,7 +683,7 @@ type RoleFn = Box<dyn FnOnce(&[String]) -> i32>;
 /// # Examples
 ///
 /// ```no_run
-/// use shm_core::process::Roles;
+/// use shm_process::Roles;
 ///
 /// fn producer(args: &[String]) -> i32 {
 ///     println!("producing into {}", args[0]);
@@ -893,6 +797,7 @@ impl fmt::Debug for Roles {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::ExitStatusExt;
 
     #[test]
     fn roles_take_and_replace() {

@@ -1,52 +1,20 @@
-//! Multi-process tests of the SPSC ring with real children (`shm-queue-test-child`).
+//! Multi-process tests of the SPSC ring with real children (`shm-itest`, roles `queue.*`).
 //!
 //! No test asserts a duration; a watchdog kills the children of a hung test. The transfer
 //! tests move 10M items (debug builds included: about a second each here).
 #![cfg(target_os = "linux")]
 
-use shm_core::process::Process;
 use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::{ObjectKind, Segment, SegmentName};
+use shm_itest::Watchdog;
+use shm_process::Process;
 use shm_queue::{PopError, SpscQueue};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const CHILD: &str = env!("CARGO_BIN_EXE_shm-queue-test-child");
+const CHILD: &str = shm_itest::child_binary!();
 const ITEMS: u64 = 10_000_000;
-const HANG_BOUND: Duration = Duration::from_secs(120);
-
-/// Kills the given pids if the test is still running after [`HANG_BOUND`] (the test then fails
-/// on the child's exit status instead of hanging).
-struct Watchdog(Option<mpsc::Sender<()>>);
-
-impl Watchdog {
-    fn new(pids: Vec<u32>) -> Watchdog {
-        let (tx, rx) = mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            if rx.recv_timeout(HANG_BOUND) == Err(mpsc::RecvTimeoutError::Timeout) {
-                eprintln!("watchdog: test hung; killing children {pids:?}");
-                for pid in pids {
-                    // SAFETY: kill(2) has no memory-safety preconditions.
-                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-                }
-                std::thread::sleep(Duration::from_secs(5));
-                std::process::abort();
-            }
-        });
-        Watchdog(Some(tx))
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        if let Some(tx) = self.0.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
 fn start(role: &str, args: &[&str]) -> Process {
-    Process::builder(role)
+    Process::builder(format!("queue.{role}"))
         .program(CHILD)
         .args(args.iter().copied())
         .daemon(true)
@@ -78,7 +46,7 @@ fn run_transfer(mode: &str) {
         .unwrap();
     let mut rx = q.consumer().unwrap();
     let mut child = start("spsc-produce", &[name.as_str(), &ITEMS.to_string(), mode]);
-    let _dog = Watchdog::new(vec![child.pid()]);
+    let _dog = Watchdog::watching([child.pid()]);
     let mut expect = 0u64;
     let mut buf = vec![0u64; 512];
     loop {
@@ -131,7 +99,7 @@ fn killed_producer_every_returned_push_delivered_then_disconnected() {
         .unwrap();
     let mut rx = q.consumer().unwrap();
     let mut child = start("spsc-forever", &[name.as_str(), cname.as_str()]);
-    let _dog = Watchdog::new(vec![child.pid()]);
+    let _dog = Watchdog::watching([child.pid()]);
     let mut got = Vec::new();
     // Consume a while, then kill while it is pushing.
     let bound = Instant::now() + Duration::from_secs(60);

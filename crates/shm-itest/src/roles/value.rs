@@ -1,5 +1,5 @@
-//! Helper binary for `shm-value`'s multi-process tests (`tests/cross_process.rs`), started in
-//! a role by [`shm_core::process::Process`]. Not meant to be run by hand.
+//! Child roles (of the `shm-itest` binary) for `shm-value`'s multi-process tests (`tests/cross_process.rs`), started in
+//! a role by [`shm_process::Process`]. Not meant to be run by hand.
 //!
 //! Roles (`NAME` is a segment name):
 //!
@@ -15,8 +15,8 @@
 //!
 //! Exit code 0 on success, 3 for bad arguments, 4 if opening failed, 5 if a lock failed.
 
-use shm_core::process::Roles;
 use shm_core::SegmentName;
+use shm_process::Roles;
 use shm_value::{RawValue, Value};
 use std::io::Write;
 use std::time::Duration;
@@ -61,9 +61,10 @@ fn with_value<T: shm_value::AtomicElement>(
     }
 }
 
-fn main() {
-    Roles::new()
-        .role("update", |args| {
+/// Registers this module's roles, each named `value.<role>`.
+pub fn register(roles: Roles) -> Roles {
+    roles
+        .role("value.update", |args| {
             with_value::<i64>(args, |v, n| {
                 for _ in 0..n {
                     if let Err(e) = v.update(|x| x + 1) {
@@ -74,7 +75,7 @@ fn main() {
                 0
             })
         })
-        .role("fetch-add", |args| {
+        .role("value.fetch-add", |args| {
             with_value::<i64>(args, |v, n| {
                 for _ in 0..n {
                     v.fetch_add(1);
@@ -82,7 +83,7 @@ fn main() {
                 0
             })
         })
-        .role("raw-fetch-add", |args| {
+        .role("value.raw-fetch-add", |args| {
             let Some((name, n)) = parse(args) else {
                 return 3;
             };
@@ -95,7 +96,7 @@ fn main() {
             }
             0
         })
-        .role("hold", |args| {
+        .role("value.hold", |args| {
             with_value::<i64>(args, |v, _| {
                 let Ok(g) = v.lock() else {
                     return 5;
@@ -107,13 +108,10 @@ fn main() {
                 0
             })
         })
-        .role("store-f64", |args| {
+        .role("value.store-f64", |args| {
             with_value::<f64>(args, |v, _| {
                 v.store(3.333333333333333);
                 0
             })
         })
-        .run();
-    eprintln!("shm-value-test-child: run me through the tests, in a role");
-    std::process::exit(2);
 }

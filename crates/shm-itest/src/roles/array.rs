@@ -1,5 +1,5 @@
-//! Helper binary for `shm-array`'s multi-process tests (`tests/cross_process.rs`), started in
-//! a role by [`shm_core::process::Process`]. Not meant to be run by hand.
+//! Child roles (of the `shm-itest` binary) for `shm-array`'s multi-process tests (`tests/cross_process.rs`), started in
+//! a role by [`shm_process::Process`]. Not meant to be run by hand.
 //!
 //! Roles (`NAME` is a segment name):
 //!
@@ -16,8 +16,8 @@
 //! Exit code 0 on success, 3 for bad arguments, 4 if opening failed, 5 if a lock failed.
 
 use shm_array::{Array, RawArray};
-use shm_core::process::Roles;
 use shm_core::{OpenError, SegmentName};
+use shm_process::Roles;
 use shm_value::Value;
 use std::io::Write;
 use std::time::Duration;
@@ -119,14 +119,12 @@ fn write_points(args: &[String]) -> i32 {
     0
 }
 
-fn main() {
-    Roles::new()
-        .role("seed002", seed002)
-        .role("add", add)
-        .role("hold", hold)
-        .role("open-len", open_len)
-        .role("write-points", write_points)
-        .run();
-    eprintln!("shm-array-test-child: run me through the tests, in a role");
-    std::process::exit(2);
+/// Registers this module's roles, each named `array.<role>`.
+pub fn register(roles: Roles) -> Roles {
+    roles
+        .role("array.seed002", seed002)
+        .role("array.add", add)
+        .role("array.hold", hold)
+        .role("array.open-len", open_len)
+        .role("array.write-points", write_points)
 }

@@ -1,41 +1,27 @@
-//! Multi-process tests of the byte-message queues: real children (the helper binary
-//! `shm-queue-bytes-child`) push and pop across processes, and a producer is SIGKILLed.
+//! Multi-process tests of the byte-message queues: real children (the child binary
+//! `shm-itest`, roles `queue.*`) push and pop across processes, and a producer is SIGKILLed.
 //!
 //! No test asserts a duration. A watchdog aborts the test binary (and with it the daemon
 //! children) if a test hangs.
 #![cfg(target_os = "linux")]
 
-use shm_core::process::{Process, ProcessBuilder};
 use shm_core::SegmentName;
+use shm_itest::Watchdog;
+use shm_process::{Process, ProcessBuilder};
 use shm_queue::bytes::{ByteQueue, BytesPopError, BytesPushError, Mode};
 use shm_queue::RoleError;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
-const CHILD: &str = env!("CARGO_BIN_EXE_shm-queue-bytes-child");
-const HANG_BOUND: Duration = Duration::from_secs(60);
+const CHILD: &str = shm_itest::child_binary!();
 const OUTCOME_BOUND: Duration = Duration::from_secs(20);
 
-/// Aborts the test binary if the test is still running after [`HANG_BOUND`]; daemon children
-/// die with it.
-struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
-
-fn watchdog() -> Watchdog {
-    let (tx, rx) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if rx.recv_timeout(HANG_BOUND) == Err(RecvTimeoutError::Timeout) {
-            eprintln!("watchdog: test hung for {HANG_BOUND:?}; aborting");
-            std::process::abort();
-        }
-    });
-    Watchdog(tx)
-}
-
 fn child(role: &str) -> ProcessBuilder {
-    Process::builder(role).program(CHILD).daemon(true)
+    Process::builder(format!("queue.{role}"))
+        .program(CHILD)
+        .daemon(true)
 }
 
 fn join_ok(p: &mut Process) {
@@ -68,7 +54,7 @@ fn message(seed: u64, i: u64, max: usize) -> Vec<u8> {
 
 #[test]
 fn child_pushes_random_sizes_parent_checks_and_short_buffer() {
-    let _w = watchdog();
+    let _w = Watchdog::new();
     let name = SegmentName::unique();
     let (max, count, seed) = (300usize, 500u64, 7u64);
     let q = ByteQueue::builder(&name)
@@ -112,7 +98,7 @@ fn child_pushes_random_sizes_parent_checks_and_short_buffer() {
 
 #[test]
 fn parent_pushes_child_checks_including_oversize() {
-    let _w = watchdog();
+    let _w = Watchdog::new();
     let name = SegmentName::unique();
     let (max, count, seed) = (200usize, 400u64, 11u64);
     let q = ByteQueue::builder(&name)
@@ -146,7 +132,7 @@ fn parent_pushes_child_checks_including_oversize() {
 
 #[test]
 fn two_producer_processes_all_messages_arrive() {
-    let _w = watchdog();
+    let _w = Watchdog::new();
     let name = SegmentName::unique();
     let (max, count) = (64usize, 300u64);
     let q = ByteQueue::builder(&name)
@@ -193,7 +179,7 @@ fn two_producer_processes_all_messages_arrive() {
 
 #[test]
 fn close_delivers_remaining_then_closed() {
-    let _w = watchdog();
+    let _w = Watchdog::new();
     let name = SegmentName::unique();
     let q = ByteQueue::builder(&name)
         .mode(Mode::Mpmc)
@@ -224,7 +210,7 @@ fn close_delivers_remaining_then_closed() {
 
 #[test]
 fn sigkilled_producer_wakes_blocked_pop_with_disconnected() {
-    let _w = watchdog();
+    let _w = Watchdog::new();
     let name = SegmentName::unique();
     let q = ByteQueue::builder(&name)
         .mode(Mode::Mpmc)
@@ -269,7 +255,7 @@ fn kind_and_missing_segment_are_errors() {
 /// message intact, and then `Disconnected`, never a hang or a torn message.
 #[test]
 fn producer_sigkilled_mid_stream_leaves_intact_prefix() {
-    let _w = watchdog();
+    let _w = Watchdog::new();
     for (round, delay_us) in [(0u64, 0u64), (1, 37), (2, 211), (3, 1000)] {
         let name = SegmentName::unique();
         let (max, seed) = (96usize, 1000 + round);
@@ -313,7 +299,7 @@ fn producer_sigkilled_mid_stream_leaves_intact_prefix() {
 
 #[test]
 fn dead_holders_role_is_taken_over() {
-    let _w = watchdog();
+    let _w = Watchdog::new();
     let name = SegmentName::unique();
     let q = ByteQueue::builder(&name)
         .mode(Mode::Spsc)

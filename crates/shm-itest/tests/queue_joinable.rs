@@ -4,33 +4,21 @@
 //! No test asserts a duration; a watchdog aborts the binary (and the daemon children) on a hang.
 #![cfg(target_os = "linux")]
 
-use shm_core::process::{Process, ProcessBuilder};
 use shm_core::SegmentName;
+use shm_itest::Watchdog;
+use shm_process::{Process, ProcessBuilder};
 use shm_queue::joinable::{JoinableQueue, TaskDoneError};
 use std::io::Read;
 use std::process::Stdio;
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
-const CHILD: &str = env!("CARGO_BIN_EXE_shm-queue-bytes-child");
-const HANG_BOUND: Duration = Duration::from_secs(60);
+const CHILD: &str = shm_itest::child_binary!();
 const OUTCOME_BOUND: Duration = Duration::from_secs(20);
 
-struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
-
-fn watchdog() -> Watchdog {
-    let (tx, rx) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if rx.recv_timeout(HANG_BOUND) == Err(RecvTimeoutError::Timeout) {
-            eprintln!("watchdog: test hung for {HANG_BOUND:?}; aborting");
-            std::process::abort();
-        }
-    });
-    Watchdog(tx)
-}
-
 fn child(role: &str) -> ProcessBuilder {
-    Process::builder(role).program(CHILD).daemon(true)
+    Process::builder(format!("queue.{role}"))
+        .program(CHILD)
+        .daemon(true)
 }
 
 /// Joins a child that must succeed; returns its stdout if it was piped.
@@ -49,7 +37,7 @@ fn join_ok(p: &mut Process) -> String {
 
 #[test]
 fn workers_in_other_processes_finish_and_join_returns() {
-    let _w = watchdog();
+    let _w = Watchdog::new();
     let name = SegmentName::unique();
     let q = JoinableQueue::builder(&name)
         .capacity(8)
@@ -91,7 +79,7 @@ fn workers_in_other_processes_finish_and_join_returns() {
 
 #[test]
 fn join_waits_for_items_put_by_another_process() {
-    let _w = watchdog();
+    let _w = Watchdog::new();
     let name = SegmentName::unique();
     let q = JoinableQueue::builder(&name)
         .capacity(4)

@@ -1,52 +1,22 @@
-//! Multi-process tests of the MPMC ring with real children (`shm-queue-test-child`).
+//! Multi-process tests of the MPMC ring with real children (`shm-itest`, roles `queue.*`).
 //!
 //! No test asserts a duration; a watchdog kills the children of a hung test. The transfer
 //! test moves 3 x 1M items (debug builds included).
 #![cfg(target_os = "linux")]
 
-use shm_core::process::Process;
 use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::{ObjectKind, Segment, SegmentName};
+use shm_itest::Watchdog;
+use shm_process::Process;
 use shm_queue::MpmcQueue;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const CHILD: &str = env!("CARGO_BIN_EXE_shm-queue-test-child");
+const CHILD: &str = shm_itest::child_binary!();
 const PER_PRODUCER: u64 = 1_000_000;
-const HANG_BOUND: Duration = Duration::from_secs(120);
-
-struct Watchdog(Option<mpsc::Sender<()>>);
-
-impl Watchdog {
-    fn new(pids: Vec<u32>) -> Watchdog {
-        let (tx, rx) = mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            if rx.recv_timeout(HANG_BOUND) == Err(mpsc::RecvTimeoutError::Timeout) {
-                eprintln!("watchdog: test hung; killing children {pids:?}");
-                for pid in pids {
-                    // SAFETY: kill(2) has no memory-safety preconditions.
-                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-                }
-                std::thread::sleep(Duration::from_secs(5));
-                std::process::abort();
-            }
-        });
-        Watchdog(Some(tx))
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        if let Some(tx) = self.0.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
 fn start(role: &str, args: &[&str]) -> Process {
-    Process::builder(role)
+    Process::builder(format!("queue.{role}"))
         .program(CHILD)
         .args(args.iter().copied())
         .daemon(true)
@@ -109,12 +79,12 @@ fn three_producers_two_consumers_exactly_once_in_order() {
     let mut producers: Vec<Process> = (1..=3u64)
         .map(|tag| start("mpmc-produce", &[name.as_str(), &tag.to_string(), &n]))
         .collect();
-    let _dog = Watchdog::new(
+    let _dog = Watchdog::watching(
         producers
             .iter()
             .chain(&consumers)
             .map(|p| p.pid())
-            .collect(),
+            .collect::<Vec<u32>>(),
     );
     for p in &mut producers {
         let s = p.join().unwrap();
@@ -173,11 +143,11 @@ fn killed_producer_every_returned_push_delivered_then_disconnected() {
     let mut victim = start("mpmc-forever", &[name.as_str(), "1", cname.as_str()]);
     let finite = 50_000u64;
     let mut other = start("mpmc-produce", &[name.as_str(), "2", &finite.to_string()]);
-    let _dog = Watchdog::new(
+    let _dog = Watchdog::watching(
         [victim.pid(), other.pid()]
             .into_iter()
             .chain(consumers.iter().map(|p| p.pid()))
-            .collect(),
+            .collect::<Vec<u32>>(),
     );
     let bound = Instant::now() + Duration::from_secs(60);
     while counter.load(Ordering::SeqCst) < 20_000 {
@@ -243,7 +213,7 @@ fn producer_killed_between_claim_and_publish_is_skipped() {
         "mpmc-stall",
         &[name.as_str(), "1", &n.to_string(), cname.as_str()],
     );
-    let _dog = Watchdog::new(vec![consumer.pid(), victim.pid()]);
+    let _dog = Watchdog::watching([consumer.pid(), victim.pid()]);
     let bound = Instant::now() + Duration::from_secs(60);
     while counter.load(Ordering::SeqCst) != n + 1 {
         assert!(Instant::now() < bound, "victim never stalled");

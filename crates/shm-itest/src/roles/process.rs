@@ -1,5 +1,5 @@
-//! Helper binary for `shm-core`'s multi-process tests (`tests/process.rs`): the child that
-//! [`shm_core::process::Process`] starts in a role. Not meant to be run by hand.
+//! Child roles (of the `shm-itest` binary) for `shm-core`'s multi-process tests (`tests/process.rs`): the child that
+//! [`shm_process::Process`] starts in a role. Not meant to be run by hand.
 //!
 //! Roles:
 //!
@@ -15,9 +15,9 @@
 //!   exits with its code.
 //! - `echo-argv0`: prints `argv0=…` and `exe=…`.
 //!
-//! A top-level run prints `top-level run` and exits 0.
+//! A top-level run of `shm-itest` prints `top-level run` and exits 0.
 
-use shm_core::process::{current_role, role_args, Process, Roles, ROLE_ENV};
+use shm_process::{current_role, role_args, Process, Roles, ROLE_ENV};
 use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
@@ -77,7 +77,7 @@ fn ignore_term(_: &[String]) -> i32 {
 }
 
 fn spawn_daemon_grandchild(args: &[String]) -> i32 {
-    let grandchild = match Process::builder("sleep")
+    let grandchild = match Process::builder("process.sleep")
         .arg("60")
         .daemon(true)
         .stdin(Stdio::null())
@@ -110,7 +110,7 @@ fn spawn_daemon_grandchild(args: &[String]) -> i32 {
 }
 
 fn spawn_self(_: &[String]) -> i32 {
-    match Process::builder("echo-argv0")
+    match Process::builder("process.echo-argv0")
         .start()
         .and_then(|mut p| p.join())
     {
@@ -132,16 +132,15 @@ fn echo_argv0(_: &[String]) -> i32 {
     0
 }
 
-fn main() {
-    Roles::new()
-        .role("exit", exit_with)
-        .role("echo-args", echo_args)
-        .role("check-env", check_env)
-        .role("sleep", sleep)
-        .role("ignore-term", ignore_term)
-        .role("spawn-daemon-grandchild", spawn_daemon_grandchild)
-        .role("spawn-self", spawn_self)
-        .role("echo-argv0", echo_argv0)
-        .run();
-    println!("top-level run");
+/// Registers this module's roles, each named `process.<role>`.
+pub fn register(roles: Roles) -> Roles {
+    roles
+        .role("process.exit", exit_with)
+        .role("process.echo-args", echo_args)
+        .role("process.check-env", check_env)
+        .role("process.sleep", sleep)
+        .role("process.ignore-term", ignore_term)
+        .role("process.spawn-daemon-grandchild", spawn_daemon_grandchild)
+        .role("process.spawn-self", spawn_self)
+        .role("process.echo-argv0", echo_argv0)
 }

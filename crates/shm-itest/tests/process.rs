@@ -1,5 +1,5 @@
-//! Multi-process tests of `shm_core::process` with real children: the helper binary
-//! `shm-core-test-child` (src/bin) started in its roles.
+//! Multi-process tests of `shm_process` with real children: the child binary
+//! `shm-itest` started in its `process.*` roles.
 //!
 //! No test asserts how long anything takes; waits for an outcome are bounded generously and
 //! fail when the bound passes. A [`Watchdog`] per test kills its children if the test hangs.
@@ -7,91 +7,24 @@
 //! Linux only: daemon children need `PR_SET_PDEATHSIG`, and the checks read `/proc`.
 #![cfg(any(target_os = "linux", target_os = "android"))]
 
-use shm_core::process::{ExitStatus, Process, ProcessBuilder, ROLE_ENV, UNKNOWN_ROLE_EXIT_CODE};
 use shm_core::ProcessId;
+use shm_itest::Watchdog;
+use shm_process::{ExitStatus, Process, ProcessBuilder, ROLE_ENV, UNKNOWN_ROLE_EXIT_CODE};
 use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-const CHILD: &str = env!("CARGO_BIN_EXE_shm-core-test-child");
+const CHILD: &str = shm_itest::child_binary!();
 
 /// Bound on waiting for an outcome (a child ending, a grandchild dying).
 const OUTCOME_BOUND: Duration = Duration::from_secs(10);
 
-/// After this long a test counts as hung: the watchdog kills its children.
-const HANG_BOUND: Duration = Duration::from_secs(60);
-
-/// Kills the watched processes if the test is still running after [`HANG_BOUND`], and aborts
-/// the test binary if even that does not unblock it (iceoryx2's testing watchdog does the
-/// same with a panic in a thread of its own).
-struct Watchdog {
-    watched: Arc<Mutex<Vec<ProcessId>>>,
-    done: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Watchdog {
-    fn new() -> Watchdog {
-        let watched: Arc<Mutex<Vec<ProcessId>>> = Arc::default();
-        let (done, wait) = mpsc::channel::<()>();
-        let list = Arc::clone(&watched);
-        let thread = std::thread::spawn(move || {
-            if wait.recv_timeout(HANG_BOUND) != Err(RecvTimeoutError::Timeout) {
-                return;
-            }
-            eprintln!("watchdog: test still running after {HANG_BOUND:?}; killing its children");
-            for id in list.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-                // The identity check keeps us from killing a process that reused the pid.
-                if id.is_alive() {
-                    // SAFETY: kill(2) has no memory-safety preconditions.
-                    unsafe { libc::kill(id.pid() as libc::pid_t, libc::SIGKILL) };
-                }
-            }
-            if wait.recv_timeout(OUTCOME_BOUND) == Err(RecvTimeoutError::Timeout) {
-                eprintln!("watchdog: test still hung after killing its children; aborting");
-                std::process::abort();
-            }
-        });
-        Watchdog {
-            watched,
-            done: Some(done),
-            thread: Some(thread),
-        }
-    }
-
-    fn watch_id(&self, id: Option<ProcessId>) {
-        if let Some(id) = id {
-            self.watched
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(id);
-        }
-    }
-
-    /// Starts `builder` and watches the child.
-    fn start(&self, builder: ProcessBuilder) -> Process {
-        let p = builder.start().expect("start child");
-        self.watch_id(p.identity());
-        p
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        drop(self.done.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// A builder for the helper binary in `role`, as a daemon so that a failing test's children
 /// die with the test's thread.
 fn child(role: &str) -> ProcessBuilder {
-    Process::builder(role).program(CHILD).daemon(true)
+    Process::builder(format!("process.{role}"))
+        .program(CHILD)
+        .daemon(true)
 }
 
 fn join_bounded(p: &mut Process) -> ExitStatus {
@@ -188,7 +121,7 @@ fn env_and_role_arrive() {
     assert_eq!(
         lines,
         [
-            "role=check-env",
+            "role=process.check-env",
             // Roles::run removes the variable before the role runs, so the role's own children
             // started with plain Commands do not re-enter it.
             "role_env=unset",
@@ -333,7 +266,7 @@ fn dropping_a_running_daemon_kills_and_reaps_it() {
 #[test]
 fn dropping_a_finished_child_reaps_it() {
     let w = Watchdog::new();
-    let p = w.start(Process::builder("exit").program(CHILD).arg("0"));
+    let p = w.start(Process::builder("process.exit").program(CHILD).arg("0"));
     let pid = p.pid();
     let start_time = p.identity().map(|id| id.start_time());
     // Wait until it has exited without reaping it: a zombie.
@@ -350,7 +283,7 @@ fn dropping_a_finished_child_reaps_it() {
 #[test]
 fn dropping_a_running_non_daemon_leaves_it_running() {
     let w = Watchdog::new();
-    let p = w.start(Process::builder("sleep").program(CHILD).arg("60"));
+    let p = w.start(Process::builder("process.sleep").program(CHILD).arg("60"));
     let id = p.identity().unwrap();
     drop(p);
     assert!(id.is_alive(), "a non-daemon child must outlive its handle");
@@ -371,8 +304,11 @@ fn unknown_role_exits_with_code_2_and_says_why() {
     let status = join_bounded(&mut p);
     assert_eq!(status.code(), Some(UNKNOWN_ROLE_EXIT_CODE));
     assert_eq!(UNKNOWN_ROLE_EXIT_CODE, 2);
-    assert!(err.contains("unknown role \"no-such-role\""), "{err}");
-    assert!(err.contains("known roles: exit, echo-args"), "{err}");
+    assert!(
+        err.contains("unknown role \"process.no-such-role\""),
+        "{err}"
+    );
+    assert!(err.contains("process.exit, process.echo-args"), "{err}");
 }
 
 #[test]

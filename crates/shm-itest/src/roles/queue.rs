@@ -1,11 +1,13 @@
-//! Helper binary for the multi-process tests of `shm-queue` (tests/spsc.rs, tests/mpmc.rs).
+//! Child roles (of the `shm-itest` binary) for the multi-process tests of `shm-queue` (tests/spsc.rs, tests/mpmc.rs).
 //!
-//! Started by the tests in a role (see `shm_core::process`), with segment names as arguments.
+//! Started by the tests in a role (see `shm_process`), with segment names as arguments.
 //! Exit codes: 0 done, 3 bad arguments, 4 open failed, 5 an operation failed.
 
-use shm_core::process::Roles;
+pub mod bytes;
+
 use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::{ObjectKind, Segment, SegmentName};
+use shm_process::Roles;
 use shm_queue::{MpmcQueue, PopError, SpscQueue};
 use std::io::Write;
 
@@ -190,15 +192,13 @@ fn mpmc_consume(args: &[String]) -> i32 {
     0
 }
 
-fn main() {
-    Roles::new()
-        .role("spsc-produce", spsc_produce)
-        .role("spsc-forever", spsc_forever)
-        .role("mpmc-produce", mpmc_produce)
-        .role("mpmc-forever", mpmc_forever)
-        .role("mpmc-stall", mpmc_stall)
-        .role("mpmc-consume", mpmc_consume)
-        .run();
-    eprintln!("shm-queue-test-child: start me in a role (SHM_IPC_ROLE)");
-    std::process::exit(3);
+/// Registers this module's roles and those of [`bytes`], each named `queue.<role>`.
+pub fn register(roles: Roles) -> Roles {
+    bytes::register(roles)
+        .role("queue.spsc-produce", spsc_produce)
+        .role("queue.spsc-forever", spsc_forever)
+        .role("queue.mpmc-produce", mpmc_produce)
+        .role("queue.mpmc-forever", mpmc_forever)
+        .role("queue.mpmc-stall", mpmc_stall)
+        .role("queue.mpmc-consume", mpmc_consume)
 }

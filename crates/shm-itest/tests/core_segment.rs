@@ -1,5 +1,5 @@
-//! Cross-process tests of `shm_core::Segment` with real children (the helper binary
-//! `shm-core-segment-child`, src/bin), and every open error provoked on purpose by writing
+//! Cross-process tests of `shm_core::Segment` with real children (the child binary
+//! `shm-itest`, roles `core.*`), and every open error provoked on purpose by writing
 //! files into `/dev/shm` or by rewriting a real segment's header bytes.
 //!
 //! Every test uses its own `SegmentName::unique()` and removes what it creates (a creator's
@@ -11,29 +11,24 @@
 #![cfg(any(target_os = "linux", target_os = "android"))]
 
 use shm_core::header::{offsets, HEADER_SIZE, MAGIC, STATE_READY, VERSION};
-use shm_core::process::{ExitStatus, Process, ProcessBuilder};
 use shm_core::{
-    list_segments, CreateError, ElementLayout, NameError, ObjectKind, OpenError, ProcessId,
-    Segment, SegmentInfo, SegmentName, TypeCode,
+    list_segments, CreateError, ElementLayout, NameError, ObjectKind, OpenError, Segment,
+    SegmentInfo, SegmentName, TypeCode,
 };
+use shm_itest::Watchdog;
+use shm_process::{ExitStatus, Process, ProcessBuilder};
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::PathBuf;
 use std::process::{ChildStdout, Stdio};
 use std::ptr::NonNull;
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-const CHILD: &str = env!("CARGO_BIN_EXE_shm-core-segment-child");
+const CHILD: &str = shm_itest::child_binary!();
 
 /// Bound on waiting for an outcome (a child ending).
 const OUTCOME_BOUND: Duration = Duration::from_secs(20);
-
-/// After this long a test counts as hung: the watchdog kills its children.
-const HANG_BOUND: Duration = Duration::from_secs(60);
 
 /// Short open timeout for segments that will never be published.
 const SHORT: Duration = Duration::from_millis(100);
@@ -41,65 +36,6 @@ const SHORT: Duration = Duration::from_millis(100);
 // ------------------------------------------------------------------------------------------
 // Harness
 // ------------------------------------------------------------------------------------------
-
-/// Kills the watched processes if the test still runs after [`HANG_BOUND`], and aborts the test
-/// binary if even that does not unblock it.
-struct Watchdog {
-    watched: Arc<Mutex<Vec<ProcessId>>>,
-    done: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Watchdog {
-    fn new() -> Watchdog {
-        let watched: Arc<Mutex<Vec<ProcessId>>> = Arc::default();
-        let (done, wait) = mpsc::channel::<()>();
-        let list = Arc::clone(&watched);
-        let thread = std::thread::spawn(move || {
-            if wait.recv_timeout(HANG_BOUND) != Err(RecvTimeoutError::Timeout) {
-                return;
-            }
-            eprintln!("watchdog: test still running after {HANG_BOUND:?}; killing its children");
-            for id in list.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-                // The identity check keeps us from killing a process that reused the pid.
-                if id.is_alive() {
-                    // SAFETY: kill(2) has no memory-safety preconditions.
-                    unsafe { libc::kill(id.pid() as libc::pid_t, libc::SIGKILL) };
-                }
-            }
-            if wait.recv_timeout(OUTCOME_BOUND) == Err(RecvTimeoutError::Timeout) {
-                eprintln!("watchdog: test still hung after killing its children; aborting");
-                std::process::abort();
-            }
-        });
-        Watchdog {
-            watched,
-            done: Some(done),
-            thread: Some(thread),
-        }
-    }
-
-    /// Starts `builder` and watches the child.
-    fn start(&self, builder: ProcessBuilder) -> Process {
-        let p = builder.start().expect("start child");
-        if let Some(id) = p.identity() {
-            self.watched
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(id);
-        }
-        p
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        drop(self.done.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
 
 /// Unlinks a name on drop (for segments whose creator is a child that persisted or died).
 struct Cleanup(SegmentName);
@@ -113,7 +49,7 @@ impl Drop for Cleanup {
 /// The helper binary in `role` on segment `name` with `count` elements, as a daemon so that a
 /// failing test's children die with the test's thread.
 fn child(role: &str, name: &SegmentName, count: u64) -> ProcessBuilder {
-    Process::builder(role)
+    Process::builder(format!("core.{role}"))
         .program(CHILD)
         .daemon(true)
         .arg(name.as_str())
@@ -951,7 +887,7 @@ fn list_segments_survives_a_file_truncated_under_it() {
     let _file = ShmFile(name.clone());
     let (status, out) = output_of(
         &w,
-        Process::builder("list-under-truncation")
+        Process::builder("core.list-under-truncation")
             .program(CHILD)
             .daemon(true)
             .arg(name.as_str()),

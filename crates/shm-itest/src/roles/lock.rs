@@ -1,5 +1,5 @@
-//! Helper binary for `shm-lock`'s multi-process tests (`tests/processes.rs`): the child that
-//! `shm_core::process::Process` starts in a role. Not meant to be run by hand.
+//! Child roles (of the `shm-itest` binary) for `shm-lock`'s multi-process tests (`tests/processes.rs`): the child that
+//! `shm_process::Process` starts in a role. Not meant to be run by hand.
 //!
 //! Roles (names are segment names; exit 0 on success, 1 on a setup error, others as noted):
 //!
@@ -16,9 +16,9 @@
 //!   (at most 60 s), repairing the counter flag if it finds a dead holder.
 //! - `barrier-wait BARRIER [TIMEOUT_MS]`: waits; prints the index; exit 3 broken, 4 timeout.
 
-use shm_core::process::Roles;
 use shm_core::{ObjectKind, Segment, SegmentName};
 use shm_lock::{Barrier, BarrierError, Condition, Event, Lock, LockError, RLock, Semaphore};
+use shm_process::Roles;
 use std::io::Write;
 use std::time::Duration;
 
@@ -193,18 +193,16 @@ fn barrier_wait(args: &[String]) -> i32 {
     }
 }
 
-fn main() {
-    Roles::new()
-        .role("lock-count", lock_count)
-        .role("rlock-count", rlock_count)
-        .role("hold", hold)
-        .role("lock-loop", lock_loop)
-        .role("sem-acquire", sem_acquire)
-        .role("sem-release", sem_release)
-        .role("event-wait", event_wait)
-        .role("cond-consumer", cond_consumer)
-        .role("barrier-wait", barrier_wait)
-        .run();
-    eprintln!("shm-lock-test-child: run me in a role");
-    std::process::exit(2);
+/// Registers this module's roles, each named `lock.<role>`.
+pub fn register(roles: Roles) -> Roles {
+    roles
+        .role("lock.lock-count", lock_count)
+        .role("lock.rlock-count", rlock_count)
+        .role("lock.hold", hold)
+        .role("lock.lock-loop", lock_loop)
+        .role("lock.sem-acquire", sem_acquire)
+        .role("lock.sem-release", sem_release)
+        .role("lock.event-wait", event_wait)
+        .role("lock.cond-consumer", cond_consumer)
+        .role("lock.barrier-wait", barrier_wait)
 }

@@ -1,5 +1,5 @@
-//! Helper binary for `shm-core`'s cross-process segment tests (`tests/segment.rs`): the child
-//! that [`shm_core::process::Process`] starts in a role. Not meant to be run by hand.
+//! Child roles (of the `shm-itest` binary) for `shm-core`'s cross-process segment tests (`tests/segment.rs`): the child
+//! that [`shm_process::Process`] starts in a role. Not meant to be run by hand.
 //!
 //! Every segment is a `RawArray` of `'i'` elements whose element `i` holds [`pattern`]`(i)`.
 //! Arguments are `NAME COUNT [...]`. Roles:
@@ -24,10 +24,10 @@
 //!   thousand times at most, for a few seconds at most). Prints `ok`, exits 0; a `SIGBUS` here
 //!   means `list_segments` read a header that was no longer backed by the file.
 //!
-//! A top-level run prints `top-level run` and exits 0.
+//! A top-level run of `shm-itest` prints `top-level run` and exits 0.
 
-use shm_core::process::Roles;
 use shm_core::{ElementLayout, ObjectKind, Segment, SegmentName, TypeCode};
+use shm_process::Roles;
 use std::io::Write;
 use std::ptr::NonNull;
 use std::time::Duration;
@@ -296,15 +296,14 @@ fn list_under_truncation(args: &[String]) -> i32 {
     0
 }
 
-fn main() {
-    Roles::new()
-        .role("open-check", open_check)
-        .role("create-persist", create_persist)
-        .role("race", race)
-        .role("slow-create", slow_create)
-        .role("hang-create", hang_create)
-        .role("create-persist-hold", create_persist_hold)
-        .role("list-under-truncation", list_under_truncation)
-        .run();
-    println!("top-level run");
+/// Registers this module's roles, each named `core.<role>`.
+pub fn register(roles: Roles) -> Roles {
+    roles
+        .role("core.open-check", open_check)
+        .role("core.create-persist", create_persist)
+        .role("core.race", race)
+        .role("core.slow-create", slow_create)
+        .role("core.hang-create", hang_create)
+        .role("core.create-persist-hold", create_persist_hold)
+        .role("core.list-under-truncation", list_under_truncation)
 }

@@ -1,82 +1,25 @@
-//! Multi-process tests of shm-lock with real children: the helper binary
-//! `shm-lock-test-child` (src/bin) started in its roles.
+//! Multi-process tests of shm-lock with real children: the child binary
+//! `shm-itest` started in its `lock.*` roles.
 //!
 //! No test asserts how long anything takes; waits for an outcome are bounded generously and
 //! fail when the bound passes. A [`Watchdog`] per test kills its children if the test hangs.
 #![cfg(target_os = "linux")]
 
-use shm_core::process::{Process, ProcessBuilder};
-use shm_core::{ObjectKind, ProcessId, Segment, SegmentName, WaitStrategy};
+use shm_core::{ObjectKind, Segment, SegmentName, WaitStrategy};
+use shm_itest::Watchdog;
 use shm_lock::{
     Barrier, BarrierError, BoundedSemaphore, Condition, Event, Lock, LockError, RLock,
     ReleaseError, Semaphore,
 };
+use shm_process::{Process, ProcessBuilder};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-const CHILD: &str = env!("CARGO_BIN_EXE_shm-lock-test-child");
+const CHILD: &str = shm_itest::child_binary!();
 const OUTCOME_BOUND: Duration = Duration::from_secs(60);
-const HANG_BOUND: Duration = Duration::from_secs(120);
-
-/// Kills the watched children if the test still runs after [`HANG_BOUND`], then aborts.
-struct Watchdog {
-    watched: Arc<Mutex<Vec<ProcessId>>>,
-    done: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Watchdog {
-    fn new() -> Watchdog {
-        let watched: Arc<Mutex<Vec<ProcessId>>> = Arc::default();
-        let (done, wait) = mpsc::channel::<()>();
-        let list = Arc::clone(&watched);
-        let thread = std::thread::spawn(move || {
-            if wait.recv_timeout(HANG_BOUND) != Err(RecvTimeoutError::Timeout) {
-                return;
-            }
-            eprintln!("watchdog: test hung; killing its children");
-            for id in list.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-                if id.is_alive() {
-                    // SAFETY: kill(2) has no memory-safety preconditions.
-                    unsafe { libc::kill(id.pid() as libc::pid_t, libc::SIGKILL) };
-                }
-            }
-            if wait.recv_timeout(Duration::from_secs(10)) == Err(RecvTimeoutError::Timeout) {
-                eprintln!("watchdog: still hung; aborting");
-                std::process::abort();
-            }
-        });
-        Watchdog {
-            watched,
-            done: Some(done),
-            thread: Some(thread),
-        }
-    }
-
-    fn start(&self, builder: ProcessBuilder) -> Process {
-        let p = builder.start().expect("start child");
-        if let Some(id) = p.identity() {
-            self.watched.lock().unwrap().push(id);
-        }
-        p
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        drop(self.done.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn child(role: &str, args: &[&str]) -> ProcessBuilder {
-    Process::builder(role)
+    Process::builder(format!("lock.{role}"))
         .program(CHILD)
         .daemon(true)
         .stdout(Stdio::null())

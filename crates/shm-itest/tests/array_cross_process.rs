@@ -1,23 +1,19 @@
-//! Multi-process tests of `Array` and `RawArray` with real children (the helper binary
-//! `shm-array-test-child`). No test asserts a duration; a watchdog kills hung children.
+//! Multi-process tests of `Array` and `RawArray` with real children (the child binary
+//! `shm-itest`, roles `array.*`). No test asserts a duration; a watchdog kills hung children.
 #![cfg(target_os = "linux")]
 
 use shm_array::{Array, RawArray};
-use shm_core::process::{Process, ProcessBuilder};
-use shm_core::{ProcessId, SegmentName};
+use shm_core::SegmentName;
+use shm_itest::Watchdog;
 use shm_lock::LockError;
+use shm_process::{Process, ProcessBuilder};
 use shm_value::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-const CHILD: &str = env!("CARGO_BIN_EXE_shm-array-test-child");
+const CHILD: &str = shm_itest::child_binary!();
 const OUTCOME_BOUND: Duration = Duration::from_secs(60);
-const HANG_BOUND: Duration = Duration::from_secs(120);
-
 shm_core::record! {
     /// Same as the child's (format `"iid"`).
     #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,60 +24,10 @@ shm_core::record! {
     struct Pair { a: i64, b: i64 }
 }
 
-/// Kills the watched children if the test is still running after [`HANG_BOUND`].
-struct Watchdog {
-    watched: Arc<Mutex<Vec<ProcessId>>>,
-    done: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Watchdog {
-    fn new() -> Watchdog {
-        let watched: Arc<Mutex<Vec<ProcessId>>> = Arc::default();
-        let (done, wait) = mpsc::channel::<()>();
-        let list = Arc::clone(&watched);
-        let thread = std::thread::spawn(move || {
-            if wait.recv_timeout(HANG_BOUND) != Err(RecvTimeoutError::Timeout) {
-                return;
-            }
-            eprintln!("watchdog: test hung; killing its children");
-            for id in list.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-                if id.is_alive() {
-                    // SAFETY: kill(2) has no memory-safety preconditions.
-                    unsafe { libc::kill(id.pid() as libc::pid_t, libc::SIGKILL) };
-                }
-            }
-            if wait.recv_timeout(Duration::from_secs(10)) == Err(RecvTimeoutError::Timeout) {
-                std::process::abort();
-            }
-        });
-        Watchdog {
-            watched,
-            done: Some(done),
-            thread: Some(thread),
-        }
-    }
-
-    fn start(&self, b: ProcessBuilder) -> Process {
-        let p = b.start().expect("start child");
-        if let Some(id) = p.identity() {
-            self.watched.lock().unwrap().push(id);
-        }
-        p
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        drop(self.done.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn child(role: &str) -> ProcessBuilder {
-    Process::builder(role).program(CHILD).daemon(true)
+    Process::builder(format!("array.{role}"))
+        .program(CHILD)
+        .daemon(true)
 }
 
 fn join_code(p: &mut Process) -> Option<i32> {
