@@ -47,6 +47,9 @@
 //! Unix. Daemon children need `prctl(PR_SET_PDEATHSIG)` and are Linux (and Android) only:
 //! elsewhere [`ProcessBuilder::start`] refuses them with [`io::ErrorKind::Unsupported`].
 
+pub mod pool;
+pub use pool::{AsyncResult, Pool, Registry, Task};
+
 use shm_core::sys;
 use shm_core::ProcessId;
 use std::ffi::{OsStr, OsString};

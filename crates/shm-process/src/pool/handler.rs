@@ -183,7 +183,9 @@ impl Handler {
                 return;
             }
             for (slot, why) in bad {
-                eprintln!("shm-process pool: worker {slot} broke the protocol ({why}); replacing it");
+                eprintln!(
+                    "shm-process pool: worker {slot} broke the protocol ({why}); replacing it"
+                );
                 if let Some(w) = self.workers[slot].as_mut() {
                     let how = w.kill_and_reap();
                     self.workers[slot] = None;

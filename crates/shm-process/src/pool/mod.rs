@@ -311,12 +311,7 @@ impl<'r> PoolBuilder<'r> {
 
         let queues: Vec<ByteQueue> = outboxes.iter().map(|o| o.queue.clone()).collect();
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(
-                slots,
-                outboxes,
-                self.max_message,
-                self.maxtasks,
-            )),
+            state: Mutex::new(State::new(slots, outboxes, self.max_message, self.maxtasks)),
             ctl,
             wake: AtomicBool::new(false),
             collectors: AtomicUsize::new(0),
@@ -530,7 +525,7 @@ impl Pool {
     {
         let name = self.task_name(task)?;
         let (args, ends) = self.encode(std::iter::once(args))?;
-        let (sink, result) = SingleSink::new(name.clone(), callbacks, self.waiter());
+        let (sink, result) = SingleSink::make(name.clone(), callbacks, self.waiter());
         self.submit(Job::new(task.index, name, args, ends, 1, sink))?;
         Ok(result)
     }
@@ -551,7 +546,9 @@ impl Pool {
         A: Serialize,
         R: DeserializeOwned + Send + 'static,
     {
-        Ok(self.map_async_with(task, items, None, Callbacks::new())?.get()?)
+        Ok(self
+            .map_async_with(task, items, None, Callbacks::new())?
+            .get()?)
     }
 
     /// [`map`](Self::map) with a chunk size: items go to the workers `chunksize` at a time.
@@ -619,7 +616,7 @@ impl Pool {
             }
             return Ok(MapSink::empty(self.waiter()));
         }
-        let (sink, result) = MapSink::new(name.clone(), ends.len(), callbacks, self.waiter());
+        let (sink, result) = MapSink::make(name.clone(), ends.len(), callbacks, self.waiter());
         self.submit(Job::new(task.index, name, args, ends, chunksize, sink))?;
         Ok(result)
     }
@@ -713,7 +710,7 @@ impl Pool {
         let name = self.task_name(task)?;
         let (args, ends) = self.encode(items)?;
         let chunksize = self.chunksize(ends.len(), Some(chunksize.unwrap_or(1)))?;
-        let (sink, iter) = ImapSink::new(name.clone(), ends.len(), ordered, self.waiter());
+        let (sink, iter) = ImapSink::make(name.clone(), ends.len(), ordered, self.waiter());
         if ends.is_empty() {
             if self.shared.lock().phase != Phase::Running {
                 return Err(SubmitError::NotRunning);

@@ -310,7 +310,7 @@ mod tests {
         let mut reg = Registry::new();
         let sq = reg.register("square", |x: u64| x * x);
         let half = reg.register_fallible("half", |x: u64| {
-            if x % 2 == 0 {
+            if x.is_multiple_of(2) {
                 Ok(x / 2)
             } else {
                 Err(format!("{x} is odd"))

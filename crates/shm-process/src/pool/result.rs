@@ -2,8 +2,8 @@
 //! through which the result thread delivers each item.
 
 use super::error::{GetTimeoutError, TaskError};
-use serde::de::DeserializeOwned;
 use super::handler::Shared;
+use serde::de::DeserializeOwned;
 use shm_core::sync::WaitMode;
 use shm_core::{Deadline, EventCount, WaitStrategy};
 use std::collections::VecDeque;
@@ -77,9 +77,12 @@ fn run_callback(what: &str, f: impl FnOnce()) {
 /// # let _ = cb;
 /// ```
 pub struct Callbacks<T> {
-    on_ok: Option<Box<dyn FnOnce(&T) + Send>>,
-    on_err: Option<Box<dyn FnOnce(&TaskError) + Send>>,
+    on_ok: Option<OnOk<T>>,
+    on_err: Option<OnErr>,
 }
+
+type OnOk<T> = Box<dyn FnOnce(&T) + Send>;
+type OnErr = Box<dyn FnOnce(&TaskError) + Send>;
 
 impl<T> Callbacks<T> {
     /// No callbacks.
@@ -296,7 +299,7 @@ pub(crate) struct SingleSink<R> {
 }
 
 impl<R: DeserializeOwned + Send + 'static> SingleSink<R> {
-    pub(crate) fn new(
+    pub(crate) fn make(
         task: Arc<str>,
         callbacks: Callbacks<R>,
         waiter: Waiter,
@@ -346,7 +349,7 @@ pub(crate) struct MapSink<R> {
 }
 
 impl<R: DeserializeOwned + Send + 'static> MapSink<R> {
-    pub(crate) fn new(
+    pub(crate) fn make(
         task: Arc<str>,
         len: usize,
         callbacks: Callbacks<Vec<R>>,
@@ -474,7 +477,9 @@ impl<R> Imap<R> {
         timeout: Duration,
     ) -> Result<Option<Result<R, TaskError>>, ImapTimeout> {
         self.waiter
-            .wait(&self.shared.ec, Deadline::after(timeout), || self.take_next())
+            .wait(&self.shared.ec, Deadline::after(timeout), || {
+                self.take_next()
+            })
             .ok_or(ImapTimeout)
     }
 }
@@ -526,7 +531,7 @@ pub(crate) struct ImapSink<R> {
 }
 
 impl<R: DeserializeOwned + Send + 'static> ImapSink<R> {
-    pub(crate) fn new(
+    pub(crate) fn make(
         task: Arc<str>,
         len: usize,
         ordered: bool,
@@ -592,7 +597,7 @@ mod tests {
     fn single_sink_publishes_after_callback() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s2 = seen.clone();
-        let (mut sink, res) = SingleSink::<u64>::new(
+        let (mut sink, res) = SingleSink::<u64>::make(
             "sq".into(),
             Callbacks::new().callback(move |v| s2.lock().unwrap().push(*v)),
             ws(),
@@ -612,7 +617,7 @@ mod tests {
     fn map_sink_first_error_and_error_callback() {
         let seen = Arc::new(Mutex::new(None));
         let s2 = seen.clone();
-        let (mut sink, res) = MapSink::<u8>::new(
+        let (mut sink, res) = MapSink::<u8>::make(
             "f".into(),
             3,
             Callbacks::new()
@@ -638,7 +643,7 @@ mod tests {
 
     #[test]
     fn map_sink_garbage_is_a_codec_error() {
-        let (mut sink, res) = MapSink::<u64>::new("f".into(), 1, Callbacks::new(), ws());
+        let (mut sink, res) = MapSink::<u64>::make("f".into(), 1, Callbacks::new(), ws());
         sink.item(0, Outcome::Value(&[0xff, 0xff]));
         sink.finish();
         assert!(matches!(res.get(), Err(TaskError::Codec { .. })));
@@ -646,7 +651,7 @@ mod tests {
 
     #[test]
     fn get_timeout_hands_the_handle_back() {
-        let (sink, res) = SingleSink::<u8>::new("t".into(), Callbacks::new(), ws());
+        let (sink, res) = SingleSink::<u8>::make("t".into(), Callbacks::new(), ws());
         let res = match res.get_timeout(Duration::from_millis(5)) {
             Err(GetTimeoutError::Timeout(r)) => r,
             other => panic!("{other:?}"),
@@ -658,7 +663,7 @@ mod tests {
     #[test]
     fn imap_orders_or_not() {
         for ordered in [true, false] {
-            let (mut sink, mut it) = ImapSink::<u8>::new("t".into(), 3, ordered, ws());
+            let (mut sink, mut it) = ImapSink::<u8>::make("t".into(), 3, ordered, ws());
             sink.item(2, Outcome::Value(&[2]));
             assert_eq!(
                 it.next_timeout(Duration::from_millis(1)).is_err(),

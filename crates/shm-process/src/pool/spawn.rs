@@ -21,7 +21,9 @@ impl Worker {
         if let Some(p) = program {
             b = b.program(p);
         }
-        Ok(Worker { process: b.start()? })
+        Ok(Worker {
+            process: b.start()?,
+        })
     }
 
     pub(crate) fn pid(&self) -> u32 {

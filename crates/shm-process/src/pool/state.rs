@@ -488,7 +488,9 @@ impl State {
             return Err("a truncated result head".into());
         };
         let Some(&t) = self.slots[slot].in_flight.front() else {
-            return Err(format!("a result for task {seq}, which the worker does not hold"));
+            return Err(format!(
+                "a result for task {seq}, which the worker does not hold"
+            ));
         };
         if t.seq != seq || first != t.received || n > t.end - t.start - t.received {
             return Err(format!(
@@ -530,7 +532,10 @@ impl State {
             }
         }
         let s = &mut self.slots[slot];
-        if s.in_flight.front().is_some_and(|f| f.start + f.received >= f.end) {
+        if s.in_flight
+            .front()
+            .is_some_and(|f| f.start + f.received >= f.end)
+        {
             s.in_flight.pop_front();
             if let Some(m) = s.msgs.front_mut() {
                 *m = m.saturating_sub(1);

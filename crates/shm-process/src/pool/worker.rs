@@ -175,17 +175,17 @@ pub(crate) fn run(registry: &Registry, args: &[String]) -> Result<(), String> {
                     },
                 };
                 let tag_bytes;
-                let (tag, bytes) = if wire::RESULT_HEAD + wire::OUTCOME_HEAD + bytes.len() > link.max
-                {
-                    tag_bytes = format!(
-                        "{} bytes encoded, the pool's messages hold at most {}",
-                        bytes.len(),
-                        link.max - wire::RESULT_HEAD - wire::OUTCOME_HEAD
-                    );
-                    (wire::OUT_TOO_LARGE, tag_bytes.as_bytes())
-                } else {
-                    (tag, bytes)
-                };
+                let (tag, bytes) =
+                    if wire::RESULT_HEAD + wire::OUTCOME_HEAD + bytes.len() > link.max {
+                        tag_bytes = format!(
+                            "{} bytes encoded, the pool's messages hold at most {}",
+                            bytes.len(),
+                            link.max - wire::RESULT_HEAD - wire::OUTCOME_HEAD
+                        );
+                        (wire::OUT_TOO_LARGE, tag_bytes.as_bytes())
+                    } else {
+                        (tag, bytes)
+                    };
                 if in_msg > 0 && out.len() + wire::OUTCOME_HEAD + bytes.len() > link.max {
                     // This item does not fit behind the others: send them, start a new message.
                     finish_result(&mut out, in_msg);
