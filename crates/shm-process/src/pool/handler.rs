@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 const CHECK_EVERY: Duration = Duration::from_millis(5);
 /// Longest wait while a worker is being replaced or the pool winds down.
 const SHORT_WAIT: Duration = Duration::from_millis(2);
+/// Longest sleep of the result thread while waiters collect results themselves.
+const LOCAL_NAP: Duration = Duration::from_millis(20);
 
 /// What the pool and its result thread share.
 pub(crate) struct Shared {
@@ -35,6 +37,8 @@ pub(crate) struct Shared {
     pub(crate) collectors: AtomicUsize,
     /// The result thread's in-process wake-up while collectors run.
     pub(crate) local: EventCount,
+    /// Calls not yet finished (kept by the state, read here without the lock).
+    pub(crate) open: Arc<AtomicUsize>,
 }
 
 impl Shared {
@@ -88,9 +92,13 @@ impl Shared {
         self.collectors.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// A waiter stops collecting; the last one hands the outboxes back to the result thread.
+    /// A waiter stops collecting; the last one hands the outboxes back to the result thread,
+    /// waking it only if some call is unfinished (a loop of `apply` calls leaves it asleep; it
+    /// looks again within [`LOCAL_NAP`] anyway).
     pub(crate) fn end_collecting(&self) {
-        if self.collectors.fetch_sub(1, Ordering::SeqCst) == 1 {
+        if self.collectors.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.open.load(Ordering::SeqCst) != 0
+        {
             self.local.notify_all();
         }
     }
@@ -227,8 +235,9 @@ impl Handler {
             let collecting = || shared.collectors.load(Ordering::SeqCst) > 0;
             if collecting() {
                 // Waiters collect: stay out of their way until they stop or need us.
-                let sleep = WaitStrategy::sleep().with_slice(wait);
-                shared.local.wait_until(&sleep, Deadline::after(wait), |_| {
+                let nap = wait.min(LOCAL_NAP);
+                let sleep = WaitStrategy::sleep().with_slice(nap);
+                shared.local.wait_until(&sleep, Deadline::after(nap), |_| {
                     (shared.wake.swap(false, Ordering::AcqRel) || !collecting()).then_some(())
                 });
             } else {

@@ -90,7 +90,7 @@ use state::{Job, Outbox, Phase, Slot, State};
 use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -310,12 +310,20 @@ impl<'r> PoolBuilder<'r> {
         }
 
         let queues: Vec<ByteQueue> = outboxes.iter().map(|o| o.queue.clone()).collect();
+        let open = Arc::new(AtomicUsize::new(0));
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(slots, outboxes, self.max_message, self.maxtasks)),
+            state: Mutex::new(State::new(
+                slots,
+                outboxes,
+                self.max_message,
+                self.maxtasks,
+                open.clone(),
+            )),
             ctl,
             wake: AtomicBool::new(false),
             collectors: AtomicUsize::new(0),
             local: shm_core::EventCount::new(),
+            open,
         });
         let spawner = Spawner {
             program: self.program,
@@ -453,12 +461,18 @@ impl Pool {
         Ok((args, ends))
     }
 
-    fn submit(&self, job: Job) -> Result<(), SubmitError> {
+    /// Hands a call to the pool. A caller that does not wait for it at once (`will_wait`
+    /// false) wakes the result thread if no waiter is collecting results; one that waits
+    /// collects them itself.
+    fn submit(&self, job: Job, will_wait: bool) -> Result<(), SubmitError> {
         let mut st = self.shared.lock();
         if st.phase != Phase::Running {
             return Err(SubmitError::NotRunning);
         }
         st.submit(job);
+        if !will_wait && self.shared.collectors.load(Ordering::SeqCst) == 0 {
+            self.shared.local.notify_all();
+        }
         if st.broken.is_some() {
             // No result thread is left to finish these: finish them here.
             let done: Vec<Box<dyn Sink>> = st.completed.drain(..).collect();
@@ -487,7 +501,7 @@ impl Pool {
         A: Serialize,
         R: DeserializeOwned + Send + 'static,
     {
-        Ok(self.apply_async(task, args)?.get()?)
+        Ok(self.apply_impl(task, args, Callbacks::new(), true)?.get()?)
     }
 
     /// Starts `task(args)` in a worker (Python: `apply_async`).
@@ -523,10 +537,24 @@ impl Pool {
         A: Serialize,
         R: DeserializeOwned + Send + 'static,
     {
+        self.apply_impl(task, args, callbacks, false)
+    }
+
+    fn apply_impl<A, R>(
+        &self,
+        task: &Task<A, R>,
+        args: A,
+        callbacks: Callbacks<R>,
+        will_wait: bool,
+    ) -> Result<AsyncResult<R>, SubmitError>
+    where
+        A: Serialize,
+        R: DeserializeOwned + Send + 'static,
+    {
         let name = self.task_name(task)?;
         let (args, ends) = self.encode(std::iter::once(args))?;
         let (sink, result) = SingleSink::make(name.clone(), callbacks, self.waiter());
-        self.submit(Job::new(task.index, name, args, ends, 1, sink))?;
+        self.submit(Job::new(task.index, name, args, ends, 1, sink), will_wait)?;
         Ok(result)
     }
 
@@ -547,7 +575,7 @@ impl Pool {
         R: DeserializeOwned + Send + 'static,
     {
         Ok(self
-            .map_async_with(task, items, None, Callbacks::new())?
+            .map_impl(task, items, None, Callbacks::new(), true)?
             .get()?)
     }
 
@@ -567,7 +595,7 @@ impl Pool {
         R: DeserializeOwned + Send + 'static,
     {
         Ok(self
-            .map_async_with(task, items, Some(chunksize), Callbacks::new())?
+            .map_impl(task, items, Some(chunksize), Callbacks::new(), true)?
             .get()?)
     }
 
@@ -607,6 +635,21 @@ impl Pool {
         A: Serialize,
         R: DeserializeOwned + Send + 'static,
     {
+        self.map_impl(task, items, chunksize, callbacks, false)
+    }
+
+    fn map_impl<A, R>(
+        &self,
+        task: &Task<A, R>,
+        items: impl IntoIterator<Item = A>,
+        chunksize: Option<usize>,
+        callbacks: Callbacks<Vec<R>>,
+        will_wait: bool,
+    ) -> Result<AsyncResult<Vec<R>>, SubmitError>
+    where
+        A: Serialize,
+        R: DeserializeOwned + Send + 'static,
+    {
         let name = self.task_name(task)?;
         let (args, ends) = self.encode(items)?;
         let chunksize = self.chunksize(ends.len(), chunksize)?;
@@ -617,7 +660,10 @@ impl Pool {
             return Ok(MapSink::empty(self.waiter()));
         }
         let (sink, result) = MapSink::make(name.clone(), ends.len(), callbacks, self.waiter());
-        self.submit(Job::new(task.index, name, args, ends, chunksize, sink))?;
+        self.submit(
+            Job::new(task.index, name, args, ends, chunksize, sink),
+            will_wait,
+        )?;
         Ok(result)
     }
 
@@ -718,7 +764,10 @@ impl Pool {
             sink.finish();
             return Ok(iter);
         }
-        self.submit(Job::new(task.index, name, args, ends, chunksize, sink))?;
+        self.submit(
+            Job::new(task.index, name, args, ends, chunksize, sink),
+            false,
+        )?;
         Ok(iter)
     }
 

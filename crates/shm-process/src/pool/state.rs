@@ -13,6 +13,7 @@ use super::result::{Outcome, Sink};
 use super::wire::{self, Reader};
 use shm_queue::bytes::{ByteQueue, BytesConsumer, BytesPopError, BytesProducer};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Messages a slot may have outstanding (one running, one waiting): enough that a worker never
@@ -175,6 +176,8 @@ pub(crate) struct State {
     /// Calls that have finished, to be finished (callbacks, publishing) outside the lock.
     pub(crate) completed: Vec<Box<dyn Sink>>,
     start_failures: u32,
+    /// Unfinished calls, for readers without the lock.
+    open: Arc<AtomicUsize>,
 }
 
 impl State {
@@ -183,8 +186,10 @@ impl State {
         outboxes: Vec<Outbox>,
         max_message: usize,
         maxtasks: Option<u64>,
+        open: Arc<AtomicUsize>,
     ) -> State {
         State {
+            open,
             outboxes,
             buf: vec![0; max_message],
             bad: Vec::new(),
@@ -242,6 +247,7 @@ impl State {
 
     /// Takes a call and dispatches what can go now.
     pub(crate) fn submit(&mut self, job: Job) {
+        self.open.fetch_add(1, Ordering::SeqCst);
         let chunks = job.len().div_ceil(job.chunksize) as usize;
         let id = match self.free.pop() {
             Some(id) => {
@@ -439,6 +445,7 @@ impl State {
                 self.completed.push(sink);
             }
             self.free.push(job_id);
+            self.open.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
