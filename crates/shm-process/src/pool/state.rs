@@ -230,8 +230,14 @@ impl State {
                     }
                 }
                 Err(BytesPopError::TooSmall { needed }) => buf.resize(needed, 0),
-                Err(BytesPopError::Corrupt { len }) => {
-                    break Err(format!("a corrupt message length {len} in its outbox"))
+                Err(BytesPopError::Corrupt) => {
+                    // The queue is poisoned for good (someone wrote garbage into it): this
+                    // slot cannot be used again, and the pool cannot promise its calls.
+                    let pid = self.slots[slot].pid;
+                    self.break_pool(format!(
+                        "the outbox of worker {slot} (pid {pid}) is corrupt"
+                    ));
+                    break Ok(());
                 }
                 Err(_) => break Ok(()),
             }
@@ -397,6 +403,8 @@ impl State {
                 }
             }
             s.state = SlotState::Down;
+            self.bad
+                .push((slot, "its inbox refused a message".to_owned()));
         }
         true
     }
