@@ -637,3 +637,253 @@ impl State {
         self.pending_chunks = 0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The bookkeeping on heap queues, with this thread playing the worker.
+
+    use super::*;
+    use shm_queue::bytes::{BytesConsumer, Mode};
+    use std::sync::Mutex;
+
+    type Seen = Arc<Mutex<Vec<(usize, Result<Vec<u8>, TaskError>)>>>;
+
+    /// Records every item it gets.
+    struct Recorder(Seen, Arc<Mutex<bool>>);
+
+    impl Sink for Recorder {
+        fn item(&mut self, index: usize, outcome: Outcome<'_>) {
+            let v = match outcome {
+                Outcome::Value(b) => Ok(b.to_vec()),
+                Outcome::Error(e) => Err(e),
+            };
+            self.0.lock().unwrap().push((index, v));
+        }
+
+        fn finish(self: Box<Self>) {
+            *self.1.lock().unwrap() = true;
+        }
+    }
+
+    /// The worker's ends of a slot.
+    struct FakeWorker {
+        rx: BytesConsumer,
+        tx: BytesProducer,
+    }
+
+    impl FakeWorker {
+        /// Pops one task message: `(seq, items)` per task.
+        fn pop(&self) -> Vec<(u64, Vec<Vec<u8>>)> {
+            let msg = self.rx.try_pop().expect("a task message");
+            let mut r = Reader::new(&msg);
+            let n = r.u32().unwrap();
+            (0..n)
+                .map(|_| {
+                    let (seq, _f, k) = (r.u64().unwrap(), r.u32().unwrap(), r.u32().unwrap());
+                    (seq, (0..k).map(|_| r.blob().unwrap().to_vec()).collect())
+                })
+                .collect()
+        }
+
+        /// Answers items `first..` of task `seq` with their own bytes.
+        fn answer(&self, seq: u64, first: u32, items: &[Vec<u8>]) {
+            let mut m = vec![wire::MSG_RESULT];
+            m.extend_from_slice(&seq.to_le_bytes());
+            m.extend_from_slice(&first.to_le_bytes());
+            m.extend_from_slice(&(items.len() as u32).to_le_bytes());
+            for it in items {
+                m.push(wire::OUT_OK);
+                wire::put_blob(&mut m, it);
+            }
+            self.tx.try_push(m).unwrap();
+        }
+    }
+
+    fn pool(slots: usize, maxtasks: Option<u64>) -> (State, Vec<FakeWorker>) {
+        let mut ss = Vec::new();
+        let mut outs = Vec::new();
+        let mut workers = Vec::new();
+        for _ in 0..slots {
+            let inbox = ByteQueue::heap(Mode::Spsc, INBOX_CAPACITY, 4096).unwrap();
+            let outbox = ByteQueue::heap(Mode::Spsc, OUTBOX_CAPACITY, 4096).unwrap();
+            let tx = inbox.producer().unwrap();
+            let rx = outbox.consumer().unwrap();
+            workers.push(FakeWorker {
+                rx: inbox.consumer().unwrap(),
+                tx: outbox.producer().unwrap(),
+            });
+            ss.push(Slot::new(inbox, tx));
+            outs.push(Outbox { queue: outbox, rx });
+        }
+        let mut st = State::new(ss, outs, 4096, maxtasks, Arc::default());
+        for i in 0..slots {
+            st.started(i, 100 + i as u32);
+        }
+        (st, workers)
+    }
+
+    fn job(n: u8, chunksize: u32) -> (Job, Seen, Arc<Mutex<bool>>) {
+        let seen = Seen::default();
+        let done = Arc::new(Mutex::new(false));
+        let args: Vec<u8> = (0..n).collect();
+        let ends: Vec<u32> = (1..=u32::from(n)).collect();
+        let sink = Box::new(Recorder(seen.clone(), done.clone()));
+        (
+            Job::new(0, "t".into(), args, ends, chunksize, sink),
+            seen,
+            done,
+        )
+    }
+
+    #[test]
+    fn dispatches_in_batches_and_refills_as_results_come() {
+        let (mut st, w) = pool(1, None);
+        let (j, seen, done) = job(40, 1);
+        st.submit(j);
+        // 40 chunks, one slot: the first message carries 40 / (2 * 1) tasks.
+        let first = w[0].pop();
+        assert_eq!(first.len(), 20);
+        let mut outstanding = vec![first];
+        let mut rounds = 0;
+        while !st.is_idle() {
+            rounds += 1;
+            assert!(rounds < 100, "no progress");
+            let queued = st.slots[0].inbox.len();
+            assert!(outstanding.len() + queued <= MSGS_PER_WORKER);
+            for _ in 0..queued {
+                outstanding.push(w[0].pop());
+            }
+            for (seq, items) in outstanding.drain(..).flatten() {
+                w[0].answer(seq, 0, &items);
+            }
+            st.collect();
+            st.dispatch();
+            assert!(st.bad.is_empty(), "{:?}", st.bad);
+        }
+        assert_eq!(st.completed.len(), 1);
+        st.completed.pop().unwrap().finish();
+        assert!(*done.lock().unwrap());
+        let mut got = seen.lock().unwrap().clone();
+        got.sort_by_key(|g| g.0);
+        let want: Vec<_> = (0..40).map(|i| (i, Ok(vec![i as u8]))).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_death_fails_the_held_task_requeues_the_rest_and_keeps_the_inbox() {
+        let (mut st, w) = pool(1, None);
+        let (j, seen, _) = job(12, 2);
+        st.submit(j);
+        // 6 chunks of 2: messages of 3 tasks, two outstanding.
+        let m1 = w[0].pop();
+        assert_eq!(m1.len(), 3);
+        // The worker answers task 1, half of task 2, then dies.
+        w[0].answer(m1[0].0, 0, &m1[0].1);
+        w[0].answer(m1[1].0, 0, &m1[1].1[..1]);
+        st.collect();
+        st.dispatch();
+        st.on_exit(0, "killed by signal 9 (SIGKILL)");
+        let got = seen.lock().unwrap().clone();
+        let died: Vec<usize> = got.iter().filter(|g| g.1.is_err()).map(|g| g.0).collect();
+        assert_eq!(
+            died,
+            [3],
+            "only the unanswered item of the held task fails: {got:?}"
+        );
+        match &got.iter().find(|g| g.0 == 3).unwrap().1 {
+            Err(TaskError::WorkerDied { pid, item, .. }) => assert_eq!((*pid, *item), (100, 3)),
+            other => panic!("{other:?}"),
+        }
+        // A replacement finds the second message in the inbox, then the requeued task 3.
+        st.started(0, 200);
+        let m2 = w[0].pop();
+        assert_eq!(m2.len(), 1);
+        assert_eq!(m2[0].1, [vec![6], vec![7]]);
+        for (seq, items) in &m2 {
+            w[0].answer(*seq, 0, items);
+        }
+        st.collect();
+        st.dispatch();
+        let m3 = w[0].pop();
+        assert_eq!(m3[0].1, [vec![4], vec![5]], "the requeued task goes first");
+        for (seq, items) in &m3 {
+            w[0].answer(*seq, 0, items);
+        }
+        st.collect();
+        st.dispatch();
+        // The rest goes out as room frees up.
+        while !st.is_idle() {
+            for (seq, items) in w[0].pop() {
+                w[0].answer(seq, 0, &items);
+            }
+            st.collect();
+            st.dispatch();
+        }
+        assert_eq!(st.completed.len(), 1);
+        let got = seen.lock().unwrap().clone();
+        assert_eq!(got.len(), 12);
+        assert_eq!(got.iter().filter(|g| g.1.is_ok()).count(), 11);
+    }
+
+    #[test]
+    fn a_worker_gets_no_more_tasks_than_its_budget() {
+        let (mut st, w) = pool(1, Some(3));
+        let (j, _, _) = job(10, 1);
+        st.submit(j);
+        // However the dispatcher batches, 3 tasks in all go to this worker.
+        let mut tasks = 0;
+        while let Ok(msg) = w[0].rx.try_pop() {
+            tasks += Reader::new(&msg).u32().unwrap();
+        }
+        assert_eq!(tasks, 3);
+    }
+
+    #[test]
+    fn protocol_violations_are_errors_not_panics() {
+        let (mut st, _w) = pool(1, None);
+        assert!(st.on_message(0, &[]).is_err());
+        assert!(st.on_message(0, &[99]).is_err());
+        assert!(st.on_message(0, &[wire::MSG_RESULT, 1, 2]).is_err());
+        let mut m = vec![wire::MSG_RESULT];
+        m.extend_from_slice(&7u64.to_le_bytes());
+        m.extend_from_slice(&[0; 8]);
+        assert!(st.on_message(0, &m).is_err(), "a result for no task");
+        let (j, _, _) = job(1, 1);
+        st.submit(j);
+        assert!(st.on_message(0, &m).is_err(), "a result for another task");
+        assert!(st.on_message(0, &[wire::MSG_READY]).is_ok());
+        assert_eq!(st.slots[0].state, SlotState::Ready);
+    }
+
+    #[test]
+    fn init_failure_breaks_the_pool_and_fails_everything() {
+        let (mut st, _w) = pool(2, None);
+        let (j, seen, _) = job(4, 1);
+        st.submit(j);
+        let mut m = vec![wire::MSG_INIT_FAILED];
+        m.extend_from_slice(b"no database");
+        st.on_message(1, &m).unwrap();
+        assert!(st.broken.as_deref().unwrap().contains("no database"));
+        assert_eq!(st.completed.len(), 1);
+        assert!(seen
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|g| matches!(g.1, Err(TaskError::PoolBroken { .. }))));
+        // Later calls fail at once.
+        let (j, seen, _) = job(2, 1);
+        st.submit(j);
+        assert_eq!(seen.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn workers_that_die_before_ready_break_the_pool_after_a_few() {
+        let (mut st, _w) = pool(1, None);
+        for k in 0..MAX_START_FAILURES {
+            assert!(st.broken.is_none());
+            st.on_exit(0, "exit code 1");
+            st.started(0, 300 + k);
+        }
+        assert!(st.broken.as_deref().unwrap().contains("exit code 1"));
+    }
+}
