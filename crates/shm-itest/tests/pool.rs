@@ -346,3 +346,57 @@ fn task_errors_and_panics_come_back_and_error_callback_fires() {
     drop(pool);
     assert_eq!(segments("pf"), Vec::<String>::new());
 }
+
+#[test]
+fn calls_from_many_threads_at_once() {
+    let w = Watchdog::new();
+    let (r, t) = registry();
+    let pool = builder(&r, "pg", 2).create().expect("pool");
+    watch(&w, &pool);
+    std::thread::scope(|s| {
+        for k in 0..4u64 {
+            let (pool, t) = (&pool, &t);
+            s.spawn(move || {
+                for i in 0..200u64 {
+                    let x = k * 1000 + i;
+                    assert_eq!(pool.apply(&t.square, x).unwrap(), x * x);
+                }
+                let want: Vec<u64> = (0..300u64).map(|x| x * x).collect();
+                assert_eq!(pool.map_chunked(&t.square, 0..300u64, 1).unwrap(), want);
+                let async_results: Vec<_> = (0..50u64)
+                    .map(|x| pool.apply_async(&t.square, x).unwrap())
+                    .collect();
+                for (x, r) in async_results.into_iter().enumerate() {
+                    assert_eq!(r.get_timeout(BOUND).unwrap(), (x * x) as u64);
+                }
+            });
+        }
+    });
+    drop(pool);
+    assert_eq!(segments("pg"), Vec::<String>::new());
+}
+
+#[test]
+fn a_dropped_pool_fails_its_unfinished_calls_and_leaves_nothing() {
+    let w = Watchdog::new();
+    let (r, t) = registry();
+    let pool = builder(&r, "ph", 1).create().expect("pool");
+    watch(&w, &pool);
+    let pids = pool.pids();
+    let slow = pool.apply_async(&t.hold, 20_000).unwrap();
+    let mut later = pool.imap(&t.square, 0..3u64, None).unwrap();
+    drop(pool); // as leaving Python's `with Pool() as p:` block: terminate
+    assert!(matches!(
+        slow.get_timeout(BOUND),
+        Err(GetTimeoutError::Task(TaskError::Terminated))
+    ));
+    for _ in 0..3 {
+        assert_eq!(
+            later.next_timeout(BOUND).expect("an item"),
+            Some(Err(TaskError::Terminated))
+        );
+    }
+    assert_eq!(later.next_timeout(BOUND).expect("the end"), None);
+    assert!(!alive(pids[0]));
+    assert_eq!(segments("ph"), Vec::<String>::new());
+}

@@ -188,6 +188,9 @@ impl<'r> PoolBuilder<'r> {
     /// A registered function each worker runs once with `args` before its first task (Python:
     /// `initializer`, `initargs`). If it fails or panics, the pool is broken: every call fails
     /// with [`TaskError::PoolBroken`] naming the reason (Python starts new workers forever).
+    ///
+    /// The arguments travel on each worker's command line: keep their encoding well under
+    /// 64 KiB (pass a segment's name for bulk data).
     pub fn initializer<A: Serialize, R>(mut self, task: &Task<A, R>, args: A) -> Self {
         self.init = Some((task.index, task.signature, postcard::to_stdvec(&args)));
         self
@@ -804,6 +807,11 @@ impl Pool {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let Some(h) = handle {
+            if h.thread().id() == std::thread::current().id() {
+                // Called from a callback (the last handle of the pool dropped there): the
+                // result thread ends by itself once this call returns.
+                return Ok(());
+            }
             let _ = h.join();
         }
         Ok(())
