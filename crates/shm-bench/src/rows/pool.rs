@@ -193,13 +193,6 @@ pub fn cases() -> Vec<Case> {
             "adaptive",
             move |c, _| apply_cell(c, default()),
         ),
-        case(
-            APPLY,
-            "shm-process Pool(2).apply, busy-poll",
-            Who::Ours,
-            "busy-poll",
-            |c, _| apply_cell(c, WaitStrategy::busy_poll()),
-        ),
         python::line(APPLY, "Python mp.Pool(2).apply", "-", "pool_apply", 1),
         case(
             ASYNC,
