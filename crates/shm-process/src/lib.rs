@@ -28,6 +28,8 @@
 //!   a non-daemon child whose handle is dropped while it runs is reported on stderr and joined
 //!   when the parent's role function returns ([`join_children`]).
 //! - [`current_process`] (name, pid, parent pid, role) and [`cpu_count`].
+//! - [`pool`]: Python's `Pool` over shared-memory queues: registered, typed tasks; `apply`,
+//!   `map`, `starmap`, `imap` and their async forms; a killed worker fails only its task.
 //! - The older string form stays for programs that pass plain argv: [`ProcessBuilder::arg`],
 //!   [`Roles::role`] with `fn(&[String]) -> i32`, [`role_args`].
 //!
@@ -88,12 +90,14 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod current;
+pub mod pool;
 mod process;
 mod role;
 mod roles;
 mod shared;
 
 pub use current::{cpu_count, current_process, CurrentProcess};
+pub use pool::{AsyncResult, Pool, Registry, Task};
 pub use process::{join_children, ExitStatus, Process, ProcessBuilder};
 pub use role::{ArgsError, Role, MAX_ARGS_LEN};
 pub use roles::{
