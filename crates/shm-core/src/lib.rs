@@ -53,6 +53,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::multiple_unsafe_ops_per_block)]
 
+mod atomic_element;
+pub use atomic_element::{AtomicElement, IntElement};
 pub mod error;
 pub mod header;
 pub mod home;
@@ -60,6 +62,8 @@ mod identity;
 pub mod inventory;
 pub mod liveness;
 pub mod name;
+#[cfg(feature = "serde")]
+mod name_serde;
 mod os;
 pub mod segment;
 pub mod sync;
