@@ -325,6 +325,8 @@ impl SegmentBuilder {
             }
         }
         let mut guard = Unlink(&cname, true);
+        #[cfg(feature = "test-hooks")]
+        test_hooks::reached(test_hooks::CreateStage::Opened);
         // Marks the segment as in use for as long as this handle lives (a fresh file: nobody
         // else can hold an exclusive lock on it).
         let _ = file.try_lock_shared();
@@ -339,6 +341,8 @@ impl SegmentBuilder {
             op: "ftruncate",
             source,
         })?;
+        #[cfg(feature = "test-hooks")]
+        test_hooks::reached(test_hooks::CreateStage::Sized);
         let map = file
             .map(total as usize)
             .map_err(|source| CreateError::Io { op: "mmap", source })?;
@@ -679,6 +683,40 @@ impl SegmentBuilder {
             // Several processes reclaiming the same leftover can keep each other's shared
             // lock up for a moment; back off a little, more each round.
             std::thread::sleep(Duration::from_micros(100) * round.min(50));
+        }
+    }
+}
+
+/// Hooks that let multi-process tests stop a creator at a chosen point of
+/// [`SegmentBuilder::create`] (then kill it there). Only with the `test-hooks` feature.
+#[cfg(feature = "test-hooks")]
+pub mod test_hooks {
+    use std::sync::Mutex;
+
+    /// A point inside [`SegmentBuilder::create`](super::SegmentBuilder::create).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum CreateStage {
+        /// The name exists as a 0-byte file; nothing else was done.
+        Opened,
+        /// The file has its full size (all zeros); no header was written yet.
+        Sized,
+    }
+
+    type Hook = (CreateStage, fn());
+    static HOOK: Mutex<Option<Hook>> = Mutex::new(None);
+
+    /// Makes every later `create` in this process call `hook` when it reaches `stage` (a test
+    /// child prints a line there and sleeps until it is killed).
+    pub fn on_create_stage(stage: CreateStage, hook: fn()) {
+        *HOOK.lock().unwrap_or_else(|e| e.into_inner()) = Some((stage, hook));
+    }
+
+    pub(super) fn reached(stage: CreateStage) {
+        let hook = *HOOK.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, f)) = hook {
+            if at == stage {
+                f();
+            }
         }
     }
 }

@@ -7,6 +7,8 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
+use super::{Exists, FileId, FileStat, FileType, FutexWait, OpenFailure, ProcStat, UsersScan};
+
 /// Where `shm_open` names live on Linux.
 pub(crate) const SHM_DIR: &str = "/dev/shm";
 
@@ -18,43 +20,8 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// The identity of a file: device and inode. Two names or descriptors with the same `FileId`
-/// are the same file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct FileId {
-    pub(crate) dev: u64,
-    pub(crate) ino: u64,
-}
-
-/// What kind of file a name or descriptor refers to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FileType {
-    Regular,
-    Fifo,
-    Directory,
-    Symlink,
-    Socket,
-    CharDevice,
-    BlockDevice,
-    Other,
-}
-
 impl FileType {
-    /// What to call it in a message.
-    pub(crate) fn describe(self) -> &'static str {
-        match self {
-            FileType::Regular => "regular file",
-            FileType::Fifo => "FIFO",
-            FileType::Directory => "directory",
-            FileType::Symlink => "symbolic link",
-            FileType::Socket => "socket",
-            FileType::CharDevice => "character device",
-            FileType::BlockDevice => "block device",
-            FileType::Other => "special file",
-        }
-    }
-
-    fn of(ft: std::fs::FileType) -> FileType {
+    pub(super) fn of(ft: std::fs::FileType) -> FileType {
         use std::os::unix::fs::FileTypeExt;
         if ft.is_file() {
             FileType::Regular
@@ -76,22 +43,8 @@ impl FileType {
     }
 }
 
-/// What `fstat`/`lstat` says about a file.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct FileStat {
-    pub(crate) len: u64,
-    pub(crate) id: FileId,
-    pub(crate) file_type: FileType,
-    /// Permission bits (`st_mode & 0o7777`).
-    pub(crate) mode: u32,
-    pub(crate) uid: u32,
-    /// Last modification (for a segment: when it was sized, as writes through a mapping of a
-    /// tmpfs file do not update it).
-    pub(crate) modified: Option<std::time::SystemTime>,
-}
-
 impl FileStat {
-    fn of(m: &std::fs::Metadata) -> FileStat {
+    pub(super) fn of(m: &std::fs::Metadata) -> FileStat {
         use std::os::unix::fs::MetadataExt;
         FileStat {
             len: m.len(),
@@ -111,15 +64,6 @@ impl FileStat {
 #[derive(Debug)]
 pub(crate) struct ShmFile {
     file: File,
-}
-
-/// Why [`shm_open`] failed.
-#[derive(Debug)]
-pub(crate) enum OpenFailure {
-    /// The OS refused (not found, permission...).
-    Io(io::Error),
-    /// The name is not a regular file (a FIFO, a symlink, a directory...).
-    NotRegular(FileType),
 }
 
 fn shm_path(bare: &str) -> std::path::PathBuf {
@@ -282,21 +226,6 @@ pub(crate) fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
-/// Who has which shm file mapped or open, from one pass over `/proc`.
-#[derive(Debug, Default)]
-pub(crate) struct UsersScan {
-    /// False if `/proc` could not be listed at all.
-    pub(crate) complete: bool,
-    /// For each shm file some process maps or holds open: those processes (sorted, unique).
-    pub(crate) by_file: std::collections::HashMap<FileId, Vec<u32>>,
-    /// Processes whose maps or descriptors could not be read, with their owner's uid.
-    pub(crate) uninspectable: Vec<(u32, u32)>,
-    /// `/proc` is mounted with `hidepid`, so other users' processes may not even be listed.
-    pub(crate) may_hide: bool,
-    /// Shm files somebody holds a `flock` on (from `/proc/locks`).
-    pub(crate) locked: std::collections::HashSet<FileId>,
-}
-
 /// Scans `/proc/*/maps` and `/proc/*/fd` for files of the shm filesystem.
 pub(crate) fn scan_shm_users() -> UsersScan {
     let mut scan = UsersScan::default();
@@ -347,28 +276,15 @@ fn scan_process(
     shm_dev: u64,
     by_file: &mut std::collections::HashMap<FileId, Vec<u32>>,
 ) -> io::Result<()> {
-    let (major, minor) = (libc::major(shm_dev), libc::minor(shm_dev));
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
     for line in maps.lines() {
+        // address perms offset dev inode path
         let mut f = line.split_ascii_whitespace();
         let (Some(dev), Some(ino)) = (f.nth(3), f.next()) else {
             continue;
         };
-        let Some((maj, min)) = dev.split_once(':') else {
-            continue;
-        };
-        let (Ok(maj), Ok(min), Ok(ino)) = (
-            u32::from_str_radix(maj, 16),
-            u32::from_str_radix(min, 16),
-            ino.parse::<u64>(),
-        ) else {
-            continue;
-        };
-        if maj == major && min == minor && ino != 0 {
-            by_file
-                .entry(FileId { dev: shm_dev, ino })
-                .or_default()
-                .push(pid);
+        if let Some(id) = file_on(shm_dev, dev, ino).filter(|id| id.ino != 0) {
+            by_file.entry(id).or_default().push(pid);
         }
     }
     for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))?.flatten() {
@@ -393,27 +309,23 @@ fn scan_process(
 /// `1: FLOCK  ADVISORY  READ 1234 00:1a:5678 0 EOF`, the device as hex `major:minor`, then the
 /// inode; waiters' `->` lines included).
 fn parse_locks(locks: &str, dev: u64) -> std::collections::HashSet<FileId> {
-    let (major, minor) = (libc::major(dev), libc::minor(dev));
-    let mut out = std::collections::HashSet::new();
-    for token in locks.split_ascii_whitespace() {
-        let mut parts = token.split(':');
-        let (Some(maj), Some(min), Some(ino), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        let (Ok(maj), Ok(min), Ok(ino)) = (
-            u32::from_str_radix(maj, 16),
-            u32::from_str_radix(min, 16),
-            ino.parse::<u64>(),
-        ) else {
-            continue;
-        };
-        if maj == major && min == minor {
-            out.insert(FileId { dev, ino });
-        }
-    }
-    out
+    locks
+        .split_ascii_whitespace()
+        .filter_map(|token| {
+            let (dev_part, ino) = token.rsplit_once(':')?;
+            dev_part.contains(':').then_some(())?;
+            file_on(dev, dev_part, ino)
+        })
+        .collect()
+}
+
+/// The file `ino` if `dev_text` (hex `major:minor`, as `/proc` writes devices) is device `dev`.
+fn file_on(dev: u64, dev_text: &str, ino: &str) -> Option<FileId> {
+    let (maj, min) = dev_text.split_once(':')?;
+    let maj = u32::from_str_radix(maj, 16).ok()?;
+    let min = u32::from_str_radix(min, 16).ok()?;
+    let ino = ino.parse::<u64>().ok()?;
+    (maj == libc::major(dev) && min == libc::minor(dev)).then_some(FileId { dev, ino })
 }
 
 /// Whether `/proc` is mounted with a `hidepid` option that hides other users' processes.
@@ -428,17 +340,6 @@ fn proc_hides_pids() -> bool {
                 .filter_map(|o| o.strip_prefix("hidepid="))
                 .any(|v| v != "0" && v != "off")
         })
-}
-
-/// Whether a pid exists, by `kill(pid, 0)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Exists {
-    /// The call succeeded, or failed with `EPERM` (another user's process).
-    Yes,
-    /// `ESRCH`: no process or thread has this id.
-    No,
-    /// Any other failure (a seccomp filter, an invalid pid): cannot tell.
-    Unknown,
 }
 
 /// `kill(pid, 0)`: sends no signal, only checks that `pid` exists. Thread ids work too.
@@ -458,20 +359,6 @@ pub(crate) fn pid_exists(pid: u32) -> Exists {
         Some(libc::ESRCH) => Exists::No,
         _ => Exists::Unknown,
     }
-}
-
-/// What `/proc/<pid>/stat` says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ProcStat {
-    /// Running (or sleeping, stopped...), with its `starttime` (clock ticks since boot).
-    Running {
-        /// Field 22 of the stat line.
-        start_time: u64,
-    },
-    /// A zombie or dead task: it has exited.
-    Zombie,
-    /// The file could not be read or parsed: no such process, no `/proc`, or `hidepid`.
-    Unreadable,
 }
 
 /// Reads `/proc/<pid>/stat` (thread ids work too: `/proc/<tid>` exists while the thread runs).
@@ -527,15 +414,6 @@ pub(crate) fn monotonic_now() -> Duration {
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-/// Result of a futex wait.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FutexWait {
-    /// Woken, or the value had already changed, or a signal interrupted the wait: re-check.
-    Woken,
-    /// The absolute deadline passed.
-    TimedOut,
 }
 
 /// `FUTEX_WAIT_BITSET` on a shared (not private) futex word with an absolute

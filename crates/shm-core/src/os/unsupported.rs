@@ -10,6 +10,8 @@ use std::io;
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
+use super::{Exists, FileStat, FutexWait, OpenFailure, ProcStat, UsersScan};
+
 pub(crate) const SHM_DIR: &str = "";
 
 fn unsupported() -> io::Error {
@@ -19,45 +21,10 @@ fn unsupported() -> io::Error {
     )
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct FileId {
-    pub(crate) dev: u64,
-    pub(crate) ino: u64,
-}
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FileType {
-    Regular,
-    Fifo,
-    Directory,
-    Symlink,
-    Socket,
-    CharDevice,
-    BlockDevice,
-    Other,
-}
-impl FileType {
-    pub(crate) fn describe(self) -> &'static str {
-        "special file"
-    }
-}
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct FileStat {
-    pub(crate) len: u64,
-    pub(crate) id: FileId,
-    pub(crate) file_type: FileType,
-    pub(crate) mode: u32,
-    pub(crate) uid: u32,
-    pub(crate) modified: Option<std::time::SystemTime>,
-}
 /// Never constructed here: every open fails first.
 #[derive(Debug)]
 pub(crate) struct ShmFile {
     never: Infallible,
-}
-#[derive(Debug)]
-pub(crate) enum OpenFailure {
-    Io(io::Error),
-    NotRegular(FileType),
 }
 pub(crate) fn shm_create_exclusive(_: &CStr, _: u32) -> io::Result<ShmFile> {
     Err(unsupported())
@@ -110,31 +77,11 @@ pub(crate) fn shm_names() -> io::Result<Vec<String>> {
 pub(crate) fn euid() -> u32 {
     0
 }
-#[derive(Debug, Default)]
-pub(crate) struct UsersScan {
-    pub(crate) complete: bool,
-    pub(crate) by_file: std::collections::HashMap<FileId, Vec<u32>>,
-    pub(crate) uninspectable: Vec<(u32, u32)>,
-    pub(crate) may_hide: bool,
-    pub(crate) locked: std::collections::HashSet<FileId>,
-}
 pub(crate) fn scan_shm_users() -> UsersScan {
     UsersScan::default()
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Exists {
-    Yes,
-    No,
-    Unknown,
-}
 pub(crate) fn pid_exists(_: u32) -> Exists {
     Exists::Unknown
-}
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ProcStat {
-    Running { start_time: u64 },
-    Zombie,
-    Unreadable,
 }
 pub(crate) fn proc_stat(_: u32) -> ProcStat {
     ProcStat::Unreadable
@@ -152,11 +99,6 @@ pub(crate) fn gettid() -> u32 {
 pub(crate) fn monotonic_now() -> Duration {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     START.get_or_init(Instant::now).elapsed()
-}
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FutexWait {
-    Woken,
-    TimedOut,
 }
 pub(crate) fn futex_wait(_: &AtomicU32, _: u32, _: Option<Duration>) -> FutexWait {
     std::thread::sleep(Duration::from_micros(50));

@@ -2,10 +2,13 @@
 //! (0-byte, all-zero, short and half-written files, forged directly), a FIFO at a segment's
 //! name, the listing's users and creator liveness, and removal that refuses a segment in use.
 //!
-//! Users are real child processes: `sh` holding the file open (`exec 3<`), and `python3`
-//! mapping it with `mmap` (then closing the descriptor). Every child is killed and reaped by a
-//! guard, and a watchdog aborts the test binary if a test hangs. Each test uses its own unique
-//! names and removes them.
+//! Creators are `shm-itest` children (roles `core.*`) killed with `SIGKILL` inside `create`:
+//! right after `shm_open` (a 0-byte file), right after sizing (all zeros), and inside `init`
+//! (a header with state 0 naming the dead creator). Users are real child processes too: the
+//! `core.open-hold` role (a handle of this crate), `sh` holding the file open (`exec 3<`), and
+//! `python3` mapping it with `mmap` (then closing the descriptor). Every child is killed and
+//! reaped by a guard, and a [`Watchdog`] kills children and aborts if a test hangs. Each test
+//! uses its own unique names and removes them.
 #![cfg(target_os = "linux")]
 
 use shm_core::header::{offsets, HEADER_SIZE, MAGIC, VERSION};
@@ -13,39 +16,17 @@ use shm_core::{
     inspect, list_segments, CreateError, Liveness, ObjectKind, OpenError, ProcessId, RemoveError,
     Segment, SegmentInfo, SegmentName, SegmentState, Users,
 };
+use shm_itest::{join_bounded, kill_and_join, Watchdog};
+use shm_process::{Process, ProcessBuilder};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
-/// After this long a test counts as hung.
-const HANG_BOUND: Duration = Duration::from_secs(120);
 /// Short open timeout for segments that will never be published.
 const SHORT: Duration = Duration::from_millis(100);
 
-/// Aborts the whole test binary if the test is still running after [`HANG_BOUND`] (a hang is a
-/// failure, not a stuck CI job). Children die with their guards when the process exits.
-struct Watchdog(Option<mpsc::Sender<()>>);
-
-impl Watchdog {
-    fn new(what: &'static str) -> Watchdog {
-        let (tx, rx) = mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            if rx.recv_timeout(HANG_BOUND) == Err(mpsc::RecvTimeoutError::Timeout) {
-                eprintln!("watchdog: {what} still running after {HANG_BOUND:?}; aborting");
-                std::process::abort();
-            }
-        });
-        Watchdog(Some(tx))
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        drop(self.0.take());
-    }
-}
+const CHILD: &str = shm_itest::child_binary!();
 
 /// Removes a name on drop, whatever it is.
 struct Cleanup(SegmentName);
@@ -83,13 +64,14 @@ impl Drop for User {
     }
 }
 
-/// Starts `cmd`, waits for it to print a line (`ready` once it holds the file).
-fn start(mut cmd: Command) -> User {
+/// Starts `cmd` (watched by `w`), waits for it to print a line (`ready` once it holds the file).
+fn start(w: &Watchdog, mut cmd: Command) -> User {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn user");
+    w.watch_pid(child.id());
     let out = child.stdout.take().expect("stdout");
     let mut line = String::new();
     BufReader::new(out).read_line(&mut line).expect("read");
@@ -99,17 +81,17 @@ fn start(mut cmd: Command) -> User {
 }
 
 /// A process that holds the file open (a descriptor, no mapping).
-fn holder(name: &SegmentName) -> User {
+fn holder(w: &Watchdog, name: &SegmentName) -> User {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg("exec 3<\"$1\" && echo ready && exec sleep 120")
         .arg("sh")
         .arg(shm_path(name));
-    start(cmd)
+    start(w, cmd)
 }
 
 /// A process that maps the file (and closes its descriptor).
-fn mapper(name: &SegmentName) -> User {
+fn mapper(w: &Watchdog, name: &SegmentName) -> User {
     let script = "import mmap,sys\n\
                   f=open(sys.argv[1],'r+b')\n\
                   m=mmap.mmap(f.fileno(),0)\n\
@@ -118,7 +100,7 @@ fn mapper(name: &SegmentName) -> User {
                   sys.stdin.read()\n";
     let mut cmd = Command::new("python3");
     cmd.arg("-c").arg(script).arg(shm_path(name));
-    start(cmd)
+    start(w, cmd)
 }
 
 fn shm_path(name: &SegmentName) -> PathBuf {
@@ -203,7 +185,7 @@ fn assert_creatable(name: &SegmentName) {
 
 #[test]
 fn leftovers_without_a_header_are_reclaimed_after_the_grace_period() {
-    let _w = Watchdog::new("leftovers_without_a_header");
+    let _w = Watchdog::new();
     let cases: [(&str, Vec<u8>, SegmentState); 3] = [
         ("0-byte", vec![], SegmentState::Empty),
         ("all-zero", vec![0u8; 4096], SegmentState::NoHeader),
@@ -237,7 +219,7 @@ fn leftovers_without_a_header_are_reclaimed_after_the_grace_period() {
 
 #[test]
 fn open_or_create_reclaims_an_old_all_zero_leftover() {
-    let _w = Watchdog::new("open_or_create_reclaims");
+    let _w = Watchdog::new();
     let name = SegmentName::unique();
     let _c = Cleanup(name.clone());
     forge(&name, &[0u8; 4096]);
@@ -254,12 +236,12 @@ fn open_or_create_reclaims_an_old_all_zero_leftover() {
 
 #[test]
 fn leftover_held_open_by_a_live_process_is_kept() {
-    let _w = Watchdog::new("leftover_held_open");
+    let w = Watchdog::new();
     let name = SegmentName::unique();
     let _c = Cleanup(name.clone());
     forge(&name, &[0u8; 4096]);
     backdate(&name, Duration::from_secs(60));
-    let user = holder(&name);
+    let user = holder(&w, &name);
     let info = find(&name);
     assert_eq!(info.users, Users::Known(vec![user.pid()]));
     assert!(!info.is_abandoned(), "a live process holds it open");
@@ -276,7 +258,7 @@ fn leftover_held_open_by_a_live_process_is_kept() {
 
 #[test]
 fn half_written_header_of_a_dead_creator_is_creator_died_and_reclaimed() {
-    let _w = Watchdog::new("half_written_dead");
+    let _w = Watchdog::new();
     let name = SegmentName::unique();
     let _c = Cleanup(name.clone());
     let dead = dead_process();
@@ -299,7 +281,7 @@ fn half_written_header_of_a_dead_creator_is_creator_died_and_reclaimed() {
 
 #[test]
 fn half_written_header_of_a_reused_pid_counts_as_dead() {
-    let _w = Watchdog::new("half_written_reused");
+    let _w = Watchdog::new();
     let name = SegmentName::unique();
     let _c = Cleanup(name.clone());
     let me = ProcessId::current();
@@ -314,10 +296,10 @@ fn half_written_header_of_a_reused_pid_counts_as_dead() {
 
 #[test]
 fn half_written_header_of_a_live_creator_is_kept() {
-    let _w = Watchdog::new("half_written_live");
+    let w = Watchdog::new();
     let name = SegmentName::unique();
     let _c = Cleanup(name.clone());
-    let alive = start({
+    let alive = start(&w, {
         let mut c = Command::new("sh");
         c.arg("-c").arg("echo ready && exec sleep 120");
         c
@@ -353,7 +335,7 @@ fn make_fifo(name: &SegmentName) {
 
 #[test]
 fn fifo_at_the_name_is_an_error_never_a_hang() {
-    let _w = Watchdog::new("fifo_at_the_name");
+    let _w = Watchdog::new();
     let name = SegmentName::unique();
     let _c = Cleanup(name.clone());
     make_fifo(&name);
@@ -384,7 +366,7 @@ fn fifo_at_the_name_is_an_error_never_a_hang() {
 
 #[test]
 fn creator_drop_with_a_fifo_at_its_name_neither_hangs_nor_removes_it() {
-    let _w = Watchdog::new("creator_drop_fifo");
+    let _w = Watchdog::new();
     let name = SegmentName::unique();
     let _c = Cleanup(name.clone());
     let seg = builder(&name).create(|_, _| {}).expect("create");
@@ -423,12 +405,12 @@ fn set_creator(name: &SegmentName, creator: ProcessId) {
 
 #[test]
 fn listing_shows_a_live_user_of_a_segment_whose_creator_died() {
-    let _w = Watchdog::new("live_user_dead_creator");
+    let w = Watchdog::new();
     let name = SegmentName::unique();
     let _c = Cleanup(name.clone());
     builder(&name).create(|_, _| {}).expect("create").persist(); // our handle is gone; the file stays
     set_creator(&name, dead_process());
-    let user = mapper(&name);
+    let user = mapper(&w, &name);
 
     let info = find(&name);
     assert_eq!(info.state, SegmentState::Ready);
@@ -451,7 +433,7 @@ fn listing_shows_a_live_user_of_a_segment_whose_creator_died() {
 
 #[test]
 fn removal_refuses_a_segment_in_use_and_forced_removal_does_not() {
-    let _w = Watchdog::new("removal_refuses");
+    let w = Watchdog::new();
     let name = SegmentName::unique();
     let _c = Cleanup(name.clone());
     // Our own handle is a user: this process maps it and holds its lock.
@@ -470,7 +452,7 @@ fn removal_refuses_a_segment_in_use_and_forced_removal_does_not() {
     }
     drop(seg);
     // A process holding a descriptor is a user too.
-    let user = holder(&name);
+    let user = holder(&w, &name);
     let err = Segment::remove(&name).unwrap_err();
     assert!(matches!(err, RemoveError::InUse { .. }), "{err:?}");
     assert!(err.to_string().contains(&user.pid().to_string()), "{err}");
@@ -484,7 +466,7 @@ fn removal_refuses_a_segment_in_use_and_forced_removal_does_not() {
 
 #[test]
 fn removal_of_a_listed_segment_that_was_recreated_is_refused() {
-    let _w = Watchdog::new("recreated");
+    let _w = Watchdog::new();
     let name = SegmentName::unique();
     let _c = Cleanup(name.clone());
     builder(&name).create(|_, _| {}).expect("create").persist();
@@ -503,7 +485,7 @@ fn removal_of_a_listed_segment_that_was_recreated_is_refused() {
 
 #[test]
 fn opener_holds_the_segment_in_use() {
-    let _w = Watchdog::new("opener_in_use");
+    let _w = Watchdog::new();
     let name = SegmentName::unique();
     let _c = Cleanup(name.clone());
     builder(&name).create(|_, _| {}).expect("create").persist();
@@ -517,4 +499,132 @@ fn opener_holds_the_segment_in_use() {
     assert!(!info.locked);
     assert!(info.users.is_unused());
     Segment::remove(&name).expect("removed");
+}
+
+// ------------------------------------------------------------------------------------------
+// Creators killed with SIGKILL inside create
+// ------------------------------------------------------------------------------------------
+
+/// The `shm-itest` child in role `core.ROLE NAME COUNT`, stdin and stdout piped.
+fn role(role: &str, name: &SegmentName, count: u64) -> ProcessBuilder {
+    shm_itest::child(CHILD, &format!("core.{role}"))
+        .arg(name.as_str())
+        .arg(count.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+}
+
+/// Starts `builder` and waits for the line `want`.
+fn start_role(w: &Watchdog, builder: ProcessBuilder, want: &str) -> Process {
+    let mut p = w.start(builder);
+    let out = p.take_stdout().expect("piped stdout");
+    let mut line = String::new();
+    BufReader::new(out)
+        .read_line(&mut line)
+        .expect("read child stdout");
+    assert_eq!(
+        line.trim(),
+        want,
+        "child {} did not reach `{want}`",
+        p.role()
+    );
+    p
+}
+
+fn killed_inside_create(stage: &str, state: SegmentState) {
+    let w = Watchdog::new();
+    let name = SegmentName::unique();
+    let _c = Cleanup(name.clone());
+    let mut creator = start_role(&w, role(stage, &name, 16), "paused");
+
+    // Alive: it holds the file, so nobody takes it, however old it looks.
+    let info = find(&name);
+    assert_eq!(info.state, state);
+    assert!(
+        info.users.seen().contains(&creator.pid()),
+        "{:?}",
+        info.users
+    );
+    backdate(&name, Duration::from_secs(3600));
+    assert!(!find(&name).is_abandoned());
+    let err = builder(&name).create(|_, _| {}).unwrap_err();
+    assert!(matches!(err, CreateError::AlreadyExists { .. }), "{err:?}");
+
+    let status = kill_and_join(&mut creator);
+    assert_eq!(status.signal(), Some(shm_core::sys::SIGKILL));
+
+    // Dead and unused, but the file names no creator: it waits for the grace period.
+    let info = find(&name);
+    assert_eq!(info.state, state, "the kill left the {state} file");
+    assert!(info.users.is_unused(), "{:?}", info.users);
+    assert!(info.is_abandoned(), "old enough, unused");
+    match builder(&name).open_timeout(SHORT).open() {
+        Err(OpenError::Initialising { .. }) => {}
+        other => panic!("expected Initialising, got {other:?}"),
+    }
+    assert_creatable(&name);
+}
+
+#[test]
+fn creator_killed_right_after_shm_open_leaves_an_empty_file_that_is_reclaimed() {
+    killed_inside_create("die-after-open", SegmentState::Empty);
+}
+
+#[test]
+fn creator_killed_right_after_sizing_leaves_zeros_that_are_reclaimed() {
+    killed_inside_create("die-after-size", SegmentState::NoHeader);
+}
+
+#[test]
+fn creator_killed_inside_init_is_creator_died_for_openers_and_reclaimed_at_once() {
+    let w = Watchdog::new();
+    let name = SegmentName::unique();
+    let _c = Cleanup(name.clone());
+    let mut creator = start_role(&w, role("hang-create", &name, 16), "initialising");
+    let pid = creator.pid();
+    assert_eq!(find(&name).creator_liveness, Some(Liveness::Alive));
+    kill_and_join(&mut creator);
+    match builder(&name).open_timeout(Duration::from_secs(600)).open() {
+        Err(OpenError::CreatorDied { creator, .. }) => assert_eq!(creator.pid(), pid),
+        other => panic!("expected CreatorDied, got {other:?}"),
+    }
+    let info = find(&name);
+    assert_eq!(info.state, SegmentState::Initialising);
+    assert!(
+        info.is_abandoned(),
+        "no grace period: the header names a dead creator"
+    );
+    assert_creatable(&name);
+}
+
+#[test]
+fn killed_creator_with_a_live_user_is_listed_in_use_and_not_removed() {
+    let w = Watchdog::new();
+    let name = SegmentName::unique();
+    let _c = Cleanup(name.clone());
+    let mut creator = start_role(&w, role("create-persist-hold", &name, 16), "ready");
+    let mut user = start_role(&w, role("open-hold", &name, 16), "ready");
+    kill_and_join(&mut creator);
+
+    let info = find(&name);
+    assert_eq!(info.state, SegmentState::Ready);
+    assert_eq!(info.creator_liveness, Some(Liveness::Dead));
+    assert_eq!(info.users, Users::Known(vec![user.pid()]));
+    assert!(info.locked, "the user's handle holds the segment's lock");
+    assert!(!info.is_abandoned(), "creator dead is not unused");
+    let err = info.remove().unwrap_err();
+    assert!(matches!(err, RemoveError::InUse { .. }), "{err:?}");
+    let err = Segment::remove(&name).unwrap_err();
+    assert!(matches!(err, RemoveError::InUse { .. }), "{err:?}");
+    assert!(Segment::exists(&name));
+
+    // The user leaves: now it is garbage.
+    drop(user.take_stdin());
+    assert!(join_bounded(&mut user).success());
+    let info = find(&name);
+    assert!(info.users.is_unused(), "{:?}", info.users);
+    assert!(!info.locked);
+    assert!(info.is_abandoned());
+    info.remove().expect("removed once unused");
+    assert!(!Segment::exists(&name));
 }
