@@ -618,6 +618,7 @@ fn openers_adopt_recorded_parameters_and_reject_mismatches() {
     let b = Barrier::builder(&n).parties(3).create().unwrap();
     assert_eq!(Barrier::builder(&n).open().unwrap().parties(), 3);
     assert_eq!(Barrier::builder(&n).parties(3).open().unwrap().parties(), 3);
+    assert_eq!(Barrier::builder(&n).open_or_create().unwrap().parties(), 3);
     let e = Barrier::builder(&n).parties(2).open().unwrap_err();
     assert!(
         matches!(
