@@ -107,11 +107,22 @@ pub fn array_ops(data: &[u8]) {
                 assert_eq!(raw.copy_from_slice(&src), want);
             }
             _ => {
+                // Under one guard: xor through `update` (on a copy), then read it back by
+                // copy, as the lock holder sees it.
                 let mut g = locked.lock().expect("no owner died on the heap");
-                if let Some(x) = g.get_mut(i) {
-                    *x ^= v;
+                let hit = g.update(|s| match s.get_mut(i) {
+                    Some(x) => {
+                        *x ^= v;
+                        true
+                    }
+                    None => false,
+                });
+                let want = model.get(i).map(|m| m ^ v).ok_or(oob);
+                assert_eq!(g.get(i), want);
+                assert_eq!(g.len(), len);
+                drop(g);
+                if hit {
                     model[i] ^= v;
-                    drop(g);
                     raw.fetch_xor(i, v).expect("in range");
                 }
             }
