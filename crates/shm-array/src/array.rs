@@ -123,7 +123,8 @@ impl<A: Object> Builder<A> {
     }
 
     /// The initial elements (creator only; copied): Python's `Array(typecode, initializer)`.
-    /// The length is theirs; a [`len`](Self::len) that differs is [`CreateError::Invalid`].
+    /// The length is theirs; a [`len`](Self::len) that differs is
+    /// [`CreateError::InvalidParameter`].
     pub fn values(mut self, values: &[A::Elem]) -> Self {
         self.values = Some(values.to_vec());
         self
@@ -144,7 +145,7 @@ impl<A: Object> Builder<A> {
     fn segment(&self) -> shm_core::SegmentBuilder {
         let mut b = Segment::builder(&self.name, A::KIND).layout(<A::Elem as Element>::LAYOUT);
         if let Some(t) = self.open_timeout {
-            b = b.timeout(t);
+            b = b.open_timeout(t);
         }
         if let Some(m) = self.mode {
             b = b.mode(m);
@@ -156,14 +157,16 @@ impl<A: Object> Builder<A> {
     fn creating(&self) -> Result<(usize, shm_core::SegmentBuilder), CreateError> {
         let len = match (&self.values, self.len) {
             (Some(v), Some(n)) if v.len() != n => {
-                return Err(CreateError::Invalid {
+                return Err(CreateError::InvalidParameter {
+                    parameter: "len",
                     reason: format!("length {n} given, but {} initial values", v.len()),
                 })
             }
             (Some(v), _) => v.len(),
             (None, Some(n)) => n,
             (None, None) => {
-                return Err(CreateError::Invalid {
+                return Err(CreateError::InvalidParameter {
+                    parameter: "len",
                     reason: "no array length given (call `len` or `values`)".into(),
                 })
             }
@@ -190,7 +193,7 @@ impl<A: Object> Builder<A> {
     ///
     /// # Errors
     ///
-    /// [`CreateError::Invalid`] without a length (or with one that differs from the
+    /// [`CreateError::InvalidParameter`] without a length (or with one that differs from the
     /// values'), [`CreateError::TooLarge`], [`CreateError::AlreadyExists`], and the other
     /// [`CreateError`]s.
     pub fn create(self) -> Result<A, CreateError> {
@@ -221,10 +224,15 @@ impl<A: Object> Builder<A> {
     ///
     /// # Errors
     ///
-    /// As [`open`](Self::open); [`OpenError::Create`] if creating failed (a missing length
-    /// included).
+    /// As [`open`](Self::open); [`OpenError::InvalidParameter`] without a length (or with one
+    /// that differs from the values'); [`OpenError::Create`] if creating failed.
     pub fn open_or_create(self) -> Result<A, OpenError> {
-        let (_, b) = self.creating().map_err(OpenError::Create)?;
+        let (_, b) = self.creating().map_err(|e| match e {
+            CreateError::InvalidParameter { parameter, reason } => {
+                OpenError::InvalidParameter { parameter, reason }
+            }
+            e => OpenError::Create(e),
+        })?;
         let seg = b.open_or_create(|body, _| self.init(body))?;
         wrap(seg, self.strategy)
     }
@@ -923,8 +931,8 @@ impl<T: Element> Array<T> {
     }
 
     /// A second handle to the same memory, as `open` gives for a segment: lets the heap home
-    /// (and so miri) check what two handles in one thread can do.
-    #[cfg(test)]
+    /// (and so miri and the fuzz target) check what two handles in one thread can do.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn second_handle(&self) -> Self {
         Array {
             elems: self.elems.second_handle(),

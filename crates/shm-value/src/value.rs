@@ -201,7 +201,7 @@ impl<V: Object> Builder<V> {
             .count(1)
             .body_len(V::BODY_LEN);
         if let Some(t) = self.open_timeout {
-            b = b.timeout(t);
+            b = b.open_timeout(t);
         }
         if let Some(m) = self.mode {
             b = b.mode(m);
