@@ -3,6 +3,7 @@
 pub mod array;
 pub mod core;
 pub mod lock;
+pub mod manager;
 pub mod process;
 pub mod queue;
 pub mod value;
@@ -17,5 +18,6 @@ pub fn all() -> Roles {
     let roles = lock::register(roles);
     let roles = value::register(roles);
     let roles = array::register(roles);
+    let roles = manager::register(roles);
     queue::register(roles)
 }

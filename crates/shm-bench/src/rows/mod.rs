@@ -9,6 +9,7 @@ pub mod bytes;
 #[cfg(feature = "iceoryx2")]
 pub mod iceoryx;
 pub mod lock;
+pub mod manager;
 pub mod python;
 pub mod queue;
 pub mod value;
@@ -192,6 +193,7 @@ pub fn groups() -> Vec<Group> {
     g.extend(lock::groups());
     g.extend(value::groups());
     g.extend(array::groups());
+    g.extend(manager::groups());
     g
 }
 
@@ -203,6 +205,7 @@ pub fn cases() -> Vec<Case> {
     c.extend(lock::cases());
     c.extend(value::cases());
     c.extend(array::cases());
+    c.extend(manager::cases());
     c
 }
 
@@ -212,7 +215,8 @@ pub fn roles(r: Roles) -> Roles {
     let r = bytes::roles(r);
     let r = lock::roles(r);
     let r = value::roles(r);
-    array::roles(r)
+    let r = array::roles(r);
+    manager::roles(r)
 }
 
 #[cfg(test)]
