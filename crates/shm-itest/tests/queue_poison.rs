@@ -10,7 +10,7 @@ use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::SegmentName;
 use shm_itest::{join_bounded, Watchdog};
 use shm_process::Process;
-use shm_queue::bytes::{ByteQueue, BytesPushError, Mode};
+use shm_queue::bytes::{ByteQueue, BytesPushError, Flavor};
 use shm_queue::{PushError, SpscQueue};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -100,7 +100,7 @@ fn byte_queue_stamp_ahead_of_head_poisons_for_every_process() {
     let w = Watchdog::new();
     let name = SegmentName::unique();
     let q = ByteQueue::builder(&name)
-        .mode(Mode::Mpmc)
+        .flavor(Flavor::Mpmc)
         .capacity(4)
         .max_message(16)
         .create()

@@ -1,6 +1,8 @@
-//! Errors of the queues: one small enum per operation, rejected items handed back.
+//! Errors of the queues: one small enum per operation, rejected items handed back; and the
+//! builder knobs every queue shares.
 
-use shm_core::{CreateError, OpenError, ProcessId};
+use shm_core::{CreateError, OpenError, ProcessId, SegmentBuilder, WaitStrategy};
+use std::time::Duration;
 use std::error::Error;
 use std::fmt;
 
@@ -124,74 +126,114 @@ impl fmt::Display for RoleError {
 
 impl Error for RoleError {}
 
-/// Why a queue could not be created or opened.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// A capacity of zero was asked for.
+/// A geometry (capacity, maximum message) a builder was given that no queue can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BadGeometry {
+    /// A capacity of zero (or none given to a creator).
     ZeroCapacity,
-    /// The capacity times the element size does not fit in memory.
-    TooLarge {
-        /// The capacity asked for.
-        capacity: u64,
-    },
-    /// Creating the segment failed.
-    Create(CreateError),
-    /// Opening the segment failed (missing, another kind, another element type, …).
-    Open(OpenError),
-    /// The segment's body is smaller than its capacity needs: it is corrupt or not a queue of
-    /// this layout.
-    BodyTooSmall {
-        /// Bytes the queue needs.
-        expected: u64,
-        /// Bytes the body has.
-        found: u64,
-    },
-    /// The stored capacity is zero or does not fit this platform.
-    BadCapacity {
-        /// The capacity stored in the header.
-        found: u64,
-    },
+    /// The capacity times the slot size does not fit in memory.
+    TooLarge { capacity: u64 },
+    /// A maximum message length over the limit.
+    MaxMessage { max: usize, limit: usize },
 }
 
-impl fmt::Display for BuildError {
+impl BadGeometry {
+    fn parameter(self) -> &'static str {
+        match self {
+            BadGeometry::ZeroCapacity | BadGeometry::TooLarge { .. } => "capacity",
+            BadGeometry::MaxMessage { .. } => "max_message",
+        }
+    }
+
+    fn reason(self) -> String {
+        match self {
+            BadGeometry::ZeroCapacity => "a queue needs a capacity of at least 1".to_owned(),
+            BadGeometry::TooLarge { capacity } => {
+                format!("a queue of capacity {capacity} does not fit in memory")
+            }
+            BadGeometry::MaxMessage { max, limit } => {
+                format!("{max} bytes is over the limit of {limit}")
+            }
+        }
+    }
+}
+
+impl fmt::Display for BadGeometry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BuildError::ZeroCapacity => f.write_str("a queue needs a capacity of at least 1"),
-            BuildError::TooLarge { capacity } => {
-                write!(f, "a queue of capacity {capacity} does not fit in memory")
-            }
-            BuildError::Create(e) => write!(f, "cannot create the queue: {e}"),
-            BuildError::Open(e) => write!(f, "cannot open the queue: {e}"),
-            BuildError::BodyTooSmall { expected, found } => write!(
-                f,
-                "queue segment body too small: needs {expected} bytes, has {found}"
-            ),
-            BuildError::BadCapacity { found } => {
-                write!(f, "queue segment stores an invalid capacity {found}")
-            }
+        write!(f, "invalid {}: {}", self.parameter(), self.reason())
+    }
+}
+
+impl From<BadGeometry> for CreateError {
+    fn from(b: BadGeometry) -> Self {
+        CreateError::InvalidParameter {
+            parameter: b.parameter(),
+            reason: b.reason(),
         }
     }
 }
 
-impl Error for BuildError {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        match self {
-            BuildError::Create(e) => Some(e),
-            BuildError::Open(e) => Some(e),
-            _ => None,
+impl From<BadGeometry> for OpenError {
+    fn from(b: BadGeometry) -> Self {
+        OpenError::InvalidParameter {
+            parameter: b.parameter(),
+            reason: b.reason(),
         }
     }
 }
 
-impl From<CreateError> for BuildError {
-    fn from(e: CreateError) -> Self {
-        BuildError::Create(e)
+/// The error of an opener that found a header whose geometry cannot be right, or a body too
+/// small for it: the segment is corrupt.
+pub(crate) fn corrupt_geometry(what: &'static str, detail: String) -> OpenError {
+    OpenError::CorruptBody { what, detail }
+}
+
+/// The knobs every queue builder has (the workspace's builder convention): the file mode of a
+/// creator, how long an opener waits for the creator to publish, and the wait strategy of the
+/// handles made from the queue.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Knobs {
+    pub(crate) mode: Option<u32>,
+    pub(crate) open_timeout: Option<Duration>,
+    pub(crate) strategy: WaitStrategy,
+}
+
+impl Knobs {
+    /// `b` with the mode and open timeout set (where given).
+    pub(crate) fn apply(&self, mut b: SegmentBuilder) -> SegmentBuilder {
+        if let Some(m) = self.mode {
+            b = b.mode(m);
+        }
+        if let Some(t) = self.open_timeout {
+            b = b.open_timeout(t);
+        }
+        b
     }
 }
 
-impl From<OpenError> for BuildError {
-    fn from(e: OpenError) -> Self {
-        BuildError::Open(e)
-    }
+/// The three knob methods of a builder with a `knobs: Knobs` field.
+macro_rules! knob_methods {
+    () => {
+        /// The file mode of the segment (creator only; default `0o600`). An opener ignores
+        /// it.
+        pub fn mode(mut self, mode: u32) -> Self {
+            self.knobs.mode = Some(mode);
+            self
+        }
+
+        /// How long `open` waits for the creator to publish the segment (default 5 s).
+        pub fn open_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.knobs.open_timeout = Some(timeout);
+            self
+        }
+
+        /// How the handles made from this queue wait when they block (default:
+        /// [`WaitStrategy::default`](shm_core::WaitStrategy::default), spin then sleep); each
+        /// handle can change its own with `set_wait_strategy`.
+        pub fn wait_strategy(mut self, strategy: shm_core::WaitStrategy) -> Self {
+            self.knobs.strategy = strategy;
+            self
+        }
+    };
 }
+pub(crate) use knob_methods;

@@ -53,11 +53,14 @@ use crate::bytes::{
     attach_at, check_geometry, BytesPopError, BytesPushError, Dest, Ring, Wait, MAX_MESSAGE_LIMIT,
     MAX_ROLES,
 };
-use crate::error::{BuildError, RoleError};
+use crate::error::{corrupt_geometry, knob_methods, BadGeometry, Knobs, RoleError};
 use crate::role::Prober;
 use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::sync::Poll;
-use shm_core::{Deadline, EventCount, Home, ObjectKind, Segment, SegmentName, WaitStrategy};
+use shm_core::{
+    CreateError, Deadline, EventCount, Home, ObjectKind, OpenError, Segment, SegmentName,
+    WaitStrategy,
+};
 use std::cell::Cell;
 use std::error::Error;
 use std::fmt;
@@ -147,70 +150,98 @@ pub struct JoinableQueueBuilder {
     name: SegmentName,
     capacity: u64,
     max_message: usize,
-    timeout: Option<Duration>,
+    knobs: Knobs,
 }
 
 impl JoinableQueueBuilder {
-    /// Capacity in messages (default 64). Create only.
+    /// Capacity in messages (create only; default 64: an opener adopts the segment's).
     pub fn capacity(mut self, capacity: u64) -> Self {
         self.capacity = capacity;
         self
     }
 
-    /// Longest message in bytes (default 4096). Create only.
+    /// Longest message in bytes (create only; default 4096: an opener adopts the segment's).
     pub fn max_message(mut self, max: usize) -> Self {
         self.max_message = max;
         self
     }
 
-    /// How long `open` waits for the creator to publish.
-    pub fn open_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
+    knob_methods!();
+
+    fn segment(&self) -> shm_core::SegmentBuilder {
+        self.knobs.apply(
+            Segment::builder(&self.name, ObjectKind::JoinableQueue)
+                .count(self.capacity)
+                .param(self.max_message as u64),
+        )
     }
 
     /// Creates the queue; its handle unlinks the name on drop.
     ///
     /// # Errors
     ///
-    /// [`BuildError::ZeroCapacity`], [`BuildError::TooLarge`], [`BuildError::Create`].
-    pub fn create(self) -> Result<JoinableQueue, BuildError> {
+    /// [`CreateError::InvalidParameter`] for an impossible geometry; the segment's errors.
+    pub fn create(self) -> Result<JoinableQueue, CreateError> {
         let (cap, max) = (self.capacity, self.max_message);
         let len = body_len(cap, max)?;
-        let seg = Segment::builder(&self.name, ObjectKind::JoinableQueue)
-            .count(cap)
-            .param(max as u64)
+        let seg = self
+            .segment()
             .body_len(len)
             // SAFETY: the unpublished body is 128-aligned and `len` bytes long.
             .create(|body, _| unsafe { init(body, cap, max) })?;
-        JoinableQueue::from_home(Home::Segment(seg), cap, max, Prober::os())
+        JoinableQueue::from_home(Home::Segment(seg), cap, max, Prober::os(), self.knobs)
+            .map_err(|reason| CreateError::Invalid { reason })
     }
 
-    /// Opens an existing queue.
+    /// Opens an existing queue, adopting its capacity and maximum message.
     ///
     /// # Errors
     ///
-    /// [`BuildError::Open`], or a geometry that does not fit the body.
-    pub fn open(self) -> Result<JoinableQueue, BuildError> {
-        let mut b = Segment::builder(&self.name, ObjectKind::JoinableQueue);
-        if let Some(t) = self.timeout {
-            b = b.timeout(t);
-        }
-        let seg = b.open()?;
+    /// The segment's errors; [`OpenError::CorruptBody`] for a geometry that does not fit the
+    /// body.
+    pub fn open(self) -> Result<JoinableQueue, OpenError> {
+        let seg = self
+            .knobs
+            .apply(Segment::builder(&self.name, ObjectKind::JoinableQueue))
+            .open()?;
+        Self::adopt(seg, self.knobs)
+    }
+
+    /// Opens the queue, or creates it with this builder's geometry if there is none.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open); [`OpenError::InvalidParameter`] for a geometry that could not
+    /// be created.
+    pub fn open_or_create(self) -> Result<JoinableQueue, OpenError> {
+        let (cap, max) = (self.capacity, self.max_message);
+        let len = body_len(cap, max)?;
+        let seg = self
+            .segment()
+            .body_len(len)
+            // SAFETY: the unpublished body is 128-aligned and `len` bytes long.
+            .open_or_create(|body, _| unsafe { init(body, cap, max) })?;
+        Self::adopt(seg, self.knobs)
+    }
+
+    fn adopt(seg: Segment, knobs: Knobs) -> Result<JoinableQueue, OpenError> {
         let cap = seg.header().count();
         let param = seg.header().param();
         let max = usize::try_from(param)
             .ok()
             .filter(|&m| m <= MAX_MESSAGE_LIMIT)
-            .ok_or(BuildError::BadCapacity { found: param })?;
-        JoinableQueue::from_home(Home::Segment(seg), cap, max, Prober::os())
+            .ok_or_else(|| {
+                corrupt_geometry("max_message", format!("the header records {param} bytes"))
+            })?;
+        JoinableQueue::from_home(Home::Segment(seg), cap, max, Prober::os(), knobs)
+            .map_err(|detail| corrupt_geometry("body", detail))
     }
 }
 
-fn body_len(cap: u64, max: usize) -> Result<usize, BuildError> {
+fn body_len(cap: u64, max: usize) -> Result<usize, BadGeometry> {
     check_geometry(cap, max)?
         .checked_add(RING_OFFSET)
-        .ok_or(BuildError::TooLarge { capacity: cap })
+        .ok_or(BadGeometry::TooLarge { capacity: cap })
 }
 
 /// Writes the counters and the ring.
@@ -237,7 +268,7 @@ impl JoinableQueue {
             name: name.clone(),
             capacity: 64,
             max_message: 4096,
-            timeout: None,
+            knobs: Knobs::default(),
         }
     }
 
@@ -246,12 +277,19 @@ impl JoinableQueue {
     /// # Errors
     ///
     /// As [`JoinableQueueBuilder::create`] for the geometry.
-    pub fn heap(capacity: u64, max_message: usize) -> Result<JoinableQueue, BuildError> {
+    pub fn heap(capacity: u64, max_message: usize) -> Result<JoinableQueue, CreateError> {
         let len = body_len(capacity, max_message)?;
         let home = Home::heap(len);
         // SAFETY: fresh zeroed 128-aligned block of `len` bytes.
         unsafe { init(home.as_ptr(), capacity, max_message) };
-        JoinableQueue::from_home(home, capacity, max_message, Prober::heap())
+        JoinableQueue::from_home(
+            home,
+            capacity,
+            max_message,
+            Prober::heap(),
+            Knobs::default(),
+        )
+        .map_err(|reason| CreateError::Invalid { reason })
     }
 
     fn from_home(
@@ -259,7 +297,8 @@ impl JoinableQueue {
         cap: u64,
         max: usize,
         prober: Prober,
-    ) -> Result<JoinableQueue, BuildError> {
+        knobs: Knobs,
+    ) -> Result<JoinableQueue, String> {
         let ring = attach_at(&home, RING_OFFSET, cap, max, MAX_ROLES, prober)?;
         let counters = home.as_ptr().cast::<Counters>();
         Ok(JoinableQueue {
@@ -268,7 +307,7 @@ impl JoinableQueue {
                 counters,
                 home,
             }),
-            strategy: WaitStrategy::default(),
+            strategy: knobs.strategy,
         })
     }
 
@@ -282,7 +321,7 @@ impl JoinableQueue {
         Ok(JoinableProducer {
             shared: self.shared.clone(),
             role: c.index,
-            strategy: WaitStrategy::default(),
+            strategy: self.strategy,
             _not_sync: PhantomData,
         })
     }
@@ -297,7 +336,7 @@ impl JoinableQueue {
         Ok(JoinableConsumer {
             shared: self.shared.clone(),
             role: c.index,
-            strategy: WaitStrategy::default(),
+            strategy: self.strategy,
             _not_sync: PhantomData,
         })
     }
@@ -573,7 +612,7 @@ mod tests {
         let home = Home::heap(body_len(cap, max).unwrap());
         // SAFETY: a fresh, zeroed, 128-aligned block of the needed size.
         unsafe { init(home.as_ptr(), cap, max) };
-        JoinableQueue::from_home(home, cap, max, Prober::os()).unwrap()
+        JoinableQueue::from_home(home, cap, max, Prober::os(), Knobs::default()).unwrap()
     }
 
     /// A word naming a process that cannot exist (pid above the kernel's limit).

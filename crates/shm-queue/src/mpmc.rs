@@ -83,12 +83,15 @@
 //! assert_eq!(c.try_pop(), Err(shm_queue::PopError::Empty));
 //! ```
 
-use crate::error::{BuildError, PopError, PushError, RoleError};
+use crate::error::{knob_methods, BadGeometry, Knobs, PopError, PushError, RoleError};
 use crate::role::{self, Prober, RoleSlot, Waited};
 use crate::spsc::{body_len, index, opened_capacity, CacheLine, Corrupt, SyncBlock, CLOSED};
 use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::sync::Poll;
-use shm_core::{Deadline, Element, Home, ObjectKind, Segment, SegmentName, WaitStrategy};
+use shm_core::{
+    CreateError, Deadline, Element, Home, ObjectKind, OpenError, Segment, SegmentName,
+    WaitStrategy,
+};
 use std::fmt;
 use std::marker::PhantomData;
 use std::ptr::{self, NonNull};
@@ -216,7 +219,7 @@ impl<T: Element> Shared<T> {
         }
     }
 
-    fn heap(cap: u64) -> Result<Shared<T>, BuildError> {
+    fn heap(cap: u64) -> Result<Shared<T>, BadGeometry> {
         let len = body_len(Self::CTL, Self::SLOT, cap)?;
         let home = Home::heap(len);
         // SAFETY: a fresh block of `len` bytes, 128-byte aligned.
@@ -510,6 +513,7 @@ pub fn heap<T: Element>(capacity: usize) -> MpmcQueue<T> {
     match Shared::<T>::heap(capacity as u64) {
         Ok(s) => MpmcQueue {
             shared: Arc::new(s),
+            strategy: WaitStrategy::default(),
         },
         Err(e) => panic!("mpmc::heap({capacity}): {e}"),
     }
@@ -554,6 +558,8 @@ pub fn channel<T: Element>(capacity: usize) -> (Producer<T>, Consumer<T>) {
 /// ```
 pub struct MpmcQueue<T: Element> {
     shared: Arc<Shared<T>>,
+    /// The wait strategy handed to new endpoints.
+    strategy: WaitStrategy,
 }
 
 impl<T: Element> MpmcQueue<T> {
@@ -562,7 +568,7 @@ impl<T: Element> MpmcQueue<T> {
         MpmcBuilder {
             name: name.clone(),
             capacity: None,
-            timeout: None,
+            knobs: Knobs::default(),
             _t: PhantomData,
         }
     }
@@ -579,7 +585,7 @@ impl<T: Element> MpmcQueue<T> {
         Ok(Producer {
             shared: Arc::clone(s),
             role: claim.index,
-            strategy: WaitStrategy::default(),
+            strategy: self.strategy,
         })
     }
 
@@ -594,7 +600,7 @@ impl<T: Element> MpmcQueue<T> {
         Ok(Consumer {
             shared: Arc::clone(s),
             role: claim.index,
-            strategy: WaitStrategy::default(),
+            strategy: self.strategy,
         })
     }
 
@@ -656,7 +662,7 @@ impl<T: Element> fmt::Debug for MpmcQueue<T> {
 pub struct MpmcBuilder<T> {
     name: SegmentName,
     capacity: Option<u64>,
-    timeout: Option<Duration>,
+    knobs: Knobs,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -670,31 +676,25 @@ impl<T> fmt::Debug for MpmcBuilder<T> {
 }
 
 impl<T: Element> MpmcBuilder<T> {
-    /// The capacity in items (required to create; checked against the segment on open).
+    /// The capacity in items (required to create; an opener adopts the segment's, and checks
+    /// it if given).
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = Some(capacity as u64);
         self
     }
 
-    /// How long `open` waits for the creator to publish the segment (default 5 s).
-    pub fn open_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
+    knob_methods!();
 
     fn segment(&self) -> shm_core::SegmentBuilder {
         let mut b = Segment::builder(&self.name, ObjectKind::MpmcQueue).layout(T::LAYOUT);
         if let Some(c) = self.capacity {
             b = b.count(c);
         }
-        if let Some(t) = self.timeout {
-            b = b.timeout(t);
-        }
-        b
+        self.knobs.apply(b)
     }
 
-    fn body_len(&self) -> Result<(usize, u64), BuildError> {
-        let cap = self.capacity.ok_or(BuildError::ZeroCapacity)?;
+    fn body_len(&self) -> Result<(usize, u64), BadGeometry> {
+        let cap = self.capacity.ok_or(BadGeometry::ZeroCapacity)?;
         Ok((body_len(Shared::<T>::CTL, Shared::<T>::SLOT, cap)?, cap))
     }
 
@@ -702,45 +702,49 @@ impl<T: Element> MpmcBuilder<T> {
     ///
     /// # Errors
     ///
-    /// [`BuildError::ZeroCapacity`], [`BuildError::TooLarge`], [`BuildError::Create`].
-    pub fn create(self) -> Result<MpmcQueue<T>, BuildError> {
+    /// [`CreateError::InvalidParameter`] for a missing, zero or too large capacity; the
+    /// segment's errors.
+    pub fn create(self) -> Result<MpmcQueue<T>, CreateError> {
         let (len, cap) = self.body_len()?;
         let seg = self.segment().body_len(len).create(|p, _| {
             // SAFETY: a fresh body of `len` bytes, 128-byte aligned, nobody else yet.
             unsafe { Shared::<T>::init(p, cap) }
         })?;
-        Ok(Self::wrap(seg, cap))
+        Ok(self.wrap(seg, cap))
     }
 
-    /// Opens an existing queue, checking kind, element layout and (if set) capacity.
+    /// Opens an existing queue, checking kind and element layout, adopting its capacity
+    /// (checked if this builder was given one).
     ///
     /// # Errors
     ///
-    /// [`BuildError::Open`], [`BuildError::BodyTooSmall`], [`BuildError::BadCapacity`].
-    pub fn open(self) -> Result<MpmcQueue<T>, BuildError> {
+    /// The segment's errors; [`OpenError::CorruptBody`] for an impossible geometry.
+    pub fn open(self) -> Result<MpmcQueue<T>, OpenError> {
         let seg = self.segment().open()?;
         let cap = opened_capacity(&seg, Shared::<T>::CTL, Shared::<T>::SLOT)?;
-        Ok(Self::wrap(seg, cap))
+        Ok(self.wrap(seg, cap))
     }
 
     /// Opens the queue, or creates it if there is none (race-free).
     ///
     /// # Errors
     ///
-    /// As [`create`](Self::create) and [`open`](Self::open).
-    pub fn open_or_create(self) -> Result<MpmcQueue<T>, BuildError> {
+    /// As [`open`](Self::open); [`OpenError::InvalidParameter`] for a capacity that could not
+    /// be created.
+    pub fn open_or_create(self) -> Result<MpmcQueue<T>, OpenError> {
         let (len, cap) = self.body_len()?;
         let seg = self.segment().body_len(len).open_or_create(|p, _| {
             // SAFETY: a fresh body of `len` bytes, 128-byte aligned, nobody else yet.
             unsafe { Shared::<T>::init(p, cap) }
         })?;
         let cap = opened_capacity(&seg, Shared::<T>::CTL, Shared::<T>::SLOT)?;
-        Ok(Self::wrap(seg, cap))
+        Ok(self.wrap(seg, cap))
     }
 
-    fn wrap(seg: Segment, cap: u64) -> MpmcQueue<T> {
+    fn wrap(&self, seg: Segment, cap: u64) -> MpmcQueue<T> {
         MpmcQueue {
             shared: Arc::new(Shared::from_home(Home::Segment(seg), cap, Prober::os())),
+            strategy: self.knobs.strategy,
         }
     }
 }
@@ -762,6 +766,7 @@ impl<T: Element> Producer<T> {
     pub fn try_clone(&self) -> Result<Producer<T>, RoleError> {
         MpmcQueue {
             shared: Arc::clone(&self.shared),
+            strategy: self.strategy,
         }
         .producer()
     }
@@ -928,6 +933,7 @@ impl<T: Element> Consumer<T> {
     pub fn try_clone(&self) -> Result<Consumer<T>, RoleError> {
         MpmcQueue {
             shared: Arc::clone(&self.shared),
+            strategy: self.strategy,
         }
         .consumer()
     }
@@ -1346,11 +1352,11 @@ mod tests {
             .unwrap();
         assert!(matches!(
             MpmcQueue::<u64>::builder(&name).open(),
-            Err(BuildError::Open(_))
+            Err(OpenError::WrongLayout { .. })
         ));
         assert!(matches!(
             crate::SpscQueue::<u32>::builder(&name).open(),
-            Err(BuildError::Open(_))
+            Err(OpenError::WrongKind { .. })
         ));
         let o = MpmcQueue::<u32>::builder(&name).open().unwrap();
         assert_eq!(o.capacity(), 8);

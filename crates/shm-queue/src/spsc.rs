@@ -70,11 +70,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::error::{BuildError, PopError, PushError, RoleError};
+use crate::error::{corrupt_geometry, knob_methods, BadGeometry, Knobs, PopError, PushError, RoleError};
 use crate::role::{self, Prober, RoleSlot, Waited};
 use shm_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use shm_core::{
-    Deadline, Element, EventCount, Home, ObjectKind, Segment, SegmentName, WaitStrategy,
+    CreateError, Deadline, Element, EventCount, Home, ObjectKind, OpenError, Segment,
+    SegmentName, WaitStrategy,
 };
 use std::fmt;
 use std::marker::PhantomData;
@@ -203,30 +204,32 @@ pub(crate) fn index(pos: u64, cap: u64) -> usize {
 }
 
 /// Body bytes of a ring: a control block of `ctl` bytes, then `cap` slots of `slot` bytes.
-pub(crate) fn body_len(ctl: usize, slot: usize, cap: u64) -> Result<usize, BuildError> {
+pub(crate) fn body_len(ctl: usize, slot: usize, cap: u64) -> Result<usize, BadGeometry> {
     if cap == 0 {
-        return Err(BuildError::ZeroCapacity);
+        return Err(BadGeometry::ZeroCapacity);
     }
     usize::try_from(cap)
         .ok()
         .and_then(|c| c.checked_mul(slot))
         .and_then(|b| b.checked_add(ctl))
         .filter(|&b| b <= isize::MAX as usize / 2)
-        .ok_or(BuildError::TooLarge { capacity: cap })
+        .ok_or(BadGeometry::TooLarge { capacity: cap })
 }
 
-/// The validated capacity of an opened segment.
-pub(crate) fn opened_capacity(seg: &Segment, ctl: usize, slot: usize) -> Result<u64, BuildError> {
+/// The validated capacity of an opened segment (the opener adopts it from the header).
+pub(crate) fn opened_capacity(seg: &Segment, ctl: usize, slot: usize) -> Result<u64, OpenError> {
     let cap = seg.header().count();
-    let need = match body_len(ctl, slot, cap) {
-        Ok(n) => n,
-        Err(_) => return Err(BuildError::BadCapacity { found: cap }),
-    };
+    let need = body_len(ctl, slot, cap).map_err(|_| {
+        corrupt_geometry("capacity", format!("the header records an impossible capacity {cap}"))
+    })?;
     if seg.body_len() < need {
-        return Err(BuildError::BodyTooSmall {
-            expected: need as u64,
-            found: seg.body_len() as u64,
-        });
+        return Err(corrupt_geometry(
+            "body",
+            format!(
+                "a capacity of {cap} needs {need} bytes of body, the segment has {}",
+                seg.body_len()
+            ),
+        ));
     }
     Ok(cap)
 }
@@ -283,7 +286,7 @@ impl<T: Element> Shared<T> {
         }
     }
 
-    fn heap(cap: u64, spin_only: bool) -> Result<Shared<T>, BuildError> {
+    fn heap(cap: u64, spin_only: bool) -> Result<Shared<T>, BadGeometry> {
         let len = body_len(Self::CTL, std::mem::size_of::<T>(), cap)?;
         let home = Home::heap(len);
         // SAFETY: a fresh, 128-aligned block of `len` >= CTL bytes.
@@ -385,7 +388,10 @@ fn channel_with<T: Element>(capacity: usize, spin_only: bool) -> (Producer<T>, C
         Ok(s) => Arc::new(s),
         Err(e) => panic!("spsc::channel({capacity}): {e}"),
     };
-    let q = SpscQueue { shared };
+    let q = SpscQueue {
+        shared,
+        strategy: WaitStrategy::default(),
+    };
     let (Ok(p), Ok(c)) = (q.producer(), q.consumer()) else {
         unreachable!("a fresh heap ring has free roles")
     };
@@ -429,6 +435,8 @@ fn channel_with<T: Element>(capacity: usize, spin_only: bool) -> (Producer<T>, C
 /// ```
 pub struct SpscQueue<T: Element> {
     shared: Arc<Shared<T>>,
+    /// The wait strategy handed to new endpoints.
+    strategy: WaitStrategy,
 }
 
 impl<T: Element> SpscQueue<T> {
@@ -437,7 +445,7 @@ impl<T: Element> SpscQueue<T> {
         SpscBuilder {
             name: name.clone(),
             capacity: None,
-            timeout: None,
+            knobs: Knobs::default(),
             spin_only: false,
             _t: PhantomData,
         }
@@ -459,7 +467,7 @@ impl<T: Element> SpscQueue<T> {
             // Nothing seen yet: the first push reads (and checks) the consumer's head.
             cached_head: tail.wrapping_sub(s.cap),
             role: claim.index,
-            strategy: WaitStrategy::default(),
+            strategy: self.strategy,
         })
     }
 
@@ -479,7 +487,7 @@ impl<T: Element> SpscQueue<T> {
             // Nothing seen yet: the first pop reads (and checks) the producer's tail.
             cached_tail: head,
             role: claim.index,
-            strategy: WaitStrategy::default(),
+            strategy: self.strategy,
         })
     }
 
@@ -541,7 +549,7 @@ impl<T: Element> fmt::Debug for SpscQueue<T> {
 pub struct SpscBuilder<T> {
     name: SegmentName,
     capacity: Option<u64>,
-    timeout: Option<Duration>,
+    knobs: Knobs,
     spin_only: bool,
     _t: PhantomData<fn() -> T>,
 }
@@ -556,17 +564,14 @@ impl<T> fmt::Debug for SpscBuilder<T> {
 }
 
 impl<T: Element> SpscBuilder<T> {
-    /// The capacity in items (required to create; checked against the segment on open).
+    /// The capacity in items (required to create; an opener adopts the segment's, and checks
+    /// it if given).
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = Some(capacity as u64);
         self
     }
 
-    /// How long `open` waits for the creator to publish the segment (default 5 s).
-    pub fn open_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
+    knob_methods!();
 
     /// Creates a *busy-poll-only* queue (a creation-time property, stored in the segment and
     /// adopted by every opener): blocked pushes and pops on it always busy-poll, whatever the
@@ -588,14 +593,11 @@ impl<T: Element> SpscBuilder<T> {
         if let Some(c) = self.capacity {
             b = b.count(c);
         }
-        if let Some(t) = self.timeout {
-            b = b.timeout(t);
-        }
-        b
+        self.knobs.apply(b)
     }
 
-    fn body_len(&self) -> Result<usize, BuildError> {
-        let cap = self.capacity.ok_or(BuildError::ZeroCapacity)?;
+    fn body_len(&self) -> Result<usize, BadGeometry> {
+        let cap = self.capacity.ok_or(BadGeometry::ZeroCapacity)?;
         body_len(Shared::<T>::CTL, std::mem::size_of::<T>(), cap)
     }
 
@@ -603,28 +605,29 @@ impl<T: Element> SpscBuilder<T> {
     ///
     /// # Errors
     ///
-    /// [`BuildError::ZeroCapacity`] without a capacity of at least 1, [`BuildError::TooLarge`],
-    /// [`BuildError::Create`] (the name is taken, OS errors).
-    pub fn create(self) -> Result<SpscQueue<T>, BuildError> {
+    /// [`CreateError::InvalidParameter`] without a capacity of at least 1, or one too large;
+    /// the segment's errors (the name is taken, OS errors).
+    pub fn create(self) -> Result<SpscQueue<T>, CreateError> {
         let len = self.body_len()?;
         let cap = self.capacity.unwrap_or(0);
         let seg = self.segment().body_len(len).create(|p, _| {
             // SAFETY: a fresh body of `len` >= CTL bytes, 128-byte aligned, nobody else yet.
             unsafe { Shared::<T>::init(p) }
         })?;
-        Ok(Self::wrap(seg, cap))
+        Ok(self.wrap(seg, cap))
     }
 
-    /// Opens an existing queue, checking its kind, element layout and (if set) capacity.
+    /// Opens an existing queue, checking its kind and element layout, and adopting its
+    /// capacity (checked if this builder was given one) and busy-poll-only flag.
     ///
     /// # Errors
     ///
-    /// [`BuildError::Open`] (missing, another kind or element type, another capacity, …),
-    /// [`BuildError::BodyTooSmall`] / [`BuildError::BadCapacity`] for a corrupt segment.
-    pub fn open(self) -> Result<SpscQueue<T>, BuildError> {
+    /// The segment's errors (missing, another kind or element type, `WrongCount` for another
+    /// capacity, …); [`OpenError::CorruptBody`] for a header whose geometry cannot be right.
+    pub fn open(self) -> Result<SpscQueue<T>, OpenError> {
         let seg = self.segment().open()?;
         let cap = opened_capacity(&seg, Shared::<T>::CTL, std::mem::size_of::<T>())?;
-        Ok(Self::wrap(seg, cap))
+        Ok(self.wrap(seg, cap))
     }
 
     /// Opens the queue, or creates it if there is none (race-free; see
@@ -632,18 +635,19 @@ impl<T: Element> SpscBuilder<T> {
     ///
     /// # Errors
     ///
-    /// As [`create`](Self::create) and [`open`](Self::open).
-    pub fn open_or_create(self) -> Result<SpscQueue<T>, BuildError> {
+    /// As [`open`](Self::open); [`OpenError::InvalidParameter`] for a capacity that could not
+    /// be created; [`OpenError::Create`] if creating failed.
+    pub fn open_or_create(self) -> Result<SpscQueue<T>, OpenError> {
         let len = self.body_len()?;
         let seg = self.segment().body_len(len).open_or_create(|p, _| {
             // SAFETY: a fresh body of `len` >= CTL bytes, 128-byte aligned, nobody else yet.
             unsafe { Shared::<T>::init(p) }
         })?;
         let cap = opened_capacity(&seg, Shared::<T>::CTL, std::mem::size_of::<T>())?;
-        Ok(Self::wrap(seg, cap))
+        Ok(self.wrap(seg, cap))
     }
 
-    fn wrap(seg: Segment, cap: u64) -> SpscQueue<T> {
+    fn wrap(&self, seg: Segment, cap: u64) -> SpscQueue<T> {
         // The creator's choice, whatever this builder said (bit 0 of the header's param).
         let spin_only = seg.header().param() & 1 != 0;
         SpscQueue {
@@ -653,6 +657,7 @@ impl<T: Element> SpscBuilder<T> {
                 Prober::os(),
                 spin_only,
             )),
+            strategy: self.knobs.strategy,
         }
     }
 }
@@ -1096,10 +1101,10 @@ mod tests {
         assert_eq!(index(5, 4), 1);
         assert_eq!(index(5, 3), 2);
         assert_eq!(index(u64::MAX, 3), (u64::MAX % 3) as usize);
-        assert!(matches!(body_len(640, 8, 0), Err(BuildError::ZeroCapacity)));
+        assert_eq!(body_len(640, 8, 0), Err(BadGeometry::ZeroCapacity));
         assert!(matches!(
             body_len(640, 8, u64::MAX),
-            Err(BuildError::TooLarge { .. })
+            Err(BadGeometry::TooLarge { .. })
         ));
         assert_eq!(body_len(640, 8, 3).unwrap(), 640 + 24);
     }
@@ -1215,7 +1220,10 @@ mod tests {
     #[test]
     fn roles_are_exclusive_and_released() {
         let shared = Arc::new(Shared::<u8>::heap(2, false).unwrap());
-        let q = SpscQueue { shared };
+        let q = SpscQueue {
+        shared,
+        strategy: WaitStrategy::default(),
+    };
         let p = q.producer().unwrap();
         assert!(matches!(q.producer(), Err(RoleError::Busy { .. })));
         drop(p);
@@ -1281,6 +1289,7 @@ mod tests {
         for (what, head, tail) in cases {
             let q = SpscQueue {
                 shared: Arc::new(Shared::<u64>::heap(4, false).unwrap()),
+                strategy: WaitStrategy::default(),
             };
             let ctl = q.shared.ctl();
             ctl.head.0.store(head, Ordering::Release);
@@ -1380,6 +1389,7 @@ mod tests {
         unsafe { Shared::<u64>::init(home.as_ptr()) };
         let q = SpscQueue {
             shared: Arc::new(Shared::<u64>::from_home(home, 2, prober, false)),
+            strategy: WaitStrategy::default(),
         };
         // The other process's consumer holds the role.
         role::claim(&q.shared.ctl().consumer, OTHER, &Prober::heap()).unwrap();
@@ -1420,7 +1430,10 @@ mod tests {
         let name = SegmentName::unique();
         assert!(matches!(
             SpscQueue::<u64>::builder(&name).create(),
-            Err(BuildError::ZeroCapacity)
+            Err(CreateError::InvalidParameter {
+                parameter: "capacity",
+                ..
+            })
         ));
         let q = SpscQueue::<u64>::builder(&name)
             .capacity(8)
@@ -1428,12 +1441,14 @@ mod tests {
             .unwrap();
         assert!(matches!(
             SpscQueue::<u32>::builder(&name).open(),
-            Err(BuildError::Open(_))
+            Err(OpenError::WrongLayout { .. })
         ));
         assert!(matches!(
             SpscQueue::<u64>::builder(&name).capacity(9).open(),
-            Err(BuildError::Open(_))
+            Err(OpenError::WrongCount { .. })
         ));
+        // The opener adopts the capacity.
+        assert_eq!(SpscQueue::<u64>::builder(&name).open().unwrap().capacity(), 8);
         let o = SpscQueue::<u64>::builder(&name)
             .capacity(8)
             .open_or_create()
