@@ -243,9 +243,18 @@ fn sigkilled_producer_wakes_blocked_pop_with_disconnected() {
 fn kind_and_missing_segment_are_errors() {
     let name = SegmentName::unique();
     assert!(ByteQueue::builder(&name).open().is_err());
-    let _q = ByteQueue::builder(&name).flavor(Flavor::Spsc).create().unwrap();
-    assert!(ByteQueue::builder(&name).flavor(Flavor::Mpmc).open().is_err());
-    let o = ByteQueue::builder(&name).flavor(Flavor::Spsc).open().unwrap();
+    let _q = ByteQueue::builder(&name)
+        .flavor(Flavor::Spsc)
+        .create()
+        .unwrap();
+    assert!(ByteQueue::builder(&name)
+        .flavor(Flavor::Mpmc)
+        .open()
+        .is_err());
+    let o = ByteQueue::builder(&name)
+        .flavor(Flavor::Spsc)
+        .open()
+        .unwrap();
     assert_eq!(o.capacity(), 64);
     assert_eq!(o.max_message(), 4096);
 }

@@ -1045,8 +1045,15 @@ impl ByteQueueBuilder {
             // SAFETY: the body is 128-aligned, `len` = bytes_needed(cap, max) bytes, and not yet
             // published to anyone.
             .create(|body, _| unsafe { Ring::init(body, cap, max) })?;
-        ByteQueue::from_home(Home::Segment(seg), cap, max, flavor, Prober::os(), self.knobs)
-            .map_err(|reason| CreateError::Invalid { reason })
+        ByteQueue::from_home(
+            Home::Segment(seg),
+            cap,
+            max,
+            flavor,
+            Prober::os(),
+            self.knobs,
+        )
+        .map_err(|reason| CreateError::Invalid { reason })
     }
 
     /// Opens an existing queue, adopting its flavor (SPSC or MPMC, checked if set here),
@@ -1057,7 +1064,11 @@ impl ByteQueueBuilder {
     /// The segment's errors (missing, another kind, …); [`OpenError::CorruptBody`] for a
     /// header whose geometry does not fit its body.
     pub fn open(self) -> Result<ByteQueue, OpenError> {
-        let bare = |f: Flavor| self.knobs.apply(Segment::builder(&self.name, f.kind())).open();
+        let bare = |f: Flavor| {
+            self.knobs
+                .apply(Segment::builder(&self.name, f.kind()))
+                .open()
+        };
         let (seg, flavor) = match self.flavor {
             Some(f) => (bare(f)?, f),
             None => match bare(Flavor::Mpmc) {
@@ -1532,10 +1543,7 @@ mod tests {
                 .open_timeout(Duration::from_secs(5))
                 .open()
                 .unwrap();
-            assert_eq!(
-                (o.flavor(), o.capacity(), o.max_message()),
-                (flavor, 3, 40)
-            );
+            assert_eq!((o.flavor(), o.capacity(), o.max_message()), (flavor, 3, 40));
             let other = match flavor {
                 Flavor::Spsc => Flavor::Mpmc,
                 Flavor::Mpmc => Flavor::Spsc,
@@ -1552,7 +1560,9 @@ mod tests {
             assert_eq!(again.flavor(), flavor);
         }
         assert!(matches!(
-            ByteQueue::builder(&SegmentName::unique()).capacity(0).create(),
+            ByteQueue::builder(&SegmentName::unique())
+                .capacity(0)
+                .create(),
             Err(CreateError::InvalidParameter {
                 parameter: "capacity",
                 ..
@@ -1767,8 +1777,7 @@ mod tests {
         let home = Home::heap(check_geometry(cap, max).unwrap());
         // SAFETY: a fresh, zeroed, 128-aligned block of the needed size.
         unsafe { Ring::init(home.as_ptr(), cap, max) };
-        ByteQueue::from_home(home, cap, max, Flavor::Mpmc, Prober::os(), Knobs::default())
-            .unwrap()
+        ByteQueue::from_home(home, cap, max, Flavor::Mpmc, Prober::os(), Knobs::default()).unwrap()
     }
 
     /// A word naming a process that cannot exist (pid above the kernel's limit).

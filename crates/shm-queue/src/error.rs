@@ -2,9 +2,9 @@
 //! builder knobs every queue shares.
 
 use shm_core::{CreateError, OpenError, ProcessId, SegmentBuilder, WaitStrategy};
-use std::time::Duration;
 use std::error::Error;
 use std::fmt;
+use std::time::Duration;
 
 /// Why a push did not happen. Every variant hands the item back.
 ///

@@ -89,8 +89,7 @@ use crate::spsc::{body_len, index, opened_capacity, CacheLine, Corrupt, SyncBloc
 use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::sync::Poll;
 use shm_core::{
-    CreateError, Deadline, Element, Home, ObjectKind, OpenError, Segment, SegmentName,
-    WaitStrategy,
+    CreateError, Deadline, Element, Home, ObjectKind, OpenError, Segment, SegmentName, WaitStrategy,
 };
 use std::fmt;
 use std::marker::PhantomData;

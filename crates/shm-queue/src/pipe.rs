@@ -504,15 +504,10 @@ impl PipeEnd {
         let to_creator = attach_at(&home, RING_OFFSET, cap, max, 1, prober.clone())
             .map_err(AttachError::Geometry)?;
         let to_opener = if duplex {
-            Some(attach_at(
-                &home,
-                RING_OFFSET + ring_len,
-                cap,
-                max,
-                1,
-                prober.clone(),
+            Some(
+                attach_at(&home, RING_OFFSET + ring_len, cap, max, 1, prober.clone())
+                    .map_err(AttachError::Geometry)?,
             )
-            .map_err(AttachError::Geometry)?)
         } else {
             None
         };

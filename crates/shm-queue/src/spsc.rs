@@ -70,12 +70,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::error::{corrupt_geometry, knob_methods, BadGeometry, Knobs, PopError, PushError, RoleError};
+use crate::error::{
+    corrupt_geometry, knob_methods, BadGeometry, Knobs, PopError, PushError, RoleError,
+};
 use crate::role::{self, Prober, RoleSlot, Waited};
 use shm_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use shm_core::{
-    CreateError, Deadline, Element, EventCount, Home, ObjectKind, OpenError, Segment,
-    SegmentName, WaitStrategy,
+    CreateError, Deadline, Element, EventCount, Home, ObjectKind, OpenError, Segment, SegmentName,
+    WaitStrategy,
 };
 use std::fmt;
 use std::marker::PhantomData;
@@ -220,7 +222,10 @@ pub(crate) fn body_len(ctl: usize, slot: usize, cap: u64) -> Result<usize, BadGe
 pub(crate) fn opened_capacity(seg: &Segment, ctl: usize, slot: usize) -> Result<u64, OpenError> {
     let cap = seg.header().count();
     let need = body_len(ctl, slot, cap).map_err(|_| {
-        corrupt_geometry("capacity", format!("the header records an impossible capacity {cap}"))
+        corrupt_geometry(
+            "capacity",
+            format!("the header records an impossible capacity {cap}"),
+        )
     })?;
     if seg.body_len() < need {
         return Err(corrupt_geometry(
@@ -1221,9 +1226,9 @@ mod tests {
     fn roles_are_exclusive_and_released() {
         let shared = Arc::new(Shared::<u8>::heap(2, false).unwrap());
         let q = SpscQueue {
-        shared,
-        strategy: WaitStrategy::default(),
-    };
+            shared,
+            strategy: WaitStrategy::default(),
+        };
         let p = q.producer().unwrap();
         assert!(matches!(q.producer(), Err(RoleError::Busy { .. })));
         drop(p);
@@ -1448,7 +1453,10 @@ mod tests {
             Err(OpenError::WrongCount { .. })
         ));
         // The opener adopts the capacity.
-        assert_eq!(SpscQueue::<u64>::builder(&name).open().unwrap().capacity(), 8);
+        assert_eq!(
+            SpscQueue::<u64>::builder(&name).open().unwrap().capacity(),
+            8
+        );
         let o = SpscQueue::<u64>::builder(&name)
             .capacity(8)
             .open_or_create()
