@@ -16,7 +16,9 @@
 //!   per-slot stamps), with the exact guarantee for producers killed mid-push in its docs.
 //! - [`bytes`], [`pipe`], [`joinable`]: variable-length byte messages, `Pipe`, and
 //!   `JoinableQueue`.
-//! - [`error`]: [`PushError<T>`] (hands the item back), [`PopError`], [`RoleError`]. Builders
+//! - [`error`]: one error enum per operation, crossbeam-channel style: [`TryPushError<T>`],
+//!   [`PushError<T>`], [`PushTimeoutError<T>`] (each hands the item back), [`TryPopError`],
+//!   [`PopError`], [`PopTimeoutError`]; [`RoleError`]. Builders
 //!   follow the workspace's convention: `.mode(u32)`, `.open_timeout(..)`,
 //!   `.wait_strategy(..)`, `.capacity(n)`; `create()` returns [`shm_core::CreateError`],
 //!   `open()` and `open_or_create()` return [`shm_core::OpenError`], and an opener adopts
@@ -68,6 +70,8 @@ pub mod pipe;
 pub mod role;
 pub mod spsc;
 
-pub use error::{PopError, PushError, RoleError};
+pub use error::{
+    PopError, PopTimeoutError, PushError, PushTimeoutError, RoleError, TryPopError, TryPushError,
+};
 pub use mpmc::MpmcQueue;
 pub use spsc::SpscQueue;

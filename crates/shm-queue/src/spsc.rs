@@ -71,7 +71,8 @@
 //! ```
 
 use crate::error::{
-    corrupt_geometry, knob_methods, BadGeometry, Knobs, PopError, PushError, RoleError,
+    corrupt_geometry, knob_methods, BadGeometry, Fail, Knobs, PopError, PopTimeoutError, PushError,
+    PushTimeoutError, RoleError, TryPopError, TryPushError,
 };
 use crate::role::{self, Prober, RoleSlot, Waited};
 use shm_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -719,21 +720,30 @@ impl<T: Element> Producer<T> {
     ///
     /// # Errors
     ///
-    /// [`PushError::Full`] or [`PushError::Closed`], with the item.
+    /// [`TryPushError`], with the item: `Full`, `Closed`, `Disconnected` (full and the
+    /// consumer dropped its handle), `Corrupt`.
     #[inline]
-    pub fn try_push(&mut self, value: T) -> Result<(), PushError<T>> {
+    pub fn try_push(&mut self, value: T) -> Result<(), TryPushError<T>> {
         let state = self.shared.ctl().sync.0.state();
         if state != 0 {
             return Err(if state & !CLOSED != 0 {
-                PushError::Corrupt(value)
+                TryPushError::Corrupt(value)
             } else {
-                PushError::Closed(value)
+                TryPushError::Closed(value)
             });
         }
         match self.free(1) {
-            Ok(0) => return Err(PushError::Full(value)),
+            Ok(0) => {
+                let s = &self.shared;
+                let gone = role::peers(&s.ctl().consumer, &s.prober, false) == role::Peers::Gone;
+                return Err(if gone {
+                    TryPushError::Disconnected(value)
+                } else {
+                    TryPushError::Full(value)
+                });
+            }
             Ok(_) => {}
-            Err(Corrupt) => return Err(PushError::Corrupt(value)),
+            Err(Corrupt) => return Err(TryPushError::Corrupt(value)),
         }
         // SAFETY: the slot at `tail` is free (tail - head < cap): the consumer does not read it
         // until we publish the new tail below.
@@ -746,26 +756,29 @@ impl<T: Element> Producer<T> {
     ///
     /// # Errors
     ///
-    /// [`PushError::Closed`], or [`PushError::Disconnected`] if the queue is full and the
-    /// consumer has dropped its handle or died.
+    /// [`PushError`], with the item: `Closed`, `Disconnected` (the queue is full and the
+    /// consumer dropped its handle or died), `Corrupt`.
     pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
         self.push_within(value, None)
+            .map_err(|(f, v)| PushError::from_fail(f, v))
     }
 
     /// Pushes, waiting up to `timeout` while the queue is full.
     ///
     /// # Errors
     ///
-    /// As [`push`](Self::push), and [`PushError::Timeout`].
-    pub fn push_timeout(&mut self, value: T, timeout: Duration) -> Result<(), PushError<T>> {
+    /// [`PushTimeoutError`]: as [`push`](Self::push), and `Timeout`.
+    pub fn push_timeout(&mut self, value: T, timeout: Duration) -> Result<(), PushTimeoutError<T>> {
         self.push_within(value, Some(timeout))
+            .map_err(|(f, v)| PushTimeoutError::from_fail(f, v))
     }
 
     /// Push, waiting up to `timeout` (`None`: without limit). The clock is read only once the
     /// queue is found full: a push into a queue with room costs no clock read.
-    fn push_within(&mut self, value: T, timeout: Option<Duration>) -> Result<(), PushError<T>> {
+    fn push_within(&mut self, value: T, timeout: Option<Duration>) -> Result<(), (Fail, T)> {
         match self.try_push(value) {
-            Err(PushError::Full(v)) => {
+            Ok(()) => Ok(()),
+            Err(TryPushError::Full(v)) => {
                 let shared = Arc::clone(&self.shared);
                 let ctl = shared.ctl();
                 let strategy = shared.strategy(self.strategy);
@@ -773,17 +786,18 @@ impl<T: Element> Producer<T> {
                     &strategy,
                     Deadline::from_timeout(timeout),
                     role::watching(&ctl.consumer, &shared.prober, |_| match self.try_push(v) {
-                        Err(PushError::Full(_)) => None,
-                        other => Some(other),
+                        Ok(()) => Some(Ok(())),
+                        Err(TryPushError::Full(_)) => None,
+                        Err(e) => Some(Err(e.fail())),
                     }),
                 );
                 match r {
-                    Some(Waited::Ready(r)) => r,
-                    None => Err(PushError::Timeout(v)),
-                    Some(Waited::PeersGone) => Err(PushError::Disconnected(v)),
+                    Some(Waited::Ready(r)) => r.map_err(|f| (f, v)),
+                    None => Err((Fail::Timeout, v)),
+                    Some(Waited::PeersGone) => Err((Fail::Disconnected, v)),
                 }
             }
-            other => other,
+            Err(e) => Err((e.fail(), e.into_inner())),
         }
     }
 
@@ -927,7 +941,7 @@ impl<T: Element> Consumer<T> {
 
     /// An item, `Some(Err(Corrupt))` on a poisoned queue, or `None` if none is ready.
     #[inline]
-    fn take(&mut self) -> Option<Result<T, PopError>> {
+    fn take(&mut self) -> Option<Result<T, Fail>> {
         match self.ready(1) {
             Ok(0) => None,
             Ok(_) => {
@@ -938,18 +952,18 @@ impl<T: Element> Consumer<T> {
                 self.release(1);
                 Some(Ok(v))
             }
-            Err(Corrupt) => Some(Err(PopError::Corrupt)),
+            Err(Corrupt) => Some(Err(Fail::Corrupt)),
         }
     }
 
     /// One poll of a pop: an item, `Closed`, `Corrupt`, or nothing yet.
-    fn poll(&mut self) -> Option<Result<T, PopError>> {
+    fn poll(&mut self) -> Option<Result<T, Fail>> {
         if let Some(r) = self.take() {
             return Some(r);
         }
         if self.shared.ctl().sync.0.is_closed() {
             // Items pushed before the close are still delivered.
-            return Some(self.take().unwrap_or(Err(PopError::Closed)));
+            return Some(self.take().unwrap_or(Err(Fail::Closed)));
         }
         None
     }
@@ -958,20 +972,20 @@ impl<T: Element> Consumer<T> {
     ///
     /// # Errors
     ///
-    /// [`PopError::Empty`]; [`PopError::Closed`] once a closed queue is drained;
-    /// [`PopError::Disconnected`] once the queue is drained and the producer has dropped its
-    /// handle (a producer that *died* is only noticed by the blocking forms).
+    /// [`TryPopError`]: `Empty`; `Closed` once a closed queue is drained; `Disconnected` once
+    /// the queue is drained and the producer has dropped its handle (a producer that *died* is
+    /// only noticed by the blocking forms); `Corrupt`.
     #[inline]
-    pub fn try_pop(&mut self) -> Result<T, PopError> {
+    pub fn try_pop(&mut self) -> Result<T, TryPopError> {
         if let Some(r) = self.take() {
-            return r;
+            return r.map_err(TryPopError::from_fail);
         }
         let s = &self.shared;
         let gone = role::peers(&s.ctl().producer, &s.prober, false) == role::Peers::Gone;
         match self.poll() {
-            Some(r) => r,
-            None if gone => Err(PopError::Disconnected),
-            None => Err(PopError::Empty),
+            Some(r) => r.map_err(TryPopError::from_fail),
+            None if gone => Err(TryPopError::Disconnected),
+            None => Err(TryPopError::Empty),
         }
     }
 
@@ -979,24 +993,25 @@ impl<T: Element> Consumer<T> {
     ///
     /// # Errors
     ///
-    /// [`PopError::Closed`] or [`PopError::Disconnected`] (the producer dropped its handle or
-    /// died), each only once the queue is drained.
+    /// [`PopError`]: `Closed` or `Disconnected` (the producer dropped its handle or died),
+    /// each only once the queue is drained; `Corrupt`.
     pub fn pop(&mut self) -> Result<T, PopError> {
-        self.pop_within(None)
+        self.pop_within(None).map_err(PopError::from_fail)
     }
 
     /// Pops, waiting up to `timeout` while the queue is empty.
     ///
     /// # Errors
     ///
-    /// As [`pop`](Self::pop), and [`PopError::Timeout`].
-    pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T, PopError> {
+    /// [`PopTimeoutError`]: as [`pop`](Self::pop), and `Timeout`.
+    pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T, PopTimeoutError> {
         self.pop_within(Some(timeout))
+            .map_err(PopTimeoutError::from_fail)
     }
 
     /// Pop, waiting up to `timeout` (`None`: without limit); the clock is read only once the
     /// queue is found empty.
-    fn pop_within(&mut self, timeout: Option<Duration>) -> Result<T, PopError> {
+    fn pop_within(&mut self, timeout: Option<Duration>) -> Result<T, Fail> {
         if let Some(r) = self.take() {
             return r;
         }
@@ -1009,8 +1024,8 @@ impl<T: Element> Consumer<T> {
             role::watching(&ctl.producer, &shared.prober, |_| self.poll()),
         ) {
             Some(Waited::Ready(r)) => r,
-            None => Err(PopError::Timeout),
-            Some(Waited::PeersGone) => Err(PopError::Disconnected),
+            None => Err(Fail::Timeout),
+            Some(Waited::PeersGone) => Err(Fail::Disconnected),
         }
     }
 
@@ -1119,16 +1134,16 @@ mod tests {
         let (mut tx, mut rx) = channel::<u64>(3);
         assert_eq!(tx.capacity(), 3);
         assert!(rx.is_empty());
-        assert_eq!(rx.try_pop(), Err(PopError::Empty));
+        assert_eq!(rx.try_pop(), Err(TryPopError::Empty));
         for i in 0..3 {
             tx.try_push(i).unwrap();
         }
         assert!(tx.is_full());
         assert_eq!(tx.len(), 3);
-        assert_eq!(tx.try_push(9), Err(PushError::Full(9)));
+        assert_eq!(tx.try_push(9), Err(TryPushError::Full(9)));
         assert_eq!(
             tx.push_timeout(9, Duration::from_millis(1)),
-            Err(PushError::Timeout(9))
+            Err(PushTimeoutError::Timeout(9))
         );
         assert_eq!(rx.try_pop(), Ok(0));
         tx.try_push(3).unwrap();
@@ -1137,7 +1152,7 @@ mod tests {
         }
         assert_eq!(
             rx.pop_timeout(Duration::from_millis(1)),
-            Err(PopError::Timeout)
+            Err(PopTimeoutError::Timeout)
         );
     }
 
@@ -1172,11 +1187,11 @@ mod tests {
         tx.push(1).unwrap();
         rx.close();
         assert!(tx.is_closed());
-        assert_eq!(tx.try_push(2), Err(PushError::Closed(2)));
+        assert_eq!(tx.try_push(2), Err(TryPushError::Closed(2)));
         assert_eq!(tx.push_slice(&[2]), 0);
         assert_eq!(rx.pop(), Ok(1));
         assert_eq!(rx.pop(), Err(PopError::Closed));
-        assert_eq!(rx.try_pop(), Err(PopError::Closed));
+        assert_eq!(rx.try_pop(), Err(TryPopError::Closed));
     }
 
     #[test]
@@ -1186,7 +1201,7 @@ mod tests {
         drop(tx);
         assert_eq!(rx.pop(), Ok(-1));
         assert_eq!(rx.pop(), Err(PopError::Disconnected));
-        assert_eq!(rx.try_pop(), Err(PopError::Disconnected));
+        assert_eq!(rx.try_pop(), Err(TryPopError::Disconnected));
     }
 
     #[test]
@@ -1276,7 +1291,7 @@ mod tests {
         assert_eq!(rx.pop(), Ok(1));
         assert_eq!(
             rx.pop_timeout(Duration::from_millis(2)),
-            Err(PopError::Timeout)
+            Err(PopTimeoutError::Timeout)
         );
     }
 
@@ -1302,15 +1317,19 @@ mod tests {
             // Endpoints claimed after the damage start from the forged indices.
             let (mut tx, mut rx) = (q.producer().unwrap(), q.consumer().unwrap());
             for _ in 0..3 {
-                assert_eq!(rx.try_pop(), Err(PopError::Corrupt), "{what}: try_pop");
+                assert_eq!(rx.try_pop(), Err(TryPopError::Corrupt), "{what}: try_pop");
                 assert_eq!(rx.pop(), Err(PopError::Corrupt), "{what}: pop");
                 assert_eq!(
                     rx.pop_timeout(Duration::from_secs(10)),
-                    Err(PopError::Corrupt),
+                    Err(PopTimeoutError::Corrupt),
                     "{what}: pop_timeout"
                 );
                 assert_eq!(rx.pop_slice(&mut [0; 4]), 0, "{what}: pop_slice");
-                assert_eq!(tx.try_push(2), Err(PushError::Corrupt(2)), "{what}: push");
+                assert_eq!(
+                    tx.try_push(2),
+                    Err(TryPushError::Corrupt(2)),
+                    "{what}: push"
+                );
                 assert_eq!(tx.push_slice(&[2]), 0, "{what}: push_slice");
             }
             assert_eq!(rx.len(), 0, "{what}: len");
@@ -1325,12 +1344,12 @@ mod tests {
         tx.push(1).unwrap();
         tx.push(2).unwrap();
         rx.shared.ctl().head.0.store(7, Ordering::Release);
-        assert_eq!(tx.try_push(3), Err(PushError::Corrupt(3)));
+        assert_eq!(tx.try_push(3), Err(TryPushError::Corrupt(3)));
         assert_eq!(
             tx.push_timeout(3, Duration::from_secs(10)),
-            Err(PushError::Corrupt(3))
+            Err(PushTimeoutError::Corrupt(3))
         );
-        assert_eq!(rx.try_pop(), Err(PopError::Corrupt));
+        assert_eq!(rx.try_pop(), Err(TryPopError::Corrupt));
     }
 
     /// A consumer blocked on an empty queue wakes with `Corrupt` when the producer finds the
@@ -1345,7 +1364,7 @@ mod tests {
         let t = std::thread::spawn(move || rx.pop());
         std::thread::sleep(Duration::from_millis(20));
         ctl_head();
-        assert_eq!(tx.try_push(1), Err(PushError::Corrupt(1)));
+        assert_eq!(tx.try_push(1), Err(TryPushError::Corrupt(1)));
         assert_eq!(t.join().unwrap(), Err(PopError::Corrupt));
     }
 
@@ -1360,10 +1379,10 @@ mod tests {
             .create()
             .unwrap();
         let mut rx = q.consumer().unwrap();
-        assert_eq!(rx.try_pop(), Err(PopError::Empty));
+        assert_eq!(rx.try_pop(), Err(TryPopError::Empty));
         assert_eq!(
             rx.pop_timeout(Duration::from_millis(20)),
-            Err(PopError::Timeout)
+            Err(PopTimeoutError::Timeout)
         );
         let mut tx = q.producer().unwrap();
         tx.push(4).unwrap();
@@ -1405,7 +1424,7 @@ mod tests {
         tx.push(2).unwrap();
         assert_eq!(
             tx.push_timeout(3, Duration::from_millis(20)),
-            Err(PushError::Timeout(3))
+            Err(PushTimeoutError::Timeout(3))
         );
         dead.store(true, Ordering::Relaxed);
         let mut rx = q.consumer().unwrap();
@@ -1516,7 +1535,7 @@ mod loom_tests {
                 if k == 0 {
                     match rx.try_pop() {
                         Ok(v) => got.push(v),
-                        Err(PopError::Closed) => break,
+                        Err(TryPopError::Closed) => break,
                         Err(_) => loom::thread::yield_now(),
                     }
                 }
