@@ -1,15 +1,19 @@
-//! `Array<T>` (with its embedded RLock) and `RawArray<T>` (atomics only).
+//! `Array<T>` (with its embedded lock) and `RawArray<T>` (atomics only).
 
 use crate::elems::Elems;
 use crate::{CopyError, IndexError, StringError};
-use shm_core::{CChar, CreateError, Element, Home, ObjectKind, OpenError, Segment, SegmentName};
-use shm_lock::{LockError, RLockGuard, RLockRef, RLockState, RLOCK_STATE_SIZE};
-use shm_value::{AtomicElement, IntElement};
+use shm_core::{
+    AtomicElement, CChar, CreateError, Element, Home, IntElement, ObjectKind, OpenError, Segment,
+    SegmentName, WaitStrategy,
+};
+use shm_lock::{
+    LockError, LockTimeoutError, RLockGuard, RLockRef, RLockState, TryLockError, RLOCK_STATE_SIZE,
+};
 use std::fmt;
 use std::marker::PhantomData;
-use std::ops::{Deref, DerefMut, Range};
+use std::ops::Range;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Where an `Array`'s elements start in its body: after the 32-byte `RLockState` at offset
@@ -20,13 +24,27 @@ const _: () = assert!(RLOCK_STATE_SIZE <= ARRAY_DATA_OFFSET);
 #[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<RLockState>() == RLOCK_STATE_SIZE);
 
-/// What `Array` and `RawArray` tell [`Builder`].
-trait Object<T: Element>: Sized {
-    const KIND: ObjectKind;
-    const DATA_OFFSET: usize;
-    fn init_body(body: NonNull<u8>);
-    fn from_elems(elems: Elems<T>) -> Self;
+mod sealed {
+    use shm_core::{Element, Home, ObjectKind, WaitStrategy};
+    use std::ptr::NonNull;
+
+    /// What `Array` and `RawArray` tell [`Builder`](super::Builder). Sealed: only this crate
+    /// implements it.
+    pub trait Object: Sized {
+        /// The element type.
+        type Elem: Element;
+        const KIND: ObjectKind;
+        const DATA_OFFSET: usize;
+        /// Writes the initial body before the elements.
+        fn init_body(body: NonNull<u8>);
+        /// # Safety
+        ///
+        /// `home` holds `DATA_OFFSET + len * size_of::<Elem>()` bytes, initialised by
+        /// `init_body` (or all zero); `DATA_OFFSET` is 0 or 128.
+        unsafe fn from_home(home: Home, len: usize, strategy: WaitStrategy) -> Self;
+    }
 }
+use sealed::Object;
 
 fn body_len<T: Element>(offset: usize, len: usize) -> Option<usize> {
     len.checked_mul(std::mem::size_of::<T>())?
@@ -36,9 +54,13 @@ fn body_len<T: Element>(offset: usize, len: usize) -> Option<usize> {
 
 /// Builds a named [`Array`] or [`RawArray`].
 ///
-/// [`len`](Builder::len) is the length to create with; on [`open`](Builder::open) it is the
-/// length the opener expects, and a segment of another length is
-/// [`OpenError::WrongCount`]. Without it, `open` takes the length from the header.
+/// Knobs: [`len`](Builder::len) (the length to create with; on open, the length the opener
+/// expects, else [`OpenError::WrongCount`]; without it `open` reads the length from the
+/// header), [`values`](Builder::values) (initial elements; sets the length),
+/// [`mode`](Builder::mode) (creator only), [`open_timeout`](Builder::open_timeout), and for an
+/// `Array` [`wait_strategy`](Builder::wait_strategy). Then [`create`](Builder::create)
+/// ([`CreateError`]), [`open`](Builder::open) or [`open_or_create`](Builder::open_or_create)
+/// ([`OpenError`]).
 ///
 /// # Examples
 ///
@@ -46,253 +68,208 @@ fn body_len<T: Element>(offset: usize, len: usize) -> Option<usize> {
 /// use shm_core::{OpenError, SegmentName};
 /// use shm_array::RawArray;
 ///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let name = SegmentName::unique();
-/// let a = RawArray::<u16>::builder(&name).len(4).create().unwrap();
-/// let b = RawArray::<u16>::builder(&name).len(4).open().unwrap();
+/// let a = RawArray::<u16>::builder(&name).values(&[1, 2, 3, 4]).create()?;
+/// let b = RawArray::<u16>::builder(&name).open()?; // layout 'H' checked, length adopted
 /// assert_eq!(b.len(), 4);
 /// let wrong = RawArray::<u16>::builder(&name).len(5).open();
 /// assert!(matches!(wrong, Err(OpenError::WrongCount { expected: 5, found: 4 })));
 /// # drop(a);
+/// # Ok(())
+/// # }
 /// ```
 #[must_use]
-pub struct Builder<A> {
+pub struct Builder<A: Object> {
     name: SegmentName,
     len: Option<usize>,
-    timeout: Option<Duration>,
+    values: Option<Vec<A::Elem>>,
+    open_timeout: Option<Duration>,
     mode: Option<u32>,
+    strategy: WaitStrategy,
     _a: PhantomData<fn() -> A>,
 }
 
-impl<A> fmt::Debug for Builder<A> {
+impl<A: Object> fmt::Debug for Builder<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
             .field("name", &self.name)
             .field("type", &std::any::type_name::<A>())
             .field("len", &self.len)
-            .field("timeout", &self.timeout)
+            .field("values", &self.values.as_ref().map(Vec::len))
+            .field("open_timeout", &self.open_timeout)
             .field("mode", &self.mode)
+            .field("wait_strategy", &self.strategy)
             .finish()
     }
 }
 
-impl<A> Builder<A> {
+impl<A: Object> Builder<A> {
     fn new(name: &SegmentName) -> Self {
         Builder {
             name: name.clone(),
             len: None,
-            timeout: None,
+            values: None,
+            open_timeout: None,
             mode: None,
+            strategy: WaitStrategy::default(),
             _a: PhantomData,
         }
     }
 
-    /// The length: created with, or expected on open.
+    /// The length: created with (zero-filled), or expected on open.
+    #[allow(clippy::len_without_is_empty)] // a knob, not a container
     pub fn len(mut self, len: usize) -> Self {
         self.len = Some(len);
         self
     }
 
-    /// How long `open` waits for the creator to publish the segment (default 5 s).
-    pub fn open_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+    /// The initial elements (creator only; copied): Python's `Array(typecode, initializer)`.
+    /// The length is theirs; a [`len`](Self::len) that differs is
+    /// [`CreateError::InvalidParameter`].
+    pub fn values(mut self, values: &[A::Elem]) -> Self {
+        self.values = Some(values.to_vec());
         self
     }
 
-    /// Permission bits on create (default `0o600`).
+    /// How long `open` waits for the creator to publish the segment (default 5 s).
+    pub fn open_timeout(mut self, timeout: Duration) -> Self {
+        self.open_timeout = Some(timeout);
+        self
+    }
+
+    /// Permission bits of the segment file (creator only; default `0o600`).
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = Some(mode);
         self
     }
 
-    fn segment<T: Element>(
-        &self,
-        kind: ObjectKind,
-        offset: usize,
-        len: Option<usize>,
-    ) -> Result<shm_core::SegmentBuilder, CreateError> {
-        let mut b = Segment::builder(&self.name, kind).layout(T::LAYOUT);
-        if let Some(n) = len {
-            let bytes = body_len::<T>(offset, n).ok_or(CreateError::TooLarge {
-                body_len: (n as u64).saturating_mul(std::mem::size_of::<T>() as u64),
-            })?;
-            b = b.count(n as u64).body_len(bytes);
-        }
-        if let Some(t) = self.timeout {
-            b = b.timeout(t);
+    fn segment(&self) -> shm_core::SegmentBuilder {
+        let mut b = Segment::builder(&self.name, A::KIND).layout(<A::Elem as Element>::LAYOUT);
+        if let Some(t) = self.open_timeout {
+            b = b.open_timeout(t);
         }
         if let Some(m) = self.mode {
             b = b.mode(m);
         }
-        Ok(b)
+        b
     }
 
-    fn need_len(&self) -> Result<usize, CreateError> {
-        self.len.ok_or_else(|| CreateError::Invalid {
-            reason: "no array length given (call `len`)".into(),
-        })
-    }
-
-    fn create_impl<T: Element>(self, init: Option<&[T]>) -> Result<A, CreateError>
-    where
-        A: Object<T>,
-    {
-        let len = match (init, self.len) {
-            (Some(s), Some(n)) if s.len() != n => {
-                return Err(CreateError::Invalid {
-                    reason: format!("length {n} given, but the initial slice has {}", s.len()),
+    /// The length to create with, and the builder for it.
+    fn creating(&self) -> Result<(usize, shm_core::SegmentBuilder), CreateError> {
+        let len = match (&self.values, self.len) {
+            (Some(v), Some(n)) if v.len() != n => {
+                return Err(CreateError::InvalidParameter {
+                    parameter: "len",
+                    reason: format!("length {n} given, but {} initial values", v.len()),
                 })
             }
-            (Some(s), _) => s.len(),
-            (None, _) => self.need_len()?,
+            (Some(v), _) => v.len(),
+            (None, Some(n)) => n,
+            (None, None) => {
+                return Err(CreateError::InvalidParameter {
+                    parameter: "len",
+                    reason: "no array length given (call `len` or `values`)".into(),
+                })
+            }
         };
-        let seg = self
-            .segment::<T>(A::KIND, A::DATA_OFFSET, Some(len))?
-            .create(|body, _| init_body::<T, A>(body, init))?;
-        // SAFETY: the body was created with DATA_OFFSET + len * size bytes; DATA_OFFSET is 0
-        // or 128.
-        Ok(A::from_elems(unsafe {
-            Elems::new(Home::Segment(seg), A::DATA_OFFSET, len)
-        }))
+        let bytes = body_len::<A::Elem>(A::DATA_OFFSET, len).ok_or(CreateError::TooLarge {
+            body_len: (len as u64).saturating_mul(std::mem::size_of::<A::Elem>() as u64),
+        })?;
+        Ok((len, self.segment().count(len as u64).body_len(bytes)))
     }
 
-    fn open_impl<T: Element>(self) -> Result<A, OpenError>
-    where
-        A: Object<T>,
-    {
-        let mut b = self
-            .segment::<T>(A::KIND, A::DATA_OFFSET, None)
-            .map_err(OpenError::Create)?;
+    fn init(&self, body: NonNull<u8>) {
+        A::init_body(body);
+        if let Some(v) = &self.values {
+            // SAFETY: the body holds DATA_OFFSET + v.len() elements (created so): in bounds.
+            let dst = unsafe { body.as_ptr().add(A::DATA_OFFSET) }.cast::<A::Elem>();
+            // SAFETY: `dst` is valid for v.len() elements, aligned (128-aligned body, offset 0
+            // or 128), distinct from `v`, and not yet shared with anyone.
+            unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), dst, v.len()) }
+        }
+    }
+
+    /// Creates the array exclusively: zero-filled with [`len`](Self::len) elements, or a
+    /// copy of [`values`](Self::values).
+    ///
+    /// # Errors
+    ///
+    /// [`CreateError::InvalidParameter`] without a length (or with one that differs from the
+    /// values'), [`CreateError::TooLarge`], [`CreateError::AlreadyExists`], and the other
+    /// [`CreateError`]s.
+    pub fn create(self) -> Result<A, CreateError> {
+        let (len, b) = self.creating()?;
+        let seg = b.create(|body, _| self.init(body))?;
+        // SAFETY: the body was created with DATA_OFFSET + len * size bytes, initialised.
+        Ok(unsafe { A::from_home(Home::Segment(seg), len, self.strategy) })
+    }
+
+    /// Opens an existing array; the element layout (typecode or record format) is checked,
+    /// and the length too if [`len`](Self::len) was given.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::WrongLayout`], [`OpenError::WrongCount`], [`OpenError::WrongKind`],
+    /// [`OpenError::NotFound`], [`OpenError::Corrupt`] (a count the body cannot hold), and
+    /// the other [`OpenError`]s.
+    pub fn open(self) -> Result<A, OpenError> {
+        let mut b = self.segment();
         if let Some(n) = self.len {
             b = b.count(n as u64);
         }
-        wrap(b.open()?)
+        wrap(b.open()?, self.strategy)
     }
 
-    fn open_or_create_impl<T: Element>(self) -> Result<A, OpenError>
-    where
-        A: Object<T>,
-    {
-        let len = self.need_len().map_err(OpenError::Create)?;
-        let seg = self
-            .segment::<T>(A::KIND, A::DATA_OFFSET, Some(len))
-            .map_err(OpenError::Create)?
-            .open_or_create(|body, _| init_body::<T, A>(body, None))?;
-        wrap(seg)
+    /// Opens the array, or creates it as [`create`](Self::create) does (race-free: exactly
+    /// one process creates). A length is required, and checked on open.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open); [`OpenError::InvalidParameter`] without a length (or with one
+    /// that differs from the values'); [`OpenError::Create`] if creating failed.
+    pub fn open_or_create(self) -> Result<A, OpenError> {
+        let (_, b) = self.creating().map_err(|e| match e {
+            CreateError::InvalidParameter { parameter, reason } => {
+                OpenError::InvalidParameter { parameter, reason }
+            }
+            e => OpenError::Create(e),
+        })?;
+        let seg = b.open_or_create(|body, _| self.init(body))?;
+        wrap(seg, self.strategy)
     }
 }
 
-fn init_body<T: Element, A: Object<T>>(body: NonNull<u8>, init: Option<&[T]>) {
-    A::init_body(body);
-    if let Some(s) = init {
-        // SAFETY: the body holds DATA_OFFSET + s.len() elements (created so): in bounds.
-        let dst = unsafe { body.as_ptr().add(A::DATA_OFFSET) }.cast::<T>();
-        // SAFETY: `dst` is valid for s.len() elements, aligned (128-aligned body, offset 0 or
-        // 128), distinct from `s`, and not yet shared with anyone.
-        unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), dst, s.len()) }
+impl<T: Element> Builder<Array<T>> {
+    /// How the array's lock waits when it is held elsewhere (default:
+    /// [`WaitStrategy::default`], spin briefly then sleep). Not recorded in the segment: each
+    /// handle chooses its own.
+    pub fn wait_strategy(mut self, strategy: WaitStrategy) -> Self {
+        self.strategy = strategy;
+        self
     }
 }
 
 /// Checks that the body holds the header's count of elements, then wraps it.
-fn wrap<T: Element, A: Object<T>>(seg: Segment) -> Result<A, OpenError> {
+fn wrap<A: Object>(seg: Segment, strategy: WaitStrategy) -> Result<A, OpenError> {
     let count = seg.header().count();
     let body = seg.body_len();
+    let size = std::mem::size_of::<A::Elem>();
     let len = usize::try_from(count)
         .ok()
-        .filter(|&n| body_len::<T>(A::DATA_OFFSET, n).is_some_and(|need| need <= body));
+        .filter(|&n| body_len::<A::Elem>(A::DATA_OFFSET, n).is_some_and(|need| need <= body));
     let Some(len) = len else {
-        let fits = body.saturating_sub(A::DATA_OFFSET) / std::mem::size_of::<T>().max(1);
+        let fits = body.saturating_sub(A::DATA_OFFSET) / size.max(1);
         return Err(OpenError::Corrupt {
             field: "count",
             expected: fits as u64,
             found: count,
         });
     };
-    // SAFETY: checked just above that the body holds DATA_OFFSET + len * size bytes.
-    Ok(A::from_elems(unsafe {
-        Elems::new(Home::Segment(seg), A::DATA_OFFSET, len)
-    }))
-}
-
-impl<T: Element> Builder<RawArray<T>> {
-    /// Creates the array exclusively, zero-filled (`len` is required).
-    ///
-    /// # Errors
-    ///
-    /// [`CreateError::Invalid`] without a length, [`CreateError::AlreadyExists`], OS errors.
-    pub fn create(self) -> Result<RawArray<T>, CreateError> {
-        self.create_impl(None)
-    }
-
-    /// Creates the array exclusively with a copy of `init`.
-    ///
-    /// # Errors
-    ///
-    /// As [`create`](Self::create); [`CreateError::Invalid`] if a `len` was given that is not
-    /// `init.len()`.
-    pub fn create_from(self, init: &[T]) -> Result<RawArray<T>, CreateError> {
-        self.create_impl(Some(init))
-    }
-
-    /// Opens an existing array; the element layout (typecode or record format) is checked,
-    /// and the length too if one was given.
-    ///
-    /// # Errors
-    ///
-    /// [`OpenError::WrongLayout`], [`OpenError::WrongCount`], [`OpenError::WrongKind`],
-    /// [`OpenError::NotFound`], and the other [`OpenError`]s.
-    pub fn open(self) -> Result<RawArray<T>, OpenError> {
-        self.open_impl()
-    }
-
-    /// Opens the array, or creates it zero-filled (`len` is required, and checked on open).
-    ///
-    /// # Errors
-    ///
-    /// As [`open`](Self::open).
-    pub fn open_or_create(self) -> Result<RawArray<T>, OpenError> {
-        self.open_or_create_impl()
-    }
-}
-
-impl<T: Element> Builder<Array<T>> {
-    /// Creates the array exclusively, zero-filled (`len` is required).
-    ///
-    /// # Errors
-    ///
-    /// [`CreateError::Invalid`] without a length, [`CreateError::AlreadyExists`], OS errors.
-    pub fn create(self) -> Result<Array<T>, CreateError> {
-        self.create_impl(None)
-    }
-
-    /// Creates the array exclusively with a copy of `init`.
-    ///
-    /// # Errors
-    ///
-    /// As [`create`](Self::create); [`CreateError::Invalid`] if a `len` was given that is not
-    /// `init.len()`.
-    pub fn create_from(self, init: &[T]) -> Result<Array<T>, CreateError> {
-        self.create_impl(Some(init))
-    }
-
-    /// Opens an existing array; the element layout is checked, and the length too if one
-    /// was given.
-    ///
-    /// # Errors
-    ///
-    /// [`OpenError::WrongLayout`], [`OpenError::WrongCount`], [`OpenError::WrongKind`],
-    /// [`OpenError::NotFound`], and the other [`OpenError`]s.
-    pub fn open(self) -> Result<Array<T>, OpenError> {
-        self.open_impl()
-    }
-
-    /// Opens the array, or creates it zero-filled (`len` is required, and checked on open).
-    ///
-    /// # Errors
-    ///
-    /// As [`open`](Self::open).
-    pub fn open_or_create(self) -> Result<Array<T>, OpenError> {
-        self.open_or_create_impl()
-    }
+    // SAFETY: checked just above that the body holds DATA_OFFSET + len * size bytes; the
+    // creator initialised them before publishing (and any bytes are valid elements and a
+    // valid lock state).
+    Ok(unsafe { A::from_home(Home::Segment(seg), len, strategy) })
 }
 
 /// Constructors, length, element and bulk access, shared by both array types. Each type
@@ -305,7 +282,7 @@ macro_rules! common {
             Builder::new(name)
         }
 
-        /// Creates the array `name` of `len` zeroed elements.
+        /// Creates the array `name` of `len` zeroed elements: `builder(name).len(len).create()`.
         ///
         /// # Errors
         ///
@@ -314,16 +291,18 @@ macro_rules! common {
             Self::builder(name).len(len).create()
         }
 
-        /// Creates the array `name` holding a copy of `init`.
+        /// Creates the array `name` holding a copy of `init`:
+        /// `builder(name).values(init).create()`.
         ///
         /// # Errors
         ///
         /// As [`Builder::create`].
         pub fn create_from(name: &SegmentName, init: &[T]) -> Result<Self, CreateError> {
-            Self::builder(name).create_from(init)
+            Self::builder(name).values(init).create()
         }
 
-        /// Opens the array `name`, whatever its length (read from the header).
+        /// Opens the array `name`, whatever its length (read from the header):
+        /// `builder(name).open()`.
         ///
         /// # Errors
         ///
@@ -338,12 +317,11 @@ macro_rules! common {
         ///
         /// If the size overflows `isize::MAX`, as `Vec` does.
         pub fn new(len: usize) -> Self {
-            let bytes =
-                body_len::<T>(<Self as Object<T>>::DATA_OFFSET, len).expect("array too large");
+            let bytes = body_len::<T>(<Self as Object>::DATA_OFFSET, len).expect("array too large");
             let home = Home::heap(bytes);
-            <Self as Object<T>>::init_body(home.as_ptr());
-            // SAFETY: the heap block has DATA_OFFSET + len * size bytes, 128-aligned.
-            Self::from_elems(unsafe { Elems::new(home, <Self as Object<T>>::DATA_OFFSET, len) })
+            <Self as Object>::init_body(home.as_ptr());
+            // SAFETY: the heap block has DATA_OFFSET + len * size bytes, initialised above.
+            unsafe { <Self as Object>::from_home(home, len, WaitStrategy::default()) }
         }
 
         /// A process-local array on the heap holding a copy of `init`.
@@ -551,7 +529,7 @@ macro_rules! atomic_common {
             f: impl FnMut(T) -> Option<T>,
         ) -> Result<Result<T, T>, IndexError> {
             self.elems.check(i)?;
-            Ok(self.section(|| shm_value::__fetch_update(self.elems.atomic(i), f)))
+            Ok(self.section(|| T::atomic_fetch_update(self.elems.atomic(i), f)))
         }
     };
 }
@@ -668,7 +646,8 @@ macro_rules! char_common {
 /// the copy may appear in it or not, independently of each other. Use [`Array`] and its lock
 /// for consistent snapshots.
 ///
-/// There is no slice access (another process may write any element at any time).
+/// There is no slice access: every element is copied in or out through atomics, since any
+/// handle in any thread or process may write any element at any time.
 ///
 /// Body layout: the elements from offset 0; the header holds the layout and the length.
 ///
@@ -689,11 +668,14 @@ pub struct RawArray<T: Element> {
     elems: Elems<T>,
 }
 
-impl<T: Element> Object<T> for RawArray<T> {
+impl<T: Element> Object for RawArray<T> {
+    type Elem = T;
     const KIND: ObjectKind = ObjectKind::RawArray;
     const DATA_OFFSET: usize = 0;
     fn init_body(_: NonNull<u8>) {}
-    fn from_elems(elems: Elems<T>) -> Self {
+    unsafe fn from_home(home: Home, len: usize, _: WaitStrategy) -> Self {
+        // SAFETY: the caller guarantees the body size; offset 0.
+        let elems = unsafe { Elems::new(home, 0, len) };
         RawArray { elems }
     }
 }
@@ -745,23 +727,41 @@ impl<T: Element> fmt::Debug for RawArray<T> {
 ///
 /// - **Element access** ([`get`](Self::get), [`set`](Self::set), `fetch_add`, …) takes the
 ///   lock for each operation, as Python's `arr[i]` does, and is atomic besides.
-/// - **Whole-array access**: [`lock`](Self::lock) returns an [`ArrayGuard`] that derefs to
-///   `&[T]` and `&mut [T]`; [`copy_from_slice`](Self::copy_from_slice),
-///   [`copy_to_slice`](Self::copy_to_slice), [`to_vec`](Self::to_vec) and the ranged forms
-///   each take the lock once and copy at `memcpy` speed, so they are consistent snapshots.
-/// - [`get_lock`](Self::get_lock) is the lock itself (re-entrant), for critical sections
-///   over several operations or objects: `get`/`set` inside it do not deadlock.
+/// - **Bulk copies** ([`copy_from_slice`](Self::copy_from_slice),
+///   [`copy_to_slice`](Self::copy_to_slice), [`to_vec`](Self::to_vec), the ranged forms and
+///   the `'c'` helpers) each take the lock once and copy at `memcpy` speed: consistent
+///   snapshots.
+/// - **Critical sections**: [`lock`](Self::lock) returns an [`ArrayGuard`], which reads and
+///   writes the elements by copy (`get`, `set`, `to_vec`, `copy_from_slice`,
+///   [`update`](ArrayGuard::update) on a local copy) while the lock is held.
+///   [`get_lock`](Self::get_lock) is the lock itself (re-entrant), for sections over several
+///   operations or objects: element operations and `lock` inside it do not deadlock.
 ///
 /// **Owner death.** If a holder dies, [`lock`](Self::lock) reports
-/// [`LockError::OwnerDied`] (guard inside) until someone calls `mark_consistent`. Element
+/// [`LockError::OwnerDied`] until someone takes the lock with [`recover`](Self::recover) and
+/// calls `mark_consistent`. Element
 /// and bulk operations go ahead in that state (each is consistent by itself) and leave the
 /// flag for `lock` users to see; [`is_inconsistent`](Self::is_inconsistent) tells.
 ///
-/// The slices are sound because every access to the elements through this type holds the
-/// lock. Within one thread, using the array's element operations while an [`ArrayGuard`]
-/// of the same handle is alive panics, like `RefCell` (the re-entrant lock would let them
-/// in, aliasing the guard's `&mut [T]`). A second handle to the same segment in the same
-/// thread is not detected: do not interleave its operations with a guard.
+/// # No slices into shared memory
+///
+/// No safe method hands out `&T`, `&[T]` or `&mut [T]` over the elements: the lock is
+/// re-entrant, so while a guard lives the same thread can still write the elements through
+/// another handle to the same segment (or through this one), and a slice held across that
+/// would alias. A guard is therefore not a slice:
+///
+/// ```compile_fail
+/// let a = shm_array::Array::<i32>::new(4);
+/// let mut g = a.lock().unwrap();
+/// let s: &mut [i32] = &mut g; // ArrayGuard does not deref to the elements
+/// s[0] = 1;
+/// ```
+///
+/// What it offers instead: copies (every method above), raw pointers
+/// ([`as_ptr`](ArrayGuard::as_ptr), [`as_mut_ptr`](ArrayGuard::as_mut_ptr)), and
+/// [`ArrayGuard::as_mut_slice`], an `unsafe fn` whose contract is that nothing else in the
+/// calling thread touches the elements while the slice lives (other threads and processes
+/// are excluded by the lock).
 ///
 /// Body layout: an `RLockState` (32 bytes) at offset 0, the elements from offset 128
 /// ([`ARRAY_DATA_OFFSET`]); the header holds the layout and the length.
@@ -772,17 +772,19 @@ impl<T: Element> fmt::Debug for RawArray<T> {
 /// use shm_core::SegmentName;
 /// use shm_array::Array;
 ///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let name = SegmentName::unique();
-/// let arr = Array::<i32>::create_from(&name, &(0..11).collect::<Vec<_>>()).unwrap();
-/// let other = Array::<i32>::open(&name).unwrap();
+/// let arr = Array::<i32>::create_from(&name, &(0..11).collect::<Vec<_>>())?;
+/// let other = Array::<i32>::open(&name)?;
 /// {
+///     // Negate every element under one lock (no other process sees half of it).
 ///     let mut guard = other.lock().unwrap();
-///     for x in guard.iter_mut() {
-///         *x = -*x;
-///     }
+///     guard.update(|elems| elems.iter_mut().for_each(|x| *x = -*x));
 /// }
-/// assert_eq!(arr.get(10), Ok(-10));
+/// assert_eq!(arr.get(10)?, -10);
 /// assert!(arr.copy_from_slice(&[1, 2]).is_err()); // "Can only assign sequence of same size"
+/// # Ok(())
+/// # }
 /// ```
 ///
 /// Across processes:
@@ -791,20 +793,23 @@ impl<T: Element> fmt::Debug for RawArray<T> {
 /// use shm_core::SegmentName;
 /// use shm_array::Array;
 ///
-/// let name = SegmentName::new("samples").unwrap();
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let name = SegmentName::new("samples")?;
 /// // Process 1
-/// let a = Array::<f64>::create(&name, 1024).unwrap();
+/// let a = Array::<f64>::create(&name, 1024)?;
 /// // Process 2: states the length it expects
-/// let a = Array::<f64>::builder(&name).len(1024).open().unwrap();
-/// a.copy_from_slice(&[0.5; 1024]).unwrap();
+/// let a = Array::<f64>::builder(&name).len(1024).open()?;
+/// a.copy_from_slice(&[0.5; 1024])?;
+/// # Ok(())
+/// # }
 /// ```
 pub struct Array<T: Element> {
     elems: Elems<T>,
-    /// Whether an `ArrayGuard` of this handle is alive (written only by the lock holder).
-    borrowed: AtomicBool,
+    strategy: WaitStrategy,
 }
 
-impl<T: Element> Object<T> for Array<T> {
+impl<T: Element> Object for Array<T> {
+    type Elem = T;
     const KIND: ObjectKind = ObjectKind::Array;
     const DATA_OFFSET: usize = ARRAY_DATA_OFFSET;
     fn init_body(body: NonNull<u8>) {
@@ -812,20 +817,17 @@ impl<T: Element> Object<T> for Array<T> {
         // 128-aligned, and not yet shared.
         unsafe { body.cast::<RLockState>().as_ptr().write(RLockState::new()) }
     }
-    fn from_elems(elems: Elems<T>) -> Self {
-        Array {
-            elems,
-            borrowed: AtomicBool::new(false),
-        }
+    unsafe fn from_home(home: Home, len: usize, strategy: WaitStrategy) -> Self {
+        // SAFETY: the caller guarantees the body size; ARRAY_DATA_OFFSET is 128.
+        let elems = unsafe { Elems::new(home, ARRAY_DATA_OFFSET, len) };
+        Array { elems, strategy }
     }
 }
 
 /// The lock as an element operation holds it.
 enum Held<'a> {
     /// A level of the lock (also after an owner died: the flag stays for `lock` users).
-    Guard(#[allow(dead_code)] RLockGuard<'a>),
-    /// This thread holds the lock `u32::MAX` levels deep already: it is ours anyway.
-    AlreadyOurs,
+    Level(#[allow(dead_code)] RLockGuard<'a>),
 }
 
 impl<T: Element> Array<T> {
@@ -835,7 +837,7 @@ impl<T: Element> Array<T> {
     pub fn get_lock(&self) -> RLockRef<'_> {
         // SAFETY: the RLockState lies at offset 0 of the home (initialised by the creator;
         // all-zero is valid too), which lives as long as `self`.
-        unsafe { RLockRef::from_ptr(self.elems.home.as_ptr().cast()) }
+        unsafe { RLockRef::from_ptr(self.elems.base().cast()) }.with_wait_strategy(self.strategy)
     }
 
     /// Whether the lock is flagged: a holder died and nobody has marked the array consistent.
@@ -843,18 +845,12 @@ impl<T: Element> Array<T> {
         self.get_lock().is_inconsistent()
     }
 
+    /// Takes a level of the lock for one element or bulk operation.
+    #[inline]
     fn hold(&self) -> Held<'_> {
-        let held = match self.get_lock().lock() {
-            Ok(g) | Err(LockError::OwnerDied(g)) => Held::Guard(g),
-            Err(LockError::RecursionLimit) => Held::AlreadyOurs,
-            // Waiting without a deadline ends only in a guard or RecursionLimit.
-            Err(e) => unreachable!("untimed lock failed: {e}"),
-        };
-        assert!(
-            !self.borrowed.load(Ordering::Relaxed),
-            "Array element access while this thread holds an ArrayGuard of the same array"
-        );
-        held
+        // `recover`: element and bulk operations go ahead after an owner died (each is
+        // consistent by itself) and leave the flag for `lock` users.
+        Held::Level(self.get_lock().recover())
     }
 
     #[inline]
@@ -867,84 +863,68 @@ impl<T: Element> Array<T> {
 
     fn read_into(&self, start: usize, dst: &mut [T]) {
         let held = self.hold();
-        // SAFETY: we hold the lock and no guard of ours is alive (checked in `hold`), so
-        // nobody accessing through this API writes the range meanwhile.
+        // SAFETY: we hold the lock, which every access to the elements through this API
+        // takes (element operations, bulk copies, guards); no reference to the elements
+        // exists (none is handed out), and no code of ours or the caller's runs during the
+        // copy, so nobody writes the range meanwhile.
         unsafe { self.elems.read_locked(start, dst) };
         drop(held);
     }
 
     fn write_from(&self, start: usize, src: &[T]) {
         let held = self.hold();
-        // SAFETY: as in `read_into`.
+        // SAFETY: as in `read_into`, for readers and writers.
         unsafe { self.elems.write_locked(start, src) };
         drop(held);
     }
 
-    /// Locks the array and returns a guard that derefs to its elements.
+    /// Locks the array and returns a guard to read and write its elements with.
     ///
     /// # Errors
     ///
-    /// [`LockError::OwnerDied`] with the guard inside if a previous holder died holding the
-    /// lock (or left it flagged); [`LockError::RecursionLimit`].
-    ///
-    /// # Panics
-    ///
-    /// If this thread already holds an `ArrayGuard` of this handle (two would alias).
-    pub fn lock(&self) -> Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
-        self.guard(self.get_lock().lock(), true)
+    /// [`LockError::OwnerDied`] if a previous holder died holding the lock (or left it
+    /// flagged): not held after it; take it with [`recover`](Self::recover).
+    pub fn lock(&self) -> Result<ArrayGuard<'_, T>, LockError> {
+        let guard = self.get_lock().lock()?;
+        Ok(ArrayGuard { array: self, guard })
+    }
+
+    /// Locks the array even if a previous holder died holding the lock: check
+    /// `is_inconsistent`, repair, then `mark_consistent` on the guard.
+    pub fn recover(&self) -> ArrayGuard<'_, T> {
+        ArrayGuard {
+            array: self,
+            guard: self.get_lock().recover(),
+        }
     }
 
     /// [`lock`](Self::lock) if no waiting is needed.
     ///
     /// # Errors
     ///
-    /// [`LockError::WouldBlock`] if another thread holds the lock, or this thread holds an
-    /// `ArrayGuard` of this handle already; otherwise as `lock`.
-    pub fn try_lock(&self) -> Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
-        self.guard(self.get_lock().try_lock(), false)
+    /// [`TryLockError::WouldBlock`] if another thread holds the lock; otherwise as `lock`.
+    pub fn try_lock(&self) -> Result<ArrayGuard<'_, T>, TryLockError> {
+        let guard = self.get_lock().try_lock()?;
+        Ok(ArrayGuard { array: self, guard })
     }
 
     /// [`lock`](Self::lock), waiting at most `timeout`.
     ///
     /// # Errors
     ///
-    /// [`LockError::Timeout`]; otherwise as `lock`.
-    ///
-    /// # Panics
-    ///
-    /// As [`lock`](Self::lock).
-    pub fn try_lock_for(
-        &self,
-        timeout: Duration,
-    ) -> Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
-        self.guard(self.get_lock().try_lock_for(timeout), true)
+    /// [`LockTimeoutError::Timeout`]; otherwise as `lock`.
+    pub fn try_lock_for(&self, timeout: Duration) -> Result<ArrayGuard<'_, T>, LockTimeoutError> {
+        let guard = self.get_lock().try_lock_for(timeout)?;
+        Ok(ArrayGuard { array: self, guard })
     }
 
-    fn guard<'a>(
-        &'a self,
-        r: Result<RLockGuard<'a>, LockError<RLockGuard<'a>>>,
-        panic_if_borrowed: bool,
-    ) -> Result<ArrayGuard<'a, T>, LockError<ArrayGuard<'a, T>>> {
-        let (guard, died) = match r {
-            Ok(g) => (g, false),
-            Err(LockError::OwnerDied(g)) => (g, true),
-            Err(LockError::WouldBlock) => return Err(LockError::WouldBlock),
-            Err(LockError::Timeout) => return Err(LockError::Timeout),
-            Err(LockError::Deadlock) => return Err(LockError::Deadlock),
-            Err(_) => return Err(LockError::RecursionLimit),
-        };
-        if self.borrowed.swap(true, Ordering::Relaxed) {
-            drop(guard);
-            if panic_if_borrowed {
-                panic!("Array::lock while this thread holds an ArrayGuard of the same array");
-            }
-            return Err(LockError::WouldBlock);
-        }
-        let g = ArrayGuard { array: self, guard };
-        if died {
-            Err(LockError::OwnerDied(g))
-        } else {
-            Ok(g)
+    /// A second handle to the same memory, as `open` gives for a segment: lets the heap home
+    /// (and so miri and the fuzz target) check what two handles in one thread can do.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) fn second_handle(&self) -> Self {
+        Array {
+            elems: self.elems.second_handle(),
+            strategy: self.strategy,
         }
     }
 }
@@ -972,18 +952,27 @@ impl<T: Element> fmt::Debug for Array<T> {
     }
 }
 
-/// An [`Array`] with its lock held: derefs to `&[T]` and `&mut [T]`. Releases the lock (one
-/// level) on drop.
+/// An [`Array`] with its lock held; releases the lock (one level) on drop.
+///
+/// It reads and writes the elements by copy, never through a safe reference (see
+/// [`Array`]'s "No slices into shared memory"): [`get`](Self::get), [`set`](Self::set),
+/// [`to_vec`](Self::to_vec), [`copy_from_slice`](Self::copy_from_slice),
+/// [`copy_to_slice`](Self::copy_to_slice), and [`update`](Self::update), which runs a
+/// closure on a local copy of the whole array and writes it back. Bulk copies run at `memcpy`
+/// speed. For in-place access without the copies there are raw pointers and the
+/// `unsafe` [`as_mut_slice`](Self::as_mut_slice).
 ///
 /// # Examples
 ///
 /// ```
 /// let a = shm_array::Array::<u8>::new(4);
 /// let mut g = a.lock().unwrap();
-/// g.copy_from_slice(b"abcd");
-/// g[0] = b'A';
+/// g.copy_from_slice(b"abcd")?;
+/// g.set(0, b'A')?;
+/// g.update(|s| s.reverse());
 /// drop(g);
-/// assert_eq!(a.to_vec(), b"Abcd");
+/// assert_eq!(a.to_vec(), b"dcbA");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use = "the lock is released when the guard drops"]
 pub struct ArrayGuard<'a, T: Element> {
@@ -992,6 +981,130 @@ pub struct ArrayGuard<'a, T: Element> {
 }
 
 impl<T: Element> ArrayGuard<'_, T> {
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.array.len()
+    }
+
+    /// Whether the array has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.array.is_empty()
+    }
+
+    /// Element `i`.
+    ///
+    /// # Errors
+    ///
+    /// [`IndexError`] if `i >= len()`.
+    #[inline]
+    pub fn get(&self, i: usize) -> Result<T, IndexError> {
+        self.array.elems.check(i)?;
+        Ok(self.array.elems.load(i))
+    }
+
+    /// Writes element `i`.
+    ///
+    /// # Errors
+    ///
+    /// [`IndexError`] if `i >= len()` (nothing is written).
+    #[inline]
+    pub fn set(&self, i: usize, v: T) -> Result<(), IndexError> {
+        self.array.elems.check(i)?;
+        self.array.elems.store(i, v);
+        Ok(())
+    }
+
+    /// The whole array, copied into a new `Vec`.
+    pub fn to_vec(&self) -> Vec<T> {
+        self.array.to_vec()
+    }
+
+    /// Copies all of `src` into the array.
+    ///
+    /// # Errors
+    ///
+    /// [`CopyError::LengthMismatch`] unless `src.len() == len()` (nothing is copied).
+    pub fn copy_from_slice(&self, src: &[T]) -> Result<(), CopyError> {
+        self.array.copy_from_slice(src)
+    }
+
+    /// Copies the whole array into `dst`.
+    ///
+    /// # Errors
+    ///
+    /// [`CopyError::LengthMismatch`] unless `dst.len() == len()`.
+    pub fn copy_to_slice(&self, dst: &mut [T]) -> Result<(), CopyError> {
+        self.array.copy_to_slice(dst)
+    }
+
+    /// Runs `f` on a copy of the whole array, then writes the copy back, all under the lock
+    /// this guard holds; returns what `f` returns.
+    ///
+    /// `f` works on process-local memory, so it may do anything, including using this array
+    /// through another handle; but what it writes that way is overwritten by the copy.
+    pub fn update<R>(&mut self, f: impl FnOnce(&mut [T]) -> R) -> R {
+        let mut local = self.to_vec();
+        let r = f(&mut local);
+        self.array.write_from(0, &local);
+        r
+    }
+
+    /// The first element, for raw access while the guard lives (dangling but aligned if the
+    /// array is empty). Reading through it is sound while this guard lives and nothing else
+    /// in this thread writes the elements meanwhile.
+    pub fn as_ptr(&self) -> *const T {
+        self.array.elems.ptr(0)
+    }
+
+    /// The first element, for raw writes while the guard lives: see
+    /// [`as_mut_slice`](Self::as_mut_slice) for the rules.
+    pub fn as_mut_ptr(&mut self) -> *mut T {
+        self.array.elems.ptr(0)
+    }
+
+    /// The elements as a slice, in place (no copy).
+    ///
+    /// # Safety
+    ///
+    /// While the returned slice lives, nothing in the calling thread writes the array's
+    /// elements except through this slice: no element or bulk operation of an [`Array`]
+    /// handle to the same memory, no other guard of it, no raw pointer. (The lock this guard
+    /// holds keeps out other threads and processes using this API; it is re-entrant, so it
+    /// does not keep out the calling thread.)
+    pub unsafe fn as_slice(&self) -> &[T] {
+        // SAFETY: the lock is held for the borrow of `self`, which excludes other threads
+        // and processes; the caller guarantees this thread writes nothing else meanwhile.
+        unsafe { self.array.elems.slice() }
+    }
+
+    /// The elements as a mutable slice, in place (no copy).
+    ///
+    /// # Safety
+    ///
+    /// While the returned slice lives, nothing in the calling thread reads or writes the
+    /// array's elements except through this slice: no element or bulk operation of an
+    /// [`Array`] handle to the same memory, no other guard of it, no raw pointer. (The lock
+    /// this guard holds keeps out other threads and processes using this API; it is
+    /// re-entrant, so it does not keep out the calling thread.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = shm_array::Array::<f64>::new_from(&[1.0, 2.0]);
+    /// let mut g = a.lock().unwrap();
+    /// // SAFETY: nothing else touches `a` in this thread while `s` lives.
+    /// let s = unsafe { g.as_mut_slice() };
+    /// s.iter_mut().for_each(|x| *x *= 10.0);
+    /// drop(g);
+    /// assert_eq!(a.to_vec(), [10.0, 20.0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub unsafe fn as_mut_slice(&mut self) -> &mut [T] {
+        // SAFETY: as in `as_slice`; the `&mut self` borrow makes the slice the guard's only
+        // one, and the caller guarantees no other access from this thread.
+        unsafe { self.array.elems.slice_mut() }
+    }
+
     /// Clears the owner-died flag: the array is consistent again.
     pub fn mark_consistent(&self) {
         self.guard.mark_consistent()
@@ -1000,31 +1113,6 @@ impl<T: Element> ArrayGuard<'_, T> {
     /// Whether the owner-died flag is set.
     pub fn is_inconsistent(&self) -> bool {
         self.guard.is_inconsistent()
-    }
-}
-
-impl<T: Element> Deref for ArrayGuard<'_, T> {
-    type Target = [T];
-    fn deref(&self) -> &[T] {
-        // SAFETY: we hold the lock, and this guard is the only one of its handle (the
-        // `borrowed` flag); every access through this API holds the lock, so nobody writes
-        // the elements while the returned borrow of `self` lives.
-        unsafe { self.array.elems.slice() }
-    }
-}
-
-impl<T: Element> DerefMut for ArrayGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut [T] {
-        // SAFETY: as in `deref`; the `&mut self` borrow makes the slice unique within this
-        // process, and the lock excludes everyone else using this API.
-        unsafe { self.array.elems.slice_mut() }
-    }
-}
-
-impl<T: Element> Drop for ArrayGuard<'_, T> {
-    fn drop(&mut self) {
-        // Still holding the lock: clear before the RLockGuard field releases it.
-        self.array.borrowed.store(false, Ordering::Relaxed);
     }
 }
 

@@ -10,10 +10,11 @@
 //! copied word by word: a reader racing a writer may see some words old and some new (a torn
 //! record), but never undefined behaviour, since `T: Pod` makes every byte pattern a value.
 
+use shm_core::AtomicElement;
 use shm_core::{Element, Home};
-use shm_value::AtomicElement;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
 
 /// Width in bytes of the atomics one element is copied with.
 const fn chunk<T>() -> usize {
@@ -91,7 +92,11 @@ pub(crate) unsafe fn store_elem<T: Element>(dst: *mut T, v: T, order: Ordering) 
 /// `self`. Every access from this crate is atomic, except the copies and slices of the locked
 /// `Array`, made while its lock is held.
 pub(crate) struct Elems<T> {
-    pub(crate) home: Home,
+    /// Shared only by the test-only second handles of the heap home; a segment home has one
+    /// owner per handle.
+    pub(crate) home: Arc<Home>,
+    /// The start of the home (where an `Array`'s lock lies).
+    base: NonNull<u8>,
     data: NonNull<T>,
     len: usize,
 }
@@ -110,12 +115,31 @@ impl<T: Element> Elems<T> {
     pub(crate) unsafe fn new(home: Home, offset: usize, len: usize) -> Self {
         const { assert!(std::mem::align_of::<T>() <= 128) };
         debug_assert!(home.len() >= offset + len * std::mem::size_of::<T>());
+        let base = home.as_ptr();
         // SAFETY: the caller guarantees `offset` is within the home.
-        let p = unsafe { home.as_ptr().add(offset) };
+        let p = unsafe { base.add(offset) };
         Elems {
+            base,
             data: p.cast(),
             len,
-            home,
+            home: Arc::new(home),
+        }
+    }
+
+    /// The start of the home.
+    #[inline]
+    pub(crate) fn base(&self) -> NonNull<u8> {
+        self.base
+    }
+
+    /// The same elements, for a second handle (tests: the heap home cannot be opened twice).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) fn second_handle(&self) -> Self {
+        Elems {
+            home: Arc::clone(&self.home),
+            base: self.base,
+            data: self.data,
+            len: self.len,
         }
     }
 
@@ -242,9 +266,11 @@ impl<T: AtomicElement> Elems<T> {
     #[inline]
     pub(crate) fn atomic(&self, i: usize) -> &T::Atomic {
         assert!(i < self.len);
-        // SAFETY: i < len; `T::Atomic` has the size of `T` and alignment equal to its size
-        // (checked in shm-value); the element is aligned to that because the data starts
-        // 128-aligned and the stride is the size. Any bits are a valid integer atomic.
-        unsafe { &*self.ptr(i).cast::<T::Atomic>() }
+        // SAFETY: i < len: in bounds for `'_` (the home lives as long as `self`); the element
+        // is aligned to its size, the atomic's alignment (the data starts 128-aligned and the
+        // stride is the size); every access to the elements is atomic, except the locked
+        // `Array`'s bulk copies, made with its lock held, which this call's caller then holds
+        // too or is excluded by.
+        unsafe { T::atomic_at(self.ptr(i)) }
     }
 }

@@ -2,7 +2,6 @@
 
 use crate::{Array, CopyError, IndexError, RawArray, StringError};
 use shm_core::{CBool, CChar, OpenError, SegmentName};
-use shm_lock::LockError;
 use std::sync::Arc;
 
 const THREADS: usize = if cfg!(miri) { 2 } else { 4 };
@@ -140,7 +139,7 @@ fn records() {
     a.set(2, p).unwrap();
     assert_eq!(a.get(2), Ok(p));
     assert_eq!(a.get(0), Ok(Point::default()));
-    assert_eq!(l.lock().unwrap()[1], p);
+    assert_eq!(l.lock().unwrap().get(1), Ok(p));
     let small = RawArray::<Small>::new_from(&[s, Small::default(), s]);
     assert_eq!(small.to_vec(), [s, Small::default(), s]);
     small.set(1, s).unwrap();
@@ -150,35 +149,115 @@ fn records() {
 }
 
 #[test]
-fn guard_derefs_to_slices() {
+fn guard_reads_and_writes_by_copy() {
     let a = Array::<i64>::new_from(&[1, 2, 3]);
     {
         let mut g = a.lock().unwrap();
-        assert_eq!(&*g, &[1, 2, 3]);
-        g.reverse();
-        g[0] *= 10;
+        assert_eq!(g.to_vec(), [1, 2, 3]);
+        assert_eq!((g.len(), g.is_empty()), (3, false));
+        g.update(|s| s.reverse());
+        g.set(0, g.get(0).unwrap() * 10).unwrap();
+        assert_eq!(g.get(3), Err(IndexError { index: 3, len: 3 }));
+        assert_eq!(g.set(3, 0), Err(IndexError { index: 3, len: 3 }));
+        let mut out = [0; 3];
+        g.copy_to_slice(&mut out).unwrap();
+        assert_eq!(out, [30, 2, 1]);
+        assert!(g.copy_from_slice(&[1]).is_err());
         assert!(!g.is_inconsistent());
-        // A second guard of the same handle in the same thread would alias: refused.
-        assert!(matches!(a.try_lock(), Err(LockError::WouldBlock)));
+        // The lock is re-entrant and guards hold no references: a second guard of the same
+        // handle in the same thread is fine.
+        let inner = a.try_lock().unwrap();
+        assert_eq!(inner.get(0), Ok(30));
+        drop(inner);
+        // Element operations inside a guard's section are too.
+        a.fetch_add(0, 1).unwrap();
+        assert_eq!(g.get(0), Ok(31));
+        assert!(format!("{g:?}").contains("ArrayGuard"));
     }
-    assert_eq!(a.to_vec(), [30, 2, 1]);
-    // The raw lock is re-entrant: element operations inside a get_lock() section work.
+    assert_eq!(a.to_vec(), [31, 2, 1]);
     let lock = a.get_lock();
     let held = lock.lock().unwrap();
     a.fetch_add(0, 1).unwrap();
-    let g = a.lock().unwrap();
-    assert_eq!(g[0], 31);
-    drop(g);
+    assert_eq!(a.lock().unwrap().get(0), Ok(32));
     drop(held);
     assert!(!a.is_inconsistent());
 }
 
+/// Issue 10's aliasing case: a guard of one handle lives while a second handle to the same
+/// memory, in the same thread, writes. The lock lets the thread in again (it is
+/// re-entrant); what makes this sound is that the guard holds no reference, so every write
+/// is seen by the guard's next read. Under miri this is also the aliasing check.
+fn two_handles_cannot_alias(a: &Array<i32>, b: &Array<i32>) {
+    a.copy_from_slice(&[1, 2, 3]).unwrap();
+    let mut g = a.lock().unwrap();
+    b.set(0, 10).unwrap();
+    assert_eq!(g.get(0), Ok(10));
+    b.copy_from_slice(&[4, 5, 6]).unwrap();
+    assert_eq!(g.to_vec(), [4, 5, 6]);
+    b.write_at(1, &[7]).unwrap();
+    // A guard of the second handle, alive together with the first.
+    let g2 = b.lock().unwrap();
+    g2.set(2, 8).unwrap();
+    assert_eq!(g.to_vec(), [4, 7, 8]);
+    drop(g2);
+    // `update` works on a copy: a write through the other handle inside the closure is
+    // overwritten by the copy, never aliased.
+    g.update(|s| {
+        b.set(0, -1).unwrap();
+        s[0] += 100;
+    });
+    assert_eq!(g.to_vec(), [104, 7, 8]);
+    // The unsafe slice, used within its contract (nothing else touches the array meanwhile).
+    // SAFETY: no other access to the elements from this thread while `s` lives.
+    let s = unsafe { g.as_mut_slice() };
+    s[1] = 70;
+    assert_eq!(g.get(1), Ok(70));
+    // SAFETY: index 2 is in bounds of the 3 elements.
+    let p = unsafe { g.as_ptr().add(2) };
+    // SAFETY: read while the guard lives, with no slice alive and no other writer.
+    assert_eq!(unsafe { p.read() }, 8);
+    drop(g);
+    assert_eq!(b.to_vec(), [104, 70, 8]);
+}
+
 #[test]
-#[should_panic(expected = "holds an ArrayGuard")]
-fn element_access_under_own_guard_panics() {
-    let a = Array::<u8>::new(2);
-    let _g = a.lock().unwrap();
-    let _ = a.get(0);
+fn two_handles_in_one_thread_cannot_alias_on_the_heap() {
+    let a = Array::<i32>::new(3);
+    let b = a.second_handle();
+    two_handles_cannot_alias(&a, &b);
+}
+
+#[test]
+#[cfg_attr(miri, ignore)] // shm_open
+fn two_handles_in_one_thread_cannot_alias_on_a_segment() {
+    let name = SegmentName::unique();
+    let a = Array::<i32>::create(&name, 3).unwrap();
+    let b = Array::<i32>::open(&name).unwrap();
+    two_handles_cannot_alias(&a, &b);
+}
+
+#[test]
+fn guards_of_two_handles_in_two_threads_exclude_each_other() {
+    let a = Array::<u64>::new(2);
+    let b = a.second_handle();
+    std::thread::scope(|s| {
+        for h in [&a, &b] {
+            s.spawn(move || {
+                for _ in 0..ITERS {
+                    let mut g = h.lock().unwrap();
+                    g.update(|e| {
+                        e[0] += 1;
+                        e[1] += 2;
+                    });
+                    // SAFETY: nothing else touches the array in this thread while `e` lives.
+                    let e = unsafe { g.as_mut_slice() };
+                    e[1] -= 1;
+                }
+            });
+        }
+    });
+    let n = 2 * ITERS as u64;
+    assert_eq!(a.to_vec(), [n, n]);
 }
 
 #[test]
@@ -191,8 +270,8 @@ fn threads_never_lose_updates() {
             std::thread::spawn(move || {
                 for _ in 0..ITERS {
                     a.fetch_add(0, 1).unwrap();
-                    let mut g = a.lock().unwrap();
-                    g[1] += 1;
+                    let g = a.lock().unwrap();
+                    g.set(1, g.get(1).unwrap() + 1).unwrap();
                     drop(g);
                     r.fetch_add(0, 1).unwrap();
                 }
@@ -343,13 +422,20 @@ fn segments_check_kind_layout_and_length() {
     ));
     assert!(matches!(
         Array::<i32>::builder(&SegmentName::unique()).create(),
-        Err(shm_core::CreateError::Invalid { .. })
+        Err(shm_core::CreateError::InvalidParameter {
+            parameter: "len",
+            ..
+        })
     ));
     assert!(matches!(
         Array::<i32>::builder(&SegmentName::unique())
             .len(2)
-            .create_from(&[1]),
-        Err(shm_core::CreateError::Invalid { .. })
+            .values(&[1])
+            .create(),
+        Err(shm_core::CreateError::InvalidParameter {
+            parameter: "len",
+            ..
+        })
     ));
     assert!(matches!(
         RawArray::<u64>::create(&SegmentName::unique(), usize::MAX / 4),
@@ -360,7 +446,28 @@ fn segments_check_kind_layout_and_length() {
         .open_or_create()
         .unwrap();
     assert!(!same.segment().unwrap().is_creator());
-    drop((a, same));
+    assert!(matches!(
+        Array::<i32>::builder(&SegmentName::unique()).open_or_create(),
+        Err(OpenError::InvalidParameter {
+            parameter: "len",
+            ..
+        })
+    ));
+    // The knobs, and an opener that states nothing but the type.
+    let knobs = SegmentName::unique();
+    let k = Array::<u8>::builder(&knobs)
+        .values(b"xyz")
+        .mode(0o600)
+        .wait_strategy(shm_core::WaitStrategy::busy_poll())
+        .create()
+        .unwrap();
+    let o = Array::<u8>::builder(&knobs)
+        .open_timeout(std::time::Duration::from_secs(1))
+        .open()
+        .unwrap();
+    assert_eq!(o.to_vec(), b"xyz");
+    assert!(format!("{:?}", Array::<u8>::builder(&knobs).len(3)).contains("Builder"));
+    drop((a, same, k, o));
 
     let rec = SegmentName::unique();
     let p = RawArray::<Point>::builder(&rec)

@@ -21,7 +21,7 @@
 //! | 72 | creator_pid | u32 | |
 //! | 76 | reserved | u32 | zero |
 //! | 80 | creator_start | u64 | the creator's start time ([`ProcessId`]) |
-//! | 88 | checksum | u64 | FNV-1a 64 of every field above except `state` and `checksum`, and of `format` |
+//! | 88 | checksum | u64 | [`checksum`]: FNV-1a 64 of every field above except `state` and the reserved word, and of `format` |
 //! | 96 | format | [u8; 64] | the element layout as a `struct` format string, NUL-padded |
 //! | 160 | reserved | [u8; 96] | zero |
 //!
@@ -274,30 +274,54 @@ impl Header {
     }
 }
 
-/// FNV-1a 64 over the immutable fields.
-pub(crate) fn checksum(fields: &ImmutableFields) -> u64 {
+/// The byte ranges of a header that the checksum covers: every field from `magic` to
+/// `creator_start` except `state` (16..20) and the reserved word (76..80), then `format`.
+const CHECKSUMMED: [std::ops::Range<usize>; 4] = [
+    offsets::MAGIC..offsets::STATE,
+    offsets::TYPECODE..offsets::CREATOR_PID + 4,
+    offsets::CREATOR_START..offsets::CHECKSUM,
+    offsets::FORMAT..offsets::FORMAT + ElementLayout::FORMAT_CAPACITY,
+];
+
+/// The checksum of a header as bytes: FNV-1a 64 over its immutable fields (see the table in the
+/// [module docs](self); `state`, the reserved words and `checksum` itself are not covered).
+///
+/// The one definition: creators store it, openers check it, and tools that forge or repair
+/// headers (tests, fuzz targets) compute it with this function.
+///
+/// # Examples
+///
+/// ```
+/// use shm_core::header::{checksum, offsets, HEADER_SIZE};
+///
+/// let mut header = [0u8; HEADER_SIZE];
+/// let before = checksum(&header);
+/// header[offsets::STATE] = 1; // the state word is not covered
+/// assert_eq!(checksum(&header), before);
+/// header[offsets::COUNT] = 1; // the count is
+/// assert_ne!(checksum(&header), before);
+/// ```
+pub fn checksum(header: &[u8; HEADER_SIZE]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
+    for range in CHECKSUMMED {
+        for &b in &header[range] {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
         }
-    };
-    eat(&fields.magic.to_le_bytes());
-    eat(&fields.version.to_le_bytes());
-    eat(&fields.kind.to_le_bytes());
-    eat(&fields.typecode.to_le_bytes());
-    eat(&fields.elem_size.to_le_bytes());
-    eat(&fields.elem_align.to_le_bytes());
-    eat(&fields.count.to_le_bytes());
-    eat(&fields.param.to_le_bytes());
-    eat(&fields.body_offset.to_le_bytes());
-    eat(&fields.body_len.to_le_bytes());
-    eat(&fields.total_size.to_le_bytes());
-    eat(&fields.creator_pid.to_le_bytes());
-    eat(&fields.creator_start.to_le_bytes());
-    eat(&fields.format);
+    }
     h
+}
+
+/// Writes the matching [`checksum`] into `header`'s checksum field (for tools and tests that
+/// rewrite header fields on purpose).
+pub fn reseal(header: &mut [u8; HEADER_SIZE]) {
+    let sum = checksum(header).to_le_bytes();
+    header[offsets::CHECKSUM..offsets::CHECKSUM + 8].copy_from_slice(&sum);
+}
+
+/// The checksum of a set of fields.
+pub(crate) fn fields_checksum(fields: &ImmutableFields) -> u64 {
+    checksum(&fields.to_bytes(0, 0))
 }
 
 /// A plain copy of every immutable header field.
@@ -402,6 +426,29 @@ impl ImmutableFields {
         (fields, u32_at(offsets::STATE), u64_at(offsets::CHECKSUM))
     }
 
+    /// The header bytes these fields make, with `state` and `checksum` as given.
+    pub(crate) fn to_bytes(self, state: u32, checksum: u64) -> [u8; HEADER_SIZE] {
+        let mut b = [0u8; HEADER_SIZE];
+        let mut put = |o: usize, bytes: &[u8]| b[o..o + bytes.len()].copy_from_slice(bytes);
+        put(offsets::MAGIC, &self.magic.to_le_bytes());
+        put(offsets::VERSION, &self.version.to_le_bytes());
+        put(offsets::KIND, &self.kind.to_le_bytes());
+        put(offsets::STATE, &state.to_le_bytes());
+        put(offsets::TYPECODE, &self.typecode.to_le_bytes());
+        put(offsets::ELEM_SIZE, &self.elem_size.to_le_bytes());
+        put(offsets::ELEM_ALIGN, &self.elem_align.to_le_bytes());
+        put(offsets::COUNT, &self.count.to_le_bytes());
+        put(offsets::PARAM, &self.param.to_le_bytes());
+        put(offsets::BODY_OFFSET, &self.body_offset.to_le_bytes());
+        put(offsets::BODY_LEN, &self.body_len.to_le_bytes());
+        put(offsets::TOTAL_SIZE, &self.total_size.to_le_bytes());
+        put(offsets::CREATOR_PID, &self.creator_pid.to_le_bytes());
+        put(offsets::CREATOR_START, &self.creator_start.to_le_bytes());
+        put(offsets::CHECKSUM, &checksum.to_le_bytes());
+        put(offsets::FORMAT, &self.format);
+        b
+    }
+
     /// Writes the fields and the checksum (Relaxed: published later by the state's Release).
     pub(crate) fn write(&self, raw: &RawHeader) {
         raw.magic.store(self.magic, Ordering::Relaxed);
@@ -421,7 +468,7 @@ impl ImmutableFields {
         for (dst, &src) in raw.format.iter().zip(self.format.iter()) {
             dst.store(src, Ordering::Relaxed);
         }
-        raw.checksum.store(checksum(self), Ordering::Relaxed);
+        raw.checksum.store(fields_checksum(self), Ordering::Relaxed);
     }
 
     /// Validates the fields of a published header against what the opener expects.
@@ -445,7 +492,7 @@ impl ImmutableFields {
                 found: self.version,
             });
         }
-        let computed = checksum(self);
+        let computed = fields_checksum(self);
         if computed != stored_checksum {
             return Err(E::BadChecksum {
                 computed,
@@ -474,11 +521,13 @@ impl ImmutableFields {
             });
         }
         let kind = ObjectKind::from_u32(self.kind).ok_or(E::UnknownKind { found: self.kind })?;
-        if kind != expect.kind {
-            return Err(E::WrongKind {
-                expected: expect.kind,
-                found: kind,
-            });
+        if let Some(want) = expect.kind {
+            if kind != want {
+                return Err(E::WrongKind {
+                    expected: want,
+                    found: kind,
+                });
+            }
         }
         let layout = ElementLayout::decode(&self.format, self.elem_size, self.elem_align)
             .map_err(E::BadLayout)?;
@@ -520,7 +569,8 @@ impl ImmutableFields {
 /// What an opener expects to find.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Expect {
-    pub(crate) kind: ObjectKind,
+    /// The kind asked for (`None`: any kind, for listings).
+    pub(crate) kind: Option<ObjectKind>,
     pub(crate) layout: Option<ElementLayout>,
     pub(crate) count: Option<u64>,
 }
@@ -544,7 +594,7 @@ mod tests {
 
     fn expect() -> Expect {
         Expect {
-            kind: ObjectKind::RawArray,
+            kind: Some(ObjectKind::RawArray),
             layout: Some(ElementLayout::of_typecode(TypeCode::Int)),
             count: None,
         }
@@ -564,6 +614,16 @@ mod tests {
         assert_eq!(parsed, f);
         assert_eq!(state, STATE_INIT);
         assert_eq!(sum, raw.checksum.load(Ordering::Relaxed));
+        assert_eq!(checksum(&bytes), sum, "the byte checksum is the stored one");
+        assert_eq!(f.to_bytes(STATE_INIT, sum), bytes);
+        let mut resealed = bytes;
+        resealed[offsets::COUNT] ^= 1;
+        reseal(&mut resealed);
+        assert_ne!(checksum(&resealed), sum);
+        assert_eq!(
+            ImmutableFields::from_bytes(&resealed).2,
+            checksum(&resealed)
+        );
         let h = back
             .validate(raw.checksum.load(Ordering::Relaxed), 296, &expect())
             .unwrap();
@@ -581,7 +641,7 @@ mod tests {
     #[test]
     fn every_field_is_checked() {
         let f = fields();
-        let sum = checksum(&f);
+        let sum = fields_checksum(&f);
         let e = expect();
         assert!(matches!(
             ImmutableFields { magic: 7, ..f }.validate(sum, 296, &e),
@@ -606,7 +666,7 @@ mod tests {
             })
         ));
         let wrong_kind = Expect {
-            kind: ObjectKind::Value,
+            kind: Some(ObjectKind::Value),
             ..e
         };
         assert!(matches!(
@@ -635,7 +695,7 @@ mod tests {
         // Inconsistent sizes with a matching checksum (a buggy or hostile writer).
         let bad = ImmutableFields { total_size: 1, ..f };
         assert!(matches!(
-            bad.validate(checksum(&bad), 296, &e),
+            bad.validate(fields_checksum(&bad), 296, &e),
             Err(OpenError::Corrupt {
                 field: "total_size",
                 ..
@@ -646,18 +706,18 @@ mod tests {
             ..f
         };
         assert!(matches!(
-            bad.validate(checksum(&bad), 296, &e),
+            bad.validate(fields_checksum(&bad), 296, &e),
             Err(OpenError::Corrupt { .. })
         ));
         let bad = ImmutableFields { kind: 999, ..f };
         assert!(matches!(
-            bad.validate(checksum(&bad), 296, &e),
+            bad.validate(fields_checksum(&bad), 296, &e),
             Err(OpenError::UnknownKind { found: 999 })
         ));
         let mut bad = f;
         bad.format[0] = 0xff;
         assert!(matches!(
-            bad.validate(checksum(&bad), 296, &e),
+            bad.validate(fields_checksum(&bad), 296, &e),
             Err(OpenError::BadLayout(_))
         ));
     }
@@ -673,11 +733,11 @@ mod tests {
             ProcessId::from_parts(1, 2),
         );
         let e = Expect {
-            kind: ObjectKind::RawValue,
+            kind: Some(ObjectKind::RawValue),
             layout: Some(ElementLayout::of_typecode(TypeCode::LongLong)),
             count: None,
         };
-        assert!(f.validate(checksum(&f), 264, &e).is_ok());
+        assert!(f.validate(fields_checksum(&f), 264, &e).is_ok());
     }
 
     #[test]
@@ -720,7 +780,7 @@ mod tests {
                 creator_start: next(),
                 format,
             };
-            let _ = f.validate(checksum(&f), next(), &expect());
+            let _ = f.validate(fields_checksum(&f), next(), &expect());
         }
     }
 }

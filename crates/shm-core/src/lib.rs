@@ -13,7 +13,12 @@
 //!   maps Rust types to them, and [`record!`] for `#[repr(C)]` record layouts (the ctypes
 //!   `Structure` analogue) described by a `struct`-module format string.
 //! - [`segment`]: [`Segment`], a named mapping with a validated header; create, open,
-//!   open-or-create, unlink, persist; [`list_segments`] to find segments left by dead creators.
+//!   open-or-create, unlink, persist. Leftovers of creators that died before publishing are
+//!   reclaimed; a FIFO at a name is an error, never a hang.
+//! - [`inventory`]: [`list_segments`] and [`inspect`] describe every name in the namespace
+//!   (state, kind, creator and whether it lives, which processes use it, age);
+//!   [`inventory::remove`] refuses while a segment is in use, [`inventory::remove_forced`] does
+//!   not. The `shm-ipc` command-line tool is built on these.
 //! - [`sync`]: shared futex wait/wake with `CLOCK_MONOTONIC` deadlines, an [`EventCount`], and
 //!   the spin-then-sleep [`WaitStrategy`].
 //! - [`ProcessId`]: a (pid, start time) identity that survives pid reuse.
@@ -48,12 +53,17 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::multiple_unsafe_ops_per_block)]
 
+mod atomic_element;
+pub use atomic_element::{AtomicElement, IntElement};
 pub mod error;
 pub mod header;
 pub mod home;
 mod identity;
+pub mod inventory;
 pub mod liveness;
 pub mod name;
+#[cfg(feature = "serde")]
+mod name_serde;
 mod os;
 pub mod segment;
 pub mod sync;
@@ -66,9 +76,12 @@ pub use error::{CreateError, OpenError};
 pub use header::{Header, ObjectKind};
 pub use home::{HeapBlock, Home};
 pub use identity::ProcessId;
+pub use inventory::{
+    inspect, list_segments, InspectError, RemoveError, SegmentInfo, SegmentState, Users,
+};
 pub use liveness::{Liveness, LivenessProbe, OsProbe, ThreadWord};
 pub use name::{NameError, SegmentName};
-pub use segment::{list_segments, Segment, SegmentBuilder, SegmentInfo};
+pub use segment::{Segment, SegmentBuilder};
 pub use sync::{Deadline, EventCount, WaitOutcome, WaitStrategy};
 pub use typecode::{
     CBool, CChar, Element, ElementLayout, LayoutError, Pad, TypeCode, TypeCodeError, WChar,

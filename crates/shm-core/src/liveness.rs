@@ -413,3 +413,58 @@ mod tests {
         );
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use loom::sync::Arc;
+
+    /// The pattern other crates' models follow: a holder word in "shared memory", a probe that
+    /// reads a loom atomic, and a death injected at a point loom chooses. The taker takes the
+    /// word over only once the probe says Dead, so it never takes it from a live holder.
+    #[test]
+    fn injected_death_allows_takeover_and_never_before() {
+        loom::model(|| {
+            const HOLDER: u64 = 7;
+            const TAKER: u64 = 9;
+            let word = Arc::new(AtomicU64::new(HOLDER));
+            let dead = Arc::new(AtomicBool::new(false));
+            let holder_done = Arc::new(AtomicBool::new(false));
+            let (w2, d2, h2) = (word.clone(), dead.clone(), holder_done.clone());
+            let holder = loom::thread::spawn(move || {
+                // The holder works while holding the word, then dies without releasing it.
+                assert_eq!(w2.load(Ordering::Acquire), HOLDER, "robbed while alive");
+                h2.store(true, Ordering::Release);
+                d2.store(true, Ordering::Release);
+            });
+            let probe = |w: u64| {
+                if w == HOLDER && dead.load(Ordering::Acquire) {
+                    Liveness::Dead
+                } else if w == HOLDER {
+                    Liveness::Alive
+                } else {
+                    Liveness::Unknown
+                }
+            };
+            let cur = word.load(Ordering::Acquire);
+            if probe.word_liveness(cur).is_dead()
+                && word
+                    .compare_exchange(cur, TAKER, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                // Dead was observed, so the holder had finished its work.
+                assert!(holder_done.load(Ordering::Acquire));
+            }
+            holder.join().unwrap();
+            // After the death the takeover always succeeds; Unknown is never taken.
+            let cur = word.load(Ordering::Acquire);
+            if cur == HOLDER {
+                assert!(probe.word_liveness(cur).is_dead());
+            } else {
+                assert_eq!(cur, TAKER);
+                assert!(!probe.word_liveness(cur).is_dead(), "Unknown is not dead");
+            }
+        });
+    }
+}

@@ -12,8 +12,8 @@
 
 use shm_core::header::{offsets, HEADER_SIZE, MAGIC, STATE_READY, VERSION};
 use shm_core::{
-    list_segments, CreateError, ElementLayout, NameError, ObjectKind, OpenError, Segment,
-    SegmentInfo, SegmentName, TypeCode,
+    list_segments, CreateError, ElementLayout, Liveness, NameError, ObjectKind, OpenError, Segment,
+    SegmentInfo, SegmentName, SegmentState, TypeCode,
 };
 use shm_itest::Watchdog;
 use shm_process::{ExitStatus, Process, ProcessBuilder};
@@ -151,24 +151,9 @@ fn read_header(name: &SegmentName) -> [u8; HEADER_SIZE] {
     h
 }
 
-/// FNV-1a 64 over the checksummed byte ranges of a header, as documented in `header.rs`: every
-/// field from `magic` to `creator_start` except `state` (16..20) and the reserved word
-/// (76..80), then `format`.
+/// The header checksum (the one definition, in shm-core's `header` module).
 fn checksum_of(h: &[u8; HEADER_SIZE]) -> u64 {
-    let mut sum: u64 = 0xcbf2_9ce4_8422_2325;
-    let ranges = [
-        offsets::MAGIC..offsets::STATE,
-        offsets::TYPECODE..offsets::CREATOR_PID + 4,
-        offsets::CREATOR_START..offsets::CHECKSUM,
-        offsets::FORMAT..offsets::FORMAT + 64,
-    ];
-    for r in ranges {
-        for &b in &h[r] {
-            sum ^= u64::from(b);
-            sum = sum.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    sum
+    shm_core::header::checksum(h)
 }
 
 /// Writes a valid checksum for the header as it now is (a writer that means harm, or a bug).
@@ -347,29 +332,37 @@ fn creator_killed_mid_initialisation_leaves_initialising_not_a_hang() {
     assert_eq!(next_line(&mut out), "initialising");
 
     let info = find(&name).expect("listed while initialising");
-    assert!(!info.ready);
-    assert!(info.creator_alive);
-    assert_eq!(info.creator.pid(), p.pid());
+    assert_eq!(info.state, SegmentState::Initialising);
+    assert_eq!(info.creator_liveness, Some(Liveness::Alive));
+    assert_eq!(info.creator.map(|c| c.pid()), Some(p.pid()));
 
     p.kill().expect("kill");
     let status = join_bounded(&mut p);
     assert_eq!(status.signal(), Some(libc::SIGKILL));
 
-    match int_array(&name, 16).timeout(SHORT).open() {
-        Err(OpenError::Initialising { name: n, .. }) => assert_eq!(n, name.as_str()),
-        other => panic!("expected Initialising, got {other:?}"),
+    // The header names a dead creator: the opener says so at once (even with a long timeout).
+    match int_array(&name, 16).open_timeout(OUTCOME_BOUND).open() {
+        Err(OpenError::CreatorDied { name: n, creator }) => {
+            assert_eq!(n, name.as_str());
+            assert_eq!(creator.pid(), p.pid());
+        }
+        other => panic!("expected CreatorDied, got {other:?}"),
     }
-    // open_or_create cannot create (the name is taken) and times out the same way.
-    match int_array(&name, 16).timeout(SHORT).open_or_create(fill) {
-        Err(OpenError::Initialising { .. }) => {}
-        other => panic!("expected Initialising, got {other:?}"),
-    }
-
     let info = find(&name).expect("listed after the creator died");
-    assert!(!info.ready);
-    assert!(!info.creator_alive);
+    assert_eq!(info.state, SegmentState::Initialising);
+    assert_eq!(info.creator_liveness, Some(Liveness::Dead));
     assert_eq!(info.kind, Some(ObjectKind::RawArray));
-    Segment::unlink_name(&name).expect("unlink the leftover");
+    assert!(info.users.is_unused(), "{:?}", info.users);
+    assert!(info.is_abandoned());
+
+    // open_or_create reclaims the name and creates a fresh segment.
+    let seg = int_array(&name, 16)
+        .open_timeout(OUTCOME_BOUND)
+        .open_or_create(fill)
+        .expect("open_or_create reclaims the leftover");
+    assert!(seg.is_creator());
+    assert_pattern(&seg, 16);
+    drop(seg);
     assert!(!Segment::exists(&name));
     assert!(find(&name).is_none());
 }
@@ -385,7 +378,9 @@ fn garbage_file_is_not_ours() {
         Err(OpenError::NotOurs { found_magic }) => assert_eq!(found_magic, 0xabab_abab_abab_abab),
         other => panic!("expected NotOurs, got {other:?}"),
     }
-    assert!(find(&f.0).is_none(), "list_segments skips foreign files");
+    let info = find(&f.0).expect("list_segments shows foreign files too");
+    assert_eq!(info.state, SegmentState::Foreign);
+    assert!(!info.is_abandoned(), "gc never takes a foreign file");
 }
 
 #[test]
@@ -856,11 +851,12 @@ fn list_segments_finds_a_killed_persisting_creator_and_removes_it() {
     assert_eq!(next_line(&mut out), "ready");
 
     let info = find(&name).expect("listed");
-    assert!(info.ready && info.creator_alive);
-    assert_eq!(info.creator.pid(), p.pid());
+    assert_eq!(info.state, SegmentState::Ready);
+    assert_eq!(info.creator_liveness, Some(Liveness::Alive));
+    assert_eq!(info.creator.map(|c| c.pid()), Some(p.pid()));
     assert_eq!(info.kind, Some(ObjectKind::RawArray));
     assert_eq!(info.format, "i");
-    assert_eq!(info.count, 12);
+    assert_eq!(info.count, Some(12));
     assert_eq!(info.file_len, (HEADER_SIZE + 48) as u64);
 
     p.kill().expect("kill");
@@ -868,11 +864,11 @@ fn list_segments_finds_a_killed_persisting_creator_and_removes_it() {
     assert_eq!(status.signal(), Some(libc::SIGKILL));
 
     let info = find(&name).expect("still listed after the creator died");
-    assert!(info.ready);
-    assert!(!info.creator_alive);
+    assert_eq!(info.state, SegmentState::Ready);
+    assert_eq!(info.creator_liveness, Some(Liveness::Dead));
     // Still a perfectly good segment.
     assert_pattern(&int_array(&name, 12).open().expect("open"), 12);
-    info.unlink().expect("SegmentInfo::unlink");
+    info.remove().expect("SegmentInfo::remove");
     assert!(!Segment::exists(&name));
     assert!(find(&name).is_none());
 }

@@ -116,7 +116,7 @@ fn holder_killed_mid_update_is_reported_not_hidden() {
     holder.kill().unwrap();
     let _ = holder.join_timeout(OUTCOME_BOUND).unwrap();
 
-    // The closure must not run on the half-updated value: the error says so and holds the lock.
+    // The closure must not run on the half-updated value: the error says so.
     let mut ran = false;
     let err = v
         .update(|x| {
@@ -125,16 +125,14 @@ fn holder_killed_mid_update_is_reported_not_hidden() {
         })
         .unwrap_err();
     assert!(!ran);
-    let UpdateError::OwnerDied(guard) = err else {
-        panic!("expected OwnerDied, got {err:?}");
-    };
+    assert_eq!(err, UpdateError::OwnerDied);
+    // Without mark_consistent the next update is told again.
+    assert_eq!(v.update(|x| x + 1), Err(UpdateError::OwnerDied));
+    // Repair, mark, and the value works normally again.
+    assert_eq!(v.lock().err(), Some(shm_lock::LockError::OwnerDied));
+    let guard = v.recover();
     assert!(guard.is_inconsistent());
     assert_eq!(guard.get(), 999);
-    // Without mark_consistent the next update is told again.
-    drop(guard);
-    assert!(v.update(|x| x + 1).unwrap_err().is_owner_died());
-    // Repair, mark, and the value works normally again.
-    let guard = v.lock().unwrap_err().into_guard().unwrap();
     guard.set(1);
     guard.mark_consistent();
     drop(guard);

@@ -61,6 +61,7 @@ pub mod bytes;
 #[cfg(feature = "serde")]
 pub mod codec;
 pub mod error;
+mod inspect;
 pub mod joinable;
 #[cfg(any(test, feature = "test-hooks"))]
 #[doc(hidden)]
@@ -73,5 +74,6 @@ pub mod spsc;
 pub use error::{
     PopError, PopTimeoutError, PushError, PushTimeoutError, RoleError, TryPopError, TryPushError,
 };
+pub use inspect::QueueSnapshot;
 pub use mpmc::MpmcQueue;
 pub use spsc::SpscQueue;

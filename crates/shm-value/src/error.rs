@@ -1,53 +1,62 @@
-//! Errors of [`Value::update`](crate::Value::update).
+//! Errors of [`Value::update`](crate::Value::update) and
+//! [`Value::try_update_for`](crate::Value::try_update_for): one enum per operation, naming
+//! only what that operation can do. Both are `'static + Send + Sync`, so `?` works in a
+//! function returning `Result<_, Box<dyn Error>>`.
 
-use crate::element::AtomicElement;
-use crate::value::ValueGuard;
 use std::fmt;
 
+const OWNER_DIED: &str = "update not run: a previous holder of the value's lock died holding it, \
+     and nobody has marked the value consistent since (lock() returns the guard to repair it with)";
+
 /// Why [`Value::update`](crate::Value::update) did not run its closure.
-///
-/// `Debug` does not require `T: Debug`.
-#[non_exhaustive]
-pub enum UpdateError<'a, T: AtomicElement> {
-    /// A previous holder of the value's lock died holding it (or left it flagged): the value
-    /// may be half-updated, so the closure was **not** run. The lock is held by the guard
-    /// inside: inspect or repair the value through it, call
-    /// [`mark_consistent`](ValueGuard::mark_consistent), drop it, and update again.
-    OwnerDied(ValueGuard<'a, T>),
-    /// [`try_update_for`](crate::Value::try_update_for): the lock was not free in time.
-    Timeout,
-    /// The calling thread holds the lock `u32::MAX` levels deep already.
-    RecursionLimit,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateError {
+    /// A previous holder of the value's lock died holding it (or a later holder left it
+    /// flagged): the value may be half-updated, so the closure was **not** run, and the lock
+    /// was released with the flag kept. Take the guard from [`Value::lock`]'s
+    /// `OwnerDied` error, repair the value, call
+    /// [`mark_consistent`](crate::ValueGuard::mark_consistent), and update again.
+    ///
+    /// [`Value::lock`]: crate::Value::lock
+    OwnerDied,
 }
 
-impl<T: AtomicElement> UpdateError<'_, T> {
-    /// Whether this is [`OwnerDied`](UpdateError::OwnerDied).
-    pub fn is_owner_died(&self) -> bool {
-        matches!(self, UpdateError::OwnerDied(_))
-    }
-}
-
-impl<T: AtomicElement> fmt::Debug for UpdateError<'_, T> {
+impl fmt::Display for UpdateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            UpdateError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
-            UpdateError::Timeout => f.write_str("Timeout"),
-            UpdateError::RecursionLimit => f.write_str("RecursionLimit"),
+            UpdateError::OwnerDied => f.write_str(OWNER_DIED),
         }
     }
 }
 
-impl<T: AtomicElement> fmt::Display for UpdateError<'_, T> {
+impl std::error::Error for UpdateError {}
+
+/// Why [`Value::try_update_for`](crate::Value::try_update_for) did not run its closure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateTimeoutError {
+    /// The lock was not free within the timeout.
+    Timeout,
+    /// As [`UpdateError::OwnerDied`].
+    OwnerDied,
+}
+
+impl fmt::Display for UpdateTimeoutError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            UpdateError::OwnerDied(_) => {
-                "update not run: a previous holder of the value's lock died holding it, so the \
-                 value may be inconsistent (the error holds the lock)"
+        match self {
+            UpdateTimeoutError::Timeout => {
+                f.write_str("update not run: timed out waiting for the value's lock")
             }
-            UpdateError::Timeout => "update not run: timed out waiting for the value's lock",
-            UpdateError::RecursionLimit => "update not run: the value's lock is nested too deeply",
-        })
+            UpdateTimeoutError::OwnerDied => f.write_str(OWNER_DIED),
+        }
     }
 }
 
-impl<T: AtomicElement> std::error::Error for UpdateError<'_, T> {}
+impl std::error::Error for UpdateTimeoutError {}
+
+impl From<UpdateError> for UpdateTimeoutError {
+    fn from(e: UpdateError) -> Self {
+        match e {
+            UpdateError::OwnerDied => UpdateTimeoutError::OwnerDied,
+        }
+    }
+}

@@ -1,8 +1,8 @@
 //! Unit tests on the heap home (run under miri too) and single-process segment tests.
 
-use crate::{RawValue, UpdateError, Value};
+use crate::{RawValue, UpdateError, UpdateTimeoutError, Value};
 use shm_core::{CBool, CChar, OpenError, SegmentName, WChar};
-use shm_lock::LockError;
+use shm_lock::TryLockError;
 use std::sync::Arc;
 
 const THREADS: usize = if cfg!(miri) { 2 } else { 4 };
@@ -108,10 +108,11 @@ fn threads_never_lose_updates() {
                 for _ in 0..ITERS {
                     v.update(|x| x + 1).unwrap();
                     c.fetch_add(1);
-                    // Mixing the lock and the fast path on one value loses nothing either:
-                    // update installs its result by compare-and-swap.
+                    // The two locked forms exclude each other.
                     m.update(|x| x + 1).unwrap();
-                    m.fetch_add(1);
+                    let g = m.lock().unwrap();
+                    g.set(g.get() + 1);
+                    drop(g);
                     r.fetch_update(|x| Some(x + 1)).unwrap();
                 }
             })
@@ -124,6 +125,96 @@ fn threads_never_lose_updates() {
     assert_eq!(c.load(), (THREADS * ITERS) as u64);
     assert_eq!(m.load(), (2 * THREADS * ITERS) as u64);
     assert_eq!(r.load(), (THREADS * ITERS) as u64);
+}
+
+#[test]
+fn update_runs_its_closure_exactly_once() {
+    let v = Value::<i32>::new(1);
+    let mut runs = 0;
+    assert_eq!(
+        v.update(|x| {
+            runs += 1;
+            x * 3
+        }),
+        Ok(3)
+    );
+    assert_eq!(runs, 1);
+}
+
+/// The guard holds no reference to the element: another handle writing while it lives (the
+/// lock is re-entrant, so the same thread gets in) is seen by the guard's next read.
+fn guard_sees_writes_through(v: &Value<i64>, other: &Value<i64>) {
+    v.store(1);
+    let g = v.lock().unwrap();
+    other.store(5);
+    assert_eq!(g.get(), 5);
+    assert_eq!(other.update(|x| x + 1), Ok(6));
+    assert_eq!(g.get(), 6);
+    g.set(7);
+    assert_eq!(other.load(), 7);
+    drop(g);
+    assert_eq!(v.load(), 7);
+}
+
+#[test]
+fn a_guard_and_the_same_handle_share_no_reference() {
+    let v = Value::<i64>::new(0);
+    guard_sees_writes_through(&v, &v);
+}
+
+#[test]
+#[cfg_attr(miri, ignore)] // shm_open
+fn a_guard_and_a_second_handle_in_one_thread_share_no_reference() {
+    let name = SegmentName::unique();
+    let v = Value::<i64>::create(&name, 0).unwrap();
+    let other = Value::<i64>::open(&name).unwrap();
+    guard_sees_writes_through(&v, &other);
+}
+
+/// Leaves `v`'s lock held by a thread that has exited (as a killed holder would).
+fn abandon_lock(v: &Arc<Value<i64>>) {
+    let v2 = Arc::clone(v);
+    std::thread::spawn(move || {
+        let g = v2.lock().unwrap();
+        g.set(999); // a half-done update
+        std::mem::forget(g);
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+#[cfg_attr(miri, ignore)] // liveness is read from /proc
+fn update_refuses_after_owner_death_until_marked_consistent() {
+    let v = Arc::new(Value::<i64>::new(1));
+    abandon_lock(&v);
+    let mut ran = false;
+    assert_eq!(
+        v.update(|x| {
+            ran = true;
+            x + 1
+        }),
+        Err(UpdateError::OwnerDied)
+    );
+    assert!(!ran, "the closure ran on a value whose updater died");
+    assert!(v.is_inconsistent());
+    // Still flagged: the next update is told again, and so is a timed one.
+    assert_eq!(v.update(|x| x + 1), Err(UpdateError::OwnerDied));
+    assert_eq!(
+        v.try_update_for(std::time::Duration::from_secs(5), |x| x + 1),
+        Err(UpdateTimeoutError::OwnerDied)
+    );
+    assert_eq!(v.lock().err(), Some(shm_lock::LockError::OwnerDied));
+    let guard = v.recover();
+    assert_eq!(guard.get(), 999);
+    // Re-entered under the unmarked guard, update still refuses.
+    assert_eq!(v.update(|x| x + 1), Err(UpdateError::OwnerDied));
+    guard.set(1);
+    guard.mark_consistent();
+    assert_eq!(v.update(|x| x + 1), Ok(2));
+    drop(guard);
+    assert_eq!(v.update(|x| x + 1), Ok(3));
+    assert!(!v.is_inconsistent());
 }
 
 #[test]
@@ -140,8 +231,8 @@ fn try_update_times_out_while_another_thread_holds_the_lock() {
     });
     rx.recv().unwrap();
     let r = v.try_update_for(std::time::Duration::from_millis(20), |x| x + 1);
-    assert!(matches!(r, Err(UpdateError::Timeout)), "{r:?}");
-    assert!(matches!(v.try_lock(), Err(LockError::WouldBlock)));
+    assert_eq!(r, Err(UpdateTimeoutError::Timeout));
+    assert!(matches!(v.try_lock(), Err(TryLockError::WouldBlock)));
     done_tx.send(()).unwrap();
     t.join().unwrap();
     assert_eq!(v.update(|x| x + 1).unwrap(), 1);
@@ -185,11 +276,45 @@ fn segments_check_kind_typecode_and_body() {
 }
 
 #[test]
-fn error_display() {
-    let v = Value::<i32>::new(0);
-    let e: UpdateError<'_, i32> = UpdateError::Timeout;
-    assert!(e.to_string().contains("timed out"));
-    assert!(!e.is_owner_died());
-    let g = v.lock().unwrap();
-    drop(g);
+fn errors_are_static_and_work_with_question_mark() {
+    fn run() -> Result<i32, Box<dyn std::error::Error + Send + Sync>> {
+        let v = Value::<i32>::new(1);
+        Ok(v.update(|x| x + 1)?)
+    }
+    assert_eq!(run().unwrap(), 2);
+    let e: Box<dyn std::error::Error + Send + Sync> = UpdateError::OwnerDied.into();
+    assert!(e.to_string().contains("died"));
+    assert!(UpdateTimeoutError::Timeout
+        .to_string()
+        .contains("timed out"));
+    assert_eq!(
+        UpdateTimeoutError::from(UpdateError::OwnerDied),
+        UpdateTimeoutError::OwnerDied
+    );
+}
+
+#[test]
+#[cfg_attr(miri, ignore)] // shm_open
+fn builder_knobs_and_the_opener_adopts_the_header() {
+    let name = SegmentName::unique();
+    let v = Value::<u16>::builder(&name)
+        .value(7)
+        .mode(0o600)
+        .wait_strategy(shm_core::WaitStrategy::busy_poll())
+        .create()
+        .unwrap();
+    // The opener states nothing but the type.
+    let o = Value::<u16>::builder(&name)
+        .open_timeout(std::time::Duration::from_secs(1))
+        .open()
+        .unwrap();
+    assert_eq!(o.load(), 7);
+    assert_eq!(o.update(|x| x + 1), Ok(8));
+    // Without `value`, a fresh value is zero (Python's RawValue).
+    let zero = RawValue::<f64>::builder(&SegmentName::unique())
+        .create()
+        .unwrap();
+    assert_eq!(zero.load(), 0.0);
+    assert!(format!("{:?}", Value::<u8>::builder(&name)).contains("Builder"));
+    drop((v, o));
 }

@@ -1,13 +1,18 @@
 //! `Value<T>` (with its embedded RLock) and `RawValue<T>` (atomics only).
 
-use crate::element::{self, AtomicElement, IntElement};
-use crate::error::UpdateError;
-use shm_core::{CreateError, Home, ObjectKind, OpenError, Segment, SegmentName};
-use shm_lock::{LockError, RLockGuard, RLockRef, RLockState, RLOCK_STATE_SIZE};
+use crate::error::{UpdateError, UpdateTimeoutError};
+use shm_core::{
+    AtomicElement, CreateError, Home, IntElement, ObjectKind, OpenError, Segment, SegmentName,
+    WaitStrategy,
+};
+use shm_lock::{
+    LockError, LockTimeoutError, RLockGuard, RLockRef, RLockState, TryLockError, RLOCK_STATE_SIZE,
+};
 use std::fmt;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::Ordering::{Acquire, Release};
 use std::time::Duration;
 
 /// Where a `Value`'s element lies in its body: after the 32-byte [`RLockState`] at offset 0,
@@ -35,7 +40,7 @@ const _: () = assert!(std::mem::align_of::<RLockState>() <= 8);
 /// `size_of::<T::Atomic>()` bytes in bounds; the home lives as long as `self`.
 struct Slot<T: AtomicElement> {
     home: Home,
-    data: NonNull<T::Atomic>,
+    data: NonNull<T>,
 }
 
 // SAFETY: the slot is only accessed through `T::Atomic`, which is Send + Sync; the home is
@@ -63,21 +68,33 @@ impl<T: AtomicElement> Slot<T> {
     fn atomic(&self) -> &T::Atomic {
         // SAFETY: by the struct invariant `data` is in bounds, aligned (the home is 128-aligned
         // and the offset a multiple of 8 >= the atomic's alignment), and lives as long as
-        // `self`; any bit pattern is a valid integer atomic, and other processes touch it
-        // only atomically (or, if hostile, with writes that are still just bits).
-        unsafe { self.data.as_ref() }
+        // `self`; every access to it is atomic (other processes' too, or, if hostile, writes
+        // that are still just bits of a valid integer).
+        unsafe { T::atomic_at(self.data.as_ptr()) }
     }
 }
 
-/// What `Value` and `RawValue` tell [`Builder`].
-trait Object<T: AtomicElement>: Sized {
-    const KIND: ObjectKind;
-    const BODY_LEN: usize;
-    const DATA_OFFSET: usize;
-    /// Writes the initial body (the element is written by the builder).
-    fn init_body(body: NonNull<u8>);
-    fn from_slot(slot: Slot<T>) -> Self;
+mod sealed {
+    use shm_core::{AtomicElement, Home, ObjectKind, WaitStrategy};
+    use std::ptr::NonNull;
+
+    /// What `Value` and `RawValue` tell [`Builder`](super::Builder). Sealed: only this crate
+    /// implements it.
+    pub trait Object: Sized {
+        /// The element type.
+        type Elem: AtomicElement;
+        const KIND: ObjectKind;
+        const BODY_LEN: usize;
+        const DATA_OFFSET: usize;
+        /// Writes the initial body except the element.
+        fn init_body(body: NonNull<u8>);
+        /// # Safety
+        ///
+        /// `home` holds at least `BODY_LEN` bytes, initialised by `init_body` (or all zero).
+        unsafe fn from_home(home: Home, strategy: WaitStrategy) -> Self;
+    }
 }
+use sealed::Object;
 
 fn write_element<T: AtomicElement>(body: NonNull<u8>, offset: usize, init: T) {
     // SAFETY: the body is at least offset + 8 bytes (BODY_LEN), so the offset is in bounds.
@@ -85,6 +102,11 @@ fn write_element<T: AtomicElement>(body: NonNull<u8>, offset: usize, init: T) {
     // SAFETY: `p` is in bounds for 8 bytes, 8-aligned, and not yet shared with anyone (the
     // creator initialises the body before publishing).
     unsafe { p.cast::<T>().write(init) }
+}
+
+fn init_object<V: Object>(body: NonNull<u8>, value: V::Elem) {
+    V::init_body(body);
+    write_element(body, V::DATA_OFFSET, value);
 }
 
 fn check_body(home: &Home, needed: usize) -> Result<(), OpenError> {
@@ -101,60 +123,87 @@ fn check_body(home: &Home, needed: usize) -> Result<(), OpenError> {
 /// Builds a named [`Value`] or [`RawValue`]: [`create`](Builder::create),
 /// [`open`](Builder::open) or [`open_or_create`](Builder::open_or_create).
 ///
-/// The header records the kind (`Value` or `RawValue`), the element's typecode and a count of
-/// 1; an opener gets [`OpenError::WrongKind`] or [`OpenError::WrongLayout`] if they differ.
+/// Knobs: [`mode`](Builder::mode) (creator only), [`open_timeout`](Builder::open_timeout),
+/// [`value`](Builder::value) (the initial value; default all-zero bits, as Python's
+/// `RawValue`), and for a `Value` [`wait_strategy`](Builder::wait_strategy). The header
+/// records the kind (`Value` or `RawValue`), the element's typecode and a count of 1: an
+/// opener states nothing else, and gets [`OpenError::WrongKind`] or
+/// [`OpenError::WrongLayout`] if they differ.
+///
+/// # Examples
+///
+/// ```
+/// use shm_core::SegmentName;
+/// use shm_value::Value;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let name = SegmentName::unique();
+/// let created = Value::<u16>::builder(&name).value(7).mode(0o600).create()?;
+/// let opened = Value::<u16>::builder(&name).open()?; // typecode 'H' checked
+/// assert_eq!(opened.load(), 7);
+/// # drop(created);
+/// # Ok(())
+/// # }
+/// ```
 #[must_use]
-pub struct Builder<V> {
+pub struct Builder<V: Object> {
     name: SegmentName,
-    timeout: Option<Duration>,
+    open_timeout: Option<Duration>,
     mode: Option<u32>,
+    strategy: WaitStrategy,
+    value: V::Elem,
     _v: PhantomData<fn() -> V>,
 }
 
-impl<V> fmt::Debug for Builder<V> {
+impl<V: Object> fmt::Debug for Builder<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
             .field("name", &self.name)
             .field("type", &std::any::type_name::<V>())
-            .field("timeout", &self.timeout)
+            .field("open_timeout", &self.open_timeout)
             .field("mode", &self.mode)
-            .finish()
+            .field("wait_strategy", &self.strategy)
+            .finish_non_exhaustive()
     }
 }
 
-impl<V> Builder<V> {
+impl<V: Object> Builder<V> {
     fn new(name: &SegmentName) -> Self {
         Builder {
             name: name.clone(),
-            timeout: None,
+            open_timeout: None,
             mode: None,
+            strategy: WaitStrategy::default(),
+            value: shm_core::bytemuck::Zeroable::zeroed(),
             _v: PhantomData,
         }
     }
 
-    /// How long `open` waits for the creator to publish the segment (default 5 s).
-    pub fn open_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+    /// The initial value (creator only; default all-zero bits).
+    pub fn value(mut self, value: V::Elem) -> Self {
+        self.value = value;
         self
     }
 
-    /// Permission bits on create (default `0o600`).
+    /// How long `open` waits for the creator to publish the segment (default 5 s).
+    pub fn open_timeout(mut self, timeout: Duration) -> Self {
+        self.open_timeout = Some(timeout);
+        self
+    }
+
+    /// Permission bits of the segment file (creator only; default `0o600`).
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = Some(mode);
         self
     }
 
-    fn segment<T: AtomicElement>(
-        &self,
-        kind: ObjectKind,
-        body_len: usize,
-    ) -> shm_core::SegmentBuilder {
-        let mut b = Segment::builder(&self.name, kind)
-            .layout(T::LAYOUT)
+    fn segment(&self) -> shm_core::SegmentBuilder {
+        let mut b = Segment::builder(&self.name, V::KIND)
+            .layout(<V::Elem as shm_core::Element>::LAYOUT)
             .count(1)
-            .body_len(body_len);
-        if let Some(t) = self.timeout {
-            b = b.timeout(t);
+            .body_len(V::BODY_LEN);
+        if let Some(t) = self.open_timeout {
+            b = b.open_timeout(t);
         }
         if let Some(m) = self.mode {
             b = b.mode(m);
@@ -162,109 +211,63 @@ impl<V> Builder<V> {
         b
     }
 
-    fn create_impl<T: AtomicElement>(self, init: T) -> Result<V, CreateError>
-    where
-        V: Object<T>,
-    {
-        let seg = self.segment::<T>(V::KIND, V::BODY_LEN).create(|body, _| {
-            V::init_body(body);
-            write_element(body, V::DATA_OFFSET, init);
-        })?;
-        // SAFETY: the body is BODY_LEN >= DATA_OFFSET + 8 bytes and DATA_OFFSET is 8-aligned.
-        Ok(V::from_slot(unsafe {
-            Slot::new(Home::Segment(seg), V::DATA_OFFSET)
-        }))
-    }
-
-    fn open_impl<T: AtomicElement>(self) -> Result<V, OpenError>
-    where
-        V: Object<T>,
-    {
-        let seg = self.segment::<T>(V::KIND, V::BODY_LEN).open()?;
-        Self::wrap(seg)
-    }
-
-    fn open_or_create_impl<T: AtomicElement>(self, init: T) -> Result<V, OpenError>
-    where
-        V: Object<T>,
-    {
+    /// Creates the object exclusively, holding [`value`](Self::value).
+    ///
+    /// # Errors
+    ///
+    /// [`CreateError::AlreadyExists`] if the name is taken; the other [`CreateError`]s (OS
+    /// errors keep their `io::Error` as the source).
+    pub fn create(self) -> Result<V, CreateError> {
+        let value = self.value;
         let seg = self
-            .segment::<T>(V::KIND, V::BODY_LEN)
-            .open_or_create(|body, _| {
-                V::init_body(body);
-                write_element(body, V::DATA_OFFSET, init);
-            })?;
-        Self::wrap(seg)
+            .segment()
+            .create(|body, _| init_object::<V>(body, value))?;
+        // SAFETY: the body was created with BODY_LEN bytes and initialised by `init`.
+        Ok(unsafe { V::from_home(Home::Segment(seg), self.strategy) })
     }
 
-    fn wrap<T: AtomicElement>(seg: Segment) -> Result<V, OpenError>
-    where
-        V: Object<T>,
-    {
+    /// Opens an existing object; the kind and the element's typecode must match.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::NotFound`], [`OpenError::WrongKind`] (a `RawValue` opened as a `Value`,
+    /// an `Array`, …), [`OpenError::WrongLayout`] (another typecode),
+    /// [`OpenError::Corrupt`] (a body too short for the kind), and the other [`OpenError`]s.
+    pub fn open(self) -> Result<V, OpenError> {
+        let seg = self.segment().open()?;
+        Self::wrap(seg, self.strategy)
+    }
+
+    /// Opens the object, or creates it holding [`value`](Self::value) if there is none
+    /// (race-free: exactly one process creates).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open); [`OpenError::Create`] if creating failed.
+    pub fn open_or_create(self) -> Result<V, OpenError> {
+        let value = self.value;
+        let seg = self
+            .segment()
+            .open_or_create(|body, _| init_object::<V>(body, value))?;
+        Self::wrap(seg, self.strategy)
+    }
+
+    fn wrap(seg: Segment, strategy: WaitStrategy) -> Result<V, OpenError> {
         let home = Home::Segment(seg);
         check_body(&home, V::BODY_LEN)?;
-        // SAFETY: checked just above that the body holds BODY_LEN bytes; DATA_OFFSET is
-        // 8-aligned.
-        Ok(V::from_slot(unsafe { Slot::new(home, V::DATA_OFFSET) }))
+        // SAFETY: checked just above that the body holds BODY_LEN bytes; the creator
+        // initialised them before publishing (and any bytes are a valid state).
+        Ok(unsafe { V::from_home(home, strategy) })
     }
 }
 
 impl<T: AtomicElement> Builder<Value<T>> {
-    /// Creates the value exclusively with `init` and an unlocked lock.
-    ///
-    /// # Errors
-    ///
-    /// [`CreateError::AlreadyExists`] if the name is taken; OS errors.
-    pub fn create(self, init: T) -> Result<Value<T>, CreateError> {
-        self.create_impl(init)
-    }
-
-    /// Opens an existing value; its typecode must be `T`'s.
-    ///
-    /// # Errors
-    ///
-    /// [`OpenError::NotFound`], [`OpenError::WrongKind`] (a `RawValue`, an `Array`…),
-    /// [`OpenError::WrongLayout`] (another typecode), and the other [`OpenError`]s.
-    pub fn open(self) -> Result<Value<T>, OpenError> {
-        self.open_impl()
-    }
-
-    /// Opens the value, or creates it with `init` if there is none (race-free).
-    ///
-    /// # Errors
-    ///
-    /// As [`open`](Self::open).
-    pub fn open_or_create(self, init: T) -> Result<Value<T>, OpenError> {
-        self.open_or_create_impl(init)
-    }
-}
-
-impl<T: AtomicElement> Builder<RawValue<T>> {
-    /// Creates the value exclusively with `init`.
-    ///
-    /// # Errors
-    ///
-    /// [`CreateError::AlreadyExists`] if the name is taken; OS errors.
-    pub fn create(self, init: T) -> Result<RawValue<T>, CreateError> {
-        self.create_impl(init)
-    }
-
-    /// Opens an existing raw value; its typecode must be `T`'s.
-    ///
-    /// # Errors
-    ///
-    /// As [`Builder::<Value<T>>::open`](Builder::open).
-    pub fn open(self) -> Result<RawValue<T>, OpenError> {
-        self.open_impl()
-    }
-
-    /// Opens the raw value, or creates it with `init` if there is none (race-free).
-    ///
-    /// # Errors
-    ///
-    /// As [`open`](Self::open).
-    pub fn open_or_create(self, init: T) -> Result<RawValue<T>, OpenError> {
-        self.open_or_create_impl(init)
+    /// How the value's lock waits when it is held elsewhere (default:
+    /// [`WaitStrategy::default`], spin briefly then sleep). Not recorded in the segment: each
+    /// handle chooses its own.
+    pub fn wait_strategy(mut self, strategy: WaitStrategy) -> Self {
+        self.strategy = strategy;
+        self
     }
 }
 
@@ -308,7 +311,7 @@ macro_rules! atomic_ops {
         /// The value found, if `f` returned `None`.
         #[inline]
         pub fn fetch_update(&self, f: impl FnMut(T) -> Option<T>) -> Result<T, T> {
-            element::fetch_update(self.slot.atomic(), f)
+            T::atomic_fetch_update(self.slot.atomic(), f)
         }
 
         /// The segment, unless the value lives on the heap.
@@ -359,6 +362,9 @@ macro_rules! all_int_ops {
 /// value and integer read-modify-writes (`fetch_add`, …) never lose updates. There is no lock,
 /// so compound updates need [`fetch_update`](Self::fetch_update) or a [`Value`].
 ///
+/// No method hands out a reference to the element: every access is a copy through an atomic,
+/// so any number of handles in any threads and processes may use it at once.
+///
 /// Body layout: the element at offset 0 (8 bytes).
 ///
 /// # Examples
@@ -367,22 +373,28 @@ macro_rules! all_int_ops {
 /// use shm_core::SegmentName;
 /// use shm_value::RawValue;
 ///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let name = SegmentName::unique();
-/// let a = RawValue::<u32>::create(&name, 7).unwrap();
-/// let b = RawValue::<u32>::open(&name).unwrap(); // typecode 'I' checked
+/// let a = RawValue::<u32>::create(&name, 7)?;
+/// let b = RawValue::<u32>::open(&name)?; // typecode 'I' checked
 /// assert_eq!(b.fetch_add(1), 7);
 /// assert_eq!(a.load(), 8);
+/// # Ok(())
+/// # }
 /// ```
 pub struct RawValue<T: AtomicElement> {
     slot: Slot<T>,
 }
 
-impl<T: AtomicElement> Object<T> for RawValue<T> {
+impl<T: AtomicElement> Object for RawValue<T> {
+    type Elem = T;
     const KIND: ObjectKind = ObjectKind::RawValue;
     const BODY_LEN: usize = RAW_VALUE_BODY_LEN;
     const DATA_OFFSET: usize = 0;
     fn init_body(_: NonNull<u8>) {}
-    fn from_slot(slot: Slot<T>) -> Self {
+    unsafe fn from_home(home: Home, _: WaitStrategy) -> Self {
+        // SAFETY: the caller guarantees BODY_LEN bytes; offset 0 is 8-aligned.
+        let slot = unsafe { Slot::new(home, 0) };
         RawValue { slot }
     }
 }
@@ -393,16 +405,16 @@ impl<T: AtomicElement> RawValue<T> {
         Builder::new(name)
     }
 
-    /// Creates the raw value `name` holding `init` (see [`Builder::create`]).
+    /// Creates the raw value `name` holding `init`: `builder(name).value(init).create()`.
     ///
     /// # Errors
     ///
     /// As [`Builder::create`].
     pub fn create(name: &SegmentName, init: T) -> Result<Self, CreateError> {
-        Self::builder(name).create(init)
+        Self::builder(name).value(init).create()
     }
 
-    /// Opens the raw value `name` (see [`Builder::open`]).
+    /// Opens the raw value `name`: `builder(name).open()`.
     ///
     /// # Errors
     ///
@@ -411,22 +423,21 @@ impl<T: AtomicElement> RawValue<T> {
         Self::builder(name).open()
     }
 
-    /// Opens the raw value `name` or creates it with `init`.
+    /// Opens the raw value `name` or creates it holding `init`.
     ///
     /// # Errors
     ///
-    /// As [`Builder::open`].
+    /// As [`Builder::open_or_create`].
     pub fn open_or_create(name: &SegmentName, init: T) -> Result<Self, OpenError> {
-        Self::builder(name).open_or_create(init)
+        Self::builder(name).value(init).open_or_create()
     }
 
     /// A process-local raw value on the heap (for tests, miri, and single-process use).
     pub fn new(init: T) -> Self {
         let home = Home::heap(RAW_VALUE_BODY_LEN);
-        write_element(home.as_ptr(), 0, init);
-        // SAFETY: the heap block is RAW_VALUE_BODY_LEN bytes, 128-aligned; offset 0.
-        let slot = unsafe { Slot::new(home, 0) };
-        RawValue { slot }
+        init_object::<Self>(home.as_ptr(), init);
+        // SAFETY: the heap block is RAW_VALUE_BODY_LEN bytes, initialised just above.
+        unsafe { Self::from_home(home, WaitStrategy::default()) }
     }
 
     atomic_ops!();
@@ -448,29 +459,41 @@ impl<T: AtomicElement> fmt::Debug for RawValue<T> {
 // ---------------------------------------------------------------------------------------------
 // Value
 
-/// One shared element with an embedded re-entrant lock: Python's `Value(typecode, init)`
+/// One shared element with an embedded robust lock: Python's `Value(typecode, init)`
 /// (`lock=True`), named and typed.
 ///
 /// - **Atomic fast path.** [`load`](Self::load), [`store`](Self::store),
 ///   [`swap`](Self::swap), [`compare_exchange`](Self::compare_exchange),
 ///   [`fetch_update`](Self::fetch_update) and, for integers, `fetch_add`/`fetch_sub`/
 ///   `fetch_and`/`fetch_or`/`fetch_xor`/`fetch_max`/`fetch_min` are single atomic
-///   instructions and do not take the lock. No reader ever sees a torn value.
+///   instructions (`SeqCst`) and do not take the lock. No reader ever sees a torn value.
 /// - **Under the lock.** [`update`](Self::update) runs a closure on the value with the lock
 ///   held, so `v.update(|x| x + 1)` from many processes never loses an increment (Python's
 ///   `v.value += 1` lost 42% of them). [`lock`](Self::lock) returns a [`ValueGuard`] for longer
 ///   critical sections, and [`get_lock`](Self::get_lock) the lock itself, to guard several
-///   objects at once (Python's `get_lock()`).
+///   objects at once (Python's `get_lock()`). The lock is re-entrant for the thread holding
+///   it: `update` and `lock` inside a `get_lock()` section or under a guard do not deadlock.
 ///
-/// The lock is robust: when its holder dies, the next acquirer is told
-/// ([`UpdateError::OwnerDied`], [`LockError::OwnerDied`]) with the lock held, and decides
-/// whether the value is consistent.
+/// **Pick one discipline per value.** The lock excludes other lock users only. A lock-free
+/// write (`store`, `fetch_add`) that lands between `update`'s read and its write is
+/// overwritten, as is one between a guard's `get` and `set`. Use the lock-free operations
+/// alone, or the locked ones alone, on a value whose updates must all count.
 ///
-/// The atomic fast path and the lock are independent: a process that `store`s without the
-/// lock is not excluded by one that holds it. [`update`](Self::update) still loses nothing
-/// to such writers (it installs its result by compare-and-swap and re-runs the closure if
-/// the value changed under it), but a [`ValueGuard`]'s `get` then `set` can: inside a guard,
-/// only other lock holders are excluded.
+/// **Owner death.** The lock is robust: when its holder dies, the next [`lock`](Self::lock)
+/// gets the guard inside [`LockError::OwnerDied`], and [`update`](Self::update) refuses to
+/// run its closure ([`UpdateError::OwnerDied`]) until someone holding the guard calls
+/// [`ValueGuard::mark_consistent`].
+///
+/// **No references.** No method hands out `&T` or `&mut T`: the element is read and written
+/// by copy through its atomic, by the guard too, so handles in any thread or process (two
+/// handles in one thread included) never alias a reference. A guard is not a pointer to the
+/// value:
+///
+/// ```compile_fail
+/// let v = shm_value::Value::<i64>::new(1);
+/// let g = v.lock().unwrap();
+/// let r: &i64 = &*g; // ValueGuard does not deref to the element
+/// ```
 ///
 /// Body layout: an `RLockState` (32 bytes) at offset 0, the element at offset 32
 /// ([`VALUE_DATA_OFFSET`]); the header holds the typecode and a count of 1.
@@ -481,13 +504,16 @@ impl<T: AtomicElement> fmt::Debug for RawValue<T> {
 /// use shm_core::SegmentName;
 /// use shm_value::Value;
 ///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let name = SegmentName::unique();
-/// let counter = Value::<i64>::create(&name, 0).unwrap();
-/// let other = Value::<i64>::open(&name).unwrap();
-/// counter.update(|x| x + 1).unwrap();
-/// other.fetch_add(10);
+/// let counter = Value::<i64>::create(&name, 0)?;
+/// let other = Value::<i64>::open(&name)?;
+/// counter.update(|x| x + 1)?;
+/// other.update(|x| x + 10)?;
 /// assert_eq!(counter.load(), 11);
 /// assert!(Value::<f64>::open(&name).is_err()); // 'q' is not 'd'
+/// # Ok(())
+/// # }
 /// ```
 ///
 /// Across processes (each with its own binary or role):
@@ -496,18 +522,23 @@ impl<T: AtomicElement> fmt::Debug for RawValue<T> {
 /// use shm_core::SegmentName;
 /// use shm_value::Value;
 ///
-/// let name = SegmentName::new("counter-demo").unwrap();
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let name = SegmentName::new("counter-demo")?;
 /// // Process 1
-/// let v = Value::<f64>::create(&name, 0.0).unwrap();
+/// let v = Value::<f64>::create(&name, 0.0)?;
 /// // Process 2
-/// let v = Value::<f64>::open(&name).unwrap();
-/// v.update(|x| x + 1.5).unwrap();
+/// let v = Value::<f64>::open(&name)?;
+/// v.update(|x| x + 1.5)?;
+/// # Ok(())
+/// # }
 /// ```
 pub struct Value<T: AtomicElement> {
     slot: Slot<T>,
+    strategy: WaitStrategy,
 }
 
-impl<T: AtomicElement> Object<T> for Value<T> {
+impl<T: AtomicElement> Object for Value<T> {
+    type Elem = T;
     const KIND: ObjectKind = ObjectKind::Value;
     const BODY_LEN: usize = VALUE_BODY_LEN;
     const DATA_OFFSET: usize = VALUE_DATA_OFFSET;
@@ -516,8 +547,11 @@ impl<T: AtomicElement> Object<T> for Value<T> {
         // yet shared.
         unsafe { body.cast::<RLockState>().as_ptr().write(RLockState::new()) }
     }
-    fn from_slot(slot: Slot<T>) -> Self {
-        Value { slot }
+    unsafe fn from_home(home: Home, strategy: WaitStrategy) -> Self {
+        // SAFETY: the caller guarantees BODY_LEN >= DATA_OFFSET + 8 bytes; DATA_OFFSET is
+        // 8-aligned.
+        let slot = unsafe { Slot::new(home, VALUE_DATA_OFFSET) };
+        Value { slot, strategy }
     }
 }
 
@@ -527,16 +561,16 @@ impl<T: AtomicElement> Value<T> {
         Builder::new(name)
     }
 
-    /// Creates the value `name` holding `init` (see [`Builder::create`]).
+    /// Creates the value `name` holding `init`: `builder(name).value(init).create()`.
     ///
     /// # Errors
     ///
     /// As [`Builder::create`].
     pub fn create(name: &SegmentName, init: T) -> Result<Self, CreateError> {
-        Self::builder(name).create(init)
+        Self::builder(name).value(init).create()
     }
 
-    /// Opens the value `name`; the typecode is checked (see [`Builder::open`]).
+    /// Opens the value `name`; the typecode is checked: `builder(name).open()`.
     ///
     /// # Errors
     ///
@@ -545,23 +579,21 @@ impl<T: AtomicElement> Value<T> {
         Self::builder(name).open()
     }
 
-    /// Opens the value `name` or creates it with `init`.
+    /// Opens the value `name` or creates it holding `init`.
     ///
     /// # Errors
     ///
-    /// As [`Builder::open`].
+    /// As [`Builder::open_or_create`].
     pub fn open_or_create(name: &SegmentName, init: T) -> Result<Self, OpenError> {
-        Self::builder(name).open_or_create(init)
+        Self::builder(name).value(init).open_or_create()
     }
 
     /// A process-local value on the heap (for tests, miri, and single-process use).
     pub fn new(init: T) -> Self {
         let home = Home::heap(VALUE_BODY_LEN);
-        <Self as Object<T>>::init_body(home.as_ptr());
-        write_element(home.as_ptr(), VALUE_DATA_OFFSET, init);
-        // SAFETY: the heap block is VALUE_BODY_LEN bytes, 128-aligned; the offset is 8-aligned.
-        let slot = unsafe { Slot::new(home, VALUE_DATA_OFFSET) };
-        Value { slot }
+        init_object::<Self>(home.as_ptr(), init);
+        // SAFETY: the heap block is VALUE_BODY_LEN bytes, initialised just above.
+        unsafe { Self::from_home(home, WaitStrategy::default()) }
     }
 
     atomic_ops!();
@@ -574,124 +606,122 @@ impl<T: AtomicElement> Value<T> {
         // all-zero is also valid), which is at least VALUE_BODY_LEN bytes and lives as long as
         // `self`.
         unsafe { RLockRef::from_ptr(self.slot.home.as_ptr().cast()) }
+            .with_wait_strategy(self.strategy)
     }
 
     /// Locks the value and returns a guard to read and write it with.
     ///
     /// # Errors
     ///
-    /// [`LockError::OwnerDied`] with the guard inside if a previous holder died holding the
-    /// lock; [`LockError::RecursionLimit`].
-    pub fn lock(&self) -> Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
-        wrap_guard(self, self.get_lock().lock())
+    /// [`LockError::OwnerDied`] if a previous holder died holding the lock (not held after
+    /// it: take it with [`recover`](Self::recover)).
+    pub fn lock(&self) -> Result<ValueGuard<'_, T>, LockError> {
+        let guard = self.get_lock().lock()?;
+        Ok(ValueGuard { value: self, guard })
+    }
+
+    /// Locks the value even if a previous holder died holding the lock: check
+    /// [`ValueGuard::is_inconsistent`], repair, then [`ValueGuard::mark_consistent`].
+    pub fn recover(&self) -> ValueGuard<'_, T> {
+        ValueGuard {
+            value: self,
+            guard: self.get_lock().recover(),
+        }
     }
 
     /// [`lock`](Self::lock) if no waiting is needed.
     ///
     /// # Errors
     ///
-    /// [`LockError::WouldBlock`] if another thread holds it; otherwise as `lock`.
-    pub fn try_lock(&self) -> Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
-        wrap_guard(self, self.get_lock().try_lock())
+    /// [`TryLockError::WouldBlock`] if another thread holds it; otherwise as `lock`.
+    pub fn try_lock(&self) -> Result<ValueGuard<'_, T>, TryLockError> {
+        let guard = self.get_lock().try_lock()?;
+        Ok(ValueGuard { value: self, guard })
     }
 
     /// [`lock`](Self::lock), waiting at most `timeout`.
     ///
     /// # Errors
     ///
-    /// [`LockError::Timeout`]; otherwise as `lock`.
-    pub fn try_lock_for(
-        &self,
-        timeout: Duration,
-    ) -> Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
-        wrap_guard(self, self.get_lock().try_lock_for(timeout))
+    /// [`LockTimeoutError::Timeout`]; otherwise as `lock`.
+    pub fn try_lock_for(&self, timeout: Duration) -> Result<ValueGuard<'_, T>, LockTimeoutError> {
+        let guard = self.get_lock().try_lock_for(timeout)?;
+        Ok(ValueGuard { value: self, guard })
     }
 
     /// Runs `f` on the value with the lock held, stores its result, and returns it.
     ///
     /// This is the safe form of Python's `with v.get_lock(): v.value = f(v.value)`: many
-    /// processes doing `update(|x| x + 1)` never lose an increment. The result is installed by
-    /// compare-and-swap, so writers that bypass the lock (`fetch_add`, `store`) are not lost
-    /// either: if one changed the value meanwhile, `f` runs again on the new value (so `f`
-    /// may run more than once; keep it free of side effects).
+    /// processes doing `update(|x| x + 1)` never lose an increment to each other. `f` runs
+    /// exactly once. Lock-free writers are not excluded (see the type docs).
     ///
     /// # Errors
     ///
-    /// [`UpdateError::OwnerDied`] if a previous holder died holding the lock: `f` is *not*
-    /// run, and the error holds the lock (see there). [`UpdateError::RecursionLimit`].
+    /// [`UpdateError::OwnerDied`] if a previous holder died holding the lock, or left it
+    /// flagged: `f` is *not* run, and the lock is released with the flag kept. Repair the
+    /// value through [`lock`](Self::lock) (its error holds the guard), call
+    /// [`ValueGuard::mark_consistent`], then update again.
     ///
     /// # Examples
     ///
     /// ```
+    /// # fn main() -> Result<(), shm_value::UpdateError> {
     /// let v = shm_value::Value::<i32>::new(41);
-    /// assert_eq!(v.update(|x| x + 1).unwrap(), 42);
+    /// assert_eq!(v.update(|x| x + 1)?, 42);
+    /// # Ok(())
+    /// # }
     /// ```
-    pub fn update(&self, f: impl FnMut(T) -> T) -> Result<T, UpdateError<'_, T>> {
-        self.update_with(self.get_lock().lock(), f)
+    #[inline]
+    pub fn update(&self, f: impl FnOnce(T) -> T) -> Result<T, UpdateError> {
+        // A re-entrant lock never reports Deadlock: every error is a dead owner.
+        let held = self.get_lock().lock().map_err(|_| UpdateError::OwnerDied)?;
+        self.update_held(held, f).ok_or(UpdateError::OwnerDied)
     }
 
     /// [`update`](Self::update), waiting at most `timeout` for the lock.
     ///
     /// # Errors
     ///
-    /// [`UpdateError::Timeout`]; otherwise as `update`.
+    /// [`UpdateTimeoutError::Timeout`] if the lock was not free in time;
+    /// [`UpdateTimeoutError::OwnerDied`] as [`UpdateError::OwnerDied`]. `f` was not run.
     pub fn try_update_for(
         &self,
         timeout: Duration,
-        f: impl FnMut(T) -> T,
-    ) -> Result<T, UpdateError<'_, T>> {
-        self.update_with(self.get_lock().try_lock_for(timeout), f)
+        f: impl FnOnce(T) -> T,
+    ) -> Result<T, UpdateTimeoutError> {
+        let held = match self.get_lock().try_lock_for(timeout) {
+            Ok(g) => g,
+            Err(LockTimeoutError::OwnerDied) => return Err(UpdateTimeoutError::OwnerDied),
+            Err(LockTimeoutError::Timeout | LockTimeoutError::Deadlock) => {
+                return Err(UpdateTimeoutError::Timeout)
+            }
+        };
+        self.update_held(held, f)
+            .ok_or(UpdateTimeoutError::OwnerDied)
     }
 
-    fn update_with<'a>(
-        &'a self,
-        r: Result<RLockGuard<'a>, LockError<RLockGuard<'a>>>,
-        mut f: impl FnMut(T) -> T,
-    ) -> Result<T, UpdateError<'a, T>> {
-        match r {
-            Ok(guard) => {
-                // A compare-and-swap rather than a store: a process using the lock-free fast
-                // path (`fetch_add`, `store`) at the same time is not overwritten; `f` runs
-                // again on what it wrote instead.
-                let mut cur = self.load();
-                let new = loop {
-                    let new = f(cur);
-                    match self.compare_exchange(cur, new) {
-                        Ok(_) => break new,
-                        Err(now) => cur = now,
-                    }
-                };
-                drop(guard);
-                Ok(new)
-            }
-            Err(LockError::OwnerDied(guard)) => {
-                Err(UpdateError::OwnerDied(ValueGuard { value: self, guard }))
-            }
-            Err(LockError::Timeout) | Err(LockError::WouldBlock) => Err(UpdateError::Timeout),
-            Err(LockError::RecursionLimit) => Err(UpdateError::RecursionLimit),
-            // An RLock cannot deadlock on itself; a variant added to shm-lock later is
-            // reported as a recursion failure rather than ignored.
-            Err(_) => Err(UpdateError::RecursionLimit),
+    /// The body of `update` once the lock is held: `None` (and `f` not run) if it is flagged.
+    #[inline]
+    fn update_held(&self, held: RLockGuard<'_>, f: impl FnOnce(T) -> T) -> Option<T> {
+        // A fresh acquisition reports the flag itself; this also covers a re-entry under a
+        // guard that got OwnerDied and has not marked the value yet (one Relaxed load).
+        if self.get_lock().is_inconsistent() {
+            return None;
         }
+        let a = self.slot.atomic();
+        // Acquire/Release, not SeqCst: every lock user is ordered by the lock's own Acquire
+        // and Release, so SeqCst would only add a full fence (an `xchg` for the store on
+        // x86-64) that orders nothing more for them. Lock-free readers still get the element
+        // atomically, and with the Release store everything this thread wrote before.
+        let new = f(T::atomic_load(a, Acquire));
+        T::atomic_store(a, new, Release);
+        drop(held);
+        Some(new)
     }
 
     /// Whether the lock is flagged: a holder died and nobody has marked the value consistent.
     pub fn is_inconsistent(&self) -> bool {
         self.get_lock().is_inconsistent()
-    }
-}
-
-fn wrap_guard<'a, T: AtomicElement>(
-    value: &'a Value<T>,
-    r: Result<RLockGuard<'a>, LockError<RLockGuard<'a>>>,
-) -> Result<ValueGuard<'a, T>, LockError<ValueGuard<'a, T>>> {
-    match r {
-        Ok(guard) => Ok(ValueGuard { value, guard }),
-        Err(LockError::OwnerDied(guard)) => Err(LockError::OwnerDied(ValueGuard { value, guard })),
-        Err(LockError::WouldBlock) => Err(LockError::WouldBlock),
-        Err(LockError::Timeout) => Err(LockError::Timeout),
-        Err(LockError::Deadlock) => Err(LockError::Deadlock),
-        Err(LockError::RecursionLimit) | Err(_) => Err(LockError::RecursionLimit),
     }
 }
 
@@ -711,8 +741,9 @@ impl<T: AtomicElement> fmt::Debug for Value<T> {
 
 /// A [`Value`] with its lock held; releases it on drop (one level: the lock is re-entrant).
 ///
-/// Reads and writes through the guard are atomic too, so processes using the lock-free fast
-/// path at the same time never see torn values.
+/// It reads and writes the value by copy ([`get`](Self::get), [`set`](Self::set)), never by
+/// reference, and each access is atomic, so processes using the lock-free fast path at the
+/// same time never see torn values.
 #[must_use = "the lock is released when the guard drops"]
 pub struct ValueGuard<'a, T: AtomicElement> {
     value: &'a Value<T>,
@@ -721,13 +752,16 @@ pub struct ValueGuard<'a, T: AtomicElement> {
 
 impl<T: AtomicElement> ValueGuard<'_, T> {
     /// Reads the value.
+    #[inline]
     pub fn get(&self) -> T {
-        self.value.load()
+        // Acquire/Release under the lock: see `Value::update_held`.
+        T::atomic_load(self.value.slot.atomic(), Acquire)
     }
 
     /// Writes the value.
+    #[inline]
     pub fn set(&self, v: T) {
-        self.value.store(v)
+        T::atomic_store(self.value.slot.atomic(), v, Release)
     }
 
     /// Clears the owner-died flag: the value is consistent again.

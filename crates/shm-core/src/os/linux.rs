@@ -7,6 +7,8 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
+use super::{Exists, FileId, FileStat, FileType, FutexWait, OpenFailure, ProcStat, UsersScan};
+
 /// Where `shm_open` names live on Linux.
 pub(crate) const SHM_DIR: &str = "/dev/shm";
 
@@ -18,14 +20,64 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// `shm_open(name, O_CREAT|O_EXCL|O_RDWR, mode)`, then `fchmod(mode)` so the umask does not
-/// narrow the mode the caller asked for.
-pub(crate) fn shm_create_exclusive(name: &CStr, mode: u32) -> io::Result<File> {
+impl FileType {
+    pub(super) fn of(ft: std::fs::FileType) -> FileType {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_file() {
+            FileType::Regular
+        } else if ft.is_fifo() {
+            FileType::Fifo
+        } else if ft.is_dir() {
+            FileType::Directory
+        } else if ft.is_symlink() {
+            FileType::Symlink
+        } else if ft.is_socket() {
+            FileType::Socket
+        } else if ft.is_char_device() {
+            FileType::CharDevice
+        } else if ft.is_block_device() {
+            FileType::BlockDevice
+        } else {
+            FileType::Other
+        }
+    }
+}
+
+impl FileStat {
+    pub(super) fn of(m: &std::fs::Metadata) -> FileStat {
+        use std::os::unix::fs::MetadataExt;
+        FileStat {
+            len: m.len(),
+            id: FileId {
+                dev: m.dev(),
+                ino: m.ino(),
+            },
+            file_type: FileType::of(m.file_type()),
+            mode: m.mode() & 0o7777,
+            uid: m.uid(),
+            modified: m.modified().ok(),
+        }
+    }
+}
+
+/// A descriptor of a file in the shm namespace, known to be a regular file.
+#[derive(Debug)]
+pub(crate) struct ShmFile {
+    file: File,
+}
+
+fn shm_path(bare: &str) -> std::path::PathBuf {
+    std::path::Path::new(SHM_DIR).join(bare)
+}
+
+/// `shm_open(name, O_CREAT|O_EXCL|O_RDWR|O_NOFOLLOW, mode)`, then `fchmod(mode)` so the umask
+/// does not narrow the mode the caller asked for.
+pub(crate) fn shm_create_exclusive(name: &CStr, mode: u32) -> io::Result<ShmFile> {
     // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
     let fd = cvt(unsafe {
         libc::shm_open(
             name.as_ptr(),
-            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
+            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC | libc::O_NOFOLLOW,
             mode as libc::mode_t,
         )
     })?;
@@ -33,23 +85,120 @@ pub(crate) fn shm_create_exclusive(name: &CStr, mode: u32) -> io::Result<File> {
     let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
     // SAFETY: fchmod on a file descriptor we own; no memory is passed.
     cvt(unsafe { libc::fchmod(fd, mode as libc::mode_t) })?;
-    Ok(file)
+    Ok(ShmFile { file })
 }
 
-/// `shm_open(name, O_RDWR)`.
-pub(crate) fn shm_open_rw(name: &CStr) -> io::Result<File> {
+/// Opens an existing name without ever blocking: `O_NONBLOCK` (a FIFO would otherwise block
+/// the open until a writer appears) and `O_NOFOLLOW`, then `fstat` and refuses anything that
+/// is not a regular file.
+pub(crate) fn shm_open(name: &CStr, writable: bool) -> Result<ShmFile, OpenFailure> {
+    let access = if writable {
+        libc::O_RDWR
+    } else {
+        libc::O_RDONLY
+    };
+    let flags = access | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOFOLLOW;
     // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
-    let fd = cvt(unsafe { libc::shm_open(name.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC, 0) })?;
+    let ret = unsafe { libc::shm_open(name.as_ptr(), flags, 0) };
+    let fd = match cvt(ret) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(OpenFailure::NotRegular(FileType::Symlink))
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
+            return Err(OpenFailure::NotRegular(FileType::Directory))
+        }
+        Err(e) => return Err(OpenFailure::Io(e)),
+    };
     // SAFETY: `fd` was just returned by shm_open and is owned by nobody else.
-    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let file = ShmFile {
+        file: File::from(owned),
+    };
+    match file.stat() {
+        Ok(st) if st.file_type == FileType::Regular => Ok(file),
+        Ok(st) => Err(OpenFailure::NotRegular(st.file_type)),
+        Err(e) => Err(OpenFailure::Io(e)),
+    }
 }
 
-/// `shm_open(name, O_RDONLY)`, for listing.
-pub(crate) fn shm_open_ro(name: &CStr) -> io::Result<File> {
-    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
-    let fd = cvt(unsafe { libc::shm_open(name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC, 0) })?;
-    // SAFETY: `fd` was just returned by shm_open and is owned by nobody else.
-    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+/// `lstat` of a name in the shm namespace: never opens it.
+pub(crate) fn shm_lstat(bare: &str) -> io::Result<FileStat> {
+    std::fs::symlink_metadata(shm_path(bare)).map(|m| FileStat::of(&m))
+}
+
+impl ShmFile {
+    /// `fstat`.
+    pub(crate) fn stat(&self) -> io::Result<FileStat> {
+        self.file.metadata().map(|m| FileStat::of(&m))
+    }
+
+    /// `pread` of exactly `buf.len()` bytes at `offset` (`UnexpectedEof` if the file is
+    /// shorter). A copy, so a file truncated under us gives an error, not `SIGBUS`.
+    pub(crate) fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file.read_exact_at(buf, offset)
+    }
+
+    /// `ftruncate`.
+    pub(crate) fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+
+    /// Maps the first `len` bytes shared (read-write if the file was opened so).
+    pub(crate) fn map(&self, len: usize) -> io::Result<Mapping> {
+        memmap2::MmapOptions::new()
+            .len(len)
+            .map_raw(&self.file)
+            .map(|raw| Mapping { raw })
+    }
+
+    /// `flock(LOCK_SH | LOCK_NB)`: false if somebody holds the exclusive lock.
+    pub(crate) fn try_lock_shared(&self) -> io::Result<bool> {
+        self.flock(libc::LOCK_SH | libc::LOCK_NB)
+    }
+
+    /// `flock(LOCK_EX | LOCK_NB)`: false if somebody holds a lock (shared or exclusive) through
+    /// another open file description.
+    pub(crate) fn try_lock_exclusive(&self) -> io::Result<bool> {
+        self.flock(libc::LOCK_EX | libc::LOCK_NB)
+    }
+
+    fn flock(&self, op: libc::c_int) -> io::Result<bool> {
+        use std::os::fd::AsRawFd;
+        loop {
+            // SAFETY: flock on a descriptor we own; no memory is passed.
+            let ret = unsafe { libc::flock(self.file.as_raw_fd(), op) };
+            if ret == 0 {
+                return Ok(true);
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EWOULDBLOCK) => return Ok(false),
+                Some(libc::EINTR) => continue,
+                _ => return Err(e),
+            }
+        }
+    }
+}
+
+/// A shared mapping of a segment file. Hands out a raw pointer only: other processes write
+/// the same memory.
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    raw: memmap2::MmapRaw,
+}
+
+impl Mapping {
+    /// The start of the mapping (page aligned).
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.raw.as_mut_ptr()
+    }
+
+    /// Its length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.raw.len()
+    }
 }
 
 /// `shm_unlink(name)`.
@@ -58,14 +207,11 @@ pub(crate) fn shm_unlink(name: &CStr) -> io::Result<()> {
     cvt(unsafe { libc::shm_unlink(name.as_ptr()) }).map(drop)
 }
 
-/// The names in the shm namespace (without the leading slash).
+/// Every name in the shm namespace (without the leading slash), of any file type, sorted.
 pub(crate) fn shm_names() -> io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(SHM_DIR)? {
         let entry = entry?;
-        if !entry.file_type()?.is_file() {
-            continue;
-        }
         if let Ok(name) = entry.file_name().into_string() {
             names.push(name);
         }
@@ -74,15 +220,126 @@ pub(crate) fn shm_names() -> io::Result<Vec<String>> {
     Ok(names)
 }
 
-/// Whether a pid exists, by `kill(pid, 0)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Exists {
-    /// The call succeeded, or failed with `EPERM` (another user's process).
-    Yes,
-    /// `ESRCH`: no process or thread has this id.
-    No,
-    /// Any other failure (a seccomp filter, an invalid pid): cannot tell.
-    Unknown,
+/// The effective user id of this process.
+pub(crate) fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Scans `/proc/*/maps` and `/proc/*/fd` for files of the shm filesystem.
+pub(crate) fn scan_shm_users() -> UsersScan {
+    let mut scan = UsersScan::default();
+    let Ok(shm) = std::fs::metadata(SHM_DIR) else {
+        return scan;
+    };
+    let shm_dev = {
+        use std::os::unix::fs::MetadataExt;
+        shm.dev()
+    };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return scan;
+    };
+    let Ok(locks) = std::fs::read_to_string("/proc/locks") else {
+        return scan;
+    };
+    scan.locked = parse_locks(&locks, shm_dev);
+    scan.complete = true;
+    scan.may_hide = proc_hides_pids();
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        match scan_process(pid, shm_dev, &mut scan.by_file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {} // exited meanwhile
+            Err(_) => {
+                use std::os::unix::fs::MetadataExt;
+                if let Ok(m) = std::fs::metadata(format!("/proc/{pid}")) {
+                    scan.uninspectable.push((pid, m.uid()));
+                }
+            }
+        }
+    }
+    for pids in scan.by_file.values_mut() {
+        pids.sort_unstable();
+        pids.dedup();
+    }
+    scan
+}
+
+fn scan_process(
+    pid: u32,
+    shm_dev: u64,
+    by_file: &mut std::collections::HashMap<FileId, Vec<u32>>,
+) -> io::Result<()> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
+    for line in maps.lines() {
+        // address perms offset dev inode path
+        let mut f = line.split_ascii_whitespace();
+        let (Some(dev), Some(ino)) = (f.nth(3), f.next()) else {
+            continue;
+        };
+        if let Some(id) = file_on(shm_dev, dev, ino).filter(|id| id.ino != 0) {
+            by_file.entry(id).or_default().push(pid);
+        }
+    }
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))?.flatten() {
+        // stat follows the magic link to the open file (without opening it).
+        if let Ok(m) = std::fs::metadata(fd.path()) {
+            use std::os::unix::fs::MetadataExt;
+            if m.dev() == shm_dev {
+                by_file
+                    .entry(FileId {
+                        dev: shm_dev,
+                        ino: m.ino(),
+                    })
+                    .or_default()
+                    .push(pid);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The files of device `dev` that `/proc/locks` lists a lock on (lines like
+/// `1: FLOCK  ADVISORY  READ 1234 00:1a:5678 0 EOF`, the device as hex `major:minor`, then the
+/// inode; waiters' `->` lines included).
+fn parse_locks(locks: &str, dev: u64) -> std::collections::HashSet<FileId> {
+    locks
+        .split_ascii_whitespace()
+        .filter_map(|token| {
+            let (dev_part, ino) = token.rsplit_once(':')?;
+            dev_part.contains(':').then_some(())?;
+            file_on(dev, dev_part, ino)
+        })
+        .collect()
+}
+
+/// The file `ino` if `dev_text` (hex `major:minor`, as `/proc` writes devices) is device `dev`.
+fn file_on(dev: u64, dev_text: &str, ino: &str) -> Option<FileId> {
+    let (maj, min) = dev_text.split_once(':')?;
+    let maj = u32::from_str_radix(maj, 16).ok()?;
+    let min = u32::from_str_radix(min, 16).ok()?;
+    let ino = ino.parse::<u64>().ok()?;
+    (maj == libc::major(dev) && min == libc::minor(dev)).then_some(FileId { dev, ino })
+}
+
+/// Whether `/proc` is mounted with a `hidepid` option that hides other users' processes.
+fn proc_hides_pids() -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return true;
+    };
+    info.lines()
+        .filter(|l| l.split_ascii_whitespace().nth(4) == Some("/proc"))
+        .any(|l| {
+            l.split([' ', ','])
+                .filter_map(|o| o.strip_prefix("hidepid="))
+                .any(|v| v != "0" && v != "off")
+        })
 }
 
 /// `kill(pid, 0)`: sends no signal, only checks that `pid` exists. Thread ids work too.
@@ -102,20 +359,6 @@ pub(crate) fn pid_exists(pid: u32) -> Exists {
         Some(libc::ESRCH) => Exists::No,
         _ => Exists::Unknown,
     }
-}
-
-/// What `/proc/<pid>/stat` says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ProcStat {
-    /// Running (or sleeping, stopped...), with its `starttime` (clock ticks since boot).
-    Running {
-        /// Field 22 of the stat line.
-        start_time: u64,
-    },
-    /// A zombie or dead task: it has exited.
-    Zombie,
-    /// The file could not be read or parsed: no such process, no `/proc`, or `hidepid`.
-    Unreadable,
 }
 
 /// Reads `/proc/<pid>/stat` (thread ids work too: `/proc/<tid>` exists while the thread runs).
@@ -171,15 +414,6 @@ pub(crate) fn monotonic_now() -> Duration {
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-/// Result of a futex wait.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FutexWait {
-    /// Woken, or the value had already changed, or a signal interrupted the wait: re-check.
-    Woken,
-    /// The absolute deadline passed.
-    TimedOut,
 }
 
 /// `FUTEX_WAIT_BITSET` on a shared (not private) futex word with an absolute
@@ -286,5 +520,17 @@ mod tests {
         assert_eq!(parse_stat(zombie), ProcStat::Zombie);
         assert_eq!(parse_stat("garbage"), ProcStat::Unreadable);
         assert_eq!(parse_stat("1 (x) S 1 2"), ProcStat::Unreadable);
+    }
+
+    #[test]
+    fn lock_lines_parse() {
+        let dev = libc::makedev(0, 0x1a);
+        let locks = "1: FLOCK  ADVISORY  READ 1234 00:1a:5678 0 EOF\n\
+                     1: -> FLOCK  ADVISORY  WRITE 99 00:1a:42 0 EOF\n\
+                     2: POSIX  ADVISORY  WRITE 7 fe:00:5678 0 EOF\n";
+        let got = parse_locks(locks, dev);
+        assert!(got.contains(&FileId { dev, ino: 5678 }));
+        assert!(got.contains(&FileId { dev, ino: 42 }));
+        assert_eq!(got.len(), 2, "another device's lock is not ours");
     }
 }

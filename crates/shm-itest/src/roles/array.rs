@@ -45,9 +45,7 @@ fn seed002(args: &[String]) -> i32 {
     };
     num.store(3.333333333333333);
     let Ok(mut g) = arr.lock() else { return 5 };
-    for x in g.iter_mut() {
-        *x = -*x;
-    }
+    g.update(|s| s.iter_mut().for_each(|x| *x = -*x));
     0
 }
 
@@ -62,8 +60,10 @@ fn add(args: &[String]) -> i32 {
         if arr.fetch_add(0, 1).is_err() {
             return 3;
         }
-        let Ok(mut g) = arr.lock() else { return 5 };
-        g[1] += 1;
+        let Ok(g) = arr.lock() else { return 5 };
+        if g.get(1).and_then(|x| g.set(1, x + 1)).is_err() {
+            return 5;
+        }
     }
     0
 }
@@ -73,8 +73,8 @@ fn hold(args: &[String]) -> i32 {
     let Ok(arr) = Array::<i64>::open(&a) else {
         return 4;
     };
-    let Ok(mut g) = arr.lock() else { return 5 };
-    g[0] = 999;
+    let Ok(g) = arr.lock() else { return 5 };
+    let _ = g.set(0, 999);
     println!("held");
     let _ = std::io::stdout().flush();
     std::thread::sleep(Duration::from_secs(60));

@@ -18,6 +18,12 @@
 //!   (60 s at most) so the parent can kill it mid-initialisation.
 //! - `create-persist-hold NAME COUNT`: creates, fills and persists the segment, prints `ready`,
 //!   sleeps (60 s at most) so the parent can kill it.
+//! - `die-after-open NAME COUNT` / `die-after-size NAME COUNT`: creates the segment, but stops
+//!   inside `create` right after `shm_open` (a 0-byte file) or right after sizing it (all
+//!   zeros, no header), prints `paused` and sleeps (60 s at most) so the parent can kill it
+//!   there (the `test-hooks` feature of shm-core).
+//! - `open-hold NAME COUNT`: opens and checks the segment, prints `ready`, holds it until its
+//!   stdin ends (or it is killed).
 //!
 //! - `list-under-truncation NAME`: writes `/dev/shm/NAME` with our magic, has a thread cut it
 //!   to zero bytes and grow it again in a loop, and calls `list_segments` meanwhile (a few
@@ -234,6 +240,55 @@ fn hang_create(args: &[String]) -> i32 {
     }
 }
 
+fn pause_here() {
+    say("paused");
+    std::thread::sleep(LONG_SLEEP);
+}
+
+fn die_at(args: &[String], stage: shm_core::segment::test_hooks::CreateStage) -> i32 {
+    let (name, count) = match parse(args) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    shm_core::segment::test_hooks::on_create_stage(stage, pause_here);
+    match builder(&name, count).create(fill) {
+        Ok(seg) => {
+            drop(seg);
+            fail(Fail::Lifetime, "was not killed inside create")
+        }
+        Err(e) => fail(Fail::Create, e),
+    }
+}
+
+fn die_after_open(args: &[String]) -> i32 {
+    die_at(args, shm_core::segment::test_hooks::CreateStage::Opened)
+}
+
+fn die_after_size(args: &[String]) -> i32 {
+    die_at(args, shm_core::segment::test_hooks::CreateStage::Sized)
+}
+
+fn open_hold(args: &[String]) -> i32 {
+    let (name, count) = match parse(args) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let seg = match builder(&name, count)
+        .open_timeout(Duration::from_secs(20))
+        .open()
+    {
+        Ok(seg) => seg,
+        Err(e) => return fail(Fail::Open, e),
+    };
+    if let Err(code) = check(&seg, count) {
+        return code;
+    }
+    say("ready");
+    wait_for_stdin_eof();
+    drop(seg);
+    0
+}
+
 fn create_persist_hold(args: &[String]) -> i32 {
     let (name, count) = match parse(args) {
         Ok(v) => v,
@@ -306,4 +361,7 @@ pub fn register(roles: Roles) -> Roles {
         .role("core.hang-create", hang_create)
         .role("core.create-persist-hold", create_persist_hold)
         .role("core.list-under-truncation", list_under_truncation)
+        .role("core.die-after-open", die_after_open)
+        .role("core.die-after-size", die_after_size)
+        .role("core.open-hold", open_hold)
 }
