@@ -147,9 +147,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The parent: create the shared queue, start both processes, wait for them.
     let name = SegmentName::unique();
-    let q = SpscQueue::<Dish>::builder(&name)
-        .capacity(3)
-        .create()?;
+    let q = SpscQueue::<Dish>::builder(&name).capacity(3).create()?;
     let mut make_p = Process::builder("cook").arg(name.as_str()).start()?;
     let mut eat_p = Process::builder("eater").arg(name.as_str()).start()?;
     let cooked = make_p.join()?;

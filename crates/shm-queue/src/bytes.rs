@@ -500,7 +500,7 @@ impl Ring {
 
     /// Poisons the ring and wakes every waiter. Irreversible.
     #[cold]
-    fn poison(&self) {
+    pub(crate) fn poison(&self) {
         let s = &self.ctl().sync.0;
         s.state.fetch_or(POISONED, Ordering::AcqRel);
         s.not_empty.notify_all();

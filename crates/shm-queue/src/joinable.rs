@@ -35,13 +35,13 @@
 //! # Examples
 //!
 //! ```
-//! use shm_queue::joinable::{JoinableQueue, TaskDoneError};
+//! use shm_queue::joinable::{JoinTimeoutError, JoinableQueue, TaskDoneError};
 //! use std::time::Duration;
 //!
 //! let q = JoinableQueue::heap(4, 32)?;
 //! let (tx, rx) = (q.producer()?, q.consumer()?);
 //! tx.put(b"job".as_slice()).unwrap();
-//! assert!(!q.join_timeout(Duration::from_millis(1)));
+//! assert_eq!(q.join_timeout(Duration::from_millis(1)), Err(JoinTimeoutError::Timeout));
 //! assert_eq!(rx.get().unwrap(), b"job");
 //! q.task_done().unwrap();
 //! assert_eq!(q.task_done(), Err(TaskDoneError::TooManyCalls));
@@ -115,6 +115,26 @@ impl fmt::Display for JoinError {
 }
 
 impl Error for JoinError {}
+
+/// Why [`JoinableQueue::join_timeout`] returned without every item done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinTimeoutError {
+    /// Items were still unfinished at the timeout.
+    Timeout,
+    /// The queue is poisoned (its shared state is corrupt): it can never be joined.
+    Corrupt,
+}
+
+impl fmt::Display for JoinTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JoinTimeoutError::Timeout => "join timed out: items are still unfinished",
+            JoinTimeoutError::Corrupt => "join on a poisoned queue: its shared state is corrupt",
+        })
+    }
+}
+
+impl Error for JoinTimeoutError {}
 
 #[derive(Debug)]
 struct Shared {
@@ -379,11 +399,18 @@ impl JoinableQueue {
         self.join_within(None).unwrap_or(Ok(()))
     }
 
-    /// Waits at most `timeout`; `true` if every item put has been marked done (`false` also
-    /// for a poisoned queue).
-    #[must_use = "false means items are still unfinished"]
-    pub fn join_timeout(&self, timeout: Duration) -> bool {
-        self.join_within(Some(timeout)) == Some(Ok(()))
+    /// Waits at most `timeout` until every item put has been marked done.
+    ///
+    /// # Errors
+    ///
+    /// [`JoinTimeoutError::Timeout`] if items are still unfinished then;
+    /// [`JoinTimeoutError::Corrupt`] if the queue is poisoned.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<(), JoinTimeoutError> {
+        match self.join_within(Some(timeout)) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(JoinError::Corrupt)) => Err(JoinTimeoutError::Corrupt),
+            None => Err(JoinTimeoutError::Timeout),
+        }
     }
 
     /// `None` on timeout. The clock is read only if not everything is done at once.
@@ -591,7 +618,7 @@ mod tests {
     fn counts_and_errors() {
         let q = JoinableQueue::heap(2, 8).unwrap();
         let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
-        assert!(q.join_timeout(Duration::ZERO));
+        assert_eq!(q.join_timeout(Duration::ZERO), Ok(()));
         assert_eq!(q.task_done(), Err(TaskDoneError::TooManyCalls));
         tx.put(b"a").unwrap();
         tx.put(b"b").unwrap();
@@ -600,10 +627,13 @@ mod tests {
         assert_eq!(rx.get().unwrap(), b"a");
         q.task_done().unwrap();
         assert_eq!(q.task_done(), Err(TaskDoneError::TooManyCalls));
-        assert!(!q.join_timeout(Duration::from_millis(1)));
+        assert_eq!(
+            q.join_timeout(Duration::from_millis(1)),
+            Err(JoinTimeoutError::Timeout)
+        );
         assert_eq!(rx.try_get().unwrap(), b"b");
         q.task_done().unwrap();
-        assert!(q.join_timeout(Duration::ZERO));
+        assert_eq!(q.join_timeout(Duration::ZERO), Ok(()));
         q.join().unwrap();
     }
 
@@ -630,7 +660,7 @@ mod tests {
         let mut q = checked_heap(4, 8);
         q.set_wait_strategy(WaitStrategy::sleep().with_slice(Duration::from_millis(1)));
         q.shared.ring.forge_abandoned_push(dead_word());
-        assert!(q.join_timeout(Duration::from_secs(10)));
+        assert_eq!(q.join_timeout(Duration::from_secs(10)), Ok(()));
         assert_eq!(q.unfinished(), 0);
         // With a live producer's item behind the dead claim: the consumer skips the claim,
         // gets the item, and join waits for its task_done only.
@@ -639,9 +669,15 @@ mod tests {
         tx.put(b"live").unwrap();
         let mut rx = q.consumer().unwrap();
         rx.set_wait_strategy(WaitStrategy::sleep().with_slice(Duration::from_millis(1)));
-        assert!(!q.join_timeout(Duration::from_millis(5)));
+        assert_eq!(
+            q.join_timeout(Duration::from_millis(5)),
+            Err(JoinTimeoutError::Timeout)
+        );
         assert_eq!(rx.get_timeout(Duration::from_secs(10)).unwrap(), b"live");
-        assert!(!q.join_timeout(Duration::ZERO));
+        assert_eq!(
+            q.join_timeout(Duration::ZERO),
+            Err(JoinTimeoutError::Timeout)
+        );
         q.task_done().unwrap();
         q.join().unwrap();
     }
@@ -656,8 +692,27 @@ mod tests {
         q.shared
             .ring
             .forge_abandoned_push(shm_core::ProcessId::current().to_word());
-        assert!(!q.join_timeout(Duration::from_millis(30)));
+        assert_eq!(
+            q.join_timeout(Duration::from_millis(30)),
+            Err(JoinTimeoutError::Timeout)
+        );
         assert_eq!(q.unfinished(), 1);
+    }
+
+    /// A poisoned queue can never be joined: both joins say so at once, never a wait forever
+    /// or a false "all done".
+    #[test]
+    fn poisoned_queue_join_reports_corrupt() {
+        let q = JoinableQueue::heap(2, 4).unwrap();
+        let tx = q.producer().unwrap();
+        tx.put(b"a").unwrap();
+        q.shared.ring.poison();
+        assert_eq!(q.join(), Err(JoinError::Corrupt));
+        assert_eq!(
+            q.join_timeout(Duration::from_secs(10)),
+            Err(JoinTimeoutError::Corrupt)
+        );
+        assert!(matches!(tx.put(b"b"), Err(BytesPushError::Corrupt(_))));
     }
 
     /// A failed put counts nothing.
@@ -674,7 +729,7 @@ mod tests {
         assert_eq!(q.unfinished(), 1);
         rx.get().unwrap();
         q.task_done().unwrap();
-        assert!(q.join_timeout(Duration::ZERO));
+        assert_eq!(q.join_timeout(Duration::ZERO), Ok(()));
     }
 
     #[cfg_attr(miri, ignore)]
