@@ -265,7 +265,9 @@ fn array_fields<T: shm_core::AtomicElement + Show>(
         // Elements are read under the lock, and only if it is free: never wait, never take
         // over a dead holder's lock.
         let mut elements = json!("not read: the lock is held");
-        if snapshot.holder.is_none() {
+        if snapshot.inconsistent {
+            elements = json!("not read: a holder died and nobody has marked the array consistent");
+        } else if snapshot.holder.is_none() {
             if let Ok(guard) = lock.try_lock() {
                 elements = shown(a.len(), &|i| a.get(i).ok());
                 drop(guard);
