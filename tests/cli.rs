@@ -784,7 +784,7 @@ fn garbage_bodies_never_crash_or_hang_the_tool() {
         .capacity(4)
         .create());
     make!("spscbytes", |n| shm_queue::bytes::ByteQueue::builder(&n)
-        .mode(shm_queue::bytes::Mode::Spsc)
+        .flavor(shm_queue::bytes::Flavor::Spsc)
         .capacity(4)
         .create());
     make!("joinable", |n| shm_queue::joinable::JoinableQueue::builder(

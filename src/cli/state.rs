@@ -421,12 +421,12 @@ fn read_live(name: &SegmentName, seg: &Segment) -> Result<Fields, CliError> {
         }
         ObjectKind::SpscBytes | ObjectKind::MpmcBytes => {
             let mode = if h.kind() == ObjectKind::SpscBytes {
-                shm_queue::bytes::Mode::Spsc
+                shm_queue::bytes::Flavor::Spsc
             } else {
-                shm_queue::bytes::Mode::Mpmc
+                shm_queue::bytes::Flavor::Mpmc
             };
             let q = shm_queue::bytes::ByteQueue::builder(name)
-                .mode(mode)
+                .flavor(mode)
                 .open_timeout(OPEN_TIMEOUT)
                 .open()
                 .map_err(|e| corrupt(name, e))?;
