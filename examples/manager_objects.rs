@@ -52,7 +52,7 @@
 
 use serde::{Deserialize, Serialize};
 use shm_core::SegmentName;
-use shm_lock::LockError;
+use shm_lock::LockTimeoutError;
 use shm_manager::Manager;
 use shm_process::{Process, Roles};
 use std::error::Error;
@@ -103,8 +103,8 @@ fn f(args: &[String]) -> Result<(), Box<dyn Error>> {
     let lo = manager.lock("lo")?;
     match lo.try_lock_for(Duration::from_millis(300)) {
         Ok(_guard) => println!("child: got the lock"),
-        Err(LockError::Timeout) => println!("child: the lock is held; carrying on"),
-        Err(e) => return Err(format!("lock: {e}").into()),
+        Err(LockTimeoutError::Timeout) => println!("child: the lock is held; carrying on"),
+        Err(e) => return Err(e.into()),
     }
     let a = manager.array::<i32>("a", &[])?;
     for i in 0..a.len() {
@@ -134,10 +134,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let a = manager.array::<i32>("a", &[1, 2, 3])?;
     let v = manager.value::<i32>("v", 3)?;
     let lo = manager.lock("lo")?;
-    let held = match lo.lock() {
-        Ok(g) => g,
-        Err(e) => return Err(format!("lock: {e}").into()),
-    };
+    let held = lo.lock()?;
 
     let mut p = Process::builder("f").arg(manager.name().as_str()).start()?;
     let status = p.join()?;

@@ -198,7 +198,23 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// Wraps a home at least `geo.body_len()` bytes long.
+    /// Wraps a home this process just made for `geo` (so it is `geo.body_len()` bytes long).
+    pub(crate) fn created(
+        home: Home,
+        geo: Geometry,
+        strategy: WaitStrategy,
+        timeout: Option<Duration>,
+    ) -> Store {
+        assert!(home.len() >= geo.body_len(), "a home made for its geometry");
+        Store {
+            home,
+            geo,
+            strategy,
+            timeout,
+        }
+    }
+
+    /// Wraps an opened home, checking that it is at least `geo.body_len()` bytes long.
     pub(crate) fn new(
         home: Home,
         geo: Geometry,
