@@ -151,11 +151,12 @@ fn main() -> Res {
     holder.join()?;
     match lock.lock() {
         Ok(_) => println!("   unexpected: the lock was free"),
-        Err(LockError::OwnerDied(guard)) => {
-            println!("   lock() -> OwnerDied: we hold the lock and know its holder died");
+        Err(LockError::OwnerDied) => {
+            println!("   lock() -> OwnerDied: its holder died; recover() takes it anyway");
+            let guard = lock.recover()?;
             guard.mark_consistent();
         }
-        Err(e) => return Err(e.to_string().into()),
+        Err(e) => return Err(e.into()),
     }
     println!(
         "   lock() again -> {}",

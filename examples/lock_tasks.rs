@@ -17,8 +17,9 @@
 //! The pauses are scaled down from 0–2 s to 0–200 ms. Run: `cargo run --example lock_tasks`.
 
 use shm_core::SegmentName;
-use shm_lock::Lock;
+use shm_lock::{Lock, LockError};
 use shm_process::{Process, Roles};
+use std::error::Error;
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -41,14 +42,22 @@ fn say(line: &str) {
 fn task(lock: &Lock, name: &str, gender: &str, age: u32) -> i32 {
     let guard = match lock.lock() {
         Ok(g) => g,
-        // The previous holder died mid-task: its lines are cut short, ours are whole.
-        Err(e) => match e.into_guard() {
-            Some(g) => {
+        // The previous holder died mid-task: its lines are cut short, ours will be whole, and
+        // there is nothing else to repair. Take the lock and mark it consistent.
+        Err(LockError::OwnerDied) => match lock.recover() {
+            Ok(g) => {
                 g.mark_consistent();
                 g
             }
-            None => return 1,
+            Err(e) => {
+                eprintln!("{name}: {e}");
+                return 1;
+            }
         },
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return 1;
+        }
     };
     say(&format!("hello iam {name}"));
     random_pause(1);
@@ -77,7 +86,7 @@ fn task3(args: &[String]) -> i32 {
     open(args).map_or(1, |l| task(&l, "jason", "women", 26))
 }
 
-fn main() {
+fn main() -> Result<(), Box<dyn Error>> {
     Roles::new()
         .role("task1", task1)
         .role("task2", task2)
@@ -85,19 +94,15 @@ fn main() {
         .run();
 
     let name = SegmentName::unique();
-    let lock = Lock::builder(&name).create().expect("create the lock");
-    let children: Vec<Process> = ["task1", "task2", "task3"]
+    let lock = Lock::builder(&name).create()?;
+    let children = ["task1", "task2", "task3"]
         .into_iter()
-        .map(|role| {
-            Process::builder(role)
-                .arg(name.as_str())
-                .start()
-                .expect("start a task")
-        })
-        .collect();
+        .map(|role| Process::builder(role).arg(name.as_str()).start())
+        .collect::<Result<Vec<Process>, _>>()?;
     for mut child in children {
-        let status = child.join().expect("join a task");
+        let status = child.join()?;
         assert!(status.success(), "a task failed: {status:?}");
     }
     drop(lock);
+    Ok(())
 }

@@ -6,7 +6,9 @@ use shm_core::{
     AtomicElement, CChar, CreateError, Element, Home, IntElement, ObjectKind, OpenError, Segment,
     SegmentName, WaitStrategy,
 };
-use shm_lock::{LockError, RLockGuard, RLockRef, RLockState, RLOCK_STATE_SIZE};
+use shm_lock::{
+    LockError, LockTimeoutError, RLockGuard, RLockRef, RLockState, TryLockError, RLOCK_STATE_SIZE,
+};
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Range;
@@ -123,7 +125,8 @@ impl<A: Object> Builder<A> {
     }
 
     /// The initial elements (creator only; copied): Python's `Array(typecode, initializer)`.
-    /// The length is theirs; a [`len`](Self::len) that differs is [`CreateError::Invalid`].
+    /// The length is theirs; a [`len`](Self::len) that differs is
+    /// [`CreateError::InvalidParameter`].
     pub fn values(mut self, values: &[A::Elem]) -> Self {
         self.values = Some(values.to_vec());
         self
@@ -144,7 +147,7 @@ impl<A: Object> Builder<A> {
     fn segment(&self) -> shm_core::SegmentBuilder {
         let mut b = Segment::builder(&self.name, A::KIND).layout(<A::Elem as Element>::LAYOUT);
         if let Some(t) = self.open_timeout {
-            b = b.timeout(t);
+            b = b.open_timeout(t);
         }
         if let Some(m) = self.mode {
             b = b.mode(m);
@@ -156,14 +159,16 @@ impl<A: Object> Builder<A> {
     fn creating(&self) -> Result<(usize, shm_core::SegmentBuilder), CreateError> {
         let len = match (&self.values, self.len) {
             (Some(v), Some(n)) if v.len() != n => {
-                return Err(CreateError::Invalid {
+                return Err(CreateError::InvalidParameter {
+                    parameter: "len",
                     reason: format!("length {n} given, but {} initial values", v.len()),
                 })
             }
             (Some(v), _) => v.len(),
             (None, Some(n)) => n,
             (None, None) => {
-                return Err(CreateError::Invalid {
+                return Err(CreateError::InvalidParameter {
+                    parameter: "len",
                     reason: "no array length given (call `len` or `values`)".into(),
                 })
             }
@@ -190,7 +195,7 @@ impl<A: Object> Builder<A> {
     ///
     /// # Errors
     ///
-    /// [`CreateError::Invalid`] without a length (or with one that differs from the
+    /// [`CreateError::InvalidParameter`] without a length (or with one that differs from the
     /// values'), [`CreateError::TooLarge`], [`CreateError::AlreadyExists`], and the other
     /// [`CreateError`]s.
     pub fn create(self) -> Result<A, CreateError> {
@@ -221,10 +226,15 @@ impl<A: Object> Builder<A> {
     ///
     /// # Errors
     ///
-    /// As [`open`](Self::open); [`OpenError::Create`] if creating failed (a missing length
-    /// included).
+    /// As [`open`](Self::open); [`OpenError::InvalidParameter`] without a length (or with one
+    /// that differs from the values'); [`OpenError::Create`] if creating failed.
     pub fn open_or_create(self) -> Result<A, OpenError> {
-        let (_, b) = self.creating().map_err(OpenError::Create)?;
+        let (_, b) = self.creating().map_err(|e| match e {
+            CreateError::InvalidParameter { parameter, reason } => {
+                OpenError::InvalidParameter { parameter, reason }
+            }
+            e => OpenError::Create(e),
+        })?;
         let seg = b.open_or_create(|body, _| self.init(body))?;
         wrap(seg, self.strategy)
     }
@@ -728,7 +738,8 @@ impl<T: Element> fmt::Debug for RawArray<T> {
 ///   operations or objects: element operations and `lock` inside it do not deadlock.
 ///
 /// **Owner death.** If a holder dies, [`lock`](Self::lock) reports
-/// [`LockError::OwnerDied`] (guard inside) until someone calls `mark_consistent`. Element
+/// [`LockError::OwnerDied`] until someone takes the lock with [`recover`](Self::recover) and
+/// calls `mark_consistent`. Element
 /// and bulk operations go ahead in that state (each is consistent by itself) and leave the
 /// flag for `lock` users to see; [`is_inconsistent`](Self::is_inconsistent) tells.
 ///
@@ -817,9 +828,6 @@ impl<T: Element> Object for Array<T> {
 enum Held<'a> {
     /// A level of the lock (also after an owner died: the flag stays for `lock` users).
     Level(#[allow(dead_code)] RLockGuard<'a>),
-    /// The lock word names this thread already and no level could be added (`u32::MAX`
-    /// levels deep, which only a count forged by another process reaches): it is ours anyway.
-    Ours,
 }
 
 impl<T: Element> Array<T> {
@@ -829,7 +837,7 @@ impl<T: Element> Array<T> {
     pub fn get_lock(&self) -> RLockRef<'_> {
         // SAFETY: the RLockState lies at offset 0 of the home (initialised by the creator;
         // all-zero is valid too), which lives as long as `self`.
-        unsafe { RLockRef::from_ptr(self.elems.base().cast()) }.with_strategy(self.strategy)
+        unsafe { RLockRef::from_ptr(self.elems.base().cast()) }.with_wait_strategy(self.strategy)
     }
 
     /// Whether the lock is flagged: a holder died and nobody has marked the array consistent.
@@ -840,12 +848,9 @@ impl<T: Element> Array<T> {
     /// Takes a level of the lock for one element or bulk operation.
     #[inline]
     fn hold(&self) -> Held<'_> {
-        match self.get_lock().lock() {
-            Ok(g) | Err(LockError::OwnerDied(g)) => Held::Level(g),
-            Err(LockError::RecursionLimit) => Held::Ours,
-            // Waiting without a deadline ends only in a guard or RecursionLimit.
-            Err(e) => unreachable!("an untimed RLock::lock failed: {e}"),
-        }
+        // `recover`: element and bulk operations go ahead after an owner died (each is
+        // consistent by itself) and leave the flag for `lock` users.
+        Held::Level(self.get_lock().recover())
     }
 
     #[inline]
@@ -877,54 +882,45 @@ impl<T: Element> Array<T> {
     ///
     /// # Errors
     ///
-    /// [`LockError::OwnerDied`] with the guard inside if a previous holder died holding the
-    /// lock (or left it flagged); [`LockError::RecursionLimit`].
-    pub fn lock(&self) -> Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
-        self.guard(self.get_lock().lock())
+    /// [`LockError::OwnerDied`] if a previous holder died holding the lock (or left it
+    /// flagged): not held after it; take it with [`recover`](Self::recover).
+    pub fn lock(&self) -> Result<ArrayGuard<'_, T>, LockError> {
+        let guard = self.get_lock().lock()?;
+        Ok(ArrayGuard { array: self, guard })
+    }
+
+    /// Locks the array even if a previous holder died holding the lock: check
+    /// `is_inconsistent`, repair, then `mark_consistent` on the guard.
+    pub fn recover(&self) -> ArrayGuard<'_, T> {
+        ArrayGuard {
+            array: self,
+            guard: self.get_lock().recover(),
+        }
     }
 
     /// [`lock`](Self::lock) if no waiting is needed.
     ///
     /// # Errors
     ///
-    /// [`LockError::WouldBlock`] if another thread holds the lock; otherwise as `lock`.
-    pub fn try_lock(&self) -> Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
-        self.guard(self.get_lock().try_lock())
+    /// [`TryLockError::WouldBlock`] if another thread holds the lock; otherwise as `lock`.
+    pub fn try_lock(&self) -> Result<ArrayGuard<'_, T>, TryLockError> {
+        let guard = self.get_lock().try_lock()?;
+        Ok(ArrayGuard { array: self, guard })
     }
 
     /// [`lock`](Self::lock), waiting at most `timeout`.
     ///
     /// # Errors
     ///
-    /// [`LockError::Timeout`]; otherwise as `lock`.
-    pub fn try_lock_for(
-        &self,
-        timeout: Duration,
-    ) -> Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
-        self.guard(self.get_lock().try_lock_for(timeout))
-    }
-
-    /// Wraps what the lock returned into an [`ArrayGuard`] (the one place that maps
-    /// shm-lock's error onto this crate's guard).
-    fn guard<'a>(
-        &'a self,
-        r: Result<RLockGuard<'a>, LockError<RLockGuard<'a>>>,
-    ) -> Result<ArrayGuard<'a, T>, LockError<ArrayGuard<'a, T>>> {
-        let wrap = |guard| ArrayGuard { array: self, guard };
-        match r {
-            Ok(g) => Ok(wrap(g)),
-            Err(LockError::OwnerDied(g)) => Err(LockError::OwnerDied(wrap(g))),
-            Err(LockError::WouldBlock) => Err(LockError::WouldBlock),
-            Err(LockError::Timeout) => Err(LockError::Timeout),
-            Err(LockError::Deadlock) => Err(LockError::Deadlock),
-            // `LockError` is non-exhaustive; RecursionLimit is the last variant it has.
-            Err(_) => Err(LockError::RecursionLimit),
-        }
+    /// [`LockTimeoutError::Timeout`]; otherwise as `lock`.
+    pub fn try_lock_for(&self, timeout: Duration) -> Result<ArrayGuard<'_, T>, LockTimeoutError> {
+        let guard = self.get_lock().try_lock_for(timeout)?;
+        Ok(ArrayGuard { array: self, guard })
     }
 
     /// A second handle to the same memory, as `open` gives for a segment: lets the heap home
-    /// (and so miri) check what two handles in one thread can do.
-    #[cfg(test)]
+    /// (and so miri and the fuzz target) check what two handles in one thread can do.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn second_handle(&self) -> Self {
         Array {
             elems: self.elems.second_handle(),

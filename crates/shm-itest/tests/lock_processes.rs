@@ -8,8 +8,8 @@
 use shm_core::{ObjectKind, Segment, SegmentName, WaitStrategy};
 use shm_itest::Watchdog;
 use shm_lock::{
-    Barrier, BarrierError, BoundedSemaphore, Condition, Event, Lock, LockError, RLock,
-    ReleaseError, Semaphore,
+    AboveBoundError, Barrier, BarrierError, BoundedSemaphore, Condition, Event, Lock, LockError,
+    RLock, Semaphore, TryLockError,
 };
 use shm_process::{Process, ProcessBuilder};
 use std::io::{BufRead, BufReader};
@@ -108,8 +108,8 @@ fn holder_dies(kind: &str, mode: &str) {
     let w = Watchdog::new();
     let n = SegmentName::unique();
     let strategy = WaitStrategy::default().with_slice(Duration::from_millis(10));
-    let lock = Lock::builder(&n).strategy(strategy);
-    let rlock = RLock::builder(&n).strategy(strategy);
+    let lock = Lock::builder(&n).wait_strategy(strategy);
+    let rlock = RLock::builder(&n).wait_strategy(strategy);
     let (l, r) = if kind == "lock" {
         (Some(lock.create().unwrap()), None)
     } else {
@@ -119,8 +119,8 @@ fn holder_dies(kind: &str, mode: &str) {
     if mode == "sleep" {
         // The lock is held by a live process.
         match (&l, &r) {
-            (Some(l), _) => assert!(matches!(l.try_lock(), Err(LockError::WouldBlock))),
-            (_, Some(r)) => assert!(matches!(r.try_lock(), Err(LockError::WouldBlock))),
+            (Some(l), _) => assert_eq!(l.try_lock().err(), Some(TryLockError::WouldBlock)),
+            (_, Some(r)) => assert_eq!(r.try_lock().err(), Some(TryLockError::WouldBlock)),
             _ => unreachable!(),
         }
         p.kill().unwrap();
@@ -128,8 +128,11 @@ fn holder_dies(kind: &str, mode: &str) {
     // Not reaped yet on purpose in the `sleep` case: a zombie holder counts as dead.
     match (&l, &r) {
         (Some(l), _) => {
-            let e = l.lock().expect_err("the holder died: OwnerDied expected");
-            let g = e.into_guard().expect("OwnerDied carries the guard");
+            assert_eq!(l.lock().err(), Some(LockError::OwnerDied));
+            assert!(!l.is_locked(), "OwnerDied leaves the lock free");
+            // Told again until someone recovers and marks it consistent.
+            assert_eq!(l.try_lock().err(), Some(TryLockError::OwnerDied));
+            let g = l.recover().expect("recover");
             assert!(g.is_inconsistent());
             g.mark_consistent();
             drop(g);
@@ -137,8 +140,8 @@ fn holder_dies(kind: &str, mode: &str) {
             assert!(!g.is_inconsistent());
         }
         (_, Some(r)) => {
-            let e = r.lock().expect_err("the holder died: OwnerDied expected");
-            let g = e.into_guard().expect("OwnerDied carries the guard");
+            assert_eq!(r.lock().err(), Some(LockError::OwnerDied));
+            let g = r.recover();
             assert_eq!(g.depth(), 1, "the dead holder's depth is discarded");
             g.mark_consistent();
             drop(g);
@@ -203,10 +206,11 @@ fn bounded_semaphore_over_release_is_an_error_for_openers_too() {
     let n = SegmentName::unique();
     let s = BoundedSemaphore::builder(&n).value(2).create().unwrap();
     let other = BoundedSemaphore::builder(&n).open().unwrap();
-    assert_eq!(other.release(), Err(ReleaseError::AboveBound { bound: 2 }));
+    assert_eq!(other.initial_value(), 2, "the opener adopts the bound");
+    assert_eq!(other.release(), Err(AboveBoundError { bound: 2 }));
     s.acquire();
     other.release().unwrap();
-    assert_eq!(s.release(), Err(ReleaseError::AboveBound { bound: 2 }));
+    assert_eq!(s.release(), Err(AboveBoundError { bound: 2 }));
     assert_eq!(s.value(), 2);
 }
 
@@ -249,7 +253,7 @@ fn condition_producer_consumer_across_processes() {
 fn barrier(n: &SegmentName, parties: u32) -> Barrier {
     Barrier::builder(n)
         .parties(parties)
-        .strategy(WaitStrategy::default().with_slice(Duration::from_millis(10)))
+        .wait_strategy(WaitStrategy::default().with_slice(Duration::from_millis(10)))
         .create()
         .unwrap()
 }
@@ -311,7 +315,7 @@ fn killing_a_busy_locker_at_random_moments_never_strands_the_lock() {
     let w = Watchdog::new();
     let (ln, cn) = (SegmentName::unique(), SegmentName::unique());
     let lock = Lock::builder(&ln)
-        .strategy(WaitStrategy::default().with_slice(Duration::from_millis(5)))
+        .wait_strategy(WaitStrategy::default().with_slice(Duration::from_millis(5)))
         .create()
         .unwrap();
     let counter = counter_segment(&cn);
@@ -328,8 +332,10 @@ fn killing_a_busy_locker_at_random_moments_never_strands_the_lock() {
         let before = read_counter(&counter);
         match lock.lock() {
             Ok(g) => assert!(!g.is_inconsistent()),
-            Err(LockError::OwnerDied(g)) => {
+            Err(LockError::OwnerDied) => {
                 died += 1;
+                let g = lock.recover().expect("recover");
+                assert!(g.is_inconsistent());
                 g.mark_consistent();
             }
             Err(e) => panic!("unexpected {e:?}"),
@@ -357,8 +363,8 @@ fn condition_notify_never_blocks_on_a_dead_waiter() {
     c.notify_all();
     c.notify(1);
     let mut consumer = w.start(child("cond-consumer", &[n.as_str(), cn.as_str(), "1"]));
-    let g = c.lock().or_else(|e| e.into_guard().ok_or(())).unwrap();
-    g.mark_consistent();
+    // (The victim died outside the lock: nothing to recover.)
+    let g = c.lock().unwrap();
     let p = counter.body().as_ptr().cast::<u64>();
     // SAFETY: the counter is only touched under the condition's lock.
     unsafe { p.write(p.read() + 1) };
@@ -366,4 +372,66 @@ fn condition_notify_never_blocks_on_a_dead_waiter() {
     drop(g);
     assert_eq!(join_code(&mut consumer), 0);
     assert_eq!(read_counter(&counter), 0);
+}
+
+/// The hang of issue 10: a Barrier action that calls `abort()` or `reset()` on its own
+/// barrier through a second handle spun forever. Now both parties return `Broken`, bounded.
+#[test]
+fn barrier_action_aborting_or_resetting_through_a_second_handle_returns() {
+    for how in ["abort", "reset"] {
+        let w = Watchdog::new();
+        let n = SegmentName::unique();
+        let b = barrier(&n, 2);
+        // The child arrives first or second; whoever arrives last runs its own action, so
+        // make the child last: wait until we are counted, then start it.
+        std::thread::scope(|s| {
+            let mine = s.spawn(|| b.wait_timeout(Duration::from_secs(20)));
+            assert!(eventually(|| b.n_waiting() == 1));
+            let mut k = w.start(child("barrier-action", &[n.as_str(), how]));
+            assert_eq!(
+                join_code(&mut k),
+                3,
+                "{how}: the action's own wait is broken"
+            );
+            let mine = mine.join().unwrap();
+            assert!(
+                matches!(mine, Err(shm_lock::BarrierTimeoutError::Broken)),
+                "{how}: {mine:?}"
+            );
+        });
+        assert_eq!(b.is_broken(), how == "abort");
+        b.reset();
+        assert!(!b.is_broken());
+    }
+}
+
+/// The other hang of issue 10: a barrier whose internal lock word was forged to name a live
+/// process stranded `wait_timeout`. It must time out (bounded) instead.
+#[test]
+fn barrier_wait_timeout_on_a_forged_live_lock_word_times_out() {
+    let w = Watchdog::new();
+    let n = SegmentName::unique();
+    let b = barrier(&n, 2);
+    // The internal lock is the first word of the body; name this (live) process's main thread.
+    let seg = Segment::builder(&n, ObjectKind::Barrier)
+        .open()
+        .expect("open the barrier segment");
+    let word = shm_core::ProcessId::current().to_word();
+    // SAFETY: the body starts with the barrier's 8-aligned lock word, an atomic; we write it
+    // as a corrupting process would.
+    unsafe { &*seg.body().as_ptr().cast::<std::sync::atomic::AtomicU64>() }
+        .store(word, std::sync::atomic::Ordering::SeqCst);
+    let mut k = w.start(child("barrier-wait", &[n.as_str(), "300"]));
+    assert_eq!(join_code(&mut k), 4, "timeout expected");
+    // Our own handle gives Timeout too (from a thread that the word does not name).
+    std::thread::scope(|s| {
+        let r = s
+            .spawn(|| b.wait_timeout(Duration::from_millis(100)))
+            .join()
+            .unwrap();
+        assert!(
+            matches!(r, Err(shm_lock::BarrierTimeoutError::Timeout)),
+            "{r:?}"
+        );
+    });
 }

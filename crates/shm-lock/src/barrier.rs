@@ -1,67 +1,149 @@
-//! `Barrier`: `parties` processes wait for each other; robust against dead waiters.
+//! `Barrier`: `parties` threads (in any processes) wait for each other; robust against dead
+//! waiters, and bounded by the caller's deadline everywhere.
 
-use crate::error::{BarrierError, LockError};
-use crate::ident;
-use crate::lock::{LockGuard, LockRef, LockState};
+use crate::error::{BarrierError, BarrierTimeoutError};
+use crate::mutex::LockGuard;
 use crate::object::{self, Builder, Object};
+use crate::raw::{Acquired, RawLock, RawLockError, RawRobustLock, SliceClock};
 use shm_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use shm_core::sync::{futex_wait, futex_wake_all, WaitOutcome};
-use shm_core::{Deadline, Home, ObjectKind, OpenError, Segment, WaitStrategy};
+use shm_core::{Deadline, EventCount, Home, ObjectKind, OpenError, Segment, WaitStrategy};
+use shm_core::{Liveness, LivenessProbe, OsProbe, ThreadWord};
 use std::error::Error;
 use std::fmt;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::time::Duration;
 
-/// The action run by the last process to arrive.
+/// The action run by the last thread to arrive.
 pub(crate) type Action = Box<dyn Fn() -> Result<(), Box<dyn Error + Send + Sync>> + Send + Sync>;
 
 /// Most parties a barrier can have.
 pub const MAX_PARTIES: u32 = 4096;
+
+/// How long a timed-out waiter tries for the internal lock to break the barrier.
+const BREAK_GRACE: Duration = Duration::from_millis(10);
+
+/// `phase`: arrivals are being counted.
+const FILLING: u32 = 0;
+/// `phase`: the last arrival runs the action (the internal lock is free meanwhile).
+const ACTION: u32 = 1;
 
 /// Fixed part of a barrier's control block (64 bytes), followed by `parties` slots of 8 bytes.
 ///
 /// | field | meaning |
 /// |---|---|
 /// | `lock` | robust lock over everything below (a holder that died breaks the barrier) |
-/// | `gen` | generation; futex word; bumped when a round passes, breaks or is reset |
-/// | `count` | arrivals in this round, `0..parties` (anything else: broken) |
+/// | `ec` | waiters sleep on it; every end of a round notifies it |
+/// | `round` | low 32 bits: the generation, bumped when a round passes, breaks or is reset; high 32 bits: bit `g % 32` is set when round `g` ended broken |
+/// | `count` | arrivals in this round, `0..=parties` (anything else: corrupt, breaks) |
 /// | `broken` | 1 while broken (until `reset`) |
-/// | `broken_tag` | `1 << 32 \| g` once round `g` ended broken |
+/// | `phase` | `FILLING`, or `ACTION` while the last arrival runs the action (outside the lock) |
 /// | slots | thread identity words of this round's arrivals (`0..count`) |
+///
+/// A waiter of round `g` reads `round` once: if the generation moved on by at most 32, the bit
+/// of `g` tells how its round ended, in the same atomic read (no race with later rounds).
 #[repr(C, align(8))]
 struct BarrierHead {
-    lock: LockState,
-    gen: AtomicU32,
+    lock: RawLock,
+    ec: EventCount,
+    round: AtomicU64,
     count: AtomicU32,
     broken: AtomicU32,
+    phase: AtomicU32,
     _reserved: AtomicU32,
-    broken_tag: AtomicU64,
     _reserved2: AtomicU64,
 }
 
 /// Size of the fixed part: 64 bytes (loom's atomics are larger, hence computed).
 const HEAD_SIZE: usize = std::mem::size_of::<BarrierHead>();
 #[cfg(not(loom))]
-const _: () = assert!(HEAD_SIZE == 64);
-#[cfg(not(loom))]
-const _: () = assert!(std::mem::offset_of!(BarrierHead, gen) == 32);
+const _: () = {
+    assert!(HEAD_SIZE == 64);
+    assert!(std::mem::offset_of!(BarrierHead, ec) == 24);
+    assert!(std::mem::offset_of!(BarrierHead, round) == 32);
+    assert!(std::mem::offset_of!(BarrierHead, count) == 40);
+};
 
-fn tag(gen: u32) -> u64 {
-    (1 << 32) | u64::from(gen)
-}
+/// Bytes per slot (8; loom's atomics are larger, hence computed).
+const SLOT_SIZE: usize = std::mem::size_of::<AtomicU64>();
 
 fn body_len_for(parties: u32) -> usize {
-    HEAD_SIZE + 8 * parties as usize
+    HEAD_SIZE + SLOT_SIZE * parties as usize
+}
+
+fn gen_of(round: u64) -> u32 {
+    round as u32
+}
+
+/// The `round` word after round `gen` ended (`broken` or passed).
+fn next_round(round: u64, broken: bool) -> u64 {
+    let gen = gen_of(round);
+    let bit = 1u64 << (32 + gen % 32);
+    let hist = if broken { round | bit } else { round & !bit };
+    (hist & !0xffff_ffff) | u64::from(gen.wrapping_add(1))
+}
+
+/// How round `gen` ended, from a `round` word: `None` while it runs.
+fn outcome(round: u64, gen: u32, index: u32) -> Option<Result<u32, BarrierError>> {
+    let dist = gen_of(round).wrapping_sub(gen);
+    if dist == 0 {
+        return None;
+    }
+    if dist > 32 {
+        // So many rounds ended since that the record of ours is gone: it cannot be confirmed.
+        return Some(Err(BarrierError::Broken));
+    }
+    Some(if round & (1u64 << (32 + gen % 32)) != 0 {
+        Err(BarrierError::Broken)
+    } else {
+        Ok(index)
+    })
+}
+
+impl BarrierHead {
+    fn new() -> BarrierHead {
+        BarrierHead {
+            lock: RawLock::new(),
+            ec: EventCount::new(),
+            round: AtomicU64::new(0),
+            count: AtomicU32::new(0),
+            broken: AtomicU32::new(0),
+            phase: AtomicU32::new(FILLING),
+            _reserved: AtomicU32::new(0),
+            _reserved2: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Writes the initial state (the same as all-zero bytes outside loom).
+///
+/// # Safety
+///
+/// `body` is valid for writes of `body_len_for(parties)` bytes, 128-aligned, and unshared.
+unsafe fn init_body(body: NonNull<u8>, parties: u32) {
+    // SAFETY: per the contract, the head fits at the 128-aligned start.
+    unsafe {
+        body.cast::<BarrierHead>()
+            .as_ptr()
+            .write(BarrierHead::new())
+    };
+    for i in 0..parties as usize {
+        // SAFETY: slot `i` lies inside the body; SLOT_SIZE-aligned (HEAD_SIZE is a multiple).
+        let slot = unsafe { body.as_ptr().add(HEAD_SIZE + SLOT_SIZE * i) };
+        // SAFETY: as above; writing a fresh atomic into unshared memory.
+        unsafe { slot.cast::<AtomicU64>().write(AtomicU64::new(0)) };
+    }
 }
 
 /// A barrier across processes: Python's `multiprocessing.Barrier`.
 ///
 /// `wait` returns the arrival index (`0` for the first, `parties - 1` for the last, which also
-/// runs the action if this handle has one). A timeout, [`abort`](Barrier::abort), a failing
-/// action, or a waiter process that died breaks the barrier: every waiter gets
+/// runs the action if this handle has one). The action runs *outside* the barrier's internal
+/// lock, so it may call [`abort`](Barrier::abort) or [`reset`](Barrier::reset) itself (the
+/// last arrival's `wait` then returns [`BarrierError::Broken`]). A timeout, `abort`, a failing
+/// action, or a waiter that died breaks the barrier: every waiter gets
 /// [`BarrierError::Broken`] instead of waiting forever (a dead waiter is noticed within one
-/// wait slice, [`WaitStrategy::slice`]). [`reset`](Barrier::reset) makes it usable again.
+/// wait slice, [`WaitStrategy::slice`]). `reset` makes it usable again.
 ///
 /// # Examples
 ///
@@ -69,10 +151,14 @@ fn body_len_for(parties: u32) -> usize {
 /// use shm_core::SegmentName;
 /// use shm_lock::Barrier;
 ///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let name = SegmentName::unique();
-/// let b = Barrier::builder(&name).parties(1).action(|| Ok(())).create().unwrap();
-/// assert_eq!(b.wait().unwrap(), 0);
-/// assert_eq!(b.parties(), 1);
+/// let b = Barrier::builder(&name).parties(1).action(|| Ok(())).create()?;
+/// assert_eq!(b.wait()?, 0);
+/// let opened = Barrier::builder(&name).open()?; // adopts the parties
+/// assert_eq!(opened.parties(), 1);
+/// # Ok(())
+/// # }
 /// ```
 pub struct Barrier {
     home: Home,
@@ -93,7 +179,9 @@ impl Barrier {
             "Barrier::new: parties must be in 1..={MAX_PARTIES}"
         );
         let home = Home::heap(body_len_for(parties));
-        // The zeroed heap block is large enough, and all-zero is the initial state.
+        // SAFETY: the block is body_len_for(parties) bytes, 128-aligned, and not yet shared;
+        // the head and the slots are written in place.
+        unsafe { init_body(home.as_ptr(), parties) };
         Barrier {
             home,
             strategy: WaitStrategy::default(),
@@ -107,7 +195,7 @@ impl Barrier {
         Builder::new(name)
     }
 
-    /// Sets the action this handle runs when its process arrives last.
+    /// Sets the action this handle runs when its thread arrives last.
     pub fn set_action(
         &mut self,
         action: impl Fn() -> Result<(), Box<dyn Error + Send + Sync>> + Send + Sync + 'static,
@@ -116,18 +204,18 @@ impl Barrier {
     }
 
     fn head(&self) -> &BarrierHead {
-        // SAFETY: the home holds a BarrierHead at its start (zeroed = valid; size checked on
-        // open) and lives as long as `self`.
+        // SAFETY: the home holds a BarrierHead at its start (all-zero is the initial state;
+        // size checked on open) and lives as long as `self`; atomics only.
         unsafe { self.home.as_ptr().cast::<BarrierHead>().as_ref() }
     }
 
     fn slot(&self, i: u32) -> &AtomicU64 {
         debug_assert!(i < self.parties);
         let i = i.min(self.parties - 1) as usize;
-        // SAFETY: the body holds HEAD_SIZE + 8 * parties bytes (checked on open/create) and
-        // `i < parties`, so the offset stays inside the home.
-        let p = unsafe { self.home.as_ptr().add(HEAD_SIZE + 8 * i) };
-        // SAFETY: `p` is inside the home, 8-aligned (the base is 128-aligned, HEAD_SIZE is a
+        // SAFETY: the body holds HEAD_SIZE + SLOT_SIZE * parties bytes (checked on
+        // create/open) and `i < parties`, so the offset stays inside the home.
+        let p = unsafe { self.home.as_ptr().add(HEAD_SIZE + SLOT_SIZE * i) };
+        // SAFETY: `p` is inside the home, 8-aligned (the base is 128-aligned, HEAD_SIZE a
         // multiple of 8), and slots are atomics only, valid for any bit pattern.
         unsafe { p.cast::<AtomicU64>().as_ref() }
     }
@@ -142,37 +230,44 @@ impl Barrier {
         self.head().count.store(count, Ordering::Relaxed);
     }
 
-    fn lock_ref(&self) -> LockRef<'_> {
-        // SAFETY: the LockState is inside the head, which lives as long as `self`.
-        unsafe { LockRef::from_ptr(NonNull::from(&self.head().lock)) }.with_strategy(self.strategy)
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn raw_lock_for_test(&self) -> &RawLock {
+        &self.head().lock
     }
 
-    /// Locks the internal lock; a holder that died breaks the barrier.
-    fn inner(&self) -> LockGuard<'_> {
-        loop {
-            match self.lock_ref().lock() {
-                Ok(g) => return g,
-                Err(LockError::OwnerDied(g)) => {
-                    self.break_locked();
-                    g.mark_consistent();
-                    return g;
-                }
-                // Deadlock: this thread holds it already, which our code never does; any
-                // other error cannot come from lock(). Retry rather than panic.
-                Err(_) => std::thread::yield_now(),
-            }
+    /// Takes the internal lock until `deadline` (`None` when it passed). A holder that died
+    /// (or a lock word forged to name this thread, which our code never leaves held) breaks
+    /// the current round.
+    fn inner(&self, deadline: Deadline) -> Option<LockGuard<'_>> {
+        let raw = &self.head().lock;
+        let clean = match raw.lock_until(&self.strategy, deadline) {
+            Ok(Acquired::Clean) => true,
+            Ok(Acquired::OwnerDied) | Err(RawLockError::Deadlock) => false,
+            Err(_) => return None,
+        };
+        let g = LockGuard::assume_held(raw);
+        if !clean {
+            self.break_locked();
+            g.mark_consistent();
         }
+        Some(g)
     }
 
-    /// Breaks the current round (lock held).
-    fn break_locked(&self) {
+    /// Ends the current round (lock held): broken or passed; wakes every waiter.
+    fn end_round_locked(&self, broken: bool) {
         let h = self.head();
-        let g = h.gen.load(Ordering::Relaxed);
-        h.broken_tag.store(tag(g), Ordering::Relaxed);
-        h.broken.store(1, Ordering::Relaxed);
+        if broken {
+            h.broken.store(1, Ordering::Relaxed);
+        }
         h.count.store(0, Ordering::Relaxed);
-        h.gen.store(g.wrapping_add(1), Ordering::Release);
-        futex_wake_all(&h.gen);
+        h.phase.store(FILLING, Ordering::Relaxed);
+        let r = h.round.load(Ordering::Relaxed);
+        h.round.store(next_round(r, broken), Ordering::Release);
+        h.ec.notify_all();
+    }
+
+    fn break_locked(&self) {
+        self.end_round_locked(true);
     }
 
     /// Waits until `parties` threads have called `wait`; returns the arrival index.
@@ -180,116 +275,183 @@ impl Barrier {
     /// # Errors
     ///
     /// [`BarrierError::Broken`] if the barrier is or becomes broken,
-    /// [`BarrierError::ActionFailed`] if this process ran the action and it failed.
+    /// [`BarrierError::ActionFailed`] if this thread ran the action and it failed.
     ///
     /// # Panics
     ///
     /// If the action panics (the barrier is broken first), the panic resumes here.
     pub fn wait(&self) -> Result<u32, BarrierError> {
-        self.wait_until(Deadline::NEVER)
+        match self.wait_until(Deadline::NEVER) {
+            Ok(i) => Ok(i),
+            Err(BarrierTimeoutError::ActionFailed(e)) => Err(BarrierError::ActionFailed(e)),
+            // Timeout cannot happen without a deadline.
+            Err(_) => Err(BarrierError::Broken),
+        }
     }
 
-    /// As [`wait`](Self::wait), for at most `timeout`; a timeout breaks the barrier.
+    /// As [`wait`](Self::wait), for at most `timeout`, which bounds every step including the
+    /// internal lock. A timeout breaks the barrier.
     ///
     /// # Errors
     ///
-    /// [`BarrierError::Timeout`] when this wait timed out, otherwise as [`wait`](Self::wait).
+    /// [`BarrierTimeoutError::Timeout`] when this wait timed out, otherwise as
+    /// [`wait`](Self::wait).
     ///
     /// # Panics
     ///
     /// As [`wait`](Self::wait).
-    pub fn wait_timeout(&self, timeout: Duration) -> Result<u32, BarrierError> {
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<u32, BarrierTimeoutError> {
         self.wait_until(Deadline::after(timeout))
     }
 
-    fn wait_until(&self, deadline: Deadline) -> Result<u32, BarrierError> {
+    fn wait_until(&self, deadline: Deadline) -> Result<u32, BarrierTimeoutError> {
         let h = self.head();
-        let me = ident::current();
-        let g = self.inner();
-        if h.broken.load(Ordering::Relaxed) != 0 {
-            return Err(BarrierError::Broken);
-        }
-        let c = h.count.load(Ordering::Relaxed);
-        if c >= self.parties {
-            // Corrupt: written by someone else. Break rather than index out of bounds.
-            self.break_locked();
-            return Err(BarrierError::Broken);
-        }
-        self.slot(c).store(me, Ordering::Relaxed);
-        h.count.store(c + 1, Ordering::Relaxed);
-        if c + 1 == self.parties {
-            if let Some(action) = &self.action {
-                match catch_unwind(AssertUnwindSafe(action)) {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        self.break_locked();
-                        return Err(BarrierError::ActionFailed(e));
-                    }
-                    Err(panic) => {
-                        self.break_locked();
-                        drop(g);
-                        resume_unwind(panic);
-                    }
-                }
-            }
-            h.count.store(0, Ordering::Relaxed);
-            let gen = h.gen.load(Ordering::Relaxed);
-            h.gen.store(gen.wrapping_add(1), Ordering::Release);
-            drop(g);
-            futex_wake_all(&h.gen);
-            return Ok(c);
-        }
-        let my_gen = h.gen.load(Ordering::Relaxed);
-        drop(g);
+        let me = ThreadWord::current().get();
         loop {
-            if h.gen.load(Ordering::Acquire) != my_gen {
-                return if h.broken_tag.load(Ordering::Relaxed) == tag(my_gen) {
-                    Err(BarrierError::Broken)
-                } else {
-                    Ok(c)
-                };
+            let g = self.inner(deadline).ok_or(BarrierTimeoutError::Timeout)?;
+            if h.broken.load(Ordering::Relaxed) != 0 {
+                return Err(BarrierTimeoutError::Broken);
             }
-            let outcome = futex_wait(&h.gen, my_gen, deadline.min_after(self.strategy.slice));
-            if outcome != WaitOutcome::TimedOut {
-                continue;
-            }
-            let timed_out = deadline.has_passed();
-            let g = self.inner();
-            if h.gen.load(Ordering::Relaxed) == my_gen {
-                if timed_out {
-                    self.break_locked();
-                    return Err(BarrierError::Timeout);
-                }
-                let n = h.count.load(Ordering::Relaxed).min(self.parties);
-                if (0..n).any(|i| !crate::raw::alive(self.slot(i).load(Ordering::Relaxed))) {
-                    self.break_locked();
-                    return Err(BarrierError::Broken);
+            let gen = gen_of(h.round.load(Ordering::Relaxed));
+            let c = h.count.load(Ordering::Relaxed);
+            if h.phase.load(Ordering::Relaxed) == ACTION && c == self.parties {
+                // The previous round's action still runs: enter once that round ended.
+                drop(g);
+                match self.wait_round(gen, 0, deadline) {
+                    Err(BarrierTimeoutError::Timeout) => return Err(BarrierTimeoutError::Timeout),
+                    _ => continue,
                 }
             }
+            if c >= self.parties {
+                // Corrupt: written by someone else. Break rather than index out of bounds.
+                self.break_locked();
+                return Err(BarrierTimeoutError::Broken);
+            }
+            self.slot(c).store(me, Ordering::Relaxed);
+            h.count.store(c + 1, Ordering::Relaxed);
+            if c + 1 < self.parties {
+                drop(g);
+                return self.wait_round(gen, c, deadline);
+            }
+            let Some(action) = &self.action else {
+                self.end_round_locked(false);
+                return Ok(c);
+            };
+            h.phase.store(ACTION, Ordering::Relaxed);
             drop(g);
+            return self.run_action(action, gen, c, deadline);
         }
+    }
+
+    /// The last arrival of round `gen` runs the action without the lock, then ends the round
+    /// unless someone broke or reset it meanwhile.
+    fn run_action(
+        &self,
+        action: &Action,
+        gen: u32,
+        c: u32,
+        deadline: Deadline,
+    ) -> Result<u32, BarrierTimeoutError> {
+        let h = self.head();
+        let result = catch_unwind(AssertUnwindSafe(action));
+        let g = self.inner(deadline);
+        let ours = g.is_some() && gen_of(h.round.load(Ordering::Relaxed)) == gen;
+        match result {
+            Ok(Ok(())) => {
+                if ours {
+                    self.end_round_locked(false);
+                    return Ok(c);
+                }
+                drop(g);
+                let r = h.round.load(Ordering::Acquire);
+                match outcome(r, gen, c) {
+                    Some(o) => o.map_err(Into::into),
+                    // Still our round, but the lock could not be had in time.
+                    None => Err(BarrierTimeoutError::Timeout),
+                }
+            }
+            Ok(Err(e)) => {
+                if ours {
+                    self.break_locked();
+                }
+                Err(BarrierTimeoutError::ActionFailed(e))
+            }
+            Err(panic) => {
+                if ours {
+                    self.break_locked();
+                }
+                drop(g);
+                resume_unwind(panic)
+            }
+        }
+    }
+
+    /// Waits (without the lock) for round `gen` to end; `c` is this thread's arrival index.
+    fn wait_round(&self, gen: u32, c: u32, deadline: Deadline) -> Result<u32, BarrierTimeoutError> {
+        let h = self.head();
+        let mut clock = SliceClock::new(&self.strategy);
+        let got = h.ec.wait_until(&self.strategy, deadline, |poll| {
+            if let Some(o) = outcome(h.round.load(Ordering::Acquire), gen, c) {
+                return Some(o.map_err(BarrierTimeoutError::from));
+            }
+            if clock.due(poll) && self.some_waiter_died(gen, deadline, &OsProbe) {
+                return Some(Err(BarrierTimeoutError::Broken));
+            }
+            None
+        });
+        if let Some(r) = got {
+            return r;
+        }
+        // Timed out: break the round, if the internal lock can be had promptly.
+        let Some(_g) = self.inner(Deadline::after(BREAK_GRACE)) else {
+            return Err(BarrierTimeoutError::Timeout);
+        };
+        if let Some(o) = outcome(h.round.load(Ordering::Relaxed), gen, c) {
+            return o.map_err(Into::into);
+        }
+        self.break_locked();
+        Err(BarrierTimeoutError::Timeout)
+    }
+
+    /// Whether an arrival of round `gen` died (then the round is broken here).
+    fn some_waiter_died(&self, gen: u32, deadline: Deadline, probe: &dyn LivenessProbe) -> bool {
+        let h = self.head();
+        let Some(_g) = self.inner(deadline) else {
+            return false;
+        };
+        if gen_of(h.round.load(Ordering::Relaxed)) != gen {
+            return false;
+        }
+        let n = h.count.load(Ordering::Relaxed).min(self.parties);
+        let dead = (0..n).any(|i| {
+            let w = self.slot(i).load(Ordering::Relaxed);
+            w != 0 && probe.word_liveness(w) == Liveness::Dead
+        });
+        if dead {
+            self.break_locked();
+        }
+        dead
     }
 
     /// Breaks the barrier: current and later waiters get [`BarrierError::Broken`] until
-    /// [`reset`](Self::reset).
+    /// [`reset`](Self::reset). May be called from the action.
     pub fn abort(&self) {
-        let _g = self.inner();
-        self.break_locked();
+        if let Some(_g) = self.inner(Deadline::NEVER) {
+            self.break_locked();
+        }
     }
 
-    /// Returns the barrier to its initial state; threads waiting now get
-    /// [`BarrierError::Broken`].
+    /// Returns the barrier to its initial state; threads waiting now (and an action running
+    /// now) get [`BarrierError::Broken`]. May be called from the action.
     pub fn reset(&self) {
         let h = self.head();
-        let _g = self.inner();
-        let gen = h.gen.load(Ordering::Relaxed);
-        if h.count.load(Ordering::Relaxed) != 0 {
-            h.broken_tag.store(tag(gen), Ordering::Relaxed);
-        }
-        h.count.store(0, Ordering::Relaxed);
+        let Some(_g) = self.inner(Deadline::NEVER) else {
+            return;
+        };
+        let waiting =
+            h.count.load(Ordering::Relaxed) != 0 || h.phase.load(Ordering::Relaxed) == ACTION;
+        self.end_round_locked(waiting);
         h.broken.store(0, Ordering::Relaxed);
-        h.gen.store(gen.wrapping_add(1), Ordering::Release);
-        futex_wake_all(&h.gen);
     }
 
     /// How many are waiting in the current round.
@@ -308,7 +470,7 @@ impl Barrier {
     }
 
     /// Sets how blocked calls wait (the slice is also how soon a dead waiter is noticed).
-    pub fn set_strategy(&mut self, strategy: WaitStrategy) {
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
         self.strategy = strategy;
     }
 
@@ -331,13 +493,14 @@ impl fmt::Debug for Barrier {
 }
 
 impl Builder<Barrier> {
-    /// How many must arrive (create only; `1..=MAX_PARTIES`).
+    /// How many must arrive (`1..=MAX_PARTIES`). Required to create; an opener that sets it
+    /// gets [`OpenError::Mismatch`] if the segment records another number.
     pub fn parties(mut self, parties: u32) -> Self {
-        self.parties = parties;
+        self.parties = Some(parties);
         self
     }
 
-    /// The action this handle runs when its process arrives last (not stored in the segment:
+    /// The action this handle runs when its thread arrives last (not stored in the segment:
     /// each process sets its own).
     pub fn action(
         mut self,
@@ -351,33 +514,32 @@ impl Builder<Barrier> {
 impl Object for Barrier {
     const KIND: ObjectKind = ObjectKind::Barrier;
     fn body_len(b: &Builder<Self>) -> Result<usize, String> {
-        if (1..=MAX_PARTIES).contains(&b.parties) {
-            Ok(body_len_for(b.parties))
-        } else {
-            Err(format!(
-                "barrier parties must be in 1..={MAX_PARTIES}, got {}",
-                b.parties
-            ))
+        match b.parties {
+            Some(p) if (1..=MAX_PARTIES).contains(&p) => Ok(body_len_for(p)),
+            Some(p) => Err(format!("must be in 1..={MAX_PARTIES}, got {p}")),
+            None => Err("required to create a barrier".into()),
         }
     }
+    const PARAMETER: &'static str = "parties";
     fn count(b: &Builder<Self>) -> u64 {
-        u64::from(b.parties)
+        b.parties.map_or(0, u64::from)
     }
-    fn init(_: &Builder<Self>, _body: NonNull<u8>) {
-        // The zeroed body is the initial state.
+    fn init(b: &Builder<Self>, body: NonNull<u8>) {
+        // SAFETY: the body is body_len(b) bytes (checked parties), 128-aligned, unshared.
+        unsafe { init_body(body, b.parties.unwrap_or(0)) }
     }
     fn from_home(home: Home, mut b: Builder<Self>) -> Result<Self, OpenError> {
         let count = home
             .segment()
-            .map_or(u64::from(b.parties), |s| s.header().count());
+            .map_or(b.parties.map_or(0, u64::from), |s| s.header().count());
         let parties = u32::try_from(count)
             .ok()
             .filter(|p| (1..=MAX_PARTIES).contains(p))
-            .ok_or(OpenError::Corrupt {
-                field: "count",
-                expected: u64::from(MAX_PARTIES),
-                found: count,
+            .ok_or_else(|| OpenError::CorruptBody {
+                what: "barrier parties",
+                detail: format!("{count} is not in 1..={MAX_PARTIES}"),
             })?;
+        object::check_adopted("parties", b.parties, parties)?;
         object::check_body(&home, body_len_for(parties))?;
         Ok(Barrier {
             home,

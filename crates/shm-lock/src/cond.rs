@@ -1,61 +1,58 @@
-//! `Condition`: a condition variable with its own robust lock, in one segment.
+//! `Condition`: a condition variable with its own robust re-entrant lock, in one segment.
 
-use crate::error::LockError;
-use crate::lock::{LockGuard, LockRef, LockState};
+use crate::error::{LockError, LockTimeoutError, TryLockError};
+use crate::mutex::{RLockGuard, RLockRef, RLockState, RLOCK_STATE_SIZE};
 use crate::object::{self, Builder, Object};
-use shm_core::sync::atomic::{fence, AtomicU32, Ordering};
-use shm_core::sync::{futex_wait, futex_wake, WaitOutcome};
-use shm_core::{Deadline, Home, ObjectKind, OpenError, Segment, WaitStrategy};
+use crate::raw::Acquired;
+use shm_core::sync::atomic::{AtomicU32, Ordering};
+use shm_core::{Deadline, EventCount, Home, ObjectKind, OpenError, Segment, WaitStrategy};
 use std::fmt;
 use std::ptr::NonNull;
 use std::time::Duration;
 
-/// Control block of a condition (40 bytes).
+/// Control block of a condition (48 bytes).
 ///
 /// | field | meaning |
 /// |---|---|
-/// | `lock` | the condition's robust lock |
-/// | `seq` | futex word; bumped by a notify that saw `waiters != 0` |
-/// | `waiters` | announced waiters (too high after a waiter died: costs a syscall, no more) |
+/// | `lock` | the condition's robust re-entrant lock |
+/// | `ec` | waiters sleep on it (the one wait loop) |
+/// | `seq` | bumped by every notify; a waiter returns once it differs from what it read under the lock |
 #[repr(C, align(8))]
 pub(crate) struct CondState {
-    lock: LockState,
+    lock: RLockState,
+    ec: EventCount,
     seq: AtomicU32,
-    waiters: AtomicU32,
+    _reserved: AtomicU32,
 }
 
-const COND_STATE_SIZE: usize = 40;
+const COND_STATE_SIZE: usize = 48;
 #[cfg(not(loom))]
-const _: () = assert!(std::mem::size_of::<CondState>() == COND_STATE_SIZE);
-#[cfg(not(loom))]
-const _: () = assert!(std::mem::offset_of!(CondState, seq) == 32);
+const _: () = {
+    assert!(std::mem::size_of::<CondState>() == COND_STATE_SIZE);
+    assert!(std::mem::offset_of!(CondState, ec) == RLOCK_STATE_SIZE);
+    assert!(std::mem::offset_of!(CondState, seq) == 40);
+};
 
 impl CondState {
-    pub(crate) fn new() -> CondState {
+    fn new() -> CondState {
         CondState {
-            lock: LockState::new(),
+            lock: RLockState::new(),
+            ec: EventCount::new(),
             seq: AtomicU32::new(0),
-            waiters: AtomicU32::new(0),
-        }
-    }
-
-    pub(crate) fn notify(&self, n: u32) {
-        // Pairs with the waiter's announcement, made while it held the lock.
-        fence(Ordering::SeqCst);
-        if n != 0 && self.waiters.load(Ordering::SeqCst) != 0 {
-            self.seq.fetch_add(1, Ordering::SeqCst);
-            futex_wake(&self.seq, n);
+            _reserved: AtomicU32::new(0),
         }
     }
 }
 
 /// A condition variable across processes: Python's `multiprocessing.Condition`, with its
-/// (robust, non-re-entrant) lock in the same segment.
+/// lock, a robust [`RLock`](crate::RLock) as Python's default, in the same segment.
 ///
-/// Waiting takes the guard of the condition's own lock by value, so waiting without holding
-/// the lock does not compile; a guard of another lock is a panic. `notify` never waits for
-/// anybody (Python's waits for each woken waiter, and hangs if that waiter was killed).
-/// Wake-ups may be spurious: wait in a loop or use [`wait_while`](Condition::wait_while).
+/// Waiting takes a guard of the condition's own lock by value, so waiting without holding the
+/// lock does not compile; a guard of another lock is a panic. As in Python, a wait releases
+/// every level the thread holds and restores them after. `notify` never waits for anybody
+/// (Python's waits for each woken waiter, and hangs if that waiter was killed): it wakes every
+/// current waiter, which re-checks its predicate. Wake-ups may be spurious: wait in a loop or
+/// use [`wait_while`](Condition::wait_while).
 ///
 /// # Examples
 ///
@@ -64,13 +61,33 @@ impl CondState {
 /// use shm_lock::Condition;
 /// use std::time::Duration;
 ///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let name = SegmentName::unique();
-/// let cond = Condition::builder(&name).create().unwrap();
-/// let guard = cond.lock().unwrap();
-/// let (guard, timed_out) = cond.wait_timeout(guard, Duration::from_millis(1)).unwrap();
+/// let cond = Condition::builder(&name).create()?;
+/// let guard = cond.lock()?;
+/// let (guard, timed_out) = cond.wait_timeout(guard, Duration::from_millis(1))?;
 /// assert!(timed_out);
 /// cond.notify_all(); // never blocks
 /// drop(guard);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Waiting needs a guard of the condition's re-entrant lock; a plain `Lock`'s guard does not
+/// type-check, and the guard given to `wait` cannot be used afterwards:
+///
+/// ```compile_fail
+/// let cond = shm_lock::Condition::new();
+/// let other = shm_lock::Lock::new();
+/// let guard = other.lock().unwrap();
+/// let _ = cond.wait(guard); // expected `RLockGuard`, found `LockGuard`
+/// ```
+///
+/// ```compile_fail
+/// let cond = shm_lock::Condition::new();
+/// let guard = cond.lock().unwrap();
+/// let _again = cond.wait(guard);
+/// guard.mark_consistent(); // use of moved value
 /// ```
 pub struct Condition {
     home: Home,
@@ -92,52 +109,67 @@ impl Condition {
     }
 
     fn state(&self) -> &CondState {
-        // SAFETY: the home holds an initialised CondState at its start and lives as long as
-        // `self`.
+        // SAFETY: the home holds an initialised CondState at its start (written on create,
+        // size checked on open) and lives as long as `self`; atomics only.
         unsafe { self.home.as_ptr().cast::<CondState>().as_ref() }
     }
 
     /// The condition's lock.
-    pub fn lock_ref(&self) -> LockRef<'_> {
-        // SAFETY: the LockState is inside our state, which lives as long as `self`.
-        unsafe { LockRef::from_ptr(NonNull::from(&self.state().lock)) }.with_strategy(self.strategy)
+    pub fn lock_ref(&self) -> RLockRef<'_> {
+        RLockRef::new(&self.state().lock).with_wait_strategy(self.strategy)
     }
 
-    /// Acquires the condition's lock.
+    /// Acquires the condition's lock (see [`RLockRef::lock`]).
     ///
     /// # Errors
     ///
-    /// As [`LockRef::lock`].
-    pub fn lock(&self) -> Result<LockGuard<'_>, LockError<LockGuard<'_>>> {
+    /// As [`RLockRef::lock`].
+    pub fn lock(&self) -> Result<RLockGuard<'_>, LockError> {
         self.lock_ref().lock()
     }
 
-    /// Acquires the condition's lock without waiting.
+    /// Acquires the condition's lock without waiting (see [`RLockRef::try_lock`]).
     ///
     /// # Errors
     ///
-    /// As [`LockRef::try_lock`].
-    pub fn try_lock(&self) -> Result<LockGuard<'_>, LockError<LockGuard<'_>>> {
+    /// As [`RLockRef::try_lock`].
+    pub fn try_lock(&self) -> Result<RLockGuard<'_>, TryLockError> {
         self.lock_ref().try_lock()
     }
 
-    /// Releases the lock, sleeps until notified (or spuriously woken), and locks again.
+    /// Acquires the condition's lock, waiting at most `timeout` (see
+    /// [`RLockRef::try_lock_for`]).
     ///
     /// # Errors
     ///
-    /// As [`LockRef::lock`] for the re-acquisition ([`LockError::OwnerDied`] carries the guard).
+    /// As [`RLockRef::try_lock_for`].
+    pub fn try_lock_for(&self, timeout: Duration) -> Result<RLockGuard<'_>, LockTimeoutError> {
+        self.lock_ref().try_lock_for(timeout)
+    }
+
+    /// Acquires the condition's lock even if a holder died (see [`RLockRef::recover`]).
+    pub fn recover(&self) -> RLockGuard<'_> {
+        self.lock_ref().recover()
+    }
+
+    /// Releases the lock (every level this thread holds), sleeps until notified (or
+    /// spuriously woken), and locks again.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::OwnerDied`] if a holder died while this thread waited: this level is
+    /// released (levels held by outer guards stay held); take the lock with
+    /// [`recover`](Self::recover).
     ///
     /// # Panics
     ///
     /// If `guard` belongs to another lock.
-    pub fn wait<'a>(
-        &'a self,
-        guard: LockGuard<'a>,
-    ) -> Result<LockGuard<'a>, LockError<LockGuard<'a>>> {
+    pub fn wait<'a>(&'a self, guard: RLockGuard<'a>) -> Result<RLockGuard<'a>, LockError> {
         self.wait_until(guard, Deadline::NEVER).map(|(g, _)| g)
     }
 
-    /// As [`wait`](Self::wait), but for at most `timeout`; the `bool` says whether it timed out.
+    /// As [`wait`](Self::wait), but for at most `timeout`; the `bool` says whether it timed
+    /// out. Re-taking the lock afterwards is not bounded by `timeout` (as `std`'s `Condvar`).
     ///
     /// # Errors
     ///
@@ -148,9 +180,9 @@ impl Condition {
     /// If `guard` belongs to another lock.
     pub fn wait_timeout<'a>(
         &'a self,
-        guard: LockGuard<'a>,
+        guard: RLockGuard<'a>,
         timeout: Duration,
-    ) -> Result<(LockGuard<'a>, bool), LockError<LockGuard<'a>>> {
+    ) -> Result<(RLockGuard<'a>, bool), LockError> {
         self.wait_until(guard, Deadline::after(timeout))
     }
 
@@ -166,9 +198,9 @@ impl Condition {
     /// If `guard` belongs to another lock.
     pub fn wait_while<'a>(
         &'a self,
-        mut guard: LockGuard<'a>,
+        mut guard: RLockGuard<'a>,
         mut condition: impl FnMut() -> bool,
-    ) -> Result<LockGuard<'a>, LockError<LockGuard<'a>>> {
+    ) -> Result<RLockGuard<'a>, LockError> {
         while condition() {
             guard = self.wait(guard)?;
         }
@@ -177,59 +209,55 @@ impl Condition {
 
     fn wait_until<'a>(
         &'a self,
-        guard: LockGuard<'a>,
+        guard: RLockGuard<'a>,
         deadline: Deadline,
-    ) -> Result<(LockGuard<'a>, bool), LockError<LockGuard<'a>>> {
+    ) -> Result<(RLockGuard<'a>, bool), LockError> {
         let st = self.state();
         assert!(
-            std::ptr::eq(
-                guard.raw_ptr().cast::<u8>(),
-                (&st.lock as *const LockState).cast()
-            ),
+            std::ptr::eq(guard.state(), &st.lock),
             "Condition::wait: the guard belongs to another lock"
         );
-        st.waiters.fetch_add(1, Ordering::SeqCst);
-        let key = st.seq.load(Ordering::SeqCst);
-        drop(guard);
-        let mut timed_out = false;
-        loop {
-            let outcome = futex_wait(&st.seq, key, deadline.min_after(self.strategy.slice));
-            if st.seq.load(Ordering::SeqCst) != key {
-                break;
-            }
-            if outcome == WaitOutcome::TimedOut {
-                if deadline.has_passed() {
-                    timed_out = true;
-                    break;
-                }
-                continue;
-            }
-            break; // spurious
+        // Read under the lock: a notify after our release bumps it.
+        let key = st.seq.load(Ordering::Relaxed);
+        let view = self.lock_ref();
+        let depth = view.release_all(guard);
+        let woken = st.ec.wait_until(&self.strategy, deadline, |_| {
+            (st.seq.load(Ordering::Acquire) != key).then_some(())
+        });
+        let (guard, a) = view.restore(Deadline::NEVER, depth).unwrap_or_else(|e| {
+            unreachable!("RawRobustLock contract broken: {e:?} without a deadline")
+        });
+        if a == Acquired::OwnerDied {
+            drop(guard); // this level; outer guards keep theirs
+            return Err(LockError::OwnerDied);
         }
-        st.waiters.fetch_sub(1, Ordering::Relaxed);
-        match self.lock_ref().lock() {
-            Ok(g) => Ok((g, timed_out)),
-            Err(e) => Err(e),
-        }
+        Ok((guard, woken.is_none()))
     }
 
-    /// Wakes up to `n` waiters. Never blocks; no syscall when nobody waits.
+    /// Wakes the waiters (Python's `notify(n)`; every current waiter wakes and re-checks its
+    /// predicate, which a condition's waiters must do anyway). Never blocks; no syscall when
+    /// nobody waits; need not hold the lock. `n == 0` does nothing.
     pub fn notify(&self, n: u32) {
-        self.state().notify(n);
+        if n == 0 {
+            return;
+        }
+        let st = self.state();
+        st.seq.fetch_add(1, Ordering::Release);
+        st.ec.notify_all();
     }
 
-    /// Wakes one waiter.
+    /// Wakes the waiters (see [`notify`](Self::notify)).
     pub fn notify_one(&self) {
         self.notify(1);
     }
 
     /// Wakes every waiter.
     pub fn notify_all(&self) {
-        self.notify(i32::MAX as u32);
+        self.notify(u32::MAX);
     }
 
     /// Sets how blocked calls wait.
-    pub fn set_strategy(&mut self, strategy: WaitStrategy) {
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
         self.strategy = strategy;
     }
 

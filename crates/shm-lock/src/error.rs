@@ -1,138 +1,208 @@
-//! Error types of the lock family.
+//! Error types of the lock family: one per operation, each `'static + Send + Sync`, so `?`
+//! works in a function returning `Result<_, Box<dyn Error>>` or `anyhow::Result`.
+//!
+//! No error holds a guard. Owner death is reported as [`LockError::OwnerDied`] (and the
+//! `OwnerDied` variants of the other enums); the lock is *not* held after that error and stays
+//! flagged until somebody takes it through `recover` (see the crate docs, "Owner death").
 
 use std::fmt;
 
-/// Why a lock could not be acquired cleanly.
-///
-/// [`OwnerDied`](LockError::OwnerDied) is not a failure to lock: the lock *is* held and the
-/// guard is inside. It says that a previous holder died while holding it, so the data it
-/// protects may be half-updated. Repair it, then call the guard's `mark_consistent`. If the
-/// guard is dropped without that, the flag stays: the next acquirer is told again (see the
-/// crate docs, "Owner death").
-///
-/// `Debug` does not require `G: Debug`.
-#[non_exhaustive]
-pub enum LockError<G> {
-    /// Acquired, but a previous holder died holding the lock: the guard is inside.
-    OwnerDied(G),
-    /// `try_lock`: another live thread holds the lock.
-    WouldBlock,
-    /// The timeout passed first.
-    Timeout,
-    /// The calling thread already holds this (non-re-entrant) lock: waiting would never end.
+const OWNER_DIED: &str = "the lock's previous owner died holding it: the protected data may be \
+                          inconsistent (take the lock with `recover`, repair, `mark_consistent`)";
+const DEADLOCK: &str = "the calling thread already holds this lock";
+
+/// Why [`lock`](crate::RobustMutex::lock) (and a [`Condition`](crate::Condition) wait) failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LockError {
+    /// A previous holder died holding the lock (now, or earlier without anyone marking the
+    /// state consistent since). The lock is not held; take it with `recover`.
+    OwnerDied,
+    /// The calling thread holds this (non-re-entrant) lock already: waiting would never end.
+    /// Never returned by the re-entrant lock or a `Condition`.
     Deadlock,
-    /// An `RLock` was re-entered `u32::MAX` times.
-    RecursionLimit,
 }
 
-impl<G> LockError<G> {
-    /// The guard, for [`OwnerDied`](LockError::OwnerDied); `None` otherwise.
-    pub fn into_guard(self) -> Option<G> {
-        match self {
-            LockError::OwnerDied(g) => Some(g),
-            _ => None,
-        }
-    }
-
-    /// Whether this is [`OwnerDied`](LockError::OwnerDied).
-    pub fn is_owner_died(&self) -> bool {
-        matches!(self, LockError::OwnerDied(_))
-    }
-}
-
-impl<G> fmt::Debug for LockError<G> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LockError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
-            LockError::WouldBlock => f.write_str("WouldBlock"),
-            LockError::Timeout => f.write_str("Timeout"),
-            LockError::Deadlock => f.write_str("Deadlock"),
-            LockError::RecursionLimit => f.write_str("RecursionLimit"),
-        }
-    }
-}
-
-impl<G> fmt::Display for LockError<G> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            LockError::OwnerDied(_) => {
-                "lock acquired, but its previous owner died holding it: the protected data may be inconsistent"
-            }
-            LockError::WouldBlock => "the lock is held by another thread",
-            LockError::Timeout => "timed out waiting for the lock",
-            LockError::Deadlock => "the calling thread already holds this lock",
-            LockError::RecursionLimit => "re-entrant lock nested too deeply",
-        })
-    }
-}
-
-impl<G> std::error::Error for LockError<G> {}
-
-/// Why a semaphore could not be acquired.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AcquireError {
-    /// `try_acquire`: the value is 0.
+/// Why [`try_lock`](crate::RobustMutex::try_lock) failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TryLockError {
+    /// As [`LockError::OwnerDied`].
+    OwnerDied,
+    /// Another live thread (possibly the calling one, for the non-re-entrant lock) holds it.
     WouldBlock,
-    /// The timeout passed first.
+}
+
+/// Why [`try_lock_for`](crate::RobustMutex::try_lock_for) failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LockTimeoutError {
+    /// As [`LockError::OwnerDied`].
+    OwnerDied,
+    /// As [`LockError::Deadlock`].
+    Deadlock,
+    /// The timeout passed while a live thread held the lock.
     Timeout,
 }
 
-impl fmt::Display for AcquireError {
+/// [`recover`](crate::RobustMutex::recover) on a non-re-entrant lock that the calling thread
+/// holds already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeadlockError;
+
+impl fmt::Display for LockError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            AcquireError::WouldBlock => "the semaphore's value is 0",
-            AcquireError::Timeout => "timed out waiting for the semaphore",
+            LockError::OwnerDied => OWNER_DIED,
+            LockError::Deadlock => DEADLOCK,
         })
     }
 }
 
-impl std::error::Error for AcquireError {}
-
-/// Why a semaphore could not be released.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ReleaseError {
-    /// A `BoundedSemaphore` would go above its initial value (Python's `ValueError`).
-    AboveBound {
-        /// The bound (the initial value).
-        bound: u32,
-    },
-    /// The value would overflow a `u32`.
-    Overflow,
+impl fmt::Display for TryLockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TryLockError::OwnerDied => OWNER_DIED,
+            TryLockError::WouldBlock => "the lock is held by another thread",
+        })
+    }
 }
 
-impl fmt::Display for ReleaseError {
+impl fmt::Display for LockTimeoutError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ReleaseError::AboveBound { bound } => {
-                write!(f, "semaphore released too many times (bound {bound})")
-            }
-            ReleaseError::Overflow => f.write_str("semaphore value would overflow"),
+        f.write_str(match self {
+            LockTimeoutError::OwnerDied => OWNER_DIED,
+            LockTimeoutError::Deadlock => DEADLOCK,
+            LockTimeoutError::Timeout => "timed out waiting for the lock",
+        })
+    }
+}
+
+impl fmt::Display for DeadlockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(DEADLOCK)
+    }
+}
+
+impl std::error::Error for LockError {}
+impl std::error::Error for TryLockError {}
+impl std::error::Error for LockTimeoutError {}
+impl std::error::Error for DeadlockError {}
+
+impl From<LockError> for LockTimeoutError {
+    fn from(e: LockError) -> Self {
+        match e {
+            LockError::OwnerDied => LockTimeoutError::OwnerDied,
+            LockError::Deadlock => LockTimeoutError::Deadlock,
         }
     }
 }
 
-impl std::error::Error for ReleaseError {}
+impl From<DeadlockError> for LockError {
+    fn from(_: DeadlockError) -> Self {
+        LockError::Deadlock
+    }
+}
 
-/// Why a [`Barrier`](crate::Barrier) wait did not pass.
+/// [`try_acquire`](crate::Semaphore::try_acquire): the semaphore's value is 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WouldBlockError;
+
+/// [`acquire_timeout`](crate::Semaphore::acquire_timeout): the timeout passed while the value
+/// was 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimeoutError;
+
+impl fmt::Display for WouldBlockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the semaphore's value is 0")
+    }
+}
+
+impl fmt::Display for TimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("timed out waiting for the semaphore")
+    }
+}
+
+impl std::error::Error for WouldBlockError {}
+impl std::error::Error for TimeoutError {}
+
+/// [`Semaphore::release`](crate::Semaphore::release): the value is `u32::MAX` already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OverflowError;
+
+impl fmt::Display for OverflowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("semaphore value would overflow")
+    }
+}
+
+impl std::error::Error for OverflowError {}
+
+/// [`BoundedSemaphore::release`](crate::BoundedSemaphore::release) above the initial value
+/// (Python's `ValueError: Semaphore released too many times`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AboveBoundError {
+    /// The bound (the initial value).
+    pub bound: u32,
+}
+
+impl fmt::Display for AboveBoundError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "semaphore released too many times (bound {})",
+            self.bound
+        )
+    }
+}
+
+impl std::error::Error for AboveBoundError {}
+
+/// Why a [`Barrier::wait`](crate::Barrier::wait) did not pass.
 #[non_exhaustive]
 pub enum BarrierError {
-    /// The barrier is or became broken (abort, reset while waiting, a timeout or failed
-    /// action elsewhere, or a waiter process died).
+    /// The barrier is or became broken: `abort`, `reset` while waiting, a timeout or failed
+    /// action elsewhere, or a waiter that died.
     Broken,
-    /// This wait timed out; the barrier is now broken for everyone.
-    Timeout,
-    /// This process ran the action as the last to arrive and it failed; the barrier is broken.
+    /// This thread ran the action as the last to arrive and it failed; the barrier is broken.
     ActionFailed(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Why a [`Barrier::wait_timeout`](crate::Barrier::wait_timeout) did not pass.
+#[non_exhaustive]
+pub enum BarrierTimeoutError {
+    /// As [`BarrierError::Broken`].
+    Broken,
+    /// As [`BarrierError::ActionFailed`].
+    ActionFailed(Box<dyn std::error::Error + Send + Sync>),
+    /// This wait timed out. The barrier is broken for everyone, unless its internal lock
+    /// could not be taken in time either (a live holder of a corrupt lock word).
+    Timeout,
+}
+
+impl From<BarrierError> for BarrierTimeoutError {
+    fn from(e: BarrierError) -> Self {
+        match e {
+            BarrierError::Broken => BarrierTimeoutError::Broken,
+            BarrierError::ActionFailed(e) => BarrierTimeoutError::ActionFailed(e),
+        }
+    }
 }
 
 impl fmt::Debug for BarrierError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BarrierError::Broken => f.write_str("Broken"),
-            BarrierError::Timeout => f.write_str("Timeout"),
             BarrierError::ActionFailed(e) => write!(f, "ActionFailed({e})"),
+        }
+    }
+}
+
+impl fmt::Debug for BarrierTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BarrierTimeoutError::Broken => f.write_str("Broken"),
+            BarrierTimeoutError::ActionFailed(e) => write!(f, "ActionFailed({e})"),
+            BarrierTimeoutError::Timeout => f.write_str("Timeout"),
         }
     }
 }
@@ -141,8 +211,17 @@ impl fmt::Display for BarrierError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BarrierError::Broken => f.write_str("broken barrier"),
-            BarrierError::Timeout => f.write_str("timed out waiting at the barrier (now broken)"),
             BarrierError::ActionFailed(e) => write!(f, "barrier action failed: {e}"),
+        }
+    }
+}
+
+impl fmt::Display for BarrierTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BarrierTimeoutError::Broken => f.write_str("broken barrier"),
+            BarrierTimeoutError::ActionFailed(e) => write!(f, "barrier action failed: {e}"),
+            BarrierTimeoutError::Timeout => f.write_str("timed out waiting at the barrier"),
         }
     }
 }
@@ -151,6 +230,15 @@ impl std::error::Error for BarrierError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             BarrierError::ActionFailed(e) => Some(&**e),
+            BarrierError::Broken => None,
+        }
+    }
+}
+
+impl std::error::Error for BarrierTimeoutError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BarrierTimeoutError::ActionFailed(e) => Some(&**e),
             _ => None,
         }
     }

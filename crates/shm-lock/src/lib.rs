@@ -5,80 +5,131 @@
 //!
 //! ## Items
 //!
-//! - [`Lock`] / [`LockRef`] / [`LockGuard`] over a [`LockState`]: a robust mutex. Guards, not
-//!   free `release()` calls; `lock`, `try_lock`, `try_lock_for`.
-//! - [`RLock`] / [`RLockRef`] / [`RLockGuard`] over an [`RLockState`]: the re-entrant variant
-//!   (owned by one thread of one process, with a depth count).
+//! - [`RawRobustLock`]: the contract of a raw robust lock (an `unsafe trait`, as
+//!   `lock_api::RawMutex`), with owner death in it; [`RawLock`] implements it.
+//! - [`RobustMutex`] / [`RobustReentrantMutex`]: the generic safe wrappers over a raw lock,
+//!   with guards ([`MutexGuard`], [`ReentrantMutexGuard`]); `lock`, `try_lock`,
+//!   `try_lock_for`, `recover`.
+//! - [`Lock`] and [`RLock`]: those wrappers in a named segment (or on the heap), Python's
+//!   `Lock` and `RLock`. [`LockRef`] / [`RLockRef`] are the wrappers over a [`LockState`] /
+//!   [`RLockState`] embedded in another object's segment (`Value` and `Array` carry an RLock
+//!   that way).
 //! - [`Semaphore`], [`BoundedSemaphore`]: counting semaphores; `release` by any process;
-//!   over-releasing a bounded one is [`ReleaseError::AboveBound`].
+//!   over-releasing a bounded one is an [`AboveBoundError`].
 //! - [`Event`]: `set`, `clear`, `is_set`, `wait`, `wait_timeout`.
-//! - [`Condition`]: a condition variable with its own lock; waiting takes the guard by value;
-//!   `notify` never blocks.
-//! - [`Barrier`]: `parties` processes meet; timeouts, `abort`, a failing action or a dead
-//!   waiter break it instead of stranding the others.
+//! - [`Condition`]: a condition variable over its own robust `RLock` (Python's default);
+//!   waiting takes the guard by value; `notify` never blocks.
+//! - [`Barrier`]: `parties` threads meet; timeouts, `abort`, a failing action or a dead
+//!   waiter break it instead of stranding the others; its action may abort or reset it.
 //!
-//! Each named primitive is made with a [`Builder`] (`create`, `open`, `open_or_create`); its
-//! [`ObjectKind`](shm_core::ObjectKind) is written into the segment and checked on open.
-//! [`LockState`] and [`RLockState`] (32 bytes each) can also be embedded in another object's
-//! segment and used through [`LockRef::from_ptr`] / [`RLockRef::from_ptr`]; that is how
-//! `Value` and `Array` carry their `RLock`. Every primitive also has a heap home (`new`),
-//! which is what the loom models and miri tests run on.
+//! Each named primitive is made with a [`Builder`] (`create`, `open`, `open_or_create`; knobs
+//! `mode`, `open_timeout`, `wait_strategy`, and `value` or `parties`); its
+//! [`ObjectKind`](shm_core::ObjectKind) and parameters are written into the segment, checked
+//! and adopted on open. Every primitive also has a heap home (`new`), which is what the loom
+//! models and miri tests run on.
 //!
-//! Blocked callers spin briefly, then sleep in the kernel on a shared futex (no CPU), in
-//! slices of [`WaitStrategy::slice`](shm_core::WaitStrategy) after which they check for dead
-//! peers.
+//! Every blocking call waits through shm-core's one wait loop,
+//! [`EventCount::wait_until`](shm_core::EventCount::wait_until): a bounded spin, then sleep on
+//! a shared futex in slices of [`WaitStrategy::slice`](shm_core::WaitStrategy), after each of
+//! which it checks for dead peers. A deadline given by the caller bounds every wait, internal
+//! locks included. Errors are per operation ([`LockError`], [`TryLockError`],
+//! [`LockTimeoutError`], …), `'static + Send + Sync`, so `?` works in any function returning
+//! `Result<_, Box<dyn Error>>`.
 //!
 //! ## Owner death
 //!
-//! The owner of a `Lock`/`RLock` is recorded *in the lock word itself*: a 64-bit word holding
-//! the kernel thread id (`gettid`) and that thread's start time. Acquiring is one
-//! compare-and-swap of that word from 0; releasing is one swap back to 0 plus a load of the
-//! waiter count (a `FUTEX_WAKE` only if somebody sleeps). Because the owner *is* the lock
-//! word, a holder killed at any instruction leaves either a free lock or its own identity.
+//! The owner of a lock is recorded *in the lock word itself*: a 64-bit thread identity word
+//! (thread id and start time, [`ThreadWord`](shm_core::ThreadWord)). Acquiring is one
+//! compare-and-swap from 0; releasing is one store of 0 plus a check for sleepers. A holder
+//! killed at any instruction leaves either a free lock or its own identity. A waiter that slept
+//! a whole slice, a `try_lock` that finds the lock held, and a timed attempt whose time is up
+//! ask whether the owner thread still runs; only a *dead* one (never an unknown one) is taken
+//! over, by exactly one compare-and-swap winner, which flags the lock **inconsistent**.
 //!
-//! A waiter that slept a whole slice without a wake-up, a `try_lock` that finds the lock
-//! held, and a timed attempt whose time is up each check whether the owner thread still runs
-//! (`/proc/<tid>/stat`, with the start time defeating tid reuse; zombies count as dead). If
-//! it does not, the waiter takes the lock over with a compare-and-swap (exactly one waiter
-//! wins) and gets [`LockError::OwnerDied`] *with the guard inside*. This covers a holder
-//! process that was killed or exited without unlocking, and a holder *thread* that exited
-//! while other threads of its process live on.
+//! The design, between pthread's `EOWNERDEAD` and std's poisoning:
+//!
+//! 1. While a lock is flagged, `lock()`, `try_lock()` and `try_lock_for()` return
+//!    [`LockError::OwnerDied`] (and the matching variants), a plain `'static` error: the lock
+//!    is **not** held after it, so `?` can pass it up like any error.
+//! 2. The flag stays, and every later acquirer in every process gets the same error, until
+//!    someone takes the lock through the explicit recovery path, `recover()`, which returns a
+//!    guard even though the lock is flagged.
+//! 3. Under that guard, repair the protected data and call
+//!    [`mark_consistent`](MutexGuard::mark_consistent). A guard dropped without it leaves the
+//!    lock flagged for the next one. Owner death is thus never lost silently, and, unlike
+//!    pthread's `ENOTRECOVERABLE`, a lock is never unusable for good.
+//!
+//! ```
+//! use shm_core::SegmentName;
+//! use shm_lock::{Lock, LockError};
+//! use std::error::Error;
+//!
+//! /// Adds one to a counter kept under `lock`, repairing it if a holder died mid-update.
+//! fn increment(lock: &Lock, counter: &mut u64) -> Result<(), Box<dyn Error>> {
+//!     let guard = match lock.lock() {
+//!         Ok(guard) => guard,
+//!         Err(LockError::OwnerDied) => {
+//!             let guard = lock.recover()?;
+//!             // … check and repair what the dead holder left half-done …
+//!             guard.mark_consistent();
+//!             guard
+//!         }
+//!         Err(e) => return Err(e.into()),
+//!     };
+//!     *counter += 1;
+//!     drop(guard);
+//!     Ok(())
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn Error>> {
+//! let name = SegmentName::unique();
+//! let lock = Lock::builder(&name).create()?;
+//! let mut counter = 0;
+//! increment(&lock, &mut counter)?;
+//! let _guard = lock.lock()?; // `?` on a lock error: it borrows nothing
+//! assert_eq!(counter, 1);
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! Why not the kernel's robust-futex list (`set_robust_list`, what `PTHREAD_MUTEX_ROBUST`
 //! uses)? glibc owns each thread's single robust-list head; registering our own would break
 //! pthread robust mutexes in the same thread. The cost of our approach: a dead holder is
-//! noticed after up to one wait slice (50 ms by default) rather than at once, and it needs
-//! `/proc` (without it, holders always count as alive: never robbed, never recovered).
-//!
-//! **If the new owner does not mark the state consistent** (drops the guard without calling
-//! `mark_consistent`), the lock stays *flagged*: it is released normally, and every later
-//! acquirer also gets [`LockError::OwnerDied`] until one of them marks it. Unlike pthreads'
-//! `ENOTRECOVERABLE`, the lock never becomes permanently unusable; the warning simply repeats
-//! until somebody takes responsibility for the data.
-//!
-//! Limits: a process created with `fork()` without `exec` must not use locks through state
-//! inherited from its parent thread (the thread identity is cached per thread); shm-ipc
-//! starts children by re-executing. A holder stopped with `SIGSTOP` is alive, so its lock
-//! stays held.
+//! noticed after up to one wait slice (50 ms by default) rather than at once, and it needs the
+//! OS to tell (without `/proc`, holders count as [`Unknown`](shm_core::Liveness): never
+//! robbed, never recovered). A holder stopped with `SIGSTOP` is alive, so its lock stays held.
+//! A process made with `fork()` without `exec` must not use locks from the child.
 //!
 //! ## Example
 //!
 //! ```
 //! use shm_core::SegmentName;
-//! use shm_lock::{Lock, LockError};
+//! use shm_lock::{Lock, LockError, TryLockError};
 //!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let name = SegmentName::unique();
-//! let lock = Lock::builder(&name).create().unwrap();
-//! let opened = Lock::builder(&name).open().unwrap();
-//! let guard = lock.lock().unwrap();
+//! let lock = Lock::builder(&name).create()?;
+//! let opened = Lock::builder(&name).open()?;
+//! let guard = lock.lock()?;
 //! // Another thread (or process) finds it held…
 //! std::thread::scope(|s| {
-//!     s.spawn(|| assert!(matches!(opened.try_lock(), Err(LockError::WouldBlock))));
+//!     s.spawn(|| assert_eq!(opened.try_lock().err(), Some(TryLockError::WouldBlock)));
 //! });
 //! // …and the holding thread itself gets `Deadlock` instead of hanging.
-//! assert!(matches!(opened.try_lock(), Err(LockError::Deadlock)));
+//! assert_eq!(opened.lock().err(), Some(LockError::Deadlock));
 //! drop(guard);
-//! let _guard = opened.lock().unwrap();
+//! let _guard = opened.lock()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A guard cannot outlive its lock:
+//!
+//! ```compile_fail
+//! let guard = {
+//!     let lock = shm_lock::Lock::new();
+//!     lock.lock().unwrap()
+//! };
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::multiple_unsafe_ops_per_block)]
@@ -86,20 +137,26 @@
 mod barrier;
 mod cond;
 mod error;
-mod ident;
-mod lock;
+mod handle;
+mod mutex;
 mod object;
 mod raw;
 mod sem;
 
 pub use barrier::{Barrier, MAX_PARTIES};
 pub use cond::Condition;
-pub use error::{AcquireError, BarrierError, LockError, ReleaseError};
-pub use lock::{
-    Lock, LockGuard, LockRef, LockState, RLock, RLockGuard, RLockRef, RLockState, LOCK_STATE_SIZE,
+pub use error::{
+    AboveBoundError, BarrierError, BarrierTimeoutError, DeadlockError, LockError, LockTimeoutError,
+    OverflowError, TimeoutError, TryLockError, WouldBlockError,
+};
+pub use handle::{Lock, RLock};
+pub use mutex::{
+    LockGuard, LockRef, LockState, MutexGuard, RLockGuard, RLockRef, RLockState,
+    ReentrantMutexGuard, ReentrantState, RobustMutex, RobustReentrantMutex, LOCK_STATE_SIZE,
     RLOCK_STATE_SIZE,
 };
 pub use object::Builder;
+pub use raw::{Acquired, RawLock, RawLockError, RawRobustLock, RAW_LOCK_SIZE};
 pub use sem::{BoundedSemaphore, Event, Semaphore};
 
 #[cfg(all(test, loom))]

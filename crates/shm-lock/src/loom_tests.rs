@@ -1,27 +1,38 @@
-//! loom models of the wait protocols on the heap home. Run with
-//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p shm-lock --release --lib loom`.
-//! A lost wake-up leaves a thread asleep in the modelled futex, which loom reports as a
-//! deadlock; a broken exclusion is a data race on the loom `UnsafeCell`.
+//! loom models of the lock family on the heap home. Run with
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom cargo test
+//! --release -p shm-lock --lib loom`. A lost wake-up leaves a thread asleep in the modelled
+//! futex, which loom reports as a deadlock; a broken exclusion is a data race on a loom
+//! `UnsafeCell`. Deaths are injected through a `LivenessProbe` closure.
 
-use crate::{Condition, Event, Lock, RLock, Semaphore};
+use crate::raw::{Acquired, RawLockError};
+use crate::{
+    AboveBoundError, Barrier, BarrierError, BoundedSemaphore, Condition, Event, Lock, LockState,
+    RLock, RawRobustLock, Semaphore,
+};
 use loom::cell::UnsafeCell;
+use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use loom::sync::Arc;
+use shm_core::{Liveness, ThreadWord};
 
 struct Shared<L> {
     lock: L,
     data: UnsafeCell<u32>,
 }
 
-// SAFETY: `data` is only touched under `lock` (which is what the model checks).
+// SAFETY: `data` is only touched under `lock` (which is what the models check).
 unsafe impl<L: Sync> Sync for Shared<L> {}
+
+fn shared<L>(lock: L) -> Arc<Shared<L>> {
+    Arc::new(Shared {
+        lock,
+        data: UnsafeCell::new(0),
+    })
+}
 
 #[test]
 fn loom_lock_excludes_and_never_loses_a_wakeup() {
     loom::model(|| {
-        let s = Arc::new(Shared {
-            lock: Lock::new(),
-            data: UnsafeCell::new(0),
-        });
+        let s = shared(Lock::new());
         let s2 = s.clone();
         let t = loom::thread::spawn(move || {
             let _g = s2.lock.lock().unwrap();
@@ -43,10 +54,7 @@ fn loom_lock_excludes_and_never_loses_a_wakeup() {
 #[test]
 fn loom_rlock_nested_excludes() {
     loom::model(|| {
-        let s = Arc::new(Shared {
-            lock: RLock::new(),
-            data: UnsafeCell::new(0),
-        });
+        let s = shared(RLock::new());
         let s2 = s.clone();
         let t = loom::thread::spawn(move || {
             let _a = s2.lock.lock().unwrap();
@@ -62,6 +70,191 @@ fn loom_rlock_nested_excludes() {
         t.join().unwrap();
         // SAFETY: the other thread joined.
         assert_eq!(s.data.with(|p| unsafe { *p }), 2);
+    });
+}
+
+/// A holder "dies" (stops, and the probe starts answering `Dead` for it) at a point loom
+/// chooses; two waiters race to take over. Exclusion holds throughout (the victim's and the
+/// winners' writes never race: only one takeover wins), an acquisition reports `OwnerDied`
+/// exactly when it came after the death, and nobody takes the lock from the victim while the
+/// probe calls it alive.
+#[test]
+fn loom_owner_died_takeover_only_one_wins() {
+    loom::model(|| {
+        let s = shared(LockState::new());
+        let victim = Arc::new(AtomicU64::new(0));
+        let killed = Arc::new(AtomicBool::new(false));
+        let probe = {
+            let (victim, killed) = (victim.clone(), killed.clone());
+            move |w: u64| {
+                if w == victim.load(Ordering::Relaxed) && killed.load(Ordering::Acquire) {
+                    Liveness::Dead
+                } else {
+                    Liveness::Alive
+                }
+            }
+        };
+        // The victim takes the lock, writes, and dies holding it.
+        let v = {
+            let (s, victim, killed) = (s.clone(), victim.clone(), killed.clone());
+            loom::thread::spawn(move || {
+                victim.store(ThreadWord::current().get(), Ordering::Relaxed);
+                if s.lock.try_lock_with(&|_| Liveness::Alive) == Ok(Acquired::Clean) {
+                    // SAFETY: under the lock.
+                    s.data.with_mut(|p| unsafe { *p += 1 });
+                    killed.store(true, Ordering::Release);
+                    true
+                } else {
+                    false
+                }
+            })
+        };
+        let takers: Vec<_> = (0..2)
+            .map(|_| {
+                let (s, probe, killed) = (s.clone(), probe.clone(), killed.clone());
+                loom::thread::spawn(move || match s.lock.try_lock_with(&probe) {
+                    Ok(a) => {
+                        // Told exactly when the victim had died holding it before us.
+                        assert_eq!(
+                            a == Acquired::OwnerDied,
+                            killed.load(Ordering::Acquire),
+                            "{a:?}"
+                        );
+                        // SAFETY: under the lock.
+                        s.data.with_mut(|p| unsafe { *p += 1 });
+                        // SAFETY: acquired just above.
+                        unsafe { s.lock.unlock() };
+                        Some(a)
+                    }
+                    Err(e) => {
+                        assert_eq!(e, RawLockError::WouldBlock);
+                        None
+                    }
+                })
+            })
+            .collect();
+        let victim_locked = v.join().unwrap();
+        let got: Vec<Option<Acquired>> = takers.into_iter().map(|t| t.join().unwrap()).collect();
+        let n = got.iter().flatten().count() as u32 + u32::from(victim_locked);
+        // SAFETY: every thread joined.
+        assert_eq!(s.data.with(|p| unsafe { *p }), n);
+    });
+}
+
+/// An owner whose liveness is unknown is never robbed, by any number of waiters.
+#[test]
+fn loom_unknown_owner_is_never_robbed() {
+    loom::model(|| {
+        let lock = Arc::new(LockState::new());
+        const FOREIGN: u64 = 0x77_0000_0001;
+        lock.forge_owner(FOREIGN);
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let lock = lock.clone();
+                loom::thread::spawn(move || lock.try_lock_with(&|_| Liveness::Unknown))
+            })
+            .collect();
+        for t in ts {
+            assert_eq!(t.join().unwrap(), Err(RawLockError::WouldBlock));
+        }
+        assert_eq!(lock.owner_word(), FOREIGN);
+        assert!(!lock.is_inconsistent());
+    });
+}
+
+/// A round with two parties and an action: both pass, with distinct indices, the action runs
+/// once, and nobody sleeps through the end of the round.
+#[test]
+fn loom_barrier_round_two_parties() {
+    loom::model(|| {
+        let runs = Arc::new(AtomicU32::new(0));
+        let r2 = runs.clone();
+        let mut b = Barrier::new(2);
+        b.set_action(move || {
+            r2.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        });
+        let b = Arc::new(b);
+        let b2 = b.clone();
+        let t = loom::thread::spawn(move || b2.wait().unwrap());
+        let mine = b.wait().unwrap();
+        let theirs = t.join().unwrap();
+        assert_eq!(mine + theirs, 1);
+        assert_eq!(runs.load(Ordering::Relaxed), 1);
+        assert!(!b.is_broken());
+    });
+}
+
+/// Three parties, no action (a smaller state space per thread).
+#[test]
+fn loom_barrier_round_three_parties() {
+    loom::model(|| {
+        let b = Arc::new(Barrier::new(3));
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let b = b.clone();
+                loom::thread::spawn(move || b.wait().unwrap())
+            })
+            .collect();
+        let mut idx = vec![b.wait().unwrap()];
+        idx.extend(ts.into_iter().map(|t| t.join().unwrap()));
+        idx.sort();
+        assert_eq!(idx, vec![0, 1, 2]);
+    });
+}
+
+/// `abort` while a party waits: the waiter returns `Broken` (never sleeps on), whether it
+/// arrived before or after the abort.
+#[test]
+fn loom_barrier_abort_wakes_the_waiter() {
+    loom::model(|| {
+        let b = Arc::new(Barrier::new(2));
+        let b2 = b.clone();
+        let t = loom::thread::spawn(move || b2.wait());
+        b.abort();
+        assert!(matches!(t.join().unwrap(), Err(BarrierError::Broken)));
+        assert!(b.is_broken());
+    });
+}
+
+/// A bounded semaphore at its bound: one party acquires and releases while another releases
+/// once more. Exactly one of the two releases is refused (no over-release), and the value ends
+/// at the bound.
+#[test]
+fn loom_bounded_semaphore_no_over_release() {
+    loom::model(|| {
+        let s = Arc::new(BoundedSemaphore::new(1));
+        let s2 = s.clone();
+        let t = loom::thread::spawn(move || {
+            s2.acquire();
+            s2.release()
+        });
+        let extra = s.release();
+        let theirs = t.join().unwrap();
+        let refused = [extra, theirs]
+            .iter()
+            .filter(|r| **r == Err(AboveBoundError { bound: 1 }))
+            .count();
+        assert_eq!(refused, 1);
+        assert_eq!(s.value(), 1);
+    });
+}
+
+/// Two parties contend for a bounded semaphore of one: the second sleeps until the first
+/// releases (a lost wake-up would leave it asleep: a loom deadlock).
+#[test]
+fn loom_bounded_semaphore_no_lost_wakeup() {
+    loom::model(|| {
+        let s = Arc::new(BoundedSemaphore::new(1));
+        let s2 = s.clone();
+        let t = loom::thread::spawn(move || {
+            s2.acquire();
+            s2.release().unwrap();
+        });
+        s.acquire();
+        s.release().unwrap();
+        t.join().unwrap();
+        assert_eq!(s.value(), 1);
     });
 }
 
@@ -92,10 +285,7 @@ fn loom_event_set_wakes_waiter() {
 #[test]
 fn loom_condition_notify_wakes_waiter() {
     loom::model(|| {
-        let s = Arc::new(Shared {
-            lock: Condition::new(),
-            data: UnsafeCell::new(0),
-        });
+        let s = shared(Condition::new());
         let s2 = s.clone();
         let t = loom::thread::spawn(move || {
             let g = s2.lock.lock().unwrap();

@@ -1,5 +1,6 @@
 //! The builder shared by every named primitive: create, open, or open-or-create a segment of
-//! the primitive's [`ObjectKind`], which is checked on open.
+//! the primitive's [`ObjectKind`], which is checked on open. Knob names as every kind in the
+//! workspace: `mode`, `open_timeout`, `wait_strategy`, plus `value` / `parties` / `action`.
 
 use crate::barrier::Action;
 use shm_core::{CreateError, Home, ObjectKind, OpenError, Segment, SegmentName, WaitStrategy};
@@ -12,16 +13,16 @@ use std::time::Duration;
 ///
 /// Get one from `T::builder(name)`; then [`create`](Builder::create) (exclusive),
 /// [`open`](Builder::open) (kind checked), or [`open_or_create`](Builder::open_or_create).
-/// Creation parameters (`value`, `parties`) are written into the segment header and read
-/// from it on open.
+/// Creation parameters (`value`, `parties`) are written into the segment header; an opener
+/// adopts them and need not repeat them (if it does, they must match).
 #[must_use]
 pub struct Builder<T> {
     pub(crate) name: SegmentName,
     pub(crate) strategy: WaitStrategy,
-    pub(crate) timeout: Option<Duration>,
+    pub(crate) open_timeout: Option<Duration>,
     pub(crate) mode: Option<u32>,
-    pub(crate) value: u32,
-    pub(crate) parties: u32,
+    pub(crate) value: Option<u32>,
+    pub(crate) parties: Option<u32>,
     pub(crate) action: Option<Action>,
     _t: PhantomData<fn() -> T>,
 }
@@ -31,7 +32,9 @@ impl<T> fmt::Debug for Builder<T> {
         f.debug_struct("Builder")
             .field("name", &self.name)
             .field("kind", &std::any::type_name::<T>())
-            .field("strategy", &self.strategy)
+            .field("wait_strategy", &self.strategy)
+            .field("open_timeout", &self.open_timeout)
+            .field("mode", &self.mode)
             .field("value", &self.value)
             .field("parties", &self.parties)
             .field("action", &self.action.is_some())
@@ -44,24 +47,24 @@ impl<T> Builder<T> {
         Builder {
             name: name.clone(),
             strategy: WaitStrategy::default(),
-            timeout: None,
+            open_timeout: None,
             mode: None,
-            value: 1,
-            parties: 0,
+            value: None,
+            parties: None,
             action: None,
             _t: PhantomData,
         }
     }
 
     /// How the handle's blocking calls wait (default: adaptive).
-    pub fn strategy(mut self, strategy: WaitStrategy) -> Self {
+    pub fn wait_strategy(mut self, strategy: WaitStrategy) -> Self {
         self.strategy = strategy;
         self
     }
 
     /// How long `open` waits for the creator to publish the segment (default 5 s).
     pub fn open_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.open_timeout = Some(timeout);
         self
     }
 
@@ -75,9 +78,11 @@ impl<T> Builder<T> {
 /// What a primitive tells the builder.
 pub(crate) trait Object: Sized {
     const KIND: ObjectKind;
+    /// The builder parameter that `body_len` checks (for error messages).
+    const PARAMETER: &'static str = "parameters";
     /// Body bytes needed, or why the parameters are invalid.
     fn body_len(b: &Builder<Self>) -> Result<usize, String>;
-    /// Element count written into the header (checked on open when not 0).
+    /// Element count written into the header.
     fn count(_b: &Builder<Self>) -> u64 {
         0
     }
@@ -87,7 +92,7 @@ pub(crate) trait Object: Sized {
     }
     /// Initialises a zeroed, exclusively owned body of `body_len` bytes.
     fn init(b: &Builder<Self>, body: NonNull<u8>);
-    /// Wraps a created or opened home, validating what it reads from the header and body.
+    /// Wraps a created or opened home, adopting and validating what the header and body say.
     fn from_home(home: Home, b: Builder<Self>) -> Result<Self, OpenError>;
 }
 
@@ -96,8 +101,8 @@ fn seg_builder<T: Object>(b: &Builder<T>, len: usize) -> shm_core::SegmentBuilde
         .body_len(len)
         .count(T::count(b))
         .param(T::param(b));
-    if let Some(t) = b.timeout {
-        sb = sb.timeout(t);
+    if let Some(t) = b.open_timeout {
+        sb = sb.open_timeout(t);
     }
     if let Some(m) = b.mode {
         sb = sb.mode(m);
@@ -106,8 +111,12 @@ fn seg_builder<T: Object>(b: &Builder<T>, len: usize) -> shm_core::SegmentBuilde
 }
 
 pub(crate) fn create<T: Object>(b: Builder<T>) -> Result<T, CreateError> {
-    let len = T::body_len(&b).map_err(|reason| CreateError::Invalid { reason })?;
+    let len = T::body_len(&b).map_err(|reason| CreateError::InvalidParameter {
+        parameter: T::PARAMETER,
+        reason,
+    })?;
     let seg = seg_builder(&b, len).create(|body, _| T::init(&b, body))?;
+    // What we just wrote always passes our own checks.
     T::from_home(Home::Segment(seg), b).map_err(|e| CreateError::Invalid {
         reason: e.to_string(),
     })
@@ -115,16 +124,18 @@ pub(crate) fn create<T: Object>(b: Builder<T>) -> Result<T, CreateError> {
 
 pub(crate) fn open<T: Object>(b: Builder<T>) -> Result<T, OpenError> {
     let mut sb = Segment::builder(&b.name, T::KIND);
-    if let Some(t) = b.timeout {
-        sb = sb.timeout(t);
+    if let Some(t) = b.open_timeout {
+        sb = sb.open_timeout(t);
     }
     let seg = sb.open()?;
     T::from_home(Home::Segment(seg), b)
 }
 
 pub(crate) fn open_or_create<T: Object>(b: Builder<T>) -> Result<T, OpenError> {
-    let len =
-        T::body_len(&b).map_err(|reason| OpenError::Create(CreateError::Invalid { reason }))?;
+    let len = T::body_len(&b).map_err(|reason| OpenError::InvalidParameter {
+        parameter: T::PARAMETER,
+        reason,
+    })?;
     let seg = seg_builder(&b, len).open_or_create(|body, _| T::init(&b, body))?;
     T::from_home(Home::Segment(seg), b)
 }
@@ -142,13 +153,28 @@ pub(crate) fn heap_home<S>(value: S) -> Home {
 /// Checks that the body holds at least `need` bytes.
 pub(crate) fn check_body(home: &Home, need: usize) -> Result<(), OpenError> {
     if home.len() < need {
-        return Err(OpenError::Corrupt {
-            field: "body_len",
-            expected: need as u64,
-            found: home.len() as u64,
+        return Err(OpenError::CorruptBody {
+            what: "body length",
+            detail: format!("{} bytes, at least {need} needed", home.len()),
         });
     }
     Ok(())
+}
+
+/// An opener's explicit parameter must match what the segment records (none is adopted).
+pub(crate) fn check_adopted(
+    field: &'static str,
+    asked: Option<u32>,
+    recorded: u32,
+) -> Result<(), OpenError> {
+    match asked {
+        Some(a) if a != recorded => Err(OpenError::Mismatch {
+            field,
+            expected: a.to_string(),
+            found: recorded.to_string(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 macro_rules! builder_methods {
@@ -159,18 +185,19 @@ macro_rules! builder_methods {
             /// # Errors
             ///
             /// [`CreateError::AlreadyExists`] if the name is taken,
-            /// [`CreateError::Invalid`] for invalid parameters, and OS errors.
+            /// [`CreateError::InvalidParameter`] for invalid parameters, and OS errors.
             pub fn create(self) -> Result<$t, CreateError> {
                 create(self)
             }
 
-            /// Opens an existing segment; its kind must match.
+            /// Opens an existing segment; its kind must match, and its parameters are adopted.
             ///
             /// # Errors
             ///
             /// [`OpenError::WrongKind`] for a segment of another kind,
-            /// [`OpenError::Corrupt`] if its body is too small or its parameters are invalid,
-            /// and every other [`OpenError`].
+            /// [`OpenError::Mismatch`] if a parameter given here differs from the segment's,
+            /// [`OpenError::CorruptBody`] if its body is too small or its parameters are
+            /// impossible, and every other [`OpenError`].
             pub fn open(self) -> Result<$t, OpenError> {
                 open(self)
             }
@@ -179,7 +206,8 @@ macro_rules! builder_methods {
             ///
             /// # Errors
             ///
-            /// As [`open`](Self::open) and [`create`](Self::create).
+            /// As [`open`](Self::open), and [`OpenError::InvalidParameter`] or
+            /// [`OpenError::Create`] if creating fails.
             pub fn open_or_create(self) -> Result<$t, OpenError> {
                 open_or_create(self)
             }

@@ -1,6 +1,6 @@
 //! `Semaphore`, `BoundedSemaphore` and `Event`.
 
-use crate::error::{AcquireError, ReleaseError};
+use crate::error::{AboveBoundError, OverflowError, TimeoutError, WouldBlockError};
 use crate::object::{self, Builder, Object};
 use shm_core::sync::atomic::{AtomicU32, Ordering};
 use shm_core::{Deadline, EventCount, Home, ObjectKind, OpenError, Segment, WaitStrategy};
@@ -61,15 +61,14 @@ impl SemState {
             .is_some()
     }
 
-    pub(crate) fn release(&self, bound: Option<u32>) -> Result<(), ReleaseError> {
+    /// Adds one unless the value is at `bound` already (`Err(bound)`).
+    pub(crate) fn release(&self, bound: u32) -> Result<(), u32> {
         let mut v = self.value.load(Ordering::Relaxed);
         loop {
-            if let Some(b) = bound {
-                if v >= b {
-                    return Err(ReleaseError::AboveBound { bound: b });
-                }
+            if v >= bound {
+                return Err(bound);
             }
-            let next = v.checked_add(1).ok_or(ReleaseError::Overflow)?;
+            let next = v + 1;
             match self
                 .value
                 .compare_exchange_weak(v, next, Ordering::Release, Ordering::Relaxed)
@@ -88,7 +87,10 @@ impl SemState {
 }
 
 macro_rules! semaphore {
-    ($name:ident, $kind:expr, $bounded:literal, $doc:literal, $example:literal) => {
+    (
+        $name:ident, $kind:expr, $bounded:literal, $release_err:ty, $mk_err:expr, $release_doc:literal,
+        $doc:literal, $example:literal
+    ) => {
         #[doc = $doc]
         ///
         /// `release` may be called by any process (there is no owner), and a waiter sleeps in
@@ -100,7 +102,8 @@ macro_rules! semaphore {
         pub struct $name {
             home: Home,
             strategy: WaitStrategy,
-            bound: Option<u32>,
+            /// The initial value: the bound of a `BoundedSemaphore`.
+            initial: u32,
         }
 
         impl $name {
@@ -109,7 +112,7 @@ macro_rules! semaphore {
                 $name {
                     home: object::heap_home(SemState::new(value)),
                     strategy: WaitStrategy::default(),
-                    bound: $bounded.then_some(value),
+                    initial: value,
                 }
             }
 
@@ -134,12 +137,12 @@ macro_rules! semaphore {
             ///
             /// # Errors
             ///
-            /// [`AcquireError::WouldBlock`] if it is 0.
-            pub fn try_acquire(&self) -> Result<(), AcquireError> {
+            /// [`WouldBlockError`] if it is 0.
+            pub fn try_acquire(&self) -> Result<(), WouldBlockError> {
                 if self.state().try_acquire() {
                     Ok(())
                 } else {
-                    Err(AcquireError::WouldBlock)
+                    Err(WouldBlockError)
                 }
             }
 
@@ -147,15 +150,15 @@ macro_rules! semaphore {
             ///
             /// # Errors
             ///
-            /// [`AcquireError::Timeout`] if the timeout passed first.
-            pub fn acquire_timeout(&self, timeout: Duration) -> Result<(), AcquireError> {
+            /// [`TimeoutError`] if the timeout passed first.
+            pub fn acquire_timeout(&self, timeout: Duration) -> Result<(), TimeoutError> {
                 if self
                     .state()
                     .acquire(&self.strategy, Deadline::after(timeout))
                 {
                     Ok(())
                 } else {
-                    Err(AcquireError::Timeout)
+                    Err(TimeoutError)
                 }
             }
 
@@ -163,10 +166,15 @@ macro_rules! semaphore {
             ///
             /// # Errors
             ///
-            /// [`ReleaseError::AboveBound`] for a `BoundedSemaphore` already at its initial
-            /// value, [`ReleaseError::Overflow`] at `u32::MAX`.
-            pub fn release(&self) -> Result<(), ReleaseError> {
-                self.state().release(self.bound)
+            #[doc = $release_doc]
+            pub fn release(&self) -> Result<(), $release_err> {
+                let bound = if $bounded { self.initial } else { u32::MAX };
+                self.state().release(bound).map_err($mk_err)
+            }
+
+            /// The initial value (the bound of a `BoundedSemaphore`), as recorded at creation.
+            pub fn initial_value(&self) -> u32 {
+                self.initial
             }
 
             /// The current value (a snapshot).
@@ -175,7 +183,7 @@ macro_rules! semaphore {
             }
 
             /// Sets how blocked calls wait.
-            pub fn set_strategy(&mut self, strategy: WaitStrategy) {
+            pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
                 self.strategy = strategy;
             }
 
@@ -186,10 +194,11 @@ macro_rules! semaphore {
         }
 
         impl Builder<$name> {
-            /// The initial value (create only; default 1). For a `BoundedSemaphore` it is also
-            /// the bound.
+            /// The initial value (default 1). For a `BoundedSemaphore` it is also the bound.
+            /// Recorded in the segment: an opener adopts it, and one that sets it gets
+            /// [`OpenError::Mismatch`] if it differs.
             pub fn value(mut self, value: u32) -> Self {
-                self.value = value;
+                self.value = Some(value);
                 self
             }
         }
@@ -198,7 +207,7 @@ macro_rules! semaphore {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($name))
                     .field("value", &self.value())
-                    .field("bound", &self.bound)
+                    .field("initial", &self.initial)
                     .field("home", &self.home)
                     .finish()
             }
@@ -210,30 +219,30 @@ macro_rules! semaphore {
                 Ok(SEM_STATE_SIZE)
             }
             fn param(b: &Builder<Self>) -> u64 {
-                u64::from(b.value)
+                u64::from(b.value.unwrap_or(1))
             }
             fn init(b: &Builder<Self>, body: NonNull<u8>) {
                 // SAFETY: the body is at least SEM_STATE_SIZE bytes, 128-aligned, unshared.
                 unsafe {
                     body.cast::<SemState>()
                         .as_ptr()
-                        .write(SemState::new(b.value))
+                        .write(SemState::new(b.value.unwrap_or(1)))
                 }
             }
             fn from_home(home: Home, b: Builder<Self>) -> Result<Self, OpenError> {
                 object::check_body(&home, SEM_STATE_SIZE)?;
                 let param = home
                     .segment()
-                    .map_or(u64::from(b.value), |s| s.header().param());
-                let bound = u32::try_from(param).map_err(|_| OpenError::Corrupt {
-                    field: "param",
-                    expected: u64::from(u32::MAX),
-                    found: param,
+                    .map_or(u64::from(b.value.unwrap_or(1)), |s| s.header().param());
+                let initial = u32::try_from(param).map_err(|_| OpenError::CorruptBody {
+                    what: "semaphore initial value",
+                    detail: format!("{param} does not fit in a u32"),
                 })?;
+                object::check_adopted("value", b.value, initial)?;
                 Ok($name {
                     home,
                     strategy: b.strategy,
-                    bound: $bounded.then_some(bound),
+                    initial,
                 })
             }
         }
@@ -244,19 +253,25 @@ semaphore!(
     Semaphore,
     ObjectKind::Semaphore,
     false,
+    OverflowError,
+    |_| OverflowError,
+    "[`OverflowError`] if the value is `u32::MAX` already.",
     "A counting semaphore in a named segment: Python's `multiprocessing.Semaphore`.",
     "```
 use shm_core::SegmentName;
 use shm_lock::Semaphore;
 
+# fn main() -> Result<(), Box<dyn std::error::Error>> {
 let name = SegmentName::unique();
-let sem = Semaphore::builder(&name).value(2).create().unwrap();
-let other = Semaphore::builder(&name).open().unwrap();
+let sem = Semaphore::builder(&name).value(2).create()?;
+let other = Semaphore::builder(&name).open()?; // adopts the value
 sem.acquire();
 other.acquire();
 assert!(sem.try_acquire().is_err());
-other.release().unwrap();
+other.release()?;
 assert_eq!(sem.value(), 1);
+# Ok(())
+# }
 ```"
 );
 
@@ -264,17 +279,23 @@ semaphore!(
     BoundedSemaphore,
     ObjectKind::BoundedSemaphore,
     true,
+    AboveBoundError,
+    |bound| AboveBoundError { bound },
+    "[`AboveBoundError`] if the value is at its initial value already (Python's `ValueError`).",
     "A semaphore that may not be released above its initial value: Python's \
      `multiprocessing.BoundedSemaphore`.",
     "```
 use shm_core::SegmentName;
-use shm_lock::{BoundedSemaphore, ReleaseError};
+use shm_lock::{AboveBoundError, BoundedSemaphore};
 
+# fn main() -> Result<(), Box<dyn std::error::Error>> {
 let name = SegmentName::unique();
-let sem = BoundedSemaphore::builder(&name).value(1).create().unwrap();
-assert_eq!(sem.release(), Err(ReleaseError::AboveBound { bound: 1 }));
+let sem = BoundedSemaphore::builder(&name).value(1).create()?;
+assert_eq!(sem.release(), Err(AboveBoundError { bound: 1 }));
 sem.acquire();
-sem.release().unwrap();
+sem.release()?;
+# Ok(())
+# }
 ```"
 );
 
@@ -330,12 +351,15 @@ impl EventState {
 /// use shm_lock::Event;
 /// use std::time::Duration;
 ///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let name = SegmentName::unique();
-/// let ev = Event::builder(&name).create().unwrap();
+/// let ev = Event::builder(&name).create()?;
 /// assert!(!ev.wait_timeout(Duration::from_millis(1)));
-/// Event::builder(&name).open().unwrap().set();
+/// Event::builder(&name).open()?.set();
 /// assert!(ev.is_set());
 /// ev.wait();
+/// # Ok(())
+/// # }
 /// ```
 pub struct Event {
     home: Home,
@@ -388,7 +412,7 @@ impl Event {
     }
 
     /// Sets how blocked calls wait.
-    pub fn set_strategy(&mut self, strategy: WaitStrategy) {
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
         self.strategy = strategy;
     }
 

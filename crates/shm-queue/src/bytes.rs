@@ -1194,6 +1194,11 @@ impl ByteQueue {
         self.shared.ring.is_closed()
     }
 
+    /// The ring, for read-only snapshots (`inspect`).
+    pub(crate) fn ring(&self) -> &Ring {
+        &self.shared.ring
+    }
+
     /// Messages queued: exact when nobody is pushing or popping.
     pub fn len(&self) -> usize {
         self.shared.ring.len() as usize

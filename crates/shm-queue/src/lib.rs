@@ -56,6 +56,7 @@ pub mod bytes;
 #[cfg(feature = "serde")]
 pub mod codec;
 pub mod error;
+mod inspect;
 pub mod joinable;
 #[cfg(any(test, feature = "test-hooks"))]
 #[doc(hidden)]
@@ -66,5 +67,6 @@ pub mod role;
 pub mod spsc;
 
 pub use error::{BuildError, PopError, PushError, RoleError};
+pub use inspect::QueueSnapshot;
 pub use mpmc::MpmcQueue;
 pub use spsc::SpscQueue;

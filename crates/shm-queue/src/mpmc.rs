@@ -629,6 +629,16 @@ impl<T: Element> MpmcQueue<T> {
         self.shared.ctl().sync.0.is_closed()
     }
 
+    /// The role slots and the poisoned flag, for read-only snapshots (`inspect`).
+    pub(crate) fn inspect_parts(&self) -> crate::inspect::Parts<'_> {
+        let c = self.shared.ctl();
+        crate::inspect::Parts {
+            producers: &c.producers,
+            consumers: &c.consumers,
+            poisoned: c.sync.0.is_poisoned(),
+        }
+    }
+
     /// How many slots claimed by producers that died before publishing have been skipped.
     pub fn skipped(&self) -> u64 {
         self.shared.ctl().skipped.0.load(Ordering::Relaxed)

@@ -514,6 +514,16 @@ impl<T: Element> SpscQueue<T> {
         self.shared.ctl().sync.0.is_closed()
     }
 
+    /// The role slots and the poisoned flag, for read-only snapshots (`inspect`).
+    pub(crate) fn inspect_parts(&self) -> crate::inspect::Parts<'_> {
+        let c = self.shared.ctl();
+        crate::inspect::Parts {
+            producers: &c.producer,
+            consumers: &c.consumer,
+            poisoned: c.sync.0.is_poisoned(),
+        }
+    }
+
     /// The segment, if the queue lives in one (not for [`channel`]).
     pub fn segment(&self) -> Option<&Segment> {
         self.shared.home.segment()

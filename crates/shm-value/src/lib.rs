@@ -32,12 +32,12 @@
 //!
 //! ## Owner death
 //!
-//! If a process dies holding a value's lock, the next [`Value::lock`] returns the guard inside
-//! `LockError::OwnerDied`, and [`Value::update`] refuses to run its closure
-//! ([`UpdateError::OwnerDied`]) until a guard holder calls [`ValueGuard::mark_consistent`]:
+//! If a process dies holding a value's lock, the next [`Value::lock`] returns
+//! `LockError::OwnerDied` (the lock is not held after it), and [`Value::update`] refuses to run
+//! its closure ([`UpdateError::OwnerDied`]), until somebody takes the lock with
+//! [`Value::recover`], repairs the value and calls [`ValueGuard::mark_consistent`]:
 //!
 //! ```
-//! use shm_lock::LockError;
 //! use shm_value::{UpdateError, Value};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -46,10 +46,9 @@
 //!     Ok(_) => {}
 //!     Err(UpdateError::OwnerDied) => {
 //!         // A holder died mid-update: repair the value, then say so.
-//!         if let Err(LockError::OwnerDied(guard)) = v.lock() {
-//!             guard.set(0);
-//!             guard.mark_consistent();
-//!         }
+//!         let guard = v.recover();
+//!         guard.set(0);
+//!         guard.mark_consistent();
 //!     }
 //! }
 //! # Ok(())

@@ -2,7 +2,7 @@
 
 use crate::{RawValue, UpdateError, UpdateTimeoutError, Value};
 use shm_core::{CBool, CChar, OpenError, SegmentName, WChar};
-use shm_lock::LockError;
+use shm_lock::TryLockError;
 use std::sync::Arc;
 
 const THREADS: usize = if cfg!(miri) { 2 } else { 4 };
@@ -204,7 +204,8 @@ fn update_refuses_after_owner_death_until_marked_consistent() {
         v.try_update_for(std::time::Duration::from_secs(5), |x| x + 1),
         Err(UpdateTimeoutError::OwnerDied)
     );
-    let guard = v.lock().unwrap_err().into_guard().unwrap();
+    assert_eq!(v.lock().err(), Some(shm_lock::LockError::OwnerDied));
+    let guard = v.recover();
     assert_eq!(guard.get(), 999);
     // Re-entered under the unmarked guard, update still refuses.
     assert_eq!(v.update(|x| x + 1), Err(UpdateError::OwnerDied));
@@ -231,7 +232,7 @@ fn try_update_times_out_while_another_thread_holds_the_lock() {
     rx.recv().unwrap();
     let r = v.try_update_for(std::time::Duration::from_millis(20), |x| x + 1);
     assert_eq!(r, Err(UpdateTimeoutError::Timeout));
-    assert!(matches!(v.try_lock(), Err(LockError::WouldBlock)));
+    assert!(matches!(v.try_lock(), Err(TryLockError::WouldBlock)));
     done_tx.send(()).unwrap();
     t.join().unwrap();
     assert_eq!(v.update(|x| x + 1).unwrap(), 1);

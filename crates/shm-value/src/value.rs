@@ -5,7 +5,9 @@ use shm_core::{
     AtomicElement, CreateError, Home, IntElement, ObjectKind, OpenError, Segment, SegmentName,
     WaitStrategy,
 };
-use shm_lock::{LockError, RLockGuard, RLockRef, RLockState, RLOCK_STATE_SIZE};
+use shm_lock::{
+    LockError, LockTimeoutError, RLockGuard, RLockRef, RLockState, TryLockError, RLOCK_STATE_SIZE,
+};
 use std::fmt;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -201,7 +203,7 @@ impl<V: Object> Builder<V> {
             .count(1)
             .body_len(V::BODY_LEN);
         if let Some(t) = self.open_timeout {
-            b = b.timeout(t);
+            b = b.open_timeout(t);
         }
         if let Some(m) = self.mode {
             b = b.mode(m);
@@ -553,15 +555,6 @@ impl<T: AtomicElement> Object for Value<T> {
     }
 }
 
-/// How `update` holds the lock.
-enum Held<'a> {
-    /// A level of the lock, taken for this call.
-    Level(#[allow(dead_code)] RLockGuard<'a>),
-    /// The lock is this thread's already, `u32::MAX` levels deep (only a count forged by
-    /// another process gets there): nothing to take.
-    Ours,
-}
-
 impl<T: AtomicElement> Value<T> {
     /// A builder for the value named `name`.
     pub fn builder(name: &SegmentName) -> Builder<Value<T>> {
@@ -612,56 +605,48 @@ impl<T: AtomicElement> Value<T> {
         // SAFETY: the RLockState lies at offset 0 of the body (initialised by the creator,
         // all-zero is also valid), which is at least VALUE_BODY_LEN bytes and lives as long as
         // `self`.
-        unsafe { RLockRef::from_ptr(self.slot.home.as_ptr().cast()) }.with_strategy(self.strategy)
+        unsafe { RLockRef::from_ptr(self.slot.home.as_ptr().cast()) }
+            .with_wait_strategy(self.strategy)
     }
 
     /// Locks the value and returns a guard to read and write it with.
     ///
     /// # Errors
     ///
-    /// [`LockError::OwnerDied`] with the guard inside if a previous holder died holding the
-    /// lock (or left it flagged); [`LockError::RecursionLimit`].
-    pub fn lock(&self) -> Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
-        self.guard(self.get_lock().lock())
+    /// [`LockError::OwnerDied`] if a previous holder died holding the lock (not held after
+    /// it: take it with [`recover`](Self::recover)).
+    pub fn lock(&self) -> Result<ValueGuard<'_, T>, LockError> {
+        let guard = self.get_lock().lock()?;
+        Ok(ValueGuard { value: self, guard })
+    }
+
+    /// Locks the value even if a previous holder died holding the lock: check
+    /// [`ValueGuard::is_inconsistent`], repair, then [`ValueGuard::mark_consistent`].
+    pub fn recover(&self) -> ValueGuard<'_, T> {
+        ValueGuard {
+            value: self,
+            guard: self.get_lock().recover(),
+        }
     }
 
     /// [`lock`](Self::lock) if no waiting is needed.
     ///
     /// # Errors
     ///
-    /// [`LockError::WouldBlock`] if another thread holds it; otherwise as `lock`.
-    pub fn try_lock(&self) -> Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
-        self.guard(self.get_lock().try_lock())
+    /// [`TryLockError::WouldBlock`] if another thread holds it; otherwise as `lock`.
+    pub fn try_lock(&self) -> Result<ValueGuard<'_, T>, TryLockError> {
+        let guard = self.get_lock().try_lock()?;
+        Ok(ValueGuard { value: self, guard })
     }
 
     /// [`lock`](Self::lock), waiting at most `timeout`.
     ///
     /// # Errors
     ///
-    /// [`LockError::Timeout`]; otherwise as `lock`.
-    pub fn try_lock_for(
-        &self,
-        timeout: Duration,
-    ) -> Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
-        self.guard(self.get_lock().try_lock_for(timeout))
-    }
-
-    /// Wraps what the lock returned into a [`ValueGuard`] (the one place that maps shm-lock's
-    /// error onto this crate's guard).
-    fn guard<'a>(
-        &'a self,
-        r: Result<RLockGuard<'a>, LockError<RLockGuard<'a>>>,
-    ) -> Result<ValueGuard<'a, T>, LockError<ValueGuard<'a, T>>> {
-        let wrap = |guard| ValueGuard { value: self, guard };
-        match r {
-            Ok(g) => Ok(wrap(g)),
-            Err(LockError::OwnerDied(g)) => Err(LockError::OwnerDied(wrap(g))),
-            Err(LockError::WouldBlock) => Err(LockError::WouldBlock),
-            Err(LockError::Timeout) => Err(LockError::Timeout),
-            Err(LockError::Deadlock) => Err(LockError::Deadlock),
-            // `LockError` is non-exhaustive; RecursionLimit is the last variant it has.
-            Err(_) => Err(LockError::RecursionLimit),
-        }
+    /// [`LockTimeoutError::Timeout`]; otherwise as `lock`.
+    pub fn try_lock_for(&self, timeout: Duration) -> Result<ValueGuard<'_, T>, LockTimeoutError> {
+        let guard = self.get_lock().try_lock_for(timeout)?;
+        Ok(ValueGuard { value: self, guard })
     }
 
     /// Runs `f` on the value with the lock held, stores its result, and returns it.
@@ -688,13 +673,8 @@ impl<T: AtomicElement> Value<T> {
     /// ```
     #[inline]
     pub fn update(&self, f: impl FnOnce(T) -> T) -> Result<T, UpdateError> {
-        let held = match self.get_lock().lock() {
-            Ok(g) => Held::Level(g),
-            Err(LockError::RecursionLimit) => Held::Ours,
-            Err(LockError::OwnerDied(_)) => return Err(UpdateError::OwnerDied),
-            // Without a deadline an RLock ends in a guard, OwnerDied or RecursionLimit.
-            Err(e) => unreachable!("an untimed RLock::lock failed: {e}"),
-        };
+        // A re-entrant lock never reports Deadlock: every error is a dead owner.
+        let held = self.get_lock().lock().map_err(|_| UpdateError::OwnerDied)?;
         self.update_held(held, f).ok_or(UpdateError::OwnerDied)
     }
 
@@ -710,10 +690,11 @@ impl<T: AtomicElement> Value<T> {
         f: impl FnOnce(T) -> T,
     ) -> Result<T, UpdateTimeoutError> {
         let held = match self.get_lock().try_lock_for(timeout) {
-            Ok(g) => Held::Level(g),
-            Err(LockError::RecursionLimit) => Held::Ours,
-            Err(LockError::OwnerDied(_)) => return Err(UpdateTimeoutError::OwnerDied),
-            Err(_) => return Err(UpdateTimeoutError::Timeout),
+            Ok(g) => g,
+            Err(LockTimeoutError::OwnerDied) => return Err(UpdateTimeoutError::OwnerDied),
+            Err(LockTimeoutError::Timeout | LockTimeoutError::Deadlock) => {
+                return Err(UpdateTimeoutError::Timeout)
+            }
         };
         self.update_held(held, f)
             .ok_or(UpdateTimeoutError::OwnerDied)
@@ -721,7 +702,7 @@ impl<T: AtomicElement> Value<T> {
 
     /// The body of `update` once the lock is held: `None` (and `f` not run) if it is flagged.
     #[inline]
-    fn update_held(&self, held: Held<'_>, f: impl FnOnce(T) -> T) -> Option<T> {
+    fn update_held(&self, held: RLockGuard<'_>, f: impl FnOnce(T) -> T) -> Option<T> {
         // A fresh acquisition reports the flag itself; this also covers a re-entry under a
         // guard that got OwnerDied and has not marked the value yet (one Relaxed load).
         if self.get_lock().is_inconsistent() {

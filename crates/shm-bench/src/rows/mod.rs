@@ -9,6 +9,7 @@ pub mod bytes;
 #[cfg(feature = "iceoryx2")]
 pub mod iceoryx;
 pub mod lock;
+pub mod manager;
 pub mod pool;
 pub mod python;
 pub mod queue;
@@ -193,6 +194,7 @@ pub fn groups() -> Vec<Group> {
     g.extend(lock::groups());
     g.extend(value::groups());
     g.extend(array::groups());
+    g.extend(manager::groups());
     g.extend(pool::groups());
     g
 }
@@ -205,6 +207,7 @@ pub fn cases() -> Vec<Case> {
     c.extend(lock::cases());
     c.extend(value::cases());
     c.extend(array::cases());
+    c.extend(manager::cases());
     c.extend(pool::cases());
     c
 }
@@ -216,6 +219,7 @@ pub fn roles(r: Roles) -> Roles {
     let r = lock::roles(r);
     let r = value::roles(r);
     let r = array::roles(r);
+    let r = manager::roles(r);
     pool::roles(r)
 }
 

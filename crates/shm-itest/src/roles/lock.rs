@@ -15,9 +15,12 @@
 //! - `lock-loop LOCK COUNTER`: prints `started`, then increments under the lock until killed
 //!   (at most 60 s), repairing the counter flag if it finds a dead holder.
 //! - `barrier-wait BARRIER [TIMEOUT_MS]`: waits; prints the index; exit 3 broken, 4 timeout.
+//! - `barrier-action BARRIER abort|reset`: waits with an action that opens a *second handle*
+//!   to the same barrier and calls `abort` or `reset` on it (the hang of issue 10); prints the
+//!   outcome; exit 0 passed, 3 broken, 4 timed out (20 s), 5 the action failed.
 
 use shm_core::{ObjectKind, Segment, SegmentName};
-use shm_lock::{Barrier, BarrierError, Condition, Event, Lock, LockError, RLock, Semaphore};
+use shm_lock::{Barrier, BarrierTimeoutError, Condition, Event, Lock, LockError, RLock, Semaphore};
 use shm_process::Roles;
 use std::io::Write;
 use std::time::Duration;
@@ -114,10 +117,13 @@ fn lock_loop(args: &[String]) -> i32 {
     let end = std::time::Instant::now() + LONG;
     while std::time::Instant::now() < end {
         for _ in 0..1000 {
-            let g = lock
-                .lock()
-                .or_else(|e| e.into_guard().ok_or(()))
-                .expect("lock");
+            // A previous victim's death is the parent's to repair: take the lock anyway and
+            // leave the flag.
+            let g = match lock.lock() {
+                Ok(g) => g,
+                Err(LockError::OwnerDied) => lock.recover().expect("recover"),
+                Err(e) => panic!("lock: {e}"),
+            };
             // SAFETY: as in lock_count.
             unsafe { p.write(p.read() + 1) };
             drop(g);
@@ -164,7 +170,7 @@ fn cond_consumer(args: &[String]) -> i32 {
         // SAFETY: the counter is only touched under the condition's lock.
         let g = c
             .wait_while(g, || unsafe { p.read() } == 0)
-            .unwrap_or_else(|e: LockError<_>| panic!("wait: {e}"));
+            .unwrap_or_else(|e: LockError| panic!("wait: {e}"));
         // SAFETY: as above.
         unsafe { p.write(p.read() - 1) };
         c.notify_all();
@@ -173,24 +179,61 @@ fn cond_consumer(args: &[String]) -> i32 {
     0
 }
 
-fn barrier_wait(args: &[String]) -> i32 {
-    let b = Barrier::builder(&name(args, 0))
-        .strategy(shm_core::WaitStrategy::default().with_slice(Duration::from_millis(10)))
-        .open()
-        .expect("open barrier");
-    let r = match args.get(1).and_then(|t| t.parse().ok()) {
-        Some(ms) => b.wait_timeout(Duration::from_millis(ms)),
-        None => b.wait(),
-    };
+fn barrier_strategy() -> shm_core::WaitStrategy {
+    shm_core::WaitStrategy::default().with_slice(Duration::from_millis(10))
+}
+
+fn barrier_code(r: Result<u32, BarrierTimeoutError>) -> i32 {
     match r {
         Ok(i) => {
             say(&i.to_string());
             0
         }
-        Err(BarrierError::Broken) => 3,
-        Err(BarrierError::Timeout) => 4,
-        Err(_) => 5,
+        Err(BarrierTimeoutError::Broken) => {
+            say("broken");
+            3
+        }
+        Err(BarrierTimeoutError::Timeout) => {
+            say("timeout");
+            4
+        }
+        Err(e) => {
+            say(&format!("error: {e}"));
+            5
+        }
     }
+}
+
+fn barrier_wait(args: &[String]) -> i32 {
+    let b = Barrier::builder(&name(args, 0))
+        .wait_strategy(barrier_strategy())
+        .open()
+        .expect("open barrier");
+    let r = match args.get(1).and_then(|t| t.parse().ok()) {
+        Some(ms) => b.wait_timeout(Duration::from_millis(ms)),
+        None => b.wait().map_err(BarrierTimeoutError::from),
+    };
+    barrier_code(r)
+}
+
+fn barrier_action(args: &[String]) -> i32 {
+    let n = name(args, 0);
+    let reset = args.get(1).map(String::as_str) == Some("reset");
+    let second = n.clone();
+    let b = Barrier::builder(&n)
+        .wait_strategy(barrier_strategy())
+        .action(move || {
+            let again = Barrier::builder(&second).open()?;
+            if reset {
+                again.reset();
+            } else {
+                again.abort();
+            }
+            Ok(())
+        })
+        .open()
+        .expect("open barrier");
+    barrier_code(b.wait_timeout(Duration::from_secs(20)))
 }
 
 /// Registers this module's roles, each named `lock.<role>`.
@@ -205,4 +248,5 @@ pub fn register(roles: Roles) -> Roles {
         .role("lock.event-wait", event_wait)
         .role("lock.cond-consumer", cond_consumer)
         .role("lock.barrier-wait", barrier_wait)
+        .role("lock.barrier-action", barrier_action)
 }
