@@ -125,7 +125,8 @@ impl<A: Object> Builder<A> {
     }
 
     /// The initial elements (creator only; copied): Python's `Array(typecode, initializer)`.
-    /// The length is theirs; a [`len`](Self::len) that differs is [`CreateError::Invalid`].
+    /// The length is theirs; a [`len`](Self::len) that differs is
+    /// [`CreateError::InvalidParameter`].
     pub fn values(mut self, values: &[A::Elem]) -> Self {
         self.values = Some(values.to_vec());
         self
@@ -146,7 +147,7 @@ impl<A: Object> Builder<A> {
     fn segment(&self) -> shm_core::SegmentBuilder {
         let mut b = Segment::builder(&self.name, A::KIND).layout(<A::Elem as Element>::LAYOUT);
         if let Some(t) = self.open_timeout {
-            b = b.timeout(t);
+            b = b.open_timeout(t);
         }
         if let Some(m) = self.mode {
             b = b.mode(m);
@@ -158,14 +159,16 @@ impl<A: Object> Builder<A> {
     fn creating(&self) -> Result<(usize, shm_core::SegmentBuilder), CreateError> {
         let len = match (&self.values, self.len) {
             (Some(v), Some(n)) if v.len() != n => {
-                return Err(CreateError::Invalid {
+                return Err(CreateError::InvalidParameter {
+                    parameter: "len",
                     reason: format!("length {n} given, but {} initial values", v.len()),
                 })
             }
             (Some(v), _) => v.len(),
             (None, Some(n)) => n,
             (None, None) => {
-                return Err(CreateError::Invalid {
+                return Err(CreateError::InvalidParameter {
+                    parameter: "len",
                     reason: "no array length given (call `len` or `values`)".into(),
                 })
             }
@@ -192,7 +195,7 @@ impl<A: Object> Builder<A> {
     ///
     /// # Errors
     ///
-    /// [`CreateError::Invalid`] without a length (or with one that differs from the
+    /// [`CreateError::InvalidParameter`] without a length (or with one that differs from the
     /// values'), [`CreateError::TooLarge`], [`CreateError::AlreadyExists`], and the other
     /// [`CreateError`]s.
     pub fn create(self) -> Result<A, CreateError> {
@@ -223,10 +226,15 @@ impl<A: Object> Builder<A> {
     ///
     /// # Errors
     ///
-    /// As [`open`](Self::open); [`OpenError::Create`] if creating failed (a missing length
-    /// included).
+    /// As [`open`](Self::open); [`OpenError::InvalidParameter`] without a length (or with one
+    /// that differs from the values'); [`OpenError::Create`] if creating failed.
     pub fn open_or_create(self) -> Result<A, OpenError> {
-        let (_, b) = self.creating().map_err(OpenError::Create)?;
+        let (_, b) = self.creating().map_err(|e| match e {
+            CreateError::InvalidParameter { parameter, reason } => {
+                OpenError::InvalidParameter { parameter, reason }
+            }
+            e => OpenError::Create(e),
+        })?;
         let seg = b.open_or_create(|body, _| self.init(body))?;
         wrap(seg, self.strategy)
     }
@@ -840,6 +848,8 @@ impl<T: Element> Array<T> {
     /// Takes a level of the lock for one element or bulk operation.
     #[inline]
     fn hold(&self) -> Held<'_> {
+        // `recover`: element and bulk operations go ahead after an owner died (each is
+        // consistent by itself) and leave the flag for `lock` users.
         Held::Level(self.get_lock().recover())
     }
 
@@ -875,13 +885,17 @@ impl<T: Element> Array<T> {
     /// [`LockError::OwnerDied`] if a previous holder died holding the lock (or left it
     /// flagged): not held after it; take it with [`recover`](Self::recover).
     pub fn lock(&self) -> Result<ArrayGuard<'_, T>, LockError> {
-        Ok(self.wrap(self.get_lock().lock()?))
+        let guard = self.get_lock().lock()?;
+        Ok(ArrayGuard { array: self, guard })
     }
 
     /// Locks the array even if a previous holder died holding the lock: check
     /// `is_inconsistent`, repair, then `mark_consistent` on the guard.
     pub fn recover(&self) -> ArrayGuard<'_, T> {
-        self.wrap(self.get_lock().recover())
+        ArrayGuard {
+            array: self,
+            guard: self.get_lock().recover(),
+        }
     }
 
     /// [`lock`](Self::lock) if no waiting is needed.
@@ -890,7 +904,8 @@ impl<T: Element> Array<T> {
     ///
     /// [`TryLockError::WouldBlock`] if another thread holds the lock; otherwise as `lock`.
     pub fn try_lock(&self) -> Result<ArrayGuard<'_, T>, TryLockError> {
-        Ok(self.wrap(self.get_lock().try_lock()?))
+        let guard = self.get_lock().try_lock()?;
+        Ok(ArrayGuard { array: self, guard })
     }
 
     /// [`lock`](Self::lock), waiting at most `timeout`.
@@ -899,16 +914,13 @@ impl<T: Element> Array<T> {
     ///
     /// [`LockTimeoutError::Timeout`]; otherwise as `lock`.
     pub fn try_lock_for(&self, timeout: Duration) -> Result<ArrayGuard<'_, T>, LockTimeoutError> {
-        Ok(self.wrap(self.get_lock().try_lock_for(timeout)?))
-    }
-
-    fn wrap<'a>(&'a self, guard: RLockGuard<'a>) -> ArrayGuard<'a, T> {
-        ArrayGuard { array: self, guard }
+        let guard = self.get_lock().try_lock_for(timeout)?;
+        Ok(ArrayGuard { array: self, guard })
     }
 
     /// A second handle to the same memory, as `open` gives for a segment: lets the heap home
-    /// (and so miri) check what two handles in one thread can do.
-    #[cfg(test)]
+    /// (and so miri and the fuzz target) check what two handles in one thread can do.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn second_handle(&self) -> Self {
         Array {
             elems: self.elems.second_handle(),

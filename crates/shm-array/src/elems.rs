@@ -133,7 +133,7 @@ impl<T: Element> Elems<T> {
     }
 
     /// The same elements, for a second handle (tests: the heap home cannot be opened twice).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn second_handle(&self) -> Self {
         Elems {
             home: Arc::clone(&self.home),

@@ -1,5 +1,6 @@
 //! The operation model behind the `array_ops` fuzz target: a byte string read as a sequence
-//! of operations, applied to an `Array`, a `RawArray` and a `Vec` model, which must agree.
+//! of operations, applied to an `Array` (through two handles), a `RawArray` and a `Vec` model,
+//! which must agree.
 //! Public for the fuzz crate, hidden from the docs; not part of the API.
 
 use crate::{Array, CopyError, IndexError, RawArray};
@@ -12,6 +13,9 @@ pub fn array_ops(data: &[u8]) {
     };
     let len = usize::from(len % 64);
     let locked = Array::<u32>::new(len);
+    // A second handle to the same memory, as another `open` in this thread would give: every
+    // write through it must be seen at once through the first one, guards included.
+    let other = locked.second_handle();
     let raw = RawArray::<u32>::new(len);
     let mut model = vec![0u32; len];
     while let [op, idx, a, b, c, d, tail @ ..] = rest {
@@ -33,7 +37,8 @@ pub fn array_ops(data: &[u8]) {
                     }
                     None => Err(oob),
                 };
-                assert_eq!(locked.set(i, v), want);
+                let via = if v & 1 == 0 { &locked } else { &other };
+                assert_eq!(via.set(i, v), want);
                 assert_eq!(raw.set(i, v), want);
             }
             2 => {
@@ -107,8 +112,8 @@ pub fn array_ops(data: &[u8]) {
                 assert_eq!(raw.copy_from_slice(&src), want);
             }
             _ => {
-                // Under one guard: xor through `update` (on a copy), then read it back by
-                // copy, as the lock holder sees it.
+                // Under one guard: xor through `update` (on a copy), read it back by copy,
+                // then xor it back through the second handle: the model does not change.
                 let mut g = locked.lock().expect("no owner died on the heap");
                 let hit = g.update(|s| match s.get_mut(i) {
                     Some(x) => {
@@ -117,14 +122,16 @@ pub fn array_ops(data: &[u8]) {
                     }
                     None => false,
                 });
+                assert_eq!(hit, i < len);
                 let want = model.get(i).map(|m| m ^ v).ok_or(oob);
                 assert_eq!(g.get(i), want);
                 assert_eq!(g.len(), len);
+                // The second handle, in this thread, while the guard lives: the lock lets it
+                // in (re-entrant), and the guard sees its write (it holds no reference).
+                let back = other.fetch_xor(i, v);
+                assert_eq!(back, want);
+                assert_eq!(g.get(i), model.get(i).copied().ok_or(oob));
                 drop(g);
-                if hit {
-                    model[i] ^= v;
-                    raw.fetch_xor(i, v).expect("in range");
-                }
             }
         }
         assert_eq!(locked.to_vec(), model);

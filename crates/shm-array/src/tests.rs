@@ -422,14 +422,20 @@ fn segments_check_kind_layout_and_length() {
     ));
     assert!(matches!(
         Array::<i32>::builder(&SegmentName::unique()).create(),
-        Err(shm_core::CreateError::Invalid { .. })
+        Err(shm_core::CreateError::InvalidParameter {
+            parameter: "len",
+            ..
+        })
     ));
     assert!(matches!(
         Array::<i32>::builder(&SegmentName::unique())
             .len(2)
             .values(&[1])
             .create(),
-        Err(shm_core::CreateError::Invalid { .. })
+        Err(shm_core::CreateError::InvalidParameter {
+            parameter: "len",
+            ..
+        })
     ));
     assert!(matches!(
         RawArray::<u64>::create(&SegmentName::unique(), usize::MAX / 4),
@@ -442,7 +448,10 @@ fn segments_check_kind_layout_and_length() {
     assert!(!same.segment().unwrap().is_creator());
     assert!(matches!(
         Array::<i32>::builder(&SegmentName::unique()).open_or_create(),
-        Err(OpenError::Create(shm_core::CreateError::Invalid { .. }))
+        Err(OpenError::InvalidParameter {
+            parameter: "len",
+            ..
+        })
     ));
     // The knobs, and an opener that states nothing but the type.
     let knobs = SegmentName::unique();

@@ -62,6 +62,8 @@ mod identity;
 pub mod inventory;
 pub mod liveness;
 pub mod name;
+#[cfg(feature = "serde")]
+mod name_serde;
 mod os;
 pub mod segment;
 pub mod sync;

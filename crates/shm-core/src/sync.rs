@@ -349,7 +349,8 @@ impl EventCount {
     ///
     /// `poll` receives a [`Poll`] saying why it runs: [`Poll::Check`] for the cheap checks of the
     /// spin phase and around each sleep, [`Poll::Slice`] after a sleep slice of
-    /// [`WaitStrategy::slice`] ended without a wake-up. That is the moment for expensive checks
+    /// [`WaitStrategy::slice`] ended without a wake-up (busy-polling: once per slice of polls).
+    /// That is the moment for expensive checks
     /// such as whether a peer process is still alive; return `Some(error)` to stop waiting.
     pub fn wait_until<R>(
         &self,
@@ -366,6 +367,7 @@ impl EventCount {
             }
         }
         let mut polls: u32 = 0;
+        let mut slice_due: Option<Duration> = None;
         loop {
             if deadline.has_passed() {
                 return poll(Poll::Check);
@@ -375,12 +377,21 @@ impl EventCount {
                 // microseconds instead of after a whole scheduler slice; with the peer on
                 // another core the syscall is rare enough not to show.
                 polls = polls.wrapping_add(1);
+                let mut why = Poll::Check;
                 if polls.is_multiple_of(BUSY_POLLS_PER_YIELD) {
                     yield_cpu();
+                    // A busy-poller never sleeps, so its slices are counted on the clock
+                    // (read only here, once per yield): `Poll::Slice` once per slice.
+                    let t = now();
+                    let due = *slice_due.get_or_insert_with(|| t.saturating_add(strategy.slice));
+                    if t >= due {
+                        slice_due = Some(t.saturating_add(strategy.slice));
+                        why = Poll::Slice;
+                    }
                 } else {
                     spin_hint();
                 }
-                if let Some(r) = poll(Poll::Check) {
+                if let Some(r) = poll(why) {
                     return Some(r);
                 }
                 continue;
@@ -424,7 +435,8 @@ impl fmt::Debug for EventCount {
 pub enum Poll {
     /// A cheap check (spin phase, or right before and after a sleep).
     Check,
-    /// A sleep slice ended without a wake-up: also check for dead peers.
+    /// A sleep slice ended without a wake-up (or, busy-polling, a slice's time of polls
+    /// passed): also check for dead peers.
     Slice,
 }
 
@@ -622,6 +634,21 @@ mod tests {
         assert_eq!(r, None);
         assert!(slices >= 1);
         assert!(!ec.has_waiters());
+    }
+
+    /// A busy-poller never sleeps, yet gets its `Poll::Slice` (where dead peers are noticed).
+    #[test]
+    fn busy_poll_gets_slice_polls() {
+        let ec = EventCount::new();
+        let s = WaitStrategy::busy_poll().with_slice(Duration::from_millis(1));
+        let mut slices = 0;
+        let r = ec.wait_until(&s, Deadline::after(Duration::from_secs(30)), |p| {
+            if p == Poll::Slice {
+                slices += 1;
+            }
+            (slices >= 2).then_some(())
+        });
+        assert_eq!(r, Some(()));
     }
 
     /// Thousands of sleeping hand-offs between two threads, with sleep slices far longer than

@@ -74,6 +74,30 @@ pub fn set_parent_death_signal(cmd: &mut Command) -> io::Result<()> {
     os::set_parent_death_signal(cmd)
 }
 
+/// Lets `cmd`'s child inherit the writing end of a pipe under the same descriptor number
+/// (which is returned, for the child to be told). Keep `pipe` open until the child is
+/// spawned, then drop it so that only the child holds it.
+pub fn inherit_pipe(cmd: &mut Command, pipe: &std::io::PipeWriter) -> i32 {
+    os::inherit_fd(cmd, pipe.as_fd())
+}
+
+/// In a child: takes the pipe its parent passed with [`inherit_pipe`] as descriptor `fd`, if
+/// that descriptor is an open pipe (`None` otherwise), and marks it close-on-exec so that
+/// this process's own children do not inherit it. Call it once per descriptor.
+pub fn take_inherited_pipe(fd: i32) -> Option<std::io::PipeWriter> {
+    os::take_inherited_pipe(fd)
+}
+
+/// Waits at most `timeout` (`None`: without limit) for `pipe` to have data or end-of-file;
+/// `Ok(true)` if it has.
+///
+/// # Errors
+///
+/// The error of `poll(2)`.
+pub fn pipe_readable(pipe: &std::io::PipeReader, timeout: Option<Duration>) -> io::Result<bool> {
+    os::poll_readable(pipe.as_fd(), timeout)
+}
+
 /// A pidfd: a descriptor that refers to one process and becomes readable when it ends.
 ///
 /// Unlike a pid, it cannot come to name another process after the one it was opened for

@@ -12,9 +12,12 @@
 //!
 //! No test asserts how long anything takes: bounds are generous and only catch hangs.
 
+// The role modules were binaries: their docs link their private helpers.
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub mod roles;
 
-use shm_core::{ProcessId, Segment, SegmentName};
+use shm_core::{Liveness, ProcessId, Segment, SegmentName};
 use shm_process::{ExitStatus, Process, ProcessBuilder};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -106,7 +109,7 @@ impl Watchdog {
             for w in list.lock().unwrap_or_else(|e| e.into_inner()).iter() {
                 match *w {
                     // The identity check keeps us from killing a process that reused the pid.
-                    Watched::Id(id) if id.is_alive() => {
+                    Watched::Id(id) if id.liveness() == Liveness::Alive => {
                         let _ = shm_core::sys::kill(id.pid(), shm_core::sys::SIGKILL);
                     }
                     Watched::Id(_) => {}

@@ -7,7 +7,7 @@
 //! Linux only: daemon children need `PR_SET_PDEATHSIG`, and the checks read `/proc`.
 #![cfg(any(target_os = "linux", target_os = "android"))]
 
-use shm_core::ProcessId;
+use shm_core::{Liveness, ProcessId};
 use shm_itest::Watchdog;
 use shm_process::{ExitStatus, Process, ProcessBuilder, ROLE_ENV, UNKNOWN_ROLE_EXIT_CODE};
 use std::io::{BufRead, BufReader, Read};
@@ -141,7 +141,7 @@ fn join_timeout_is_none_while_sleeping_and_some_after_kill() {
     assert_eq!(p.exitcode(), None);
     let id = p.identity().expect("a running child has an identity");
     assert_eq!(id.pid(), p.pid());
-    assert!(id.is_alive());
+    assert!(id.liveness() == Liveness::Alive);
 
     p.kill().unwrap();
     let status = join_bounded(&mut p);
@@ -149,7 +149,7 @@ fn join_timeout_is_none_while_sleeping_and_some_after_kill() {
     assert_eq!(status.exitcode(), -9);
     assert_eq!(p.exitcode(), Some(-9));
     assert!(!p.is_alive());
-    assert!(!id.is_alive());
+    assert!(id.liveness() == Liveness::Dead);
     // Reaped: further signals are no-ops, never sent to a pid that may be reused.
     p.kill().unwrap();
     p.terminate().unwrap();
@@ -225,11 +225,11 @@ fn start_with_daemon_grandchild(w: &Watchdog, mode: &str) -> (Process, ProcessId
 fn daemon_grandchild_dies_when_its_parent_is_killed() {
     let w = Watchdog::new();
     let (mut p, grandchild) = start_with_daemon_grandchild(&w, "wait");
-    assert!(grandchild.is_alive());
+    assert!(grandchild.liveness() == Liveness::Alive);
     p.kill().unwrap();
     assert_eq!(join_bounded(&mut p).exitcode(), -9);
     assert!(
-        eventually(|| !grandchild.is_alive()),
+        eventually(|| grandchild.liveness() == Liveness::Dead),
         "daemon grandchild {grandchild:?} outlived its SIGKILLed parent by {OUTCOME_BOUND:?}"
     );
 }
@@ -240,7 +240,7 @@ fn daemon_grandchild_dies_when_its_parent_exits_without_dropping_it() {
     let (mut p, grandchild) = start_with_daemon_grandchild(&w, "exit");
     assert_eq!(join_bounded(&mut p).exitcode(), 0);
     assert!(
-        eventually(|| !grandchild.is_alive()),
+        eventually(|| grandchild.liveness() == Liveness::Dead),
         "daemon grandchild {grandchild:?} outlived its parent by {OUTCOME_BOUND:?}"
     );
 }
@@ -250,10 +250,10 @@ fn dropping_a_running_daemon_kills_and_reaps_it() {
     let w = Watchdog::new();
     let p = w.start(child("sleep").arg("60"));
     let id = p.identity().unwrap();
-    assert!(id.is_alive());
+    assert!(id.liveness() == Liveness::Alive);
     drop(p);
     // Killed and reaped by the drop: neither running nor a zombie.
-    assert!(!id.is_alive());
+    assert!(id.liveness() == Liveness::Dead);
     if let Some((state, start_time)) = proc_stat(id.pid()) {
         assert!(
             start_time != id.start_time(),
@@ -286,13 +286,16 @@ fn dropping_a_running_non_daemon_leaves_it_running() {
     let p = w.start(Process::builder("process.sleep").program(CHILD).arg("60"));
     let id = p.identity().unwrap();
     drop(p);
-    assert!(id.is_alive(), "a non-daemon child must outlive its handle");
+    assert!(
+        id.liveness() == Liveness::Alive,
+        "a non-daemon child must outlive its handle"
+    );
     // Clean up by hand. Nobody has reaped it (it is our child and the handle is gone), so the
     // pid is still its own.
     // SAFETY: kill(2) has no memory-safety preconditions.
     let rc = unsafe { libc::kill(id.pid() as libc::pid_t, libc::SIGKILL) };
     assert_eq!(rc, 0);
-    assert!(eventually(|| !id.is_alive()));
+    assert!(eventually(|| id.liveness() == Liveness::Dead));
 }
 
 #[test]

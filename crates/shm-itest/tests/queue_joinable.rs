@@ -104,3 +104,83 @@ fn join_waits_for_items_put_by_another_process() {
     assert!(q.join_timeout(OUTCOME_BOUND));
     assert_eq!(q.task_done(), Err(TaskDoneError::TooManyCalls));
 }
+
+/// Regression (issue 11): `join()` never returned after a producer was SIGKILLed inside
+/// `put` (the unfinished count was raised before the push). A producer process putting 1 KiB
+/// items into a small queue is SIGKILLed at a pseudo-random moment, many times over; the
+/// parent drains what arrived (a dead producer's half-claimed position is skipped), marks each
+/// item done, and `join` must return every time, with nothing left unfinished.
+#[test]
+fn producer_sigkilled_inside_put_never_strands_join() {
+    let w = Watchdog::new();
+    let mut x: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0x9E37_79B9, |d| d.as_nanos() as u64)
+        | 1;
+    let mut rand = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let trials = 16;
+    for trial in 0..trials {
+        let name = SegmentName::unique();
+        let mut q = JoinableQueue::builder(&name)
+            .capacity(2)
+            .max_message(1024)
+            .create()
+            .unwrap();
+        let strategy = shm_core::WaitStrategy::sleep().with_slice(Duration::from_millis(5));
+        q.set_wait_strategy(strategy);
+        let mut rx = q.consumer().unwrap();
+        rx.set_wait_strategy(strategy);
+        let mut p = w.start(
+            child("joinable-put-forever")
+                .arg(name.as_str())
+                .stdout(Stdio::piped()),
+        );
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(p.take_stdout().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "ready");
+        // Take a random number of items, then kill the producer at a random moment.
+        let mut taken = 0u64;
+        for _ in 0..rand(40) {
+            let m = rx.get_timeout(OUTCOME_BOUND).unwrap();
+            assert_eq!(m.len(), 1024);
+            assert_eq!(m[..8], taken.to_le_bytes(), "trial {trial}: order");
+            taken += 1;
+            q.task_done().unwrap();
+        }
+        let spin = rand(200_000);
+        for _ in 0..spin {
+            std::hint::spin_loop();
+        }
+        shm_itest::kill_and_join(&mut p);
+        // Drain what the dead producer completed: every item whole, in order.
+        loop {
+            match rx.get_timeout(OUTCOME_BOUND) {
+                Ok(m) => {
+                    assert_eq!(m.len(), 1024, "trial {trial}: a torn item");
+                    assert_eq!(m[..8], taken.to_le_bytes(), "trial {trial}: order");
+                    taken += 1;
+                    q.task_done().unwrap();
+                }
+                Err(shm_queue::bytes::BytesPopError::Disconnected) => break,
+                Err(e) => panic!("trial {trial}: {e}"),
+            }
+        }
+        assert!(
+            q.join_timeout(OUTCOME_BOUND),
+            "trial {trial}: join did not return after the producer was killed \
+             ({taken} items taken, unfinished {})",
+            q.unfinished()
+        );
+        assert_eq!(q.unfinished(), 0, "trial {trial}");
+        q.join().unwrap();
+    }
+}

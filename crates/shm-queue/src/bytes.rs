@@ -44,10 +44,13 @@
 //! handle of its own (as the parent in `examples/queue_pipe.rs` does) or pops with a timeout.
 //! Likewise a blocked push on a full queue returns `Disconnected` once every consumer is gone.
 //!
-//! Everything read from the segment is checked: a length above the maximum is
-//! [`BytesPopError::Corrupt`] (the slot is consumed so the queue stays usable), a stamp that no
-//! valid ring can hold is `Corrupt` on push; nothing read from the segment can make this code
-//! panic, index out of bounds, or spin forever.
+//! Everything read from the segment is checked. A length above the maximum, or a stamp that no
+//! healthy ring can hold at the position looked at (say one ahead of a `head` that did not
+//! move), *poisons* the queue: from then on every push and pop, in every process, fails at once
+//! with `Corrupt` ([`BytesPushError::Corrupt`], [`BytesPopError::Corrupt`]); it never wedges
+//! and never delivers garbage. What is lost: every message still in the queue (none of them
+//! can be trusted any more); make a new queue. Nothing read from the segment can make this
+//! code panic, index out of bounds, or spin forever.
 //!
 //! # Examples
 //!
@@ -71,8 +74,7 @@
 //! ```
 
 use crate::error::{BuildError, RoleError};
-use crate::role::{self, Liveness, RoleSlot};
-use crate::wait::{wait_for, Waited};
+use crate::role::{self, Prober, RoleSlot, Waited};
 use shm_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use shm_core::sync::Poll;
 use shm_core::{Deadline, EventCount, Home, ObjectKind, Segment, SegmentName, WaitStrategy};
@@ -94,13 +96,25 @@ pub const MAX_MESSAGE_LIMIT: usize = u32::MAX as usize - 64;
 #[repr(C, align(128))]
 struct Line<T>(T);
 
-/// The closed flag and the two eventcounts.
+/// The state word, the two eventcounts, and the count of skipped positions.
+///
+/// | `state` bits | meaning |
+/// |---|---|
+/// | 0 ([`CLOSED`]) | closed: pushes fail, pops drain what is left |
+/// | any other | poisoned: a stamp or length read from the ring could not be right |
 #[repr(C)]
 struct SyncWords {
-    closed: AtomicU32,
+    state: AtomicU32,
     not_empty: EventCount,
     not_full: EventCount,
+    /// Positions skipped because their producer died before publishing them.
+    skipped: AtomicU64,
 }
+
+/// State bit: closed.
+const CLOSED: u32 = 1;
+/// State bit: poisoned.
+const POISONED: u32 = 2;
 
 /// The control block at the start of a ring's memory.
 #[repr(C)]
@@ -129,9 +143,10 @@ impl Control {
             head: Line(AtomicU64::new(0)),
             tail: Line(AtomicU64::new(0)),
             sync: Line(SyncWords {
-                closed: AtomicU32::new(0),
+                state: AtomicU32::new(0),
                 not_empty: EventCount::new(),
                 not_full: EventCount::new(),
+                skipped: AtomicU64::new(0),
             }),
             producers: std::array::from_fn(|_| RoleSlot::new()),
             consumers: std::array::from_fn(|_| RoleSlot::new()),
@@ -190,7 +205,8 @@ pub enum BytesPushError<M> {
     Timeout(M),
     /// The queue is full and every consumer that ever attached has gone.
     Disconnected(M),
-    /// The ring's shared state is impossible (another process wrote garbage into it).
+    /// The queue is poisoned: a stamp or length read from it could not be right (another
+    /// process wrote garbage into it). Every later push and pop fails the same way.
     Corrupt(M),
 }
 
@@ -244,7 +260,9 @@ impl<M> fmt::Display for BytesPushError<M> {
             BytesPushError::Disconnected(_) => {
                 f.write_str("push to a full queue whose consumers are all gone")
             }
-            BytesPushError::Corrupt(_) => f.write_str("the queue's shared state is corrupt"),
+            BytesPushError::Corrupt(_) => {
+                f.write_str("push to a poisoned queue: its shared state is corrupt")
+            }
         }
     }
 }
@@ -267,12 +285,10 @@ pub enum BytesPopError {
         /// The message's length.
         needed: usize,
     },
-    /// A slot held a length above the maximum (another process wrote garbage); the slot was
-    /// consumed and dropped.
-    Corrupt {
-        /// The length found.
-        len: u64,
-    },
+    /// The queue is poisoned: a stamp or length read from it could not be right (another
+    /// process wrote garbage into it). The messages still in it are lost; every later push
+    /// and pop fails the same way.
+    Corrupt,
 }
 
 impl fmt::Display for BytesPopError {
@@ -287,8 +303,8 @@ impl fmt::Display for BytesPopError {
             BytesPopError::TooSmall { needed } => {
                 write!(f, "buffer too small: the next message has {needed} bytes")
             }
-            BytesPopError::Corrupt { len } => {
-                write!(f, "corrupt message length {len} in the queue")
+            BytesPopError::Corrupt => {
+                f.write_str("pop from a poisoned queue: its shared state is corrupt")
             }
         }
     }
@@ -318,7 +334,7 @@ pub(crate) struct Ring {
     max: usize,
     stride: usize,
     roles: usize,
-    liveness: Liveness,
+    prober: Prober,
 }
 
 // SAFETY: the ring only hands out shared references to atomics in memory that outlives it (its
@@ -395,7 +411,7 @@ impl Ring {
         cap: u64,
         max: usize,
         roles: usize,
-        liveness: Liveness,
+        prober: Prober,
     ) -> Option<Ring> {
         let need = Self::bytes_needed(cap, max)?;
         if cap == 0 || max > MAX_MESSAGE_LIMIT || need > len || roles == 0 || roles > MAX_ROLES {
@@ -410,7 +426,7 @@ impl Ring {
             max,
             stride: Self::stride(max)?,
             roles,
-            liveness,
+            prober,
         })
     }
 
@@ -431,6 +447,20 @@ impl Ring {
         (head, data)
     }
 
+    /// Test forgery: a producer `who` claimed position `tail` (announced in a fresh producer
+    /// role slot, `tail` advanced) and never published it, as a producer killed mid-push
+    /// leaves it.
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn forge_abandoned_push(&self, who: u64) {
+        let c = self.ctl();
+        let r = role::claim(self.producers(), who, &Prober::heap()).unwrap();
+        let pos = c.tail.0.load(Ordering::Acquire);
+        self.producers()[r.index]
+            .pending()
+            .store(pos + 1, Ordering::Release);
+        c.tail.0.store(pos + 1, Ordering::Release);
+    }
+
     pub(crate) fn producers(&self) -> &[RoleSlot] {
         &self.ctl().producers[..self.roles]
     }
@@ -449,13 +479,39 @@ impl Ring {
 
     pub(crate) fn close(&self) {
         let s = &self.ctl().sync.0;
-        s.closed.store(1, Ordering::Release);
+        s.state.fetch_or(CLOSED, Ordering::AcqRel);
         s.not_empty.notify_all();
         s.not_full.notify_all();
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.ctl().sync.0.closed.load(Ordering::Acquire) != 0
+        self.ctl().sync.0.state.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    /// Whether the ring is poisoned (every operation fails with `Corrupt`).
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.ctl().sync.0.state.load(Ordering::Acquire) & !CLOSED != 0
+    }
+
+    /// Poisons the ring and wakes every waiter. Irreversible.
+    #[cold]
+    fn poison(&self) {
+        let s = &self.ctl().sync.0;
+        s.state.fetch_or(POISONED, Ordering::AcqRel);
+        s.not_empty.notify_all();
+        s.not_full.notify_all();
+    }
+
+    /// Positions skipped because their producer died before publishing them.
+    pub(crate) fn skipped(&self) -> u64 {
+        self.ctl().sync.0.skipped.load(Ordering::Acquire)
+    }
+
+    /// `head` and `tail`, read in that order.
+    pub(crate) fn positions(&self) -> (u64, u64) {
+        let c = self.ctl();
+        let head = c.head.0.load(Ordering::Acquire);
+        (head, c.tail.0.load(Ordering::Acquire))
     }
 
     /// Messages queued (exact when quiescent; clamped to `0..=cap` against garbage).
@@ -508,20 +564,20 @@ impl Ring {
                     }
                     Err(now) => pos = now,
                 }
-            } else if (stamp as i64).wrapping_sub(free as i64) < 0 {
-                // The slot still holds the previous lap's message: full.
-                if let Some(p) = pending {
-                    p.store(0, Ordering::Relaxed);
-                }
-                return Ok(Try::NotNow);
             } else {
-                // Another producer got here first: look again. A stamp ahead of a tail that did
-                // not move is impossible in a valid ring.
-                let now = c.tail.0.load(Ordering::Relaxed);
+                // Another producer got here first (the stamp is ahead: look again), or the
+                // slot still holds the previous lap's message, claimed or published (exactly
+                // one lap behind: full). Anything else, with a tail that did not move, is
+                // impossible in a healthy ring.
+                let now = c.tail.0.load(Ordering::Acquire);
                 if now == pos {
                     if let Some(p) = pending {
                         p.store(0, Ordering::Relaxed);
                     }
+                    if stamp.wrapping_sub(free_stamp(pos.wrapping_sub(self.cap))) <= 1 {
+                        return Ok(Try::NotNow);
+                    }
+                    self.poison();
                     return Err(());
                 }
                 pos = now;
@@ -540,10 +596,13 @@ impl Ring {
             let want = pos.wrapping_add(1);
             let full = full_stamp(pos);
             if stamp == full {
-                let raw_len = slot.len.load(Ordering::Relaxed);
-                let len = raw_len as usize;
-                let bad = len > self.max;
-                if !bad {
+                let len = slot.len.load(Ordering::Relaxed) as usize;
+                if len > self.max {
+                    // A length no producer can have written: poison, consume nothing.
+                    self.poison();
+                    return Err(BytesPopError::Corrupt);
+                }
+                {
                     match dest {
                         Dest::Slice(buf) if buf.len() < len => {
                             return Err(BytesPopError::TooSmall { needed: len });
@@ -564,46 +623,46 @@ impl Ring {
                     .compare_exchange_weak(pos, want, Ordering::AcqRel, Ordering::Relaxed)
                 {
                     Ok(_) => {
-                        if !bad {
-                            let out = match dest {
-                                Dest::Slice(buf) => buf.as_mut_ptr(),
-                                Dest::Vec(v) => v.as_mut_ptr(),
-                            };
-                            // SAFETY: we own slot `pos` (stamp == pos + 1 seen with Acquire, so
-                            // the producer's payload writes are visible, and we won the head
-                            // CAS); len <= max bytes lie in the payload and fit in `out`
-                            // (checked above).
-                            unsafe { std::ptr::copy_nonoverlapping(data, out, len) };
-                        }
+                        let out = match dest {
+                            Dest::Slice(buf) => buf.as_mut_ptr(),
+                            Dest::Vec(v) => v.as_mut_ptr(),
+                        };
+                        // SAFETY: we own slot `pos` (stamp == pos + 1 seen with Acquire, so
+                        // the producer's payload writes are visible, and we won the head
+                        // CAS); len <= max bytes lie in the payload and fit in `out`
+                        // (checked above).
+                        unsafe { std::ptr::copy_nonoverlapping(data, out, len) };
                         slot.stamp
                             .store(free_stamp(pos.wrapping_add(self.cap)), Ordering::Release);
                         if let Some(p) = pending {
                             p.store(0, Ordering::Release);
                         }
                         c.sync.0.not_full.notify_all();
-                        if bad {
-                            return Err(BytesPopError::Corrupt {
-                                len: u64::from(raw_len),
-                            });
-                        }
                         return Ok(Try::Done(len));
                     }
                     Err(now) => pos = now,
                 }
-            } else if (stamp as i64).wrapping_sub(full as i64) < 0 {
+            } else if stamp == free_stamp(pos) {
+                // Not published yet (or not even claimed).
                 if let Some(p) = pending {
                     p.store(0, Ordering::Relaxed);
                 }
                 return Ok(Try::NotNow);
             } else {
-                let now = c.head.0.load(Ordering::Relaxed);
+                // Ahead: another consumer took it (look again). Exactly one lap behind and
+                // full: the previous message's consumer has not freed the slot yet (nothing
+                // here yet). Anything else, with a head that did not move, is impossible in a
+                // healthy ring.
+                let now = c.head.0.load(Ordering::Acquire);
                 if now == pos {
                     if let Some(p) = pending {
                         p.store(0, Ordering::Relaxed);
                     }
-                    return Err(BytesPopError::Corrupt {
-                        len: u64::from(slot.len.load(Ordering::Relaxed)),
-                    });
+                    if stamp == full_stamp(pos.wrapping_sub(self.cap)) {
+                        return Ok(Try::NotNow);
+                    }
+                    self.poison();
+                    return Err(BytesPopError::Corrupt);
                 }
                 pos = now;
             }
@@ -612,7 +671,7 @@ impl Ring {
 
     /// Consumer-side recovery: if the position at `head` was claimed by a producer that died
     /// before publishing it, skip it. Returns whether a position was skipped.
-    fn skip_dead_push(&self) -> bool {
+    pub(crate) fn skip_dead_push(&self) -> bool {
         let c = self.ctl();
         let pos = c.head.0.load(Ordering::Acquire);
         let tail = c.tail.0.load(Ordering::Acquire);
@@ -623,7 +682,7 @@ impl Ring {
         if slot.stamp.load(Ordering::Acquire) != free_stamp(pos) {
             return false;
         }
-        if role::any_live_pending(self.producers(), pos.wrapping_add(1), self.liveness) {
+        if role::any_live_pending(self.producers(), pos.wrapping_add(1), &self.prober) {
             return false;
         }
         // The claimer is dead or finished; if it finished, the stamp moved on.
@@ -639,6 +698,8 @@ impl Ring {
         }
         slot.stamp
             .store(free_stamp(pos.wrapping_add(self.cap)), Ordering::Release);
+        // Counted after `head` moved past it (JoinableQueue's `join` relies on that order).
+        c.sync.0.skipped.fetch_add(1, Ordering::AcqRel);
         c.sync.0.not_full.notify_all();
         true
     }
@@ -660,7 +721,7 @@ impl Ring {
         if slot.stamp.load(Ordering::Acquire) != full {
             return false;
         }
-        if role::any_live_pending(self.consumers(), prev.wrapping_add(1), self.liveness) {
+        if role::any_live_pending(self.consumers(), prev.wrapping_add(1), &self.prober) {
             return false;
         }
         // A live consumer finishing now stores the same value; the CAS makes it idempotent.
@@ -680,15 +741,20 @@ impl Ring {
         msg: M,
         role: usize,
         strategy: &WaitStrategy,
-        deadline: Option<Deadline>,
+        wait: Wait,
     ) -> Result<(), BytesPushError<M>> {
         let bytes = msg.as_ref();
         if bytes.len() > self.max {
             return Err(BytesPushError::TooLarge { msg, max: self.max });
         }
         let attempt = |p: Poll| -> Option<Result<(), BytesPushError<()>>> {
-            if self.is_closed() {
-                return Some(Err(BytesPushError::Closed(())));
+            let state = self.ctl().sync.0.state.load(Ordering::Acquire);
+            if state != 0 {
+                return Some(Err(if state & !CLOSED != 0 {
+                    BytesPushError::Corrupt(())
+                } else {
+                    BytesPushError::Closed(())
+                }));
             }
             match self.try_push_once(bytes, role) {
                 Ok(Try::Done(())) => Some(Ok(())),
@@ -705,12 +771,12 @@ impl Ring {
                 }
             }
         };
-        let out = match deadline {
-            None => match attempt(Poll::Check) {
+        let out = match wait {
+            Wait::No => match attempt(Poll::Check) {
                 Some(r) => r,
                 None => {
                     let gone =
-                        role::peers(self.consumers(), self.liveness, false) == role::Peers::Gone;
+                        role::peers(self.consumers(), &self.prober, false) == role::Peers::Gone;
                     Err(if gone {
                         BytesPushError::Disconnected(())
                     } else {
@@ -718,18 +784,27 @@ impl Ring {
                     })
                 }
             },
-            Some(d) => {
-                let ec = &self.ctl().sync.0.not_full;
-                match wait_for(ec, strategy, d, self.consumers(), self.liveness, attempt) {
-                    Waited::Ready(r) => r,
-                    // A short timeout may end before any sleep slice checked the consumers.
-                    Waited::TimedOut if self.peers_gone(self.consumers()) => {
-                        Err(BytesPushError::Disconnected(()))
+            Wait::For(timeout) => match attempt(Poll::Check) {
+                Some(r) => r,
+                None => {
+                    // Only now, with the queue full, is the clock read for the deadline.
+                    let ec = &self.ctl().sync.0.not_full;
+                    let d = Deadline::from_timeout(timeout);
+                    match ec.wait_until(
+                        strategy,
+                        d,
+                        role::watching(self.consumers(), &self.prober, attempt),
+                    ) {
+                        Some(Waited::Ready(r)) => r,
+                        // A short timeout may end before any sleep slice checked the consumers.
+                        None if waited(timeout) && self.peers_gone(self.consumers()) => {
+                            Err(BytesPushError::Disconnected(()))
+                        }
+                        None => Err(BytesPushError::Timeout(())),
+                        Some(Waited::PeersGone) => Err(BytesPushError::Disconnected(())),
                     }
-                    Waited::TimedOut => Err(BytesPushError::Timeout(())),
-                    Waited::PeersGone => Err(BytesPushError::Disconnected(())),
                 }
-            }
+            },
         };
         out.map_err(|e| e.with(msg))
     }
@@ -740,9 +815,12 @@ impl Ring {
         dest: &mut Dest<'_>,
         role: usize,
         strategy: &WaitStrategy,
-        deadline: Option<Deadline>,
+        wait: Wait,
     ) -> Result<usize, BytesPopError> {
         let mut attempt = |p: Poll| -> Option<Result<usize, BytesPopError>> {
+            if self.is_poisoned() {
+                return Some(Err(BytesPopError::Corrupt));
+            }
             match self.try_pop_once(dest, role) {
                 Ok(Try::Done(n)) => return Some(Ok(n)),
                 Err(e) => return Some(Err(e)),
@@ -758,33 +836,35 @@ impl Ring {
             // Closed only once drained (the check above saw no message).
             self.is_closed().then_some(Err(BytesPopError::Closed))
         };
-        match deadline {
-            None => {
-                let gone = role::peers(self.producers(), self.liveness, false) == role::Peers::Gone;
+        match wait {
+            Wait::No => {
+                let gone = role::peers(self.producers(), &self.prober, false) == role::Peers::Gone;
                 match attempt(Poll::Check) {
                     Some(r) => r,
                     None if gone => Err(BytesPopError::Disconnected),
                     None => Err(BytesPopError::Empty),
                 }
             }
-            Some(d) => {
+            Wait::For(timeout) => {
+                if let Some(r) = attempt(Poll::Check) {
+                    return r;
+                }
+                // Only now, with the queue empty, is the clock read for the deadline.
                 let ec = &self.ctl().sync.0.not_empty;
-                match wait_for(
-                    ec,
+                let d = Deadline::from_timeout(timeout);
+                match ec.wait_until(
                     strategy,
                     d,
-                    self.producers(),
-                    self.liveness,
-                    &mut attempt,
+                    role::watching(self.producers(), &self.prober, &mut attempt),
                 ) {
-                    Waited::Ready(r) => r,
+                    Some(Waited::Ready(r)) => r,
                     // A short timeout may end before any sleep slice checked the producers:
                     // check them now, then look once more for what they left.
-                    Waited::TimedOut if self.peers_gone(self.producers()) => {
+                    None if self.peers_gone(self.producers()) => {
                         attempt(Poll::Check).unwrap_or(Err(BytesPopError::Disconnected))
                     }
-                    Waited::TimedOut => Err(BytesPopError::Timeout),
-                    Waited::PeersGone => Err(BytesPopError::Disconnected),
+                    None => Err(BytesPopError::Timeout),
+                    Some(Waited::PeersGone) => Err(BytesPopError::Disconnected),
                 }
             }
         }
@@ -795,9 +875,12 @@ impl Ring {
     pub(crate) fn wait_readable(
         &self,
         strategy: &WaitStrategy,
-        deadline: Deadline,
+        timeout: Option<Duration>,
     ) -> Result<(), BytesPopError> {
         let mut ready = |_: Poll| -> Option<Result<(), BytesPopError>> {
+            if self.is_poisoned() {
+                return Some(Err(BytesPopError::Corrupt));
+            }
             let c = self.ctl();
             let pos = c.head.0.load(Ordering::Acquire);
             let (slot, _) = self.slot(pos);
@@ -806,49 +889,49 @@ impl Ring {
             }
             self.is_closed().then_some(Err(BytesPopError::Closed))
         };
+        if let Some(r) = ready(Poll::Check) {
+            return r;
+        }
         let ec = &self.ctl().sync.0.not_empty;
-        match wait_for(
-            ec,
+        match ec.wait_until(
             strategy,
-            deadline,
-            self.producers(),
-            self.liveness,
-            &mut ready,
+            Deadline::from_timeout(timeout),
+            role::watching(self.producers(), &self.prober, &mut ready),
         ) {
-            Waited::Ready(r) => r,
-            Waited::TimedOut if self.peers_gone(self.producers()) => {
+            Some(Waited::Ready(r)) => r,
+            None if self.peers_gone(self.producers()) => {
                 ready(Poll::Check).unwrap_or(Err(BytesPopError::Disconnected))
             }
-            Waited::TimedOut => Err(BytesPopError::Timeout),
-            Waited::PeersGone => Err(BytesPopError::Disconnected),
+            None => Err(BytesPopError::Timeout),
+            Some(Waited::PeersGone) => Err(BytesPopError::Disconnected),
         }
     }
 
     /// Whether every peer in `slots` that ever arrived has released its role or died (one OS
     /// call per held slot).
     fn peers_gone(&self, slots: &[RoleSlot]) -> bool {
-        role::peers(slots, self.liveness, true) == role::Peers::Gone
+        role::peers(slots, &self.prober, true) == role::Peers::Gone
     }
 
     /// Claims a producer role slot.
     pub(crate) fn claim_producer(&self) -> Result<role::Claim, RoleError> {
-        role::claim(self.producers(), self.liveness.my_word(), self.liveness)
+        role::claim(self.producers(), self.prober.me(), &self.prober)
     }
 
     /// Claims a consumer role slot.
     pub(crate) fn claim_consumer(&self) -> Result<role::Claim, RoleError> {
-        role::claim(self.consumers(), self.liveness.my_word(), self.liveness)
+        role::claim(self.consumers(), self.prober.me(), &self.prober)
     }
 
     /// Releases a producer slot and wakes waiting consumers (they may now be disconnected).
     pub(crate) fn release_producer(&self, index: usize) {
-        role::release(self.producers(), index, self.liveness.my_word());
+        role::release(self.producers(), index, self.prober.me());
         self.wake_all();
     }
 
     /// Releases a consumer slot and wakes waiting producers.
     pub(crate) fn release_consumer(&self, index: usize) {
-        role::release(self.consumers(), index, self.liveness.my_word());
+        role::release(self.consumers(), index, self.prober.me());
         self.wake_all();
     }
 }
@@ -863,9 +946,22 @@ fn full_stamp(pos: u64) -> u64 {
     pos.wrapping_mul(2).wrapping_add(1)
 }
 
-/// Converts an optional timeout into the deadline argument of the ring's operations.
-pub(crate) fn deadline_of(timeout: Option<Duration>) -> Option<Deadline> {
-    Some(Deadline::from_timeout(timeout))
+/// Whether a timed-out push of `timeout` really waited: only then is it worth one liveness
+/// probe of the consumers at its end (a zero timeout is a non-blocking push, which never
+/// probes). Timed pops and `poll` always probe once at the end, so that even a zero-timeout
+/// `poll` sees a dead sender (as Python's `poll()` reports a closed peer).
+fn waited(timeout: Option<Duration>) -> bool {
+    timeout.is_none_or(|t| !t.is_zero())
+}
+
+/// Whether and how long a ring operation may wait. A timed operation reads the clock only
+/// once it has found that it must wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Do not wait.
+    No,
+    /// Wait up to the timeout (`None`: without limit).
+    For(Option<Duration>),
 }
 
 /// Shared state of a [`ByteQueue`] and its role handles.
@@ -937,7 +1033,7 @@ impl ByteQueueBuilder {
             // SAFETY: the body is 128-aligned, `len` = bytes_needed(cap, max) bytes, and not yet
             // published to anyone.
             .create(|body, _| unsafe { Ring::init(body, cap, max) })?;
-        ByteQueue::from_home(Home::Segment(seg), cap, max, self.mode, Liveness::Check)
+        ByteQueue::from_home(Home::Segment(seg), cap, max, self.mode, Prober::os())
     }
 
     /// Opens an existing queue of this mode; geometry comes from the header.
@@ -959,7 +1055,7 @@ impl ByteQueueBuilder {
             .ok_or(BuildError::BadCapacity {
                 found: seg.header().param(),
             })?;
-        ByteQueue::from_home(Home::Segment(seg), cap, max, self.mode, Liveness::Check)
+        ByteQueue::from_home(Home::Segment(seg), cap, max, self.mode, Prober::os())
     }
 }
 
@@ -981,7 +1077,7 @@ pub(crate) fn attach_at(
     cap: u64,
     max: usize,
     roles: usize,
-    liveness: Liveness,
+    prober: Prober,
 ) -> Result<Ring, BuildError> {
     if cap == 0 {
         return Err(BuildError::BadCapacity { found: 0 });
@@ -999,12 +1095,10 @@ pub(crate) fn attach_at(
     // SAFETY: base is 128-aligned (home is, offset is a multiple of 128), valid for `avail`
     // bytes as long as `home` lives (the callers keep it next to the ring), and holds a ring
     // written by init (or garbage, which the ring never trusts).
-    unsafe { Ring::attach(base, avail, cap, max, roles, liveness) }.ok_or(
-        BuildError::BodyTooSmall {
-            expected: need as u64,
-            found: avail as u64,
-        },
-    )
+    unsafe { Ring::attach(base, avail, cap, max, roles, prober) }.ok_or(BuildError::BodyTooSmall {
+        expected: need as u64,
+        found: avail as u64,
+    })
 }
 
 impl ByteQueue {
@@ -1042,7 +1136,7 @@ impl ByteQueue {
         let home = Home::heap(len);
         // SAFETY: a fresh, zeroed, 128-aligned heap block of exactly `len` bytes.
         unsafe { Ring::init(home.as_ptr(), capacity, max_message) };
-        ByteQueue::from_home(home, capacity, max_message, mode, Liveness::AssumeAlive)
+        ByteQueue::from_home(home, capacity, max_message, mode, Prober::heap())
     }
 
     fn from_home(
@@ -1050,9 +1144,9 @@ impl ByteQueue {
         cap: u64,
         max: usize,
         mode: Mode,
-        liveness: Liveness,
+        prober: Prober,
     ) -> Result<ByteQueue, BuildError> {
-        let ring = attach_at(&home, 0, cap, max, mode.roles(), liveness)?;
+        let ring = attach_at(&home, 0, cap, max, mode.roles(), prober)?;
         Ok(ByteQueue {
             shared: Arc::new(Shared { ring, mode, home }),
         })
@@ -1100,6 +1194,11 @@ impl ByteQueue {
         self.shared.ring.is_closed()
     }
 
+    /// The ring, for read-only snapshots (`inspect`).
+    pub(crate) fn ring(&self) -> &Ring {
+        &self.shared.ring
+    }
+
     /// Messages queued: exact when nobody is pushing or popping.
     pub fn len(&self) -> usize {
         self.shared.ring.len() as usize
@@ -1118,6 +1217,19 @@ impl ByteQueue {
     /// Longest message in bytes.
     pub fn max_message(&self) -> usize {
         self.shared.ring.max_message()
+    }
+
+    /// Test hook (feature `test-hooks`): overwrites the stamp of position `pos`'s slot, as a
+    /// process scribbling over the segment would. Not part of the API.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn forge_stamp(&self, pos: u64, stamp: u64) {
+        self.shared
+            .ring
+            .slot(pos)
+            .0
+            .stamp
+            .store(stamp, Ordering::Release);
     }
 
     /// SPSC or MPMC.
@@ -1171,7 +1283,9 @@ impl BytesProducer {
     /// `TooLarge`, `Full`, `Closed`, `Disconnected` (full and no consumer left), `Corrupt`;
     /// each hands the message back.
     pub fn try_push<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), BytesPushError<M>> {
-        self.shared.ring.push(msg, self.role, &self.strategy, None)
+        self.shared
+            .ring
+            .push(msg, self.role, &self.strategy, Wait::No)
     }
 
     /// Pushes, waiting while the queue is full.
@@ -1182,7 +1296,7 @@ impl BytesProducer {
     pub fn push<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), BytesPushError<M>> {
         self.shared
             .ring
-            .push(msg, self.role, &self.strategy, deadline_of(None))
+            .push(msg, self.role, &self.strategy, Wait::For(None))
     }
 
     /// Pushes, waiting at most `timeout` while the queue is full.
@@ -1197,7 +1311,7 @@ impl BytesProducer {
     ) -> Result<(), BytesPushError<M>> {
         self.shared
             .ring
-            .push(msg, self.role, &self.strategy, deadline_of(Some(timeout)))
+            .push(msg, self.role, &self.strategy, Wait::For(Some(timeout)))
     }
 
     /// The queue this producer pushes into.
@@ -1239,7 +1353,7 @@ impl BytesConsumer {
         self.strategy = strategy;
     }
 
-    fn pop_dest(&self, dest: &mut Dest<'_>, d: Option<Deadline>) -> Result<usize, BytesPopError> {
+    fn pop_dest(&self, dest: &mut Dest<'_>, d: Wait) -> Result<usize, BytesPopError> {
         self.shared.ring.pop(dest, self.role, &self.strategy, d)
     }
 
@@ -1251,7 +1365,7 @@ impl BytesConsumer {
     /// `Corrupt`.
     pub fn try_pop(&self) -> Result<Vec<u8>, BytesPopError> {
         let mut v = Vec::new();
-        self.pop_dest(&mut Dest::Vec(&mut v), None).map(|_| v)
+        self.pop_dest(&mut Dest::Vec(&mut v), Wait::No).map(|_| v)
     }
 
     /// Pops a message, sleeping while the queue is empty.
@@ -1261,7 +1375,7 @@ impl BytesConsumer {
     /// `Closed`, `Disconnected`, `Corrupt`.
     pub fn pop(&self) -> Result<Vec<u8>, BytesPopError> {
         let mut v = Vec::new();
-        self.pop_dest(&mut Dest::Vec(&mut v), deadline_of(None))
+        self.pop_dest(&mut Dest::Vec(&mut v), Wait::For(None))
             .map(|_| v)
     }
 
@@ -1272,7 +1386,7 @@ impl BytesConsumer {
     /// As [`pop`](Self::pop), and `Timeout`.
     pub fn pop_timeout(&self, timeout: Duration) -> Result<Vec<u8>, BytesPopError> {
         let mut v = Vec::new();
-        self.pop_dest(&mut Dest::Vec(&mut v), deadline_of(Some(timeout)))
+        self.pop_dest(&mut Dest::Vec(&mut v), Wait::For(Some(timeout)))
             .map(|_| v)
     }
 
@@ -1283,7 +1397,7 @@ impl BytesConsumer {
     /// As [`try_pop`](Self::try_pop), and `TooSmall { needed }` if `buf` is shorter than the
     /// next message, which then stays queued.
     pub fn try_pop_into(&self, buf: &mut [u8]) -> Result<usize, BytesPopError> {
-        self.pop_dest(&mut Dest::Slice(buf), None)
+        self.pop_dest(&mut Dest::Slice(buf), Wait::No)
     }
 
     /// Pops a message into `buf`, sleeping while the queue is empty; returns its length.
@@ -1292,7 +1406,7 @@ impl BytesConsumer {
     ///
     /// As [`pop`](Self::pop), and `TooSmall { needed }` (the message stays queued).
     pub fn pop_into(&self, buf: &mut [u8]) -> Result<usize, BytesPopError> {
-        self.pop_dest(&mut Dest::Slice(buf), deadline_of(None))
+        self.pop_dest(&mut Dest::Slice(buf), Wait::For(None))
     }
 
     /// Pops a message into `buf`, waiting at most `timeout`; returns its length.
@@ -1305,7 +1419,7 @@ impl BytesConsumer {
         buf: &mut [u8],
         timeout: Duration,
     ) -> Result<usize, BytesPopError> {
-        self.pop_dest(&mut Dest::Slice(buf), deadline_of(Some(timeout)))
+        self.pop_dest(&mut Dest::Slice(buf), Wait::For(Some(timeout)))
     }
 
     /// Longest message in bytes.
@@ -1470,30 +1584,60 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_length_is_an_error_not_a_panic() {
+    fn corrupt_length_poisons_both_sides() {
         let q = ByteQueue::heap(Mode::Mpmc, 2, 8).unwrap();
         let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
         tx.try_push(b"abc").unwrap();
         tx.try_push(b"def").unwrap();
         let (slot, _) = q.shared.ring.slot(0);
         slot.len.store(u32::MAX, Ordering::Relaxed);
+        // Every call, on both sides, fails at once: never garbage, never a wedge.
+        for _ in 0..3 {
+            assert_eq!(rx.try_pop(), Err(BytesPopError::Corrupt));
+            assert_eq!(rx.pop(), Err(BytesPopError::Corrupt));
+            assert!(matches!(tx.push(b"x"), Err(BytesPushError::Corrupt(_))));
+        }
         assert_eq!(
-            rx.try_pop(),
-            Err(BytesPopError::Corrupt {
-                len: u64::from(u32::MAX)
-            })
+            rx.pop_timeout(Duration::from_secs(5)),
+            Err(BytesPopError::Corrupt)
         );
-        assert_eq!(rx.try_pop().unwrap(), b"def");
-        // A stamp far ahead of the tail: push reports corruption instead of spinning.
-        let (slot, _) = q.shared.ring.slot(2);
+        assert_eq!(q.len(), 2, "nothing was consumed");
+    }
+
+    /// Regression: a slot stamp ahead of `head` used to make every pop return Corrupt while
+    /// consuming nothing, so the queue could never be drained past it (a silent wedge for a
+    /// blocking pop). Now it poisons the queue: a specific error at once, for every caller.
+    #[test]
+    fn stamp_ahead_of_head_poisons_instead_of_wedging() {
+        for mode in [Mode::Spsc, Mode::Mpmc] {
+            let q = ByteQueue::heap(mode, 4, 8).unwrap();
+            let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
+            tx.try_push(b"a").unwrap();
+            tx.try_push(b"b").unwrap();
+            assert_eq!(rx.try_pop().unwrap(), b"a");
+            let (slot, _) = q.shared.ring.slot(1);
+            slot.stamp.store(full_stamp(1 + 4 * 7), Ordering::Relaxed);
+            assert_eq!(rx.try_pop(), Err(BytesPopError::Corrupt));
+            assert_eq!(rx.pop(), Err(BytesPopError::Corrupt));
+            assert!(matches!(tx.try_push(b"c"), Err(BytesPushError::Corrupt(_))));
+            assert!(q.shared.ring.is_poisoned());
+        }
+        // The producer side: a stamp ahead of `tail` likewise.
+        let q = ByteQueue::heap(Mode::Mpmc, 2, 8).unwrap();
+        let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
+        let (slot, _) = q.shared.ring.slot(0);
         slot.stamp.store(1 << 40, Ordering::Relaxed);
         assert!(matches!(tx.try_push(b"x"), Err(BytesPushError::Corrupt(_))));
-        // And the consumer side likewise.
-        let (slot, _) = q.shared.ring.slot(2);
-        slot.stamp.store(free_stamp(2), Ordering::Relaxed);
-        tx.try_push(b"y").unwrap();
-        slot.stamp.store(1 << 40, Ordering::Relaxed);
-        assert!(matches!(rx.try_pop(), Err(BytesPopError::Corrupt { .. })));
+        assert_eq!(rx.try_pop(), Err(BytesPopError::Corrupt));
+        // A stamp more than one lap behind is just as impossible.
+        let q = ByteQueue::heap(Mode::Mpmc, 2, 8).unwrap();
+        let tx = q.producer().unwrap();
+        tx.try_push(b"1").unwrap();
+        tx.try_push(b"2").unwrap();
+        let (slot, _) = q.shared.ring.slot(0);
+        slot.stamp
+            .store(full_stamp(0).wrapping_sub(8), Ordering::Relaxed);
+        assert!(matches!(tx.try_push(b"x"), Err(BytesPushError::Corrupt(_))));
     }
 
     /// A ring on the heap whose liveness is checked with the OS, for dead-peer tests.
@@ -1501,12 +1645,32 @@ mod tests {
         let home = Home::heap(check_geometry(cap, max).unwrap());
         // SAFETY: a fresh, zeroed, 128-aligned block of the needed size.
         unsafe { Ring::init(home.as_ptr(), cap, max) };
-        ByteQueue::from_home(home, cap, max, Mode::Mpmc, Liveness::Check).unwrap()
+        ByteQueue::from_home(home, cap, max, Mode::Mpmc, Prober::os()).unwrap()
     }
 
     /// A word naming a process that cannot exist (pid above the kernel's limit).
     fn dead_word() -> u64 {
         shm_core::ProcessId::from_parts(0x7fff_fff0, 1).to_word()
+    }
+
+    /// A consumer's first pop on a queue no producer has attached to yet waits (with its
+    /// timeout) in both modes; `Disconnected` needs producers that came and went.
+    #[test]
+    fn first_pop_before_any_producer_waits() {
+        for mode in [Mode::Spsc, Mode::Mpmc] {
+            let q = ByteQueue::heap(mode, 2, 8).unwrap();
+            let rx = q.consumer().unwrap();
+            assert_eq!(rx.try_pop(), Err(BytesPopError::Empty));
+            assert_eq!(
+                rx.pop_timeout(Duration::from_millis(20)),
+                Err(BytesPopError::Timeout)
+            );
+            let tx = q.producer().unwrap();
+            tx.push(b"x").unwrap();
+            drop(tx);
+            assert_eq!(rx.pop().unwrap(), b"x");
+            assert_eq!(rx.pop(), Err(BytesPopError::Disconnected));
+        }
     }
 
     #[cfg_attr(miri, ignore)] // liveness reads /proc
@@ -1515,7 +1679,7 @@ mod tests {
         let q = checked_heap(2, 8);
         let ring = &q.shared.ring;
         // A producer claimed position 0 and died before publishing it.
-        role::claim(ring.producers(), dead_word(), Liveness::AssumeAlive).unwrap();
+        role::claim(ring.producers(), dead_word(), &Prober::heap()).unwrap();
         ring.producers()[0].pending().store(1, Ordering::Relaxed);
         ring.ctl().tail.0.store(1, Ordering::Relaxed);
         let tx = q.producer().unwrap();
@@ -1535,7 +1699,7 @@ mod tests {
         tx.set_wait_strategy(WaitStrategy::sleep().with_slice(Duration::from_millis(1)));
         tx.try_push(b"a").unwrap();
         // A consumer claimed position 0 and died before freeing its slot.
-        role::claim(ring.consumers(), dead_word(), Liveness::AssumeAlive).unwrap();
+        role::claim(ring.consumers(), dead_word(), &Prober::heap()).unwrap();
         ring.consumers()[0].pending().store(1, Ordering::Relaxed);
         ring.ctl().head.0.store(1, Ordering::Relaxed);
         assert!(matches!(tx.try_push(b"b"), Err(BytesPushError::Full(_))));

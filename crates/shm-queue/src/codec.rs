@@ -1,10 +1,12 @@
 //! Typed messages (feature `serde`): any `Serialize` / `Deserialize` value through the byte
 //! queues, joinable queues and pipes, encoded with [postcard](https://docs.rs/postcard).
 //!
-//! The encoded value must fit the queue's `max_message`; a value that does not is
-//! `Send(TooLarge { msg, .. })` with its encoding handed back. A message that does not decode
-//! as the requested type (another type was sent, or garbage) is [`RecvValueError::Decode`]; the
-//! message is consumed either way.
+//! On by default (feature `serde`, forwarded by the `shm-ipc` facade). The encoded value must
+//! fit the queue's `max_message`; a value that does not is [`PushValueError::TooLarge`]. A
+//! message that does not decode as the requested type (another type was sent, or garbage) is
+//! [`PopValueError::Decode`] ([`RecvValueError::Decode`] on a pipe); the message is consumed
+//! either way. Each error is one flat enum, `'static + Send + Sync`, so `?` works into
+//! `Box<dyn Error + Send + Sync>` and `anyhow::Error`.
 //!
 //! # Examples
 //!
@@ -32,92 +34,246 @@ use std::error::Error;
 use std::fmt;
 use std::time::Duration;
 
-/// Why a typed push or send failed: encoding, or the underlying byte operation (whose error
-/// hands the encoded message back).
+/// Why a typed push (or `put`) failed: one flat enum, no nesting.
+///
+/// `push_value` and `put_value`: `Encode`, `TooLarge`, `Closed`, `Disconnected`, `Corrupt`;
+/// `try_push_value` also `Full`.
 #[derive(Debug)]
-pub enum SendValueError<E> {
+pub enum PushValueError {
     /// The value could not be encoded.
     Encode(postcard::Error),
-    /// The byte-level push or send failed.
-    Send(E),
+    /// The encoded value is longer than the queue's maximum message.
+    TooLarge {
+        /// Bytes of the encoding.
+        len: usize,
+        /// The queue's maximum message length.
+        max: usize,
+    },
+    /// The queue is full (non-blocking push).
+    Full,
+    /// The queue was closed.
+    Closed,
+    /// The queue is full and every consumer that ever attached has gone.
+    Disconnected,
+    /// The queue is poisoned (its shared state is corrupt).
+    Corrupt,
 }
 
-impl<E: fmt::Display> fmt::Display for SendValueError<E> {
+impl fmt::Display for PushValueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SendValueError::Encode(e) => write!(f, "cannot encode the value: {e}"),
-            SendValueError::Send(e) => write!(f, "{e}"),
+            PushValueError::Encode(e) => write!(f, "cannot encode the value: {e}"),
+            PushValueError::TooLarge { len, max } => write!(
+                f,
+                "the value encodes to {len} bytes, over the queue's maximum of {max}"
+            ),
+            PushValueError::Full => f.write_str("push to a full queue"),
+            PushValueError::Closed => f.write_str("push to a closed queue"),
+            PushValueError::Disconnected => {
+                f.write_str("push to a full queue whose consumers are all gone")
+            }
+            PushValueError::Corrupt => {
+                f.write_str("push to a poisoned queue: its shared state is corrupt")
+            }
         }
     }
 }
 
-impl<E: Error + 'static> Error for SendValueError<E> {
+impl Error for PushValueError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            SendValueError::Encode(e) => Some(e),
-            SendValueError::Send(e) => Some(e),
+            PushValueError::Encode(e) => Some(e),
+            _ => None,
         }
     }
 }
 
-/// Why a typed pop or receive failed: the underlying byte operation, or decoding.
+impl PushValueError {
+    fn of(e: BytesPushError<Vec<u8>>) -> PushValueError {
+        match e {
+            BytesPushError::TooLarge { msg, max } => PushValueError::TooLarge {
+                len: msg.len(),
+                max,
+            },
+            BytesPushError::Full(_) => PushValueError::Full,
+            BytesPushError::Closed(_) => PushValueError::Closed,
+            // A blocking push without a timeout never times out.
+            BytesPushError::Timeout(_) | BytesPushError::Disconnected(_) => {
+                PushValueError::Disconnected
+            }
+            BytesPushError::Corrupt(_) => PushValueError::Corrupt,
+        }
+    }
+}
+
+/// Why a typed pop (or `get`) returned no value: one flat enum, no nesting.
+///
+/// `pop_value` and `get_value`: `Closed`, `Disconnected`, `Corrupt`, `Decode`;
+/// `try_pop_value` also `Empty`; `pop_value_timeout` also `Timeout`.
 #[derive(Debug)]
-pub enum RecvValueError<E> {
-    /// The byte-level pop or receive failed.
-    Recv(E),
+pub enum PopValueError {
+    /// The queue is empty (non-blocking pop).
+    Empty,
+    /// The queue stayed empty until the timeout.
+    Timeout,
+    /// The queue was closed and is drained.
+    Closed,
+    /// The queue is drained and every producer that ever attached has gone.
+    Disconnected,
+    /// The queue is poisoned (its shared state is corrupt).
+    Corrupt,
     /// The message did not decode as the requested type (it was consumed).
     Decode(postcard::Error),
 }
 
-impl<E: fmt::Display> fmt::Display for RecvValueError<E> {
+impl fmt::Display for PopValueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RecvValueError::Recv(e) => write!(f, "{e}"),
+            PopValueError::Empty => f.write_str("pop from an empty queue"),
+            PopValueError::Timeout => f.write_str("pop timed out: the queue stayed empty"),
+            PopValueError::Closed => f.write_str("pop from a closed, drained queue"),
+            PopValueError::Disconnected => {
+                f.write_str("pop from a drained queue whose producers are all gone")
+            }
+            PopValueError::Corrupt => {
+                f.write_str("pop from a poisoned queue: its shared state is corrupt")
+            }
+            PopValueError::Decode(e) => write!(f, "cannot decode the message: {e}"),
+        }
+    }
+}
+
+impl Error for PopValueError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            PopValueError::Decode(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl PopValueError {
+    fn of(e: BytesPopError) -> PopValueError {
+        match e {
+            BytesPopError::Empty => PopValueError::Empty,
+            BytesPopError::Timeout => PopValueError::Timeout,
+            BytesPopError::Closed => PopValueError::Closed,
+            BytesPopError::Disconnected => PopValueError::Disconnected,
+            // Pops into a `Vec` never find their buffer too small.
+            BytesPopError::Corrupt | BytesPopError::TooSmall { .. } => PopValueError::Corrupt,
+        }
+    }
+}
+
+/// Why a typed send on a pipe failed: one flat enum, no nesting.
+#[derive(Debug)]
+pub enum SendValueError {
+    /// The value could not be encoded.
+    Encode(postcard::Error),
+    /// The encoded value is longer than the pipe's maximum message.
+    TooLarge {
+        /// Bytes of the encoding.
+        len: usize,
+        /// The pipe's maximum message length.
+        max: usize,
+    },
+    /// The receiving end dropped or died.
+    BrokenPipe,
+    /// This end of a one-way pipe cannot send.
+    NotWritable,
+    /// The pipe is poisoned (its shared state is corrupt).
+    Corrupt,
+}
+
+impl fmt::Display for SendValueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendValueError::Encode(e) => write!(f, "cannot encode the value: {e}"),
+            SendValueError::TooLarge { len, max } => write!(
+                f,
+                "the value encodes to {len} bytes, over the pipe's maximum of {max}"
+            ),
+            SendValueError::BrokenPipe => f.write_str("broken pipe: the receiving end is gone"),
+            SendValueError::NotWritable => f.write_str("this end of a one-way pipe cannot send"),
+            SendValueError::Corrupt => {
+                f.write_str("the pipe is poisoned: its shared state is corrupt")
+            }
+        }
+    }
+}
+
+impl Error for SendValueError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            SendValueError::Encode(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Why a typed receive on a pipe returned no value: one flat enum, no nesting.
+#[derive(Debug)]
+pub enum RecvValueError {
+    /// End of stream: the sending end is gone and everything it sent was received.
+    Eof,
+    /// This end of a one-way pipe cannot receive.
+    NotReadable,
+    /// The pipe is poisoned (its shared state is corrupt).
+    Corrupt,
+    /// The message did not decode as the requested type (it was consumed).
+    Decode(postcard::Error),
+}
+
+impl fmt::Display for RecvValueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvValueError::Eof => f.write_str("end of stream: the sending end is gone"),
+            RecvValueError::NotReadable => f.write_str("this end of a one-way pipe cannot receive"),
+            RecvValueError::Corrupt => {
+                f.write_str("the pipe is poisoned: its shared state is corrupt")
+            }
             RecvValueError::Decode(e) => write!(f, "cannot decode the message: {e}"),
         }
     }
 }
 
-impl<E: Error + 'static> Error for RecvValueError<E> {
+impl Error for RecvValueError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            RecvValueError::Recv(e) => Some(e),
             RecvValueError::Decode(e) => Some(e),
+            _ => None,
         }
     }
 }
 
-fn encode<T: Serialize + ?Sized, E>(v: &T) -> Result<Vec<u8>, SendValueError<E>> {
-    postcard::to_stdvec(v).map_err(SendValueError::Encode)
+fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_stdvec(v)
 }
 
-fn decode<T: DeserializeOwned, E>(bytes: Result<Vec<u8>, E>) -> Result<T, RecvValueError<E>> {
-    let bytes = bytes.map_err(RecvValueError::Recv)?;
-    postcard::from_bytes(&bytes).map_err(RecvValueError::Decode)
+fn decode<T: DeserializeOwned>(bytes: Result<Vec<u8>, BytesPopError>) -> Result<T, PopValueError> {
+    let bytes = bytes.map_err(PopValueError::of)?;
+    postcard::from_bytes(&bytes).map_err(PopValueError::Decode)
 }
-
-/// Error of a typed push.
-pub type PushValueError = SendValueError<BytesPushError<Vec<u8>>>;
-/// Error of a typed pop.
-pub type PopValueError = RecvValueError<BytesPopError>;
 
 impl BytesProducer {
     /// Encodes `value` and pushes it, waiting while the queue is full.
     ///
     /// # Errors
     ///
-    /// [`SendValueError::Encode`], or the push error of [`push`](Self::push) with the encoding.
+    /// See [`PushValueError`].
     pub fn push_value<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), PushValueError> {
-        self.push(encode(value)?).map_err(SendValueError::Send)
+        let bytes = encode(value).map_err(PushValueError::Encode)?;
+        self.push(bytes).map_err(PushValueError::of)
     }
 
     /// Encodes `value` and pushes it without waiting.
     ///
     /// # Errors
     ///
-    /// As [`push_value`](Self::push_value), with [`try_push`](Self::try_push)'s errors.
+    /// See [`PushValueError`] (`Full` included).
     pub fn try_push_value<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), PushValueError> {
-        self.try_push(encode(value)?).map_err(SendValueError::Send)
+        let bytes = encode(value).map_err(PushValueError::Encode)?;
+        self.try_push(bytes).map_err(PushValueError::of)
     }
 }
 
@@ -126,7 +282,7 @@ impl BytesConsumer {
     ///
     /// # Errors
     ///
-    /// [`RecvValueError::Recv`] with [`pop`](Self::pop)'s error, or [`RecvValueError::Decode`].
+    /// See [`PopValueError`].
     pub fn pop_value<T: DeserializeOwned>(&self) -> Result<T, PopValueError> {
         decode(self.pop())
     }
@@ -135,7 +291,7 @@ impl BytesConsumer {
     ///
     /// # Errors
     ///
-    /// As [`pop_value`](Self::pop_value), with [`try_pop`](Self::try_pop)'s errors.
+    /// See [`PopValueError`] (`Empty` included).
     pub fn try_pop_value<T: DeserializeOwned>(&self) -> Result<T, PopValueError> {
         decode(self.try_pop())
     }
@@ -144,7 +300,7 @@ impl BytesConsumer {
     ///
     /// # Errors
     ///
-    /// As [`pop_value`](Self::pop_value), and `Timeout`.
+    /// See [`PopValueError`] (`Timeout` included).
     pub fn pop_value_timeout<T: DeserializeOwned>(
         &self,
         timeout: Duration,
@@ -158,9 +314,10 @@ impl JoinableProducer {
     ///
     /// # Errors
     ///
-    /// As [`BytesProducer::push_value`].
+    /// See [`PushValueError`].
     pub fn put_value<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), PushValueError> {
-        self.put(encode(value)?).map_err(SendValueError::Send)
+        let bytes = encode(value).map_err(PushValueError::Encode)?;
+        self.put(bytes).map_err(PushValueError::of)
     }
 }
 
@@ -171,42 +328,58 @@ impl JoinableConsumer {
     ///
     /// # Errors
     ///
-    /// As [`BytesConsumer::pop_value`].
+    /// See [`PopValueError`].
     pub fn get_value<T: DeserializeOwned>(&self) -> Result<T, PopValueError> {
         decode(self.get())
     }
 }
 
 impl PipeEnd {
-    /// Encodes `value` and sends it (Python's `Connection.send`).
+    /// Encodes `value` and sends it, waiting while the pipe is full (Python's
+    /// `Connection.send`).
     ///
     /// # Errors
     ///
-    /// [`SendValueError::Encode`], or [`send_bytes`](Self::send_bytes)'s error with the encoding.
-    pub fn send_value<T: Serialize + ?Sized>(
-        &self,
-        value: &T,
-    ) -> Result<(), SendValueError<SendError<Vec<u8>>>> {
-        self.send_bytes(encode(value)?)
-            .map_err(SendValueError::Send)
+    /// See [`SendValueError`].
+    pub fn send_value<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), SendValueError> {
+        let bytes = encode(value).map_err(SendValueError::Encode)?;
+        self.send_bytes(bytes).map_err(|e| match e {
+            SendError::TooLarge { msg, max } => SendValueError::TooLarge {
+                len: msg.len(),
+                max,
+            },
+            SendError::NotWritable(_) => SendValueError::NotWritable,
+            SendError::Corrupt(_) => SendValueError::Corrupt,
+            // A blocking send without a timeout is never `Full` or `Timeout`.
+            SendError::BrokenPipe(_) | SendError::Full(_) | SendError::Timeout(_) => {
+                SendValueError::BrokenPipe
+            }
+        })
     }
 
     /// Receives a message and decodes it as `T` (Python's `Connection.recv`).
     ///
     /// # Errors
     ///
-    /// [`RecvValueError::Recv`] with [`recv_bytes`](Self::recv_bytes)'s error (`Eof`, …), or
-    /// [`RecvValueError::Decode`].
-    pub fn recv_value<T: DeserializeOwned>(&self) -> Result<T, RecvValueError<RecvError>> {
-        decode(self.recv_bytes())
+    /// See [`RecvValueError`].
+    pub fn recv_value<T: DeserializeOwned>(&self) -> Result<T, RecvValueError> {
+        let bytes = self.recv_bytes().map_err(|e| match e {
+            RecvError::NotReadable => RecvValueError::NotReadable,
+            RecvError::Corrupt => RecvValueError::Corrupt,
+            // A blocking receive into a `Vec` is never `Empty`, `Timeout` or `TooSmall`.
+            RecvError::Eof | RecvError::Empty | RecvError::Timeout | RecvError::TooSmall { .. } => {
+                RecvValueError::Eof
+            }
+        })?;
+        postcard::from_bytes(&bytes).map_err(RecvValueError::Decode)
     }
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use crate::bytes::{ByteQueue, BytesPushError, Mode};
-    use crate::codec::{RecvValueError, SendValueError};
-    use crate::pipe::{Pipe, RecvError};
+    use crate::bytes::{ByteQueue, Mode};
+    use crate::codec::{PopValueError, PushValueError, RecvValueError};
+    use crate::pipe::Pipe;
     use serde::{Deserialize, Serialize};
 
     #[derive(Serialize, Deserialize, PartialEq, Debug)]
@@ -224,16 +397,40 @@ mod tests {
         tx.push_value(&list).unwrap();
         assert_eq!(rx.pop_value::<Vec<Item>>().unwrap(), list);
         match tx.try_push_value(&"x".repeat(40)) {
-            Err(SendValueError::Send(BytesPushError::TooLarge { msg, max: 16 })) => {
-                assert_eq!(msg.len(), 41)
-            }
+            Err(PushValueError::TooLarge { len: 41, max: 16 }) => {}
             other => panic!("{other:?}"),
         }
         tx.push_value(&u8::MAX).unwrap();
         assert!(matches!(
             rx.try_pop_value::<String>(),
-            Err(RecvValueError::Decode(_))
+            Err(PopValueError::Decode(_))
         ));
+        assert!(matches!(
+            rx.try_pop_value::<u8>(),
+            Err(PopValueError::Empty)
+        ));
+        drop(tx);
+        assert!(matches!(
+            rx.pop_value::<u8>(),
+            Err(PopValueError::Disconnected)
+        ));
+    }
+
+    /// Every error converts with `?` into a boxed `Send + Sync` error.
+    #[test]
+    fn errors_are_static_send_sync() {
+        fn check<E: std::error::Error + Send + Sync + 'static>() {}
+        check::<PushValueError>();
+        check::<PopValueError>();
+        check::<crate::codec::SendValueError>();
+        check::<RecvValueError>();
+        fn uses_question_mark() -> Result<u8, Box<dyn std::error::Error + Send + Sync>> {
+            let q = ByteQueue::heap(Mode::Spsc, 1, 8)?;
+            let (tx, rx) = (q.producer()?, q.consumer()?);
+            tx.push_value(&7u8)?;
+            Ok(rx.pop_value::<u8>()?)
+        }
+        assert_eq!(uses_question_mark().unwrap(), 7);
     }
 
     #[test]
@@ -243,9 +440,6 @@ mod tests {
         drop(b);
         let got: (u8, Option<u8>, String) = a.recv_value().unwrap();
         assert_eq!(got, (42, None, "hello".to_owned()));
-        assert!(matches!(
-            a.recv_value::<u8>(),
-            Err(RecvValueError::Recv(RecvError::Eof))
-        ));
+        assert!(matches!(a.recv_value::<u8>(), Err(RecvValueError::Eof)));
     }
 }

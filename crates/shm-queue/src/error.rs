@@ -19,6 +19,9 @@ pub enum PushError<T> {
     /// The queue is full and every consumer that ever attached has dropped its handle or died,
     /// so nobody will make room.
     Disconnected(T),
+    /// The queue is poisoned: an index or stamp read from the segment could not be right
+    /// (another process wrote garbage into it). Every later push and pop fails the same way.
+    Corrupt(T),
 }
 
 impl<T> PushError<T> {
@@ -28,7 +31,8 @@ impl<T> PushError<T> {
             PushError::Full(v)
             | PushError::Closed(v)
             | PushError::Timeout(v)
-            | PushError::Disconnected(v) => v,
+            | PushError::Disconnected(v)
+            | PushError::Corrupt(v) => v,
         }
     }
 
@@ -38,6 +42,7 @@ impl<T> PushError<T> {
             PushError::Closed(_) => "Closed",
             PushError::Timeout(_) => "Timeout",
             PushError::Disconnected(_) => "Disconnected",
+            PushError::Corrupt(_) => "Corrupt",
         }
     }
 }
@@ -55,6 +60,7 @@ impl<T> fmt::Display for PushError<T> {
             PushError::Closed(_) => "push to a closed queue",
             PushError::Timeout(_) => "push timed out: the queue stayed full",
             PushError::Disconnected(_) => "push to a full queue whose consumers are all gone",
+            PushError::Corrupt(_) => "push to a poisoned queue: its shared state is corrupt",
         })
     }
 }
@@ -77,6 +83,10 @@ pub enum PopError {
     /// The queue is drained and every producer that ever attached has dropped its handle or
     /// died.
     Disconnected,
+    /// The queue is poisoned: an index or stamp read from the segment could not be right
+    /// (another process wrote garbage into it). The items still in it are lost; every later
+    /// push and pop fails the same way.
+    Corrupt,
 }
 
 impl fmt::Display for PopError {
@@ -86,6 +96,7 @@ impl fmt::Display for PopError {
             PopError::Closed => "pop from a closed, drained queue",
             PopError::Timeout => "pop timed out: the queue stayed empty",
             PopError::Disconnected => "pop from a drained queue whose producers are all gone",
+            PopError::Corrupt => "pop from a poisoned queue: its shared state is corrupt",
         })
     }
 }

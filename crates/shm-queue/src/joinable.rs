@@ -11,13 +11,26 @@
 //!
 //! | word | meaning |
 //! |---|---|
-//! | `unfinished` | items put and not yet marked done (incremented before the push) |
+//! | `done` | how many times `task_done` succeeded (only grows) |
 //! | `taken` | items popped and not yet marked done (bounds `task_done`) |
-//! | `done` | eventcount that `join` sleeps on; notified when `unfinished` reaches 0 |
+//! | `event` | eventcount that `join` sleeps on; notified by every `task_done` |
+//!
+//! # The count of unfinished items, and producers that die
+//!
+//! No counter is raised by `put`: an item counts from the moment it is committed to the ring,
+//! so a producer killed anywhere inside `put` can never leave a count without an item behind
+//! it. `join` returns once, read in this order, `done`, the ring's count of positions
+//! skipped because their producer died mid-push, `head` and `tail` satisfy
+//! `tail == head` (every position claimed by a producer was taken or skipped) and
+//! `done + skipped == head` (every item taken was marked done). A producer that died between
+//! claiming a position and publishing it is skipped by a blocked consumer or by `join`
+//! itself, once per sleep slice. (An item whose producer died mid-`put` is never delivered:
+//! `put` had not returned.)
 //!
 //! A consumer that dies between taking an item and calling `task_done` leaves the item
 //! unfinished: `join` then waits forever, so cross-process code should prefer
-//! [`join_timeout`](JoinableQueue::join_timeout).
+//! [`join_timeout`](JoinableQueue::join_timeout). A poisoned ring (see [`crate::bytes`]) can
+//! never be joined: [`join`](JoinableQueue::join) reports it.
 //!
 //! # Examples
 //!
@@ -32,17 +45,18 @@
 //! assert_eq!(rx.get().unwrap(), b"job");
 //! q.task_done().unwrap();
 //! assert_eq!(q.task_done(), Err(TaskDoneError::TooManyCalls));
-//! q.join();
+//! q.join()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use crate::bytes::{
-    attach_at, check_geometry, deadline_of, BytesPopError, BytesPushError, Dest, Ring,
-    MAX_MESSAGE_LIMIT, MAX_ROLES,
+    attach_at, check_geometry, BytesPopError, BytesPushError, Dest, Ring, Wait, MAX_MESSAGE_LIMIT,
+    MAX_ROLES,
 };
 use crate::error::{BuildError, RoleError};
-use crate::role::Liveness;
+use crate::role::Prober;
 use shm_core::sync::atomic::{AtomicU64, Ordering};
+use shm_core::sync::Poll;
 use shm_core::{Deadline, EventCount, Home, ObjectKind, Segment, SegmentName, WaitStrategy};
 use std::cell::Cell;
 use std::error::Error;
@@ -55,10 +69,13 @@ use std::time::Duration;
 /// The counter line at the start of the body.
 #[repr(C, align(128))]
 struct Counters {
-    unfinished: AtomicU64,
+    done: AtomicU64,
     taken: AtomicU64,
-    done: EventCount,
+    event: EventCount,
 }
+
+/// Most dead producers' positions one `join` slice skips.
+const MAX_SKIPS_PER_SLICE: usize = 1024;
 
 /// Offset of the ring.
 const RING_OFFSET: usize = std::mem::size_of::<Counters>();
@@ -80,6 +97,21 @@ impl fmt::Display for TaskDoneError {
 }
 
 impl Error for TaskDoneError {}
+
+/// Why [`JoinableQueue::join`] returned without every item done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinError {
+    /// The queue is poisoned (its shared state is corrupt): it can never be joined.
+    Corrupt,
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("join on a poisoned queue: its shared state is corrupt")
+    }
+}
+
+impl Error for JoinError {}
 
 #[derive(Debug)]
 struct Shared {
@@ -105,6 +137,7 @@ impl Shared {
 #[derive(Debug, Clone)]
 pub struct JoinableQueue {
     shared: Arc<Shared>,
+    strategy: WaitStrategy,
 }
 
 /// Builds a [`JoinableQueue`] in a named segment.
@@ -150,7 +183,7 @@ impl JoinableQueueBuilder {
             .body_len(len)
             // SAFETY: the unpublished body is 128-aligned and `len` bytes long.
             .create(|body, _| unsafe { init(body, cap, max) })?;
-        JoinableQueue::from_home(Home::Segment(seg), cap, max, Liveness::Check)
+        JoinableQueue::from_home(Home::Segment(seg), cap, max, Prober::os())
     }
 
     /// Opens an existing queue.
@@ -170,7 +203,7 @@ impl JoinableQueueBuilder {
             .ok()
             .filter(|&m| m <= MAX_MESSAGE_LIMIT)
             .ok_or(BuildError::BadCapacity { found: param })?;
-        JoinableQueue::from_home(Home::Segment(seg), cap, max, Liveness::Check)
+        JoinableQueue::from_home(Home::Segment(seg), cap, max, Prober::os())
     }
 }
 
@@ -187,9 +220,9 @@ fn body_len(cap: u64, max: usize) -> Result<usize, BuildError> {
 /// `base` is 128-aligned, valid for `body_len(cap, max)` bytes, used by nobody else meanwhile.
 unsafe fn init(base: NonNull<u8>, cap: u64, max: usize) {
     let c = Counters {
-        unfinished: AtomicU64::new(0),
+        done: AtomicU64::new(0),
         taken: AtomicU64::new(0),
-        done: EventCount::new(),
+        event: EventCount::new(),
     };
     // SAFETY: the counters fit at the aligned start.
     unsafe { base.cast::<Counters>().as_ptr().write(c) };
@@ -218,16 +251,16 @@ impl JoinableQueue {
         let home = Home::heap(len);
         // SAFETY: fresh zeroed 128-aligned block of `len` bytes.
         unsafe { init(home.as_ptr(), capacity, max_message) };
-        JoinableQueue::from_home(home, capacity, max_message, Liveness::AssumeAlive)
+        JoinableQueue::from_home(home, capacity, max_message, Prober::heap())
     }
 
     fn from_home(
         home: Home,
         cap: u64,
         max: usize,
-        liveness: Liveness,
+        prober: Prober,
     ) -> Result<JoinableQueue, BuildError> {
-        let ring = attach_at(&home, RING_OFFSET, cap, max, MAX_ROLES, liveness)?;
+        let ring = attach_at(&home, RING_OFFSET, cap, max, MAX_ROLES, prober)?;
         let counters = home.as_ptr().cast::<Counters>();
         Ok(JoinableQueue {
             shared: Arc::new(Shared {
@@ -235,6 +268,7 @@ impl JoinableQueue {
                 counters,
                 home,
             }),
+            strategy: WaitStrategy::default(),
         })
     }
 
@@ -278,44 +312,80 @@ impl JoinableQueue {
     /// [`TaskDoneError::TooManyCalls`] if every item taken so far was already marked done.
     pub fn task_done(&self) -> Result<(), TaskDoneError> {
         let c = self.shared.counters();
+        // `taken` first, then `done`: a process killed in between leaves `join` waiting (the
+        // safe side), never returning early.
         c.taken
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| t.checked_sub(1))
             .map_err(|_| TaskDoneError::TooManyCalls)?;
-        let before = c
-            .unfinished
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-                Some(u.saturating_sub(1))
-            })
-            .unwrap_or(0);
-        if before <= 1 {
-            c.done.notify_all();
-        }
+        c.done.fetch_add(1, Ordering::AcqRel);
+        c.event.notify_all();
         Ok(())
     }
 
-    /// Waits until every item put has been marked done.
-    pub fn join(&self) {
-        let _ = self.join_until(Deadline::NEVER);
+    /// Whether every item put has been marked done (see the [module docs](self) for the rule
+    /// and the order of the reads).
+    fn finished(&self) -> bool {
+        let done = self.shared.counters().done.load(Ordering::Acquire);
+        let skipped = self.shared.ring.skipped();
+        let (head, tail) = self.shared.ring.positions();
+        tail == head && done.wrapping_add(skipped) == head
     }
 
-    /// Waits at most `timeout`; `true` if every item put has been marked done.
+    /// Waits until every item put has been marked done (Python's `join`).
+    ///
+    /// # Errors
+    ///
+    /// [`JoinError::Corrupt`] if the queue is poisoned.
+    pub fn join(&self) -> Result<(), JoinError> {
+        self.join_within(None).unwrap_or(Ok(()))
+    }
+
+    /// Waits at most `timeout`; `true` if every item put has been marked done (`false` also
+    /// for a poisoned queue).
     #[must_use = "false means items are still unfinished"]
     pub fn join_timeout(&self, timeout: Duration) -> bool {
-        self.join_until(Deadline::after(timeout))
+        self.join_within(Some(timeout)) == Some(Ok(()))
     }
 
-    fn join_until(&self, d: Deadline) -> bool {
-        let c = self.shared.counters();
-        c.done
-            .wait_until(&WaitStrategy::default(), d, |_| {
-                (c.unfinished.load(Ordering::Acquire) == 0).then_some(())
-            })
-            .is_some()
+    /// `None` on timeout. The clock is read only if not everything is done at once.
+    fn join_within(&self, timeout: Option<Duration>) -> Option<Result<(), JoinError>> {
+        let ring = &self.shared.ring;
+        let ready = |p: Poll| {
+            if ring.is_poisoned() {
+                return Some(Err(JoinError::Corrupt));
+            }
+            if p == Poll::Slice {
+                // A producer killed mid-put may have left a claimed, never-published
+                // position at `head`: skip it (it never counted).
+                for _ in 0..MAX_SKIPS_PER_SLICE {
+                    if !ring.skip_dead_push() {
+                        break;
+                    }
+                }
+            }
+            self.finished().then_some(Ok(()))
+        };
+        if let Some(r) = ready(Poll::Check) {
+            return Some(r);
+        }
+        self.shared.counters().event.wait_until(
+            &self.strategy,
+            Deadline::from_timeout(timeout),
+            ready,
+        )
     }
 
-    /// Items put and not yet marked done.
+    /// Sets how `join` waits (default: [`WaitStrategy::default`]).
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    /// Items put and not yet marked done (exact when quiescent).
     pub fn unfinished(&self) -> u64 {
-        self.shared.counters().unfinished.load(Ordering::Acquire)
+        let done = self.shared.counters().done.load(Ordering::Acquire);
+        let skipped = self.shared.ring.skipped();
+        let (_, tail) = self.shared.ring.positions();
+        tail.saturating_sub(skipped).saturating_sub(done)
     }
 
     /// Messages queued (exact when quiescent).
@@ -358,27 +428,14 @@ impl fmt::Debug for JoinableProducer {
 }
 
 impl JoinableProducer {
-    fn put_with<M: AsRef<[u8]>>(
-        &self,
-        msg: M,
-        d: Option<Deadline>,
-    ) -> Result<(), BytesPushError<M>> {
-        let c = self.shared.counters();
-        // Count first, so that `join` cannot return between the push and the count.
-        c.unfinished.fetch_add(1, Ordering::AcqRel);
-        let r = self.shared.ring.push(msg, self.role, &self.strategy, d);
-        if r.is_err() {
-            let before = c
-                .unfinished
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-                    Some(u.saturating_sub(1))
-                })
-                .unwrap_or(0);
-            if before <= 1 {
-                c.done.notify_all();
-            }
-        }
-        r
+    /// Sets how blocked puts wait (default: [`WaitStrategy::default`]).
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    fn put_with<M: AsRef<[u8]>>(&self, msg: M, d: Wait) -> Result<(), BytesPushError<M>> {
+        // No count to raise: the item counts once the ring holds it (module docs).
+        self.shared.ring.push(msg, self.role, &self.strategy, d)
     }
 
     /// Puts an item, waiting while the queue is full.
@@ -387,7 +444,7 @@ impl JoinableProducer {
     ///
     /// As [`BytesProducer::push`](crate::bytes::BytesProducer::push).
     pub fn put<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), BytesPushError<M>> {
-        self.put_with(msg, deadline_of(None))
+        self.put_with(msg, Wait::For(None))
     }
 
     /// Puts without waiting.
@@ -396,7 +453,7 @@ impl JoinableProducer {
     ///
     /// As [`BytesProducer::try_push`](crate::bytes::BytesProducer::try_push).
     pub fn try_put<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), BytesPushError<M>> {
-        self.put_with(msg, None)
+        self.put_with(msg, Wait::No)
     }
 
     /// Puts, waiting at most `timeout`.
@@ -409,7 +466,7 @@ impl JoinableProducer {
         msg: M,
         timeout: Duration,
     ) -> Result<(), BytesPushError<M>> {
-        self.put_with(msg, deadline_of(Some(timeout)))
+        self.put_with(msg, Wait::For(Some(timeout)))
     }
 }
 
@@ -438,7 +495,12 @@ impl fmt::Debug for JoinableConsumer {
 }
 
 impl JoinableConsumer {
-    fn get_with(&self, d: Option<Deadline>) -> Result<Vec<u8>, BytesPopError> {
+    /// Sets how blocked gets wait (default: [`WaitStrategy::default`]).
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    fn get_with(&self, d: Wait) -> Result<Vec<u8>, BytesPopError> {
         let mut v = Vec::new();
         self.shared
             .ring
@@ -454,7 +516,7 @@ impl JoinableConsumer {
     ///
     /// As [`BytesConsumer::pop`](crate::bytes::BytesConsumer::pop).
     pub fn get(&self) -> Result<Vec<u8>, BytesPopError> {
-        self.get_with(deadline_of(None))
+        self.get_with(Wait::For(None))
     }
 
     /// Takes an item without waiting.
@@ -463,7 +525,7 @@ impl JoinableConsumer {
     ///
     /// As [`BytesConsumer::try_pop`](crate::bytes::BytesConsumer::try_pop).
     pub fn try_get(&self) -> Result<Vec<u8>, BytesPopError> {
-        self.get_with(None)
+        self.get_with(Wait::No)
     }
 
     /// Takes an item, waiting at most `timeout`.
@@ -472,7 +534,7 @@ impl JoinableConsumer {
     ///
     /// As [`get`](Self::get), and `Timeout`.
     pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<u8>, BytesPopError> {
-        self.get_with(deadline_of(Some(timeout)))
+        self.get_with(Wait::For(Some(timeout)))
     }
 }
 
@@ -503,7 +565,77 @@ mod tests {
         assert_eq!(rx.try_get().unwrap(), b"b");
         q.task_done().unwrap();
         assert!(q.join_timeout(Duration::ZERO));
-        q.join();
+        q.join().unwrap();
+    }
+
+    /// A queue on the heap whose liveness is checked with the OS.
+    fn checked_heap(cap: u64, max: usize) -> JoinableQueue {
+        let home = Home::heap(body_len(cap, max).unwrap());
+        // SAFETY: a fresh, zeroed, 128-aligned block of the needed size.
+        unsafe { init(home.as_ptr(), cap, max) };
+        JoinableQueue::from_home(home, cap, max, Prober::os()).unwrap()
+    }
+
+    /// A word naming a process that cannot exist (pid above the kernel's limit).
+    fn dead_word() -> u64 {
+        shm_core::ProcessId::from_parts(0x7fff_fff0, 1).to_word()
+    }
+
+    /// Regression (issue 11): `join` never returned after a producer was killed inside
+    /// `put`, because the count was raised before the push. A producer killed after claiming
+    /// a position and before publishing it now leaves nothing counted: the position is
+    /// skipped (by `join` itself here, no consumer needed) and `join` returns.
+    #[cfg_attr(miri, ignore)] // liveness reads /proc
+    #[test]
+    fn producer_killed_mid_put_does_not_strand_join() {
+        let mut q = checked_heap(4, 8);
+        q.set_wait_strategy(WaitStrategy::sleep().with_slice(Duration::from_millis(1)));
+        q.shared.ring.forge_abandoned_push(dead_word());
+        assert!(q.join_timeout(Duration::from_secs(10)));
+        assert_eq!(q.unfinished(), 0);
+        // With a live producer's item behind the dead claim: the consumer skips the claim,
+        // gets the item, and join waits for its task_done only.
+        q.shared.ring.forge_abandoned_push(dead_word());
+        let tx = q.producer().unwrap();
+        tx.put(b"live").unwrap();
+        let mut rx = q.consumer().unwrap();
+        rx.set_wait_strategy(WaitStrategy::sleep().with_slice(Duration::from_millis(1)));
+        assert!(!q.join_timeout(Duration::from_millis(5)));
+        assert_eq!(rx.get_timeout(Duration::from_secs(10)).unwrap(), b"live");
+        assert!(!q.join_timeout(Duration::ZERO));
+        q.task_done().unwrap();
+        q.join().unwrap();
+    }
+
+    /// A live claimer (say a slow producer, or one whose liveness cannot be told) is never
+    /// skipped: join keeps waiting.
+    #[cfg_attr(miri, ignore)] // liveness reads /proc
+    #[test]
+    fn live_claimer_is_not_skipped_by_join() {
+        let mut q = checked_heap(4, 8);
+        q.set_wait_strategy(WaitStrategy::sleep().with_slice(Duration::from_millis(1)));
+        q.shared
+            .ring
+            .forge_abandoned_push(shm_core::ProcessId::current().to_word());
+        assert!(!q.join_timeout(Duration::from_millis(30)));
+        assert_eq!(q.unfinished(), 1);
+    }
+
+    /// A failed put counts nothing.
+    #[test]
+    fn failed_put_counts_nothing() {
+        let q = JoinableQueue::heap(1, 4).unwrap();
+        let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
+        tx.put(b"a").unwrap();
+        assert!(matches!(tx.try_put(b"b"), Err(BytesPushError::Full(_))));
+        assert!(matches!(
+            tx.try_put(b"toolong"),
+            Err(BytesPushError::TooLarge { .. })
+        ));
+        assert_eq!(q.unfinished(), 1);
+        rx.get().unwrap();
+        q.task_done().unwrap();
+        assert!(q.join_timeout(Duration::ZERO));
     }
 
     #[cfg_attr(miri, ignore)]
@@ -522,7 +654,7 @@ mod tests {
                 q2.task_done().unwrap();
             }
         });
-        q.join();
+        q.join().unwrap();
         assert_eq!(q.unfinished(), 0);
         t.join().unwrap();
     }
@@ -545,7 +677,7 @@ mod loom_tests {
                 assert_eq!(rx.try_get().unwrap(), vec![1u8]);
                 q2.task_done().unwrap();
             });
-            q.join();
+            q.join().unwrap();
             assert_eq!(q.unfinished(), 0);
             t.join().unwrap();
         });

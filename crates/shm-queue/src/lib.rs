@@ -18,8 +18,9 @@
 //!   `JoinableQueue`.
 //! - [`error`]: [`PushError<T>`] (hands the item back), [`PopError`], [`RoleError`],
 //!   [`BuildError`].
-//! - [`role`]: producer/consumer role claims in a segment, with takeover from dead holders;
-//!   [`wait`]: blocking waits that notice dead peers. Building blocks shared by the queues.
+//! - [`role`]: producer/consumer role claims in a segment, with takeover from dead holders.
+//!   Every blocking call waits through [`shm_core::EventCount::wait_until`], the workspace's
+//!   one wait loop, and checks its peers' liveness once per sleep slice.
 //!
 //! Endpoints are role handles: [`SpscQueue::producer`] / [`SpscQueue::consumer`] claim the
 //! role in the segment and release it on drop. Each handle has its own
@@ -55,6 +56,7 @@ pub mod bytes;
 #[cfg(feature = "serde")]
 pub mod codec;
 pub mod error;
+mod inspect;
 pub mod joinable;
 #[cfg(any(test, feature = "test-hooks"))]
 #[doc(hidden)]
@@ -63,8 +65,8 @@ pub mod mpmc;
 pub mod pipe;
 pub mod role;
 pub mod spsc;
-pub mod wait;
 
 pub use error::{BuildError, PopError, PushError, RoleError};
+pub use inspect::QueueSnapshot;
 pub use mpmc::MpmcQueue;
 pub use spsc::SpscQueue;

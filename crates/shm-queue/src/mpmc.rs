@@ -43,6 +43,14 @@
 //!   (`try_pop`) never check liveness and report a slot stuck behind a dead producer as
 //!   `Empty`.
 //!
+//! # Corrupt stamps
+//!
+//! A stamp that no healthy ring can hold at the position looked at (ahead of `head` or `tail`
+//! while that index did not move, or behind it by anything but one lap) *poisons* the queue:
+//! from then on every push and pop fails at once with `Corrupt`, in every process. What is
+//! lost: every item still in the queue (it can no longer be told from garbage); make a new
+//! queue.
+//!
 //! Symmetrically, consumers announce the position they take; a producer blocked on a full
 //! queue whose oldest slot was taken by a consumer that then died recycles that slot (the item
 //! died with its consumer).
@@ -53,7 +61,7 @@
 //! |---|---|
 //! | 0 | `tail: u64` |
 //! | 128 | `head: u64` |
-//! | 256 | `closed: u32`, then the `not_empty` and `not_full` eventcounts |
+//! | 256 | `state: u32` (closed, poisoned), then the `not_empty` and `not_full` eventcounts |
 //! | 384 | `skipped: u64`, slots abandoned by dead producers and skipped |
 //! | 512 | [`MAX_PRODUCERS`] producer [`RoleSlot`]s, then [`MAX_CONSUMERS`] consumer ones |
 //! | 512 + 128 * 64 | `capacity` slots: `stamp: u64`, then the `T` (repr(C)) |
@@ -76,9 +84,8 @@
 //! ```
 
 use crate::error::{BuildError, PopError, PushError, RoleError};
-use crate::role::{self, Liveness, RoleSlot};
-use crate::spsc::{body_len, index, opened_capacity, CacheLine, SyncBlock};
-use crate::wait::{wait_for, Waited};
+use crate::role::{self, Prober, RoleSlot, Waited};
+use crate::spsc::{body_len, index, opened_capacity, CacheLine, Corrupt, SyncBlock, CLOSED};
 use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::sync::Poll;
 use shm_core::{Deadline, Element, Home, ObjectKind, Segment, SegmentName, WaitStrategy};
@@ -148,6 +155,8 @@ struct Slot<T> {
 enum Take<T> {
     Item(T),
     Empty,
+    /// An impossible stamp: the queue is now poisoned.
+    Corrupt,
     /// The slot at `head` (position `.0`) is claimed by a producer that has not published.
     Stuck(u64),
 }
@@ -157,7 +166,7 @@ struct Shared<T> {
     ctl: NonNull<MpmcCtl>,
     slots: NonNull<Slot<T>>,
     cap: u64,
-    liveness: Liveness,
+    prober: Prober,
     me: u64,
     _t: PhantomData<T>,
 }
@@ -191,7 +200,7 @@ impl<T: Element> Shared<T> {
         }
     }
 
-    fn from_home(home: Home, cap: u64, liveness: Liveness) -> Shared<T> {
+    fn from_home(home: Home, cap: u64, prober: Prober) -> Shared<T> {
         const { assert!(std::mem::align_of::<T>() <= 128) };
         let base = home.as_ptr();
         // SAFETY: the home holds CTL + cap * SLOT bytes (checked by the callers).
@@ -201,8 +210,8 @@ impl<T: Element> Shared<T> {
             slots,
             home,
             cap,
-            liveness,
-            me: liveness.my_word(),
+            me: prober.me(),
+            prober,
             _t: PhantomData,
         }
     }
@@ -212,7 +221,7 @@ impl<T: Element> Shared<T> {
         let home = Home::heap(len);
         // SAFETY: a fresh block of `len` bytes, 128-byte aligned.
         unsafe { Self::init(home.as_ptr(), cap) };
-        Ok(Self::from_home(home, cap, Liveness::AssumeAlive))
+        Ok(Self::from_home(home, cap, Prober::heap()))
     }
 
     fn ctl(&self) -> &MpmcCtl {
@@ -245,10 +254,12 @@ impl<T: Element> Shared<T> {
         }
     }
 
-    /// One attempt to push. `Err(false)`: full; `Err(true)`: our claim was judged abandoned
-    /// (only possible if the segment was tampered with).
-    fn try_push(&self, role: usize, value: T) -> Result<(), bool> {
-        let pos = self.claim(role).ok_or(false)?;
+    /// One attempt to push. `Ok(false)`: full; `Err`: an impossible stamp (or our claim was
+    /// judged abandoned, which only a tampered segment can cause): the queue is poisoned.
+    fn try_push(&self, role: usize, value: T) -> Result<bool, Corrupt> {
+        let Some(pos) = self.claim(role)? else {
+            return Ok(false);
+        };
         let c = self.ctl();
         let slot = self.slot(pos);
         // SAFETY: we own the slot: its stamp is CLAIMED for our position, so no consumer
@@ -267,15 +278,24 @@ impl<T: Element> Shared<T> {
         c.producers[role].pending().store(0, Ordering::Release);
         c.sync.0.not_empty.notify_one();
         if ok {
-            Ok(())
+            Ok(true)
         } else {
-            Err(true)
+            c.sync.0.poison();
+            Err(Corrupt)
         }
     }
 
+    /// Whether `s`, the stamp of position `pos`'s slot, is one lap behind with a state in
+    /// `states` (a bit set of states): the only way a healthy ring's stamp is behind.
+    fn lap_behind(&self, s: u64, pos: u64, states: u64) -> bool {
+        let d = s.wrapping_sub(pos.wrapping_sub(self.cap).wrapping_mul(4));
+        d <= SKIPPED && states & (1 << d) != 0
+    }
+
     /// Claims the next position for writing (stamp EMPTY to CLAIMED, announced in our role
-    /// slot's `pending` first) and helps `tail` past it; `None` if the queue is full.
-    fn claim(&self, role: usize) -> Option<u64> {
+    /// slot's `pending` first) and helps `tail` past it; `None` if the queue is full; `Err`
+    /// (and the queue poisoned) on an impossible stamp.
+    fn claim(&self, role: usize) -> Result<Option<u64>, Corrupt> {
         let c = self.ctl();
         let pending = c.producers[role].pending();
         let mut pos = c.tail.0.load(Ordering::Acquire);
@@ -308,7 +328,7 @@ impl<T: Element> Shared<T> {
                     Ordering::AcqRel,
                     Ordering::Relaxed,
                 );
-                return Some(pos);
+                return Ok(Some(pos));
             } else if d <= SKIPPED {
                 // Position `pos` is already claimed: help `tail` past it.
                 let _ = c.tail.0.compare_exchange(
@@ -320,10 +340,15 @@ impl<T: Element> Shared<T> {
                 pos = c.tail.0.load(Ordering::Acquire);
             } else {
                 // An older lap (the slot is not free yet: full), or a newer one (our tail is
-                // stale). Either way, if `tail` has not moved the queue is full (or corrupt).
+                // stale). If `tail` has not moved: full, if the stamp is one lap behind (its
+                // item not yet taken, or being taken); anything else cannot be.
                 let t = c.tail.0.load(Ordering::Acquire);
                 if t == pos {
-                    return None;
+                    if self.lap_behind(s, pos, 1 << CLAIMED | 1 << FULL | 1 << SKIPPED) {
+                        return Ok(None);
+                    }
+                    c.sync.0.poison();
+                    return Err(Corrupt);
                 }
                 pos = t;
             }
@@ -333,6 +358,9 @@ impl<T: Element> Shared<T> {
     /// One attempt to take an item.
     fn take(&self, role: usize) -> Take<T> {
         let c = self.ctl();
+        if c.sync.0.state() & !CLOSED != 0 {
+            return Take::Corrupt;
+        }
         let pending = c.consumers[role].pending();
         let mut pos = c.head.0.load(Ordering::Acquire);
         let mut skips = 0;
@@ -379,9 +407,15 @@ impl<T: Element> Shared<T> {
             } else if d == CLAIMED {
                 return Take::Stuck(pos);
             } else {
+                // One lap behind (the previous item is being taken): nothing here yet. Ahead:
+                // our `head` is stale, unless it has not moved, which cannot be.
                 let h = c.head.0.load(Ordering::Acquire);
                 if h == pos {
-                    return Take::Empty;
+                    if self.lap_behind(s, pos, 1 << FULL | 1 << SKIPPED) {
+                        return Take::Empty;
+                    }
+                    c.sync.0.poison();
+                    return Take::Corrupt;
                 }
                 pos = h;
             }
@@ -392,7 +426,7 @@ impl<T: Element> Shared<T> {
     /// its claimer is dead. Returns whether it was skipped.
     fn skip_if_abandoned(&self, pos: u64) -> bool {
         let c = self.ctl();
-        if role::any_live_pending(&c.producers, pos.wrapping_add(1), self.liveness) {
+        if role::any_live_pending(&c.producers, pos.wrapping_add(1), &self.prober) {
             return false;
         }
         let base = pos.wrapping_mul(4);
@@ -437,7 +471,7 @@ impl<T: Element> Shared<T> {
         if (head.wrapping_sub(p) as i64) <= 0 {
             return false;
         }
-        if role::any_live_pending(&c.consumers, p.wrapping_add(1), self.liveness) {
+        if role::any_live_pending(&c.consumers, p.wrapping_add(1), &self.prober) {
             return false;
         }
         stamp
@@ -541,7 +575,7 @@ impl<T: Element> MpmcQueue<T> {
     /// producers are taken over.
     pub fn producer(&self) -> Result<Producer<T>, RoleError> {
         let s = &self.shared;
-        let claim = role::claim(&s.ctl().producers, s.me, s.liveness)?;
+        let claim = role::claim(&s.ctl().producers, s.me, &s.prober)?;
         Ok(Producer {
             shared: Arc::clone(s),
             role: claim.index,
@@ -556,7 +590,7 @@ impl<T: Element> MpmcQueue<T> {
     /// [`RoleError::Busy`] if [`MAX_CONSUMERS`] live consumers are attached.
     pub fn consumer(&self) -> Result<Consumer<T>, RoleError> {
         let s = &self.shared;
-        let claim = role::claim(&s.ctl().consumers, s.me, s.liveness)?;
+        let claim = role::claim(&s.ctl().consumers, s.me, &s.prober)?;
         Ok(Consumer {
             shared: Arc::clone(s),
             role: claim.index,
@@ -593,6 +627,16 @@ impl<T: Element> MpmcQueue<T> {
     /// Whether the queue was closed.
     pub fn is_closed(&self) -> bool {
         self.shared.ctl().sync.0.is_closed()
+    }
+
+    /// The role slots and the poisoned flag, for read-only snapshots (`inspect`).
+    pub(crate) fn inspect_parts(&self) -> crate::inspect::Parts<'_> {
+        let c = self.shared.ctl();
+        crate::inspect::Parts {
+            producers: &c.producers,
+            consumers: &c.consumers,
+            poisoned: c.sync.0.is_poisoned(),
+        }
     }
 
     /// How many slots claimed by producers that died before publishing have been skipped.
@@ -706,7 +750,7 @@ impl<T: Element> MpmcBuilder<T> {
 
     fn wrap(seg: Segment, cap: u64) -> MpmcQueue<T> {
         MpmcQueue {
-            shared: Arc::new(Shared::from_home(Home::Segment(seg), cap, Liveness::Check)),
+            shared: Arc::new(Shared::from_home(Home::Segment(seg), cap, Prober::os())),
         }
     }
 }
@@ -743,13 +787,18 @@ impl<T: Element> Producer<T> {
     ///
     /// [`PushError::Full`] or [`PushError::Closed`], with the item.
     pub fn try_push(&mut self, value: T) -> Result<(), PushError<T>> {
-        if self.shared.ctl().sync.0.is_closed() {
-            return Err(PushError::Closed(value));
+        let state = self.shared.ctl().sync.0.state();
+        if state != 0 {
+            return Err(if state & !CLOSED != 0 {
+                PushError::Corrupt(value)
+            } else {
+                PushError::Closed(value)
+            });
         }
         match self.shared.try_push(self.role, value) {
-            Ok(()) => Ok(()),
-            Err(false) => Err(PushError::Full(value)),
-            Err(true) => Err(PushError::Disconnected(value)),
+            Ok(true) => Ok(()),
+            Ok(false) => Err(PushError::Full(value)),
+            Err(Corrupt) => Err(PushError::Corrupt(value)),
         }
     }
 
@@ -760,7 +809,7 @@ impl<T: Element> Producer<T> {
     /// [`PushError::Closed`]; [`PushError::Disconnected`] if the queue is full and every
     /// consumer that attached has dropped its handle or died.
     pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
-        self.push_deadline(value, Deadline::NEVER)
+        self.push_within(value, None)
     }
 
     /// Pushes, waiting up to `timeout` while the queue is full.
@@ -769,22 +818,21 @@ impl<T: Element> Producer<T> {
     ///
     /// As [`push`](Self::push), and [`PushError::Timeout`].
     pub fn push_timeout(&mut self, value: T, timeout: Duration) -> Result<(), PushError<T>> {
-        self.push_deadline(value, Deadline::after(timeout))
+        self.push_within(value, Some(timeout))
     }
 
-    fn push_deadline(&mut self, value: T, deadline: Deadline) -> Result<(), PushError<T>> {
+    /// Push, waiting up to `timeout` (`None`: without limit); the clock is read only once the
+    /// queue is found full.
+    fn push_within(&mut self, value: T, timeout: Option<Duration>) -> Result<(), PushError<T>> {
         match self.try_push(value) {
             Err(PushError::Full(v)) => {
                 let shared = Arc::clone(&self.shared);
                 let ctl = shared.ctl();
                 let strategy = self.strategy;
-                let r = wait_for(
-                    &ctl.sync.0.not_full,
+                let r = ctl.sync.0.not_full.wait_until(
                     &strategy,
-                    deadline,
-                    &ctl.consumers,
-                    shared.liveness,
-                    |p| {
+                    Deadline::from_timeout(timeout),
+                    role::watching(&ctl.consumers, &shared.prober, |p| {
                         if p == Poll::Slice {
                             shared.recycle_if_abandoned();
                         }
@@ -792,12 +840,12 @@ impl<T: Element> Producer<T> {
                             Err(PushError::Full(_)) => None,
                             other => Some(other),
                         }
-                    },
+                    }),
                 );
                 match r {
-                    Waited::Ready(r) => r,
-                    Waited::TimedOut => Err(PushError::Timeout(v)),
-                    Waited::PeersGone => Err(PushError::Disconnected(v)),
+                    Some(Waited::Ready(r)) => r,
+                    None => Err(PushError::Timeout(v)),
+                    Some(Waited::PeersGone) => Err(PushError::Disconnected(v)),
                 }
             }
             other => other,
@@ -809,7 +857,7 @@ impl<T: Element> Producer<T> {
     #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
     pub fn claim_and_abandon_for_test(&mut self) -> bool {
-        self.shared.claim(self.role).is_some()
+        matches!(self.shared.claim(self.role), Ok(Some(_)))
     }
 
     /// Pushes items of `items` in order without waiting until the queue is full; returns how
@@ -904,6 +952,7 @@ impl<T: Element> Consumer<T> {
         for _ in 0..MAX_SKIPS_PER_POLL {
             match self.shared.take(self.role) {
                 Take::Item(v) => return Some(Ok(v)),
+                Take::Corrupt => return Some(Err(PopError::Corrupt)),
                 Take::Stuck(pos) if slow && self.shared.skip_if_abandoned(pos) => continue,
                 Take::Empty | Take::Stuck(_) => break,
             }
@@ -911,6 +960,7 @@ impl<T: Element> Consumer<T> {
         if self.shared.ctl().sync.0.is_closed() {
             return Some(match self.shared.take(self.role) {
                 Take::Item(v) => Ok(v),
+                Take::Corrupt => Err(PopError::Corrupt),
                 _ => Err(PopError::Closed),
             });
         }
@@ -930,7 +980,7 @@ impl<T: Element> Consumer<T> {
             return Ok(v);
         }
         let s = &self.shared;
-        let gone = role::peers(&s.ctl().producers, s.liveness, false) == role::Peers::Gone;
+        let gone = role::peers(&s.ctl().producers, &s.prober, false) == role::Peers::Gone;
         match self.poll(false) {
             Some(r) => r,
             None if gone => Err(PopError::Disconnected),
@@ -945,7 +995,7 @@ impl<T: Element> Consumer<T> {
     /// [`PopError::Closed`] or [`PopError::Disconnected`] (every producer dropped its handle
     /// or died), each only once the queue is drained.
     pub fn pop(&mut self) -> Result<T, PopError> {
-        self.pop_deadline(Deadline::NEVER)
+        self.pop_within(None)
     }
 
     /// Pops, waiting up to `timeout` while the queue is empty.
@@ -954,27 +1004,28 @@ impl<T: Element> Consumer<T> {
     ///
     /// As [`pop`](Self::pop), and [`PopError::Timeout`].
     pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T, PopError> {
-        self.pop_deadline(Deadline::after(timeout))
+        self.pop_within(Some(timeout))
     }
 
-    fn pop_deadline(&mut self, deadline: Deadline) -> Result<T, PopError> {
+    /// Pop, waiting up to `timeout` (`None`: without limit); the clock is read only once the
+    /// queue is found empty.
+    fn pop_within(&mut self, timeout: Option<Duration>) -> Result<T, PopError> {
         if let Take::Item(v) = self.shared.take(self.role) {
             return Ok(v);
         }
         let shared = Arc::clone(&self.shared);
         let ctl = shared.ctl();
         let strategy = self.strategy;
-        match wait_for(
-            &ctl.sync.0.not_empty,
+        match ctl.sync.0.not_empty.wait_until(
             &strategy,
-            deadline,
-            &ctl.producers,
-            shared.liveness,
-            |p| self.poll(p == Poll::Slice),
+            Deadline::from_timeout(timeout),
+            role::watching(&ctl.producers, &shared.prober, |p| {
+                self.poll(p == Poll::Slice)
+            }),
         ) {
-            Waited::Ready(r) => r,
-            Waited::TimedOut => Err(PopError::Timeout),
-            Waited::PeersGone => Err(PopError::Disconnected),
+            Some(Waited::Ready(r)) => r,
+            None => Err(PopError::Timeout),
+            Some(Waited::PeersGone) => Err(PopError::Disconnected),
         }
     }
 
@@ -1175,7 +1226,7 @@ mod tests {
         let ctl = s.ctl();
         // Forge a dead producer in slot 0 that claimed position 0 and died.
         let dead = shm_core::ProcessId::from_parts(0x7fff_fff0, 1).to_word();
-        let r = role::claim(&ctl.producers, dead, Liveness::AssumeAlive).unwrap();
+        let r = role::claim(&ctl.producers, dead, &Prober::heap()).unwrap();
         ctl.producers[r.index].pending().store(1, Ordering::Relaxed);
         s.stamp(0).store(CLAIMED, Ordering::Release);
         // A live producer pushes two more items after it.
@@ -1206,7 +1257,7 @@ mod tests {
         let s = &q.shared;
         let ctl = s.ctl();
         let live = shm_core::ProcessId::current().to_word();
-        let r = role::claim(&ctl.producers, live, Liveness::AssumeAlive).unwrap();
+        let r = role::claim(&ctl.producers, live, &Prober::heap()).unwrap();
         ctl.producers[r.index].pending().store(1, Ordering::Relaxed);
         s.stamp(0).store(CLAIMED, Ordering::Release);
         let mut p = q.producer().unwrap();
@@ -1240,12 +1291,59 @@ mod tests {
         let ctl = q.shared.ctl();
         // Forge: a dead consumer advanced head past position 0 and died holding it.
         let dead = shm_core::ProcessId::from_parts(0x7fff_fff0, 1).to_word();
-        let r = role::claim(&ctl.consumers, dead, Liveness::AssumeAlive).unwrap();
+        let r = role::claim(&ctl.consumers, dead, &Prober::heap()).unwrap();
         ctl.consumers[r.index].pending().store(1, Ordering::Relaxed);
         ctl.head.0.store(1, Ordering::Release);
         p.push_timeout(3, Duration::from_secs(10)).unwrap();
         assert_eq!(c.pop(), Ok(2));
         assert_eq!(c.pop(), Ok(3));
+    }
+
+    /// A stamp ahead of `head` (or of `tail`), or more than a lap behind, poisons the queue:
+    /// `Corrupt` at once on every call, never `Empty`/`Full` forever.
+    #[test]
+    fn impossible_stamp_poisons_instead_of_wedging() {
+        // Ahead of head.
+        let (mut p, mut c) = channel::<u64>(4);
+        p.push(1).unwrap();
+        p.push(2).unwrap();
+        assert_eq!(c.pop(), Ok(1));
+        c.shared.stamp(1).store(4 * 9 + FULL, Ordering::Release);
+        for _ in 0..3 {
+            assert_eq!(c.try_pop(), Err(PopError::Corrupt));
+            assert_eq!(c.pop(), Err(PopError::Corrupt));
+            assert_eq!(p.try_push(3), Err(PushError::Corrupt(3)));
+        }
+        assert_eq!(c.pop_slice(&mut [0; 2]), 0);
+        // Ahead of tail.
+        let (mut p, mut c) = channel::<u64>(2);
+        p.shared.stamp(0).store(4 * 40, Ordering::Release);
+        assert_eq!(p.try_push(1), Err(PushError::Corrupt(1)));
+        assert_eq!(c.pop(), Err(PopError::Corrupt));
+        // More than one lap behind tail (a corrupt tail far ahead of the ring).
+        let (mut p, _c) = channel::<u64>(2);
+        p.shared.ctl().tail.0.store(u64::MAX, Ordering::Release);
+        assert_eq!(
+            p.push_timeout(1, Duration::from_secs(10)),
+            Err(PushError::Corrupt(1))
+        );
+    }
+
+    /// A consumer's first pop before any producer attached waits (with its timeout).
+    #[test]
+    fn first_pop_before_any_producer_waits() {
+        let q = heap::<u64>(2);
+        let mut c = q.consumer().unwrap();
+        assert_eq!(c.try_pop(), Err(PopError::Empty));
+        assert_eq!(
+            c.pop_timeout(Duration::from_millis(20)),
+            Err(PopError::Timeout)
+        );
+        let mut p = q.producer().unwrap();
+        p.push(3).unwrap();
+        drop(p);
+        assert_eq!(c.pop(), Ok(3));
+        assert_eq!(c.pop(), Err(PopError::Disconnected));
     }
 
     #[cfg_attr(miri, ignore)]
@@ -1317,8 +1415,8 @@ mod loom_tests {
             drop(q);
             let a = loom::thread::spawn(move || {
                 let me = shared.me;
-                let r = role::claim(&shared.ctl().producers, me, shared.liveness).unwrap();
-                let claimed = shared.claim(r.index).is_some();
+                let r = role::claim(&shared.ctl().producers, me, &shared.prober).unwrap();
+                let claimed = matches!(shared.claim(r.index), Ok(Some(_)));
                 role::release(&shared.ctl().producers, r.index, me);
                 claimed
             });

@@ -14,7 +14,7 @@
 //! noticed within one sleep slice of a blocked receive, and at the end of every timed receive
 //! or [`poll`](PipeEnd::poll) that found nothing); [`PipeEnd::send_bytes`] fails with
 //! [`SendError::BrokenPipe`] once the receiving end dropped or died (a drop is seen at once; a
-//! death at the latest when the pipe is full, and also on every 64th send); a receive buffer that
+//! death by a send blocked on a full pipe, within one sleep slice); a receive buffer that
 //! is too short is [`RecvError::TooSmall`] and loses nothing.
 //!
 //! The header's `count` is the capacity in messages of each direction, its `param` the maximum
@@ -44,15 +44,15 @@
 //! ```
 
 use crate::bytes::{
-    attach_at, check_geometry, deadline_of, BytesPopError, BytesPushError, Dest, Ring,
-    MAX_MESSAGE_LIMIT,
+    attach_at, check_geometry, BytesPopError, BytesPushError, Dest, Ring, Wait, MAX_MESSAGE_LIMIT,
 };
 use crate::error::{BuildError, RoleError};
-use crate::role::{self, Liveness, Peers, RoleSlot};
-use shm_core::{Deadline, Home, ObjectKind, Segment, SegmentName, WaitStrategy};
+use crate::role::{self, Peers, Prober, RoleSlot};
+use shm_core::{Home, ObjectKind, Segment, SegmentName, WaitStrategy};
 use std::cell::Cell;
 use std::error::Error;
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -117,7 +117,7 @@ impl Pipe {
             duplex,
             capacity,
             max_message,
-            Liveness::AssumeAlive,
+            Prober::heap(),
         )?;
         let b = PipeEnd::attach(
             home,
@@ -125,7 +125,7 @@ impl Pipe {
             duplex,
             capacity,
             max_message,
-            Liveness::AssumeAlive,
+            Prober::heap(),
         )?;
         Ok((a, b))
     }
@@ -189,7 +189,7 @@ impl PipeBuilder {
             duplex,
             cap,
             max,
-            Liveness::Check,
+            Prober::os(),
         )
     }
 
@@ -218,7 +218,7 @@ impl PipeBuilder {
             duplex,
             cap,
             max,
-            Liveness::Check,
+            Prober::os(),
         )
     }
 }
@@ -321,7 +321,7 @@ pub enum SendError<M> {
     Timeout(M),
     /// This end of a one-way pipe cannot send.
     NotWritable(M),
-    /// The shared state is corrupt.
+    /// The pipe is poisoned: its shared state is corrupt (see [`RecvError::Corrupt`]).
     Corrupt(M),
 }
 
@@ -385,11 +385,10 @@ pub enum RecvError {
     },
     /// This end of a one-way pipe cannot receive.
     NotReadable,
-    /// A corrupt message length was found (the message was dropped).
-    Corrupt {
-        /// The length found.
-        len: u64,
-    },
+    /// The pipe is poisoned: a stamp or length read from it could not be right (another
+    /// process wrote garbage into it). The messages in that direction are lost; every later
+    /// receive fails the same way.
+    Corrupt,
 }
 
 impl fmt::Display for RecvError {
@@ -402,7 +401,7 @@ impl fmt::Display for RecvError {
                 write!(f, "buffer too small: the next message has {needed} bytes")
             }
             RecvError::NotReadable => f.write_str("this end of a one-way pipe cannot receive"),
-            RecvError::Corrupt { len } => write!(f, "corrupt message length {len} in the pipe"),
+            RecvError::Corrupt => f.write_str("the pipe is poisoned: its shared state is corrupt"),
         }
     }
 }
@@ -416,7 +415,7 @@ impl From<BytesPopError> for RecvError {
             BytesPopError::Closed | BytesPopError::Disconnected => RecvError::Eof,
             BytesPopError::Timeout => RecvError::Timeout,
             BytesPopError::TooSmall { needed } => RecvError::TooSmall { needed },
-            BytesPopError::Corrupt { len } => RecvError::Corrupt { len },
+            BytesPopError::Corrupt => RecvError::Corrupt,
         }
     }
 }
@@ -430,16 +429,13 @@ pub struct PipeEnd {
     end: End,
     index: usize,
     me: u64,
-    liveness: Liveness,
+    prober: Prober,
     strategy: WaitStrategy,
-    sends: Cell<u32>,
+    /// One role slot per ring, one operation at a time: `Send` but not `Sync`.
+    _not_sync: PhantomData<Cell<()>>,
     // Keeps the memory alive; after the rings.
     home: Arc<Home>,
 }
-
-// SAFETY: `sends` is a process-local counter only used through &self by one thread at a time
-// (PipeEnd is not Sync); everything else is Send.
-unsafe impl Send for PipeEnd {}
 
 impl fmt::Debug for PipeEnd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -451,9 +447,6 @@ impl fmt::Debug for PipeEnd {
     }
 }
 
-/// Every how many sends a sender asks the OS whether the receiver is alive.
-const LIVENESS_EVERY: u32 = 64;
-
 impl PipeEnd {
     fn attach(
         home: Arc<Home>,
@@ -461,7 +454,7 @@ impl PipeEnd {
         duplex: bool,
         cap: u64,
         max: usize,
-        liveness: Liveness,
+        prober: Prober,
     ) -> Result<PipeEnd, PipeOpenError> {
         let (len, ring_len) = geometry(duplex, cap, max)?;
         if home.len() < len {
@@ -471,7 +464,7 @@ impl PipeEnd {
             }
             .into());
         }
-        let to_creator = attach_at(&home, RING_OFFSET, cap, max, 1, liveness)?;
+        let to_creator = attach_at(&home, RING_OFFSET, cap, max, 1, prober.clone())?;
         let to_opener = if duplex {
             Some(attach_at(
                 &home,
@@ -479,7 +472,7 @@ impl PipeEnd {
                 cap,
                 max,
                 1,
-                liveness,
+                prober.clone(),
             )?)
         } else {
             None
@@ -487,12 +480,12 @@ impl PipeEnd {
         // SAFETY: the body starts with a PipeHead written by init (len >= RING_OFFSET checked
         // above); it is atomics only.
         let head = unsafe { &*home.as_ptr().cast::<PipeHead>().as_ptr() };
-        let me = liveness.my_word();
+        let me = prober.me();
         let slot = match end {
             End::Creator => 0,
             End::Opener => 1,
         };
-        role::claim(&head.ends[slot..=slot], me, liveness).map_err(PipeOpenError::EndTaken)?;
+        role::claim(&head.ends[slot..=slot], me, &prober).map_err(PipeOpenError::EndTaken)?;
         let (rx, tx) = match end {
             End::Creator => (Some(to_creator), to_opener),
             End::Opener => (to_opener, Some(to_creator)),
@@ -523,9 +516,9 @@ impl PipeEnd {
             end,
             index: slot,
             me,
-            liveness,
+            prober,
             strategy: WaitStrategy::default(),
-            sends: Cell::new(0),
+            _not_sync: PhantomData,
             home,
         })
     }
@@ -563,36 +556,23 @@ impl PipeEnd {
         self.home.segment()
     }
 
-    fn send_with<M: AsRef<[u8]>>(
-        &self,
-        msg: M,
-        deadline: Option<Deadline>,
-    ) -> Result<(), SendError<M>> {
+    fn send_with<M: AsRef<[u8]>>(&self, msg: M, wait: Wait) -> Result<(), SendError<M>> {
         let Some(tx) = &self.tx else {
             return Err(SendError::NotWritable(msg));
         };
-        let n = self.sends.get().wrapping_add(1);
-        self.sends.set(n);
-        let check_alive = n.is_multiple_of(LIVENESS_EVERY);
-        if role::peers(tx.consumers(), self.liveness, check_alive) == Peers::Gone {
+        // One load of the summary word: a receiver that dropped its end is seen at once. A
+        // receiver that *died* is judged (an OS call) only in the sleep slices of a blocked
+        // send, never on this path: a non-blocking send into a full pipe stays cheap.
+        if role::peers(tx.consumers(), &self.prober, false) == Peers::Gone {
             return Err(SendError::BrokenPipe(msg));
         }
-        tx.push(msg, 0, &self.strategy, deadline)
-            .map_err(|e| match e {
-                BytesPushError::TooLarge { msg, max } => SendError::TooLarge { msg, max },
-                BytesPushError::Full(m) => {
-                    if role::peers(tx.consumers(), self.liveness, true) == Peers::Gone {
-                        SendError::BrokenPipe(m)
-                    } else {
-                        SendError::Full(m)
-                    }
-                }
-                BytesPushError::Closed(m) | BytesPushError::Disconnected(m) => {
-                    SendError::BrokenPipe(m)
-                }
-                BytesPushError::Timeout(m) => SendError::Timeout(m),
-                BytesPushError::Corrupt(m) => SendError::Corrupt(m),
-            })
+        tx.push(msg, 0, &self.strategy, wait).map_err(|e| match e {
+            BytesPushError::TooLarge { msg, max } => SendError::TooLarge { msg, max },
+            BytesPushError::Full(m) => SendError::Full(m),
+            BytesPushError::Closed(m) | BytesPushError::Disconnected(m) => SendError::BrokenPipe(m),
+            BytesPushError::Timeout(m) => SendError::Timeout(m),
+            BytesPushError::Corrupt(m) => SendError::Corrupt(m),
+        })
     }
 
     /// Sends a message, waiting while the pipe is full. The message is in shared memory when
@@ -602,7 +582,7 @@ impl PipeEnd {
     ///
     /// `TooLarge`, `BrokenPipe`, `NotWritable`, `Corrupt`; each hands the message back.
     pub fn send_bytes<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), SendError<M>> {
-        self.send_with(msg, deadline_of(None))
+        self.send_with(msg, Wait::For(None))
     }
 
     /// Sends without waiting.
@@ -611,7 +591,7 @@ impl PipeEnd {
     ///
     /// As [`send_bytes`](Self::send_bytes), and `Full`.
     pub fn try_send_bytes<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), SendError<M>> {
-        self.send_with(msg, None)
+        self.send_with(msg, Wait::No)
     }
 
     /// Sends, waiting at most `timeout` while the pipe is full.
@@ -624,10 +604,10 @@ impl PipeEnd {
         msg: M,
         timeout: Duration,
     ) -> Result<(), SendError<M>> {
-        self.send_with(msg, deadline_of(Some(timeout)))
+        self.send_with(msg, Wait::For(Some(timeout)))
     }
 
-    fn recv_with(&self, dest: &mut Dest<'_>, d: Option<Deadline>) -> Result<usize, RecvError> {
+    fn recv_with(&self, dest: &mut Dest<'_>, d: Wait) -> Result<usize, RecvError> {
         let Some(rx) = &self.rx else {
             return Err(RecvError::NotReadable);
         };
@@ -642,7 +622,7 @@ impl PipeEnd {
     /// `Corrupt`.
     pub fn recv_bytes(&self) -> Result<Vec<u8>, RecvError> {
         let mut v = Vec::new();
-        self.recv_with(&mut Dest::Vec(&mut v), deadline_of(None))
+        self.recv_with(&mut Dest::Vec(&mut v), Wait::For(None))
             .map(|_| v)
     }
 
@@ -653,7 +633,7 @@ impl PipeEnd {
     /// As [`recv_bytes`](Self::recv_bytes), and `Timeout`.
     pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, RecvError> {
         let mut v = Vec::new();
-        self.recv_with(&mut Dest::Vec(&mut v), deadline_of(Some(timeout)))
+        self.recv_with(&mut Dest::Vec(&mut v), Wait::For(Some(timeout)))
             .map(|_| v)
     }
 
@@ -664,7 +644,7 @@ impl PipeEnd {
     /// As [`recv_bytes`](Self::recv_bytes), and `Empty`.
     pub fn try_recv_bytes(&self) -> Result<Vec<u8>, RecvError> {
         let mut v = Vec::new();
-        self.recv_with(&mut Dest::Vec(&mut v), None).map(|_| v)
+        self.recv_with(&mut Dest::Vec(&mut v), Wait::No).map(|_| v)
     }
 
     /// Receives a message into `buf`, sleeping until one arrives; returns its length.
@@ -674,7 +654,7 @@ impl PipeEnd {
     /// As [`recv_bytes`](Self::recv_bytes), and `TooSmall { needed }` (the message stays in
     /// the pipe).
     pub fn recv_into(&self, buf: &mut [u8]) -> Result<usize, RecvError> {
-        self.recv_with(&mut Dest::Slice(buf), deadline_of(None))
+        self.recv_with(&mut Dest::Slice(buf), Wait::For(None))
     }
 
     /// Receives into `buf`, waiting at most `timeout`.
@@ -683,7 +663,7 @@ impl PipeEnd {
     ///
     /// As [`recv_into`](Self::recv_into), and `Timeout`.
     pub fn recv_into_timeout(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, RecvError> {
-        self.recv_with(&mut Dest::Slice(buf), deadline_of(Some(timeout)))
+        self.recv_with(&mut Dest::Slice(buf), Wait::For(Some(timeout)))
     }
 
     /// Whether a receive would not block: a message is waiting, or the stream has ended.
@@ -691,9 +671,8 @@ impl PipeEnd {
     /// `false` for an end that cannot receive.
     pub fn poll(&self, timeout: Option<Duration>) -> bool {
         let Some(rx) = &self.rx else { return false };
-        let d = timeout.map_or(Deadline::NEVER, Deadline::after);
         !matches!(
-            rx.wait_readable(&self.strategy, d),
+            rx.wait_readable(&self.strategy, timeout),
             Err(BytesPopError::Timeout)
         )
     }
@@ -732,6 +711,72 @@ mod tests {
         assert!(a.poll(None));
         assert_eq!(a.recv_bytes(), Err(RecvError::Eof));
         assert!(matches!(a.send_bytes(b"x"), Err(SendError::BrokenPipe(_))));
+    }
+
+    /// The creator's first receive, before anyone opened the other end, waits (with its
+    /// timeout): end of stream needs a sender that came and went.
+    #[cfg_attr(miri, ignore)]
+    #[test]
+    fn first_recv_before_the_opener_waits() {
+        let name = SegmentName::unique();
+        let a = Pipe::builder(&name)
+            .capacity(2)
+            .max_message(8)
+            .create()
+            .unwrap();
+        assert_eq!(a.try_recv_bytes(), Err(RecvError::Empty));
+        assert_eq!(
+            a.recv_bytes_timeout(Duration::from_millis(20)),
+            Err(RecvError::Timeout)
+        );
+        assert!(!a.poll(Some(Duration::from_millis(5))));
+        let b = Pipe::builder(&name).open().unwrap();
+        b.send_bytes(b"hi").unwrap();
+        drop(b);
+        assert_eq!(a.recv_bytes().unwrap(), b"hi");
+        assert_eq!(a.recv_bytes(), Err(RecvError::Eof));
+    }
+
+    /// Regression (issue 11): `try_send_bytes` on a full pipe asked the OS whether the
+    /// receiver was alive on every attempt (and every 64th send): the p99 spikes. The
+    /// receiver's liveness is now asked only in the sleep slices of a blocked send.
+    #[test]
+    fn full_pipe_try_send_never_probes_liveness() {
+        use std::sync::atomic::AtomicUsize;
+        let (len, ring_len) = geometry(true, 1, 8).unwrap();
+        let home = Home::heap(len);
+        // SAFETY: a fresh, zeroed, 128-aligned block of `len` bytes, used by nobody else yet.
+        unsafe { init(&home, true, 1, 8, ring_len) };
+        let home = Arc::new(home);
+        let probes = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&probes);
+        let prober = Prober::new(crate::role::HEAP_WORD, move |_: u64| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shm_core::Liveness::Alive
+        });
+        let _a = PipeEnd::attach(home.clone(), End::Creator, true, 1, 8, Prober::heap()).unwrap();
+        let mut b = PipeEnd::attach(home, End::Opener, true, 1, 8, prober).unwrap();
+        let before = probes.load(std::sync::atomic::Ordering::Relaxed);
+        b.send_bytes(b"fill").unwrap();
+        for _ in 0..1000 {
+            assert!(matches!(b.try_send_bytes(b"x"), Err(SendError::Full(_))));
+        }
+        for _ in 0..100 {
+            b.send_bytes_timeout(b"x", Duration::ZERO).unwrap_err();
+        }
+        assert_eq!(
+            probes.load(std::sync::atomic::Ordering::Relaxed),
+            before,
+            "a send that did not sleep asked about the receiver's liveness"
+        );
+        // A send that waits through sleep slices does ask (that is where a dead receiver is
+        // noticed).
+        b.set_wait_strategy(WaitStrategy::sleep().with_slice(Duration::from_millis(1)));
+        assert!(matches!(
+            b.send_bytes_timeout(b"x", Duration::from_millis(30)),
+            Err(SendError::Timeout(_))
+        ));
+        assert!(probes.load(std::sync::atomic::Ordering::Relaxed) > before);
     }
 
     #[test]

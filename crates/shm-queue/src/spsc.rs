@@ -20,8 +20,12 @@
 //! | 640 | `capacity` elements of `T` |
 //!
 //! Invariant (when nobody tampers with the segment): `head <= tail <= head + capacity`.
-//! Every index read from the segment is reduced modulo the capacity before use, so a corrupt
-//! segment gives wrong values, never an access outside the ring.
+//! Each side checks it whenever it reads the other's index (`tail - head`, wrapping, must not
+//! exceed the capacity); an index that breaks it (say `tail = u64::MAX`, or `head > tail`)
+//! *poisons* the queue: from then on every push and pop, on both sides, fails at once with
+//! `Corrupt` (batch calls move nothing). What is lost: every item still in the ring, which
+//! can no longer be told from garbage; make a new queue. Positions are reduced modulo the
+//! capacity before use, so not even a corrupt segment makes an access outside the ring.
 //!
 //! # Examples
 //!
@@ -67,8 +71,7 @@
 //! ```
 
 use crate::error::{BuildError, PopError, PushError, RoleError};
-use crate::role::{self, Liveness, RoleSlot};
-use crate::wait::{wait_for, Waited};
+use crate::role::{self, Prober, RoleSlot, Waited};
 use shm_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use shm_core::{
     Deadline, Element, EventCount, Home, ObjectKind, Segment, SegmentName, WaitStrategy,
@@ -88,11 +91,21 @@ pub struct CacheLine<T>(pub T);
 #[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<CacheLine<AtomicU64>>() == 128);
 
+/// State bit: the queue was closed.
+pub(crate) const CLOSED: u32 = 1;
+/// State bit: the queue is poisoned.
+pub(crate) const POISONED: u32 = 2;
+
 /// Flags and eventcounts shared by both ring kinds.
+///
+/// | `state` bits | meaning |
+/// |---|---|
+/// | 0 ([`CLOSED`]) | closed: pushes fail, pops drain what is left |
+/// | any other | poisoned: an index or stamp read from the segment could not be right; every operation fails with `Corrupt` |
 #[repr(C)]
 pub(crate) struct SyncBlock {
-    /// 0 open, 1 closed (any other value reads as closed).
-    pub(crate) closed: AtomicU32,
+    /// The state word (table above).
+    pub(crate) state: AtomicU32,
     _reserved: AtomicU32,
     /// Notified after a push (consumers wait on it).
     pub(crate) not_empty: EventCount,
@@ -103,19 +116,39 @@ pub(crate) struct SyncBlock {
 impl SyncBlock {
     pub(crate) fn new() -> SyncBlock {
         SyncBlock {
-            closed: AtomicU32::new(0),
+            state: AtomicU32::new(0),
             _reserved: AtomicU32::new(0),
             not_empty: EventCount::new(),
             not_full: EventCount::new(),
         }
     }
 
+    /// The state word: 0 on the fast path (open, healthy).
+    #[inline]
+    pub(crate) fn state(&self) -> u32 {
+        self.state.load(Ordering::Acquire)
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire) != 0
+        self.state() & CLOSED != 0
+    }
+
+    /// Whether the queue is poisoned (see the state table).
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.state() & !CLOSED != 0
     }
 
     pub(crate) fn close(&self) {
-        self.closed.store(1, Ordering::Release);
+        self.state.fetch_or(CLOSED, Ordering::AcqRel);
+        self.not_empty.notify_all();
+        self.not_full.notify_all();
+    }
+
+    /// Poisons the queue (an impossible index or stamp was read) and wakes every waiter, who
+    /// then fails with `Corrupt`. Irreversible.
+    #[cold]
+    pub(crate) fn poison(&self) {
+        self.state.fetch_or(POISONED, Ordering::AcqRel);
         self.not_empty.notify_all();
         self.not_full.notify_all();
     }
@@ -153,6 +186,10 @@ impl SpscCtl {
         }
     }
 }
+
+/// An impossible index or stamp was read; the queue is now poisoned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Corrupt;
 
 /// Reduces a position to a slot index (`< cap`).
 #[inline]
@@ -200,7 +237,7 @@ struct Shared<T> {
     ctl: NonNull<SpscCtl>,
     slots: NonNull<T>,
     cap: u64,
-    liveness: Liveness,
+    prober: Prober,
     me: u64,
     /// Busy-poll-only queue: no endpoint ever sleeps, so nobody notifies.
     spin_only: bool,
@@ -227,7 +264,7 @@ impl<T: Element> Shared<T> {
         unsafe { ptr::write(p.cast::<SpscCtl>().as_ptr(), SpscCtl::new()) }
     }
 
-    fn from_home(home: Home, cap: u64, liveness: Liveness, spin_only: bool) -> Shared<T> {
+    fn from_home(home: Home, cap: u64, prober: Prober, spin_only: bool) -> Shared<T> {
         const { assert!(std::mem::align_of::<T>() <= 128) };
         let base = home.as_ptr();
         // SAFETY: the home holds at least CTL + cap * size_of::<T>() bytes (checked by the
@@ -239,8 +276,8 @@ impl<T: Element> Shared<T> {
             slots,
             home,
             cap,
-            liveness,
-            me: liveness.my_word(),
+            me: prober.me(),
+            prober,
             spin_only,
             _t: PhantomData,
         }
@@ -251,7 +288,7 @@ impl<T: Element> Shared<T> {
         let home = Home::heap(len);
         // SAFETY: a fresh, 128-aligned block of `len` >= CTL bytes.
         unsafe { Self::init(home.as_ptr()) };
-        Ok(Self::from_home(home, cap, Liveness::AssumeAlive, spin_only))
+        Ok(Self::from_home(home, cap, Prober::heap(), spin_only))
     }
 
     /// The strategy a handle with `strategy` really waits with.
@@ -276,11 +313,17 @@ impl<T: Element> Shared<T> {
         unsafe { self.slots.as_ptr().add(i) }
     }
 
+    /// Items in the ring; 0 once poisoned or when the indices read are impossible.
     fn len(&self) -> usize {
         let c = self.ctl();
         let head = c.head.0.load(Ordering::Acquire);
         let tail = c.tail.0.load(Ordering::Acquire);
-        tail.wrapping_sub(head).min(self.cap) as usize
+        let n = tail.wrapping_sub(head);
+        if n > self.cap || c.sync.0.is_poisoned() {
+            0
+        } else {
+            n as usize
+        }
     }
 }
 
@@ -408,12 +451,13 @@ impl<T: Element> SpscQueue<T> {
     /// process is taken over.
     pub fn producer(&self) -> Result<Producer<T>, RoleError> {
         let s = &self.shared;
-        let claim = role::claim(&s.ctl().producer, s.me, s.liveness)?;
+        let claim = role::claim(&s.ctl().producer, s.me, &s.prober)?;
         let tail = s.ctl().tail.0.load(Ordering::Acquire);
         Ok(Producer {
             shared: Arc::clone(s),
             tail,
-            cached_head: s.ctl().head.0.load(Ordering::Acquire),
+            // Nothing seen yet: the first push reads (and checks) the consumer's head.
+            cached_head: tail.wrapping_sub(s.cap),
             role: claim.index,
             strategy: WaitStrategy::default(),
         })
@@ -427,12 +471,13 @@ impl<T: Element> SpscQueue<T> {
     /// process is taken over.
     pub fn consumer(&self) -> Result<Consumer<T>, RoleError> {
         let s = &self.shared;
-        let claim = role::claim(&s.ctl().consumer, s.me, s.liveness)?;
+        let claim = role::claim(&s.ctl().consumer, s.me, &s.prober)?;
         let head = s.ctl().head.0.load(Ordering::Acquire);
         Ok(Consumer {
             shared: Arc::clone(s),
             head,
-            cached_tail: s.ctl().tail.0.load(Ordering::Acquire),
+            // Nothing seen yet: the first pop reads (and checks) the producer's tail.
+            cached_tail: head,
             role: claim.index,
             strategy: WaitStrategy::default(),
         })
@@ -467,6 +512,16 @@ impl<T: Element> SpscQueue<T> {
     /// Whether the queue was closed.
     pub fn is_closed(&self) -> bool {
         self.shared.ctl().sync.0.is_closed()
+    }
+
+    /// The role slots and the poisoned flag, for read-only snapshots (`inspect`).
+    pub(crate) fn inspect_parts(&self) -> crate::inspect::Parts<'_> {
+        let c = self.shared.ctl();
+        crate::inspect::Parts {
+            producers: &c.producer,
+            consumers: &c.consumer,
+            poisoned: c.sync.0.is_poisoned(),
+        }
     }
 
     /// The segment, if the queue lives in one (not for [`channel`]).
@@ -605,7 +660,7 @@ impl<T: Element> SpscBuilder<T> {
             shared: Arc::new(Shared::from_home(
                 Home::Segment(seg),
                 cap,
-                Liveness::Check,
+                Prober::os(),
                 spin_only,
             )),
         }
@@ -630,17 +685,24 @@ impl<T: Element> Producer<T> {
         self.strategy = strategy;
     }
 
-    /// Free slots, refreshing the cached head if fewer than `want` seem free.
+    /// Free slots, refreshing the cached head if fewer than `want` seem free. `Err` (and the
+    /// queue poisoned) if the head read breaks `head <= tail <= head + cap`.
     #[inline]
-    fn free(&mut self, want: u64) -> u64 {
+    fn free(&mut self, want: u64) -> Result<u64, Corrupt> {
         let cap = self.shared.cap;
-        let used = self.tail.wrapping_sub(self.cached_head);
-        let mut free = cap.saturating_sub(used);
-        if free < want {
-            self.cached_head = self.shared.ctl().head.0.load(Ordering::Acquire);
-            free = cap.saturating_sub(self.tail.wrapping_sub(self.cached_head));
+        // The cached head passed the check below (or is the initial `tail - cap`).
+        let free = cap - self.tail.wrapping_sub(self.cached_head);
+        if free >= want {
+            return Ok(free);
         }
-        free
+        let head = self.shared.ctl().head.0.load(Ordering::Acquire);
+        let used = self.tail.wrapping_sub(head);
+        if used > cap {
+            self.shared.ctl().sync.0.poison();
+            return Err(Corrupt);
+        }
+        self.cached_head = head;
+        Ok(cap - used)
     }
 
     #[inline]
@@ -660,11 +722,18 @@ impl<T: Element> Producer<T> {
     /// [`PushError::Full`] or [`PushError::Closed`], with the item.
     #[inline]
     pub fn try_push(&mut self, value: T) -> Result<(), PushError<T>> {
-        if self.shared.ctl().sync.0.is_closed() {
-            return Err(PushError::Closed(value));
+        let state = self.shared.ctl().sync.0.state();
+        if state != 0 {
+            return Err(if state & !CLOSED != 0 {
+                PushError::Corrupt(value)
+            } else {
+                PushError::Closed(value)
+            });
         }
-        if self.free(1) == 0 {
-            return Err(PushError::Full(value));
+        match self.free(1) {
+            Ok(0) => return Err(PushError::Full(value)),
+            Ok(_) => {}
+            Err(Corrupt) => return Err(PushError::Corrupt(value)),
         }
         // SAFETY: the slot at `tail` is free (tail - head < cap): the consumer does not read it
         // until we publish the new tail below.
@@ -680,7 +749,7 @@ impl<T: Element> Producer<T> {
     /// [`PushError::Closed`], or [`PushError::Disconnected`] if the queue is full and the
     /// consumer has dropped its handle or died.
     pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
-        self.push_deadline(value, Deadline::NEVER)
+        self.push_within(value, None)
     }
 
     /// Pushes, waiting up to `timeout` while the queue is full.
@@ -689,30 +758,29 @@ impl<T: Element> Producer<T> {
     ///
     /// As [`push`](Self::push), and [`PushError::Timeout`].
     pub fn push_timeout(&mut self, value: T, timeout: Duration) -> Result<(), PushError<T>> {
-        self.push_deadline(value, Deadline::after(timeout))
+        self.push_within(value, Some(timeout))
     }
 
-    fn push_deadline(&mut self, value: T, deadline: Deadline) -> Result<(), PushError<T>> {
+    /// Push, waiting up to `timeout` (`None`: without limit). The clock is read only once the
+    /// queue is found full: a push into a queue with room costs no clock read.
+    fn push_within(&mut self, value: T, timeout: Option<Duration>) -> Result<(), PushError<T>> {
         match self.try_push(value) {
             Err(PushError::Full(v)) => {
                 let shared = Arc::clone(&self.shared);
                 let ctl = shared.ctl();
                 let strategy = shared.strategy(self.strategy);
-                let r = wait_for(
-                    &ctl.sync.0.not_full,
+                let r = ctl.sync.0.not_full.wait_until(
                     &strategy,
-                    deadline,
-                    &ctl.consumer,
-                    shared.liveness,
-                    |_| match self.try_push(v) {
+                    Deadline::from_timeout(timeout),
+                    role::watching(&ctl.consumer, &shared.prober, |_| match self.try_push(v) {
                         Err(PushError::Full(_)) => None,
                         other => Some(other),
-                    },
+                    }),
                 );
                 match r {
-                    Waited::Ready(r) => r,
-                    Waited::TimedOut => Err(PushError::Timeout(v)),
-                    Waited::PeersGone => Err(PushError::Disconnected(v)),
+                    Some(Waited::Ready(r)) => r,
+                    None => Err(PushError::Timeout(v)),
+                    Some(Waited::PeersGone) => Err(PushError::Disconnected(v)),
                 }
             }
             other => other,
@@ -722,10 +790,13 @@ impl<T: Element> Producer<T> {
     /// Pushes as many items of `items` as fit, in order, without waiting; returns how many.
     /// A closed queue takes none.
     pub fn push_slice(&mut self, items: &[T]) -> usize {
-        if items.is_empty() || self.shared.ctl().sync.0.is_closed() {
+        if items.is_empty() || self.shared.ctl().sync.0.state() != 0 {
             return 0;
         }
-        let n = self.free(items.len() as u64).min(items.len() as u64) as usize;
+        let Ok(free) = self.free(items.len() as u64) else {
+            return 0;
+        };
+        let n = free.min(items.len() as u64) as usize;
         if n == 0 {
             return 0;
         }
@@ -818,17 +889,30 @@ impl<T: Element> Consumer<T> {
         self.strategy = strategy;
     }
 
-    /// Items ready, refreshing the cached tail if fewer than `want` seem ready. Never more
-    /// than the capacity, whatever the segment says.
+    /// Items ready, refreshing the cached tail if fewer than `want` seem ready. `Err` (and
+    /// the queue poisoned) if the queue is poisoned or the tail read breaks
+    /// `head <= tail <= head + cap`: never more than the capacity, never garbage.
     #[inline]
-    fn ready(&mut self, want: u64) -> u64 {
-        let cap = self.shared.cap;
-        let mut ready = self.cached_tail.wrapping_sub(self.head).min(cap);
-        if ready < want {
-            self.cached_tail = self.shared.ctl().tail.0.load(Ordering::Acquire);
-            ready = self.cached_tail.wrapping_sub(self.head).min(cap);
+    fn ready(&mut self, want: u64) -> Result<u64, Corrupt> {
+        let sync = &self.shared.ctl().sync.0;
+        // One load of a line that only changes on close or poison: a poisoned queue stops
+        // delivering at once, also the items this side had already seen.
+        if sync.state() & !CLOSED != 0 {
+            return Err(Corrupt);
         }
-        ready
+        // The cached tail passed the check below (or is the initial `head`).
+        let ready = self.cached_tail.wrapping_sub(self.head);
+        if ready >= want {
+            return Ok(ready);
+        }
+        let tail = self.shared.ctl().tail.0.load(Ordering::Acquire);
+        let ready = tail.wrapping_sub(self.head);
+        if ready > self.shared.cap {
+            sync.poison();
+            return Err(Corrupt);
+        }
+        self.cached_tail = tail;
+        Ok(ready)
     }
 
     #[inline]
@@ -841,26 +925,31 @@ impl<T: Element> Consumer<T> {
         }
     }
 
+    /// An item, `Some(Err(Corrupt))` on a poisoned queue, or `None` if none is ready.
     #[inline]
-    fn take(&mut self) -> Option<T> {
-        if self.ready(1) == 0 {
-            return None;
+    fn take(&mut self) -> Option<Result<T, PopError>> {
+        match self.ready(1) {
+            Ok(0) => None,
+            Ok(_) => {
+                // SAFETY: head < tail (acquired, and tail - head <= cap checked): the producer
+                // wrote this slot before publishing and will not write it again until we
+                // publish the new head below.
+                let v = unsafe { ptr::read(self.shared.slot(self.head)) };
+                self.release(1);
+                Some(Ok(v))
+            }
+            Err(Corrupt) => Some(Err(PopError::Corrupt)),
         }
-        // SAFETY: head < tail (acquired): the producer wrote this slot before publishing and
-        // will not write it again until we publish the new head below.
-        let v = unsafe { ptr::read(self.shared.slot(self.head)) };
-        self.release(1);
-        Some(v)
     }
 
-    /// One poll of a pop: an item, `Closed`, or nothing yet.
+    /// One poll of a pop: an item, `Closed`, `Corrupt`, or nothing yet.
     fn poll(&mut self) -> Option<Result<T, PopError>> {
-        if let Some(v) = self.take() {
-            return Some(Ok(v));
+        if let Some(r) = self.take() {
+            return Some(r);
         }
         if self.shared.ctl().sync.0.is_closed() {
             // Items pushed before the close are still delivered.
-            return Some(self.take().ok_or(PopError::Closed));
+            return Some(self.take().unwrap_or(Err(PopError::Closed)));
         }
         None
     }
@@ -874,11 +963,11 @@ impl<T: Element> Consumer<T> {
     /// handle (a producer that *died* is only noticed by the blocking forms).
     #[inline]
     pub fn try_pop(&mut self) -> Result<T, PopError> {
-        if let Some(v) = self.take() {
-            return Ok(v);
+        if let Some(r) = self.take() {
+            return r;
         }
         let s = &self.shared;
-        let gone = role::peers(&s.ctl().producer, s.liveness, false) == role::Peers::Gone;
+        let gone = role::peers(&s.ctl().producer, &s.prober, false) == role::Peers::Gone;
         match self.poll() {
             Some(r) => r,
             None if gone => Err(PopError::Disconnected),
@@ -893,7 +982,7 @@ impl<T: Element> Consumer<T> {
     /// [`PopError::Closed`] or [`PopError::Disconnected`] (the producer dropped its handle or
     /// died), each only once the queue is drained.
     pub fn pop(&mut self) -> Result<T, PopError> {
-        self.pop_deadline(Deadline::NEVER)
+        self.pop_within(None)
     }
 
     /// Pops, waiting up to `timeout` while the queue is empty.
@@ -902,27 +991,26 @@ impl<T: Element> Consumer<T> {
     ///
     /// As [`pop`](Self::pop), and [`PopError::Timeout`].
     pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T, PopError> {
-        self.pop_deadline(Deadline::after(timeout))
+        self.pop_within(Some(timeout))
     }
 
-    fn pop_deadline(&mut self, deadline: Deadline) -> Result<T, PopError> {
-        if let Some(v) = self.take() {
-            return Ok(v);
+    /// Pop, waiting up to `timeout` (`None`: without limit); the clock is read only once the
+    /// queue is found empty.
+    fn pop_within(&mut self, timeout: Option<Duration>) -> Result<T, PopError> {
+        if let Some(r) = self.take() {
+            return r;
         }
         let shared = Arc::clone(&self.shared);
         let ctl = shared.ctl();
         let strategy = shared.strategy(self.strategy);
-        match wait_for(
-            &ctl.sync.0.not_empty,
+        match ctl.sync.0.not_empty.wait_until(
             &strategy,
-            deadline,
-            &ctl.producer,
-            shared.liveness,
-            |_| self.poll(),
+            Deadline::from_timeout(timeout),
+            role::watching(&ctl.producer, &shared.prober, |_| self.poll()),
         ) {
-            Waited::Ready(r) => r,
-            Waited::TimedOut => Err(PopError::Timeout),
-            Waited::PeersGone => Err(PopError::Disconnected),
+            Some(Waited::Ready(r)) => r,
+            None => Err(PopError::Timeout),
+            Some(Waited::PeersGone) => Err(PopError::Disconnected),
         }
     }
 
@@ -931,7 +1019,10 @@ impl<T: Element> Consumer<T> {
         if out.is_empty() {
             return 0;
         }
-        let n = self.ready(out.len() as u64).min(out.len() as u64) as usize;
+        let Ok(ready) = self.ready(out.len() as u64) else {
+            return 0;
+        };
+        let n = ready.min(out.len() as u64) as usize;
         if n == 0 {
             return 0;
         }
@@ -1008,6 +1099,7 @@ impl<T: Element> fmt::Debug for Consumer<T> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::role::HEAP_WORD;
 
     #[test]
     fn index_math() {
@@ -1183,6 +1275,153 @@ mod tests {
             rx.pop_timeout(Duration::from_millis(2)),
             Err(PopError::Timeout)
         );
+    }
+
+    /// Regression (issue 11): an SPSC queue whose `tail` or `head` was overwritten used to pop
+    /// garbage forever. Each impossible index poisons the queue: `Corrupt` at once, on every
+    /// call, on both sides.
+    #[test]
+    fn corrupt_index_poisons_instead_of_popping_garbage() {
+        // (what to forge, head, tail)
+        let cases: [(&str, u64, u64); 3] = [
+            ("tail = u64::MAX", 0, u64::MAX),
+            ("head > tail", 5, 2),
+            ("tail - head > capacity", 0, 5),
+        ];
+        for (what, head, tail) in cases {
+            let q = SpscQueue {
+                shared: Arc::new(Shared::<u64>::heap(4, false).unwrap()),
+            };
+            let ctl = q.shared.ctl();
+            ctl.head.0.store(head, Ordering::Release);
+            ctl.tail.0.store(tail, Ordering::Release);
+            // Endpoints claimed after the damage start from the forged indices.
+            let (mut tx, mut rx) = (q.producer().unwrap(), q.consumer().unwrap());
+            for _ in 0..3 {
+                assert_eq!(rx.try_pop(), Err(PopError::Corrupt), "{what}: try_pop");
+                assert_eq!(rx.pop(), Err(PopError::Corrupt), "{what}: pop");
+                assert_eq!(
+                    rx.pop_timeout(Duration::from_secs(10)),
+                    Err(PopError::Corrupt),
+                    "{what}: pop_timeout"
+                );
+                assert_eq!(rx.pop_slice(&mut [0; 4]), 0, "{what}: pop_slice");
+                assert_eq!(tx.try_push(2), Err(PushError::Corrupt(2)), "{what}: push");
+                assert_eq!(tx.push_slice(&[2]), 0, "{what}: push_slice");
+            }
+            assert_eq!(rx.len(), 0, "{what}: len");
+        }
+    }
+
+    /// The producer finds an impossible `head` (ahead of its tail) on its side: poisoned too,
+    /// not "full forever".
+    #[test]
+    fn corrupt_head_seen_by_producer_poisons() {
+        let (mut tx, mut rx) = channel::<u64>(2);
+        tx.push(1).unwrap();
+        tx.push(2).unwrap();
+        rx.shared.ctl().head.0.store(7, Ordering::Release);
+        assert_eq!(tx.try_push(3), Err(PushError::Corrupt(3)));
+        assert_eq!(
+            tx.push_timeout(3, Duration::from_secs(10)),
+            Err(PushError::Corrupt(3))
+        );
+        assert_eq!(rx.try_pop(), Err(PopError::Corrupt));
+    }
+
+    /// A consumer blocked on an empty queue wakes with `Corrupt` when the producer finds the
+    /// queue corrupt (poisoning wakes every waiter).
+    #[test]
+    fn poison_wakes_a_blocked_pop() {
+        let (mut tx, mut rx) = channel::<u64>(1);
+        let ctl_head = {
+            let s = Arc::clone(&tx.shared);
+            move || s.ctl().head.0.store(9, Ordering::Release)
+        };
+        let t = std::thread::spawn(move || rx.pop());
+        std::thread::sleep(Duration::from_millis(20));
+        ctl_head();
+        assert_eq!(tx.try_push(1), Err(PushError::Corrupt(1)));
+        assert_eq!(t.join().unwrap(), Err(PopError::Corrupt));
+    }
+
+    /// A consumer's first pop on a queue no producer has attached to yet waits (here until
+    /// its timeout): `Disconnected` needs producers that came and went.
+    #[cfg_attr(miri, ignore)]
+    #[test]
+    fn first_pop_before_any_producer_waits() {
+        let name = SegmentName::unique();
+        let q = SpscQueue::<u64>::builder(&name)
+            .capacity(2)
+            .create()
+            .unwrap();
+        let mut rx = q.consumer().unwrap();
+        assert_eq!(rx.try_pop(), Err(PopError::Empty));
+        assert_eq!(
+            rx.pop_timeout(Duration::from_millis(20)),
+            Err(PopError::Timeout)
+        );
+        let mut tx = q.producer().unwrap();
+        tx.push(4).unwrap();
+        drop(tx);
+        assert_eq!(rx.pop(), Ok(4));
+        assert_eq!(rx.pop(), Err(PopError::Disconnected));
+    }
+
+    /// Regression (issue 10): a consumer whose liveness cannot be told (`Unknown`: another
+    /// user's process under `hidepid`, no `/proc`) keeps its role: a second consumer is
+    /// refused, so two consumers never race on plain slot reads; once it is `Dead`, the role
+    /// is taken over.
+    #[test]
+    fn unknown_consumer_keeps_its_role() {
+        use shm_core::Liveness;
+        use std::sync::atomic::AtomicBool;
+        const OTHER: u64 = 0x1234;
+        let dead = Arc::new(AtomicBool::new(false));
+        let d = Arc::clone(&dead);
+        let prober = Prober::new(HEAP_WORD, move |w: u64| match w {
+            OTHER if d.load(Ordering::Relaxed) => Liveness::Dead,
+            OTHER => Liveness::Unknown,
+            _ => Liveness::Alive,
+        });
+        let len = body_len(Shared::<u64>::CTL, 8, 2).unwrap();
+        let home = Home::heap(len);
+        // SAFETY: a fresh, 128-aligned block of `len` >= CTL bytes.
+        unsafe { Shared::<u64>::init(home.as_ptr()) };
+        let q = SpscQueue {
+            shared: Arc::new(Shared::<u64>::from_home(home, 2, prober, false)),
+        };
+        // The other process's consumer holds the role.
+        role::claim(&q.shared.ctl().consumer, OTHER, &Prober::heap()).unwrap();
+        assert!(matches!(q.consumer(), Err(RoleError::Busy { .. })));
+        let mut tx = q.producer().unwrap();
+        tx.push(1).unwrap();
+        // A full queue whose consumer is Unknown is not Disconnected: the push waits.
+        tx.push(2).unwrap();
+        assert_eq!(
+            tx.push_timeout(3, Duration::from_millis(20)),
+            Err(PushError::Timeout(3))
+        );
+        dead.store(true, Ordering::Relaxed);
+        let mut rx = q.consumer().unwrap();
+        assert_eq!(rx.pop(), Ok(1));
+    }
+
+    /// A busy-polling pop notices a producer that died holding its role (its slices come
+    /// from the one wait loop, which never sleeps here).
+    #[cfg_attr(miri, ignore)]
+    #[test]
+    fn busy_poll_pop_sees_dead_producer() {
+        let name = SegmentName::unique();
+        let q = SpscQueue::<u64>::builder(&name)
+            .capacity(2)
+            .create()
+            .unwrap();
+        let dead = shm_core::ProcessId::from_parts(0x7fff_fff0, 1).to_word();
+        role::claim(&q.shared.ctl().producer, dead, &Prober::heap()).unwrap();
+        let mut rx = q.consumer().unwrap();
+        rx.set_wait_strategy(WaitStrategy::busy_poll().with_slice(Duration::from_millis(1)));
+        assert_eq!(rx.pop(), Err(PopError::Disconnected));
     }
 
     #[cfg_attr(miri, ignore)]

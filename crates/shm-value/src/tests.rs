@@ -2,7 +2,7 @@
 
 use crate::{RawValue, UpdateError, UpdateTimeoutError, Value};
 use shm_core::{CBool, CChar, OpenError, SegmentName, WChar};
-use shm_lock::{LockError, TryLockError};
+use shm_lock::TryLockError;
 use std::sync::Arc;
 
 const THREADS: usize = if cfg!(miri) { 2 } else { 4 };
@@ -204,7 +204,7 @@ fn update_refuses_after_owner_death_until_marked_consistent() {
         v.try_update_for(std::time::Duration::from_secs(5), |x| x + 1),
         Err(UpdateTimeoutError::OwnerDied)
     );
-    assert_eq!(v.lock().err(), Some(LockError::OwnerDied));
+    assert_eq!(v.lock().err(), Some(shm_lock::LockError::OwnerDied));
     let guard = v.recover();
     assert_eq!(guard.get(), 999);
     // Re-entered under the unmarked guard, update still refuses.

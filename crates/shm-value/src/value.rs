@@ -203,7 +203,7 @@ impl<V: Object> Builder<V> {
             .count(1)
             .body_len(V::BODY_LEN);
         if let Some(t) = self.open_timeout {
-            b = b.timeout(t);
+            b = b.open_timeout(t);
         }
         if let Some(m) = self.mode {
             b = b.mode(m);
@@ -480,7 +480,7 @@ impl<T: AtomicElement> fmt::Debug for RawValue<T> {
 /// alone, or the locked ones alone, on a value whose updates must all count.
 ///
 /// **Owner death.** The lock is robust: when its holder dies, the next [`lock`](Self::lock)
-/// gets [`LockError::OwnerDied`] (then [`recover`](Self::recover)), and [`update`](Self::update) refuses to
+/// gets the guard inside [`LockError::OwnerDied`], and [`update`](Self::update) refuses to
 /// run its closure ([`UpdateError::OwnerDied`]) until someone holding the guard calls
 /// [`ValueGuard::mark_consistent`].
 ///
@@ -555,12 +555,6 @@ impl<T: AtomicElement> Object for Value<T> {
     }
 }
 
-/// How `update` holds the lock.
-enum Held<'a> {
-    /// A level of the lock, taken for this call.
-    Level(#[allow(dead_code)] RLockGuard<'a>),
-}
-
 impl<T: AtomicElement> Value<T> {
     /// A builder for the value named `name`.
     pub fn builder(name: &SegmentName) -> Builder<Value<T>> {
@@ -619,16 +613,20 @@ impl<T: AtomicElement> Value<T> {
     ///
     /// # Errors
     ///
-    /// [`LockError::OwnerDied`] if a previous holder died holding the lock (or left it
-    /// flagged): not held after it; take it with [`recover`](Self::recover).
+    /// [`LockError::OwnerDied`] if a previous holder died holding the lock (not held after
+    /// it: take it with [`recover`](Self::recover)).
     pub fn lock(&self) -> Result<ValueGuard<'_, T>, LockError> {
-        Ok(self.wrap(self.get_lock().lock()?))
+        let guard = self.get_lock().lock()?;
+        Ok(ValueGuard { value: self, guard })
     }
 
     /// Locks the value even if a previous holder died holding the lock: check
     /// [`ValueGuard::is_inconsistent`], repair, then [`ValueGuard::mark_consistent`].
     pub fn recover(&self) -> ValueGuard<'_, T> {
-        self.wrap(self.get_lock().recover())
+        ValueGuard {
+            value: self,
+            guard: self.get_lock().recover(),
+        }
     }
 
     /// [`lock`](Self::lock) if no waiting is needed.
@@ -637,7 +635,8 @@ impl<T: AtomicElement> Value<T> {
     ///
     /// [`TryLockError::WouldBlock`] if another thread holds it; otherwise as `lock`.
     pub fn try_lock(&self) -> Result<ValueGuard<'_, T>, TryLockError> {
-        Ok(self.wrap(self.get_lock().try_lock()?))
+        let guard = self.get_lock().try_lock()?;
+        Ok(ValueGuard { value: self, guard })
     }
 
     /// [`lock`](Self::lock), waiting at most `timeout`.
@@ -646,11 +645,8 @@ impl<T: AtomicElement> Value<T> {
     ///
     /// [`LockTimeoutError::Timeout`]; otherwise as `lock`.
     pub fn try_lock_for(&self, timeout: Duration) -> Result<ValueGuard<'_, T>, LockTimeoutError> {
-        Ok(self.wrap(self.get_lock().try_lock_for(timeout)?))
-    }
-
-    fn wrap<'a>(&'a self, guard: RLockGuard<'a>) -> ValueGuard<'a, T> {
-        ValueGuard { value: self, guard }
+        let guard = self.get_lock().try_lock_for(timeout)?;
+        Ok(ValueGuard { value: self, guard })
     }
 
     /// Runs `f` on the value with the lock held, stores its result, and returns it.
@@ -677,11 +673,8 @@ impl<T: AtomicElement> Value<T> {
     /// ```
     #[inline]
     pub fn update(&self, f: impl FnOnce(T) -> T) -> Result<T, UpdateError> {
-        // An RLock's lock() fails only with OwnerDied (never Deadlock).
-        let Ok(g) = self.get_lock().lock() else {
-            return Err(UpdateError::OwnerDied);
-        };
-        let held = Held::Level(g);
+        // A re-entrant lock never reports Deadlock: every error is a dead owner.
+        let held = self.get_lock().lock().map_err(|_| UpdateError::OwnerDied)?;
         self.update_held(held, f).ok_or(UpdateError::OwnerDied)
     }
 
@@ -697,9 +690,11 @@ impl<T: AtomicElement> Value<T> {
         f: impl FnOnce(T) -> T,
     ) -> Result<T, UpdateTimeoutError> {
         let held = match self.get_lock().try_lock_for(timeout) {
-            Ok(g) => Held::Level(g),
-            Err(LockTimeoutError::Timeout) => return Err(UpdateTimeoutError::Timeout),
-            Err(_) => return Err(UpdateTimeoutError::OwnerDied),
+            Ok(g) => g,
+            Err(LockTimeoutError::OwnerDied) => return Err(UpdateTimeoutError::OwnerDied),
+            Err(LockTimeoutError::Timeout | LockTimeoutError::Deadlock) => {
+                return Err(UpdateTimeoutError::Timeout)
+            }
         };
         self.update_held(held, f)
             .ok_or(UpdateTimeoutError::OwnerDied)
@@ -707,7 +702,7 @@ impl<T: AtomicElement> Value<T> {
 
     /// The body of `update` once the lock is held: `None` (and `f` not run) if it is flagged.
     #[inline]
-    fn update_held(&self, held: Held<'_>, f: impl FnOnce(T) -> T) -> Option<T> {
+    fn update_held(&self, held: RLockGuard<'_>, f: impl FnOnce(T) -> T) -> Option<T> {
         // A fresh acquisition reports the flag itself; this also covers a re-entry under a
         // guard that got OwnerDied and has not marked the value yet (one Relaxed load).
         if self.get_lock().is_inconsistent() {

@@ -189,3 +189,54 @@ pub(crate) fn signal_name(sig: i32) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+/// Lets `cmd`'s child inherit `fd` under the same number (clears `FD_CLOEXEC` in the child
+/// between fork and exec); returns that number.
+pub(crate) fn inherit_fd(cmd: &mut Command, fd: std::os::fd::BorrowedFd<'_>) -> i32 {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let raw = fd.as_raw_fd();
+    let hook = move || -> io::Result<()> {
+        // SAFETY: fcntl(F_SETFD) on a descriptor of this (forked) process changes only its
+        // flags; it is async-signal-safe and allocates nothing.
+        if unsafe { libc::fcntl(raw, libc::F_SETFD, 0) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: `hook` runs between fork and exec and calls only fcntl (async-signal-safe); the
+    // descriptor stays open in the parent until after the spawn, because the caller keeps
+    // `fd` borrowed while it spawns.
+    unsafe { cmd.pre_exec(hook) };
+    raw
+}
+
+/// Takes ownership of descriptor `raw`, inherited from the parent, if it is an open pipe:
+/// marks it close-on-exec again (so the process's own children do not inherit it).
+pub(crate) fn take_inherited_pipe(raw: i32) -> Option<std::io::PipeWriter> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    if raw < 3 {
+        return None;
+    }
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is writable storage for one `stat`; fstat on a closed descriptor fails
+    // with EBADF and writes nothing.
+    if unsafe { libc::fstat(raw, st.as_mut_ptr()) } == -1 {
+        return None;
+    }
+    // SAFETY: fstat succeeded, so it initialised `st`.
+    let st = unsafe { st.assume_init() };
+    if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
+        return None;
+    }
+    // SAFETY: fcntl(F_SETFD) only changes the flags of a descriptor we checked is open.
+    if unsafe { libc::fcntl(raw, libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
+        return None;
+    }
+    // SAFETY: the descriptor is open, is a pipe the parent passed to this process for this
+    // purpose (named in an environment variable only the parent sets), and nothing else in
+    // this process owns it: the caller takes it once.
+    Some(std::io::PipeWriter::from(unsafe {
+        OwnedFd::from_raw_fd(raw)
+    }))
+}

@@ -1,5 +1,5 @@
-//! Child roles (of the `shm-itest` binary) for `shm-core`'s multi-process tests (`tests/process.rs`): the child that
-//! [`shm_process::Process`] starts in a role. Not meant to be run by hand.
+//! Child roles (of the `shm-itest` binary) for the multi-process tests of `shm-process`
+//! (`tests/process.rs`, `tests/process_typed.rs`). Not meant to be run by hand.
 //!
 //! Roles:
 //!
@@ -15,9 +15,17 @@
 //!   exits with its code.
 //! - `echo-argv0`: prints `argv0=…` and `exe=…`.
 //!
+//! Typed roles (`Role<A>` consts below, used by `tests/process_typed.rs`): `typed-echo`,
+//! `fail`, `panic`, `whoami`, `drop-non-daemon`, `set-event`.
+//!
 //! A top-level run of `shm-itest` prints `top-level run` and exits 0.
 
-use shm_process::{current_role, role_args, Process, Roles, ROLE_ENV};
+use serde::{Deserialize, Serialize};
+use shm_core::SegmentName;
+use shm_lock::Event;
+use shm_process::{
+    current_process, current_role, role_args, Process, Role, Roles, Shared, ROLE_ENV,
+};
 use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
@@ -143,4 +151,88 @@ pub fn register(roles: Roles) -> Roles {
         .role("process.spawn-daemon-grandchild", spawn_daemon_grandchild)
         .role("process.spawn-self", spawn_self)
         .role("process.echo-argv0", echo_argv0)
+        .register(TYPED_ECHO, typed_echo)
+        .register(FAIL, fail)
+        .register(PANIC, panic)
+        .register(WHOAMI, whoami)
+        .register(DROP_NON_DAEMON, drop_non_daemon)
+        .register(SET_EVENT, set_event)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Typed roles (`Role<A>`): the tests name these consts, so parent and child agree on types.
+// ---------------------------------------------------------------------------------------------
+
+/// The argument of [`TYPED_ECHO`]: a segment name, a number and some strings.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Job {
+    /// A segment name (checked again on arrival).
+    pub segment: SegmentName,
+    /// A number.
+    pub n: u64,
+    /// Strings, with awkward characters.
+    pub words: Vec<String>,
+}
+
+/// Prints its argument back as JSON (one line), then `ok`.
+pub const TYPED_ECHO: Role<Job> = Role::new("process.typed-echo");
+
+fn typed_echo(job: Job) -> Result<(), String> {
+    let json = serde_json::to_string(&job).map_err(|e| e.to_string())?;
+    println!("{json}");
+    println!("ok");
+    Ok(())
+}
+
+/// Fails with its argument as the error message.
+pub const FAIL: Role<String> = Role::new("process.fail");
+
+fn fail(message: String) -> Result<(), Box<dyn std::error::Error>> {
+    Err(message.into())
+}
+
+/// Panics with its argument as the message.
+pub const PANIC: Role<String> = Role::new("process.panic");
+
+fn panic(message: String) -> Result<(), String> {
+    panic!("{message}");
+}
+
+/// Prints `name=`, `pid=`, `ppid=`, `role=`, `daemon=` lines from `current_process()`.
+pub const WHOAMI: Role<()> = Role::new("process.whoami");
+
+fn whoami(_: ()) -> Result<(), String> {
+    let me = current_process();
+    println!("name={}", me.name());
+    println!("pid={}", me.pid());
+    println!("ppid={}", me.parent_pid());
+    println!("role={}", me.role().unwrap_or("none"));
+    println!("daemon={}", me.is_daemon());
+    Ok(())
+}
+
+/// Starts a non-daemon grandchild in role `process.sleep` (60 s), prints its pid, drops its
+/// handle while it runs, prints `returning` and returns: the role runner must then join the
+/// grandchild before this process exits.
+pub const DROP_NON_DAEMON: Role<()> = Role::new("process.drop-non-daemon");
+
+fn drop_non_daemon(_: ()) -> Result<(), std::io::Error> {
+    let grandchild = Process::builder("process.sleep")
+        .arg("60")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .start()?;
+    println!("{}", grandchild.pid());
+    drop(grandchild);
+    println!("returning");
+    std::io::stdout().flush()?;
+    Ok(())
+}
+
+/// Opens the event it is handed and sets it.
+pub const SET_EVENT: Role<Shared<Event>> = Role::new("process.set-event");
+
+fn set_event(event: Shared<Event>) -> Result<(), shm_core::OpenError> {
+    event.open()?.set();
+    Ok(())
 }

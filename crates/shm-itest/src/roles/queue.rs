@@ -192,6 +192,36 @@ fn mpmc_consume(args: &[String]) -> i32 {
     0
 }
 
+/// `spsc-expect-corrupt NAME`: consumes the `SpscQueue<u64>` NAME (prints `ready` first)
+/// until a pop reports `Corrupt`; checks that every later pop does too; prints the number of
+/// items it got.
+fn spsc_expect_corrupt(args: &[String]) -> i32 {
+    let Some(n) = name(args, 0) else { return 3 };
+    let Ok(q) = SpscQueue::<u64>::builder(&n).open() else {
+        return 4;
+    };
+    let Ok(mut c) = q.consumer() else { return 4 };
+    println!("ready");
+    let _ = std::io::stdout().flush();
+    let mut got = 0u64;
+    loop {
+        match c.pop_timeout(std::time::Duration::from_secs(60)) {
+            Ok(_) => got += 1,
+            Err(PopError::Corrupt) => break,
+            Err(e) => {
+                eprintln!("spsc-expect-corrupt: {e}");
+                return 5;
+            }
+        }
+    }
+    if c.try_pop() != Err(PopError::Corrupt) || c.pop() != Err(PopError::Corrupt) {
+        eprintln!("spsc-expect-corrupt: a later pop was not Corrupt");
+        return 5;
+    }
+    println!("{got}");
+    0
+}
+
 /// Registers this module's roles and those of [`bytes`], each named `queue.<role>`.
 pub fn register(roles: Roles) -> Roles {
     bytes::register(roles)
@@ -201,4 +231,5 @@ pub fn register(roles: Roles) -> Roles {
         .role("queue.mpmc-forever", mpmc_forever)
         .role("queue.mpmc-stall", mpmc_stall)
         .role("queue.mpmc-consume", mpmc_consume)
+        .role("queue.spsc-expect-corrupt", spsc_expect_corrupt)
 }

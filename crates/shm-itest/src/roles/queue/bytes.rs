@@ -19,6 +19,11 @@
 //! - `pipe-send NAME COUNT`: opens the pipe NAME, sends COUNT messages `msg-i`, exits.
 //! - `pipe-hold NAME`: opens the pipe NAME, prints `ready`, sleeps (to be killed).
 //! - `pipe-create-hold NAME`: creates the pipe NAME (duplex), prints `ready`, sleeps.
+//! - `bytes-expect-corrupt NAME`: consumes the MPMC byte queue NAME (prints `ready` first)
+//!   until a pop reports `Corrupt`, checks that every later pop does too, prints the number of
+//!   messages it got.
+//! - `joinable-put-forever NAME`: puts 1 KiB items into the joinable queue NAME (prints
+//!   `ready` first) until killed (or for at most a minute).
 
 use shm_core::SegmentName;
 use shm_process::Roles;
@@ -266,9 +271,58 @@ fn pipe_create_hold(args: &[String]) -> i32 {
     0
 }
 
+fn bytes_expect_corrupt(args: &[String]) -> i32 {
+    let Some(n) = name(args, 0) else { return 100 };
+    let Ok(q) = ByteQueue::builder(&n).mode(Mode::Mpmc).open() else {
+        return 1;
+    };
+    let Ok(rx) = q.consumer() else { return 1 };
+    ready();
+    let mut got = 0u64;
+    loop {
+        match rx.pop_timeout(LONG_SLEEP) {
+            Ok(_) => got += 1,
+            Err(BytesPopError::Corrupt) => break,
+            Err(e) => {
+                eprintln!("bytes-expect-corrupt: {e}");
+                return 1;
+            }
+        }
+    }
+    if rx.try_pop() != Err(BytesPopError::Corrupt) || rx.pop() != Err(BytesPopError::Corrupt) {
+        eprintln!("bytes-expect-corrupt: a later pop was not Corrupt");
+        return 1;
+    }
+    println!("{got}");
+    0
+}
+
+fn joinable_put_forever(args: &[String]) -> i32 {
+    let Some(n) = name(args, 0) else { return 100 };
+    let Ok(q) = JoinableQueue::builder(&n).open() else {
+        return 1;
+    };
+    let Ok(tx) = q.producer() else { return 1 };
+    ready();
+    let start = std::time::Instant::now();
+    let mut i = 0u64;
+    while start.elapsed() < LONG_SLEEP {
+        let mut m = vec![i as u8; 1024];
+        m[..8].copy_from_slice(&i.to_le_bytes());
+        if let Err(e) = tx.put_timeout(m, LONG_SLEEP) {
+            eprintln!("joinable-put-forever: {e}");
+            return 1;
+        }
+        i += 1;
+    }
+    0
+}
+
 /// Registers this module's roles, each named `queue.<role>`.
 pub fn register(roles: Roles) -> Roles {
     roles
+        .role("queue.bytes-expect-corrupt", bytes_expect_corrupt)
+        .role("queue.joinable-put-forever", joinable_put_forever)
         .role("queue.push-random", push_random)
         .role("queue.pop-check", pop_check)
         .role("queue.push-forever", push_forever)

@@ -1,0 +1,160 @@
+//! [`Shared<K>`]: a segment name that knows what kind of object it names, for role arguments.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use shm_core::SegmentName;
+use std::fmt;
+use std::marker::PhantomData;
+
+/// An object kind that can be opened by its segment name: every shm-ipc kind (`Lock`,
+/// `Value<T>`, `SpscQueue<T>`...) when this crate's dependencies provide it.
+pub trait OpenByName: Sized {
+    /// What opening can fail with.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Opens the object named `name` (`Kind::builder(name).open()`).
+    ///
+    /// # Errors
+    ///
+    /// The kind's open error: no such segment, another kind or element type, a corrupt header.
+    fn open_by_name(name: &SegmentName) -> Result<Self, Self::Error>;
+}
+
+/// The name of a shared object of kind `K`, to hand to a child as (part of) its typed
+/// argument; the child [`open`](Self::open)s it.
+///
+/// It travels as the plain name, but its type says what the name is for: a role taking
+/// `(Shared<Lock>, Shared<Value<i64>>)` cannot be sent the two names swapped, which with plain
+/// names (or positional strings) is a run-time wrong-kind error in the child.
+///
+/// # Examples
+///
+/// ```no_run
+/// use shm_core::SegmentName;
+/// use shm_lock::Lock;
+/// use shm_process::{Role, Roles, Shared};
+///
+/// const WORKER: Role<Shared<Lock>> = Role::new("worker");
+///
+/// fn worker(lock: Shared<Lock>) -> Result<(), Box<dyn std::error::Error>> {
+///     let lock = lock.open()?; // process 2
+///     let _held = lock.lock();
+///     Ok(())
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// Roles::new().register(WORKER, worker).run();
+/// let name = SegmentName::unique();
+/// let lock = Lock::builder(&name).create()?; // process 1
+/// let mut child = WORKER.builder(&Shared::new(&name))?.start()?;
+/// child.join()?;
+/// # drop(lock);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Shared<K> {
+    name: SegmentName,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K> Shared<K> {
+    /// The object of kind `K` named `name`.
+    pub fn new(name: &SegmentName) -> Shared<K> {
+        Shared {
+            name: name.clone(),
+            kind: PhantomData,
+        }
+    }
+
+    /// The segment name.
+    pub fn name(&self) -> &SegmentName {
+        &self.name
+    }
+}
+
+impl<K: OpenByName> Shared<K> {
+    /// Opens the object (`K::builder(name).open()`).
+    ///
+    /// # Errors
+    ///
+    /// `K`'s open error.
+    pub fn open(&self) -> Result<K, K::Error> {
+        K::open_by_name(&self.name)
+    }
+}
+
+impl<K> Clone for Shared<K> {
+    fn clone(&self) -> Self {
+        Shared::new(&self.name)
+    }
+}
+
+impl<K> PartialEq for Shared<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl<K> Eq for Shared<K> {}
+
+impl<K> fmt::Debug for Shared<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Shared<{}>({})", std::any::type_name::<K>(), self.name)
+    }
+}
+
+impl<K> Serialize for Shared<K> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.name.serialize(serializer)
+    }
+}
+
+impl<'de, K> Deserialize<'de> for Shared<K> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        SegmentName::deserialize(deserializer).map(|name| Shared::new(&name))
+    }
+}
+
+/// `OpenByName` for kinds whose builder is `K::builder(&name).open()`.
+macro_rules! open_by_builder {
+    ($error:ty => $($kind:ty),+ $(,)?) => {$(
+        impl OpenByName for $kind {
+            type Error = $error;
+            fn open_by_name(name: &SegmentName) -> Result<Self, Self::Error> {
+                <$kind>::builder(name).open()
+            }
+        }
+    )+};
+}
+
+open_by_builder!(shm_core::OpenError =>
+    shm_lock::Lock,
+    shm_lock::RLock,
+    shm_lock::Semaphore,
+    shm_lock::BoundedSemaphore,
+    shm_lock::Event,
+    shm_lock::Condition,
+    shm_lock::Barrier,
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shm_lock::{Event, Lock};
+
+    #[test]
+    #[cfg_attr(miri, ignore = "calls the OS")]
+    fn a_shared_name_travels_as_the_name_and_opens_its_kind() {
+        let name = SegmentName::unique();
+        let _lock = Lock::builder(&name).create().unwrap();
+        let shared: Shared<Lock> = Shared::new(&name);
+        let json = serde_json::to_string(&shared).unwrap();
+        assert_eq!(json, format!("\"{}\"", name.as_str()));
+        let back: Shared<Lock> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, shared);
+        assert!(format!("{back:?}").contains("Lock"));
+        back.open().unwrap();
+        // The same name opened as another kind is the kind check's error, not a misread.
+        let wrong: Shared<Event> = Shared::new(&name);
+        assert!(wrong.open().is_err());
+    }
+}
