@@ -420,16 +420,8 @@ fn read_live(name: &SegmentName, seg: &Segment) -> Result<Fields, CliError> {
             }
         }
         ObjectKind::SpscBytes | ObjectKind::MpmcBytes => {
-            let mode = if h.kind() == ObjectKind::SpscBytes {
-                shm_queue::bytes::Flavor::Spsc
-            } else {
-                shm_queue::bytes::Flavor::Mpmc
-            };
-            let q = shm_queue::bytes::ByteQueue::builder(name)
-                .flavor(mode)
-                .open_timeout(OPEN_TIMEOUT)
-                .open()
-                .map_err(|e| corrupt(name, e))?;
+            // The opener adopts the flavor (SPSC or MPMC) from the header.
+            let q = open!(shm_queue::bytes::ByteQueue, name);
             f.push(("max_message", json!(q.max_message())));
             queue_fields(q.snapshot(), &mut f);
         }
