@@ -1045,7 +1045,7 @@ impl ByteQueueBuilder {
     pub fn open(self) -> Result<ByteQueue, BuildError> {
         let mut b = Segment::builder(&self.name, self.mode.kind());
         if let Some(t) = self.timeout {
-            b = b.timeout(t);
+            b = b.open_timeout(t);
         }
         let seg = b.open()?;
         let cap = seg.header().count();

@@ -194,7 +194,7 @@ impl JoinableQueueBuilder {
     pub fn open(self) -> Result<JoinableQueue, BuildError> {
         let mut b = Segment::builder(&self.name, ObjectKind::JoinableQueue);
         if let Some(t) = self.timeout {
-            b = b.timeout(t);
+            b = b.open_timeout(t);
         }
         let seg = b.open()?;
         let cap = seg.header().count();

@@ -698,7 +698,7 @@ impl<T: Element> MpmcBuilder<T> {
             b = b.count(c);
         }
         if let Some(t) = self.timeout {
-            b = b.timeout(t);
+            b = b.open_timeout(t);
         }
         b
     }

@@ -202,7 +202,7 @@ impl PipeBuilder {
     pub fn open(self) -> Result<PipeEnd, PipeOpenError> {
         let mut b = Segment::builder(&self.name, ObjectKind::Pipe);
         if let Some(t) = self.timeout {
-            b = b.timeout(t);
+            b = b.open_timeout(t);
         }
         let seg = b.open().map_err(BuildError::from)?;
         let param = seg.header().param();

@@ -599,7 +599,7 @@ impl<T: Element> SpscBuilder<T> {
             b = b.count(c);
         }
         if let Some(t) = self.timeout {
-            b = b.timeout(t);
+            b = b.open_timeout(t);
         }
         b
     }
