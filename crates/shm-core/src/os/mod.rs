@@ -13,6 +13,11 @@ mod linux;
 #[cfg(target_os = "linux")]
 pub(crate) use linux::*;
 
+#[cfg(not(target_os = "linux"))]
+mod unsupported;
+#[cfg(not(target_os = "linux"))]
+pub(crate) use unsupported::*;
+
 // Process management (signals, pidfd, parent death signal), for `crate::sys`.
 #[cfg(unix)]
 mod process;
