@@ -6,7 +6,8 @@ use shm_core::{
     WaitStrategy,
 };
 use shm_lock::{
-    LockError, LockTimeoutError, RLockGuard, RLockRef, RLockState, TryLockError, RLOCK_STATE_SIZE,
+    LockError, LockTimeoutError, RLockGuard, RLockRef, RLockState, ReentrantTimeoutError,
+    TryLockError, RLOCK_STATE_SIZE,
 };
 use std::fmt;
 use std::marker::PhantomData;
@@ -691,10 +692,8 @@ impl<T: AtomicElement> Value<T> {
     ) -> Result<T, UpdateTimeoutError> {
         let held = match self.get_lock().try_lock_for(timeout) {
             Ok(g) => g,
-            Err(LockTimeoutError::OwnerDied) => return Err(UpdateTimeoutError::OwnerDied),
-            Err(LockTimeoutError::Timeout | LockTimeoutError::Deadlock) => {
-                return Err(UpdateTimeoutError::Timeout)
-            }
+            Err(ReentrantTimeoutError::OwnerDied) => return Err(UpdateTimeoutError::OwnerDied),
+            Err(ReentrantTimeoutError::Timeout) => return Err(UpdateTimeoutError::Timeout),
         };
         self.update_held(held, f)
             .ok_or(UpdateTimeoutError::OwnerDied)
