@@ -110,7 +110,7 @@ pub unsafe trait RawRobustLock: Sync {
 /// | `flags` | bit 0 `INCONSISTENT` | a holder died; cleared by `mark_consistent` |
 ///
 /// Lock: one `compare_exchange(0 -> me)` on `owner` (Acquire) and one load of `flags`.
-/// Unlock: one `swap(0)` on `owner` (Release), then the eventcount's notify, which makes a
+/// Unlock: one store of 0 to `owner` (Release), then the eventcount's notify, which makes a
 /// syscall only if a waiter announced itself. The owner *is* the lock word, so there is no
 /// window in which the lock is held without an owner that waiters can check: a holder killed at
 /// any instruction leaves either a free lock or its own identity in `owner`.
