@@ -696,3 +696,35 @@ fn condition_wait_reports_owner_died_and_keeps_outer_levels() {
     cond.recover().mark_consistent();
     assert!(cond.lock().is_ok());
 }
+
+/// Sleeping waiters with sleep slices far longer than the test: a lost wake-up on unlock
+/// (say, a broken fence between the releasing store and the check for sleepers) shows as a
+/// timed-out acquisition instead of a slice-late one.
+#[test]
+#[cfg_attr(miri, ignore)] // timed futex waits
+fn sleeping_lock_waiters_lose_no_wakeup() {
+    let mut lock = Lock::new();
+    lock.set_wait_strategy(WaitStrategy::sleep().with_slice(Duration::from_secs(3600)));
+    let counter = Counter(UnsafeCell::new(0));
+    const N: u64 = 3000;
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                for i in 0..N {
+                    let g = lock
+                        .try_lock_for(Duration::from_secs(20))
+                        .unwrap_or_else(|e| panic!("iteration {i}: {e} (a lost wake-up?)"));
+                    // SAFETY: under the lock.
+                    unsafe { *counter.get() += 1 };
+                    // Hold it a moment, so that the other thread goes to sleep on it.
+                    for _ in 0..200 {
+                        std::hint::spin_loop();
+                    }
+                    drop(g);
+                }
+            });
+        }
+    });
+    // SAFETY: all threads joined.
+    assert_eq!(unsafe { *counter.get() }, 2 * N);
+}
