@@ -641,10 +641,14 @@ impl Drop for Process {
             let _ = child.wait();
             return;
         }
+        let when = if crate::roles::startup().role.is_some() {
+            "when this process's role function returns"
+        } else {
+            "only if this program calls shm_process::join_children() before it exits"
+        };
         eprintln!(
             "shm-process: warning: process `{}` (pid {}, role `{}`) dropped while still running; \
-             it was neither joined nor a daemon. It keeps running, and is joined when this \
-             program's role function returns (or at shm_process::join_children()).",
+             it was neither joined nor a daemon. It keeps running, and is joined {when}.",
             self.name, self.pid, self.role
         );
         lock(&ORPHANS).push(Orphan {
