@@ -1,6 +1,5 @@
-//! Seed 004's `Manager().dict()` counter, rewritten with a `Value` under its lock, across real
-//! processes: ten children each read the counter, pause, and write it back minus one, inside
-//! the value's lock, so the parent sees 0.
+//! Seed 004's locked counter across real processes: ten children each read a number from a
+//! manager's dict, pause, and write it back minus one, inside a lock, so the parent sees 0.
 //!
 //! ```python
 //! def task(data, l):
@@ -21,64 +20,78 @@
 //!     print(data)
 //! ```
 //!
-//! No manager process and no separate lock: the counter is a `Value<i64>` in shared memory
-//! and carries its own robust lock. The seed's read, sleep, write is the critical section
-//! (`lock()` returns a guard); [`Value::update`] is the one-line form. The parent joins its
-//! children instead of sleeping two seconds and hoping.
+//! The dict and the lock both come from the manager, so each child gets one name. The seed's
+//! read, sleep, write is the critical section under the lock; [`SharedDict::update`] is the
+//! same read-modify-write in one call, under the dict's own lock (no separate lock needed).
+//! The parent joins its children instead of sleeping two seconds and hoping.
 //!
 //! Run: `cargo run --example manager_counter`.
 
 use shm_core::SegmentName;
+use shm_lock::LockError;
+use shm_manager::{Manager, SharedDict};
 use shm_process::{Process, Roles};
-use shm_value::Value;
+use std::error::Error;
 use std::time::Duration;
 
 /// The child: `task(data, l)`.
-fn task(args: &[String]) -> i32 {
-    let Some(name) = args.first().and_then(|a| SegmentName::new(a).ok()) else {
-        eprintln!("usage: task VALUE_NAME");
-        return 2;
-    };
-    let num = match Value::<i64>::open(&name) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("task: cannot open the counter: {e}");
-            return 1;
+fn task(args: &[String]) -> Result<(), Box<dyn Error>> {
+    let name = args.first().ok_or("usage: task MANAGER")?;
+    let m = Manager::open(&SegmentName::new(name)?)?;
+    let data = m.dict::<String, i64>("data")?;
+    let l = m.lock("l")?;
+    let guard = match l.lock() {
+        Ok(g) => g,
+        // A holder died inside its read-sleep-write. The dict never tears: "num" holds either
+        // the value before that holder's write or after it. Nothing else to repair here, so
+        // take the lock through `recover`, mark it consistent, and carry on (a decrement may
+        // be lost with the dead holder, as it would in Python).
+        Err(LockError::OwnerDied) => {
+            let g = l.recover()?;
+            g.mark_consistent();
+            g
         }
+        Err(e) => return Err(e.into()),
     };
-    // A holder that died mid-update would be reported here (LockError::OwnerDied): this
-    // example gives up rather than decrement a counter it cannot trust.
-    let Ok(guard) = num.lock() else {
-        eprintln!("task: a previous holder died holding the counter's lock");
-        return 1;
-    };
-    let n = guard.get();
+    let num = data.get("num")?.ok_or("no num")?;
     std::thread::sleep(Duration::from_millis(20));
-    guard.set(n - 1);
-    0
+    data.insert("num", &(num - 1))?;
+    drop(guard);
+    Ok(())
 }
 
-fn main() {
-    Roles::new().role("task", task).run();
-
-    let name = SegmentName::unique();
-    let num = Value::<i64>::create(&name, 10).expect("create the counter");
-    let children: Vec<Process> = (0..10)
-        .map(|_| {
-            Process::builder("task")
-                .arg(name.as_str())
-                .start()
-                .expect("start a child")
+fn main() -> Result<(), Box<dyn Error>> {
+    Roles::new()
+        .role("task", |args| match task(args) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("task: {e}");
+                1
+            }
         })
-        .collect();
+        .run();
+
+    let m = Manager::create(&SegmentName::unique())?;
+    let data: SharedDict<String, i64> = m.dict("data")?;
+    data.insert("num", &10)?;
+    m.lock("l")?;
+    let children: Vec<Process> = (0..10)
+        .map(|_| Process::builder("task").arg(m.name().as_str()).start())
+        .collect::<Result<_, _>>()?;
     for mut child in children {
-        let status = child.join().expect("join a child");
+        let status = child.join()?;
         assert!(status.success(), "a child failed: {status:?}");
     }
-    println!("{{'num': {}}}", num.load());
-    assert_eq!(num.load(), 0);
+    let num = data.get("num")?;
+    println!("{{'num': {}}}", num.unwrap_or_default());
+    assert_eq!(num, Some(0));
 
-    // A read-modify-write in one line, without a guard to hold.
-    num.update(|x| x + 10).expect("no holder died");
-    println!("{{'num': {}}} after update(|x| x + 10)", num.load());
+    // The same read-modify-write in one call, under the dict's own lock.
+    data.update("num", |n| n.map(|n| n + 10))?;
+    println!(
+        "{{'num': {}}} after update(+10)",
+        data.get("num")?.unwrap_or_default()
+    );
+    assert_eq!(data.get("num")?, Some(10));
+    Ok(())
 }

@@ -9,11 +9,13 @@
 //! - [`value`] — `shm-value`.
 //! - [`array`](mod@array) — `shm-array`.
 //! - [`queue`] — `shm-queue`.
+//! - [`manager`] — `shm-manager`: `SharedDict`, `SharedList`, `Namespace`, `Manager`.
 
 pub use shm_array as array;
 pub use shm_core as core;
 pub use shm_core::{ElementLayout, ProcessId, SegmentName, TypeCode};
 pub use shm_lock as lock;
+pub use shm_manager as manager;
 pub use shm_process as process;
 pub use shm_queue as queue;
 pub use shm_value as value;

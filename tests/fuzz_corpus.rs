@@ -105,3 +105,15 @@ fn queue_ops_corpus_replays_cleanly() {
         shm_queue::model::check_ops(data);
     }
 }
+
+/// The `dict_ops` corpus: `SharedDict` and a `HashMap` model must agree (including on `Full`),
+/// and scribbled bytes must give errors, not panics.
+#[test]
+fn dict_ops_corpus_replays_cleanly() {
+    let corpus = corpus_of("dict_ops");
+    assert!(corpus.len() >= 10, "corpus has {} files", corpus.len());
+    for (file, data) in &corpus {
+        eprintln!("dict_ops {file}");
+        shm_manager::fuzz::dict_ops(data);
+    }
+}

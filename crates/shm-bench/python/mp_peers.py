@@ -43,8 +43,24 @@ Cases
     lock_handoff         two processes alternate increments of a RawValue under one
                          mp.Lock; per hand-off, batches of 1000 parent increments / 2000
     value_locked_inc     with v.get_lock(): v.value += 1 on mp.Value('q'), batches of 100
+    mgr_dict_get         d[k] on a Manager().dict() of 16 ints (the manager's server process is
+                         the second process, pinned as a child), single calls
+    mgr_dict_set         d[k] = v on the same, single calls
+    mgr_list_append      l.append(i) on a Manager().list(), single calls
+    dict_get, dict_set, list_append
+                         the same on a plain dict / list in one process (the ceiling),
+                         batches of 100 (loop unrolled x10)
     array_copy_{in,out}_{8M,256M}
                          one whole memcpy into / out of an mp.Array('d', n, lock=False)
+    pool_map_c1          mp.Pool(2).map(x*x, range(M), chunksize=1), M per batch
+                         (default 20000); ns per item
+    pool_map_c1000       the same at chunksize=1000, M default 200000
+    pool_apply           one pool.apply(x*x, (x,)) round trip on an mp.Pool(2)
+    pool_apply_async     M pool.apply_async(x*x, (x,)) then every .get(), M per batch
+                         (default 10000); ns per call
+    The pool cases do not pin: the pool's workers are forked from the parent and
+    would inherit its CPU; the parent is unpinned before the pool starts and the
+    workers run wherever the scheduler puts them.  Every case checks its values.
 
 Never hangs
     The parent does NOT pass timeouts to Queue.get / Connection.recv: in 3.11
@@ -81,14 +97,17 @@ JOIN_TIMEOUT_S = 10.0     # child exit after the sentinel
 WARMUP_MAX_S = 0.2
 MIN_SAMPLES = 5
 
-TWO_PROCESS_CASES = ("queue_rt", "pipe_rt", "queue_tp", "lock_handoff")
+TWO_PROCESS_CASES = ("queue_rt", "pipe_rt", "queue_tp", "lock_handoff",
+                     "mgr_dict_get", "mgr_dict_set", "mgr_list_append")
 ARRAY_CASES = {
     "array_copy_in_8M": ("in", 8 << 20),
     "array_copy_in_256M": ("in", 256 << 20),
     "array_copy_out_8M": ("out", 8 << 20),
     "array_copy_out_256M": ("out", 256 << 20),
 }
-SINGLE_PROCESS_CASES = ("lock_uncontended", "value_locked_inc") + tuple(ARRAY_CASES)
+POOL_CASES = ("pool_map_c1", "pool_map_c1000", "pool_apply", "pool_apply_async")
+SINGLE_PROCESS_CASES = (("lock_uncontended", "value_locked_inc", "dict_get", "dict_set",
+                         "list_append") + tuple(ARRAY_CASES) + POOL_CASES)
 ALL_CASES = TWO_PROCESS_CASES + SINGLE_PROCESS_CASES
 
 
@@ -543,7 +562,194 @@ def case_array_copy(ctx, kids, cpu, a):
     return "latency", 1, note, samples, True
 
 
+def _manager(ctx, cpu):
+    """A started SyncManager whose server process is pinned to `cpu`; (manager, pinned)."""
+    m = ctx.Manager()
+    try:
+        os.sched_setaffinity(m._process.pid, {cpu})
+        pinned = True
+    except (AttributeError, OSError) as e:
+        log(f"cannot pin the manager's server to CPU {cpu} ({e}); continuing unpinned")
+        pinned = False
+    return m, pinned
+
+
+def _mgr_case(ctx, cpu, a, make, op, check, what):
+    """Single timed calls of op(obj, i) on a manager object made by make(manager)."""
+    pc = time.perf_counter_ns
+    m, pinned = _manager(ctx, cpu)
+    try:
+        obj = make(m)
+        i = 0
+
+        def one():
+            nonlocal i
+            i += 1
+            t0 = pc()
+            op(obj, i)
+            return pc() - t0
+
+        samples = collect(one, a.samples, a.max_seconds)
+        check(obj, i)
+    finally:
+        m.shutdown()
+    note = (f"one op = {what}; the manager's server process is the second process; "
+            "sample = one call")
+    return "latency", 1, note, samples, pinned
+
+
+def _check_dict(d, n):
+    if len(d) != 16:
+        raise BenchError(f"manager dict has {len(d)} entries, expected 16")
+
+
+def case_mgr_dict_get(ctx, kids, cpu, a):
+    def op(d, i):
+        if d[i & 15] != (i & 15) * 7 + 1:
+            raise BenchError("manager dict returned a wrong value")
+    return _mgr_case(ctx, cpu, a, lambda m: m.dict({k: k * 7 + 1 for k in range(16)}),
+                     op, _check_dict, "d[k] on a Manager().dict() of 16 ints")
+
+
+def case_mgr_dict_set(ctx, kids, cpu, a):
+    def op(d, i):
+        d[i & 15] = i
+    return _mgr_case(ctx, cpu, a, lambda m: m.dict(), op, _check_dict,
+                     "d[k] = v on a Manager().dict() of 16 ints")
+
+
+def case_mgr_list_append(ctx, kids, cpu, a):
+    def op(l, i):
+        l.append(i)
+
+    def check(l, n):
+        if len(l) != n:
+            raise BenchError(f"manager list has {len(l)} items after {n} appends")
+    return _mgr_case(ctx, cpu, a, lambda m: m.list(), op, check,
+                     "l.append(i) on a Manager().list()")
+
+
+def _plain_case(a, body, what):
+    pc = time.perf_counter_ns
+
+    def batch():
+        t0 = pc()
+        body()
+        return (pc() - t0) / 100
+
+    samples = collect(batch, a.samples, a.max_seconds)
+    note = f"one op = {what} in one process; sample = batch of 100 (loop unrolled x10) / 100"
+    return "latency", 100, note, samples, True
+
+
+def case_dict_get(ctx, kids, cpu, a):
+    d = {k: k * 7 + 1 for k in range(16)}
+    r10 = range(10)
+
+    def body():
+        for _ in r10:
+            d[0]; d[1]; d[2]; d[3]; d[4]; d[5]; d[6]; d[7]; d[8]; d[9]
+    return _plain_case(a, body, "d[k] on a dict of 16 ints")
+
+
+def case_dict_set(ctx, kids, cpu, a):
+    d = {}
+    r10 = range(10)
+
+    def body():
+        for i in r10:
+            d[0] = i; d[1] = i; d[2] = i; d[3] = i; d[4] = i
+            d[5] = i; d[6] = i; d[7] = i; d[8] = i; d[9] = i
+    return _plain_case(a, body, "d[k] = v on a dict of ints")
+
+
+def case_list_append(ctx, kids, cpu, a):
+    box = [[]]
+    r10 = range(10)
+
+    def body():
+        l = box[0]
+        if len(l) >= 1 << 16:
+            l = box[0] = []
+        ap = l.append
+        for i in r10:
+            ap(i); ap(i); ap(i); ap(i); ap(i); ap(i); ap(i); ap(i); ap(i); ap(i)
+    return _plain_case(a, body, "l.append(i) on a list (ap = l.append hoisted)")
+
+
+def _square(x):
+    return x * x
+
+
+def _unpin():
+    try:
+        os.sched_setaffinity(0, range(os.cpu_count() or 1))
+    except (AttributeError, OSError):
+        pass
+
+
+POOL_WORKERS = 2
+POOL_DEFAULT_BATCH = {"pool_map_c1": 20000, "pool_map_c1000": 200000, "pool_apply_async": 10000}
+
+
+def case_pool(ctx, kids, cpu, a):
+    _unpin()
+    pc = time.perf_counter_ns
+    pool = ctx.Pool(POOL_WORKERS)
+    try:
+        if a.case == "pool_apply":
+            x = 0
+
+            def one():
+                nonlocal x
+                x = (x + 1) & 0xffff
+                t0 = pc()
+                y = pool.apply(_square, (x,))
+                t1 = pc()
+                if y != x * x:
+                    raise BenchError(f"apply({x}) gave {y}")
+                return t1 - t0
+
+            samples = collect(one, a.samples, a.max_seconds)
+            note = "one pool.apply(square, (x,)) round trip on mp.Pool(2), fork context, unpinned"
+            return "latency", 1, note, samples, True
+        m = a.batch if a.batch not in (None, 1) else POOL_DEFAULT_BATCH[a.case]
+        want = [x * x for x in range(m)]
+        if a.case == "pool_apply_async":
+            def one():
+                t0 = pc()
+                rs = [pool.apply_async(_square, (x,)) for x in range(m)]
+                got = [r.get() for r in rs]
+                t1 = pc()
+                if got != want:
+                    raise BenchError("apply_async gave wrong values")
+                return (t1 - t0) / m
+            note = f"ns per call: {m} pool.apply_async(square, (x,)) then every .get(), mp.Pool(2)"
+        else:
+            chunksize = 1 if a.case == "pool_map_c1" else 1000
+
+            def one():
+                t0 = pc()
+                got = pool.map(_square, range(m), chunksize)
+                t1 = pc()
+                if got != want:
+                    raise BenchError("map gave wrong values")
+                return (t1 - t0) / m
+            note = f"ns per item: pool.map(square, range({m}), chunksize={chunksize}) on mp.Pool(2)"
+        samples = collect(one, max(1, a.samples // 100), a.max_seconds, timeout=300.0)
+        return "throughput", m, note, samples, True
+    finally:
+        pool.terminate()
+        pool.join()
+
+
 CASES = {
+    "mgr_dict_get": case_mgr_dict_get,
+    "mgr_dict_set": case_mgr_dict_set,
+    "mgr_list_append": case_mgr_list_append,
+    "dict_get": case_dict_get,
+    "dict_set": case_dict_set,
+    "list_append": case_list_append,
     "queue_rt": case_queue_rt,
     "pipe_rt": case_pipe_rt,
     "queue_tp": case_queue_tp,
@@ -551,6 +757,7 @@ CASES = {
     "lock_handoff": case_lock_handoff,
     "value_locked_inc": case_value_locked_inc,
     **{c: case_array_copy for c in ARRAY_CASES},
+    **{c: case_pool for c in POOL_CASES},
 }
 
 
@@ -568,7 +775,7 @@ def parse_args(argv):
         p.error("--max-seconds must be > 0")
     if a.case in TWO_PROCESS_CASES and a.pin == "single":
         p.error(f"--pin single is for single-process cases; {a.case} needs split or same")
-    if a.batch not in (None, 1) and a.case not in ("queue_tp", "lock_handoff"):
+    if a.batch not in (None, 1) and a.case not in ("queue_tp", "lock_handoff") + POOL_CASES:
         log(f"--batch is only used by queue_tp and lock_handoff; ignored for {a.case}")
     return a
 

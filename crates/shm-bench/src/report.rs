@@ -537,6 +537,18 @@ const BUDGET: &[BudgetSpec] = &[
         ("array-in-8M", "shm-array Array<f64>"),
         Bound::AtLeast(100.0),
     ),
+    (
+        "Python Manager().dict() get ÷ SharedDict get",
+        ("manager-dict-get", "Python Manager().dict() get"),
+        ("manager-dict-get", "shm-manager SharedDict get"),
+        Bound::AtLeast(100.0),
+    ),
+    (
+        "Python Manager().dict() set ÷ SharedDict insert",
+        ("manager-dict-set", "Python Manager().dict() set"),
+        ("manager-dict-set", "shm-manager SharedDict insert"),
+        Bound::AtLeast(100.0),
+    ),
 ];
 
 /// The checks whose tables were part of this run, valued from it.

@@ -171,11 +171,19 @@ pub enum ObjectKind {
     JoinableQueue,
     /// A `Pipe`.
     Pipe,
+    /// A `SharedDict` (shm-manager).
+    Dict,
+    /// A `SharedList` (shm-manager).
+    List,
+    /// A `Namespace` (shm-manager).
+    Namespace,
+    /// A `Manager`'s registry of named objects (shm-manager).
+    Manager,
 }
 
 impl ObjectKind {
     /// Every kind.
-    pub const ALL: [ObjectKind; 18] = [
+    pub const ALL: [ObjectKind; 22] = [
         ObjectKind::Bytes,
         ObjectKind::Value,
         ObjectKind::RawValue,
@@ -194,6 +202,10 @@ impl ObjectKind {
         ObjectKind::MpmcBytes,
         ObjectKind::JoinableQueue,
         ObjectKind::Pipe,
+        ObjectKind::Dict,
+        ObjectKind::List,
+        ObjectKind::Namespace,
+        ObjectKind::Manager,
     ];
 
     /// The stored number.
@@ -217,6 +229,10 @@ impl ObjectKind {
             ObjectKind::MpmcBytes => 16,
             ObjectKind::JoinableQueue => 17,
             ObjectKind::Pipe => 18,
+            ObjectKind::Dict => 19,
+            ObjectKind::List => 20,
+            ObjectKind::Namespace => 21,
+            ObjectKind::Manager => 22,
         }
     }
 

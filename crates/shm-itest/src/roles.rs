@@ -3,6 +3,8 @@
 pub mod array;
 pub mod core;
 pub mod lock;
+pub mod manager;
+pub mod pool;
 pub mod process;
 pub mod queue;
 pub mod value;
@@ -17,5 +19,7 @@ pub fn all() -> Roles {
     let roles = lock::register(roles);
     let roles = value::register(roles);
     let roles = array::register(roles);
+    let roles = manager::register(roles);
+    let roles = pool::register(roles);
     queue::register(roles)
 }

@@ -9,6 +9,8 @@ pub mod bytes;
 #[cfg(feature = "iceoryx2")]
 pub mod iceoryx;
 pub mod lock;
+pub mod manager;
+pub mod pool;
 pub mod python;
 pub mod queue;
 pub mod value;
@@ -192,6 +194,8 @@ pub fn groups() -> Vec<Group> {
     g.extend(lock::groups());
     g.extend(value::groups());
     g.extend(array::groups());
+    g.extend(manager::groups());
+    g.extend(pool::groups());
     g
 }
 
@@ -203,6 +207,8 @@ pub fn cases() -> Vec<Case> {
     c.extend(lock::cases());
     c.extend(value::cases());
     c.extend(array::cases());
+    c.extend(manager::cases());
+    c.extend(pool::cases());
     c
 }
 
@@ -212,7 +218,9 @@ pub fn roles(r: Roles) -> Roles {
     let r = bytes::roles(r);
     let r = lock::roles(r);
     let r = value::roles(r);
-    array::roles(r)
+    let r = array::roles(r);
+    let r = manager::roles(r);
+    pool::roles(r)
 }
 
 #[cfg(test)]
