@@ -11,7 +11,7 @@
 use super::error::TaskError;
 use super::result::{Outcome, Sink};
 use super::wire::{self, Reader};
-use shm_queue::bytes::{ByteQueue, BytesConsumer, BytesPopError, BytesProducer};
+use shm_queue::bytes::{ByteQueue, BytesConsumer, BytesProducer, TryPopIntoError};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -229,8 +229,8 @@ impl State {
                         break Err(e);
                     }
                 }
-                Err(BytesPopError::TooSmall { needed }) => buf.resize(needed, 0),
-                Err(BytesPopError::Corrupt) => {
+                Err(TryPopIntoError::TooSmall { needed }) => buf.resize(needed, 0),
+                Err(TryPopIntoError::Corrupt) => {
                     // The queue is poisoned for good (someone wrote garbage into it): this
                     // slot cannot be used again, and the pool cannot promise its calls.
                     let pid = self.slots[slot].pid;

@@ -3,7 +3,7 @@
 
 use super::registry::{Failure, Registry};
 use super::wire::{self, ControlBlock, Reader, WorkerConfig};
-use shm_queue::bytes::{ByteQueue, BytesPopError, BytesProducer, Flavor};
+use shm_queue::bytes::{ByteQueue, BytesProducer, Flavor, PopIntoError};
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -137,11 +137,11 @@ pub(crate) fn run(registry: &Registry, args: &[String]) -> Result<(), String> {
     loop {
         let n = match inbox.pop_into(&mut buf) {
             Ok(n) => n,
-            Err(BytesPopError::TooSmall { needed }) => {
+            Err(PopIntoError::TooSmall { needed }) => {
                 buf.resize(needed, 0);
                 continue;
             }
-            Err(BytesPopError::Closed | BytesPopError::Disconnected) => return Ok(()),
+            Err(PopIntoError::Closed | PopIntoError::Disconnected) => return Ok(()),
             Err(e) => return Err(format!("cannot read the inbox: {e}")),
         };
         let mut r = Reader::new(&buf[..n]);
