@@ -365,6 +365,16 @@ fn invalid_capacity_is_an_error() {
 fn scribble_then_call_everything(seed: u64, scribbles: usize) {
     let d = SharedDict::<u16, Vec<u8>>::in_memory(16, 1024).unwrap();
     let l = SharedList::<Vec<u8>>::in_memory(16, 1024).unwrap();
+    scribble_then_call(&d, &l, seed, scribbles);
+}
+
+/// As [`scribble_then_call_everything`], on `d` and `l`.
+fn scribble_then_call(
+    d: &SharedDict<u16, Vec<u8>>,
+    l: &SharedList<Vec<u8>>,
+    seed: u64,
+    scribbles: usize,
+) {
     for k in 0..10u16 {
         d.insert(&k, &vec![k as u8; k as usize]).unwrap();
         l.push(&vec![k as u8; k as usize]).unwrap();
@@ -433,6 +443,31 @@ fn poke(base: *mut u8, off: usize, v: u64) {
     // SAFETY: the offset is inside the heap block's prefix (checked), 8-aligned (the block is
     // 128-aligned), and only the calling test thread uses the block.
     unsafe { base.wrapping_add(off).cast::<u64>().write(v) };
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn forged_segment_bytes_give_errors_to_every_opener() {
+    for seed in 0..20u64 {
+        let (dn, ln) = (SegmentName::unique(), SegmentName::unique());
+        let d = SharedDict::<u16, Vec<u8>>::builder(&dn)
+            .capacity(16)
+            .arena_bytes(1024)
+            .create()
+            .unwrap();
+        let l = SharedList::<Vec<u8>>::builder(&ln)
+            .capacity(16)
+            .arena_bytes(1024)
+            .create()
+            .unwrap();
+        // The scribbling goes through the creator's mapping; the operations through a
+        // second handle, as another process would see it.
+        let d2 = SharedDict::<u16, Vec<u8>>::open(&dn).unwrap();
+        let l2 = SharedList::<Vec<u8>>::open(&ln).unwrap();
+        scribble_then_call(&d, &l, seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1, 8);
+        let _ = (d2.to_vec(), d2.insert(&1, &vec![1]), d2.len(), d2.clear());
+        let _ = (l2.to_vec(), l2.push(&vec![1]), l2.reverse(), l2.pop());
+    }
 }
 
 #[test]
