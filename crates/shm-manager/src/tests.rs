@@ -569,6 +569,15 @@ fn manager_hands_out_objects_by_key_and_removes_them() {
     let a = mgr.array::<i32>("a", &[1, 2, 3]).unwrap();
     let q = mgr.queue::<i64>("q", 10).unwrap();
     let lock = mgr.lock("lock").unwrap();
+    let (rl, sem, bsem, ev, cond, bar) = (
+        mgr.rlock("rl").unwrap(),
+        mgr.semaphore("s", 2).unwrap(),
+        mgr.bounded_semaphore("bs", 1).unwrap(),
+        mgr.event("e").unwrap(),
+        mgr.condition("c").unwrap(),
+        mgr.barrier("b", 2).unwrap(),
+    );
+    ev.set();
     let other_lock = mgr
         .segment_name("sem", shm_core::ObjectKind::Semaphore)
         .unwrap();
@@ -593,6 +602,11 @@ fn manager_hands_out_objects_by_key_and_removes_them() {
     assert_eq!(child.value::<i32>("v", 0).unwrap().load(), 3);
     assert_eq!(child.array::<i32>("a", &[]).unwrap().len(), 3);
     assert!(child.lock("lock").is_ok());
+    assert!(child.event("e").unwrap().is_set());
+    assert_eq!(child.semaphore("s", 0).unwrap().value(), 2);
+    assert_eq!(child.barrier("b", 0).unwrap().parties(), 2);
+    assert!(child.rlock("rl").is_ok() && child.condition("c").is_ok());
+    assert!(child.bounded_semaphore("bs", 0).is_ok());
     assert!(matches!(
         child.list::<i64>("data"),
         Err(ManagerError::WrongKind { .. })
@@ -602,7 +616,10 @@ fn manager_hands_out_objects_by_key_and_removes_them() {
         Err(ManagerError::Open { .. })
     ));
     let keys: Vec<String> = child.keys().unwrap().into_iter().map(|(k, _)| k).collect();
-    assert_eq!(keys, ["data", "l", "ns", "v", "a", "q", "lock", "sem"]);
+    assert_eq!(
+        keys,
+        ["data", "l", "ns", "v", "a", "q", "lock", "rl", "s", "bs", "e", "c", "b", "sem"]
+    );
     // Objects created through a child are the creating manager's too.
     child.dict::<u8, u8>("from_child").unwrap();
     let names: Vec<SegmentName> = child
@@ -620,6 +637,7 @@ fn manager_hands_out_objects_by_key_and_removes_them() {
         assert!(shm_core::Segment::exists(n), "{n:?} removed by an opener");
     }
     drop((d, l, ns, v, a, q, lock));
+    drop((rl, sem, bsem, ev, cond, bar));
     drop(mgr);
     for n in &names {
         assert!(!shm_core::Segment::exists(n), "{n:?} left behind");
