@@ -52,6 +52,15 @@ Cases
                          batches of 100 (loop unrolled x10)
     array_copy_{in,out}_{8M,256M}
                          one whole memcpy into / out of an mp.Array('d', n, lock=False)
+    pool_map_c1          mp.Pool(2).map(x*x, range(M), chunksize=1), M per batch
+                         (default 20000); ns per item
+    pool_map_c1000       the same at chunksize=1000, M default 200000
+    pool_apply           one pool.apply(x*x, (x,)) round trip on an mp.Pool(2)
+    pool_apply_async     M pool.apply_async(x*x, (x,)) then every .get(), M per batch
+                         (default 10000); ns per call
+    The pool cases do not pin: the pool's workers are forked from the parent and
+    would inherit its CPU; the parent is unpinned before the pool starts and the
+    workers run wherever the scheduler puts them.  Every case checks its values.
 
 Never hangs
     The parent does NOT pass timeouts to Queue.get / Connection.recv: in 3.11
@@ -96,8 +105,9 @@ ARRAY_CASES = {
     "array_copy_out_8M": ("out", 8 << 20),
     "array_copy_out_256M": ("out", 256 << 20),
 }
+POOL_CASES = ("pool_map_c1", "pool_map_c1000", "pool_apply", "pool_apply_async")
 SINGLE_PROCESS_CASES = (("lock_uncontended", "value_locked_inc", "dict_get", "dict_set",
-                         "list_append") + tuple(ARRAY_CASES))
+                         "list_append") + tuple(ARRAY_CASES) + POOL_CASES)
 ALL_CASES = TWO_PROCESS_CASES + SINGLE_PROCESS_CASES
 
 
@@ -665,6 +675,70 @@ def case_list_append(ctx, kids, cpu, a):
         for i in r10:
             ap(i); ap(i); ap(i); ap(i); ap(i); ap(i); ap(i); ap(i); ap(i); ap(i)
     return _plain_case(a, body, "l.append(i) on a list (ap = l.append hoisted)")
+def _square(x):
+    return x * x
+
+
+def _unpin():
+    try:
+        os.sched_setaffinity(0, range(os.cpu_count() or 1))
+    except (AttributeError, OSError):
+        pass
+
+
+POOL_WORKERS = 2
+POOL_DEFAULT_BATCH = {"pool_map_c1": 20000, "pool_map_c1000": 200000, "pool_apply_async": 10000}
+
+
+def case_pool(ctx, kids, cpu, a):
+    _unpin()
+    pc = time.perf_counter_ns
+    pool = ctx.Pool(POOL_WORKERS)
+    try:
+        if a.case == "pool_apply":
+            x = 0
+
+            def one():
+                nonlocal x
+                x = (x + 1) & 0xffff
+                t0 = pc()
+                y = pool.apply(_square, (x,))
+                t1 = pc()
+                if y != x * x:
+                    raise BenchError(f"apply({x}) gave {y}")
+                return t1 - t0
+
+            samples = collect(one, a.samples, a.max_seconds)
+            note = "one pool.apply(square, (x,)) round trip on mp.Pool(2), fork context, unpinned"
+            return "latency", 1, note, samples, True
+        m = a.batch if a.batch not in (None, 1) else POOL_DEFAULT_BATCH[a.case]
+        want = [x * x for x in range(m)]
+        if a.case == "pool_apply_async":
+            def one():
+                t0 = pc()
+                rs = [pool.apply_async(_square, (x,)) for x in range(m)]
+                got = [r.get() for r in rs]
+                t1 = pc()
+                if got != want:
+                    raise BenchError("apply_async gave wrong values")
+                return (t1 - t0) / m
+            note = f"ns per call: {m} pool.apply_async(square, (x,)) then every .get(), mp.Pool(2)"
+        else:
+            chunksize = 1 if a.case == "pool_map_c1" else 1000
+
+            def one():
+                t0 = pc()
+                got = pool.map(_square, range(m), chunksize)
+                t1 = pc()
+                if got != want:
+                    raise BenchError("map gave wrong values")
+                return (t1 - t0) / m
+            note = f"ns per item: pool.map(square, range({m}), chunksize={chunksize}) on mp.Pool(2)"
+        samples = collect(one, max(1, a.samples // 100), a.max_seconds, timeout=300.0)
+        return "throughput", m, note, samples, True
+    finally:
+        pool.terminate()
+        pool.join()
 
 
 CASES = {
@@ -681,6 +755,7 @@ CASES = {
     "lock_handoff": case_lock_handoff,
     "value_locked_inc": case_value_locked_inc,
     **{c: case_array_copy for c in ARRAY_CASES},
+    **{c: case_pool for c in POOL_CASES},
 }
 
 
@@ -698,7 +773,7 @@ def parse_args(argv):
         p.error("--max-seconds must be > 0")
     if a.case in TWO_PROCESS_CASES and a.pin == "single":
         p.error(f"--pin single is for single-process cases; {a.case} needs split or same")
-    if a.batch not in (None, 1) and a.case not in ("queue_tp", "lock_handoff"):
+    if a.batch not in (None, 1) and a.case not in ("queue_tp", "lock_handoff") + POOL_CASES:
         log(f"--batch is only used by queue_tp and lock_handoff; ignored for {a.case}")
     return a
 

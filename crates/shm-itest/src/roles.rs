@@ -4,6 +4,7 @@ pub mod array;
 pub mod core;
 pub mod lock;
 pub mod manager;
+pub mod pool;
 pub mod process;
 pub mod queue;
 pub mod value;
@@ -19,5 +20,6 @@ pub fn all() -> Roles {
     let roles = value::register(roles);
     let roles = array::register(roles);
     let roles = manager::register(roles);
+    let roles = pool::register(roles);
     queue::register(roles)
 }

@@ -28,6 +28,8 @@
 //!   a non-daemon child whose handle is dropped while it runs is reported on stderr and joined
 //!   when the parent's role function returns ([`join_children`]).
 //! - [`current_process`] (name, pid, parent pid, role) and [`cpu_count`].
+//! - [`pool`]: Python's `Pool` over shared-memory queues: registered, typed tasks; `apply`,
+//!   `map`, `starmap`, `imap` and their async forms; a killed worker fails only its task.
 //! - The older string form stays for programs that pass plain argv: [`ProcessBuilder::arg`],
 //!   [`Roles::role`] with `fn(&[String]) -> i32`, [`role_args`].
 //!
@@ -71,6 +73,21 @@
 //! }
 //! ```
 //!
+//! ## From Python
+//!
+//! | Python | here |
+//! |---|---|
+//! | `def f(q, n): ...` | `fn f((q, n): (Shared<SpscQueue<u64>>, u32)) -> Result<(), E>` |
+//! | `if __name__ == "__main__":` | `Roles::new().register(F, f).run();` first in `main` |
+//! | `Process(target=f, args=(q, n), name="w", daemon=True)` | `F.builder(&(q, n))?.name("w").daemon(true)` |
+//! | `p.start()` | [`ProcessBuilder::start`] |
+//! | `p.join()`, `p.join(5)` | [`Process::join`], [`Process::join_timeout`] |
+//! | `p.is_alive()`, `p.exitcode`, `p.pid`, `p.name` | the methods of the same names |
+//! | `p.terminate()`, `p.kill()` | [`Process::terminate`], [`Process::kill`] |
+//! | the child's traceback | its stderr, and [`Process::error`] in the parent |
+//! | `current_process().name`, `os.getppid()` | [`current_process`]`().name()`, `.parent_pid()` |
+//! | `os.process_cpu_count()` | [`cpu_count`] |
+//!
 //! ## How it travels
 //!
 //! The role, the child's name, whether it is a daemon and the JSON of its argument go in
@@ -88,12 +105,14 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod current;
+pub mod pool;
 mod process;
 mod role;
 mod roles;
 mod shared;
 
 pub use current::{cpu_count, current_process, CurrentProcess};
+pub use pool::{AsyncResult, Pool, Registry, Task};
 pub use process::{join_children, ExitStatus, Process, ProcessBuilder};
 pub use role::{ArgsError, Role, MAX_ARGS_LEN};
 pub use roles::{

@@ -16,8 +16,13 @@
 //!   per-slot stamps), with the exact guarantee for producers killed mid-push in its docs.
 //! - [`bytes`], [`pipe`], [`joinable`]: variable-length byte messages, `Pipe`, and
 //!   `JoinableQueue`.
-//! - [`error`]: [`PushError<T>`] (hands the item back), [`PopError`], [`RoleError`],
-//!   [`BuildError`].
+//! - [`error`]: one error enum per operation, crossbeam-channel style: [`TryPushError<T>`],
+//!   [`PushError<T>`], [`PushTimeoutError<T>`] (each hands the item back), [`TryPopError`],
+//!   [`PopError`], [`PopTimeoutError`]; [`RoleError`]. Builders
+//!   follow the workspace's convention: `.mode(u32)`, `.open_timeout(..)`,
+//!   `.wait_strategy(..)`, `.capacity(n)`; `create()` returns [`shm_core::CreateError`],
+//!   `open()` and `open_or_create()` return [`shm_core::OpenError`], and an opener adopts
+//!   everything the header records.
 //! - [`role`]: producer/consumer role claims in a segment, with takeover from dead holders.
 //!   Every blocking call waits through [`shm_core::EventCount::wait_until`], the workspace's
 //!   one wait loop, and checks its peers' liveness once per sleep slice.
@@ -66,7 +71,9 @@ pub mod pipe;
 pub mod role;
 pub mod spsc;
 
-pub use error::{BuildError, PopError, PushError, RoleError};
+pub use error::{
+    PopError, PopTimeoutError, PushError, PushTimeoutError, RoleError, TryPopError, TryPushError,
+};
 pub use inspect::QueueSnapshot;
 pub use mpmc::MpmcQueue;
 pub use spsc::SpscQueue;

@@ -1,7 +1,7 @@
 //! Operation-sequence model check of the typed rings against a `VecDeque` (used by the fuzz
 //! target `queue_ops`, and by a unit test here). Not part of the stable API.
 
-use crate::error::{PopError, PushError};
+use crate::error::{TryPopError, TryPushError};
 use crate::{mpmc, spsc};
 use std::collections::VecDeque;
 
@@ -12,13 +12,13 @@ enum Ring {
 }
 
 impl Ring {
-    fn try_push(&mut self, v: u32) -> Result<(), PushError<u32>> {
+    fn try_push(&mut self, v: u32) -> Result<(), TryPushError<u32>> {
         match self {
             Ring::Spsc(p, _) => p.try_push(v),
             Ring::Mpmc(p, _) => p.try_push(v),
         }
     }
-    fn try_pop(&mut self) -> Result<u32, PopError> {
+    fn try_pop(&mut self) -> Result<u32, TryPopError> {
         match self {
             Ring::Spsc(_, c) => c.try_pop(),
             Ring::Mpmc(_, c) => c.try_pop(),
@@ -77,7 +77,11 @@ pub fn check_ops(ops: &[u8]) {
                     assert_eq!(r, Ok(()), "step {step}: push to a non-full ring");
                     model.push_back(next);
                 } else {
-                    assert_eq!(r, Err(PushError::Full(next)), "step {step}: push when full");
+                    assert_eq!(
+                        r,
+                        Err(TryPushError::Full(next)),
+                        "step {step}: push when full"
+                    );
                 }
                 next += 1;
             }
@@ -85,7 +89,7 @@ pub fn check_ops(ops: &[u8]) {
                 let r = ring.try_pop();
                 match model.pop_front() {
                     Some(v) => assert_eq!(r, Ok(v), "step {step}: pop"),
-                    None => assert_eq!(r, Err(PopError::Empty), "step {step}: pop when empty"),
+                    None => assert_eq!(r, Err(TryPopError::Empty), "step {step}: pop when empty"),
                 }
             }
             5 => {

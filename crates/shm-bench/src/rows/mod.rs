@@ -10,6 +10,7 @@ pub mod bytes;
 pub mod iceoryx;
 pub mod lock;
 pub mod manager;
+pub mod pool;
 pub mod python;
 pub mod queue;
 pub mod value;
@@ -194,6 +195,7 @@ pub fn groups() -> Vec<Group> {
     g.extend(value::groups());
     g.extend(array::groups());
     g.extend(manager::groups());
+    g.extend(pool::groups());
     g
 }
 
@@ -206,6 +208,7 @@ pub fn cases() -> Vec<Case> {
     c.extend(value::cases());
     c.extend(array::cases());
     c.extend(manager::cases());
+    c.extend(pool::cases());
     c
 }
 
@@ -216,7 +219,8 @@ pub fn roles(r: Roles) -> Roles {
     let r = lock::roles(r);
     let r = value::roles(r);
     let r = array::roles(r);
-    manager::roles(r)
+    let r = manager::roles(r);
+    pool::roles(r)
 }
 
 #[cfg(test)]
