@@ -424,7 +424,7 @@ impl<K, V> fmt::Debug for SharedDict<K, V> {
     }
 }
 
-impl<K, V> Kind for SharedDict<K, V> {
+impl<K: DeserializeOwned, V: DeserializeOwned> Kind for SharedDict<K, V> {
     const KIND: ObjectKind = ObjectKind::Dict;
     fn type_names() -> String {
         format!(
@@ -439,6 +439,12 @@ impl<K, V> Kind for SharedDict<K, V> {
             std::mem::align_of::<K>(),
             std::mem::size_of::<V>(),
             std::mem::align_of::<V>(),
+        ]
+    }
+    fn schema() -> [u64; 2] {
+        [
+            crate::schema::schema_hash::<K>(),
+            crate::schema::schema_hash::<V>(),
         ]
     }
     fn index_words(capacity: u64) -> u64 {

@@ -34,7 +34,9 @@
 //!   reports the dead holder, and the next locker finishes a committed change. The protocol
 //!   and its state table are in the [`store`] module.
 //! - **Types checked on open.** The header records a fingerprint of the key and value
-//!   types (type names, sizes, alignments); opening with other types is
+//!   types (type names, sizes, alignments, and a hash of the serde schema their
+//!   `Deserialize` asks for: struct, field, enum and variant names, primitive kinds); opening
+//!   with other types is
 //!   [`OpenError::Mismatch`](shm_core::OpenError::Mismatch).
 //! - **Untrusted bytes.** Another process can scribble anything over a segment: every word
 //!   and length is checked before use, so forged bytes give [`Corrupt`] errors, never a
@@ -71,6 +73,7 @@ mod guard;
 mod list;
 mod manager;
 mod namespace;
+mod schema;
 pub mod store;
 
 pub use builder::{Builder, DEFAULT_BYTES_PER_ENTRY, DEFAULT_CAPACITY};

@@ -51,13 +51,16 @@ impl<T> fmt::Debug for SharedList<T> {
     }
 }
 
-impl<T> Kind for SharedList<T> {
+impl<T: DeserializeOwned> Kind for SharedList<T> {
     const KIND: ObjectKind = ObjectKind::List;
     fn type_names() -> String {
         std::any::type_name::<T>().to_string()
     }
     fn layout() -> [usize; 4] {
         [std::mem::size_of::<T>(), std::mem::align_of::<T>(), 0, 0]
+    }
+    fn schema() -> [u64; 2] {
+        [crate::schema::schema_hash::<T>(), 0]
     }
     fn index_words(capacity: u64) -> u64 {
         capacity
