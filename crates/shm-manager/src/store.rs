@@ -50,7 +50,7 @@
 
 use crate::error::{Corrupt, Exhausted, ReadError, WriteError};
 use crate::guard::{self, Held, LockFail};
-use shm_core::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use shm_core::{Deadline, Home, OpenError, WaitStrategy};
 use std::ptr::NonNull;
 use std::time::Duration;
