@@ -22,7 +22,7 @@ macro_rules! open {
         <$ty>::builder($name)
             .open_timeout(OPEN_TIMEOUT)
             .open()
-            .map_err(|e| corrupt($name, e))?
+            .map_err(|e| open_failed($name, e))?
     };
 }
 
@@ -144,6 +144,16 @@ macro_rules! with_typecode {
             }
         }
     };
+}
+
+/// An open that failed after the listing found the segment: gone meanwhile, or corrupt.
+pub(crate) fn open_failed(name: &SegmentName, e: shm_core::OpenError) -> CliError {
+    match e {
+        shm_core::OpenError::NotFound { .. } => CliError::NotFound {
+            name: name.as_str().into(),
+        },
+        other => corrupt(name, other),
+    }
 }
 
 fn corrupt(name: &SegmentName, e: impl std::fmt::Display) -> CliError {
@@ -420,16 +430,8 @@ fn read_live(name: &SegmentName, seg: &Segment) -> Result<Fields, CliError> {
             }
         }
         ObjectKind::SpscBytes | ObjectKind::MpmcBytes => {
-            let mode = if h.kind() == ObjectKind::SpscBytes {
-                shm_queue::bytes::Flavor::Spsc
-            } else {
-                shm_queue::bytes::Flavor::Mpmc
-            };
-            let q = shm_queue::bytes::ByteQueue::builder(name)
-                .flavor(mode)
-                .open_timeout(OPEN_TIMEOUT)
-                .open()
-                .map_err(|e| corrupt(name, e))?;
+            // The opener adopts the flavor (SPSC or MPMC) from the header.
+            let q = open!(shm_queue::bytes::ByteQueue, name);
             f.push(("max_message", json!(q.max_message())));
             queue_fields(q.snapshot(), &mut f);
         }

@@ -231,7 +231,7 @@ fn child_creates_and_persists_parent_opens_then_unlinks_by_name() {
     assert_eq!(seg.header().kind(), ObjectKind::RawArray);
     assert_eq!(seg.header().count(), 33);
     assert_eq!(seg.header().creator().pid(), pid);
-    assert!(!seg.header().creator().is_alive());
+    assert_eq!(seg.header().creator().liveness(), Liveness::Dead);
     assert!(seg.is_ready());
     assert_pattern(&seg, 33);
     drop(seg);

@@ -519,8 +519,12 @@ impl Ring {
         (head, c.tail.0.load(Ordering::Acquire))
     }
 
-    /// Messages queued (exact when quiescent; clamped to `0..=cap` against garbage).
+    /// Messages queued (exact when quiescent; clamped to `0..=cap` against garbage; 0 once
+    /// poisoned, when none can be popped).
     pub(crate) fn len(&self) -> u64 {
+        if self.is_poisoned() {
+            return 0;
+        }
         let c = self.ctl();
         let tail = c.tail.0.load(Ordering::Acquire);
         let head = c.head.0.load(Ordering::Acquire);
@@ -1738,7 +1742,12 @@ mod tests {
             rx.pop_timeout(Duration::from_secs(5)),
             Err(BytesPopError::Corrupt)
         );
-        assert_eq!(q.len(), 2, "nothing was consumed");
+        assert_eq!(q.shared.ring.positions(), (0, 2), "nothing was consumed");
+        assert_eq!(
+            q.len(),
+            0,
+            "a poisoned queue holds nothing that can be popped"
+        );
     }
 
     /// Regression: a slot stamp ahead of `head` used to make every pop return Corrupt while

@@ -7,6 +7,20 @@
 //! producer has gone (dropped its handle or died); processes that die mid-operation do not
 //! strand the others.
 //!
+//! ## Semantics every queue shares
+//!
+//! - `Disconnected` means that peers *had* attached and all of them left or died (or, for
+//!   pops, only once the queue is drained). A consumer on a queue no producer has attached to
+//!   yet simply waits, with its timeout.
+//! - A role is taken over only from a holder that is [`Dead`](shm_core::Liveness::Dead);
+//!   one whose liveness cannot be told (`Unknown`) keeps it.
+//! - An index, stamp or length read from the segment that cannot be right *poisons* the queue:
+//!   every later push and pop, in every process, fails at once with `Corrupt`; nothing is
+//!   delivered from it any more (its items are lost; make a new queue).
+//! - A timed call reads the clock only once it has to wait.
+//! - Typed messages (serde, on by default through the `serde` feature) travel over the byte
+//!   queues, `JoinableQueue` and `Pipe` (module `codec`).
+//!
 //! ## Items
 //!
 //! - [`spsc`]: [`SpscQueue<T>`], one producer and one consumer of fixed-size elements

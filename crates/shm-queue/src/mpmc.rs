@@ -252,7 +252,7 @@ impl<T: Element> Shared<T> {
         let head = c.head.0.load(Ordering::Acquire);
         let tail = c.tail.0.load(Ordering::Acquire);
         let n = tail.wrapping_sub(head);
-        if (n as i64) < 0 {
+        if (n as i64) < 0 || c.sync.0.is_poisoned() {
             0
         } else {
             n.min(self.cap) as usize
@@ -1092,6 +1092,30 @@ impl<T: Element> Consumer<T> {
     /// Whether the queue was closed.
     pub fn is_closed(&self) -> bool {
         self.shared.ctl().sync.0.is_closed()
+    }
+}
+
+#[cfg(any(test, feature = "test-hooks"))]
+impl<T: Element> Consumer<T> {
+    /// Test hook: writes an impossible stamp or index, as a process scribbling over the
+    /// segment would: 0, the stamp at `head` two laps ahead; 1, `tail = u64::MAX`; otherwise
+    /// the stamp at `tail` more than a lap behind.
+    pub(crate) fn forge_index(&self, what: u8) {
+        let s = &self.shared;
+        let c = s.ctl();
+        let head = c.head.0.load(Ordering::Acquire);
+        let tail = c.tail.0.load(Ordering::Acquire);
+        match what {
+            0 => s.stamp(head).store(
+                head.wrapping_add(2 * s.cap).wrapping_mul(4) + FULL,
+                Ordering::Release,
+            ),
+            1 => c.tail.0.store(u64::MAX, Ordering::Release),
+            _ => s.stamp(tail).store(
+                tail.wrapping_sub(3 * s.cap).wrapping_mul(4) + FULL,
+                Ordering::Release,
+            ),
+        }
     }
 }
 

@@ -1104,6 +1104,28 @@ impl<T: Element> Consumer<T> {
     }
 }
 
+#[cfg(any(test, feature = "test-hooks"))]
+impl<T: Element> Consumer<T> {
+    /// Test hook: writes an impossible index into the control block, as a process scribbling
+    /// over the segment would: 0, `tail = u64::MAX`; 1, `head` one past `tail`; otherwise
+    /// `tail` more than the capacity past `head`.
+    pub(crate) fn forge_index(&self, what: u8) {
+        let c = self.shared.ctl();
+        let head = c.head.0.load(Ordering::Acquire);
+        match what {
+            0 => c.tail.0.store(u64::MAX, Ordering::Release),
+            1 => c.head.0.store(
+                c.tail.0.load(Ordering::Acquire).wrapping_add(1),
+                Ordering::Release,
+            ),
+            _ => c.tail.0.store(
+                head.wrapping_add(self.shared.cap).wrapping_add(1),
+                Ordering::Release,
+            ),
+        }
+    }
+}
+
 impl<T: Element> Drop for Consumer<T> {
     fn drop(&mut self) {
         let s = &self.shared;

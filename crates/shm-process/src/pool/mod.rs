@@ -709,7 +709,8 @@ impl Pool {
     }
 
     /// Runs `task` on every item, yielding each result in the order of the items as it
-    /// becomes available (Python: `imap`; chunk size 1 unless given).
+    /// becomes available (Python: `imap`; chunk size 1 unless given). The items are taken and
+    /// encoded now (Python's `imap` reads its iterable lazily, in a thread).
     ///
     /// # Errors
     ///
@@ -817,6 +818,15 @@ impl Pool {
         Ok(())
     }
 }
+
+// A pool is shared between threads by reference; its results move between threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    const fn send<T: Send>() {}
+    send_sync::<Pool>();
+    send::<AsyncResult<Vec<String>>>();
+    send::<Imap<String>>();
+};
 
 impl Drop for Pool {
     fn drop(&mut self) {
