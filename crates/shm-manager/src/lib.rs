@@ -10,7 +10,7 @@
 //!
 //! - [`SharedDict<K, V>`]: serde keys and values; `get`, `insert`, `remove`,
 //!   `contains_key`, `len`, `clear`, `update` (read-modify-write under the lock), snapshots.
-//! - [`SharedList<T>`]: `push`, `extend`, `pop`, `insert`, `get`, `set`, `len`, `reverse`,
+//! - [`SharedList<T>`]: `push`, `extend`, `pop`, `pop_at`, `insert`, `get`, `set`, `len`, `reverse`,
 //!   `sort`, `to_vec`.
 //! - [`Namespace`]: named fields of any serde type, each checked against the type it was set
 //!   with.

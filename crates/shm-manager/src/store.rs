@@ -50,9 +50,9 @@
 
 use crate::error::{Corrupt, Exhausted, ReadError, WriteError};
 use crate::guard::{self, Held, LockFail};
-use std::sync::atomic::{AtomicU64, Ordering};
 use shm_core::{Deadline, Home, OpenError, WaitStrategy};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 const ROOT_OFF: usize = 64;

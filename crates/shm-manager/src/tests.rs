@@ -201,6 +201,9 @@ fn list_smoke_and_python_semantics() {
     assert_eq!(l.to_vec().unwrap(), [-1, 1, 2, 3, 4, 9, 50]);
     l.sort_by(|a, b| b.cmp(a)).unwrap();
     assert_eq!(l.to_vec().unwrap(), [50, 9, 4, 3, 2, 1, -1]);
+    assert_eq!(l.pop_at(1).unwrap(), Some(9));
+    assert_eq!(l.pop_at(9).unwrap(), None);
+    assert_eq!(l.to_vec().unwrap(), [50, 4, 3, 2, 1, -1]);
     l.clear().unwrap();
     assert!(l.is_empty().unwrap());
     assert_eq!(l.pop().unwrap(), None);
@@ -287,6 +290,10 @@ fn list_matches_a_vec_model() {
                 if ok {
                     model[i] = v;
                 }
+            }
+            4 if r.is_multiple_of(3) => {
+                let want = (i < model.len()).then(|| model.remove(i));
+                assert_eq!(l.pop_at(i).unwrap(), want, "pop_at {i}");
             }
             4 => assert_eq!(l.pop().unwrap(), model.pop()),
             5 => assert_eq!(l.get(i).unwrap(), model.get(i).cloned()),
