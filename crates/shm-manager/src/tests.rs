@@ -734,3 +734,22 @@ fn a_forged_lock_owner_is_taken_over_not_waited_for() {
     d.insert(&2, &2).unwrap();
     assert_eq!(d.len().unwrap(), 2);
 }
+
+#[test]
+fn errors_and_handles_cross_threads_and_box_into_dyn_error() {
+    fn send_sync_static<T: Send + Sync + 'static>() {}
+    fn error<E: std::error::Error + Send + Sync + 'static>() {}
+    send_sync_static::<SharedDict<String, Vec<u8>>>();
+    send_sync_static::<SharedList<String>>();
+    send_sync_static::<Namespace>();
+    send_sync_static::<Manager>();
+    error::<ReadError>();
+    error::<WriteError>();
+    error::<IndexError>();
+    error::<FieldError>();
+    error::<ManagerError>();
+    error::<Corrupt>();
+    let boxed: Box<dyn std::error::Error + Send + Sync> =
+        WriteError::Full(Exhausted::Entries { capacity: 1 }).into();
+    assert!(boxed.to_string().contains("full"));
+}
