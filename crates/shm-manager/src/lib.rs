@@ -74,6 +74,7 @@ mod list;
 mod manager;
 mod namespace;
 mod schema;
+mod shared;
 pub mod store;
 
 pub use builder::{Builder, DEFAULT_BYTES_PER_ENTRY, DEFAULT_CAPACITY};

@@ -753,3 +753,36 @@ fn errors_and_handles_cross_threads_and_box_into_dyn_error() {
         WriteError::Full(Exhausted::Entries { capacity: 1 }).into();
     assert!(boxed.to_string().contains("full"));
 }
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn objects_open_as_typed_role_arguments() {
+    use shm_process::Shared;
+    let mgr = Manager::create(&SegmentName::unique()).unwrap();
+    let d = mgr.dict::<String, i64>("data").unwrap();
+    d.insert("k", &7).unwrap();
+    let opened = mgr.shared().open().unwrap();
+    assert!(!opened.is_creator());
+    assert_eq!(
+        opened
+            .dict::<String, i64>("data")
+            .unwrap()
+            .get("k")
+            .unwrap(),
+        Some(7)
+    );
+    let name = mgr.segment_name_of("data").unwrap().unwrap();
+    assert_eq!(
+        Shared::<SharedDict<String, i64>>::new(&name)
+            .open()
+            .unwrap()
+            .len()
+            .unwrap(),
+        1
+    );
+    assert!(Shared::<SharedDict<String, String>>::new(&name)
+        .open()
+        .is_err());
+    assert!(Shared::<SharedList<i64>>::new(&name).open().is_err());
+    assert!(Shared::<Namespace>::new(&name).open().is_err());
+}
