@@ -1,7 +1,7 @@
 //! Uncontended lock acquire+release: shm-lock's `Lock` and `RLock` (in a real segment) beside
 //! `std::sync::Mutex`, `parking_lot::Mutex` and `raw_sync`'s process-shared mutex, in one
 //! group so that every figure reads as a ratio from one run. The budget (ARCHITECTURE.md) is
-//! `Lock` within 1.2x of `std::sync::Mutex`.
+//! `Lock` within 1.0x of `std::sync::Mutex`.
 //!
 //! Also: contended acquire+release while another thread, or for `Lock` another *process*
 //! (this bench binary re-run in the role `locker`), hammers the same lock: a figure for the

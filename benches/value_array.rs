@@ -5,8 +5,9 @@
 //! - `value_fetch_add`: `Value<i64>::fetch_add` and `RawValue<i64>::fetch_add` (real
 //!   segments) against `AtomicI64::fetch_add`.
 //! - `value_load`: `Value<i64>::load` against `AtomicI64::load`.
-//! - `value_update_locked`: `Value<i64>::update(|x| x + 1)` (lock + CAS + unlock) against
-//!   `std::sync::Mutex<i64>` and `parking_lot::Mutex<i64>` increments.
+//! - `value_update_locked`: `Value<i64>::update(|x| x + 1)` (lock, load, store, unlock) and
+//!   the same through a `ValueGuard`, against `std::sync::Mutex<i64>` and
+//!   `parking_lot::Mutex<i64>` increments. Budget: `update` within 1.2x of std's `Mutex`.
 //! - `array_bulk_8MB` (and `array_bulk_256MB` with `SHM_BENCH_LARGE=1`): `Array<f64>` and
 //!   `RawArray<f64>` `copy_from_slice`/`copy_to_slice` against `copy_from_slice` on a `Vec`.
 //! - `array_element`: per-element `get`/`set` of `Array<f64>` (takes the lock),
@@ -50,6 +51,13 @@ fn value_ops(c: &mut Criterion) {
     let mut g = c.benchmark_group("value_update_locked");
     g.bench_function("shm_value::Value<i64>::update", |b| {
         b.iter(|| black_box(v.update(|x| x + 1).ok()))
+    });
+    g.bench_function("shm_value::Value<i64>::lock guard += 1", |b| {
+        b.iter(|| {
+            if let Ok(g) = v.lock() {
+                g.set(g.get() + 1);
+            }
+        })
     });
     g.bench_function("std::sync::Mutex<i64>", |b| {
         b.iter(|| {

@@ -40,7 +40,7 @@ fn child_negate(args: &[String]) -> Res {
 fn child_count(args: &[String]) -> Res {
     let counter = Value::<i64>::open(&name(&args[0])?)?;
     for _ in 0..1000 {
-        counter.update(|x| x + 1).map_err(|e| e.to_string())?;
+        counter.update(|x| x + 1)?;
     }
     Ok(())
 }
@@ -57,7 +57,7 @@ fn child_produce(args: &[String]) -> Res {
 fn child_hold_lock(args: &[String]) -> Res {
     let lock = Lock::builder(&name(&args[0])?).open()?;
     let holding = Event::builder(&name(&args[1])?).open()?;
-    let _guard = lock.lock().map_err(|e| e.to_string())?;
+    let _guard = lock.lock()?;
     holding.set();
     std::thread::sleep(Duration::from_secs(60)); // killed long before this ends
     Ok(())

@@ -41,23 +41,9 @@ fn u64_at(data: &[u8], offset: usize) -> Option<u64> {
     Some(u64::from_le_bytes(bytes.try_into().ok()?))
 }
 
-/// FNV-1a 64 over the checksummed bytes of a header (as documented in shm-core's
-/// `header.rs`): `magic` to `creator_start` except `state` and the reserved word, then `format`.
+/// The header checksum: shm-core's one definition ([`shm_core::header::checksum`]).
 pub fn header_checksum(header: &[u8; HEADER_SIZE]) -> u64 {
-    let mut sum: u64 = 0xcbf2_9ce4_8422_2325;
-    let ranges = [
-        offsets::MAGIC..offsets::STATE,
-        offsets::TYPECODE..offsets::CREATOR_PID + 4,
-        offsets::CREATOR_START..offsets::CHECKSUM,
-        offsets::FORMAT..offsets::FORMAT + 64,
-    ];
-    for r in ranges {
-        for &b in &header[r] {
-            sum ^= u64::from(b);
-            sum = sum.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    sum
+    shm_core::header::checksum(header)
 }
 
 /// `data` with a matching checksum written into its header (if it has a whole header), so that

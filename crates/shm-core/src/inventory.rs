@@ -829,6 +829,75 @@ mod tests {
         }
     }
 
+    fn info(state: SegmentState, creator: Option<Liveness>, users: Users, age: u64) -> SegmentInfo {
+        SegmentInfo {
+            name: SegmentName::new("x").unwrap(),
+            state,
+            file_len: 0,
+            kind: None,
+            layout: None,
+            format: String::new(),
+            count: None,
+            body_len: None,
+            creator: creator.map(|_| ProcessId::from_parts(42, 1)),
+            creator_liveness: creator,
+            users,
+            age: Some(Duration::from_secs(age)),
+            mode: 0o600,
+            owner_uid: 0,
+            locked: false,
+            file_id: None,
+        }
+    }
+
+    #[test]
+    fn abandonment_rule() {
+        use Liveness::{Alive, Dead, Unknown};
+        use SegmentState as S;
+        let none = || Users::Known(vec![]);
+        let old = RECLAIM_GRACE.as_secs() + 1;
+        // Dead creator, unused: garbage, published or not.
+        for state in [S::Ready, S::Initialising, S::Corrupt { reason: "x".into() }] {
+            assert!(
+                info(state.clone(), Some(Dead), none(), 0).is_abandoned(),
+                "{state}"
+            );
+            // A creator alive or unknown keeps it.
+            assert!(!info(state.clone(), Some(Alive), none(), old).is_abandoned());
+            assert!(!info(state.clone(), Some(Unknown), none(), old).is_abandoned());
+            // Creator dead is not unused.
+            assert!(!info(state.clone(), Some(Dead), Users::Known(vec![5]), 0).is_abandoned());
+            let unknown = Users::Unknown { seen: vec![] };
+            assert!(!info(state.clone(), Some(Dead), unknown, 0).is_abandoned());
+        }
+        let mut locked = info(S::Ready, Some(Dead), none(), 0);
+        locked.locked = true;
+        assert!(!locked.is_abandoned(), "a handle holds its lock");
+        // No creator named: only after the grace period.
+        for state in [S::Empty, S::NoHeader, S::Initialising] {
+            assert!(
+                !info(state.clone(), None, none(), 0).is_abandoned(),
+                "{state}"
+            );
+            assert!(
+                info(state.clone(), None, none(), old).is_abandoned(),
+                "{state}"
+            );
+        }
+        // Never: foreign files, non-files, unreadable ones, a Ready segment with no creator.
+        for state in [
+            S::Foreign,
+            S::NotRegularFile { found: "FIFO" },
+            S::Unreadable,
+            S::Ready,
+        ] {
+            assert!(
+                !info(state.clone(), None, none(), old).is_abandoned(),
+                "{state}"
+            );
+        }
+    }
+
     #[test]
     fn users_display() {
         assert_eq!(Users::Known(vec![]).to_string(), "none");

@@ -32,7 +32,10 @@
 //! `&dyn LivenessProbe` (or a generic `P: LivenessProbe`) instead of asking the OS themselves.
 //! Production code passes [`OsProbe`]; a loom model passes a closure, which is a probe too
 //! (`impl<F: Fn(u64) -> Liveness> LivenessProbe for F`), and flips a loom atomic to "kill" a
-//! participant at a point loom chooses:
+//! participant at a point loom chooses. Under `--cfg loom`, [`ThreadWord::current`] uses a
+//! loom thread-local, so call it inside `loom::model` (each model thread gets its own word);
+//! the model `liveness::loom_tests::injected_death_allows_takeover_and_never_before` in this
+//! crate is a complete example. Outside loom it looks like this:
 //!
 //! ```
 //! use shm_core::{Liveness, LivenessProbe, ThreadWord};

@@ -196,6 +196,13 @@ impl Segment {
     }
 }
 
+// Handles move between threads and are shared by them (the body is reached through raw pointers
+// and atomics only).
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Segment>();
+};
+
 impl Drop for Segment {
     fn drop(&mut self) {
         if self.unlinks_on_drop() {

@@ -181,7 +181,7 @@ impl Drop for ShmFile {
 
 fn open_any(name: &SegmentName) -> Result<Segment, OpenError> {
     Segment::builder(name, ObjectKind::RawArray)
-        .timeout(SHORT)
+        .open_timeout(SHORT)
         .open()
 }
 
@@ -231,7 +231,7 @@ fn child_creates_and_persists_parent_opens_then_unlinks_by_name() {
     assert_eq!(seg.header().kind(), ObjectKind::RawArray);
     assert_eq!(seg.header().count(), 33);
     assert_eq!(seg.header().creator().pid(), pid);
-    assert!(!seg.header().creator().is_alive());
+    assert_eq!(seg.header().creator().liveness(), Liveness::Dead);
     assert!(seg.is_ready());
     assert_pattern(&seg, 33);
     drop(seg);
@@ -307,7 +307,7 @@ fn opener_arriving_mid_initialisation_waits_for_ready() {
     // The creator is inside its init (which fills the body only after sleeping): the open
     // must wait for READY, then see the whole pattern.
     let seg = int_array(&name, COUNT)
-        .timeout(OUTCOME_BOUND)
+        .open_timeout(OUTCOME_BOUND)
         .open()
         .expect("open during initialisation");
     assert!(!seg.is_creator());
@@ -391,7 +391,7 @@ fn foreign_file_with_a_zero_state_word_is_not_ours_at_once() {
     bytes[offsets::STATE..offsets::STATE + 4].fill(0);
     let f = ShmFile::new(&bytes);
     let err = Segment::builder(&f.0, ObjectKind::RawArray)
-        .timeout(OUTCOME_BOUND)
+        .open_timeout(OUTCOME_BOUND)
         .open()
         .unwrap_err();
     assert!(matches!(err, OpenError::NotOurs { .. }), "{err:?}");
@@ -478,7 +478,7 @@ fn flipped_count_byte_is_a_bad_checksum() {
     }
     // With the checksum rewritten to match, the count is what an opener then checks.
     reseal(&name);
-    match int_array(&name, 8).timeout(SHORT).open() {
+    match int_array(&name, 8).open_timeout(SHORT).open() {
         Err(OpenError::WrongCount { expected, found }) => assert_eq!((expected, found), (8, 9)),
         other => panic!("expected WrongCount, got {other:?}"),
     }
@@ -623,7 +623,7 @@ fn wrong_kind_layout_and_count() {
     let name = SegmentName::unique();
     let _seg = create_int_array(&name, 8);
     match Segment::builder(&name, ObjectKind::Array)
-        .timeout(SHORT)
+        .open_timeout(SHORT)
         .open()
     {
         Err(OpenError::WrongKind { expected, found }) => {
@@ -633,13 +633,13 @@ fn wrong_kind_layout_and_count() {
     }
     let err = Segment::builder(&name, ObjectKind::RawArray)
         .layout(ElementLayout::of_typecode(TypeCode::Double))
-        .timeout(SHORT)
+        .open_timeout(SHORT)
         .open()
         .unwrap_err();
     assert!(matches!(err, OpenError::WrongLayout { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains('d') && msg.contains('i'), "{msg}");
-    match int_array(&name, 9).timeout(SHORT).open() {
+    match int_array(&name, 9).open_timeout(SHORT).open() {
         Err(OpenError::WrongCount { expected, found }) => assert_eq!((expected, found), (9, 8)),
         other => panic!("expected WrongCount, got {other:?}"),
     }
@@ -654,7 +654,7 @@ fn platform_aliases_open_each_other_and_nothing_else() {
     let open_as = |name: &SegmentName, tc: TypeCode| {
         Segment::builder(name, ObjectKind::RawValue)
             .layout(ElementLayout::of_typecode(tc))
-            .timeout(SHORT)
+            .open_timeout(SHORT)
             .open()
     };
     let create_as = |tc: TypeCode| {

@@ -549,3 +549,43 @@ impl Object for Barrier {
         })
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// The broken/reset-round race of the old single `broken_tag`: a waiter of round 0 that
+    /// wakes only after its round broke, a reset, and a later round broke too, must still see
+    /// its own round as broken; and one whose round passed must see it passed although a
+    /// later round broke.
+    #[test]
+    fn each_round_keeps_its_own_outcome() {
+        let r0 = 0u64;
+        let broke = next_round(r0, true); // round 0 broken
+        let reset = next_round(broke, false); // round 1 ended by a reset with nobody waiting
+        let broke_again = next_round(reset, true); // round 2 broken
+        assert!(matches!(
+            outcome(broke_again, 0, 1),
+            Some(Err(BarrierError::Broken))
+        ));
+        assert!(matches!(outcome(broke_again, 1, 1), Some(Ok(1))));
+        assert!(outcome(broke_again, 3, 0).is_none(), "round 3 still runs");
+
+        let passed = next_round(r0, false);
+        let later_broke = next_round(passed, true);
+        assert!(matches!(outcome(later_broke, 0, 4), Some(Ok(4))));
+
+        // 32 rounds later the record of round 0 is gone: it cannot be confirmed as passed.
+        let mut r = passed;
+        for _ in 0..32 {
+            r = next_round(r, false);
+        }
+        assert!(matches!(outcome(r, 0, 0), Some(Err(BarrierError::Broken))));
+        // Generations wrap around.
+        let near_wrap = u64::from(u32::MAX);
+        assert!(matches!(
+            outcome(next_round(near_wrap, false), u32::MAX, 2),
+            Some(Ok(2))
+        ));
+    }
+}

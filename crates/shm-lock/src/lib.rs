@@ -22,6 +22,18 @@
 //! - [`Barrier`]: `parties` threads meet; timeouts, `abort`, a failing action or a dead
 //!   waiter break it instead of stranding the others; its action may abort or reset it.
 //!
+//! Python's names beside ours:
+//!
+//! | Python | shm-lock |
+//! |---|---|
+//! | `lock.acquire()` / `lock.release()` | `let guard = lock.lock()?;` / `drop(guard)` |
+//! | `lock.acquire(False)` | [`try_lock`](RobustMutex::try_lock) |
+//! | `lock.acquire(timeout=t)` | [`try_lock_for(t)`](RobustMutex::try_lock_for) |
+//! | (a dead holder: `acquire` hangs) | [`LockError::OwnerDied`], then [`recover`](RobustMutex::recover) |
+//! | `sem.acquire()` / `sem.release()` | [`acquire`](Semaphore::acquire) / [`release`](Semaphore::release) |
+//! | `cond.wait(t)` / `cond.wait_for(p)` | [`wait_timeout`](Condition::wait_timeout) / [`wait_while`](Condition::wait_while) (negated) |
+//! | `barrier.wait()` | [`wait`](Barrier::wait), [`wait_timeout`](Barrier::wait_timeout) |
+//!
 //! Each named primitive is made with a [`Builder`] (`create`, `open`, `open_or_create`; knobs
 //! `mode`, `open_timeout`, `wait_strategy`, and `value` or `parties`); its
 //! [`ObjectKind`](shm_core::ObjectKind) and parameters are written into the segment, checked

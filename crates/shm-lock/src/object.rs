@@ -132,10 +132,19 @@ pub(crate) fn open<T: Object>(b: Builder<T>) -> Result<T, OpenError> {
 }
 
 pub(crate) fn open_or_create<T: Object>(b: Builder<T>) -> Result<T, OpenError> {
-    let len = T::body_len(&b).map_err(|reason| OpenError::InvalidParameter {
-        parameter: T::PARAMETER,
-        reason,
-    })?;
+    let len = match T::body_len(&b) {
+        Ok(len) => len,
+        // Cannot create with these parameters (say, no `parties`): an existing one is fine.
+        Err(reason) => {
+            return open(b).map_err(|e| match e {
+                OpenError::NotFound { .. } => OpenError::InvalidParameter {
+                    parameter: T::PARAMETER,
+                    reason,
+                },
+                e => e,
+            })
+        }
+    };
     let seg = seg_builder(&b, len).open_or_create(|body, _| T::init(&b, body))?;
     T::from_home(Home::Segment(seg), b)
 }
@@ -206,7 +215,8 @@ macro_rules! builder_methods {
             ///
             /// # Errors
             ///
-            /// As [`open`](Self::open), and [`OpenError::InvalidParameter`] or
+            /// As [`open`](Self::open) (a builder without the parameters needed to create only
+            /// opens), and [`OpenError::InvalidParameter`] or
             /// [`OpenError::Create`] if creating fails.
             pub fn open_or_create(self) -> Result<$t, OpenError> {
                 open_or_create(self)

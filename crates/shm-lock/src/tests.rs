@@ -618,6 +618,7 @@ fn openers_adopt_recorded_parameters_and_reject_mismatches() {
     let b = Barrier::builder(&n).parties(3).create().unwrap();
     assert_eq!(Barrier::builder(&n).open().unwrap().parties(), 3);
     assert_eq!(Barrier::builder(&n).parties(3).open().unwrap().parties(), 3);
+    assert_eq!(Barrier::builder(&n).open_or_create().unwrap().parties(), 3);
     let e = Barrier::builder(&n).parties(2).open().unwrap_err();
     assert!(
         matches!(
@@ -653,4 +654,35 @@ fn openers_adopt_recorded_parameters_and_reject_mismatches() {
         matches!(e, OpenError::Mismatch { field: "value", .. }),
         "{e}"
     );
+}
+
+#[test]
+#[cfg_attr(miri, ignore)] // asks the OS
+fn condition_wait_reports_owner_died_and_keeps_outer_levels() {
+    let mut cond = Condition::new();
+    cond.set_wait_strategy(WaitStrategy::sleep().with_slice(Duration::from_millis(2)));
+    let outer = cond.lock().unwrap();
+    let inner = cond.lock().unwrap();
+    let died = AtomicU32::new(0);
+    std::thread::scope(|s| {
+        // Both levels are released while we wait: another thread takes the lock, notifies,
+        // and dies holding it.
+        s.spawn(|| {
+            let g = cond.lock().unwrap();
+            died.store(1, Ordering::Relaxed);
+            cond.notify_all();
+            std::mem::forget(g);
+        });
+        let r = cond.wait_while(inner, || died.load(Ordering::Relaxed) == 0);
+        // Re-taking the lock after the wake-up found its holder dead.
+        assert_eq!(r.err(), Some(LockError::OwnerDied));
+    });
+    // Our outer level is held again, flagged; dropping it leaves the flag for the next one.
+    assert!(cond.lock_ref().is_owned_by_current_thread());
+    assert!(cond.lock_ref().is_inconsistent());
+    drop(outer);
+    assert!(!cond.lock_ref().is_locked());
+    assert_eq!(cond.lock().err(), Some(LockError::OwnerDied));
+    cond.recover().mark_consistent();
+    assert!(cond.lock().is_ok());
 }

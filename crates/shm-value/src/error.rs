@@ -13,11 +13,11 @@ const OWNER_DIED: &str = "update not run: a previous holder of the value's lock 
 pub enum UpdateError {
     /// A previous holder of the value's lock died holding it (or a later holder left it
     /// flagged): the value may be half-updated, so the closure was **not** run, and the lock
-    /// was released with the flag kept. Take the guard from [`Value::lock`]'s
-    /// `OwnerDied` error, repair the value, call
+    /// was released with the flag kept. Take the lock with [`Value::recover`], repair the
+    /// value, call
     /// [`mark_consistent`](crate::ValueGuard::mark_consistent), and update again.
     ///
-    /// [`Value::lock`]: crate::Value::lock
+    /// [`Value::recover`]: crate::Value::recover
     OwnerDied,
 }
 

@@ -84,7 +84,11 @@ pub(crate) fn shm_create_exclusive(name: &CStr, mode: u32) -> io::Result<ShmFile
     // SAFETY: `fd` was just returned by shm_open and is owned by nobody else.
     let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
     // SAFETY: fchmod on a file descriptor we own; no memory is passed.
-    cvt(unsafe { libc::fchmod(fd, mode as libc::mode_t) })?;
+    if let Err(e) = cvt(unsafe { libc::fchmod(fd, mode as libc::mode_t) }) {
+        // Do not leave an empty file behind under the name we just took.
+        let _ = shm_unlink(name);
+        return Err(e);
+    }
     Ok(ShmFile { file })
 }
 

@@ -13,7 +13,11 @@ mod linux;
 #[cfg(target_os = "linux")]
 pub(crate) use linux::*;
 
-// Process management (signals, pidfd, parent death signal), for `crate::sys`.
+#[cfg(not(target_os = "linux"))]
+mod unsupported;
+#[cfg(not(target_os = "linux"))]
+pub(crate) use unsupported::*;
+
 #[cfg(unix)]
 mod process;
 #[cfg(unix)]

@@ -12,6 +12,9 @@
 //! - `open-len NAME LEN`: opens the `Array<i32>` expecting `LEN` elements; prints the error.
 //! - `write-points NAME N`: `N` rounds of `copy_from_slice` of equal points into a
 //!   `RawArray` of points (x = y = round, w = round as f64).
+//! - `rewrite NAME`: forever, under one `lock()` each round, fills the `Array<i64>` with the
+//!   round number through `ArrayGuard::update` (so every consistent state has all elements
+//!   equal); prints `running` after the first round. The test SIGKILLs it at some moment.
 //!
 //! Exit code 0 on success, 3 for bad arguments, 4 if opening failed, 5 if a lock failed.
 
@@ -81,6 +84,23 @@ fn hold(args: &[String]) -> i32 {
     0
 }
 
+fn rewrite(args: &[String]) -> i32 {
+    let Some(a) = name(args, 0) else { return 3 };
+    let Ok(arr) = Array::<i64>::open(&a) else {
+        return 4;
+    };
+    for k in 1i64.. {
+        let Ok(mut g) = arr.lock() else { return 5 };
+        g.update(|s| s.fill(k));
+        drop(g);
+        if k == 1 {
+            println!("running");
+            let _ = std::io::stdout().flush();
+        }
+    }
+    0
+}
+
 fn open_len(args: &[String]) -> i32 {
     let (Some(a), Some(n)) = (name(args, 0), num(args, 1)) else {
         return 3;
@@ -125,6 +145,7 @@ pub fn register(roles: Roles) -> Roles {
         .role("array.seed002", seed002)
         .role("array.add", add)
         .role("array.hold", hold)
+        .role("array.rewrite", rewrite)
         .role("array.open-len", open_len)
         .role("array.write-points", write_points)
 }

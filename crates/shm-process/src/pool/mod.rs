@@ -97,7 +97,7 @@ use result::{ImapSink, MapSink, SingleSink, Sink, Waiter};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shm_core::{SegmentName, WaitStrategy};
-use shm_queue::bytes::{ByteQueue, Mode};
+use shm_queue::bytes::{ByteQueue, Flavor};
 use state::{Job, Outbox, Phase, Slot, State};
 use std::fmt;
 use std::io::Write;
@@ -307,7 +307,7 @@ impl<'r> PoolBuilder<'r> {
             let make = |dir: char, cap: u64| -> Result<ByteQueue, CreateError> {
                 let name = wire::queue_name(&base, dir, i).map_err(invalid)?;
                 ByteQueue::builder(&name)
-                    .mode(Mode::Spsc)
+                    .flavor(Flavor::Spsc)
                     .capacity(cap)
                     .max_message(self.max_message)
                     .create()
