@@ -489,7 +489,7 @@ impl State {
                 self.start_failures = 0;
                 Ok(())
             }
-            Some(wire::MSG_INIT_FAILED) => {
+            Some(wire::MSG_FATAL) => {
                 let why = String::from_utf8_lossy(r.rest()).into_owned();
                 let pid = self.slots[slot].pid;
                 self.break_pool(format!("worker {pid}: {why}"));
@@ -866,7 +866,7 @@ mod tests {
         let (mut st, _w) = pool(2, None);
         let (j, seen, _) = job(4, 1);
         st.submit(j);
-        let mut m = vec![wire::MSG_INIT_FAILED];
+        let mut m = vec![wire::MSG_FATAL];
         m.extend_from_slice(b"no database");
         st.on_message(1, &m).unwrap();
         assert!(st.broken.as_deref().unwrap().contains("no database"));

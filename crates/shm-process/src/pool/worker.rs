@@ -134,7 +134,7 @@ pub(crate) fn run(registry: &Registry, args: &[String]) -> Result<(), String> {
             registry.len(),
             registry.names().collect::<Vec<_>>().join(", ")
         );
-        init_failed(&link, &msg);
+        fatal(&link, &msg);
         return Err(msg);
     }
     if let Some((index, signature, args)) = &cfg.init {
@@ -152,7 +152,7 @@ pub(crate) fn run(registry: &Registry, args: &[String]) -> Result<(), String> {
         };
         if let Some(why) = failure {
             let msg = format!("the initializer `{}` {why}", entry.name);
-            init_failed(&link, &msg);
+            fatal(&link, &msg);
             return Err(msg);
         }
     }
@@ -177,7 +177,12 @@ pub(crate) fn run(registry: &Registry, args: &[String]) -> Result<(), String> {
                 continue;
             }
             Err(BytesPopError::Closed | BytesPopError::Disconnected) => return Ok(()),
-            Err(e) => return Err(format!("cannot read the inbox: {e}")),
+            Err(e) => {
+                // A poisoned inbox stays poisoned: a replacement could not serve either.
+                let msg = format!("worker {} cannot read its inbox: {e}", cfg.slot);
+                fatal(&link, &msg);
+                return Err(msg);
+            }
         };
         let mut r = Reader::new(&buf[..n]);
         let ntasks = r.u32().ok_or("a task message without a head")?;
@@ -248,8 +253,8 @@ pub(crate) fn run(registry: &Registry, args: &[String]) -> Result<(), String> {
     }
 }
 
-fn init_failed(link: &Link, msg: &str) {
-    let mut out = vec![wire::MSG_INIT_FAILED];
+fn fatal(link: &Link, msg: &str) {
+    let mut out = vec![wire::MSG_FATAL];
     out.extend_from_slice(msg.as_bytes());
     out.truncate(link.max);
     link.send_now(&out);
