@@ -166,12 +166,20 @@ fn killed_worker_fails_only_its_task_and_the_pool_goes_on() {
     let pool1 = builder(&r, "pb", 1).create().expect("pool");
     watch(&w, &pool1);
     let victim = pool1.pids()[0];
-    let held = pool1.apply_async(&t.hold, 30_000).unwrap();
+    let marker = std::env::temp_dir().join(format!("shm-pool-test-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let held = pool1
+        .apply_async(
+            &t.announce_hold,
+            (marker.to_string_lossy().into_owned(), 30_000),
+        )
+        .unwrap();
     let queued: Vec<_> = (0..5u64)
         .map(|i| pool1.apply_async(&t.square, i).unwrap())
         .collect();
-    // Let the worker start the long task, then kill it.
-    std::thread::sleep(Duration::from_millis(200));
+    // Once the worker has started the long task, kill it.
+    assert!(eventually(|| marker.exists()), "the task never started");
+    let _ = std::fs::remove_file(&marker);
     // SAFETY: plain kill(2) of a pid that is our pool's live worker (its parent is this
     // process and has not reaped it).
     assert_eq!(unsafe { libc::kill(victim as i32, libc::SIGKILL) }, 0);
