@@ -7,8 +7,8 @@ use shm_core::{
     Segment, SegmentName, WaitStrategy,
 };
 use shm_lock::{
-    Acquired, LockError, LockTimeoutError, RLockGuard, RLockRef, RLockState, RawLock, RawLockError,
-    RawRobustLock, TryLockError, RLOCK_STATE_SIZE,
+    Acquired, OwnerDiedError, RLockGuard, RLockRef, RLockState, RawLock, RawLockError,
+    RawRobustLock, ReentrantTimeoutError, TryLockError, RLOCK_STATE_SIZE,
 };
 use std::fmt;
 use std::marker::PhantomData;
@@ -749,7 +749,7 @@ impl<T: Element> fmt::Debug for RawArray<T> {
 ///   operations or objects: element operations and `lock` inside it do not deadlock.
 ///
 /// **Owner death.** If a holder dies, [`lock`](Self::lock) reports
-/// [`LockError::OwnerDied`] until someone takes the lock with [`recover`](Self::recover) and
+/// [`OwnerDiedError`] until someone takes the lock with [`recover`](Self::recover) and
 /// calls `mark_consistent`. Element
 /// and bulk operations go ahead in that state (each is consistent by itself) and leave the
 /// flag for `lock` users to see; [`is_inconsistent`](Self::is_inconsistent) tells.
@@ -927,9 +927,9 @@ impl<T: Element> Array<T> {
     ///
     /// # Errors
     ///
-    /// [`LockError::OwnerDied`] if a previous holder died holding the lock (or left it
+    /// [`OwnerDiedError`] if a previous holder died holding the lock (or left it
     /// flagged): not held after it; take it with [`recover`](Self::recover).
-    pub fn lock(&self) -> Result<ArrayGuard<'_, T>, LockError> {
+    pub fn lock(&self) -> Result<ArrayGuard<'_, T>, OwnerDiedError> {
         let guard = self.get_lock().lock()?;
         Ok(ArrayGuard { array: self, guard })
     }
@@ -957,8 +957,12 @@ impl<T: Element> Array<T> {
     ///
     /// # Errors
     ///
-    /// [`LockTimeoutError::Timeout`]; otherwise as `lock`.
-    pub fn try_lock_for(&self, timeout: Duration) -> Result<ArrayGuard<'_, T>, LockTimeoutError> {
+    /// [`ReentrantTimeoutError::Timeout`] if another thread held the lock all along;
+    /// [`ReentrantTimeoutError::OwnerDied`] as for `lock`.
+    pub fn try_lock_for(
+        &self,
+        timeout: Duration,
+    ) -> Result<ArrayGuard<'_, T>, ReentrantTimeoutError> {
         let guard = self.get_lock().try_lock_for(timeout)?;
         Ok(ArrayGuard { array: self, guard })
     }

@@ -129,7 +129,7 @@ fn holder_killed_mid_update_is_reported_not_hidden() {
     // Without mark_consistent the next update is told again.
     assert_eq!(v.update(|x| x + 1), Err(UpdateError::OwnerDied));
     // Repair, mark, and the value works normally again.
-    assert_eq!(v.lock().err(), Some(shm_lock::LockError::OwnerDied));
+    assert_eq!(v.lock().err(), Some(shm_lock::OwnerDiedError));
     let guard = v.recover();
     assert!(guard.is_inconsistent());
     assert_eq!(guard.get(), 999);

@@ -33,9 +33,10 @@
 //! ## Owner death
 //!
 //! If a process dies holding a value's lock, the next [`Value::lock`] returns
-//! `LockError::OwnerDied` (the lock is not held after it), and [`Value::update`] refuses to run
-//! its closure ([`UpdateError::OwnerDied`]), until somebody takes the lock with
-//! [`Value::recover`], repairs the value and calls [`ValueGuard::mark_consistent`]:
+//! [`OwnerDiedError`](shm_lock::OwnerDiedError) (the lock is not held after it), and
+//! [`Value::update`] refuses to run its closure ([`UpdateError::OwnerDied`]), until somebody
+//! takes the lock with [`Value::recover`], repairs the value and calls
+//! [`ValueGuard::mark_consistent`]:
 //!
 //! ```
 //! use shm_value::{UpdateError, Value};

@@ -320,7 +320,7 @@ fn update_refuses_after_owner_death_until_marked_consistent() {
         v.try_update_for(std::time::Duration::from_secs(5), |x| x + 1),
         Err(UpdateTimeoutError::OwnerDied)
     );
-    assert_eq!(v.lock().err(), Some(shm_lock::LockError::OwnerDied));
+    assert_eq!(v.lock().err(), Some(shm_lock::OwnerDiedError));
     let guard = v.recover();
     assert_eq!(guard.get(), 999);
     // Re-entered under the unmarked guard, update still refuses.

@@ -6,8 +6,8 @@ use shm_core::{
     WaitStrategy,
 };
 use shm_lock::{
-    LockError, LockTimeoutError, OwnerDiedError, RLockGuard, RLockRef, RLockState,
-    ReentrantTimeoutError, TryLockError, RLOCK_STATE_SIZE,
+    OwnerDiedError, RLockGuard, RLockRef, RLockState, ReentrantTimeoutError, TryLockError,
+    RLOCK_STATE_SIZE,
 };
 use std::fmt;
 use std::marker::PhantomData;
@@ -481,7 +481,7 @@ impl<T: AtomicElement> fmt::Debug for RawValue<T> {
 /// alone, or the locked ones alone, on a value whose updates must all count.
 ///
 /// **Owner death.** The lock is robust: when its holder dies, [`lock`](Self::lock) fails
-/// with [`LockError::OwnerDied`] and [`update`](Self::update) refuses to run its closure
+/// with [`OwnerDiedError`] and [`update`](Self::update) refuses to run its closure
 /// ([`UpdateError::OwnerDied`]), until someone takes the lock with
 /// [`recover`](Self::recover), repairs the value and calls [`ValueGuard::mark_consistent`].
 ///
@@ -614,9 +614,9 @@ impl<T: AtomicElement> Value<T> {
     ///
     /// # Errors
     ///
-    /// [`LockError::OwnerDied`] if a previous holder died holding the lock (not held after
+    /// [`OwnerDiedError`] if a previous holder died holding the lock (not held after
     /// it: take it with [`recover`](Self::recover)).
-    pub fn lock(&self) -> Result<ValueGuard<'_, T>, LockError> {
+    pub fn lock(&self) -> Result<ValueGuard<'_, T>, OwnerDiedError> {
         let guard = self.get_lock().lock()?;
         Ok(ValueGuard { value: self, guard })
     }
@@ -644,8 +644,12 @@ impl<T: AtomicElement> Value<T> {
     ///
     /// # Errors
     ///
-    /// [`LockTimeoutError::Timeout`]; otherwise as `lock`.
-    pub fn try_lock_for(&self, timeout: Duration) -> Result<ValueGuard<'_, T>, LockTimeoutError> {
+    /// [`ReentrantTimeoutError::Timeout`] if another thread held the lock all along;
+    /// [`ReentrantTimeoutError::OwnerDied`] as for `lock`.
+    pub fn try_lock_for(
+        &self,
+        timeout: Duration,
+    ) -> Result<ValueGuard<'_, T>, ReentrantTimeoutError> {
         let guard = self.get_lock().try_lock_for(timeout)?;
         Ok(ValueGuard { value: self, guard })
     }
