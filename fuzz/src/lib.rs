@@ -90,11 +90,13 @@ pub fn open_segment_once(name: &SegmentName, data: &[u8]) -> Summary {
     let mut summary = Summary::default();
     // Once with a (short) wait, so the wait loop runs; then one attempt each.
     let first = Segment::builder(name, ObjectKind::RawArray)
-        .timeout(Duration::from_millis(1))
+        .open_timeout(Duration::from_millis(1))
         .open();
     check(data, ObjectKind::RawArray, None, None, first, &mut summary);
     for kind in ObjectKind::ALL {
-        let r = Segment::builder(name, kind).timeout(Duration::ZERO).open();
+        let r = Segment::builder(name, kind)
+            .open_timeout(Duration::ZERO)
+            .open();
         check(data, kind, None, None, r, &mut summary);
     }
     // The stored kind, with layouts and counts: these get past the kind check.
@@ -113,7 +115,7 @@ pub fn open_segment_once(name: &SegmentName, data: &[u8]) -> Summary {
         for count in [None, Some(stored_count), Some(stored_count ^ 1)] {
             let mut b = Segment::builder(name, kind)
                 .layout(layout)
-                .timeout(Duration::ZERO);
+                .open_timeout(Duration::ZERO);
             if let Some(c) = count {
                 b = b.count(c);
             }

@@ -95,12 +95,6 @@ impl ProcessId {
         probe.process_liveness(*self)
     }
 
-    /// `liveness() == Liveness::Alive`. Kept while callers move to
-    /// [`liveness`](Self::liveness), which does not fold `Unknown` into "not alive".
-    pub fn is_alive(&self) -> bool {
-        self.liveness() == Liveness::Alive
-    }
-
     /// Packs the identity into one `u64` for a single atomic word: the pid in the low 32 bits
     /// and the low 32 bits of the start time in the high ones.
     ///
@@ -122,12 +116,6 @@ impl ProcessId {
     /// word still runs, asked of the OS. Only the low 32 bits of the start time are compared.
     pub fn word_liveness(word: u64) -> Liveness {
         OsProbe.word_liveness(word)
-    }
-
-    /// `word_liveness(word) == Liveness::Alive`. Kept while callers move to
-    /// [`word_liveness`](Self::word_liveness).
-    pub fn word_is_alive(word: u64) -> bool {
-        Self::word_liveness(word) == Liveness::Alive
     }
 }
 

@@ -292,11 +292,6 @@ impl SegmentBuilder {
         self
     }
 
-    /// The old name of [`open_timeout`](Self::open_timeout), kept until every caller moved.
-    pub fn timeout(self, timeout: Duration) -> Self {
-        self.open_timeout(timeout)
-    }
-
     /// Creates the segment exclusively, runs `init` on the zeroed body, then publishes it.
     ///
     /// `init` gets the body's start and length. If it panics, the name is removed again.

@@ -1,4 +1,7 @@
 //! `record!` and element layouts used from outside the crate, as a user would.
+//!
+//! The sizes asserted here are those of 64-bit Unix (LP64, a 4-byte `wchar_t`).
+#![cfg(all(target_pointer_width = "64", not(windows)))]
 
 use shm_core::bytemuck::{self, Zeroable};
 use shm_core::typecode::Pad;

@@ -18,6 +18,7 @@ mod unsupported;
 #[cfg(not(target_os = "linux"))]
 pub(crate) use unsupported::*;
 
+// Process management (signals, pidfd, parent death signal), for `crate::sys`.
 #[cfg(unix)]
 mod process;
 #[cfg(unix)]
