@@ -66,12 +66,10 @@ impl Rng {
     }
 }
 
-fn open(args: &[String]) -> Result<SpscQueue<Dish>, String> {
+fn open(args: &[String]) -> Result<SpscQueue<Dish>, Box<dyn std::error::Error>> {
     let name = args.first().ok_or("usage: ROLE QUEUE_NAME")?;
-    let name = SegmentName::new(name).map_err(|e| format!("bad queue name: {e}"))?;
-    SpscQueue::<Dish>::builder(&name)
-        .open()
-        .map_err(|e| format!("cannot open the queue: {e}"))
+    let name = SegmentName::new(name)?;
+    Ok(SpscQueue::<Dish>::builder(&name).open()?)
 }
 
 /// The cook process: `make_rose(q)`.
@@ -144,15 +142,12 @@ fn eater(args: &[String]) -> i32 {
     }
 }
 
-fn main() -> std::io::Result<()> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     Roles::new().role("cook", cook).role("eater", eater).run();
 
     // The parent: create the shared queue, start both processes, wait for them.
     let name = SegmentName::unique();
-    let q = SpscQueue::<Dish>::builder(&name)
-        .capacity(3)
-        .create()
-        .map_err(std::io::Error::other)?;
+    let q = SpscQueue::<Dish>::builder(&name).capacity(3).create()?;
     let mut make_p = Process::builder("cook").arg(name.as_str()).start()?;
     let mut eat_p = Process::builder("eater").arg(name.as_str()).start()?;
     let cooked = make_p.join()?;
@@ -164,6 +159,6 @@ fn main() -> std::io::Result<()> {
     if cooked.success() && ate.success() {
         Ok(())
     } else {
-        Err(std::io::Error::other("a process failed"))
+        Err("a process failed".into())
     }
 }

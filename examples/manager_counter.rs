@@ -28,6 +28,7 @@
 //! Run: `cargo run --example manager_counter`.
 
 use shm_core::SegmentName;
+use shm_lock::LockError;
 use shm_manager::{Manager, SharedDict};
 use shm_process::{Process, Roles};
 use std::error::Error;
@@ -39,10 +40,19 @@ fn task(args: &[String]) -> Result<(), Box<dyn Error>> {
     let m = Manager::open(&SegmentName::new(name)?)?;
     let data = m.dict::<String, i64>("data")?;
     let l = m.lock("l")?;
-    // If a holder died mid-update, `lock` says `OwnerDied`: the dict itself is consistent (it
-    // never tears), but this read-sleep-write may have been half done, so the example stops
-    // with that error rather than guess (`l.recover()` would take the lock to repair).
-    let guard = l.lock()?;
+    let guard = match l.lock() {
+        Ok(g) => g,
+        // A holder died inside its read-sleep-write. The dict never tears: "num" holds either
+        // the value before that holder's write or after it. Nothing else to repair here, so
+        // take the lock through `recover`, mark it consistent, and carry on (a decrement may
+        // be lost with the dead holder, as it would in Python).
+        Err(LockError::OwnerDied) => {
+            let g = l.recover()?;
+            g.mark_consistent();
+            g
+        }
+        Err(e) => return Err(e.into()),
+    };
     let num = data.get("num")?.ok_or("no num")?;
     std::thread::sleep(Duration::from_millis(20));
     data.insert("num", &(num - 1))?;

@@ -35,7 +35,7 @@
 
 use shm_core::SegmentName;
 use shm_process::{Process, Roles};
-use shm_queue::bytes::{ByteQueue, Mode};
+use shm_queue::bytes::{ByteQueue, Flavor};
 use shm_queue::pipe::Pipe;
 
 /// `[42, n, 'hello']`: the encoding of a three-element list (`None` for a missing `n`).
@@ -76,7 +76,7 @@ fn f(args: &[String]) -> i32 {
     };
     let run = || -> Result<(), Box<dyn std::error::Error>> {
         let q = ByteQueue::builder(&SegmentName::new(name)?)
-            .mode(Mode::Mpmc)
+            .flavor(Flavor::Mpmc)
             .open()?;
         q.producer()?.push(encode(42, Some(n), "hello"))?;
         Ok(())
@@ -116,7 +116,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Queue: three children put one list each; the parent gets three.
     let qname = SegmentName::unique();
     let q = ByteQueue::builder(&qname)
-        .mode(Mode::Mpmc)
+        .flavor(Flavor::Mpmc)
         .capacity(16)
         .max_message(256)
         .create()?;

@@ -457,6 +457,21 @@ fn inspect_says_a_killed_holders_lock_holder_is_dead() {
     assert_eq!(i["creator"], "dead");
     let text = stdout(&tool(&["inspect", &lock]));
     assert!(text.contains("holder:") && text.contains("dead"), "{text}");
+
+    // The next locker learns of the death; until somebody repairs the data, inspect shows the
+    // lock free but flagged inconsistent.
+    let opened = shm_lock::Lock::builder(&SegmentName::new(&lock).unwrap())
+        .open()
+        .unwrap();
+    assert!(matches!(opened.lock(), Err(shm_lock::LockError::OwnerDied)));
+    let i = tool_json(&["inspect", &lock], 0);
+    assert_eq!(i["live"]["holder"], "free", "{i:#}");
+    assert_eq!(i["live"]["inconsistent"], true, "{i:#}");
+    let guard = opened.recover().unwrap();
+    guard.mark_consistent();
+    drop(guard);
+    let i = tool_json(&["inspect", &lock], 0);
+    assert_eq!(i["live"]["inconsistent"], false, "{i:#}");
 }
 
 #[test]
@@ -769,7 +784,7 @@ fn garbage_bodies_never_crash_or_hang_the_tool() {
         .capacity(4)
         .create());
     make!("spscbytes", |n| shm_queue::bytes::ByteQueue::builder(&n)
-        .mode(shm_queue::bytes::Mode::Spsc)
+        .flavor(shm_queue::bytes::Flavor::Spsc)
         .capacity(4)
         .create());
     make!("joinable", |n| shm_queue::joinable::JoinableQueue::builder(

@@ -283,7 +283,7 @@ fn inspect(json: bool, arg: &OsString, out: &mut dyn Write) -> Result<i32, Failu
             let seg = shm_core::Segment::builder(&name, kind)
                 .open_timeout(Duration::from_millis(300))
                 .open()
-                .map_err(|x| not_ours(x.to_string()))?;
+                .map_err(|x| state::open_failed(&name, x))?;
             let mut f = state::header_fields(e, &seg);
             f.push(("users", users_json(&e.users)));
             f.push(("users_complete", json!(matches!(e.users, Users::Known(_)))));

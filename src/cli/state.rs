@@ -8,7 +8,6 @@ use super::model::{Creator, Entry};
 use super::source::CliError;
 use serde_json::{json, Value as Json};
 use shm_core::{CBool, CChar, ElementLayout, ObjectKind, Segment, SegmentName, TypeCode, WChar};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Ordered `(key, value)` pairs: printed as `key: value` lines or as one JSON object.
@@ -23,7 +22,7 @@ macro_rules! open {
         <$ty>::builder($name)
             .open_timeout(OPEN_TIMEOUT)
             .open()
-            .map_err(|e| corrupt($name, e))?
+            .map_err(|e| open_failed($name, e))?
     };
 }
 
@@ -147,6 +146,16 @@ macro_rules! with_typecode {
     };
 }
 
+/// An open that failed after the listing found the segment: gone meanwhile, or corrupt.
+pub(crate) fn open_failed(name: &SegmentName, e: shm_core::OpenError) -> CliError {
+    match e {
+        shm_core::OpenError::NotFound { .. } => CliError::NotFound {
+            name: name.as_str().into(),
+        },
+        other => corrupt(name, other),
+    }
+}
+
 fn corrupt(name: &SegmentName, e: impl std::fmt::Display) -> CliError {
     CliError::Corrupt {
         name: name.as_str().into(),
@@ -201,25 +210,14 @@ struct LockView {
     inconsistent: bool,
 }
 
-/// The lock whose state starts the body of `seg`: a `Lock`'s or `RLock`'s state, and the
-/// lock embedded in a `Value`, an `Array` or a `Condition`, all begin with the owner word
-/// (the holder's thread identity, 0 when free). `inconsistent` comes from the lock's API.
-// TODO(lock rework): once shm-lock's RawRobustLock lands in main, take the owner from
-// `RawLock::owner_word()` through the lock's public API instead of reading the word here.
-fn lock_view(seg: &Segment, inconsistent: bool) -> LockView {
-    let holder = (seg.body_len() >= 8)
-        .then(|| {
-            // SAFETY: the body is at least 8 bytes long (checked) and 128-byte aligned, so an
-            // `AtomicU64` at its start is in bounds and aligned; the mapping lives as long as
-            // `seg`; other processes write the word only atomically (any bit pattern is a
-            // valid u64).
-            let word = unsafe { seg.body().cast::<AtomicU64>().as_ref() };
-            word.load(Ordering::Relaxed)
-        })
-        .filter(|&w| w != 0);
+/// A snapshot of a robust lock: its owner word (the holder's thread identity, 0 when free)
+/// and its inconsistent flag. Two loads; nothing is locked or taken over.
+fn lock_view(raw: &shm_lock::RawLock) -> LockView {
+    use shm_lock::RawRobustLock;
+    let owner = raw.owner_word();
     LockView {
-        holder,
-        inconsistent,
+        holder: (owner != 0).then_some(owner),
+        inconsistent: raw.is_inconsistent(),
     }
 }
 
@@ -243,14 +241,13 @@ fn lock_fields(prefix: &'static str, s: LockView, f: &mut Fields) {
 
 fn value_fields<T: shm_core::AtomicElement + Show>(
     name: &SegmentName,
-    seg: &Segment,
     locked: bool,
     f: &mut Fields,
 ) -> Result<(), CliError> {
     if locked {
         let v = open!(shm_value::Value<T>, name);
         f.push(("value", v.load().show()));
-        lock_fields("lock", lock_view(seg, v.get_lock().is_inconsistent()), f);
+        lock_fields("lock", lock_view(v.get_lock().state().raw()), f);
     } else {
         let v = open!(shm_value::RawValue<T>, name);
         f.push(("value", v.load().show()));
@@ -260,7 +257,6 @@ fn value_fields<T: shm_core::AtomicElement + Show>(
 
 fn array_fields<T: shm_core::AtomicElement + Show>(
     name: &SegmentName,
-    seg: &Segment,
     locked: bool,
     f: &mut Fields,
 ) -> Result<(), CliError> {
@@ -275,11 +271,13 @@ fn array_fields<T: shm_core::AtomicElement + Show>(
     let (len, elements, snapshot) = if locked {
         let a = open!(shm_array::Array<T>, name);
         let lock = a.get_lock();
-        let snapshot = lock_view(seg, lock.is_inconsistent());
+        let snapshot = lock_view(lock.state().raw());
         // Elements are read under the lock, and only if it is free: never wait, never take
         // over a dead holder's lock.
         let mut elements = json!("not read: the lock is held");
-        if snapshot.holder.is_none() {
+        if snapshot.inconsistent {
+            elements = json!("not read: a holder died and nobody has marked the array consistent");
+        } else if snapshot.holder.is_none() {
             if let Ok(guard) = lock.try_lock() {
                 elements = shown(a.len(), &|i| a.get(i).ok());
                 drop(guard);
@@ -375,11 +373,11 @@ fn read_live(name: &SegmentName, seg: &Segment) -> Result<Fields, CliError> {
     match h.kind() {
         ObjectKind::Lock => {
             let l = open!(shm_lock::Lock, name);
-            lock_fields("", lock_view(seg, l.as_ref().is_inconsistent()), &mut f);
+            lock_fields("", lock_view(l.as_ref().raw()), &mut f);
         }
         ObjectKind::RLock => {
             let l = open!(shm_lock::RLock, name);
-            lock_fields("", lock_view(seg, l.as_ref().is_inconsistent()), &mut f);
+            lock_fields("", lock_view(l.as_ref().state().raw()), &mut f);
         }
         ObjectKind::Semaphore => {
             let s = open!(shm_lock::Semaphore, name);
@@ -395,11 +393,7 @@ fn read_live(name: &SegmentName, seg: &Segment) -> Result<Fields, CliError> {
         }
         ObjectKind::Condition => {
             let c = open!(shm_lock::Condition, name);
-            lock_fields(
-                "lock",
-                lock_view(seg, c.lock_ref().is_inconsistent()),
-                &mut f,
-            );
+            lock_fields("lock", lock_view(c.lock_ref().state().raw()), &mut f);
         }
         ObjectKind::Barrier => {
             let b = open!(shm_lock::Barrier, name);
@@ -409,7 +403,7 @@ fn read_live(name: &SegmentName, seg: &Segment) -> Result<Fields, CliError> {
         }
         ObjectKind::Value | ObjectKind::RawValue => {
             let locked = h.kind() == ObjectKind::Value;
-            with_typecode!(typecode(h.layout())?, T => value_fields::<T>(name, seg, locked, &mut f))?;
+            with_typecode!(typecode(h.layout())?, T => value_fields::<T>(name, locked, &mut f))?;
         }
         ObjectKind::Array | ObjectKind::RawArray => {
             let locked = h.kind() == ObjectKind::Array;
@@ -418,7 +412,7 @@ fn read_live(name: &SegmentName, seg: &Segment) -> Result<Fields, CliError> {
                 .typecode()
                 .filter(|_| h.layout().format().len() == 1)
             {
-                Some(tc) => with_typecode!(tc, T => array_fields::<T>(name, seg, locked, &mut f))?,
+                Some(tc) => with_typecode!(tc, T => array_fields::<T>(name, locked, &mut f))?,
                 // A record layout: its fields have no Rust type here; show the length only.
                 None => f.push(("len", json!(h.count()))),
             }
@@ -436,16 +430,8 @@ fn read_live(name: &SegmentName, seg: &Segment) -> Result<Fields, CliError> {
             }
         }
         ObjectKind::SpscBytes | ObjectKind::MpmcBytes => {
-            let mode = if h.kind() == ObjectKind::SpscBytes {
-                shm_queue::bytes::Mode::Spsc
-            } else {
-                shm_queue::bytes::Mode::Mpmc
-            };
-            let q = shm_queue::bytes::ByteQueue::builder(name)
-                .mode(mode)
-                .open_timeout(OPEN_TIMEOUT)
-                .open()
-                .map_err(|e| corrupt(name, e))?;
+            // The opener adopts the flavor (SPSC or MPMC) from the header.
+            let q = open!(shm_queue::bytes::ByteQueue, name);
             f.push(("max_message", json!(q.max_message())));
             queue_fields(q.snapshot(), &mut f);
         }

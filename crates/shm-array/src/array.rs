@@ -3,11 +3,12 @@
 use crate::elems::Elems;
 use crate::{CopyError, IndexError, StringError};
 use shm_core::{
-    AtomicElement, CChar, CreateError, Element, Home, IntElement, ObjectKind, OpenError, Segment,
-    SegmentName, WaitStrategy,
+    AtomicElement, CChar, CreateError, Deadline, Element, Home, IntElement, ObjectKind, OpenError,
+    Segment, SegmentName, WaitStrategy,
 };
 use shm_lock::{
-    LockError, LockTimeoutError, RLockGuard, RLockRef, RLockState, TryLockError, RLOCK_STATE_SIZE,
+    Acquired, LockError, LockTimeoutError, RLockGuard, RLockRef, RLockState, RawLock, RawLockError,
+    RawRobustLock, TryLockError, RLOCK_STATE_SIZE,
 };
 use std::fmt;
 use std::marker::PhantomData;
@@ -824,10 +825,19 @@ impl<T: Element> Object for Array<T> {
     }
 }
 
-/// The lock as an element operation holds it.
-enum Held<'a> {
-    /// A level of the lock (also after an owner died: the flag stays for `lock` users).
-    Level(#[allow(dead_code)] RLockGuard<'a>),
+/// The lock as one element or bulk operation holds it: the raw lock under the `RLock`
+/// (these operations run no caller code while holding it, so they need no re-entrant level),
+/// or nothing if this thread holds the lock already (a guard, `get_lock`). Released on drop.
+struct Held<'a>(Option<&'a RawLock>);
+
+impl Drop for Held<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(raw) = self.0 {
+            // SAFETY: `hold` puts a lock here only right after this thread acquired it.
+            unsafe { raw.unlock() }
+        }
+    }
 }
 
 impl<T: Element> Array<T> {
@@ -845,12 +855,19 @@ impl<T: Element> Array<T> {
         self.get_lock().is_inconsistent()
     }
 
-    /// Takes a level of the lock for one element or bulk operation.
+    /// Takes the lock for one element or bulk operation.
     #[inline]
     fn hold(&self) -> Held<'_> {
-        // `recover`: element and bulk operations go ahead after an owner died (each is
-        // consistent by itself) and leave the flag for `lock` users.
-        Held::Level(self.get_lock().recover())
+        let raw = self.get_lock().state().raw();
+        match raw.lock_until(&self.strategy, Deadline::NEVER) {
+            // After an owner died too: element and bulk operations go ahead (each is
+            // consistent by itself) and leave the flag for `lock` users.
+            Ok(Acquired::Clean | Acquired::OwnerDied) => Held(Some(raw)),
+            Err(RawLockError::Deadlock) => Held(None),
+            Err(e @ (RawLockError::Timeout | RawLockError::WouldBlock)) => {
+                unreachable!("the raw lock failed without a deadline: {e:?}")
+            }
+        }
     }
 
     #[inline]

@@ -675,6 +675,8 @@ def case_list_append(ctx, kids, cpu, a):
         for i in r10:
             ap(i); ap(i); ap(i); ap(i); ap(i); ap(i); ap(i); ap(i); ap(i); ap(i)
     return _plain_case(a, body, "l.append(i) on a list (ap = l.append hoisted)")
+
+
 def _square(x):
     return x * x
 

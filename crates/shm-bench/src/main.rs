@@ -32,7 +32,7 @@ shm-bench: every shm-ipc primitive against its peers, across real processes, in 
 
 usage: shm-bench [options]
   --quick            every cell briefly: checks that everything runs; numbers not for quoting
-  --only LIST        comma-separated areas (queue, bytes, lock, value, array, manager, pool) or keys
+  --only LIST        comma-separated areas (queue, bytes, lock, value, array, manager, pool) or table keys
   --json PATH        also write the results as JSON (\"-\" for stdout)
   --markdown PATH    write the Markdown report here (default: BENCHMARKS.md at the workspace
                      root for a full run of every table; no report for --quick or --only)

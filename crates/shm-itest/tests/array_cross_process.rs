@@ -166,8 +166,8 @@ fn writer_killed_mid_update_is_never_seen_half_done_silently() {
                 assert!(all.iter().all(|&x| x == all[0]), "a torn array, unreported");
             }
             Err(LockError::OwnerDied) => {
-                let mut g = arr.recover();
                 died_inside += 1;
+                let mut g = arr.recover();
                 assert!(g.is_inconsistent());
                 g.update(|s| s.fill(first));
                 g.mark_consistent();

@@ -435,3 +435,30 @@ fn barrier_wait_timeout_on_a_forged_live_lock_word_times_out() {
         );
     });
 }
+
+/// The action runs outside the barrier's internal lock: a process killed inside its action
+/// holds nothing, and the other waiters see it dead and get `Broken` (bounded), after which
+/// a reset makes the barrier usable again.
+#[test]
+fn a_process_killed_inside_the_barrier_action_breaks_the_round() {
+    let w = Watchdog::new();
+    let n = SegmentName::unique();
+    let b = barrier(&n, 2);
+    std::thread::scope(|s| {
+        let mine = s.spawn(|| b.wait_timeout(Duration::from_secs(30)));
+        assert!(eventually(|| b.n_waiting() == 1));
+        let mut k = start_and_expect(&w, child("barrier-action", &[n.as_str(), "hang"]), "action");
+        k.kill().unwrap();
+        let _ = join_code(&mut k);
+        let mine = mine.join().unwrap();
+        assert!(
+            matches!(mine, Err(shm_lock::BarrierTimeoutError::Broken)),
+            "{mine:?}"
+        );
+    });
+    assert!(b.is_broken());
+    b.reset();
+    let mut k = w.start(child("barrier-wait", &[n.as_str()]));
+    assert!(b.wait_timeout(Duration::from_secs(30)).is_ok());
+    assert_eq!(join_code(&mut k), 0);
+}

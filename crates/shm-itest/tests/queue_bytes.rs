@@ -8,7 +8,7 @@
 use shm_core::SegmentName;
 use shm_itest::Watchdog;
 use shm_process::{Process, ProcessBuilder};
-use shm_queue::bytes::{ByteQueue, BytesPopError, BytesPushError, Mode};
+use shm_queue::bytes::{ByteQueue, BytesPopError, BytesPushError, Flavor};
 use shm_queue::RoleError;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -58,7 +58,7 @@ fn child_pushes_random_sizes_parent_checks_and_short_buffer() {
     let name = SegmentName::unique();
     let (max, count, seed) = (300usize, 500u64, 7u64);
     let q = ByteQueue::builder(&name)
-        .mode(Mode::Mpmc)
+        .flavor(Flavor::Mpmc)
         .capacity(8)
         .max_message(max)
         .create()
@@ -102,7 +102,7 @@ fn parent_pushes_child_checks_including_oversize() {
     let name = SegmentName::unique();
     let (max, count, seed) = (200usize, 400u64, 11u64);
     let q = ByteQueue::builder(&name)
-        .mode(Mode::Mpmc)
+        .flavor(Flavor::Mpmc)
         .capacity(4)
         .max_message(max)
         .create()
@@ -136,7 +136,7 @@ fn two_producer_processes_all_messages_arrive() {
     let name = SegmentName::unique();
     let (max, count) = (64usize, 300u64);
     let q = ByteQueue::builder(&name)
-        .mode(Mode::Mpmc)
+        .flavor(Flavor::Mpmc)
         .capacity(16)
         .max_message(max)
         .create()
@@ -182,7 +182,7 @@ fn close_delivers_remaining_then_closed() {
     let _w = Watchdog::new();
     let name = SegmentName::unique();
     let q = ByteQueue::builder(&name)
-        .mode(Mode::Mpmc)
+        .flavor(Flavor::Mpmc)
         .capacity(4)
         .max_message(32)
         .create()
@@ -213,7 +213,7 @@ fn sigkilled_producer_wakes_blocked_pop_with_disconnected() {
     let _w = Watchdog::new();
     let name = SegmentName::unique();
     let q = ByteQueue::builder(&name)
-        .mode(Mode::Mpmc)
+        .flavor(Flavor::Mpmc)
         .capacity(2)
         .max_message(32)
         .create()
@@ -243,9 +243,18 @@ fn sigkilled_producer_wakes_blocked_pop_with_disconnected() {
 fn kind_and_missing_segment_are_errors() {
     let name = SegmentName::unique();
     assert!(ByteQueue::builder(&name).open().is_err());
-    let _q = ByteQueue::builder(&name).mode(Mode::Spsc).create().unwrap();
-    assert!(ByteQueue::builder(&name).mode(Mode::Mpmc).open().is_err());
-    let o = ByteQueue::builder(&name).mode(Mode::Spsc).open().unwrap();
+    let _q = ByteQueue::builder(&name)
+        .flavor(Flavor::Spsc)
+        .create()
+        .unwrap();
+    assert!(ByteQueue::builder(&name)
+        .flavor(Flavor::Mpmc)
+        .open()
+        .is_err());
+    let o = ByteQueue::builder(&name)
+        .flavor(Flavor::Spsc)
+        .open()
+        .unwrap();
     assert_eq!(o.capacity(), 64);
     assert_eq!(o.max_message(), 4096);
 }
@@ -260,7 +269,7 @@ fn producer_sigkilled_mid_stream_leaves_intact_prefix() {
         let name = SegmentName::unique();
         let (max, seed) = (96usize, 1000 + round);
         let q = ByteQueue::builder(&name)
-            .mode(Mode::Mpmc)
+            .flavor(Flavor::Mpmc)
             .capacity(4)
             .max_message(max)
             .create()
@@ -302,7 +311,7 @@ fn dead_holders_role_is_taken_over() {
     let _w = Watchdog::new();
     let name = SegmentName::unique();
     let q = ByteQueue::builder(&name)
-        .mode(Mode::Spsc)
+        .flavor(Flavor::Spsc)
         .capacity(4)
         .max_message(32)
         .create()

@@ -7,7 +7,7 @@
 use shm_core::SegmentName;
 use shm_itest::Watchdog;
 use shm_process::{Process, ProcessBuilder};
-use shm_queue::joinable::{JoinableQueue, TaskDoneError};
+use shm_queue::joinable::{JoinTimeoutError, JoinableQueue, TaskDoneError};
 use std::io::Read;
 use std::process::Stdio;
 use std::time::Duration;
@@ -60,8 +60,9 @@ fn workers_in_other_processes_finish_and_join_returns() {
     }
     // Every item put is marked done by the workers: join returns (bounded, so a bug fails
     // instead of hanging).
-    assert!(
+    assert_eq!(
         q.join_timeout(OUTCOME_BOUND),
+        Ok(()),
         "join did not return; unfinished {}",
         q.unfinished()
     );
@@ -97,11 +98,14 @@ fn join_waits_for_items_put_by_another_process() {
         assert_eq!(m, (taken as u64).to_le_bytes());
         taken += 1;
         // Items put and not all done: join must not return yet.
-        assert!(!q.join_timeout(Duration::ZERO));
+        assert_eq!(
+            q.join_timeout(Duration::ZERO),
+            Err(JoinTimeoutError::Timeout)
+        );
         q.task_done().unwrap();
     }
     join_ok(&mut p);
-    assert!(q.join_timeout(OUTCOME_BOUND));
+    assert_eq!(q.join_timeout(OUTCOME_BOUND), Ok(()));
     assert_eq!(q.task_done(), Err(TaskDoneError::TooManyCalls));
 }
 
@@ -174,8 +178,9 @@ fn producer_sigkilled_inside_put_never_strands_join() {
                 Err(e) => panic!("trial {trial}: {e}"),
             }
         }
-        assert!(
+        assert_eq!(
             q.join_timeout(OUTCOME_BOUND),
+            Ok(()),
             "trial {trial}: join did not return after the producer was killed \
              ({taken} items taken, unfinished {})",
             q.unfinished()

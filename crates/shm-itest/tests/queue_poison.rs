@@ -10,8 +10,8 @@ use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::SegmentName;
 use shm_itest::{join_bounded, Watchdog};
 use shm_process::Process;
-use shm_queue::bytes::{ByteQueue, BytesPushError, Mode};
-use shm_queue::{PushError, SpscQueue};
+use shm_queue::bytes::{ByteQueue, BytesPushError, Flavor};
+use shm_queue::{PushTimeoutError, SpscQueue, TryPushError};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -81,12 +81,12 @@ fn spsc_corrupt_tail_gives_corrupt_to_the_consumer_process() {
         assert_eq!(finish(p, out), 2, "tail {forged}: items before the damage");
         assert_eq!(
             tx.try_push(12),
-            Err(PushError::Corrupt(12)),
+            Err(TryPushError::Corrupt(12)),
             "tail {forged}"
         );
         assert_eq!(
             tx.push_timeout(12, BOUND),
-            Err(PushError::Corrupt(12)),
+            Err(PushTimeoutError::Corrupt(12)),
             "tail {forged}"
         );
     }
@@ -100,7 +100,7 @@ fn byte_queue_stamp_ahead_of_head_poisons_for_every_process() {
     let w = Watchdog::new();
     let name = SegmentName::unique();
     let q = ByteQueue::builder(&name)
-        .mode(Mode::Mpmc)
+        .flavor(Flavor::Mpmc)
         .capacity(4)
         .max_message(16)
         .create()

@@ -173,10 +173,9 @@ pub(crate) fn heap<T: Kind>(capacity: u64, arena: u64) -> Result<T, CreateError>
     let home = Home::heap(geo.body_len());
     // SAFETY: a fresh zeroed heap block of geo.body_len() bytes, 128-aligned, ours alone.
     unsafe { Store::init(home.as_ptr(), &T::type_names()) };
-    let store = Store::new(home, geo, b.strategy, b.timeout).map_err(|e| CreateError::Invalid {
-        reason: e.to_string(),
-    })?;
-    Ok(T::from_store(store))
+    Ok(T::from_store(Store::created(
+        home, geo, b.strategy, b.timeout,
+    )))
 }
 
 macro_rules! builder_methods {
@@ -242,12 +241,7 @@ impl<T: Kind> Builder<T> {
         // SAFETY: `create` hands `init` the zeroed body of geo.body_len() bytes, 128-aligned,
         // before anybody else can open it.
         let seg = sb.create(|body, _| unsafe { Store::init(body, &names) })?;
-        let store =
-            Store::new(Home::Segment(seg), geo, self.strategy, self.timeout).map_err(|e| {
-                CreateError::Invalid {
-                    reason: e.to_string(),
-                }
-            })?;
+        let store = Store::created(Home::Segment(seg), geo, self.strategy, self.timeout);
         Ok(T::from_store(store))
     }
 

@@ -1,84 +1,83 @@
-//! The thin adapter between this crate and shm-lock's robust lock.
+//! The thin adapter between this crate and shm-lock's raw robust lock.
 //!
 //! Everything this crate needs from a lock is here: acquire the lock embedded at the start of
 //! a body (with a deadline), learn whether a previous holder died holding it, and mark the
-//! protected state consistent after repairing it. When shm-lock's API changes, this file is
-//! the only one that has to follow.
+//! protected state consistent after repairing it. It stands on the contract
+//! ([`RawRobustLock`]), not on the safe wrappers: one acquisition tells whether the state is
+//! flagged, and the store repairs it under that same acquisition before clearing the flag.
 
 use shm_core::{Deadline, WaitStrategy};
-use shm_lock::{LockError, LockGuard, LockRef, LockState, LockTimeoutError};
+use shm_lock::{Acquired, RawLock, RawLockError, RawRobustLock, RAW_LOCK_SIZE};
+use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 /// Bytes the embedded lock occupies at the start of a body.
-pub(crate) const LOCK_BYTES: usize = shm_lock::LOCK_STATE_SIZE;
+pub(crate) const LOCK_BYTES: usize = RAW_LOCK_SIZE;
 
 /// Why the lock could not be taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LockFail {
-    /// The deadline passed while another live thread held it.
+    /// The deadline passed while another live (or unknown) thread held it.
     Timeout,
     /// The calling thread holds it already (for example from inside an `update` closure).
     Deadlock,
 }
 
-/// The held lock; released on drop.
+/// The held lock; released on drop. Not `Send`: the owner is the thread.
 pub(crate) struct Held<'a> {
-    guard: LockGuard<'a>,
+    raw: &'a RawLock,
     /// A previous holder died holding the lock (or left it flagged).
     pub(crate) owner_died: bool,
+    _not_send: PhantomData<*const ()>,
 }
 
 impl Held<'_> {
     /// The protected state is consistent again.
     pub(crate) fn mark_consistent(&self) {
-        self.guard.mark_consistent();
+        // SAFETY: a `Held` exists only while this thread holds the lock.
+        unsafe { self.raw.mark_consistent() };
     }
 }
 
-/// Initialises the lock at `at` (the body is zeroed; a zeroed lock is a valid free lock).
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        // SAFETY: a `Held` exists only while this thread holds the lock, and is dropped once.
+        unsafe { self.raw.unlock() };
+    }
+}
+
+/// Initialises the lock at `at`.
 ///
 /// # Safety
 ///
 /// `at` points to [`LOCK_BYTES`] writable bytes, 8-aligned, that nobody else uses yet.
 pub(crate) unsafe fn init(at: NonNull<u8>) {
     // SAFETY: the caller guarantees exclusive, aligned, large-enough memory.
-    unsafe { at.cast::<LockState>().as_ptr().write(LockState::new()) };
+    unsafe { at.cast::<RawLock>().as_ptr().write(RawLock::new()) };
 }
 
 /// Acquires the lock at `at`, waiting until `deadline`.
 ///
 /// # Safety
 ///
-/// `at` points to an initialised lock that stays mapped for `'a`.
+/// `at` points to an initialised lock (or all-zero bytes) that stays mapped for `'a`.
 pub(crate) unsafe fn acquire<'a>(
     at: NonNull<u8>,
     strategy: WaitStrategy,
     deadline: Deadline,
 ) -> Result<Held<'a>, LockFail> {
-    // SAFETY: forwarded from the caller.
-    let lock = unsafe { LockRef::from_ptr(at.cast::<LockState>()) }.with_wait_strategy(strategy);
-    let r = match deadline.remaining() {
-        None => lock.lock().map_err(|e| match e {
-            LockError::OwnerDied => LockTimeoutError::OwnerDied,
-            LockError::Deadlock => LockTimeoutError::Deadlock,
-        }),
-        Some(left) => lock.try_lock_for(left),
+    // SAFETY: forwarded from the caller; RawLock is atomics only, so a shared reference is
+    // fine while other processes use it.
+    let raw: &'a RawLock = unsafe { at.cast::<RawLock>().as_ref() };
+    let owner_died = match raw.lock_until(&strategy, deadline) {
+        Ok(Acquired::Clean) => false,
+        Ok(Acquired::OwnerDied) => true,
+        Err(RawLockError::Deadlock) => return Err(LockFail::Deadlock),
+        Err(RawLockError::Timeout | RawLockError::WouldBlock) => return Err(LockFail::Timeout),
     };
-    match r {
-        Ok(guard) => Ok(Held {
-            guard,
-            owner_died: false,
-        }),
-        // The holder died: take the flagged lock through the recovery path; the store repairs
-        // its state and marks it consistent.
-        Err(LockTimeoutError::OwnerDied) => match lock.recover() {
-            Ok(guard) => Ok(Held {
-                guard,
-                owner_died: true,
-            }),
-            Err(_) => Err(LockFail::Deadlock),
-        },
-        Err(LockTimeoutError::Deadlock) => Err(LockFail::Deadlock),
-        Err(LockTimeoutError::Timeout) => Err(LockFail::Timeout),
-    }
+    Ok(Held {
+        raw,
+        owner_died,
+        _not_send: PhantomData,
+    })
 }

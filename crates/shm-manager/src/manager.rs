@@ -544,17 +544,7 @@ impl Manager {
         self.get_or_make(
             key,
             ObjectKind::MpmcQueue,
-            |n| {
-                shm_queue::MpmcQueue::builder(n)
-                    .capacity(capacity)
-                    .create()
-                    .map_err(|e| match e {
-                        shm_queue::BuildError::Create(CreateError::AlreadyExists { .. }) => {
-                            Failed::Taken
-                        }
-                        e => Failed::Other(Box::new(e)),
-                    })
-            },
+            |n| made(shm_queue::MpmcQueue::builder(n).capacity(capacity).create()),
             |n| opened(shm_queue::MpmcQueue::builder(n).open()),
             shm_queue::MpmcQueue::segment,
         )

@@ -8,7 +8,7 @@
 //! |---:|---:|---|
 //! | 0 | 32 | the robust lock (shm-lock's `LockState`) |
 //! | 64 | 8 | `root`: bit 0 = active index buffer, bit 1 = active arena half, bits 2.. = flips |
-//! | 72 | 8 | `commit`: 0, or [`COMMIT_TAG`] + the number of journal records |
+//! | 72 | 8 | `commit`: 0, or `0x4a4e_4c43 << 32` + the number of journal records |
 //! | 80 | 8 × 16 | journal records: (body offset of a word, value to store there) |
 //! | 256 | 2 × 64 | `ctl[0]`, `ctl[1]`: `len`, `used`, `bump`, `live`, `order` (u64 each) |
 //! | 384 | 8 + 120 | the type names, for error messages (length, UTF-8 bytes) |
@@ -21,7 +21,7 @@
 //! # Protocol (every step under the lock)
 //!
 //! A small change (insert, update, remove, push, pop, set) writes its new entry past `bump`
-//! (scratch: not part of the committed state), then changes at most [`JOURNAL_CAP`] words of
+//! (scratch: not part of the committed state), then changes at most 8 words of
 //! the committed state through the journal. A large change (clear, list insert, reverse, sort,
 //! compaction) writes a whole new index buffer (and, for compaction, a new arena half) into
 //! the inactive side and publishes it with one store of `root`.
@@ -198,7 +198,23 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// Wraps a home at least `geo.body_len()` bytes long.
+    /// Wraps a home this process just made for `geo` (so it is `geo.body_len()` bytes long).
+    pub(crate) fn created(
+        home: Home,
+        geo: Geometry,
+        strategy: WaitStrategy,
+        timeout: Option<Duration>,
+    ) -> Store {
+        assert!(home.len() >= geo.body_len(), "a home made for its geometry");
+        Store {
+            home,
+            geo,
+            strategy,
+            timeout,
+        }
+    }
+
+    /// Wraps an opened home, checking that it is at least `geo.body_len()` bytes long.
     pub(crate) fn new(
         home: Home,
         geo: Geometry,

@@ -610,3 +610,68 @@ fn dict_ops_model_agrees_on_random_inputs() {
         crate::fuzz::dict_ops(&data);
     }
 }
+
+#[test]
+fn threads_updating_at_once_lose_nothing() {
+    let d = SharedDict::<String, u64>::in_memory(8, 1024).unwrap();
+    let n = steps(2000) as u64;
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..n {
+                    d.update("c", |v| Some(v.unwrap_or(0) + 1)).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(d.get("c").unwrap(), Some(4 * n));
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_handle_timeout_bounds_the_wait_for_a_held_lock() {
+    let name = SegmentName::unique();
+    let d = SharedDict::<u8, u8>::builder(&name)
+        .capacity(4)
+        .create()
+        .unwrap();
+    d.insert(&1, &1).unwrap();
+    let impatient = SharedDict::<u8, u8>::builder(&name)
+        .timeout(std::time::Duration::from_millis(50))
+        .open()
+        .unwrap();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let d = &d;
+        s.spawn(move || {
+            d.update(&1, |v| {
+                held_tx.send(()).unwrap();
+                done_rx.recv().unwrap();
+                v
+            })
+            .unwrap();
+        });
+        held_rx.recv().unwrap();
+        assert_eq!(impatient.get(&1), Err(ReadError::Timeout));
+        assert!(matches!(impatient.insert(&2, &2), Err(WriteError::Timeout)));
+        done_tx.send(()).unwrap();
+    });
+    assert_eq!(impatient.get(&1).unwrap(), Some(1));
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_forged_lock_owner_is_taken_over_not_waited_for() {
+    let d = SharedDict::<u8, u8>::in_memory(4, 256).unwrap();
+    d.insert(&1, &1).unwrap();
+    // A thread id above any pid_max: no such thread, so the "holder" is dead.
+    poke(
+        d.raw.store.home().as_ptr().as_ptr(),
+        0,
+        0x0000_0001_7fff_fff0,
+    );
+    assert_eq!(d.get(&1).unwrap(), Some(1));
+    d.insert(&2, &2).unwrap();
+    assert_eq!(d.len().unwrap(), 2);
+}

@@ -73,6 +73,21 @@
 //! }
 //! ```
 //!
+//! ## From Python
+//!
+//! | Python | here |
+//! |---|---|
+//! | `def f(q, n): ...` | `fn f((q, n): (Shared<SpscQueue<u64>>, u32)) -> Result<(), E>` |
+//! | `if __name__ == "__main__":` | `Roles::new().register(F, f).run();` first in `main` |
+//! | `Process(target=f, args=(q, n), name="w", daemon=True)` | `F.builder(&(q, n))?.name("w").daemon(true)` |
+//! | `p.start()` | [`ProcessBuilder::start`] |
+//! | `p.join()`, `p.join(5)` | [`Process::join`], [`Process::join_timeout`] |
+//! | `p.is_alive()`, `p.exitcode`, `p.pid`, `p.name` | the methods of the same names |
+//! | `p.terminate()`, `p.kill()` | [`Process::terminate`], [`Process::kill`] |
+//! | the child's traceback | its stderr, and [`Process::error`] in the parent |
+//! | `current_process().name`, `os.getppid()` | [`current_process`]`().name()`, `.parent_pid()` |
+//! | `os.process_cpu_count()` | [`cpu_count`] |
+//!
 //! ## How it travels
 //!
 //! The role, the child's name, whether it is a daemon and the JSON of its argument go in

@@ -654,6 +654,13 @@ impl Drop for Process {
     }
 }
 
+// A handle may be shared with (or sent to) a thread that watches the child.
+const _: () = {
+    const fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<Process>();
+    send_and_sync::<ProcessBuilder>();
+};
+
 /// A non-daemon child whose handle was dropped while it ran.
 struct Orphan {
     name: String,

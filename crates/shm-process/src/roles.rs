@@ -191,7 +191,8 @@ impl Roles {
                 Ok(args) => match f(args) {
                     Ok(()) => 0,
                     Err(e) => {
-                        report_failure(&e.to_string());
+                        // `{:#}`: error types that keep a chain (anyhow) print all of it.
+                        report_failure(&format!("{e:#}"));
                         ERROR_EXIT_CODE
                     }
                 },

@@ -5,8 +5,9 @@ use shm_core::SegmentName;
 use std::fmt;
 use std::marker::PhantomData;
 
-/// An object kind that can be opened by its segment name: every shm-ipc kind (`Lock`,
-/// `Value<T>`, `SpscQueue<T>`...) when this crate's dependencies provide it.
+/// An object kind that can be opened by its segment name. Implemented here for shm-lock's
+/// kinds (`Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Condition`, `Barrier`)
+/// and for `Value<T>`, `RawValue<T>`, `Array<T>`, `RawArray<T>`.
 pub trait OpenByName: Sized {
     /// What opening can fail with.
     type Error: std::error::Error + Send + Sync + 'static;
@@ -136,6 +137,28 @@ open_by_builder!(shm_core::OpenError =>
     shm_lock::Barrier,
 );
 
+/// `OpenByName` for generic kinds `K<T>` whose builder is `K::<T>::builder(&name).open()`.
+macro_rules! open_generic_by_builder {
+    ($error:ty => $($kind:ident<T: $bound:path>),+ $(,)?) => {$(
+        impl<T: $bound> OpenByName for $kind<T> {
+            type Error = $error;
+            fn open_by_name(name: &SegmentName) -> Result<Self, Self::Error> {
+                $kind::<T>::builder(name).open()
+            }
+        }
+    )+};
+}
+
+use shm_array::{Array, RawArray};
+use shm_value::{RawValue, Value};
+
+open_generic_by_builder!(shm_core::OpenError =>
+    Value<T: shm_core::AtomicElement>,
+    RawValue<T: shm_core::AtomicElement>,
+    Array<T: shm_core::Element>,
+    RawArray<T: shm_core::Element>,
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +179,22 @@ mod tests {
         // The same name opened as another kind is the kind check's error, not a misread.
         let wrong: Shared<Event> = Shared::new(&name);
         assert!(wrong.open().is_err());
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "calls the OS")]
+    fn values_and_arrays_open_with_their_element_type_checked() {
+        let name = SegmentName::unique();
+        let v = Value::<i64>::builder(&name).value(41).create().unwrap();
+        let opened = Shared::<Value<i64>>::new(&name).open().unwrap();
+        opened.store(42);
+        assert_eq!(v.load(), 42);
+        assert!(Shared::<Value<f64>>::new(&name).open().is_err());
+        assert!(Shared::<Array<i64>>::new(&name).open().is_err());
+
+        let name = SegmentName::unique();
+        let _a = Array::<u32>::builder(&name).len(3).create().unwrap();
+        assert_eq!(Shared::<Array<u32>>::new(&name).open().unwrap().len(), 3);
+        assert!(Shared::<RawArray<u32>>::new(&name).open().is_err());
     }
 }

@@ -4,8 +4,8 @@
 //! and stored in the segment header's `param` (the capacity, in messages, is its `count`).
 //! Producers and consumers are role handles ([`BytesProducer`], [`BytesConsumer`]) claimed in the
 //! segment by process identity and released on drop; a claim left by a dead process is taken
-//! over. An SPSC queue ([`Mode::Spsc`], `ObjectKind::SpscBytes`) has one slot per role, an MPMC
-//! queue ([`Mode::Mpmc`], `ObjectKind::MpmcBytes`) has [`MAX_ROLES`] of each.
+//! over. An SPSC queue ([`Flavor::Spsc`], `ObjectKind::SpscBytes`) has one slot per role, an MPMC
+//! queue ([`Flavor::Mpmc`], `ObjectKind::MpmcBytes`) has [`MAX_ROLES`] of each.
 //!
 //! # Algorithm
 //!
@@ -56,13 +56,14 @@
 //!
 //! ```
 //! use shm_core::SegmentName;
-//! use shm_queue::bytes::{ByteQueue, Mode};
+//! use shm_queue::bytes::{ByteQueue, Flavor};
 //!
 //! let name = SegmentName::unique();
-//! let q = ByteQueue::builder(&name).mode(Mode::Mpmc).capacity(8).max_message(64).create()?;
+//! let q = ByteQueue::builder(&name).flavor(Flavor::Spsc).capacity(8).max_message(64).create()?;
 //! let tx = q.producer()?;
-//! // Another process would `ByteQueue::builder(&name).mode(Mode::Mpmc).open()` instead.
-//! let other = ByteQueue::builder(&name).mode(Mode::Mpmc).open()?;
+//! // Another process opens it by name: flavor, capacity and maximum come from the header.
+//! let other = ByteQueue::builder(&name).open()?;
+//! assert_eq!(other.flavor(), Flavor::Spsc);
 //! let rx = other.consumer()?;
 //! tx.push(b"hello".as_slice()).unwrap();
 //! assert_eq!(rx.pop().unwrap(), b"hello");
@@ -73,11 +74,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::error::{BuildError, RoleError};
+use crate::error::{corrupt_geometry, knob_methods, BadGeometry, Knobs, RoleError};
 use crate::role::{self, Prober, RoleSlot, Waited};
 use shm_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use shm_core::sync::Poll;
-use shm_core::{Deadline, EventCount, Home, ObjectKind, Segment, SegmentName, WaitStrategy};
+use shm_core::{
+    CreateError, Deadline, EventCount, Home, ObjectKind, OpenError, Segment, SegmentName,
+    WaitStrategy,
+};
 use std::cell::Cell;
 use std::error::Error;
 use std::fmt;
@@ -162,27 +166,28 @@ struct SlotHead {
     _pad: u32,
 }
 
-/// Single or multiple producers and consumers.
+/// Single or multiple producers and consumers: the flavor of a byte queue, recorded in its
+/// segment's kind (an opener adopts it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Mode {
+pub enum Flavor {
     /// One producer and one consumer (`ObjectKind::SpscBytes`).
     Spsc,
     /// Up to [`MAX_ROLES`] producers and consumers (`ObjectKind::MpmcBytes`).
     Mpmc,
 }
 
-impl Mode {
+impl Flavor {
     fn kind(self) -> ObjectKind {
         match self {
-            Mode::Spsc => ObjectKind::SpscBytes,
-            Mode::Mpmc => ObjectKind::MpmcBytes,
+            Flavor::Spsc => ObjectKind::SpscBytes,
+            Flavor::Mpmc => ObjectKind::MpmcBytes,
         }
     }
 
     pub(crate) fn roles(self) -> usize {
         match self {
-            Mode::Spsc => 1,
-            Mode::Mpmc => MAX_ROLES,
+            Flavor::Spsc => 1,
+            Flavor::Mpmc => MAX_ROLES,
         }
     }
 }
@@ -495,7 +500,7 @@ impl Ring {
 
     /// Poisons the ring and wakes every waiter. Irreversible.
     #[cold]
-    fn poison(&self) {
+    pub(crate) fn poison(&self) {
         let s = &self.ctl().sync.0;
         s.state.fetch_or(POISONED, Ordering::AcqRel);
         s.not_empty.notify_all();
@@ -514,8 +519,12 @@ impl Ring {
         (head, c.tail.0.load(Ordering::Acquire))
     }
 
-    /// Messages queued (exact when quiescent; clamped to `0..=cap` against garbage).
+    /// Messages queued (exact when quiescent; clamped to `0..=cap` against garbage; 0 once
+    /// poisoned, when none can be popped).
     pub(crate) fn len(&self) -> u64 {
+        if self.is_poisoned() {
+            return 0;
+        }
         let c = self.ctl();
         let tail = c.tail.0.load(Ordering::Acquire);
         let head = c.head.0.load(Ordering::Acquire);
@@ -968,7 +977,7 @@ pub(crate) enum Wait {
 #[derive(Debug)]
 struct Shared {
     ring: Ring,
-    mode: Mode,
+    flavor: Flavor,
     // Keeps the memory the ring points into alive; declared after `ring`.
     home: Home,
 }
@@ -979,6 +988,8 @@ struct Shared {
 #[derive(Debug, Clone)]
 pub struct ByteQueue {
     shared: Arc<Shared>,
+    /// The wait strategy handed to new role handles.
+    strategy: WaitStrategy,
 }
 
 /// Builds a [`ByteQueue`] in a named segment.
@@ -986,91 +997,155 @@ pub struct ByteQueue {
 #[must_use]
 pub struct ByteQueueBuilder {
     name: SegmentName,
-    mode: Mode,
+    flavor: Option<Flavor>,
     capacity: u64,
     max_message: usize,
-    timeout: Option<Duration>,
+    knobs: Knobs,
 }
 
 impl ByteQueueBuilder {
-    /// SPSC or MPMC (default MPMC). Checked on open.
-    pub fn mode(mut self, mode: Mode) -> Self {
-        self.mode = mode;
+    /// SPSC or MPMC (create: default MPMC). An opener adopts the segment's flavor; if this is
+    /// set, it is checked (`WrongKind`).
+    pub fn flavor(mut self, flavor: Flavor) -> Self {
+        self.flavor = Some(flavor);
         self
     }
 
-    /// Capacity in messages (create; default 64).
+    /// Capacity in messages (create only; default 64: an opener adopts the segment's).
     pub fn capacity(mut self, capacity: u64) -> Self {
         self.capacity = capacity;
         self
     }
 
-    /// Longest message in bytes (create; default 4096).
+    /// Longest message in bytes (create only; default 4096: an opener adopts the segment's).
     pub fn max_message(mut self, max: usize) -> Self {
         self.max_message = max;
         self
     }
 
-    /// How long `open` waits for the creator to publish the segment.
-    pub fn open_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
+    knob_methods!();
+
+    fn segment(&self, flavor: Flavor) -> shm_core::SegmentBuilder {
+        self.knobs.apply(
+            Segment::builder(&self.name, flavor.kind())
+                .count(self.capacity)
+                .param(self.max_message as u64),
+        )
     }
 
     /// Creates the segment (exclusively); its handle unlinks the name on drop.
     ///
     /// # Errors
     ///
-    /// [`BuildError::ZeroCapacity`], [`BuildError::TooLarge`] (also for a maximum over
-    /// [`MAX_MESSAGE_LIMIT`]), [`BuildError::Create`].
-    pub fn create(self) -> Result<ByteQueue, BuildError> {
+    /// [`CreateError::InvalidParameter`] for a zero capacity or one too large, or a maximum
+    /// over [`MAX_MESSAGE_LIMIT`]; the segment's errors.
+    pub fn create(self) -> Result<ByteQueue, CreateError> {
         let len = check_geometry(self.capacity, self.max_message)?;
         let (cap, max) = (self.capacity, self.max_message);
-        let seg = Segment::builder(&self.name, self.mode.kind())
-            .count(cap)
-            .param(max as u64)
+        let flavor = self.flavor.unwrap_or(Flavor::Mpmc);
+        let seg = self
+            .segment(flavor)
             .body_len(len)
             // SAFETY: the body is 128-aligned, `len` = bytes_needed(cap, max) bytes, and not yet
             // published to anyone.
             .create(|body, _| unsafe { Ring::init(body, cap, max) })?;
-        ByteQueue::from_home(Home::Segment(seg), cap, max, self.mode, Prober::os())
+        ByteQueue::from_home(
+            Home::Segment(seg),
+            cap,
+            max,
+            flavor,
+            Prober::os(),
+            self.knobs,
+        )
+        .map_err(|reason| CreateError::Invalid { reason })
     }
 
-    /// Opens an existing queue of this mode; geometry comes from the header.
+    /// Opens an existing queue, adopting its flavor (SPSC or MPMC, checked if set here),
+    /// capacity and maximum message from the header.
     ///
     /// # Errors
     ///
-    /// [`BuildError::Open`] (missing, another kind, …), [`BuildError::BadCapacity`] or
-    /// [`BuildError::BodyTooSmall`] for a header whose geometry does not fit its body.
-    pub fn open(self) -> Result<ByteQueue, BuildError> {
-        let mut b = Segment::builder(&self.name, self.mode.kind());
-        if let Some(t) = self.timeout {
-            b = b.open_timeout(t);
+    /// The segment's errors (missing, another kind, …); [`OpenError::CorruptBody`] for a
+    /// header whose geometry does not fit its body.
+    pub fn open(self) -> Result<ByteQueue, OpenError> {
+        let bare = |f: Flavor| {
+            self.knobs
+                .apply(Segment::builder(&self.name, f.kind()))
+                .open()
+        };
+        let (seg, flavor) = match self.flavor {
+            Some(f) => (bare(f)?, f),
+            None => match bare(Flavor::Mpmc) {
+                Ok(seg) => (seg, Flavor::Mpmc),
+                Err(OpenError::WrongKind {
+                    found: ObjectKind::SpscBytes,
+                    ..
+                }) => (bare(Flavor::Spsc)?, Flavor::Spsc),
+                Err(e) => return Err(e),
+            },
+        };
+        Self::adopt(seg, flavor, self.knobs)
+    }
+
+    /// Opens the queue (adopting its flavor unless one is stated), or creates it (with this
+    /// builder's flavor, capacity and maximum) if there is none; race-free for a stated
+    /// flavor.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open); [`OpenError::InvalidParameter`] for a geometry that could not
+    /// be created.
+    pub fn open_or_create(self) -> Result<ByteQueue, OpenError> {
+        if self.flavor.is_none() {
+            // No flavor stated: an existing queue of either flavor is adopted.
+            match self.clone().open() {
+                Err(OpenError::NotFound { .. }) => {}
+                other => return other,
+            }
         }
-        let seg = b.open()?;
+        let len = check_geometry(self.capacity, self.max_message)?;
+        let (cap, max) = (self.capacity, self.max_message);
+        let flavor = self.flavor.unwrap_or(Flavor::Mpmc);
+        let seg = self
+            .segment(flavor)
+            .body_len(len)
+            // SAFETY: the body is 128-aligned, `len` = bytes_needed(cap, max) bytes, and not yet
+            // published to anyone.
+            .open_or_create(|body, _| unsafe { Ring::init(body, cap, max) })?;
+        Self::adopt(seg, flavor, self.knobs)
+    }
+
+    /// A queue over an opened segment, with the geometry its header records.
+    fn adopt(seg: Segment, flavor: Flavor, knobs: Knobs) -> Result<ByteQueue, OpenError> {
         let cap = seg.header().count();
-        let max = usize::try_from(seg.header().param())
+        let param = seg.header().param();
+        let max = usize::try_from(param)
             .ok()
             .filter(|&m| m <= MAX_MESSAGE_LIMIT)
-            .ok_or(BuildError::BadCapacity {
-                found: seg.header().param(),
+            .ok_or_else(|| {
+                corrupt_geometry("max_message", format!("the header records {param} bytes"))
             })?;
-        ByteQueue::from_home(Home::Segment(seg), cap, max, self.mode, Prober::os())
+        ByteQueue::from_home(Home::Segment(seg), cap, max, flavor, Prober::os(), knobs)
+            .map_err(|detail| corrupt_geometry("body", detail))
     }
 }
 
 /// Validates a geometry for creation and returns the bytes it needs.
-pub(crate) fn check_geometry(cap: u64, max: usize) -> Result<usize, BuildError> {
+pub(crate) fn check_geometry(cap: u64, max: usize) -> Result<usize, BadGeometry> {
     if cap == 0 {
-        return Err(BuildError::ZeroCapacity);
+        return Err(BadGeometry::ZeroCapacity);
     }
     if max > MAX_MESSAGE_LIMIT {
-        return Err(BuildError::TooLarge { capacity: cap });
+        return Err(BadGeometry::MaxMessage {
+            max,
+            limit: MAX_MESSAGE_LIMIT,
+        });
     }
-    Ring::bytes_needed(cap, max).ok_or(BuildError::TooLarge { capacity: cap })
+    Ring::bytes_needed(cap, max).ok_or(BadGeometry::TooLarge { capacity: cap })
 }
 
-/// Attaches a ring at `offset` of `home`, checking the geometry against the home's size.
+/// Attaches a ring at `offset` of `home`, checking the geometry against the home's size; on
+/// failure, what is wrong.
 pub(crate) fn attach_at(
     home: &Home,
     offset: usize,
@@ -1078,27 +1153,27 @@ pub(crate) fn attach_at(
     max: usize,
     roles: usize,
     prober: Prober,
-) -> Result<Ring, BuildError> {
-    if cap == 0 {
-        return Err(BuildError::BadCapacity { found: 0 });
-    }
-    let need = Ring::bytes_needed(cap, max).ok_or(BuildError::BadCapacity { found: cap })?;
+) -> Result<Ring, String> {
+    let need = Ring::bytes_needed(cap, max)
+        .filter(|_| cap != 0)
+        .ok_or_else(|| format!("no ring has a capacity of {cap} messages of {max} bytes"))?;
     let avail = home.len().saturating_sub(offset);
+    let too_small = || {
+        format!(
+            "a ring of {cap} messages of {max} bytes needs {need} bytes at offset {offset}, \
+             the body has {}",
+            home.len()
+        )
+    };
     if need > avail || !offset.is_multiple_of(128) {
-        return Err(BuildError::BodyTooSmall {
-            expected: need as u64 + offset as u64,
-            found: home.len() as u64,
-        });
+        return Err(too_small());
     }
     // SAFETY: offset <= home.len(), so the pointer stays within (or one past) the home.
     let base = unsafe { home.as_ptr().add(offset) };
     // SAFETY: base is 128-aligned (home is, offset is a multiple of 128), valid for `avail`
     // bytes as long as `home` lives (the callers keep it next to the ring), and holds a ring
     // written by init (or garbage, which the ring never trusts).
-    unsafe { Ring::attach(base, avail, cap, max, roles, prober) }.ok_or(BuildError::BodyTooSmall {
-        expected: need as u64,
-        found: avail as u64,
-    })
+    unsafe { Ring::attach(base, avail, cap, max, roles, prober) }.ok_or_else(too_small)
 }
 
 impl ByteQueue {
@@ -1106,10 +1181,10 @@ impl ByteQueue {
     pub fn builder(name: &SegmentName) -> ByteQueueBuilder {
         ByteQueueBuilder {
             name: name.clone(),
-            mode: Mode::Mpmc,
+            flavor: None,
             capacity: 64,
             max_message: 4096,
-            timeout: None,
+            knobs: Knobs::default(),
         }
     }
 
@@ -1122,33 +1197,47 @@ impl ByteQueue {
     /// # Examples
     ///
     /// ```
-    /// use shm_queue::bytes::{ByteQueue, BytesPushError, Mode};
+    /// use shm_queue::bytes::{ByteQueue, BytesPushError, Flavor};
     ///
-    /// let q = ByteQueue::heap(Mode::Spsc, 2, 4)?;
+    /// let q = ByteQueue::heap(Flavor::Spsc, 2, 4)?;
     /// let (tx, rx) = (q.producer()?, q.consumer()?);
     /// assert!(matches!(tx.try_push(b"12345".as_slice()), Err(BytesPushError::TooLarge { .. })));
     /// tx.try_push(b"1234".as_slice()).unwrap();
     /// assert_eq!(rx.try_pop().unwrap(), b"1234");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn heap(mode: Mode, capacity: u64, max_message: usize) -> Result<ByteQueue, BuildError> {
+    pub fn heap(
+        flavor: Flavor,
+        capacity: u64,
+        max_message: usize,
+    ) -> Result<ByteQueue, CreateError> {
         let len = check_geometry(capacity, max_message)?;
         let home = Home::heap(len);
         // SAFETY: a fresh, zeroed, 128-aligned heap block of exactly `len` bytes.
         unsafe { Ring::init(home.as_ptr(), capacity, max_message) };
-        ByteQueue::from_home(home, capacity, max_message, mode, Prober::heap())
+        ByteQueue::from_home(
+            home,
+            capacity,
+            max_message,
+            flavor,
+            Prober::heap(),
+            Knobs::default(),
+        )
+        .map_err(|reason| CreateError::Invalid { reason })
     }
 
     fn from_home(
         home: Home,
         cap: u64,
         max: usize,
-        mode: Mode,
+        flavor: Flavor,
         prober: Prober,
-    ) -> Result<ByteQueue, BuildError> {
-        let ring = attach_at(&home, 0, cap, max, mode.roles(), prober)?;
+        knobs: Knobs,
+    ) -> Result<ByteQueue, String> {
+        let ring = attach_at(&home, 0, cap, max, flavor.roles(), prober)?;
         Ok(ByteQueue {
-            shared: Arc::new(Shared { ring, mode, home }),
+            shared: Arc::new(Shared { ring, flavor, home }),
+            strategy: knobs.strategy,
         })
     }
 
@@ -1163,7 +1252,7 @@ impl ByteQueue {
         Ok(BytesProducer {
             shared: self.shared.clone(),
             role: claim.index,
-            strategy: WaitStrategy::default(),
+            strategy: self.strategy,
             _not_sync: PhantomData,
         })
     }
@@ -1178,7 +1267,7 @@ impl ByteQueue {
         Ok(BytesConsumer {
             shared: self.shared.clone(),
             role: claim.index,
-            strategy: WaitStrategy::default(),
+            strategy: self.strategy,
             _not_sync: PhantomData,
         })
     }
@@ -1233,8 +1322,8 @@ impl ByteQueue {
     }
 
     /// SPSC or MPMC.
-    pub fn mode(&self) -> Mode {
-        self.shared.mode
+    pub fn flavor(&self) -> Flavor {
+        self.shared.flavor
     }
 
     /// The segment, unless the queue lives on the heap.
@@ -1443,19 +1532,71 @@ mod tests {
         (0..len).map(|j| (i + j * 31) as u8).collect()
     }
 
+    /// Regression (issue 11): `ByteQueue::builder(&n).open()` on an SPSC byte queue failed
+    /// with "expected MpmcBytes, found SpscBytes". The opener adopts flavor, capacity and
+    /// maximum from the header; a flavor it states is checked.
+    #[cfg_attr(miri, ignore)]
+    #[test]
+    fn opener_adopts_flavor_and_geometry() {
+        for flavor in [Flavor::Spsc, Flavor::Mpmc] {
+            let name = SegmentName::unique();
+            let q = ByteQueue::builder(&name)
+                .flavor(flavor)
+                .capacity(3)
+                .max_message(40)
+                .mode(0o600)
+                .wait_strategy(WaitStrategy::sleep())
+                .create()
+                .unwrap();
+            let o = ByteQueue::builder(&name)
+                .open_timeout(Duration::from_secs(5))
+                .open()
+                .unwrap();
+            assert_eq!((o.flavor(), o.capacity(), o.max_message()), (flavor, 3, 40));
+            let other = match flavor {
+                Flavor::Spsc => Flavor::Mpmc,
+                Flavor::Mpmc => Flavor::Spsc,
+            };
+            assert!(matches!(
+                ByteQueue::builder(&name).flavor(other).open(),
+                Err(OpenError::WrongKind { .. })
+            ));
+            let tx = q.producer().unwrap();
+            let rx = o.consumer().unwrap();
+            tx.push(b"hi").unwrap();
+            assert_eq!(rx.pop().unwrap(), b"hi");
+            let again = ByteQueue::builder(&name).open_or_create().unwrap();
+            assert_eq!(again.flavor(), flavor);
+        }
+        assert!(matches!(
+            ByteQueue::builder(&SegmentName::unique())
+                .capacity(0)
+                .create(),
+            Err(CreateError::InvalidParameter {
+                parameter: "capacity",
+                ..
+            })
+        ));
+        assert!(matches!(
+            ByteQueue::builder(&SegmentName::unique()).open(),
+            Err(OpenError::NotFound { .. })
+        ));
+    }
+
     #[test]
     fn geometry() {
         assert_eq!(Ring::stride(0), Some(64));
         assert_eq!(Ring::stride(48), Some(64));
         assert_eq!(Ring::stride(49), Some(128));
         assert!(Ring::bytes_needed(u64::MAX, 10).is_none());
-        assert!(matches!(
-            check_geometry(0, 8),
-            Err(BuildError::ZeroCapacity)
-        ));
+        assert_eq!(check_geometry(0, 8), Err(BadGeometry::ZeroCapacity));
         assert!(matches!(
             check_geometry(1, usize::MAX),
-            Err(BuildError::TooLarge { .. })
+            Err(BadGeometry::MaxMessage { .. })
+        ));
+        assert!(matches!(
+            check_geometry(u64::MAX, 8),
+            Err(BadGeometry::TooLarge { .. })
         ));
         assert_eq!(Ring::bytes_needed(3, 8).unwrap() % 128, 0);
     }
@@ -1463,7 +1604,7 @@ mod tests {
     #[test]
     fn fifo_wrap_and_sizes() {
         let max = 40;
-        for mode in [Mode::Spsc, Mode::Mpmc] {
+        for mode in [Flavor::Spsc, Flavor::Mpmc] {
             let q = ByteQueue::heap(mode, 3, max).unwrap();
             let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
             let n = if cfg!(miri) { 20 } else { 200 };
@@ -1493,7 +1634,7 @@ mod tests {
 
     #[test]
     fn too_large_hands_back_and_max_fits() {
-        let q = ByteQueue::heap(Mode::Mpmc, 2, 8).unwrap();
+        let q = ByteQueue::heap(Flavor::Mpmc, 2, 8).unwrap();
         let tx = q.producer().unwrap();
         let big = vec![1u8; 9];
         match tx.try_push(big.clone()) {
@@ -1512,7 +1653,7 @@ mod tests {
 
     #[test]
     fn short_buffer_keeps_message() {
-        let q = ByteQueue::heap(Mode::Spsc, 2, 16).unwrap();
+        let q = ByteQueue::heap(Flavor::Spsc, 2, 16).unwrap();
         let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
         tx.try_push(b"0123456789").unwrap();
         let mut small = [0u8; 4];
@@ -1532,7 +1673,7 @@ mod tests {
 
     #[test]
     fn close_drains_then_closed() {
-        let q = ByteQueue::heap(Mode::Mpmc, 4, 8).unwrap();
+        let q = ByteQueue::heap(Flavor::Mpmc, 4, 8).unwrap();
         let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
         tx.try_push(b"a").unwrap();
         q.close();
@@ -1548,7 +1689,7 @@ mod tests {
 
     #[test]
     fn disconnected_after_producers_leave() {
-        let q = ByteQueue::heap(Mode::Mpmc, 4, 8).unwrap();
+        let q = ByteQueue::heap(Flavor::Mpmc, 4, 8).unwrap();
         let rx = q.consumer().unwrap();
         assert_eq!(rx.try_pop(), Err(BytesPopError::Empty));
         let tx = q.producer().unwrap();
@@ -1561,7 +1702,7 @@ mod tests {
 
     #[test]
     fn full_push_disconnected_when_consumers_gone() {
-        let q = ByteQueue::heap(Mode::Spsc, 1, 8).unwrap();
+        let q = ByteQueue::heap(Flavor::Spsc, 1, 8).unwrap();
         let tx = q.producer().unwrap();
         let rx = q.consumer().unwrap();
         tx.try_push(b"1").unwrap();
@@ -1576,7 +1717,7 @@ mod tests {
 
     #[test]
     fn spsc_roles_are_exclusive() {
-        let q = ByteQueue::heap(Mode::Spsc, 1, 8).unwrap();
+        let q = ByteQueue::heap(Flavor::Spsc, 1, 8).unwrap();
         let tx = q.producer().unwrap();
         assert!(matches!(q.producer(), Err(RoleError::Busy { .. })));
         drop(tx);
@@ -1585,7 +1726,7 @@ mod tests {
 
     #[test]
     fn corrupt_length_poisons_both_sides() {
-        let q = ByteQueue::heap(Mode::Mpmc, 2, 8).unwrap();
+        let q = ByteQueue::heap(Flavor::Mpmc, 2, 8).unwrap();
         let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
         tx.try_push(b"abc").unwrap();
         tx.try_push(b"def").unwrap();
@@ -1601,7 +1742,12 @@ mod tests {
             rx.pop_timeout(Duration::from_secs(5)),
             Err(BytesPopError::Corrupt)
         );
-        assert_eq!(q.len(), 2, "nothing was consumed");
+        assert_eq!(q.shared.ring.positions(), (0, 2), "nothing was consumed");
+        assert_eq!(
+            q.len(),
+            0,
+            "a poisoned queue holds nothing that can be popped"
+        );
     }
 
     /// Regression: a slot stamp ahead of `head` used to make every pop return Corrupt while
@@ -1609,7 +1755,7 @@ mod tests {
     /// blocking pop). Now it poisons the queue: a specific error at once, for every caller.
     #[test]
     fn stamp_ahead_of_head_poisons_instead_of_wedging() {
-        for mode in [Mode::Spsc, Mode::Mpmc] {
+        for mode in [Flavor::Spsc, Flavor::Mpmc] {
             let q = ByteQueue::heap(mode, 4, 8).unwrap();
             let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
             tx.try_push(b"a").unwrap();
@@ -1623,14 +1769,14 @@ mod tests {
             assert!(q.shared.ring.is_poisoned());
         }
         // The producer side: a stamp ahead of `tail` likewise.
-        let q = ByteQueue::heap(Mode::Mpmc, 2, 8).unwrap();
+        let q = ByteQueue::heap(Flavor::Mpmc, 2, 8).unwrap();
         let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
         let (slot, _) = q.shared.ring.slot(0);
         slot.stamp.store(1 << 40, Ordering::Relaxed);
         assert!(matches!(tx.try_push(b"x"), Err(BytesPushError::Corrupt(_))));
         assert_eq!(rx.try_pop(), Err(BytesPopError::Corrupt));
         // A stamp more than one lap behind is just as impossible.
-        let q = ByteQueue::heap(Mode::Mpmc, 2, 8).unwrap();
+        let q = ByteQueue::heap(Flavor::Mpmc, 2, 8).unwrap();
         let tx = q.producer().unwrap();
         tx.try_push(b"1").unwrap();
         tx.try_push(b"2").unwrap();
@@ -1645,7 +1791,7 @@ mod tests {
         let home = Home::heap(check_geometry(cap, max).unwrap());
         // SAFETY: a fresh, zeroed, 128-aligned block of the needed size.
         unsafe { Ring::init(home.as_ptr(), cap, max) };
-        ByteQueue::from_home(home, cap, max, Mode::Mpmc, Prober::os()).unwrap()
+        ByteQueue::from_home(home, cap, max, Flavor::Mpmc, Prober::os(), Knobs::default()).unwrap()
     }
 
     /// A word naming a process that cannot exist (pid above the kernel's limit).
@@ -1657,7 +1803,7 @@ mod tests {
     /// timeout) in both modes; `Disconnected` needs producers that came and went.
     #[test]
     fn first_pop_before_any_producer_waits() {
-        for mode in [Mode::Spsc, Mode::Mpmc] {
+        for mode in [Flavor::Spsc, Flavor::Mpmc] {
             let q = ByteQueue::heap(mode, 2, 8).unwrap();
             let rx = q.consumer().unwrap();
             assert_eq!(rx.try_pop(), Err(BytesPopError::Empty));
@@ -1712,7 +1858,7 @@ mod tests {
     /// that miri's data-race detector checks the payload copies against the stamp protocol.
     #[test]
     fn threads_try_ops_payload_race_free() {
-        let q = ByteQueue::heap(Mode::Mpmc, 2, 24).unwrap();
+        let q = ByteQueue::heap(Flavor::Mpmc, 2, 24).unwrap();
         let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
         let n = if cfg!(miri) { 12 } else { 2000 };
         let t = std::thread::spawn(move || {
@@ -1745,7 +1891,7 @@ mod tests {
     #[cfg_attr(miri, ignore)]
     #[test]
     fn threads_mpmc_all_delivered() {
-        let q = ByteQueue::heap(Mode::Mpmc, 8, 32).unwrap();
+        let q = ByteQueue::heap(Flavor::Mpmc, 8, 32).unwrap();
         let per = 2000usize;
         let producers: Vec<_> = (0..2)
             .map(|t| {
@@ -1800,7 +1946,7 @@ mod loom_tests {
     #[test]
     fn loom_spsc_wrap_with_blocking() {
         loom::model(|| {
-            let q = ByteQueue::heap(Mode::Spsc, 1, 4).unwrap();
+            let q = ByteQueue::heap(Flavor::Spsc, 1, 4).unwrap();
             let mut tx = q.producer().unwrap();
             let mut rx = q.consumer().unwrap();
             tx.set_wait_strategy(WaitStrategy::sleep());
@@ -1819,7 +1965,7 @@ mod loom_tests {
     #[test]
     fn loom_mpmc_two_producers() {
         loom::model(|| {
-            let q = ByteQueue::heap(Mode::Mpmc, 2, 2).unwrap();
+            let q = ByteQueue::heap(Flavor::Mpmc, 2, 2).unwrap();
             let tx1 = q.producer().unwrap();
             let tx2 = q.producer().unwrap();
             let rx = q.consumer().unwrap();
@@ -1839,7 +1985,7 @@ mod loom_tests {
     #[test]
     fn loom_mpmc_short_buffer_never_consumes() {
         loom::model(|| {
-            let q = ByteQueue::heap(Mode::Mpmc, 2, 4).unwrap();
+            let q = ByteQueue::heap(Flavor::Mpmc, 2, 4).unwrap();
             let tx = q.producer().unwrap();
             let rx1 = q.consumer().unwrap();
             let rx2 = q.consumer().unwrap();
@@ -1865,7 +2011,7 @@ mod loom_tests {
     #[test]
     fn loom_pop_wakes_on_producer_drop() {
         loom::model(|| {
-            let q = ByteQueue::heap(Mode::Spsc, 1, 1).unwrap();
+            let q = ByteQueue::heap(Flavor::Spsc, 1, 1).unwrap();
             let tx = q.producer().unwrap();
             let mut rx = q.consumer().unwrap();
             rx.set_wait_strategy(WaitStrategy::sleep());

@@ -12,12 +12,12 @@
 //!
 //! ```
 //! use serde::{Deserialize, Serialize};
-//! use shm_queue::bytes::{ByteQueue, Mode};
+//! use shm_queue::bytes::{ByteQueue, Flavor};
 //!
 //! #[derive(Serialize, Deserialize, PartialEq, Debug)]
 //! struct Job { id: u32, name: String, args: Vec<i64> }
 //!
-//! let q = ByteQueue::heap(Mode::Spsc, 4, 128)?;
+//! let q = ByteQueue::heap(Flavor::Spsc, 4, 128)?;
 //! let (tx, rx) = (q.producer()?, q.consumer()?);
 //! let job = Job { id: 7, name: "hello".into(), args: vec![42, -1] };
 //! tx.push_value(&job)?;
@@ -377,7 +377,7 @@ impl PipeEnd {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use crate::bytes::{ByteQueue, Mode};
+    use crate::bytes::{ByteQueue, Flavor};
     use crate::codec::{PopValueError, PushValueError, RecvValueError};
     use crate::pipe::Pipe;
     use serde::{Deserialize, Serialize};
@@ -391,7 +391,7 @@ mod tests {
 
     #[test]
     fn round_trip_too_large_and_wrong_type() {
-        let q = ByteQueue::heap(Mode::Mpmc, 4, 16).unwrap();
+        let q = ByteQueue::heap(Flavor::Mpmc, 4, 16).unwrap();
         let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
         let list = vec![Item::Int(42), Item::None, Item::Str("hello".into())];
         tx.push_value(&list).unwrap();
@@ -425,7 +425,7 @@ mod tests {
         check::<crate::codec::SendValueError>();
         check::<RecvValueError>();
         fn uses_question_mark() -> Result<u8, Box<dyn std::error::Error + Send + Sync>> {
-            let q = ByteQueue::heap(Mode::Spsc, 1, 8)?;
+            let q = ByteQueue::heap(Flavor::Spsc, 1, 8)?;
             let (tx, rx) = (q.producer()?, q.consumer()?);
             tx.push_value(&7u8)?;
             Ok(rx.pop_value::<u8>()?)

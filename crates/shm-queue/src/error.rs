@@ -1,107 +1,203 @@
-//! Errors of the queues: one small enum per operation, rejected items handed back.
+//! Errors of the queues: one small enum per operation, rejected items handed back; and the
+//! builder knobs every queue shares.
 
-use shm_core::{CreateError, OpenError, ProcessId};
+use shm_core::{CreateError, OpenError, ProcessId, SegmentBuilder, WaitStrategy};
 use std::error::Error;
 use std::fmt;
+use std::time::Duration;
 
-/// Why a push did not happen. Every variant hands the item back.
-///
-/// Which variants an operation can return: `try_push`: `Full`, `Closed`; `push`: `Closed`,
-/// `Disconnected`; `push_timeout`: `Timeout`, `Closed`, `Disconnected`.
-#[derive(PartialEq, Eq)]
-pub enum PushError<T> {
-    /// The queue is full (non-blocking push).
-    Full(T),
-    /// The queue was closed; nothing more can be pushed.
-    Closed(T),
-    /// The queue stayed full until the timeout.
-    Timeout(T),
-    /// The queue is full and every consumer that ever attached has dropped its handle or died,
-    /// so nobody will make room.
-    Disconnected(T),
-    /// The queue is poisoned: an index or stamp read from the segment could not be right
-    /// (another process wrote garbage into it). Every later push and pop fails the same way.
-    Corrupt(T),
-}
-
-impl<T> PushError<T> {
-    /// The rejected item.
-    pub fn into_inner(self) -> T {
-        match self {
-            PushError::Full(v)
-            | PushError::Closed(v)
-            | PushError::Timeout(v)
-            | PushError::Disconnected(v)
-            | PushError::Corrupt(v) => v,
-        }
-    }
-
-    fn what(&self) -> &'static str {
-        match self {
-            PushError::Full(_) => "Full",
-            PushError::Closed(_) => "Closed",
-            PushError::Timeout(_) => "Timeout",
-            PushError::Disconnected(_) => "Disconnected",
-            PushError::Corrupt(_) => "Corrupt",
-        }
-    }
-}
-
-impl<T> fmt::Debug for PushError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}(..)", self.what())
-    }
-}
-
-impl<T> fmt::Display for PushError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PushError::Full(_) => "push to a full queue",
-            PushError::Closed(_) => "push to a closed queue",
-            PushError::Timeout(_) => "push timed out: the queue stayed full",
-            PushError::Disconnected(_) => "push to a full queue whose consumers are all gone",
-            PushError::Corrupt(_) => "push to a poisoned queue: its shared state is corrupt",
-        })
-    }
-}
-
-impl<T> Error for PushError<T> {}
-
-/// Why a pop returned no item.
-///
-/// `try_pop`: `Empty`, `Closed`, `Disconnected`; `pop`: `Closed`, `Disconnected`;
-/// `pop_timeout`: `Timeout`, `Closed`, `Disconnected`. `Closed` and `Disconnected` are only
-/// returned once every remaining item has been delivered.
+/// Every way a queue operation can fail, before it is narrowed to the operation's own enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PopError {
-    /// The queue is empty (non-blocking pop).
-    Empty,
-    /// The queue was closed and is drained.
-    Closed,
-    /// The queue stayed empty until the timeout.
+pub(crate) enum Fail {
+    /// Full (a push) or empty (a pop), and the call does not wait.
+    NotNow,
+    /// The deadline passed.
     Timeout,
-    /// The queue is drained and every producer that ever attached has dropped its handle or
-    /// died.
+    /// Closed (and, for a pop, drained).
+    Closed,
+    /// The peers that ever attached are all gone (and, for a pop, the queue is drained).
     Disconnected,
-    /// The queue is poisoned: an index or stamp read from the segment could not be right
-    /// (another process wrote garbage into it). The items still in it are lost; every later
-    /// push and pop fails the same way.
+    /// Poisoned.
     Corrupt,
 }
 
-impl fmt::Display for PopError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PopError::Empty => "pop from an empty queue",
-            PopError::Closed => "pop from a closed, drained queue",
-            PopError::Timeout => "pop timed out: the queue stayed empty",
-            PopError::Disconnected => "pop from a drained queue whose producers are all gone",
-            PopError::Corrupt => "pop from a poisoned queue: its shared state is corrupt",
-        })
+/// Error enums whose variants hand the rejected item back, one per operation.
+macro_rules! item_errors {
+    ($(
+        $(#[$m:meta])*
+        $name:ident { $( $(#[$vm:meta])* $var:ident = $fail:ident : $msg:literal ),+ $(,)? }
+    )+) => {$(
+        $(#[$m])*
+        #[derive(Clone, Copy, PartialEq, Eq)]
+        pub enum $name<T> {
+            $( $(#[$vm])* $var(T), )+
+        }
+
+        impl<T> $name<T> {
+            /// The rejected item.
+            pub fn into_inner(self) -> T {
+                match self {
+                    $( $name::$var(v) => v, )+
+                }
+            }
+
+            /// What went wrong, without the item.
+            #[allow(dead_code)]
+            pub(crate) fn fail(&self) -> Fail {
+                match self {
+                    $( $name::$var(_) => Fail::$fail, )+
+                }
+            }
+
+            /// The error for `f` (one this operation can end with), handing `v` back.
+            #[allow(dead_code, unreachable_patterns)]
+            pub(crate) fn from_fail(f: Fail, v: T) -> Self {
+                match f {
+                    $( Fail::$fail => $name::$var(v), )+
+                    _ => unreachable!("{f:?} cannot end {}", stringify!($name)),
+                }
+            }
+        }
+
+        impl<T> fmt::Debug for $name<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $( $name::$var(_) => f.write_str(concat!(stringify!($var), "(..)")), )+
+                }
+            }
+        }
+
+        impl<T> fmt::Display for $name<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(match self {
+                    $( $name::$var(_) => $msg, )+
+                })
+            }
+        }
+
+        impl<T> Error for $name<T> {}
+    )+};
+}
+
+/// Error enums of pops, one per operation.
+macro_rules! pop_errors {
+    ($(
+        $(#[$m:meta])*
+        $name:ident { $( $(#[$vm:meta])* $var:ident = $fail:ident : $msg:literal ),+ $(,)? }
+    )+) => {$(
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $( $(#[$vm])* $var, )+
+        }
+
+        impl $name {
+            /// The error for `f` (one this operation can end with).
+            #[allow(dead_code, unreachable_patterns)]
+            pub(crate) fn from_fail(f: Fail) -> Self {
+                match f {
+                    $( Fail::$fail => $name::$var, )+
+                    _ => unreachable!("{f:?} cannot end {}", stringify!($name)),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(match self {
+                    $( $name::$var => $msg, )+
+                })
+            }
+        }
+
+        impl Error for $name {}
+    )+};
+}
+
+item_errors! {
+    /// Why [`try_push`](crate::spsc::Producer::try_push) did not push; the item is handed back.
+    TryPushError {
+        /// The queue is full.
+        Full = NotNow: "push to a full queue",
+        /// The queue was closed; nothing more can be pushed.
+        Closed = Closed: "push to a closed queue",
+        /// The queue is full and every consumer that ever attached has dropped its handle or
+        /// died, so nobody will make room.
+        Disconnected = Disconnected: "push to a full queue whose consumers are all gone",
+        /// The queue is poisoned: an index or stamp read from the segment could not be right
+        /// (another process wrote garbage into it). Every later push and pop fails the same way.
+        Corrupt = Corrupt: "push to a poisoned queue: its shared state is corrupt",
+    }
+
+    /// Why [`push`](crate::spsc::Producer::push), which waits while the queue is full, did not
+    /// push; the item is handed back.
+    PushError {
+        /// The queue was closed.
+        Closed = Closed: "push to a closed queue",
+        /// The queue is full and every consumer that ever attached has dropped its handle or
+        /// died.
+        Disconnected = Disconnected: "push to a full queue whose consumers are all gone",
+        /// The queue is poisoned (see [`TryPushError::Corrupt`]).
+        Corrupt = Corrupt: "push to a poisoned queue: its shared state is corrupt",
+    }
+
+    /// Why [`push_timeout`](crate::spsc::Producer::push_timeout) did not push; the item is
+    /// handed back.
+    PushTimeoutError {
+        /// The queue stayed full until the timeout.
+        Timeout = Timeout: "push timed out: the queue stayed full",
+        /// The queue was closed.
+        Closed = Closed: "push to a closed queue",
+        /// The queue is full and every consumer that ever attached has dropped its handle or
+        /// died.
+        Disconnected = Disconnected: "push to a full queue whose consumers are all gone",
+        /// The queue is poisoned (see [`TryPushError::Corrupt`]).
+        Corrupt = Corrupt: "push to a poisoned queue: its shared state is corrupt",
     }
 }
 
-impl Error for PopError {}
+pop_errors! {
+    /// Why [`try_pop`](crate::spsc::Consumer::try_pop) returned no item. `Closed` and
+    /// `Disconnected` come only once every remaining item has been delivered.
+    TryPopError {
+        /// The queue is empty.
+        Empty = NotNow: "pop from an empty queue",
+        /// The queue was closed and is drained.
+        Closed = Closed: "pop from a closed, drained queue",
+        /// The queue is drained and every producer that ever attached has dropped its handle
+        /// (a producer that died is noticed by the blocking forms).
+        Disconnected = Disconnected: "pop from a drained queue whose producers are all gone",
+        /// The queue is poisoned: an index or stamp read from the segment could not be right
+        /// (another process wrote garbage into it). The items still in it are lost; every
+        /// later push and pop fails the same way.
+        Corrupt = Corrupt: "pop from a poisoned queue: its shared state is corrupt",
+    }
+
+    /// Why [`pop`](crate::spsc::Consumer::pop), which waits while the queue is empty,
+    /// returned no item.
+    PopError {
+        /// The queue was closed and is drained.
+        Closed = Closed: "pop from a closed, drained queue",
+        /// The queue is drained and every producer that ever attached has dropped its handle or
+        /// died. (A queue no producer has attached to yet is waited on.)
+        Disconnected = Disconnected: "pop from a drained queue whose producers are all gone",
+        /// The queue is poisoned (see [`TryPopError::Corrupt`]).
+        Corrupt = Corrupt: "pop from a poisoned queue: its shared state is corrupt",
+    }
+
+    /// Why [`pop_timeout`](crate::spsc::Consumer::pop_timeout) returned no item.
+    PopTimeoutError {
+        /// The queue stayed empty until the timeout.
+        Timeout = Timeout: "pop timed out: the queue stayed empty",
+        /// The queue was closed and is drained.
+        Closed = Closed: "pop from a closed, drained queue",
+        /// The queue is drained and every producer that ever attached has dropped its handle or
+        /// died.
+        Disconnected = Disconnected: "pop from a drained queue whose producers are all gone",
+        /// The queue is poisoned (see [`TryPopError::Corrupt`]).
+        Corrupt = Corrupt: "pop from a poisoned queue: its shared state is corrupt",
+    }
+}
 
 /// Why a producer or consumer role could not be claimed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,74 +220,114 @@ impl fmt::Display for RoleError {
 
 impl Error for RoleError {}
 
-/// Why a queue could not be created or opened.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// A capacity of zero was asked for.
+/// A geometry (capacity, maximum message) a builder was given that no queue can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BadGeometry {
+    /// A capacity of zero (or none given to a creator).
     ZeroCapacity,
-    /// The capacity times the element size does not fit in memory.
-    TooLarge {
-        /// The capacity asked for.
-        capacity: u64,
-    },
-    /// Creating the segment failed.
-    Create(CreateError),
-    /// Opening the segment failed (missing, another kind, another element type, …).
-    Open(OpenError),
-    /// The segment's body is smaller than its capacity needs: it is corrupt or not a queue of
-    /// this layout.
-    BodyTooSmall {
-        /// Bytes the queue needs.
-        expected: u64,
-        /// Bytes the body has.
-        found: u64,
-    },
-    /// The stored capacity is zero or does not fit this platform.
-    BadCapacity {
-        /// The capacity stored in the header.
-        found: u64,
-    },
+    /// The capacity times the slot size does not fit in memory.
+    TooLarge { capacity: u64 },
+    /// A maximum message length over the limit.
+    MaxMessage { max: usize, limit: usize },
 }
 
-impl fmt::Display for BuildError {
+impl BadGeometry {
+    fn parameter(self) -> &'static str {
+        match self {
+            BadGeometry::ZeroCapacity | BadGeometry::TooLarge { .. } => "capacity",
+            BadGeometry::MaxMessage { .. } => "max_message",
+        }
+    }
+
+    fn reason(self) -> String {
+        match self {
+            BadGeometry::ZeroCapacity => "a queue needs a capacity of at least 1".to_owned(),
+            BadGeometry::TooLarge { capacity } => {
+                format!("a queue of capacity {capacity} does not fit in memory")
+            }
+            BadGeometry::MaxMessage { max, limit } => {
+                format!("{max} bytes is over the limit of {limit}")
+            }
+        }
+    }
+}
+
+impl fmt::Display for BadGeometry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BuildError::ZeroCapacity => f.write_str("a queue needs a capacity of at least 1"),
-            BuildError::TooLarge { capacity } => {
-                write!(f, "a queue of capacity {capacity} does not fit in memory")
-            }
-            BuildError::Create(e) => write!(f, "cannot create the queue: {e}"),
-            BuildError::Open(e) => write!(f, "cannot open the queue: {e}"),
-            BuildError::BodyTooSmall { expected, found } => write!(
-                f,
-                "queue segment body too small: needs {expected} bytes, has {found}"
-            ),
-            BuildError::BadCapacity { found } => {
-                write!(f, "queue segment stores an invalid capacity {found}")
-            }
+        write!(f, "invalid {}: {}", self.parameter(), self.reason())
+    }
+}
+
+impl From<BadGeometry> for CreateError {
+    fn from(b: BadGeometry) -> Self {
+        CreateError::InvalidParameter {
+            parameter: b.parameter(),
+            reason: b.reason(),
         }
     }
 }
 
-impl Error for BuildError {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        match self {
-            BuildError::Create(e) => Some(e),
-            BuildError::Open(e) => Some(e),
-            _ => None,
+impl From<BadGeometry> for OpenError {
+    fn from(b: BadGeometry) -> Self {
+        OpenError::InvalidParameter {
+            parameter: b.parameter(),
+            reason: b.reason(),
         }
     }
 }
 
-impl From<CreateError> for BuildError {
-    fn from(e: CreateError) -> Self {
-        BuildError::Create(e)
+/// The error of an opener that found a header whose geometry cannot be right, or a body too
+/// small for it: the segment is corrupt.
+pub(crate) fn corrupt_geometry(what: &'static str, detail: String) -> OpenError {
+    OpenError::CorruptBody { what, detail }
+}
+
+/// The knobs every queue builder has (the workspace's builder convention): the file mode of a
+/// creator, how long an opener waits for the creator to publish, and the wait strategy of the
+/// handles made from the queue.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Knobs {
+    pub(crate) mode: Option<u32>,
+    pub(crate) open_timeout: Option<Duration>,
+    pub(crate) strategy: WaitStrategy,
+}
+
+impl Knobs {
+    /// `b` with the mode and open timeout set (where given).
+    pub(crate) fn apply(&self, mut b: SegmentBuilder) -> SegmentBuilder {
+        if let Some(m) = self.mode {
+            b = b.mode(m);
+        }
+        if let Some(t) = self.open_timeout {
+            b = b.open_timeout(t);
+        }
+        b
     }
 }
 
-impl From<OpenError> for BuildError {
-    fn from(e: OpenError) -> Self {
-        BuildError::Open(e)
-    }
+/// The three knob methods of a builder with a `knobs: Knobs` field.
+macro_rules! knob_methods {
+    () => {
+        /// The file mode of the segment (creator only; default `0o600`). An opener ignores
+        /// it.
+        pub fn mode(mut self, mode: u32) -> Self {
+            self.knobs.mode = Some(mode);
+            self
+        }
+
+        /// How long `open` waits for the creator to publish the segment (default 5 s).
+        pub fn open_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.knobs.open_timeout = Some(timeout);
+            self
+        }
+
+        /// How the handles made from this queue wait when they block (default:
+        /// [`WaitStrategy::default`](shm_core::WaitStrategy::default), spin then sleep); each
+        /// handle can change its own with `set_wait_strategy`.
+        pub fn wait_strategy(mut self, strategy: shm_core::WaitStrategy) -> Self {
+            self.knobs.strategy = strategy;
+            self
+        }
+    };
 }
+pub(crate) use knob_methods;

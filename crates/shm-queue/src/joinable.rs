@@ -35,13 +35,13 @@
 //! # Examples
 //!
 //! ```
-//! use shm_queue::joinable::{JoinableQueue, TaskDoneError};
+//! use shm_queue::joinable::{JoinTimeoutError, JoinableQueue, TaskDoneError};
 //! use std::time::Duration;
 //!
 //! let q = JoinableQueue::heap(4, 32)?;
 //! let (tx, rx) = (q.producer()?, q.consumer()?);
 //! tx.put(b"job".as_slice()).unwrap();
-//! assert!(!q.join_timeout(Duration::from_millis(1)));
+//! assert_eq!(q.join_timeout(Duration::from_millis(1)), Err(JoinTimeoutError::Timeout));
 //! assert_eq!(rx.get().unwrap(), b"job");
 //! q.task_done().unwrap();
 //! assert_eq!(q.task_done(), Err(TaskDoneError::TooManyCalls));
@@ -53,11 +53,14 @@ use crate::bytes::{
     attach_at, check_geometry, BytesPopError, BytesPushError, Dest, Ring, Wait, MAX_MESSAGE_LIMIT,
     MAX_ROLES,
 };
-use crate::error::{BuildError, RoleError};
+use crate::error::{corrupt_geometry, knob_methods, BadGeometry, Knobs, RoleError};
 use crate::role::Prober;
 use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::sync::Poll;
-use shm_core::{Deadline, EventCount, Home, ObjectKind, Segment, SegmentName, WaitStrategy};
+use shm_core::{
+    CreateError, Deadline, EventCount, Home, ObjectKind, OpenError, Segment, SegmentName,
+    WaitStrategy,
+};
 use std::cell::Cell;
 use std::error::Error;
 use std::fmt;
@@ -113,6 +116,26 @@ impl fmt::Display for JoinError {
 
 impl Error for JoinError {}
 
+/// Why [`JoinableQueue::join_timeout`] returned without every item done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinTimeoutError {
+    /// Items were still unfinished at the timeout.
+    Timeout,
+    /// The queue is poisoned (its shared state is corrupt): it can never be joined.
+    Corrupt,
+}
+
+impl fmt::Display for JoinTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JoinTimeoutError::Timeout => "join timed out: items are still unfinished",
+            JoinTimeoutError::Corrupt => "join on a poisoned queue: its shared state is corrupt",
+        })
+    }
+}
+
+impl Error for JoinTimeoutError {}
+
 #[derive(Debug)]
 struct Shared {
     ring: Ring,
@@ -147,70 +170,98 @@ pub struct JoinableQueueBuilder {
     name: SegmentName,
     capacity: u64,
     max_message: usize,
-    timeout: Option<Duration>,
+    knobs: Knobs,
 }
 
 impl JoinableQueueBuilder {
-    /// Capacity in messages (default 64). Create only.
+    /// Capacity in messages (create only; default 64: an opener adopts the segment's).
     pub fn capacity(mut self, capacity: u64) -> Self {
         self.capacity = capacity;
         self
     }
 
-    /// Longest message in bytes (default 4096). Create only.
+    /// Longest message in bytes (create only; default 4096: an opener adopts the segment's).
     pub fn max_message(mut self, max: usize) -> Self {
         self.max_message = max;
         self
     }
 
-    /// How long `open` waits for the creator to publish.
-    pub fn open_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
+    knob_methods!();
+
+    fn segment(&self) -> shm_core::SegmentBuilder {
+        self.knobs.apply(
+            Segment::builder(&self.name, ObjectKind::JoinableQueue)
+                .count(self.capacity)
+                .param(self.max_message as u64),
+        )
     }
 
     /// Creates the queue; its handle unlinks the name on drop.
     ///
     /// # Errors
     ///
-    /// [`BuildError::ZeroCapacity`], [`BuildError::TooLarge`], [`BuildError::Create`].
-    pub fn create(self) -> Result<JoinableQueue, BuildError> {
+    /// [`CreateError::InvalidParameter`] for an impossible geometry; the segment's errors.
+    pub fn create(self) -> Result<JoinableQueue, CreateError> {
         let (cap, max) = (self.capacity, self.max_message);
         let len = body_len(cap, max)?;
-        let seg = Segment::builder(&self.name, ObjectKind::JoinableQueue)
-            .count(cap)
-            .param(max as u64)
+        let seg = self
+            .segment()
             .body_len(len)
             // SAFETY: the unpublished body is 128-aligned and `len` bytes long.
             .create(|body, _| unsafe { init(body, cap, max) })?;
-        JoinableQueue::from_home(Home::Segment(seg), cap, max, Prober::os())
+        JoinableQueue::from_home(Home::Segment(seg), cap, max, Prober::os(), self.knobs)
+            .map_err(|reason| CreateError::Invalid { reason })
     }
 
-    /// Opens an existing queue.
+    /// Opens an existing queue, adopting its capacity and maximum message.
     ///
     /// # Errors
     ///
-    /// [`BuildError::Open`], or a geometry that does not fit the body.
-    pub fn open(self) -> Result<JoinableQueue, BuildError> {
-        let mut b = Segment::builder(&self.name, ObjectKind::JoinableQueue);
-        if let Some(t) = self.timeout {
-            b = b.open_timeout(t);
-        }
-        let seg = b.open()?;
+    /// The segment's errors; [`OpenError::CorruptBody`] for a geometry that does not fit the
+    /// body.
+    pub fn open(self) -> Result<JoinableQueue, OpenError> {
+        let seg = self
+            .knobs
+            .apply(Segment::builder(&self.name, ObjectKind::JoinableQueue))
+            .open()?;
+        Self::adopt(seg, self.knobs)
+    }
+
+    /// Opens the queue, or creates it with this builder's geometry if there is none.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open); [`OpenError::InvalidParameter`] for a geometry that could not
+    /// be created.
+    pub fn open_or_create(self) -> Result<JoinableQueue, OpenError> {
+        let (cap, max) = (self.capacity, self.max_message);
+        let len = body_len(cap, max)?;
+        let seg = self
+            .segment()
+            .body_len(len)
+            // SAFETY: the unpublished body is 128-aligned and `len` bytes long.
+            .open_or_create(|body, _| unsafe { init(body, cap, max) })?;
+        Self::adopt(seg, self.knobs)
+    }
+
+    fn adopt(seg: Segment, knobs: Knobs) -> Result<JoinableQueue, OpenError> {
         let cap = seg.header().count();
         let param = seg.header().param();
         let max = usize::try_from(param)
             .ok()
             .filter(|&m| m <= MAX_MESSAGE_LIMIT)
-            .ok_or(BuildError::BadCapacity { found: param })?;
-        JoinableQueue::from_home(Home::Segment(seg), cap, max, Prober::os())
+            .ok_or_else(|| {
+                corrupt_geometry("max_message", format!("the header records {param} bytes"))
+            })?;
+        JoinableQueue::from_home(Home::Segment(seg), cap, max, Prober::os(), knobs)
+            .map_err(|detail| corrupt_geometry("body", detail))
     }
 }
 
-fn body_len(cap: u64, max: usize) -> Result<usize, BuildError> {
+fn body_len(cap: u64, max: usize) -> Result<usize, BadGeometry> {
     check_geometry(cap, max)?
         .checked_add(RING_OFFSET)
-        .ok_or(BuildError::TooLarge { capacity: cap })
+        .ok_or(BadGeometry::TooLarge { capacity: cap })
 }
 
 /// Writes the counters and the ring.
@@ -237,7 +288,7 @@ impl JoinableQueue {
             name: name.clone(),
             capacity: 64,
             max_message: 4096,
-            timeout: None,
+            knobs: Knobs::default(),
         }
     }
 
@@ -246,12 +297,19 @@ impl JoinableQueue {
     /// # Errors
     ///
     /// As [`JoinableQueueBuilder::create`] for the geometry.
-    pub fn heap(capacity: u64, max_message: usize) -> Result<JoinableQueue, BuildError> {
+    pub fn heap(capacity: u64, max_message: usize) -> Result<JoinableQueue, CreateError> {
         let len = body_len(capacity, max_message)?;
         let home = Home::heap(len);
         // SAFETY: fresh zeroed 128-aligned block of `len` bytes.
         unsafe { init(home.as_ptr(), capacity, max_message) };
-        JoinableQueue::from_home(home, capacity, max_message, Prober::heap())
+        JoinableQueue::from_home(
+            home,
+            capacity,
+            max_message,
+            Prober::heap(),
+            Knobs::default(),
+        )
+        .map_err(|reason| CreateError::Invalid { reason })
     }
 
     fn from_home(
@@ -259,7 +317,8 @@ impl JoinableQueue {
         cap: u64,
         max: usize,
         prober: Prober,
-    ) -> Result<JoinableQueue, BuildError> {
+        knobs: Knobs,
+    ) -> Result<JoinableQueue, String> {
         let ring = attach_at(&home, RING_OFFSET, cap, max, MAX_ROLES, prober)?;
         let counters = home.as_ptr().cast::<Counters>();
         Ok(JoinableQueue {
@@ -268,7 +327,7 @@ impl JoinableQueue {
                 counters,
                 home,
             }),
-            strategy: WaitStrategy::default(),
+            strategy: knobs.strategy,
         })
     }
 
@@ -282,7 +341,7 @@ impl JoinableQueue {
         Ok(JoinableProducer {
             shared: self.shared.clone(),
             role: c.index,
-            strategy: WaitStrategy::default(),
+            strategy: self.strategy,
             _not_sync: PhantomData,
         })
     }
@@ -297,7 +356,7 @@ impl JoinableQueue {
         Ok(JoinableConsumer {
             shared: self.shared.clone(),
             role: c.index,
-            strategy: WaitStrategy::default(),
+            strategy: self.strategy,
             _not_sync: PhantomData,
         })
     }
@@ -340,11 +399,18 @@ impl JoinableQueue {
         self.join_within(None).unwrap_or(Ok(()))
     }
 
-    /// Waits at most `timeout`; `true` if every item put has been marked done (`false` also
-    /// for a poisoned queue).
-    #[must_use = "false means items are still unfinished"]
-    pub fn join_timeout(&self, timeout: Duration) -> bool {
-        self.join_within(Some(timeout)) == Some(Ok(()))
+    /// Waits at most `timeout` until every item put has been marked done.
+    ///
+    /// # Errors
+    ///
+    /// [`JoinTimeoutError::Timeout`] if items are still unfinished then;
+    /// [`JoinTimeoutError::Corrupt`] if the queue is poisoned.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<(), JoinTimeoutError> {
+        match self.join_within(Some(timeout)) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(JoinError::Corrupt)) => Err(JoinTimeoutError::Corrupt),
+            None => Err(JoinTimeoutError::Timeout),
+        }
     }
 
     /// `None` on timeout. The clock is read only if not everything is done at once.
@@ -552,7 +618,7 @@ mod tests {
     fn counts_and_errors() {
         let q = JoinableQueue::heap(2, 8).unwrap();
         let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
-        assert!(q.join_timeout(Duration::ZERO));
+        assert_eq!(q.join_timeout(Duration::ZERO), Ok(()));
         assert_eq!(q.task_done(), Err(TaskDoneError::TooManyCalls));
         tx.put(b"a").unwrap();
         tx.put(b"b").unwrap();
@@ -561,10 +627,13 @@ mod tests {
         assert_eq!(rx.get().unwrap(), b"a");
         q.task_done().unwrap();
         assert_eq!(q.task_done(), Err(TaskDoneError::TooManyCalls));
-        assert!(!q.join_timeout(Duration::from_millis(1)));
+        assert_eq!(
+            q.join_timeout(Duration::from_millis(1)),
+            Err(JoinTimeoutError::Timeout)
+        );
         assert_eq!(rx.try_get().unwrap(), b"b");
         q.task_done().unwrap();
-        assert!(q.join_timeout(Duration::ZERO));
+        assert_eq!(q.join_timeout(Duration::ZERO), Ok(()));
         q.join().unwrap();
     }
 
@@ -573,7 +642,7 @@ mod tests {
         let home = Home::heap(body_len(cap, max).unwrap());
         // SAFETY: a fresh, zeroed, 128-aligned block of the needed size.
         unsafe { init(home.as_ptr(), cap, max) };
-        JoinableQueue::from_home(home, cap, max, Prober::os()).unwrap()
+        JoinableQueue::from_home(home, cap, max, Prober::os(), Knobs::default()).unwrap()
     }
 
     /// A word naming a process that cannot exist (pid above the kernel's limit).
@@ -591,7 +660,7 @@ mod tests {
         let mut q = checked_heap(4, 8);
         q.set_wait_strategy(WaitStrategy::sleep().with_slice(Duration::from_millis(1)));
         q.shared.ring.forge_abandoned_push(dead_word());
-        assert!(q.join_timeout(Duration::from_secs(10)));
+        assert_eq!(q.join_timeout(Duration::from_secs(10)), Ok(()));
         assert_eq!(q.unfinished(), 0);
         // With a live producer's item behind the dead claim: the consumer skips the claim,
         // gets the item, and join waits for its task_done only.
@@ -600,9 +669,15 @@ mod tests {
         tx.put(b"live").unwrap();
         let mut rx = q.consumer().unwrap();
         rx.set_wait_strategy(WaitStrategy::sleep().with_slice(Duration::from_millis(1)));
-        assert!(!q.join_timeout(Duration::from_millis(5)));
+        assert_eq!(
+            q.join_timeout(Duration::from_millis(5)),
+            Err(JoinTimeoutError::Timeout)
+        );
         assert_eq!(rx.get_timeout(Duration::from_secs(10)).unwrap(), b"live");
-        assert!(!q.join_timeout(Duration::ZERO));
+        assert_eq!(
+            q.join_timeout(Duration::ZERO),
+            Err(JoinTimeoutError::Timeout)
+        );
         q.task_done().unwrap();
         q.join().unwrap();
     }
@@ -617,8 +692,27 @@ mod tests {
         q.shared
             .ring
             .forge_abandoned_push(shm_core::ProcessId::current().to_word());
-        assert!(!q.join_timeout(Duration::from_millis(30)));
+        assert_eq!(
+            q.join_timeout(Duration::from_millis(30)),
+            Err(JoinTimeoutError::Timeout)
+        );
         assert_eq!(q.unfinished(), 1);
+    }
+
+    /// A poisoned queue can never be joined: both joins say so at once, never a wait forever
+    /// or a false "all done".
+    #[test]
+    fn poisoned_queue_join_reports_corrupt() {
+        let q = JoinableQueue::heap(2, 4).unwrap();
+        let tx = q.producer().unwrap();
+        tx.put(b"a").unwrap();
+        q.shared.ring.poison();
+        assert_eq!(q.join(), Err(JoinError::Corrupt));
+        assert_eq!(
+            q.join_timeout(Duration::from_secs(10)),
+            Err(JoinTimeoutError::Corrupt)
+        );
+        assert!(matches!(tx.put(b"b"), Err(BytesPushError::Corrupt(_))));
     }
 
     /// A failed put counts nothing.
@@ -635,7 +729,7 @@ mod tests {
         assert_eq!(q.unfinished(), 1);
         rx.get().unwrap();
         q.task_done().unwrap();
-        assert!(q.join_timeout(Duration::ZERO));
+        assert_eq!(q.join_timeout(Duration::ZERO), Ok(()));
     }
 
     #[cfg_attr(miri, ignore)]

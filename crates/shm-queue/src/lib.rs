@@ -7,6 +7,20 @@
 //! producer has gone (dropped its handle or died); processes that die mid-operation do not
 //! strand the others.
 //!
+//! ## Semantics every queue shares
+//!
+//! - `Disconnected` means that peers *had* attached and all of them left or died (or, for
+//!   pops, only once the queue is drained). A consumer on a queue no producer has attached to
+//!   yet simply waits, with its timeout.
+//! - A role is taken over only from a holder that is [`Dead`](shm_core::Liveness::Dead);
+//!   one whose liveness cannot be told (`Unknown`) keeps it.
+//! - An index, stamp or length read from the segment that cannot be right *poisons* the queue:
+//!   every later push and pop, in every process, fails at once with `Corrupt`; nothing is
+//!   delivered from it any more (its items are lost; make a new queue).
+//! - A timed call reads the clock only once it has to wait.
+//! - Typed messages (serde, on by default through the `serde` feature) travel over the byte
+//!   queues, `JoinableQueue` and `Pipe` (module `codec`).
+//!
 //! ## Items
 //!
 //! - [`spsc`]: [`SpscQueue<T>`], one producer and one consumer of fixed-size elements
@@ -16,8 +30,13 @@
 //!   per-slot stamps), with the exact guarantee for producers killed mid-push in its docs.
 //! - [`bytes`], [`pipe`], [`joinable`]: variable-length byte messages, `Pipe`, and
 //!   `JoinableQueue`.
-//! - [`error`]: [`PushError<T>`] (hands the item back), [`PopError`], [`RoleError`],
-//!   [`BuildError`].
+//! - [`error`]: one error enum per operation, crossbeam-channel style: [`TryPushError<T>`],
+//!   [`PushError<T>`], [`PushTimeoutError<T>`] (each hands the item back), [`TryPopError`],
+//!   [`PopError`], [`PopTimeoutError`]; [`RoleError`]. Builders
+//!   follow the workspace's convention: `.mode(u32)`, `.open_timeout(..)`,
+//!   `.wait_strategy(..)`, `.capacity(n)`; `create()` returns [`shm_core::CreateError`],
+//!   `open()` and `open_or_create()` return [`shm_core::OpenError`], and an opener adopts
+//!   everything the header records.
 //! - [`role`]: producer/consumer role claims in a segment, with takeover from dead holders.
 //!   Every blocking call waits through [`shm_core::EventCount::wait_until`], the workspace's
 //!   one wait loop, and checks its peers' liveness once per sleep slice.
@@ -66,7 +85,9 @@ pub mod pipe;
 pub mod role;
 pub mod spsc;
 
-pub use error::{BuildError, PopError, PushError, RoleError};
+pub use error::{
+    PopError, PopTimeoutError, PushError, PushTimeoutError, RoleError, TryPopError, TryPushError,
+};
 pub use inspect::QueueSnapshot;
 pub use mpmc::MpmcQueue;
 pub use spsc::SpscQueue;

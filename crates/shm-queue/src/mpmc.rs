@@ -80,15 +80,20 @@
 //! p2.push(2).unwrap();
 //! assert_eq!(c.pop(), Ok(1));
 //! assert_eq!(c.pop(), Ok(2));
-//! assert_eq!(c.try_pop(), Err(shm_queue::PopError::Empty));
+//! assert_eq!(c.try_pop(), Err(shm_queue::TryPopError::Empty));
 //! ```
 
-use crate::error::{BuildError, PopError, PushError, RoleError};
+use crate::error::{
+    knob_methods, BadGeometry, Fail, Knobs, PopError, PopTimeoutError, PushError, PushTimeoutError,
+    RoleError, TryPopError, TryPushError,
+};
 use crate::role::{self, Prober, RoleSlot, Waited};
 use crate::spsc::{body_len, index, opened_capacity, CacheLine, Corrupt, SyncBlock, CLOSED};
 use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::sync::Poll;
-use shm_core::{Deadline, Element, Home, ObjectKind, Segment, SegmentName, WaitStrategy};
+use shm_core::{
+    CreateError, Deadline, Element, Home, ObjectKind, OpenError, Segment, SegmentName, WaitStrategy,
+};
 use std::fmt;
 use std::marker::PhantomData;
 use std::ptr::{self, NonNull};
@@ -216,7 +221,7 @@ impl<T: Element> Shared<T> {
         }
     }
 
-    fn heap(cap: u64) -> Result<Shared<T>, BuildError> {
+    fn heap(cap: u64) -> Result<Shared<T>, BadGeometry> {
         let len = body_len(Self::CTL, Self::SLOT, cap)?;
         let home = Home::heap(len);
         // SAFETY: a fresh block of `len` bytes, 128-byte aligned.
@@ -247,7 +252,7 @@ impl<T: Element> Shared<T> {
         let head = c.head.0.load(Ordering::Acquire);
         let tail = c.tail.0.load(Ordering::Acquire);
         let n = tail.wrapping_sub(head);
-        if (n as i64) < 0 {
+        if (n as i64) < 0 || c.sync.0.is_poisoned() {
             0
         } else {
             n.min(self.cap) as usize
@@ -510,6 +515,7 @@ pub fn heap<T: Element>(capacity: usize) -> MpmcQueue<T> {
     match Shared::<T>::heap(capacity as u64) {
         Ok(s) => MpmcQueue {
             shared: Arc::new(s),
+            strategy: WaitStrategy::default(),
         },
         Err(e) => panic!("mpmc::heap({capacity}): {e}"),
     }
@@ -554,6 +560,8 @@ pub fn channel<T: Element>(capacity: usize) -> (Producer<T>, Consumer<T>) {
 /// ```
 pub struct MpmcQueue<T: Element> {
     shared: Arc<Shared<T>>,
+    /// The wait strategy handed to new endpoints.
+    strategy: WaitStrategy,
 }
 
 impl<T: Element> MpmcQueue<T> {
@@ -562,7 +570,7 @@ impl<T: Element> MpmcQueue<T> {
         MpmcBuilder {
             name: name.clone(),
             capacity: None,
-            timeout: None,
+            knobs: Knobs::default(),
             _t: PhantomData,
         }
     }
@@ -579,7 +587,7 @@ impl<T: Element> MpmcQueue<T> {
         Ok(Producer {
             shared: Arc::clone(s),
             role: claim.index,
-            strategy: WaitStrategy::default(),
+            strategy: self.strategy,
         })
     }
 
@@ -594,7 +602,7 @@ impl<T: Element> MpmcQueue<T> {
         Ok(Consumer {
             shared: Arc::clone(s),
             role: claim.index,
-            strategy: WaitStrategy::default(),
+            strategy: self.strategy,
         })
     }
 
@@ -666,7 +674,7 @@ impl<T: Element> fmt::Debug for MpmcQueue<T> {
 pub struct MpmcBuilder<T> {
     name: SegmentName,
     capacity: Option<u64>,
-    timeout: Option<Duration>,
+    knobs: Knobs,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -680,31 +688,25 @@ impl<T> fmt::Debug for MpmcBuilder<T> {
 }
 
 impl<T: Element> MpmcBuilder<T> {
-    /// The capacity in items (required to create; checked against the segment on open).
+    /// The capacity in items (required to create; an opener adopts the segment's, and checks
+    /// it if given).
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = Some(capacity as u64);
         self
     }
 
-    /// How long `open` waits for the creator to publish the segment (default 5 s).
-    pub fn open_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
+    knob_methods!();
 
     fn segment(&self) -> shm_core::SegmentBuilder {
         let mut b = Segment::builder(&self.name, ObjectKind::MpmcQueue).layout(T::LAYOUT);
         if let Some(c) = self.capacity {
             b = b.count(c);
         }
-        if let Some(t) = self.timeout {
-            b = b.open_timeout(t);
-        }
-        b
+        self.knobs.apply(b)
     }
 
-    fn body_len(&self) -> Result<(usize, u64), BuildError> {
-        let cap = self.capacity.ok_or(BuildError::ZeroCapacity)?;
+    fn body_len(&self) -> Result<(usize, u64), BadGeometry> {
+        let cap = self.capacity.ok_or(BadGeometry::ZeroCapacity)?;
         Ok((body_len(Shared::<T>::CTL, Shared::<T>::SLOT, cap)?, cap))
     }
 
@@ -712,45 +714,49 @@ impl<T: Element> MpmcBuilder<T> {
     ///
     /// # Errors
     ///
-    /// [`BuildError::ZeroCapacity`], [`BuildError::TooLarge`], [`BuildError::Create`].
-    pub fn create(self) -> Result<MpmcQueue<T>, BuildError> {
+    /// [`CreateError::InvalidParameter`] for a missing, zero or too large capacity; the
+    /// segment's errors.
+    pub fn create(self) -> Result<MpmcQueue<T>, CreateError> {
         let (len, cap) = self.body_len()?;
         let seg = self.segment().body_len(len).create(|p, _| {
             // SAFETY: a fresh body of `len` bytes, 128-byte aligned, nobody else yet.
             unsafe { Shared::<T>::init(p, cap) }
         })?;
-        Ok(Self::wrap(seg, cap))
+        Ok(self.wrap(seg, cap))
     }
 
-    /// Opens an existing queue, checking kind, element layout and (if set) capacity.
+    /// Opens an existing queue, checking kind and element layout, adopting its capacity
+    /// (checked if this builder was given one).
     ///
     /// # Errors
     ///
-    /// [`BuildError::Open`], [`BuildError::BodyTooSmall`], [`BuildError::BadCapacity`].
-    pub fn open(self) -> Result<MpmcQueue<T>, BuildError> {
+    /// The segment's errors; [`OpenError::CorruptBody`] for an impossible geometry.
+    pub fn open(self) -> Result<MpmcQueue<T>, OpenError> {
         let seg = self.segment().open()?;
         let cap = opened_capacity(&seg, Shared::<T>::CTL, Shared::<T>::SLOT)?;
-        Ok(Self::wrap(seg, cap))
+        Ok(self.wrap(seg, cap))
     }
 
     /// Opens the queue, or creates it if there is none (race-free).
     ///
     /// # Errors
     ///
-    /// As [`create`](Self::create) and [`open`](Self::open).
-    pub fn open_or_create(self) -> Result<MpmcQueue<T>, BuildError> {
+    /// As [`open`](Self::open); [`OpenError::InvalidParameter`] for a capacity that could not
+    /// be created.
+    pub fn open_or_create(self) -> Result<MpmcQueue<T>, OpenError> {
         let (len, cap) = self.body_len()?;
         let seg = self.segment().body_len(len).open_or_create(|p, _| {
             // SAFETY: a fresh body of `len` bytes, 128-byte aligned, nobody else yet.
             unsafe { Shared::<T>::init(p, cap) }
         })?;
         let cap = opened_capacity(&seg, Shared::<T>::CTL, Shared::<T>::SLOT)?;
-        Ok(Self::wrap(seg, cap))
+        Ok(self.wrap(seg, cap))
     }
 
-    fn wrap(seg: Segment, cap: u64) -> MpmcQueue<T> {
+    fn wrap(&self, seg: Segment, cap: u64) -> MpmcQueue<T> {
         MpmcQueue {
             shared: Arc::new(Shared::from_home(Home::Segment(seg), cap, Prober::os())),
+            strategy: self.knobs.strategy,
         }
     }
 }
@@ -772,6 +778,7 @@ impl<T: Element> Producer<T> {
     pub fn try_clone(&self) -> Result<Producer<T>, RoleError> {
         MpmcQueue {
             shared: Arc::clone(&self.shared),
+            strategy: self.strategy,
         }
         .producer()
     }
@@ -785,20 +792,29 @@ impl<T: Element> Producer<T> {
     ///
     /// # Errors
     ///
-    /// [`PushError::Full`] or [`PushError::Closed`], with the item.
-    pub fn try_push(&mut self, value: T) -> Result<(), PushError<T>> {
+    /// [`TryPushError`], with the item: `Full`, `Closed`, `Disconnected` (full and every
+    /// consumer that attached dropped its handle), `Corrupt`.
+    pub fn try_push(&mut self, value: T) -> Result<(), TryPushError<T>> {
         let state = self.shared.ctl().sync.0.state();
         if state != 0 {
             return Err(if state & !CLOSED != 0 {
-                PushError::Corrupt(value)
+                TryPushError::Corrupt(value)
             } else {
-                PushError::Closed(value)
+                TryPushError::Closed(value)
             });
         }
         match self.shared.try_push(self.role, value) {
             Ok(true) => Ok(()),
-            Ok(false) => Err(PushError::Full(value)),
-            Err(Corrupt) => Err(PushError::Corrupt(value)),
+            Ok(false) => {
+                let s = &self.shared;
+                let gone = role::peers(&s.ctl().consumers, &s.prober, false) == role::Peers::Gone;
+                Err(if gone {
+                    TryPushError::Disconnected(value)
+                } else {
+                    TryPushError::Full(value)
+                })
+            }
+            Err(Corrupt) => Err(TryPushError::Corrupt(value)),
         }
     }
 
@@ -806,26 +822,29 @@ impl<T: Element> Producer<T> {
     ///
     /// # Errors
     ///
-    /// [`PushError::Closed`]; [`PushError::Disconnected`] if the queue is full and every
-    /// consumer that attached has dropped its handle or died.
+    /// [`PushError`], with the item: `Closed`; `Disconnected` if the queue is full and every
+    /// consumer that attached has dropped its handle or died; `Corrupt`.
     pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
         self.push_within(value, None)
+            .map_err(|(f, v)| PushError::from_fail(f, v))
     }
 
     /// Pushes, waiting up to `timeout` while the queue is full.
     ///
     /// # Errors
     ///
-    /// As [`push`](Self::push), and [`PushError::Timeout`].
-    pub fn push_timeout(&mut self, value: T, timeout: Duration) -> Result<(), PushError<T>> {
+    /// [`PushTimeoutError`]: as [`push`](Self::push), and `Timeout`.
+    pub fn push_timeout(&mut self, value: T, timeout: Duration) -> Result<(), PushTimeoutError<T>> {
         self.push_within(value, Some(timeout))
+            .map_err(|(f, v)| PushTimeoutError::from_fail(f, v))
     }
 
     /// Push, waiting up to `timeout` (`None`: without limit); the clock is read only once the
     /// queue is found full.
-    fn push_within(&mut self, value: T, timeout: Option<Duration>) -> Result<(), PushError<T>> {
+    fn push_within(&mut self, value: T, timeout: Option<Duration>) -> Result<(), (Fail, T)> {
         match self.try_push(value) {
-            Err(PushError::Full(v)) => {
+            Ok(()) => Ok(()),
+            Err(TryPushError::Full(v)) => {
                 let shared = Arc::clone(&self.shared);
                 let ctl = shared.ctl();
                 let strategy = self.strategy;
@@ -837,18 +856,19 @@ impl<T: Element> Producer<T> {
                             shared.recycle_if_abandoned();
                         }
                         match self.try_push(v) {
-                            Err(PushError::Full(_)) => None,
-                            other => Some(other),
+                            Ok(()) => Some(Ok(())),
+                            Err(TryPushError::Full(_)) => None,
+                            Err(e) => Some(Err(e.fail())),
                         }
                     }),
                 );
                 match r {
-                    Some(Waited::Ready(r)) => r,
-                    None => Err(PushError::Timeout(v)),
-                    Some(Waited::PeersGone) => Err(PushError::Disconnected(v)),
+                    Some(Waited::Ready(r)) => r.map_err(|f| (f, v)),
+                    None => Err((Fail::Timeout, v)),
+                    Some(Waited::PeersGone) => Err((Fail::Disconnected, v)),
                 }
             }
-            other => other,
+            Err(e) => Err((e.fail(), e.into_inner())),
         }
     }
 
@@ -938,6 +958,7 @@ impl<T: Element> Consumer<T> {
     pub fn try_clone(&self) -> Result<Consumer<T>, RoleError> {
         MpmcQueue {
             shared: Arc::clone(&self.shared),
+            strategy: self.strategy,
         }
         .consumer()
     }
@@ -948,11 +969,11 @@ impl<T: Element> Consumer<T> {
     }
 
     /// One poll of a blocking pop; on `Slice` polls, skips slots abandoned by dead producers.
-    fn poll(&mut self, slow: bool) -> Option<Result<T, PopError>> {
+    fn poll(&mut self, slow: bool) -> Option<Result<T, Fail>> {
         for _ in 0..MAX_SKIPS_PER_POLL {
             match self.shared.take(self.role) {
                 Take::Item(v) => return Some(Ok(v)),
-                Take::Corrupt => return Some(Err(PopError::Corrupt)),
+                Take::Corrupt => return Some(Err(Fail::Corrupt)),
                 Take::Stuck(pos) if slow && self.shared.skip_if_abandoned(pos) => continue,
                 Take::Empty | Take::Stuck(_) => break,
             }
@@ -960,8 +981,8 @@ impl<T: Element> Consumer<T> {
         if self.shared.ctl().sync.0.is_closed() {
             return Some(match self.shared.take(self.role) {
                 Take::Item(v) => Ok(v),
-                Take::Corrupt => Err(PopError::Corrupt),
-                _ => Err(PopError::Closed),
+                Take::Corrupt => Err(Fail::Corrupt),
+                _ => Err(Fail::Closed),
             });
         }
         None
@@ -971,20 +992,20 @@ impl<T: Element> Consumer<T> {
     ///
     /// # Errors
     ///
-    /// [`PopError::Empty`] (also when the oldest item is still being written, or its producer
-    /// died mid-push: only blocking pops look into that); [`PopError::Closed`] once a closed
-    /// queue is drained; [`PopError::Disconnected`] once it is drained and every producer has
-    /// dropped its handle.
-    pub fn try_pop(&mut self) -> Result<T, PopError> {
+    /// [`TryPopError`]: `Empty` (also when the oldest item is still being written, or its
+    /// producer died mid-push: only blocking pops look into that); `Closed` once a closed
+    /// queue is drained; `Disconnected` once it is drained and every producer has dropped its
+    /// handle; `Corrupt`.
+    pub fn try_pop(&mut self) -> Result<T, TryPopError> {
         if let Take::Item(v) = self.shared.take(self.role) {
             return Ok(v);
         }
         let s = &self.shared;
         let gone = role::peers(&s.ctl().producers, &s.prober, false) == role::Peers::Gone;
         match self.poll(false) {
-            Some(r) => r,
-            None if gone => Err(PopError::Disconnected),
-            None => Err(PopError::Empty),
+            Some(r) => r.map_err(TryPopError::from_fail),
+            None if gone => Err(TryPopError::Disconnected),
+            None => Err(TryPopError::Empty),
         }
     }
 
@@ -992,24 +1013,25 @@ impl<T: Element> Consumer<T> {
     ///
     /// # Errors
     ///
-    /// [`PopError::Closed`] or [`PopError::Disconnected`] (every producer dropped its handle
-    /// or died), each only once the queue is drained.
+    /// [`PopError`]: `Closed` or `Disconnected` (every producer dropped its handle or died),
+    /// each only once the queue is drained; `Corrupt`.
     pub fn pop(&mut self) -> Result<T, PopError> {
-        self.pop_within(None)
+        self.pop_within(None).map_err(PopError::from_fail)
     }
 
     /// Pops, waiting up to `timeout` while the queue is empty.
     ///
     /// # Errors
     ///
-    /// As [`pop`](Self::pop), and [`PopError::Timeout`].
-    pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T, PopError> {
+    /// [`PopTimeoutError`]: as [`pop`](Self::pop), and `Timeout`.
+    pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T, PopTimeoutError> {
         self.pop_within(Some(timeout))
+            .map_err(PopTimeoutError::from_fail)
     }
 
     /// Pop, waiting up to `timeout` (`None`: without limit); the clock is read only once the
     /// queue is found empty.
-    fn pop_within(&mut self, timeout: Option<Duration>) -> Result<T, PopError> {
+    fn pop_within(&mut self, timeout: Option<Duration>) -> Result<T, Fail> {
         if let Take::Item(v) = self.shared.take(self.role) {
             return Ok(v);
         }
@@ -1024,8 +1046,8 @@ impl<T: Element> Consumer<T> {
             }),
         ) {
             Some(Waited::Ready(r)) => r,
-            None => Err(PopError::Timeout),
-            Some(Waited::PeersGone) => Err(PopError::Disconnected),
+            None => Err(Fail::Timeout),
+            Some(Waited::PeersGone) => Err(Fail::Disconnected),
         }
     }
 
@@ -1073,6 +1095,30 @@ impl<T: Element> Consumer<T> {
     }
 }
 
+#[cfg(any(test, feature = "test-hooks"))]
+impl<T: Element> Consumer<T> {
+    /// Test hook: writes an impossible stamp or index, as a process scribbling over the
+    /// segment would: 0, the stamp at `head` two laps ahead; 1, `tail = u64::MAX`; otherwise
+    /// the stamp at `tail` more than a lap behind.
+    pub(crate) fn forge_index(&self, what: u8) {
+        let s = &self.shared;
+        let c = s.ctl();
+        let head = c.head.0.load(Ordering::Acquire);
+        let tail = c.tail.0.load(Ordering::Acquire);
+        match what {
+            0 => s.stamp(head).store(
+                head.wrapping_add(2 * s.cap).wrapping_mul(4) + FULL,
+                Ordering::Release,
+            ),
+            1 => c.tail.0.store(u64::MAX, Ordering::Release),
+            _ => s.stamp(tail).store(
+                tail.wrapping_sub(3 * s.cap).wrapping_mul(4) + FULL,
+                Ordering::Release,
+            ),
+        }
+    }
+}
+
 impl<T: Element> Drop for Consumer<T> {
     fn drop(&mut self) {
         let s = &self.shared;
@@ -1099,16 +1145,16 @@ mod tests {
         let q = heap::<u64>(3);
         let mut p = q.producer().unwrap();
         let mut c = q.consumer().unwrap();
-        assert_eq!(c.try_pop(), Err(PopError::Empty));
+        assert_eq!(c.try_pop(), Err(TryPopError::Empty));
         for i in 0..3 {
             p.try_push(i).unwrap();
         }
         assert!(q.is_full());
         assert_eq!(q.len(), 3);
-        assert_eq!(p.try_push(7), Err(PushError::Full(7)));
+        assert_eq!(p.try_push(7), Err(TryPushError::Full(7)));
         assert_eq!(
             p.push_timeout(7, Duration::from_millis(1)),
-            Err(PushError::Timeout(7))
+            Err(PushTimeoutError::Timeout(7))
         );
         for round in 0..10u64 {
             assert_eq!(c.pop(), Ok(round));
@@ -1120,7 +1166,7 @@ mod tests {
         assert!(q.is_empty());
         assert_eq!(
             c.pop_timeout(Duration::from_millis(1)),
-            Err(PopError::Timeout)
+            Err(PopTimeoutError::Timeout)
         );
     }
 
@@ -1129,7 +1175,7 @@ mod tests {
         let (mut p, mut c) = channel::<u8>(1);
         for i in 0..20 {
             p.push(i).unwrap();
-            assert_eq!(p.try_push(99), Err(PushError::Full(99)));
+            assert_eq!(p.try_push(99), Err(TryPushError::Full(99)));
             assert_eq!(c.pop(), Ok(i));
         }
     }
@@ -1139,7 +1185,7 @@ mod tests {
         let (mut p, mut c) = channel::<u8>(4);
         p.push(1).unwrap();
         c.close();
-        assert_eq!(p.try_push(2), Err(PushError::Closed(2)));
+        assert_eq!(p.try_push(2), Err(TryPushError::Closed(2)));
         assert_eq!(c.pop(), Ok(1));
         assert_eq!(c.pop(), Err(PopError::Closed));
 
@@ -1148,7 +1194,7 @@ mod tests {
         p.push(1).unwrap();
         drop(p);
         assert_eq!(c.pop(), Ok(1));
-        assert_eq!(c.try_pop(), Err(PopError::Empty)); // p2 still attached
+        assert_eq!(c.try_pop(), Err(TryPopError::Empty)); // p2 still attached
         drop(p2);
         assert_eq!(c.pop(), Err(PopError::Disconnected));
 
@@ -1234,7 +1280,7 @@ mod tests {
         p.push(10).unwrap();
         p.push(11).unwrap();
         assert_eq!(q.len(), 3);
-        assert_eq!(c.try_pop(), Err(PopError::Empty)); // stuck behind the dead claim
+        assert_eq!(c.try_pop(), Err(TryPopError::Empty)); // stuck behind the dead claim
         assert_eq!(c.pop(), Ok(10));
         assert_eq!(q.skipped(), 1);
         assert_eq!(c.pop(), Ok(11));
@@ -1264,7 +1310,7 @@ mod tests {
         p.push(10).unwrap();
         assert_eq!(
             c.pop_timeout(Duration::from_millis(30)),
-            Err(PopError::Timeout)
+            Err(PopTimeoutError::Timeout)
         );
         assert_eq!(q.skipped(), 0);
         // The claimer "publishes": the consumer goes on.
@@ -1310,22 +1356,22 @@ mod tests {
         assert_eq!(c.pop(), Ok(1));
         c.shared.stamp(1).store(4 * 9 + FULL, Ordering::Release);
         for _ in 0..3 {
-            assert_eq!(c.try_pop(), Err(PopError::Corrupt));
+            assert_eq!(c.try_pop(), Err(TryPopError::Corrupt));
             assert_eq!(c.pop(), Err(PopError::Corrupt));
-            assert_eq!(p.try_push(3), Err(PushError::Corrupt(3)));
+            assert_eq!(p.try_push(3), Err(TryPushError::Corrupt(3)));
         }
         assert_eq!(c.pop_slice(&mut [0; 2]), 0);
         // Ahead of tail.
         let (mut p, mut c) = channel::<u64>(2);
         p.shared.stamp(0).store(4 * 40, Ordering::Release);
-        assert_eq!(p.try_push(1), Err(PushError::Corrupt(1)));
+        assert_eq!(p.try_push(1), Err(TryPushError::Corrupt(1)));
         assert_eq!(c.pop(), Err(PopError::Corrupt));
         // More than one lap behind tail (a corrupt tail far ahead of the ring).
         let (mut p, _c) = channel::<u64>(2);
         p.shared.ctl().tail.0.store(u64::MAX, Ordering::Release);
         assert_eq!(
             p.push_timeout(1, Duration::from_secs(10)),
-            Err(PushError::Corrupt(1))
+            Err(PushTimeoutError::Corrupt(1))
         );
     }
 
@@ -1334,10 +1380,10 @@ mod tests {
     fn first_pop_before_any_producer_waits() {
         let q = heap::<u64>(2);
         let mut c = q.consumer().unwrap();
-        assert_eq!(c.try_pop(), Err(PopError::Empty));
+        assert_eq!(c.try_pop(), Err(TryPopError::Empty));
         assert_eq!(
             c.pop_timeout(Duration::from_millis(20)),
-            Err(PopError::Timeout)
+            Err(PopTimeoutError::Timeout)
         );
         let mut p = q.producer().unwrap();
         p.push(3).unwrap();
@@ -1356,11 +1402,11 @@ mod tests {
             .unwrap();
         assert!(matches!(
             MpmcQueue::<u64>::builder(&name).open(),
-            Err(BuildError::Open(_))
+            Err(OpenError::WrongLayout { .. })
         ));
         assert!(matches!(
             crate::SpscQueue::<u32>::builder(&name).open(),
-            Err(BuildError::Open(_))
+            Err(OpenError::WrongKind { .. })
         ));
         let o = MpmcQueue::<u32>::builder(&name).open().unwrap();
         assert_eq!(o.capacity(), 8);
@@ -1424,7 +1470,7 @@ mod loom_tests {
             let got = loop {
                 match c.poll(true) {
                     Some(Ok(v)) => break v,
-                    Some(Err(e)) => panic!("{e}"),
+                    Some(Err(e)) => panic!("{e:?}"),
                     None => loom::thread::yield_now(),
                 }
             };

@@ -46,9 +46,9 @@
 use crate::bytes::{
     attach_at, check_geometry, BytesPopError, BytesPushError, Dest, Ring, Wait, MAX_MESSAGE_LIMIT,
 };
-use crate::error::{BuildError, RoleError};
+use crate::error::{corrupt_geometry, knob_methods, BadGeometry, Knobs, RoleError};
 use crate::role::{self, Peers, Prober, RoleSlot};
-use shm_core::{Home, ObjectKind, Segment, SegmentName, WaitStrategy};
+use shm_core::{CreateError, Home, ObjectKind, OpenError, Segment, SegmentName, WaitStrategy};
 use std::cell::Cell;
 use std::error::Error;
 use std::fmt;
@@ -92,7 +92,7 @@ impl Pipe {
             duplex: true,
             max_message: 4096,
             capacity: 16,
-            timeout: None,
+            knobs: Knobs::default(),
         }
     }
 
@@ -105,7 +105,7 @@ impl Pipe {
         duplex: bool,
         capacity: u64,
         max_message: usize,
-    ) -> Result<(PipeEnd, PipeEnd), PipeOpenError> {
+    ) -> Result<(PipeEnd, PipeEnd), CreateError> {
         let (len, ring_len) = geometry(duplex, capacity, max_message)?;
         let home = Home::heap(len);
         // SAFETY: a fresh, zeroed, 128-aligned block of `len` bytes, used by nobody else yet.
@@ -118,7 +118,9 @@ impl Pipe {
             capacity,
             max_message,
             Prober::heap(),
-        )?;
+            WaitStrategy::default(),
+        )
+        .map_err(AttachError::unexpected)?;
         let b = PipeEnd::attach(
             home,
             End::Opener,
@@ -126,7 +128,9 @@ impl Pipe {
             capacity,
             max_message,
             Prober::heap(),
-        )?;
+            WaitStrategy::default(),
+        )
+        .map_err(AttachError::unexpected)?;
         Ok((a, b))
     }
 }
@@ -139,7 +143,7 @@ pub struct PipeBuilder {
     duplex: bool,
     max_message: usize,
     capacity: u64,
-    timeout: Option<Duration>,
+    knobs: Knobs,
 }
 
 impl PipeBuilder {
@@ -161,28 +165,25 @@ impl PipeBuilder {
         self
     }
 
-    /// How long `open` waits for the creator to publish the segment.
-    pub fn open_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
+    knob_methods!();
 
     /// Creates the pipe and returns the creator's end (which unlinks the name on drop).
     ///
     /// # Errors
     ///
-    /// [`PipeOpenError::Build`] for a bad geometry or a failed create.
-    pub fn create(self) -> Result<PipeEnd, PipeOpenError> {
+    /// [`CreateError::InvalidParameter`] for an impossible geometry; the segment's errors.
+    pub fn create(self) -> Result<PipeEnd, CreateError> {
         let (len, ring_len) = geometry(self.duplex, self.capacity, self.max_message)?;
         let (duplex, cap, max) = (self.duplex, self.capacity, self.max_message);
         let param = max as u64 | if duplex { DUPLEX_BIT } else { 0 };
-        let seg = Segment::builder(&self.name, ObjectKind::Pipe)
+        let seg = self
+            .knobs
+            .apply(Segment::builder(&self.name, ObjectKind::Pipe))
             .count(cap)
             .param(param)
             .body_len(len)
             // SAFETY: the unpublished body is 128-aligned and `len` bytes long.
-            .create(|body, _| unsafe { init_at(body, duplex, cap, max, ring_len) })
-            .map_err(BuildError::from)?;
+            .create(|body, _| unsafe { init_at(body, duplex, cap, max, ring_len) })?;
         PipeEnd::attach(
             Arc::new(Home::Segment(seg)),
             End::Creator,
@@ -190,26 +191,32 @@ impl PipeBuilder {
             cap,
             max,
             Prober::os(),
+            self.knobs.strategy,
         )
+        .map_err(AttachError::unexpected)
     }
 
     /// Opens the other end of an existing pipe; geometry and direction come from the header.
     ///
     /// # Errors
     ///
-    /// [`PipeOpenError::Build`] if the segment is missing, of another kind, or corrupt;
-    /// [`PipeOpenError::EndTaken`] if a live process holds the opener's end.
+    /// [`PipeOpenError::Open`] if the segment is missing, of another kind, or corrupt;
+    /// [`PipeOpenError::EndTaken`] if a live process (or one whose liveness cannot be told)
+    /// holds the opener's end.
     pub fn open(self) -> Result<PipeEnd, PipeOpenError> {
-        let mut b = Segment::builder(&self.name, ObjectKind::Pipe);
-        if let Some(t) = self.timeout {
-            b = b.open_timeout(t);
-        }
-        let seg = b.open().map_err(BuildError::from)?;
+        let seg = self
+            .knobs
+            .apply(Segment::builder(&self.name, ObjectKind::Pipe))
+            .open()?;
         let param = seg.header().param();
         let cap = seg.header().count();
         let max = (param & 0xffff_ffff) as usize;
         if max > MAX_MESSAGE_LIMIT || param >> 33 != 0 {
-            return Err(BuildError::BadCapacity { found: param }.into());
+            return Err(corrupt_geometry(
+                "param",
+                format!("the header records {param:#x}: no maximum message and direction flag"),
+            )
+            .into());
         }
         let duplex = param & DUPLEX_BIT != 0;
         PipeEnd::attach(
@@ -219,18 +226,44 @@ impl PipeBuilder {
             cap,
             max,
             Prober::os(),
+            self.knobs.strategy,
         )
+        .map_err(|e| match e {
+            AttachError::Geometry(detail) => corrupt_geometry("body", detail).into(),
+            AttachError::EndTaken(e) => PipeOpenError::EndTaken(e),
+        })
+    }
+}
+
+/// Why an end could not be attached to a pipe's memory.
+enum AttachError {
+    /// The geometry does not fit the memory (what is wrong).
+    Geometry(String),
+    /// A live process (or one whose liveness cannot be told) holds the end or its roles.
+    EndTaken(RoleError),
+}
+
+impl AttachError {
+    /// For a creator, whose fresh memory fits and whose end is free: an error here means the
+    /// memory was not what was just made.
+    fn unexpected(self) -> CreateError {
+        CreateError::Invalid {
+            reason: match self {
+                AttachError::Geometry(d) => d,
+                AttachError::EndTaken(e) => format!("the creator's end of a new pipe: {e}"),
+            },
+        }
     }
 }
 
 /// Total body bytes and bytes per ring.
-fn geometry(duplex: bool, cap: u64, max: usize) -> Result<(usize, usize), BuildError> {
+fn geometry(duplex: bool, cap: u64, max: usize) -> Result<(usize, usize), BadGeometry> {
     let ring = check_geometry(cap, max)?;
     let rings = if duplex { 2 } else { 1 };
     let len = ring
         .checked_mul(rings)
         .and_then(|r| r.checked_add(RING_OFFSET))
-        .ok_or(BuildError::TooLarge { capacity: cap })?;
+        .ok_or(BadGeometry::TooLarge { capacity: cap })?;
     Ok((len, ring))
 }
 
@@ -270,19 +303,22 @@ unsafe fn init_at(
     }
 }
 
-/// Why an end could not be created or opened.
+/// Why the opener's end could not be opened: the segment's [`OpenError`], or the end is held.
+///
+/// (Opening a pipe also claims an exclusive end, so its error has one variant more than the
+/// workspace's `OpenError`.)
 #[derive(Debug)]
 pub enum PipeOpenError {
-    /// Creating or opening the segment failed, or its geometry is invalid.
-    Build(BuildError),
-    /// A live process holds this end.
+    /// Opening the segment failed (missing, another kind, a corrupt header or body, …).
+    Open(OpenError),
+    /// A live process (or one whose liveness cannot be told) holds this end.
     EndTaken(RoleError),
 }
 
 impl fmt::Display for PipeOpenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PipeOpenError::Build(e) => write!(f, "pipe: {e}"),
+            PipeOpenError::Open(e) => write!(f, "pipe: {e}"),
             PipeOpenError::EndTaken(e) => write!(f, "pipe end taken: {e}"),
         }
     }
@@ -291,15 +327,15 @@ impl fmt::Display for PipeOpenError {
 impl Error for PipeOpenError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            PipeOpenError::Build(e) => Some(e),
+            PipeOpenError::Open(e) => Some(e),
             PipeOpenError::EndTaken(e) => Some(e),
         }
     }
 }
 
-impl From<BuildError> for PipeOpenError {
-    fn from(e: BuildError) -> Self {
-        PipeOpenError::Build(e)
+impl From<OpenError> for PipeOpenError {
+    fn from(e: OpenError) -> Self {
+        PipeOpenError::Open(e)
     }
 }
 
@@ -455,25 +491,23 @@ impl PipeEnd {
         cap: u64,
         max: usize,
         prober: Prober,
-    ) -> Result<PipeEnd, PipeOpenError> {
-        let (len, ring_len) = geometry(duplex, cap, max)?;
+        strategy: WaitStrategy,
+    ) -> Result<PipeEnd, AttachError> {
+        let (len, ring_len) =
+            geometry(duplex, cap, max).map_err(|b| AttachError::Geometry(b.to_string()))?;
         if home.len() < len {
-            return Err(BuildError::BodyTooSmall {
-                expected: len as u64,
-                found: home.len() as u64,
-            }
-            .into());
+            return Err(AttachError::Geometry(format!(
+                "a pipe of {cap} messages of {max} bytes needs {len} bytes of body, it has {}",
+                home.len()
+            )));
         }
-        let to_creator = attach_at(&home, RING_OFFSET, cap, max, 1, prober.clone())?;
+        let to_creator = attach_at(&home, RING_OFFSET, cap, max, 1, prober.clone())
+            .map_err(AttachError::Geometry)?;
         let to_opener = if duplex {
-            Some(attach_at(
-                &home,
-                RING_OFFSET + ring_len,
-                cap,
-                max,
-                1,
-                prober.clone(),
-            )?)
+            Some(
+                attach_at(&home, RING_OFFSET + ring_len, cap, max, 1, prober.clone())
+                    .map_err(AttachError::Geometry)?,
+            )
         } else {
             None
         };
@@ -485,7 +519,7 @@ impl PipeEnd {
             End::Creator => 0,
             End::Opener => 1,
         };
-        role::claim(&head.ends[slot..=slot], me, &prober).map_err(PipeOpenError::EndTaken)?;
+        role::claim(&head.ends[slot..=slot], me, &prober).map_err(AttachError::EndTaken)?;
         let (rx, tx) = match end {
             End::Creator => (Some(to_creator), to_opener),
             End::Opener => (to_opener, Some(to_creator)),
@@ -508,7 +542,7 @@ impl PipeEnd {
                 role::release(t.producers(), 0, me);
             }
             role::release(&head.ends[slot..=slot], 0, me);
-            return Err(PipeOpenError::EndTaken(e));
+            return Err(AttachError::EndTaken(e));
         }
         Ok(PipeEnd {
             rx,
@@ -517,7 +551,7 @@ impl PipeEnd {
             index: slot,
             me,
             prober,
-            strategy: WaitStrategy::default(),
+            strategy,
             _not_sync: PhantomData,
             home,
         })
@@ -754,8 +788,14 @@ mod tests {
             counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             shm_core::Liveness::Alive
         });
-        let _a = PipeEnd::attach(home.clone(), End::Creator, true, 1, 8, Prober::heap()).unwrap();
-        let mut b = PipeEnd::attach(home, End::Opener, true, 1, 8, prober).unwrap();
+        let st = WaitStrategy::default();
+        let Ok(_a) = PipeEnd::attach(home.clone(), End::Creator, true, 1, 8, Prober::heap(), st)
+        else {
+            panic!("attach the creator's end")
+        };
+        let Ok(mut b) = PipeEnd::attach(home, End::Opener, true, 1, 8, prober, st) else {
+            panic!("attach the opener's end")
+        };
         let before = probes.load(std::sync::atomic::Ordering::Relaxed);
         b.send_bytes(b"fill").unwrap();
         for _ in 0..1000 {

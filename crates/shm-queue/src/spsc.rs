@@ -70,11 +70,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::error::{BuildError, PopError, PushError, RoleError};
+use crate::error::{
+    corrupt_geometry, knob_methods, BadGeometry, Fail, Knobs, PopError, PopTimeoutError, PushError,
+    PushTimeoutError, RoleError, TryPopError, TryPushError,
+};
 use crate::role::{self, Prober, RoleSlot, Waited};
 use shm_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use shm_core::{
-    Deadline, Element, EventCount, Home, ObjectKind, Segment, SegmentName, WaitStrategy,
+    CreateError, Deadline, Element, EventCount, Home, ObjectKind, OpenError, Segment, SegmentName,
+    WaitStrategy,
 };
 use std::fmt;
 use std::marker::PhantomData;
@@ -203,30 +207,35 @@ pub(crate) fn index(pos: u64, cap: u64) -> usize {
 }
 
 /// Body bytes of a ring: a control block of `ctl` bytes, then `cap` slots of `slot` bytes.
-pub(crate) fn body_len(ctl: usize, slot: usize, cap: u64) -> Result<usize, BuildError> {
+pub(crate) fn body_len(ctl: usize, slot: usize, cap: u64) -> Result<usize, BadGeometry> {
     if cap == 0 {
-        return Err(BuildError::ZeroCapacity);
+        return Err(BadGeometry::ZeroCapacity);
     }
     usize::try_from(cap)
         .ok()
         .and_then(|c| c.checked_mul(slot))
         .and_then(|b| b.checked_add(ctl))
         .filter(|&b| b <= isize::MAX as usize / 2)
-        .ok_or(BuildError::TooLarge { capacity: cap })
+        .ok_or(BadGeometry::TooLarge { capacity: cap })
 }
 
-/// The validated capacity of an opened segment.
-pub(crate) fn opened_capacity(seg: &Segment, ctl: usize, slot: usize) -> Result<u64, BuildError> {
+/// The validated capacity of an opened segment (the opener adopts it from the header).
+pub(crate) fn opened_capacity(seg: &Segment, ctl: usize, slot: usize) -> Result<u64, OpenError> {
     let cap = seg.header().count();
-    let need = match body_len(ctl, slot, cap) {
-        Ok(n) => n,
-        Err(_) => return Err(BuildError::BadCapacity { found: cap }),
-    };
+    let need = body_len(ctl, slot, cap).map_err(|_| {
+        corrupt_geometry(
+            "capacity",
+            format!("the header records an impossible capacity {cap}"),
+        )
+    })?;
     if seg.body_len() < need {
-        return Err(BuildError::BodyTooSmall {
-            expected: need as u64,
-            found: seg.body_len() as u64,
-        });
+        return Err(corrupt_geometry(
+            "body",
+            format!(
+                "a capacity of {cap} needs {need} bytes of body, the segment has {}",
+                seg.body_len()
+            ),
+        ));
     }
     Ok(cap)
 }
@@ -283,7 +292,7 @@ impl<T: Element> Shared<T> {
         }
     }
 
-    fn heap(cap: u64, spin_only: bool) -> Result<Shared<T>, BuildError> {
+    fn heap(cap: u64, spin_only: bool) -> Result<Shared<T>, BadGeometry> {
         let len = body_len(Self::CTL, std::mem::size_of::<T>(), cap)?;
         let home = Home::heap(len);
         // SAFETY: a fresh, 128-aligned block of `len` >= CTL bytes.
@@ -385,7 +394,10 @@ fn channel_with<T: Element>(capacity: usize, spin_only: bool) -> (Producer<T>, C
         Ok(s) => Arc::new(s),
         Err(e) => panic!("spsc::channel({capacity}): {e}"),
     };
-    let q = SpscQueue { shared };
+    let q = SpscQueue {
+        shared,
+        strategy: WaitStrategy::default(),
+    };
     let (Ok(p), Ok(c)) = (q.producer(), q.consumer()) else {
         unreachable!("a fresh heap ring has free roles")
     };
@@ -429,6 +441,8 @@ fn channel_with<T: Element>(capacity: usize, spin_only: bool) -> (Producer<T>, C
 /// ```
 pub struct SpscQueue<T: Element> {
     shared: Arc<Shared<T>>,
+    /// The wait strategy handed to new endpoints.
+    strategy: WaitStrategy,
 }
 
 impl<T: Element> SpscQueue<T> {
@@ -437,7 +451,7 @@ impl<T: Element> SpscQueue<T> {
         SpscBuilder {
             name: name.clone(),
             capacity: None,
-            timeout: None,
+            knobs: Knobs::default(),
             spin_only: false,
             _t: PhantomData,
         }
@@ -459,7 +473,7 @@ impl<T: Element> SpscQueue<T> {
             // Nothing seen yet: the first push reads (and checks) the consumer's head.
             cached_head: tail.wrapping_sub(s.cap),
             role: claim.index,
-            strategy: WaitStrategy::default(),
+            strategy: self.strategy,
         })
     }
 
@@ -479,7 +493,7 @@ impl<T: Element> SpscQueue<T> {
             // Nothing seen yet: the first pop reads (and checks) the producer's tail.
             cached_tail: head,
             role: claim.index,
-            strategy: WaitStrategy::default(),
+            strategy: self.strategy,
         })
     }
 
@@ -551,7 +565,7 @@ impl<T: Element> fmt::Debug for SpscQueue<T> {
 pub struct SpscBuilder<T> {
     name: SegmentName,
     capacity: Option<u64>,
-    timeout: Option<Duration>,
+    knobs: Knobs,
     spin_only: bool,
     _t: PhantomData<fn() -> T>,
 }
@@ -566,17 +580,14 @@ impl<T> fmt::Debug for SpscBuilder<T> {
 }
 
 impl<T: Element> SpscBuilder<T> {
-    /// The capacity in items (required to create; checked against the segment on open).
+    /// The capacity in items (required to create; an opener adopts the segment's, and checks
+    /// it if given).
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = Some(capacity as u64);
         self
     }
 
-    /// How long `open` waits for the creator to publish the segment (default 5 s).
-    pub fn open_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
+    knob_methods!();
 
     /// Creates a *busy-poll-only* queue (a creation-time property, stored in the segment and
     /// adopted by every opener): blocked pushes and pops on it always busy-poll, whatever the
@@ -598,14 +609,11 @@ impl<T: Element> SpscBuilder<T> {
         if let Some(c) = self.capacity {
             b = b.count(c);
         }
-        if let Some(t) = self.timeout {
-            b = b.open_timeout(t);
-        }
-        b
+        self.knobs.apply(b)
     }
 
-    fn body_len(&self) -> Result<usize, BuildError> {
-        let cap = self.capacity.ok_or(BuildError::ZeroCapacity)?;
+    fn body_len(&self) -> Result<usize, BadGeometry> {
+        let cap = self.capacity.ok_or(BadGeometry::ZeroCapacity)?;
         body_len(Shared::<T>::CTL, std::mem::size_of::<T>(), cap)
     }
 
@@ -613,28 +621,29 @@ impl<T: Element> SpscBuilder<T> {
     ///
     /// # Errors
     ///
-    /// [`BuildError::ZeroCapacity`] without a capacity of at least 1, [`BuildError::TooLarge`],
-    /// [`BuildError::Create`] (the name is taken, OS errors).
-    pub fn create(self) -> Result<SpscQueue<T>, BuildError> {
+    /// [`CreateError::InvalidParameter`] without a capacity of at least 1, or one too large;
+    /// the segment's errors (the name is taken, OS errors).
+    pub fn create(self) -> Result<SpscQueue<T>, CreateError> {
         let len = self.body_len()?;
         let cap = self.capacity.unwrap_or(0);
         let seg = self.segment().body_len(len).create(|p, _| {
             // SAFETY: a fresh body of `len` >= CTL bytes, 128-byte aligned, nobody else yet.
             unsafe { Shared::<T>::init(p) }
         })?;
-        Ok(Self::wrap(seg, cap))
+        Ok(self.wrap(seg, cap))
     }
 
-    /// Opens an existing queue, checking its kind, element layout and (if set) capacity.
+    /// Opens an existing queue, checking its kind and element layout, and adopting its
+    /// capacity (checked if this builder was given one) and busy-poll-only flag.
     ///
     /// # Errors
     ///
-    /// [`BuildError::Open`] (missing, another kind or element type, another capacity, …),
-    /// [`BuildError::BodyTooSmall`] / [`BuildError::BadCapacity`] for a corrupt segment.
-    pub fn open(self) -> Result<SpscQueue<T>, BuildError> {
+    /// The segment's errors (missing, another kind or element type, `WrongCount` for another
+    /// capacity, …); [`OpenError::CorruptBody`] for a header whose geometry cannot be right.
+    pub fn open(self) -> Result<SpscQueue<T>, OpenError> {
         let seg = self.segment().open()?;
         let cap = opened_capacity(&seg, Shared::<T>::CTL, std::mem::size_of::<T>())?;
-        Ok(Self::wrap(seg, cap))
+        Ok(self.wrap(seg, cap))
     }
 
     /// Opens the queue, or creates it if there is none (race-free; see
@@ -642,18 +651,19 @@ impl<T: Element> SpscBuilder<T> {
     ///
     /// # Errors
     ///
-    /// As [`create`](Self::create) and [`open`](Self::open).
-    pub fn open_or_create(self) -> Result<SpscQueue<T>, BuildError> {
+    /// As [`open`](Self::open); [`OpenError::InvalidParameter`] for a capacity that could not
+    /// be created; [`OpenError::Create`] if creating failed.
+    pub fn open_or_create(self) -> Result<SpscQueue<T>, OpenError> {
         let len = self.body_len()?;
         let seg = self.segment().body_len(len).open_or_create(|p, _| {
             // SAFETY: a fresh body of `len` >= CTL bytes, 128-byte aligned, nobody else yet.
             unsafe { Shared::<T>::init(p) }
         })?;
         let cap = opened_capacity(&seg, Shared::<T>::CTL, std::mem::size_of::<T>())?;
-        Ok(Self::wrap(seg, cap))
+        Ok(self.wrap(seg, cap))
     }
 
-    fn wrap(seg: Segment, cap: u64) -> SpscQueue<T> {
+    fn wrap(&self, seg: Segment, cap: u64) -> SpscQueue<T> {
         // The creator's choice, whatever this builder said (bit 0 of the header's param).
         let spin_only = seg.header().param() & 1 != 0;
         SpscQueue {
@@ -663,6 +673,7 @@ impl<T: Element> SpscBuilder<T> {
                 Prober::os(),
                 spin_only,
             )),
+            strategy: self.knobs.strategy,
         }
     }
 }
@@ -719,21 +730,30 @@ impl<T: Element> Producer<T> {
     ///
     /// # Errors
     ///
-    /// [`PushError::Full`] or [`PushError::Closed`], with the item.
+    /// [`TryPushError`], with the item: `Full`, `Closed`, `Disconnected` (full and the
+    /// consumer dropped its handle), `Corrupt`.
     #[inline]
-    pub fn try_push(&mut self, value: T) -> Result<(), PushError<T>> {
+    pub fn try_push(&mut self, value: T) -> Result<(), TryPushError<T>> {
         let state = self.shared.ctl().sync.0.state();
         if state != 0 {
             return Err(if state & !CLOSED != 0 {
-                PushError::Corrupt(value)
+                TryPushError::Corrupt(value)
             } else {
-                PushError::Closed(value)
+                TryPushError::Closed(value)
             });
         }
         match self.free(1) {
-            Ok(0) => return Err(PushError::Full(value)),
+            Ok(0) => {
+                let s = &self.shared;
+                let gone = role::peers(&s.ctl().consumer, &s.prober, false) == role::Peers::Gone;
+                return Err(if gone {
+                    TryPushError::Disconnected(value)
+                } else {
+                    TryPushError::Full(value)
+                });
+            }
             Ok(_) => {}
-            Err(Corrupt) => return Err(PushError::Corrupt(value)),
+            Err(Corrupt) => return Err(TryPushError::Corrupt(value)),
         }
         // SAFETY: the slot at `tail` is free (tail - head < cap): the consumer does not read it
         // until we publish the new tail below.
@@ -746,26 +766,29 @@ impl<T: Element> Producer<T> {
     ///
     /// # Errors
     ///
-    /// [`PushError::Closed`], or [`PushError::Disconnected`] if the queue is full and the
-    /// consumer has dropped its handle or died.
+    /// [`PushError`], with the item: `Closed`, `Disconnected` (the queue is full and the
+    /// consumer dropped its handle or died), `Corrupt`.
     pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
         self.push_within(value, None)
+            .map_err(|(f, v)| PushError::from_fail(f, v))
     }
 
     /// Pushes, waiting up to `timeout` while the queue is full.
     ///
     /// # Errors
     ///
-    /// As [`push`](Self::push), and [`PushError::Timeout`].
-    pub fn push_timeout(&mut self, value: T, timeout: Duration) -> Result<(), PushError<T>> {
+    /// [`PushTimeoutError`]: as [`push`](Self::push), and `Timeout`.
+    pub fn push_timeout(&mut self, value: T, timeout: Duration) -> Result<(), PushTimeoutError<T>> {
         self.push_within(value, Some(timeout))
+            .map_err(|(f, v)| PushTimeoutError::from_fail(f, v))
     }
 
     /// Push, waiting up to `timeout` (`None`: without limit). The clock is read only once the
     /// queue is found full: a push into a queue with room costs no clock read.
-    fn push_within(&mut self, value: T, timeout: Option<Duration>) -> Result<(), PushError<T>> {
+    fn push_within(&mut self, value: T, timeout: Option<Duration>) -> Result<(), (Fail, T)> {
         match self.try_push(value) {
-            Err(PushError::Full(v)) => {
+            Ok(()) => Ok(()),
+            Err(TryPushError::Full(v)) => {
                 let shared = Arc::clone(&self.shared);
                 let ctl = shared.ctl();
                 let strategy = shared.strategy(self.strategy);
@@ -773,17 +796,18 @@ impl<T: Element> Producer<T> {
                     &strategy,
                     Deadline::from_timeout(timeout),
                     role::watching(&ctl.consumer, &shared.prober, |_| match self.try_push(v) {
-                        Err(PushError::Full(_)) => None,
-                        other => Some(other),
+                        Ok(()) => Some(Ok(())),
+                        Err(TryPushError::Full(_)) => None,
+                        Err(e) => Some(Err(e.fail())),
                     }),
                 );
                 match r {
-                    Some(Waited::Ready(r)) => r,
-                    None => Err(PushError::Timeout(v)),
-                    Some(Waited::PeersGone) => Err(PushError::Disconnected(v)),
+                    Some(Waited::Ready(r)) => r.map_err(|f| (f, v)),
+                    None => Err((Fail::Timeout, v)),
+                    Some(Waited::PeersGone) => Err((Fail::Disconnected, v)),
                 }
             }
-            other => other,
+            Err(e) => Err((e.fail(), e.into_inner())),
         }
     }
 
@@ -927,7 +951,7 @@ impl<T: Element> Consumer<T> {
 
     /// An item, `Some(Err(Corrupt))` on a poisoned queue, or `None` if none is ready.
     #[inline]
-    fn take(&mut self) -> Option<Result<T, PopError>> {
+    fn take(&mut self) -> Option<Result<T, Fail>> {
         match self.ready(1) {
             Ok(0) => None,
             Ok(_) => {
@@ -938,18 +962,18 @@ impl<T: Element> Consumer<T> {
                 self.release(1);
                 Some(Ok(v))
             }
-            Err(Corrupt) => Some(Err(PopError::Corrupt)),
+            Err(Corrupt) => Some(Err(Fail::Corrupt)),
         }
     }
 
     /// One poll of a pop: an item, `Closed`, `Corrupt`, or nothing yet.
-    fn poll(&mut self) -> Option<Result<T, PopError>> {
+    fn poll(&mut self) -> Option<Result<T, Fail>> {
         if let Some(r) = self.take() {
             return Some(r);
         }
         if self.shared.ctl().sync.0.is_closed() {
             // Items pushed before the close are still delivered.
-            return Some(self.take().unwrap_or(Err(PopError::Closed)));
+            return Some(self.take().unwrap_or(Err(Fail::Closed)));
         }
         None
     }
@@ -958,20 +982,20 @@ impl<T: Element> Consumer<T> {
     ///
     /// # Errors
     ///
-    /// [`PopError::Empty`]; [`PopError::Closed`] once a closed queue is drained;
-    /// [`PopError::Disconnected`] once the queue is drained and the producer has dropped its
-    /// handle (a producer that *died* is only noticed by the blocking forms).
+    /// [`TryPopError`]: `Empty`; `Closed` once a closed queue is drained; `Disconnected` once
+    /// the queue is drained and the producer has dropped its handle (a producer that *died* is
+    /// only noticed by the blocking forms); `Corrupt`.
     #[inline]
-    pub fn try_pop(&mut self) -> Result<T, PopError> {
+    pub fn try_pop(&mut self) -> Result<T, TryPopError> {
         if let Some(r) = self.take() {
-            return r;
+            return r.map_err(TryPopError::from_fail);
         }
         let s = &self.shared;
         let gone = role::peers(&s.ctl().producer, &s.prober, false) == role::Peers::Gone;
         match self.poll() {
-            Some(r) => r,
-            None if gone => Err(PopError::Disconnected),
-            None => Err(PopError::Empty),
+            Some(r) => r.map_err(TryPopError::from_fail),
+            None if gone => Err(TryPopError::Disconnected),
+            None => Err(TryPopError::Empty),
         }
     }
 
@@ -979,24 +1003,25 @@ impl<T: Element> Consumer<T> {
     ///
     /// # Errors
     ///
-    /// [`PopError::Closed`] or [`PopError::Disconnected`] (the producer dropped its handle or
-    /// died), each only once the queue is drained.
+    /// [`PopError`]: `Closed` or `Disconnected` (the producer dropped its handle or died),
+    /// each only once the queue is drained; `Corrupt`.
     pub fn pop(&mut self) -> Result<T, PopError> {
-        self.pop_within(None)
+        self.pop_within(None).map_err(PopError::from_fail)
     }
 
     /// Pops, waiting up to `timeout` while the queue is empty.
     ///
     /// # Errors
     ///
-    /// As [`pop`](Self::pop), and [`PopError::Timeout`].
-    pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T, PopError> {
+    /// [`PopTimeoutError`]: as [`pop`](Self::pop), and `Timeout`.
+    pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T, PopTimeoutError> {
         self.pop_within(Some(timeout))
+            .map_err(PopTimeoutError::from_fail)
     }
 
     /// Pop, waiting up to `timeout` (`None`: without limit); the clock is read only once the
     /// queue is found empty.
-    fn pop_within(&mut self, timeout: Option<Duration>) -> Result<T, PopError> {
+    fn pop_within(&mut self, timeout: Option<Duration>) -> Result<T, Fail> {
         if let Some(r) = self.take() {
             return r;
         }
@@ -1009,8 +1034,8 @@ impl<T: Element> Consumer<T> {
             role::watching(&ctl.producer, &shared.prober, |_| self.poll()),
         ) {
             Some(Waited::Ready(r)) => r,
-            None => Err(PopError::Timeout),
-            Some(Waited::PeersGone) => Err(PopError::Disconnected),
+            None => Err(Fail::Timeout),
+            Some(Waited::PeersGone) => Err(Fail::Disconnected),
         }
     }
 
@@ -1079,6 +1104,28 @@ impl<T: Element> Consumer<T> {
     }
 }
 
+#[cfg(any(test, feature = "test-hooks"))]
+impl<T: Element> Consumer<T> {
+    /// Test hook: writes an impossible index into the control block, as a process scribbling
+    /// over the segment would: 0, `tail = u64::MAX`; 1, `head` one past `tail`; otherwise
+    /// `tail` more than the capacity past `head`.
+    pub(crate) fn forge_index(&self, what: u8) {
+        let c = self.shared.ctl();
+        let head = c.head.0.load(Ordering::Acquire);
+        match what {
+            0 => c.tail.0.store(u64::MAX, Ordering::Release),
+            1 => c.head.0.store(
+                c.tail.0.load(Ordering::Acquire).wrapping_add(1),
+                Ordering::Release,
+            ),
+            _ => c.tail.0.store(
+                head.wrapping_add(self.shared.cap).wrapping_add(1),
+                Ordering::Release,
+            ),
+        }
+    }
+}
+
 impl<T: Element> Drop for Consumer<T> {
     fn drop(&mut self) {
         let s = &self.shared;
@@ -1106,10 +1153,10 @@ mod tests {
         assert_eq!(index(5, 4), 1);
         assert_eq!(index(5, 3), 2);
         assert_eq!(index(u64::MAX, 3), (u64::MAX % 3) as usize);
-        assert!(matches!(body_len(640, 8, 0), Err(BuildError::ZeroCapacity)));
+        assert_eq!(body_len(640, 8, 0), Err(BadGeometry::ZeroCapacity));
         assert!(matches!(
             body_len(640, 8, u64::MAX),
-            Err(BuildError::TooLarge { .. })
+            Err(BadGeometry::TooLarge { .. })
         ));
         assert_eq!(body_len(640, 8, 3).unwrap(), 640 + 24);
     }
@@ -1119,16 +1166,16 @@ mod tests {
         let (mut tx, mut rx) = channel::<u64>(3);
         assert_eq!(tx.capacity(), 3);
         assert!(rx.is_empty());
-        assert_eq!(rx.try_pop(), Err(PopError::Empty));
+        assert_eq!(rx.try_pop(), Err(TryPopError::Empty));
         for i in 0..3 {
             tx.try_push(i).unwrap();
         }
         assert!(tx.is_full());
         assert_eq!(tx.len(), 3);
-        assert_eq!(tx.try_push(9), Err(PushError::Full(9)));
+        assert_eq!(tx.try_push(9), Err(TryPushError::Full(9)));
         assert_eq!(
             tx.push_timeout(9, Duration::from_millis(1)),
-            Err(PushError::Timeout(9))
+            Err(PushTimeoutError::Timeout(9))
         );
         assert_eq!(rx.try_pop(), Ok(0));
         tx.try_push(3).unwrap();
@@ -1137,7 +1184,7 @@ mod tests {
         }
         assert_eq!(
             rx.pop_timeout(Duration::from_millis(1)),
-            Err(PopError::Timeout)
+            Err(PopTimeoutError::Timeout)
         );
     }
 
@@ -1172,11 +1219,11 @@ mod tests {
         tx.push(1).unwrap();
         rx.close();
         assert!(tx.is_closed());
-        assert_eq!(tx.try_push(2), Err(PushError::Closed(2)));
+        assert_eq!(tx.try_push(2), Err(TryPushError::Closed(2)));
         assert_eq!(tx.push_slice(&[2]), 0);
         assert_eq!(rx.pop(), Ok(1));
         assert_eq!(rx.pop(), Err(PopError::Closed));
-        assert_eq!(rx.try_pop(), Err(PopError::Closed));
+        assert_eq!(rx.try_pop(), Err(TryPopError::Closed));
     }
 
     #[test]
@@ -1186,7 +1233,7 @@ mod tests {
         drop(tx);
         assert_eq!(rx.pop(), Ok(-1));
         assert_eq!(rx.pop(), Err(PopError::Disconnected));
-        assert_eq!(rx.try_pop(), Err(PopError::Disconnected));
+        assert_eq!(rx.try_pop(), Err(TryPopError::Disconnected));
     }
 
     #[test]
@@ -1225,7 +1272,10 @@ mod tests {
     #[test]
     fn roles_are_exclusive_and_released() {
         let shared = Arc::new(Shared::<u8>::heap(2, false).unwrap());
-        let q = SpscQueue { shared };
+        let q = SpscQueue {
+            shared,
+            strategy: WaitStrategy::default(),
+        };
         let p = q.producer().unwrap();
         assert!(matches!(q.producer(), Err(RoleError::Busy { .. })));
         drop(p);
@@ -1273,7 +1323,7 @@ mod tests {
         assert_eq!(rx.pop(), Ok(1));
         assert_eq!(
             rx.pop_timeout(Duration::from_millis(2)),
-            Err(PopError::Timeout)
+            Err(PopTimeoutError::Timeout)
         );
     }
 
@@ -1291,6 +1341,7 @@ mod tests {
         for (what, head, tail) in cases {
             let q = SpscQueue {
                 shared: Arc::new(Shared::<u64>::heap(4, false).unwrap()),
+                strategy: WaitStrategy::default(),
             };
             let ctl = q.shared.ctl();
             ctl.head.0.store(head, Ordering::Release);
@@ -1298,15 +1349,19 @@ mod tests {
             // Endpoints claimed after the damage start from the forged indices.
             let (mut tx, mut rx) = (q.producer().unwrap(), q.consumer().unwrap());
             for _ in 0..3 {
-                assert_eq!(rx.try_pop(), Err(PopError::Corrupt), "{what}: try_pop");
+                assert_eq!(rx.try_pop(), Err(TryPopError::Corrupt), "{what}: try_pop");
                 assert_eq!(rx.pop(), Err(PopError::Corrupt), "{what}: pop");
                 assert_eq!(
                     rx.pop_timeout(Duration::from_secs(10)),
-                    Err(PopError::Corrupt),
+                    Err(PopTimeoutError::Corrupt),
                     "{what}: pop_timeout"
                 );
                 assert_eq!(rx.pop_slice(&mut [0; 4]), 0, "{what}: pop_slice");
-                assert_eq!(tx.try_push(2), Err(PushError::Corrupt(2)), "{what}: push");
+                assert_eq!(
+                    tx.try_push(2),
+                    Err(TryPushError::Corrupt(2)),
+                    "{what}: push"
+                );
                 assert_eq!(tx.push_slice(&[2]), 0, "{what}: push_slice");
             }
             assert_eq!(rx.len(), 0, "{what}: len");
@@ -1321,12 +1376,12 @@ mod tests {
         tx.push(1).unwrap();
         tx.push(2).unwrap();
         rx.shared.ctl().head.0.store(7, Ordering::Release);
-        assert_eq!(tx.try_push(3), Err(PushError::Corrupt(3)));
+        assert_eq!(tx.try_push(3), Err(TryPushError::Corrupt(3)));
         assert_eq!(
             tx.push_timeout(3, Duration::from_secs(10)),
-            Err(PushError::Corrupt(3))
+            Err(PushTimeoutError::Corrupt(3))
         );
-        assert_eq!(rx.try_pop(), Err(PopError::Corrupt));
+        assert_eq!(rx.try_pop(), Err(TryPopError::Corrupt));
     }
 
     /// A consumer blocked on an empty queue wakes with `Corrupt` when the producer finds the
@@ -1341,7 +1396,7 @@ mod tests {
         let t = std::thread::spawn(move || rx.pop());
         std::thread::sleep(Duration::from_millis(20));
         ctl_head();
-        assert_eq!(tx.try_push(1), Err(PushError::Corrupt(1)));
+        assert_eq!(tx.try_push(1), Err(TryPushError::Corrupt(1)));
         assert_eq!(t.join().unwrap(), Err(PopError::Corrupt));
     }
 
@@ -1356,10 +1411,10 @@ mod tests {
             .create()
             .unwrap();
         let mut rx = q.consumer().unwrap();
-        assert_eq!(rx.try_pop(), Err(PopError::Empty));
+        assert_eq!(rx.try_pop(), Err(TryPopError::Empty));
         assert_eq!(
             rx.pop_timeout(Duration::from_millis(20)),
-            Err(PopError::Timeout)
+            Err(PopTimeoutError::Timeout)
         );
         let mut tx = q.producer().unwrap();
         tx.push(4).unwrap();
@@ -1390,6 +1445,7 @@ mod tests {
         unsafe { Shared::<u64>::init(home.as_ptr()) };
         let q = SpscQueue {
             shared: Arc::new(Shared::<u64>::from_home(home, 2, prober, false)),
+            strategy: WaitStrategy::default(),
         };
         // The other process's consumer holds the role.
         role::claim(&q.shared.ctl().consumer, OTHER, &Prober::heap()).unwrap();
@@ -1400,7 +1456,7 @@ mod tests {
         tx.push(2).unwrap();
         assert_eq!(
             tx.push_timeout(3, Duration::from_millis(20)),
-            Err(PushError::Timeout(3))
+            Err(PushTimeoutError::Timeout(3))
         );
         dead.store(true, Ordering::Relaxed);
         let mut rx = q.consumer().unwrap();
@@ -1430,7 +1486,10 @@ mod tests {
         let name = SegmentName::unique();
         assert!(matches!(
             SpscQueue::<u64>::builder(&name).create(),
-            Err(BuildError::ZeroCapacity)
+            Err(CreateError::InvalidParameter {
+                parameter: "capacity",
+                ..
+            })
         ));
         let q = SpscQueue::<u64>::builder(&name)
             .capacity(8)
@@ -1438,12 +1497,17 @@ mod tests {
             .unwrap();
         assert!(matches!(
             SpscQueue::<u32>::builder(&name).open(),
-            Err(BuildError::Open(_))
+            Err(OpenError::WrongLayout { .. })
         ));
         assert!(matches!(
             SpscQueue::<u64>::builder(&name).capacity(9).open(),
-            Err(BuildError::Open(_))
+            Err(OpenError::WrongCount { .. })
         ));
+        // The opener adopts the capacity.
+        assert_eq!(
+            SpscQueue::<u64>::builder(&name).open().unwrap().capacity(),
+            8
+        );
         let o = SpscQueue::<u64>::builder(&name)
             .capacity(8)
             .open_or_create()
@@ -1503,7 +1567,7 @@ mod loom_tests {
                 if k == 0 {
                     match rx.try_pop() {
                         Ok(v) => got.push(v),
-                        Err(PopError::Closed) => break,
+                        Err(TryPopError::Closed) => break,
                         Err(_) => loom::thread::yield_now(),
                     }
                 }

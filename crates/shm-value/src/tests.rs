@@ -127,6 +127,45 @@ fn threads_never_lose_updates() {
     assert_eq!(r.load(), (THREADS * ITERS) as u64);
 }
 
+/// Whether another thread can take `v`'s lock right now (it is not held by this one).
+fn free_for_others(v: &Value<i32>) -> bool {
+    std::thread::scope(|s| s.spawn(|| v.try_lock().is_ok()).join().unwrap())
+}
+
+#[test]
+fn update_releases_the_lock_when_its_closure_panics() {
+    let v = Value::<i32>::new(1);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        v.update(|_| panic!("the closure failed"))
+    }));
+    assert!(r.is_err());
+    assert!(free_for_others(&v));
+    assert_eq!(v.update(|x| x + 1), Ok(2));
+}
+
+#[test]
+fn update_nests_with_guards_and_itself() {
+    let v = Value::<i32>::new(0);
+    // Inside update's closure, the same thread may lock and update again (they nest in the
+    // holding); update's own result is stored last.
+    let r = v.update(|x| {
+        let g = v.lock().unwrap();
+        g.set(100);
+        drop(g);
+        assert_eq!(v.update(|y| y + 1), Ok(101));
+        x + 1
+    });
+    assert_eq!(r, Ok(1));
+    assert_eq!(v.load(), 1);
+    assert!(free_for_others(&v));
+    // Under a guard, update runs in the guard's holding and leaves it held.
+    let g = v.lock().unwrap();
+    assert_eq!(v.update(|x| x + 1), Ok(2));
+    assert!(!free_for_others(&v));
+    drop(g);
+    assert!(free_for_others(&v));
+}
+
 #[test]
 fn update_runs_its_closure_exactly_once() {
     let v = Value::<i32>::new(1);

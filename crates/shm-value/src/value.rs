@@ -2,11 +2,12 @@
 
 use crate::error::{UpdateError, UpdateTimeoutError};
 use shm_core::{
-    AtomicElement, CreateError, Home, IntElement, ObjectKind, OpenError, Segment, SegmentName,
-    WaitStrategy,
+    AtomicElement, CreateError, Deadline, Home, IntElement, ObjectKind, OpenError, Segment,
+    SegmentName, WaitStrategy,
 };
 use shm_lock::{
-    LockError, LockTimeoutError, RLockGuard, RLockRef, RLockState, TryLockError, RLOCK_STATE_SIZE,
+    Acquired, LockError, LockTimeoutError, RLockGuard, RLockRef, RLockState, RawLock, RawLockError,
+    RawRobustLock, TryLockError, RLOCK_STATE_SIZE,
 };
 use std::fmt;
 use std::marker::PhantomData;
@@ -479,10 +480,10 @@ impl<T: AtomicElement> fmt::Debug for RawValue<T> {
 /// overwritten, as is one between a guard's `get` and `set`. Use the lock-free operations
 /// alone, or the locked ones alone, on a value whose updates must all count.
 ///
-/// **Owner death.** The lock is robust: when its holder dies, the next [`lock`](Self::lock)
-/// gets the guard inside [`LockError::OwnerDied`], and [`update`](Self::update) refuses to
-/// run its closure ([`UpdateError::OwnerDied`]) until someone holding the guard calls
-/// [`ValueGuard::mark_consistent`].
+/// **Owner death.** The lock is robust: when its holder dies, [`lock`](Self::lock) fails
+/// with [`LockError::OwnerDied`] and [`update`](Self::update) refuses to run its closure
+/// ([`UpdateError::OwnerDied`]), until someone takes the lock with
+/// [`recover`](Self::recover), repairs the value and calls [`ValueGuard::mark_consistent`].
 ///
 /// **No references.** No method hands out `&T` or `&mut T`: the element is read and written
 /// by copy through its atomic, by the guard too, so handles in any thread or process (two
@@ -658,8 +659,8 @@ impl<T: AtomicElement> Value<T> {
     /// # Errors
     ///
     /// [`UpdateError::OwnerDied`] if a previous holder died holding the lock, or left it
-    /// flagged: `f` is *not* run, and the lock is released with the flag kept. Repair the
-    /// value through [`lock`](Self::lock) (its error holds the guard), call
+    /// flagged: `f` is *not* run, and the lock is released with the flag kept. Take the lock
+    /// with [`recover`](Self::recover), repair the value, call
     /// [`ValueGuard::mark_consistent`], then update again.
     ///
     /// # Examples
@@ -673,9 +674,11 @@ impl<T: AtomicElement> Value<T> {
     /// ```
     #[inline]
     pub fn update(&self, f: impl FnOnce(T) -> T) -> Result<T, UpdateError> {
-        // A re-entrant lock never reports Deadlock: every error is a dead owner.
-        let held = self.get_lock().lock().map_err(|_| UpdateError::OwnerDied)?;
-        self.update_held(held, f).ok_or(UpdateError::OwnerDied)
+        match self.update_until(Deadline::NEVER, f) {
+            Ok(v) => Ok(v),
+            Err(Fail::OwnerDied) => Err(UpdateError::OwnerDied),
+            Err(Fail::Timeout) => unreachable!("the raw lock timed out without a deadline"),
+        }
     }
 
     /// [`update`](Self::update), waiting at most `timeout` for the lock.
@@ -689,25 +692,37 @@ impl<T: AtomicElement> Value<T> {
         timeout: Duration,
         f: impl FnOnce(T) -> T,
     ) -> Result<T, UpdateTimeoutError> {
-        let held = match self.get_lock().try_lock_for(timeout) {
-            Ok(g) => g,
-            Err(LockTimeoutError::OwnerDied) => return Err(UpdateTimeoutError::OwnerDied),
-            Err(LockTimeoutError::Timeout | LockTimeoutError::Deadlock) => {
-                return Err(UpdateTimeoutError::Timeout)
-            }
-        };
-        self.update_held(held, f)
-            .ok_or(UpdateTimeoutError::OwnerDied)
+        match self.update_until(Deadline::after(timeout), f) {
+            Ok(v) => Ok(v),
+            Err(Fail::OwnerDied) => Err(UpdateTimeoutError::OwnerDied),
+            Err(Fail::Timeout) => Err(UpdateTimeoutError::Timeout),
+        }
     }
 
-    /// The body of `update` once the lock is held: `None` (and `f` not run) if it is flagged.
+    /// `update` until `deadline`.
+    ///
+    /// It takes the *raw* lock under the value's `RLock`, not a re-entrant level: `update`
+    /// does not need one (it runs no code of the caller's while it could be re-entered,
+    /// except `f`, and anything `f` locks nests inside). That saves the re-entrant
+    /// bookkeeping (the owner check, the depth word) on the hot path. If the calling thread
+    /// holds the lock already (a guard, `get_lock`), the raw lock says `Deadlock` and the
+    /// update runs under that holding.
     #[inline]
-    fn update_held(&self, held: RLockGuard<'_>, f: impl FnOnce(T) -> T) -> Option<T> {
-        // A fresh acquisition reports the flag itself; this also covers a re-entry under a
-        // guard that got OwnerDied and has not marked the value yet (one Relaxed load).
-        if self.get_lock().is_inconsistent() {
-            return None;
-        }
+    fn update_until(&self, deadline: Deadline, f: impl FnOnce(T) -> T) -> Result<T, Fail> {
+        let lock = self.get_lock();
+        let raw = lock.state().raw();
+        let held = match raw.lock_until(&self.strategy, deadline) {
+            Ok(Acquired::Clean) => Some(RawHeld(raw)),
+            Ok(Acquired::OwnerDied) => {
+                drop(RawHeld(raw)); // released, with the flag kept for the next acquirer
+                return Err(Fail::OwnerDied);
+            }
+            // Held by this thread already. Under a guard that got OwnerDied and has not
+            // marked the value yet the flag is still set: `f` must not run then either.
+            Err(RawLockError::Deadlock) if raw.is_inconsistent() => return Err(Fail::OwnerDied),
+            Err(RawLockError::Deadlock) => None,
+            Err(RawLockError::Timeout | RawLockError::WouldBlock) => return Err(Fail::Timeout),
+        };
         let a = self.slot.atomic();
         // Acquire/Release, not SeqCst: every lock user is ordered by the lock's own Acquire
         // and Release, so SeqCst would only add a full fence (an `xchg` for the store on
@@ -716,7 +731,7 @@ impl<T: AtomicElement> Value<T> {
         let new = f(T::atomic_load(a, Acquire));
         T::atomic_store(a, new, Release);
         drop(held);
-        Some(new)
+        Ok(new)
     }
 
     /// Whether the lock is flagged: a holder died and nobody has marked the value consistent.
@@ -736,6 +751,23 @@ impl<T: AtomicElement> fmt::Debug for Value<T> {
             .field("home", &self.slot.home)
             .field("lock", &self.get_lock())
             .finish()
+    }
+}
+
+/// Why `update_until` did not run `f`.
+enum Fail {
+    OwnerDied,
+    Timeout,
+}
+
+/// The raw lock, held by this thread for one `update`; released on drop (also if `f` panics).
+struct RawHeld<'a>(&'a RawLock);
+
+impl Drop for RawHeld<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: a RawHeld is made only right after this thread acquired the lock.
+        unsafe { self.0.unlock() }
     }
 }
 

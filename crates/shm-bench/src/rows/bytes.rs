@@ -14,7 +14,7 @@ use super::{case, Case, Group, Kind, Miss, Who, TWO};
 use crate::harness::{self, child_args, spin_until, Cfg, Child, Placement, Words};
 use shm_core::{SegmentName, WaitStrategy};
 use shm_process::Roles;
-use shm_queue::bytes::{ByteQueue, BytesPopError, Mode};
+use shm_queue::bytes::{ByteQueue, BytesPopError, Flavor};
 use shm_queue::pipe::{Pipe, RecvError};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -275,7 +275,7 @@ fn queue_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
     harness::pin_to(p.parent_cpu());
     let n = SegmentName::unique();
     let q = ByteQueue::builder(&n)
-        .mode(Mode::Spsc)
+        .flavor(Flavor::Spsc)
         .capacity(ring_capacity(s.bytes))
         .max_message(s.bytes)
         .create()
@@ -321,7 +321,7 @@ fn send_batches(
 
 fn queue_sink(a: &[String]) -> Result<(), String> {
     let q = ByteQueue::builder(&seg_name(arg(a, 0)?)?)
-        .mode(Mode::Spsc)
+        .flavor(Flavor::Spsc)
         .open()
         .map_err(|e| e.to_string())?;
     let bytes = size_arg(a, 2)?;

@@ -8,7 +8,7 @@ use shm_core::sync::{futex_wait, futex_wake, Deadline};
 use shm_core::{SegmentName, WaitStrategy};
 use shm_process::Roles;
 use shm_queue::pipe::Pipe;
-use shm_queue::{MpmcQueue, PopError, SpscQueue};
+use shm_queue::{MpmcQueue, PopError, SpscQueue, TryPopError};
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -884,13 +884,13 @@ ring_throughput!(MpmcQueue, mpmc_tp, mpmc_sink, "q-mpmc-sink");
 fn drain_one<R>(
     w: &Words,
     got: &mut u64,
-    try_pop: impl FnOnce(&mut R) -> Result<u64, PopError>,
+    try_pop: impl FnOnce(&mut R) -> Result<u64, TryPopError>,
     pop: impl FnOnce(&mut R) -> Result<u64, PopError>,
     rx: &mut R,
 ) -> Option<()> {
     let v = match try_pop(rx) {
         Ok(v) => v,
-        Err(PopError::Empty) => {
+        Err(TryPopError::Empty) => {
             w.word(ACK).store(*got, Ordering::Release);
             pop(rx).ok()?
         }

@@ -159,7 +159,12 @@ pub(crate) fn poll_readable(
             return Ok(true);
         }
         if rc == 0 {
-            return Ok(false);
+            // A wait longer than poll's millisecond range comes back early: go on until the
+            // deadline really passed.
+            match deadline {
+                Some(d) if std::time::Instant::now() < d => continue,
+                _ => return Ok(false),
+            }
         }
         let err = io::Error::last_os_error();
         if err.kind() != io::ErrorKind::Interrupted {

@@ -15,9 +15,10 @@
 //! - `lock-loop LOCK COUNTER`: prints `started`, then increments under the lock until killed
 //!   (at most 60 s), repairing the counter flag if it finds a dead holder.
 //! - `barrier-wait BARRIER [TIMEOUT_MS]`: waits; prints the index; exit 3 broken, 4 timeout.
-//! - `barrier-action BARRIER abort|reset`: waits with an action that opens a *second handle*
-//!   to the same barrier and calls `abort` or `reset` on it (the hang of issue 10); prints the
-//!   outcome; exit 0 passed, 3 broken, 4 timed out (20 s), 5 the action failed.
+//! - `barrier-action BARRIER abort|reset|hang`: waits with an action that opens a *second
+//!   handle* to the same barrier and calls `abort` or `reset` on it (the hang of issue 10), or
+//!   prints `action` and sleeps 60 s (to be killed); prints the outcome; exit 0 passed,
+//!   3 broken, 4 timed out (20 s), 5 the action failed.
 
 use shm_core::{ObjectKind, Segment, SegmentName};
 use shm_lock::{Barrier, BarrierTimeoutError, Condition, Event, Lock, LockError, RLock, Semaphore};
@@ -218,13 +219,18 @@ fn barrier_wait(args: &[String]) -> i32 {
 
 fn barrier_action(args: &[String]) -> i32 {
     let n = name(args, 0);
-    let reset = args.get(1).map(String::as_str) == Some("reset");
+    let mode = args.get(1).cloned().unwrap_or_default();
     let second = n.clone();
     let b = Barrier::builder(&n)
         .wait_strategy(barrier_strategy())
         .action(move || {
+            if mode == "hang" {
+                say("action");
+                std::thread::sleep(LONG); // to be killed inside the action
+                return Ok(());
+            }
             let again = Barrier::builder(&second).open()?;
-            if reset {
+            if mode == "reset" {
                 again.reset();
             } else {
                 again.abort();

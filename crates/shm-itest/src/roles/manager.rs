@@ -255,10 +255,7 @@ pub fn register(roles: Roles) -> Roles {
                 d.update("count", |v| Some(v.unwrap_or(0) + 1))?;
                 mgr.list::<u64>("ids")?.push(&id)?;
                 let lock = mgr.lock("l")?;
-                match lock.lock() {
-                    Ok(guard) => drop(guard),
-                    Err(e) => return Err(format!("lock: {e}").into()),
-                }
+                drop(lock.lock()?);
                 Ok(())
             };
             match run() {

@@ -8,7 +8,7 @@ pub mod bytes;
 use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::{ObjectKind, Segment, SegmentName};
 use shm_process::Roles;
-use shm_queue::{MpmcQueue, PopError, SpscQueue};
+use shm_queue::{MpmcQueue, PopError, PopTimeoutError, SpscQueue, TryPopError};
 use std::io::Write;
 
 fn name(args: &[String], i: usize) -> Option<SegmentName> {
@@ -207,14 +207,14 @@ fn spsc_expect_corrupt(args: &[String]) -> i32 {
     loop {
         match c.pop_timeout(std::time::Duration::from_secs(60)) {
             Ok(_) => got += 1,
-            Err(PopError::Corrupt) => break,
+            Err(PopTimeoutError::Corrupt) => break,
             Err(e) => {
                 eprintln!("spsc-expect-corrupt: {e}");
                 return 5;
             }
         }
     }
-    if c.try_pop() != Err(PopError::Corrupt) || c.pop() != Err(PopError::Corrupt) {
+    if c.try_pop() != Err(TryPopError::Corrupt) || c.pop() != Err(PopError::Corrupt) {
         eprintln!("spsc-expect-corrupt: a later pop was not Corrupt");
         return 5;
     }

@@ -85,7 +85,7 @@ use result::{ImapSink, MapSink, SingleSink, Sink, Waiter};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shm_core::{SegmentName, WaitStrategy};
-use shm_queue::bytes::{ByteQueue, Mode};
+use shm_queue::bytes::{ByteQueue, Flavor};
 use state::{Job, Outbox, Phase, Slot, State};
 use std::fmt;
 use std::io::Write;
@@ -295,7 +295,7 @@ impl<'r> PoolBuilder<'r> {
             let make = |dir: char, cap: u64| -> Result<ByteQueue, CreateError> {
                 let name = wire::queue_name(&base, dir, i).map_err(invalid)?;
                 ByteQueue::builder(&name)
-                    .mode(Mode::Spsc)
+                    .flavor(Flavor::Spsc)
                     .capacity(cap)
                     .max_message(self.max_message)
                     .create()
@@ -709,7 +709,8 @@ impl Pool {
     }
 
     /// Runs `task` on every item, yielding each result in the order of the items as it
-    /// becomes available (Python: `imap`; chunk size 1 unless given).
+    /// becomes available (Python: `imap`; chunk size 1 unless given). The items are taken and
+    /// encoded now (Python's `imap` reads its iterable lazily, in a thread).
     ///
     /// # Errors
     ///
@@ -817,6 +818,15 @@ impl Pool {
         Ok(())
     }
 }
+
+// A pool is shared between threads by reference; its results move between threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    const fn send<T: Send>() {}
+    send_sync::<Pool>();
+    send::<AsyncResult<Vec<String>>>();
+    send::<Imap<String>>();
+};
 
 impl Drop for Pool {
     fn drop(&mut self) {

@@ -4,7 +4,7 @@
 use super::error::{GetTimeoutError, TaskError};
 use super::handler::Shared;
 use serde::de::DeserializeOwned;
-use shm_core::sync::WaitMode;
+use shm_core::sync::{Poll, WaitMode};
 use shm_core::{Deadline, EventCount, WaitStrategy};
 use std::collections::VecDeque;
 use std::fmt;
@@ -179,7 +179,16 @@ impl Waiter {
             }
         }
         let sleep = WaitStrategy::sleep().with_slice(self.strategy.slice);
-        ec.wait_until(&sleep, deadline, |_| check())
+        ec.wait_until(&sleep, deadline, |why| {
+            if why == Poll::Slice {
+                // A quiet slice: collect once, so that results still arrive if the result
+                // thread cannot deliver them.
+                if let Some(pool) = self.pool.upgrade() {
+                    pool.try_collect();
+                }
+            }
+            check()
+        })
     }
 }
 
@@ -215,6 +224,11 @@ impl<T> Cell<T> {
 /// [`map_async`](super::Pool::map_async) and [`starmap_async`](super::Pool::starmap_async).
 /// It outlives the pool: a call that the pool could not finish (terminated, say) ends with an
 /// error, never a hang.
+///
+/// [`get`](Self::get) takes the value and consumes the handle (Python's `get` can be repeated:
+/// keep the value, or clone it, if you need it twice). While a caller waits it first spins for
+/// the pool's [`WaitStrategy::spin`], taking results from the workers itself, then sleeps until
+/// the pool's result thread delivers.
 pub struct AsyncResult<T> {
     cell: Arc<Cell<T>>,
     waiter: Waiter,

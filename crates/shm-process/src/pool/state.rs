@@ -643,7 +643,7 @@ mod tests {
     //! The bookkeeping on heap queues, with this thread playing the worker.
 
     use super::*;
-    use shm_queue::bytes::{BytesConsumer, Mode};
+    use shm_queue::bytes::{BytesConsumer, Flavor};
     use std::sync::Mutex;
 
     type Seen = Arc<Mutex<Vec<(usize, Result<Vec<u8>, TaskError>)>>>;
@@ -704,8 +704,8 @@ mod tests {
         let mut outs = Vec::new();
         let mut workers = Vec::new();
         for _ in 0..slots {
-            let inbox = ByteQueue::heap(Mode::Spsc, INBOX_CAPACITY, 4096).unwrap();
-            let outbox = ByteQueue::heap(Mode::Spsc, OUTBOX_CAPACITY, 4096).unwrap();
+            let inbox = ByteQueue::heap(Flavor::Spsc, INBOX_CAPACITY, 4096).unwrap();
+            let outbox = ByteQueue::heap(Flavor::Spsc, OUTBOX_CAPACITY, 4096).unwrap();
             let tx = inbox.producer().unwrap();
             let rx = outbox.consumer().unwrap();
             workers.push(FakeWorker {

@@ -3,7 +3,7 @@
 
 use super::registry::{Failure, Registry};
 use super::wire::{self, ControlBlock, Reader, WorkerConfig};
-use shm_queue::bytes::{ByteQueue, BytesPopError, BytesProducer, Mode};
+use shm_queue::bytes::{ByteQueue, BytesPopError, BytesProducer, Flavor};
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -76,7 +76,7 @@ pub(crate) fn run(registry: &Registry, args: &[String]) -> Result<(), String> {
     let open = |dir: char| -> Result<ByteQueue, String> {
         let name = wire::queue_name(&cfg.base, dir, cfg.slot)?;
         ByteQueue::builder(&name)
-            .mode(Mode::Spsc)
+            .flavor(Flavor::Spsc)
             .open()
             .map_err(|e| format!("cannot open queue {name}: {e}"))
     };

@@ -9,7 +9,7 @@
 //! - `pop-check NAME SEED COUNT MAX`: pops COUNT messages and checks them against SEED.
 //! - `push-forever NAME SEED MAX`: pushes `message(SEED, i, MAX)` for i = 0, 1, … into the MPMC
 //!   queue NAME until killed (or for at most a minute).
-//! - `hold-producer NAME [spsc]`: claims a producer of the MPMC (or SPSC) queue NAME, pushes
+//! - `hold-producer NAME`: claims a producer of the byte queue NAME (either flavor), pushes
 //!   `from holder`, prints `ready`, sleeps.
 //! - `joinable-worker NAME`: takes items from the joinable queue NAME and marks each done, until
 //!   the queue is closed or its producers are gone; then checks that one more `task_done` is
@@ -27,7 +27,7 @@
 
 use shm_core::SegmentName;
 use shm_process::Roles;
-use shm_queue::bytes::{ByteQueue, BytesPopError, BytesPushError, Mode};
+use shm_queue::bytes::{ByteQueue, BytesPopError, BytesPushError, Flavor};
 use shm_queue::joinable::{JoinableQueue, TaskDoneError};
 use shm_queue::pipe::{Pipe, RecvError};
 use std::io::Write;
@@ -70,7 +70,7 @@ fn push_random(args: &[String]) -> i32 {
         return 100;
     };
     let max = max as usize;
-    let q = match ByteQueue::builder(&n).mode(Mode::Mpmc).open() {
+    let q = match ByteQueue::builder(&n).flavor(Flavor::Mpmc).open() {
         Ok(q) => q,
         Err(e) => {
             eprintln!("push-random: open: {e}");
@@ -100,7 +100,7 @@ fn pop_check(args: &[String]) -> i32 {
     else {
         return 100;
     };
-    let Ok(q) = ByteQueue::builder(&n).mode(Mode::Mpmc).open() else {
+    let Ok(q) = ByteQueue::builder(&n).flavor(Flavor::Mpmc).open() else {
         return 1;
     };
     let Ok(rx) = q.consumer() else { return 1 };
@@ -120,7 +120,7 @@ fn push_forever(args: &[String]) -> i32 {
     let (Some(n), Some(seed), Some(max)) = (name(args, 0), num(args, 1), num(args, 2)) else {
         return 100;
     };
-    let Ok(q) = ByteQueue::builder(&n).mode(Mode::Mpmc).open() else {
+    let Ok(q) = ByteQueue::builder(&n).flavor(Flavor::Mpmc).open() else {
         return 1;
     };
     let Ok(tx) = q.producer() else { return 1 };
@@ -137,11 +137,8 @@ fn push_forever(args: &[String]) -> i32 {
 
 fn hold_producer(args: &[String]) -> i32 {
     let Some(n) = name(args, 0) else { return 100 };
-    let mode = match args.get(1).map(String::as_str) {
-        Some("spsc") => Mode::Spsc,
-        _ => Mode::Mpmc,
-    };
-    let Ok(q) = ByteQueue::builder(&n).mode(mode).open() else {
+    // The opener adopts the flavor (SPSC or MPMC) from the segment.
+    let Ok(q) = ByteQueue::builder(&n).open() else {
         return 1;
     };
     let Ok(tx) = q.producer() else { return 1 };
@@ -273,7 +270,7 @@ fn pipe_create_hold(args: &[String]) -> i32 {
 
 fn bytes_expect_corrupt(args: &[String]) -> i32 {
     let Some(n) = name(args, 0) else { return 100 };
-    let Ok(q) = ByteQueue::builder(&n).mode(Mode::Mpmc).open() else {
+    let Ok(q) = ByteQueue::builder(&n).flavor(Flavor::Mpmc).open() else {
         return 1;
     };
     let Ok(rx) = q.consumer() else { return 1 };
