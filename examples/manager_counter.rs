@@ -20,7 +20,8 @@
 //!     print(data)
 //! ```
 //!
-//! The dict and the lock both come from the manager, so each child gets one name. The seed's
+//! The dict and the lock both come from the manager, so each child gets one argument: the
+//! manager, as a typed role argument (`Shared<Manager>`, opened by the child). The seed's
 //! read, sleep, write is the critical section under the lock; [`SharedDict::update`] is the
 //! same read-modify-write in one call, under the dict's own lock (no separate lock needed).
 //! The parent joins its children instead of sleeping two seconds and hoping.
@@ -30,14 +31,16 @@
 use shm_core::SegmentName;
 use shm_lock::LockError;
 use shm_manager::{Manager, SharedDict};
-use shm_process::{Process, Roles};
+use shm_process::{Process, Role, Roles, Shared};
 use std::error::Error;
 use std::time::Duration;
 
+/// The child's role: its argument is the manager.
+const TASK: Role<Shared<Manager>> = Role::new("task");
+
 /// The child: `task(data, l)`.
-fn task(args: &[String]) -> Result<(), Box<dyn Error>> {
-    let name = args.first().ok_or("usage: task MANAGER")?;
-    let m = Manager::open(&SegmentName::new(name)?)?;
+fn task(m: Shared<Manager>) -> Result<(), Box<dyn Error>> {
+    let m = m.open()?;
     let data = m.dict::<String, i64>("data")?;
     let l = m.lock("l")?;
     let guard = match l.lock() {
@@ -61,23 +64,15 @@ fn task(args: &[String]) -> Result<(), Box<dyn Error>> {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    Roles::new()
-        .role("task", |args| match task(args) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("task: {e}");
-                1
-            }
-        })
-        .run();
+    Roles::new().register(TASK, task).run();
 
     let m = Manager::create(&SegmentName::unique())?;
     let data: SharedDict<String, i64> = m.dict("data")?;
     data.insert("num", &10)?;
     m.lock("l")?;
     let children: Vec<Process> = (0..10)
-        .map(|_| Process::builder("task").arg(m.name().as_str()).start())
-        .collect::<Result<_, _>>()?;
+        .map(|_| Ok(TASK.builder(&m.shared())?.start()?))
+        .collect::<Result<_, Box<dyn Error>>>()?;
     for mut child in children {
         let status = child.join()?;
         assert!(status.success(), "a child failed: {status:?}");

@@ -658,12 +658,15 @@ macro_rules! char_common {
 /// use shm_core::SegmentName;
 /// use shm_array::RawArray;
 ///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let name = SegmentName::unique();
-/// let a = RawArray::<i32>::create_from(&name, &[1, 2, 3]).unwrap();
-/// let b = RawArray::<i32>::open(&name).unwrap();
-/// b.fetch_add(0, 10).unwrap();
+/// let a = RawArray::<i32>::create_from(&name, &[1, 2, 3])?;
+/// let b = RawArray::<i32>::open(&name)?;
+/// b.fetch_add(0, 10)?;
 /// assert_eq!(a.to_vec(), [11, 2, 3]);
 /// assert!(a.get(3).is_err());
+/// # Ok(())
+/// # }
 /// ```
 pub struct RawArray<T: Element> {
     elems: Elems<T>,
@@ -779,7 +782,7 @@ impl<T: Element> fmt::Debug for RawArray<T> {
 /// let other = Array::<i32>::open(&name)?;
 /// {
 ///     // Negate every element under one lock (no other process sees half of it).
-///     let mut guard = other.lock().unwrap();
+///     let mut guard = other.lock()?; // fails only if a holder died: see `recover`
 ///     guard.update(|elems| elems.iter_mut().for_each(|x| *x = -*x));
 /// }
 /// assert_eq!(arr.get(10)?, -10);
@@ -983,7 +986,7 @@ impl<T: Element> fmt::Debug for Array<T> {
 ///
 /// ```
 /// let a = shm_array::Array::<u8>::new(4);
-/// let mut g = a.lock().unwrap();
+/// let mut g = a.lock()?;
 /// g.copy_from_slice(b"abcd")?;
 /// g.set(0, b'A')?;
 /// g.update(|s| s.reverse());
@@ -1108,7 +1111,7 @@ impl<T: Element> ArrayGuard<'_, T> {
     ///
     /// ```
     /// let a = shm_array::Array::<f64>::new_from(&[1.0, 2.0]);
-    /// let mut g = a.lock().unwrap();
+    /// let mut g = a.lock()?;
     /// // SAFETY: nothing else touches `a` in this thread while `s` lives.
     /// let s = unsafe { g.as_mut_slice() };
     /// s.iter_mut().for_each(|x| *x *= 10.0);

@@ -89,8 +89,10 @@ pub(crate) unsafe fn store_elem<T: Element>(dst: *mut T, v: T, order: Ordering) 
 ///
 /// Invariant: `data` points into the home's memory, aligned to `align_of::<T>()` (and to 8
 /// if that is larger), with `len * size_of::<T>()` bytes in bounds; the home lives as long as
-/// `self`. Every access from this crate is atomic, except the copies and slices of the locked
-/// `Array`, made while its lock is held.
+/// `self`. Every access from this crate is atomic, except an `Array`'s bulk copies (made with
+/// its lock held and no caller code running) and the slices of the `unsafe`
+/// `ArrayGuard::as_slice`/`as_mut_slice` (whose callers promise exclusivity in their thread;
+/// the lock excludes the others).
 pub(crate) struct Elems<T> {
     /// Shared only by the test-only second handles of the heap home; a segment home has one
     /// owner per handle.
@@ -268,9 +270,10 @@ impl<T: AtomicElement> Elems<T> {
         assert!(i < self.len);
         // SAFETY: i < len: in bounds for `'_` (the home lives as long as `self`); the element
         // is aligned to its size, the atomic's alignment (the data starts 128-aligned and the
-        // stride is the size); every access to the elements is atomic, except the locked
-        // `Array`'s bulk copies, made with its lock held, which this call's caller then holds
-        // too or is excluded by.
+        // stride is the size). Concurrent accesses are atomic too, except an `Array`'s bulk
+        // copies and unsafe slices, which hold its lock: the `Array` callers of this take the
+        // lock as well (so they are excluded, or run in the same thread between the copies),
+        // and a `RawArray` has neither.
         unsafe { T::atomic_at(self.ptr(i)) }
     }
 }

@@ -241,6 +241,41 @@ fn a_crash_at_each_commit_step_leaves_the_state_before_or_after() {
 }
 
 #[test]
+fn bytes_forged_by_another_process_give_errors_not_panics_or_hangs() {
+    let w = Watchdog::new();
+    for seed in 1..=12u64 {
+        let (dn, ln) = (SegmentName::unique(), SegmentName::unique());
+        let d = SharedDict::<u32, Vec<u8>>::builder(&dn)
+            .capacity(CHURN_CAPACITY)
+            .arena_bytes(CHURN_ARENA)
+            .create()
+            .unwrap();
+        let l = SharedList::<Vec<u8>>::builder(&ln)
+            .capacity(CHURN_CAPACITY)
+            .arena_bytes(CHURN_ARENA)
+            .create()
+            .unwrap();
+        for k in 0..20 {
+            d.insert(&k, &pattern(k, 1)).unwrap();
+            l.push(&pattern(k, 2)).unwrap();
+        }
+        let n = (seed * 7 % 40 + 1).to_string();
+        let mut p =
+            w.start(child("scribble").args([dn.to_string(), ln.to_string(), seed.to_string(), n]));
+        assert_eq!(
+            join_bounded(&mut p).code(),
+            Some(0),
+            "seed {seed}: scribbler"
+        );
+        // Another process runs every operation on the forged objects: it must end normally.
+        let mut p = w.start(child("call-everything").args([dn.to_string(), ln.to_string()]));
+        assert_eq!(join_bounded(&mut p).code(), Some(0), "seed {seed}: caller");
+        // And so must this one.
+        shm_itest::roles::manager::call_everything(&d, &l);
+    }
+}
+
+#[test]
 fn other_types_on_open_are_refused_in_another_process() {
     let w = Watchdog::new();
     let name = SegmentName::unique();

@@ -19,13 +19,18 @@ pub(crate) trait Kind: Sized {
     fn type_names() -> String;
     /// `size_of`/`align_of` of the stored types, hashed into the fingerprint.
     fn layout() -> [usize; 4];
+    /// Schema hashes of the stored types ([`schema_hash`](crate::schema)), hashed into the
+    /// fingerprint.
+    fn schema() -> [u64; 2] {
+        [0; 2]
+    }
     /// Words per index buffer for `capacity` entries (`capacity <= MAX_CAPACITY`).
     fn index_words(capacity: u64) -> u64;
     fn from_store(store: Store) -> Self;
 }
 
 /// The type fingerprint stored in the header's `param`: FNV-1a 64 over the kind, the type
-/// names and their sizes and alignments.
+/// names, their sizes and alignments, and their serde schema hashes.
 pub(crate) fn fingerprint<T: Kind>() -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |bytes: &[u8]| {
@@ -38,6 +43,9 @@ pub(crate) fn fingerprint<T: Kind>() -> u64 {
     eat(T::type_names().as_bytes());
     for n in T::layout() {
         eat(&(n as u64).to_le_bytes());
+    }
+    for n in T::schema() {
+        eat(&n.to_le_bytes());
     }
     h
 }
@@ -219,8 +227,8 @@ macro_rules! builder_methods {
 }
 
 builder_methods!(
-    [K, V] crate::SharedDict<K, V>,
-    [T] crate::SharedList<T>,
+    [K: serde::de::DeserializeOwned, V: serde::de::DeserializeOwned] crate::SharedDict<K, V>,
+    [T: serde::de::DeserializeOwned] crate::SharedList<T>,
     [] crate::Namespace
 );
 

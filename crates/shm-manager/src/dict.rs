@@ -138,14 +138,22 @@ impl RawDict {
         let geo = txn.geometry();
         let mut r = txn.rebuild(true);
         let mut n = 0u64;
-        let place = |r: &Rebuild<'_, '_>, h: u64, off: u64| {
+        let place = |r: &Rebuild<'_, '_>, h: u64, off: u64| -> Result<(), Corrupt> {
             let mut i = (h as usize) & mask;
-            // At most `capacity` < `slots` entries go in, so an empty slot exists.
-            while r.index(2 * i) != EMPTY {
+            // At most `capacity` < `slots` entries go in, so an empty slot exists unless
+            // another process scribbles over the new table meanwhile: bounded either way.
+            for _ in 0..slots {
+                if r.index(2 * i) == EMPTY {
+                    r.set_index(2 * i, off + 2);
+                    r.set_index(2 * i + 1, h);
+                    return Ok(());
+                }
                 i = (i + 1) & mask;
             }
-            r.set_index(2 * i, off + 2);
-            r.set_index(2 * i + 1, h);
+            Err(Corrupt::new(
+                "no empty slot in a rebuilt table",
+                slots as u64,
+            ))
         };
         for s in 0..slots {
             let meta = txn.index(2 * s);
@@ -160,7 +168,7 @@ impl RawDict {
                 return Err(Corrupt::new("entries beyond the capacity", n));
             }
             let off = r.carry(&e);
-            place(&r, txn.index(2 * s + 1), off);
+            place(&r, txn.index(2 * s + 1), off)?;
         }
         let mut order = txn.ctl.order;
         if let Some((key, value, h, o)) = add {
@@ -171,7 +179,7 @@ impl RawDict {
             if n > geo.capacity {
                 return Err(Corrupt::new("entries beyond the capacity", n));
             }
-            place(&r, h, off);
+            place(&r, h, off)?;
             order = order.max(o.wrapping_add(1));
         }
         let ctl = Ctl {
@@ -210,7 +218,10 @@ impl RawDict {
                 txn.commit(&[
                     (txn.index_target(2 * slot), off + 2),
                     (txn.ctl_target(Field::Bump), c.bump + size),
-                    (txn.ctl_target(Field::Live), c.live - entry.size() + size),
+                    (
+                        txn.ctl_target(Field::Live),
+                        c.live.saturating_sub(entry.size()) + size,
+                    ),
                 ])?;
                 Ok(())
             }
@@ -424,7 +435,7 @@ impl<K, V> fmt::Debug for SharedDict<K, V> {
     }
 }
 
-impl<K, V> Kind for SharedDict<K, V> {
+impl<K: DeserializeOwned, V: DeserializeOwned> Kind for SharedDict<K, V> {
     const KIND: ObjectKind = ObjectKind::Dict;
     fn type_names() -> String {
         format!(
@@ -439,6 +450,12 @@ impl<K, V> Kind for SharedDict<K, V> {
             std::mem::align_of::<K>(),
             std::mem::size_of::<V>(),
             std::mem::align_of::<V>(),
+        ]
+    }
+    fn schema() -> [u64; 2] {
+        [
+            crate::schema::schema_hash::<K>(),
+            crate::schema::schema_hash::<V>(),
         ]
     }
     fn index_words(capacity: u64) -> u64 {

@@ -131,8 +131,7 @@ fn scribble(d: &SharedDict<u16, Vec<u8>>, bytes: &[u8]) {
         // Never the lock (offsets below 64): a forged owner naming a live thread blocks,
         // which is the lock's concern; everything else is fair game.
         let off = 64 + (usize::from(t[0]) << 8 | usize::from(t[1])) % (len - 64);
-        // SAFETY: `off < len`, inside the heap block, which only this thread uses.
-        unsafe { base.wrapping_add(off).write(t[2]) };
+        forge_byte(base, len, off, t[2]);
     }
     let _ = d.get(&1);
     let _ = d.contains_key(&2);
@@ -151,4 +150,20 @@ fn scribble(d: &SharedDict<u16, Vec<u8>>, bytes: &[u8]) {
     let _ = d.clear();
     let _ = d.insert(&7, &vec![7]);
     let _ = d.get(&7);
+}
+
+/// Sets byte `off` of a heap home's body (`len` bytes, 128-aligned, a multiple of 8 long) to
+/// `b`, as another process could: through an atomic store of the aligned word that holds it
+/// (the words of the body are accessed atomically; a plain byte store there would be a
+/// mixed access of the same location).
+pub(crate) fn forge_byte(base: *mut u8, len: usize, off: usize, b: u8) {
+    assert!(off < len && len.is_multiple_of(8) && (base as usize).is_multiple_of(8));
+    let at = off & !7;
+    let shift = 8 * (off & 7);
+    // SAFETY: `at + 8 <= len` (len is a multiple of 8 and off < len), 8-aligned, inside the
+    // heap block, which only the calling thread uses; AtomicU64 has no invalid bit patterns.
+    let word = unsafe { std::sync::atomic::AtomicU64::from_ptr(base.wrapping_add(at).cast()) };
+    let old = word.load(std::sync::atomic::Ordering::Relaxed);
+    let new = (old & !(0xff << shift)) | (u64::from(b) << shift);
+    word.store(new, std::sync::atomic::Ordering::Relaxed);
 }

@@ -10,7 +10,7 @@
 //!
 //! - [`SharedDict<K, V>`]: serde keys and values; `get`, `insert`, `remove`,
 //!   `contains_key`, `len`, `clear`, `update` (read-modify-write under the lock), snapshots.
-//! - [`SharedList<T>`]: `push`, `extend`, `pop`, `insert`, `get`, `set`, `len`, `reverse`,
+//! - [`SharedList<T>`]: `push`, `extend`, `pop`, `pop_at`, `insert`, `get`, `set`, `len`, `reverse`,
 //!   `sort`, `to_vec`.
 //! - [`Namespace`]: named fields of any serde type, each checked against the type it was set
 //!   with.
@@ -34,7 +34,9 @@
 //!   reports the dead holder, and the next locker finishes a committed change. The protocol
 //!   and its state table are in the [`store`] module.
 //! - **Types checked on open.** The header records a fingerprint of the key and value
-//!   types (type names, sizes, alignments); opening with other types is
+//!   types (type names, sizes, alignments, and a hash of the serde schema their
+//!   `Deserialize` asks for: struct, field, enum and variant names, primitive kinds); opening
+//!   with other types is
 //!   [`OpenError::Mismatch`](shm_core::OpenError::Mismatch).
 //! - **Untrusted bytes.** Another process can scribble anything over a segment: every word
 //!   and length is checked before use, so forged bytes give [`Corrupt`] errors, never a
@@ -71,6 +73,8 @@ mod guard;
 mod list;
 mod manager;
 mod namespace;
+mod schema;
+mod shared;
 pub mod store;
 
 pub use builder::{Builder, DEFAULT_BYTES_PER_ENTRY, DEFAULT_CAPACITY};

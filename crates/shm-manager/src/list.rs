@@ -51,13 +51,16 @@ impl<T> fmt::Debug for SharedList<T> {
     }
 }
 
-impl<T> Kind for SharedList<T> {
+impl<T: DeserializeOwned> Kind for SharedList<T> {
     const KIND: ObjectKind = ObjectKind::List;
     fn type_names() -> String {
         std::any::type_name::<T>().to_string()
     }
     fn layout() -> [usize; 4] {
         [std::mem::size_of::<T>(), std::mem::align_of::<T>(), 0, 0]
+    }
+    fn schema() -> [u64; 2] {
+        [crate::schema::schema_hash::<T>(), 0]
     }
     fn index_words(capacity: u64) -> u64 {
         capacity
@@ -100,6 +103,7 @@ enum Src<'v> {
 fn rebuild_list<'v>(
     txn: &mut Txn<'_>,
     new_arena: bool,
+    freed: u64,
     sources: impl Iterator<Item = Src<'v>>,
 ) -> Result<(), WriteError> {
     let geo = txn.geometry();
@@ -128,10 +132,11 @@ fn rebuild_list<'v>(
         n += 1;
     }
     let bump = r.bump();
+    // `freed`: bytes of old elements left out (garbage now), when the arena is kept.
     let live = if new_arena {
         bump
     } else {
-        c.live + (bump - c.bump)
+        (c.live + (bump - c.bump)).saturating_sub(freed)
     };
     r.publish(Ctl {
         len: n as u64,
@@ -237,6 +242,7 @@ where
             return rebuild_list(
                 &mut txn,
                 true,
+                0,
                 old.chain(values.iter().map(|v| Src::New(v))),
             );
         }
@@ -277,6 +283,26 @@ where
             (txn.ctl_target(Field::Len), c.len - 1),
             (txn.ctl_target(Field::Live), c.live.saturating_sub(e.size())),
         ])?;
+        Ok(Some(v))
+    }
+
+    /// Removes and returns the element at `index` (Python's `pop(i)`; `None` past the end).
+    /// The elements after it move down (one publish of a new index).
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError`]; an element that does not decode is left in place.
+    pub fn pop_at(&self, index: usize) -> Result<Option<T>, ReadError> {
+        let mut txn = self.store.lock()?;
+        let len = txn.ctl.len as usize;
+        if index >= len {
+            return Ok(None);
+        }
+        let v = decode(&Self::element(&txn, index)?)?;
+        let size = txn.entry(txn.index(index))?.size();
+        let sources = (0..len).filter(|&j| j != index).map(Src::Old);
+        // One publish: the new index, and `live` without the removed element's bytes.
+        rebuild_list(&mut txn, false, size, sources).map_err(read_error)?;
         Ok(Some(v))
     }
 
@@ -324,7 +350,7 @@ where
                     Src::Old(j)
                 }
             });
-            return Ok(rebuild_list(&mut txn, true, sources)?);
+            return Ok(rebuild_list(&mut txn, true, 0, sources)?);
         }
         let (off, size) = txn
             .write_entry(0, &[], &vb, 0)
@@ -370,7 +396,7 @@ where
             .map(Src::Old)
             .chain([Src::New(&vb)])
             .chain((index..len).map(Src::Old));
-        Ok(rebuild_list(&mut txn, new_arena, sources)?)
+        Ok(rebuild_list(&mut txn, new_arena, 0, sources)?)
     }
 
     /// Number of elements.
@@ -399,7 +425,7 @@ where
     pub fn reverse(&self) -> Result<(), ReadError> {
         let mut txn = self.store.lock()?;
         let len = txn.ctl.len as usize;
-        rebuild_list(&mut txn, false, (0..len).rev().map(Src::Old)).map_err(read_error)
+        rebuild_list(&mut txn, false, 0, (0..len).rev().map(Src::Old)).map_err(read_error)
     }
 
     /// Sorts the list (stable), comparing decoded elements with `cmp`; one publish.
@@ -416,8 +442,13 @@ where
             .map(|i| Ok((i, decode::<T>(&Self::element(&txn, i)?)?)))
             .collect::<Result<Vec<_>, Corrupt>>()?;
         items.sort_by(|a, b| cmp(&a.1, &b.1));
-        rebuild_list(&mut txn, false, items.into_iter().map(|(i, _)| Src::Old(i)))
-            .map_err(read_error)
+        rebuild_list(
+            &mut txn,
+            false,
+            0,
+            items.into_iter().map(|(i, _)| Src::Old(i)),
+        )
+        .map_err(read_error)
     }
 
     /// Sorts the list in ascending order (stable; Python's `sort()`).

@@ -130,7 +130,9 @@ impl From<ReadError> for ManagerError {
 /// registering it first if there is none (atomically: two processes asking at once get the
 /// same dict). The same holds for [`list`](Self::list), [`namespace`](Self::namespace),
 /// [`value`](Self::value), [`array`](Self::array), [`queue`](Self::queue),
-/// [`lock`](Self::lock) and [`rlock`](Self::rlock); any other kind is registered with
+/// [`lock`](Self::lock), [`rlock`](Self::rlock), [`semaphore`](Self::semaphore),
+/// [`bounded_semaphore`](Self::bounded_semaphore), [`event`](Self::event),
+/// [`condition`](Self::condition) and [`barrier`](Self::barrier); any other kind is registered with
 /// [`segment_name`](Self::segment_name) and built with its own builder. Types are checked
 /// when an object is opened, as every segment does.
 ///
@@ -577,6 +579,88 @@ impl Manager {
             |n| made(shm_lock::RLock::builder(n).create()),
             |n| opened(shm_lock::RLock::builder(n).open()),
             shm_lock::RLock::segment,
+        )
+    }
+
+    /// The `Semaphore` registered as `key` (Python's `manager.Semaphore(value)`), created with
+    /// `value` if there is none.
+    ///
+    /// # Errors
+    ///
+    /// As [`value`](Self::value).
+    pub fn semaphore(&self, key: &str, value: u32) -> Result<shm_lock::Semaphore, ManagerError> {
+        self.get_or_make(
+            key,
+            ObjectKind::Semaphore,
+            |n| made(shm_lock::Semaphore::builder(n).value(value).create()),
+            |n| opened(shm_lock::Semaphore::builder(n).open()),
+            shm_lock::Semaphore::segment,
+        )
+    }
+
+    /// The `BoundedSemaphore` registered as `key`, created with `value` if there is none.
+    ///
+    /// # Errors
+    ///
+    /// As [`value`](Self::value).
+    pub fn bounded_semaphore(
+        &self,
+        key: &str,
+        value: u32,
+    ) -> Result<shm_lock::BoundedSemaphore, ManagerError> {
+        self.get_or_make(
+            key,
+            ObjectKind::BoundedSemaphore,
+            |n| made(shm_lock::BoundedSemaphore::builder(n).value(value).create()),
+            |n| opened(shm_lock::BoundedSemaphore::builder(n).open()),
+            shm_lock::BoundedSemaphore::segment,
+        )
+    }
+
+    /// The `Event` registered as `key` (Python's `manager.Event()`), created if there is none.
+    ///
+    /// # Errors
+    ///
+    /// As [`value`](Self::value).
+    pub fn event(&self, key: &str) -> Result<shm_lock::Event, ManagerError> {
+        self.get_or_make(
+            key,
+            ObjectKind::Event,
+            |n| made(shm_lock::Event::builder(n).create()),
+            |n| opened(shm_lock::Event::builder(n).open()),
+            shm_lock::Event::segment,
+        )
+    }
+
+    /// The `Condition` registered as `key` (Python's `manager.Condition()`), created if there
+    /// is none.
+    ///
+    /// # Errors
+    ///
+    /// As [`value`](Self::value).
+    pub fn condition(&self, key: &str) -> Result<shm_lock::Condition, ManagerError> {
+        self.get_or_make(
+            key,
+            ObjectKind::Condition,
+            |n| made(shm_lock::Condition::builder(n).create()),
+            |n| opened(shm_lock::Condition::builder(n).open()),
+            shm_lock::Condition::segment,
+        )
+    }
+
+    /// The `Barrier` registered as `key` (Python's `manager.Barrier(parties)`), created for
+    /// `parties` if there is none.
+    ///
+    /// # Errors
+    ///
+    /// As [`value`](Self::value).
+    pub fn barrier(&self, key: &str, parties: u32) -> Result<shm_lock::Barrier, ManagerError> {
+        self.get_or_make(
+            key,
+            ObjectKind::Barrier,
+            |n| made(shm_lock::Barrier::builder(n).parties(parties).create()),
+            |n| opened(shm_lock::Barrier::builder(n).open()),
+            shm_lock::Barrier::segment,
         )
     }
 }

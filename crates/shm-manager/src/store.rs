@@ -6,7 +6,7 @@
 //!
 //! | offset | bytes | what |
 //! |---:|---:|---|
-//! | 0 | 32 | the robust lock (shm-lock's `LockState`) |
+//! | 0 | < 64 | the robust lock (shm-lock's `RawLock`, through the `RawRobustLock` contract) |
 //! | 64 | 8 | `root`: bit 0 = active index buffer, bit 1 = active arena half, bits 2.. = flips |
 //! | 72 | 8 | `commit`: 0, or `0x4a4e_4c43 << 32` + the number of journal records |
 //! | 80 | 8 × 16 | journal records: (body offset of a word, value to store there) |
@@ -20,11 +20,12 @@
 //!
 //! # Protocol (every step under the lock)
 //!
-//! A small change (insert, update, remove, push, pop, set) writes its new entry past `bump`
-//! (scratch: not part of the committed state), then changes at most 8 words of
-//! the committed state through the journal. A large change (clear, list insert, reverse, sort,
-//! compaction) writes a whole new index buffer (and, for compaction, a new arena half) into
-//! the inactive side and publishes it with one store of `root`.
+//! A small change (insert, update, remove, push, extend, pop, set) writes its new entries past
+//! `bump` (and a list's new index slots past `len`: scratch, not part of the committed state),
+//! then changes at most 8 words of the committed state through the journal. A large change
+//! (clear, list insert, pop_at, reverse, sort, and any write that needs a compaction) writes a
+//! whole new index buffer (and, to compact, a new arena half holding the live entries and the
+//! new one) into the inactive side and publishes it with one store of `root`.
 //!
 //! | step | a holder killed here leaves | the next locker |
 //! |---|---|---|
@@ -36,10 +37,13 @@
 //! | writes the inactive index / arena | the state before (inactive = scratch) | nothing to do |
 //! | stores `root` (Release) | the state after | nothing to do |
 //!
-//! The lock reports a dead holder; independently, every locker checks `commit` (a live holder
-//! always clears it before unlocking, so a non-zero `commit` means a holder died mid-apply).
-//! So a process killed at any instruction leaves the object as it was before or after its
-//! operation, never in between.
+//! Every locker checks `commit` (a live holder always clears it before unlocking, so a non-zero
+//! `commit` means a holder died mid-apply) and replays it. The robust lock reports a dead
+//! holder as owner-died (it flags the lock); the locker repairs as above under that same
+//! acquisition, then marks the lock consistent. So a process killed at any instruction
+//! leaves the object as it was before or after its operation, never in between; the next
+//! operation from any process finds it usable. The multi-process tests kill a process at each
+//! step above (feature `test-hooks`) and at random moments.
 //!
 //! # Untrusted bytes
 //!
@@ -50,9 +54,9 @@
 
 use crate::error::{Corrupt, Exhausted, ReadError, WriteError};
 use crate::guard::{self, Held, LockFail};
-use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::{Deadline, Home, OpenError, WaitStrategy};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 const ROOT_OFF: usize = 64;

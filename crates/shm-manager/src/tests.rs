@@ -19,7 +19,7 @@ impl Rng {
 
 fn steps(n: usize) -> usize {
     if cfg!(miri) {
-        n / 20
+        (n / 100).max(2)
     } else {
         n
     }
@@ -201,6 +201,9 @@ fn list_smoke_and_python_semantics() {
     assert_eq!(l.to_vec().unwrap(), [-1, 1, 2, 3, 4, 9, 50]);
     l.sort_by(|a, b| b.cmp(a)).unwrap();
     assert_eq!(l.to_vec().unwrap(), [50, 9, 4, 3, 2, 1, -1]);
+    assert_eq!(l.pop_at(1).unwrap(), Some(9));
+    assert_eq!(l.pop_at(9).unwrap(), None);
+    assert_eq!(l.to_vec().unwrap(), [50, 4, 3, 2, 1, -1]);
     l.clear().unwrap();
     assert!(l.is_empty().unwrap());
     assert_eq!(l.pop().unwrap(), None);
@@ -288,6 +291,10 @@ fn list_matches_a_vec_model() {
                     model[i] = v;
                 }
             }
+            4 if r.is_multiple_of(3) => {
+                let want = (i < model.len()).then(|| model.remove(i));
+                assert_eq!(l.pop_at(i).unwrap(), want, "pop_at {i}");
+            }
             4 => assert_eq!(l.pop().unwrap(), model.pop()),
             5 => assert_eq!(l.get(i).unwrap(), model.get(i).cloned()),
             6 => {
@@ -365,6 +372,16 @@ fn invalid_capacity_is_an_error() {
 fn scribble_then_call_everything(seed: u64, scribbles: usize) {
     let d = SharedDict::<u16, Vec<u8>>::in_memory(16, 1024).unwrap();
     let l = SharedList::<Vec<u8>>::in_memory(16, 1024).unwrap();
+    scribble_then_call(&d, &l, seed, scribbles);
+}
+
+/// As [`scribble_then_call_everything`], on `d` and `l`.
+fn scribble_then_call(
+    d: &SharedDict<u16, Vec<u8>>,
+    l: &SharedList<Vec<u8>>,
+    seed: u64,
+    scribbles: usize,
+) {
     for k in 0..10u16 {
         d.insert(&k, &vec![k as u8; k as usize]).unwrap();
         l.push(&vec![k as u8; k as usize]).unwrap();
@@ -383,8 +400,7 @@ fn scribble_then_call_everything(seed: u64, scribbles: usize) {
             } else {
                 64 + (r >> 8) as usize % (crate::store::PREFIX + 512 - 64).min(len - 64)
             };
-            // SAFETY: `off < len`, inside the heap block, which only this thread uses.
-            unsafe { base.wrapping_add(off).write((r >> 40) as u8) };
+            crate::fuzz::forge_byte(base, len, off, (r >> 40) as u8);
         }
     }
     let _ = d.get(&3);
@@ -434,6 +450,31 @@ fn poke(base: *mut u8, off: usize, v: u64) {
     // SAFETY: the offset is inside the heap block's prefix (checked), 8-aligned (the block is
     // 128-aligned), and only the calling test thread uses the block.
     unsafe { base.wrapping_add(off).cast::<u64>().write(v) };
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn forged_segment_bytes_give_errors_to_every_opener() {
+    for seed in 0..20u64 {
+        let (dn, ln) = (SegmentName::unique(), SegmentName::unique());
+        let d = SharedDict::<u16, Vec<u8>>::builder(&dn)
+            .capacity(16)
+            .arena_bytes(1024)
+            .create()
+            .unwrap();
+        let l = SharedList::<Vec<u8>>::builder(&ln)
+            .capacity(16)
+            .arena_bytes(1024)
+            .create()
+            .unwrap();
+        // The scribbling goes through the creator's mapping; the operations through a
+        // second handle, as another process would see it.
+        let d2 = SharedDict::<u16, Vec<u8>>::open(&dn).unwrap();
+        let l2 = SharedList::<Vec<u8>>::open(&ln).unwrap();
+        scribble_then_call(&d, &l, seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1, 8);
+        let _ = (d2.to_vec(), d2.insert(&1, &vec![1]), d2.len(), d2.clear());
+        let _ = (l2.to_vec(), l2.push(&vec![1]), l2.reverse(), l2.pop());
+    }
 }
 
 #[test]
@@ -535,6 +576,15 @@ fn manager_hands_out_objects_by_key_and_removes_them() {
     let a = mgr.array::<i32>("a", &[1, 2, 3]).unwrap();
     let q = mgr.queue::<i64>("q", 10).unwrap();
     let lock = mgr.lock("lock").unwrap();
+    let (rl, sem, bsem, ev, cond, bar) = (
+        mgr.rlock("rl").unwrap(),
+        mgr.semaphore("s", 2).unwrap(),
+        mgr.bounded_semaphore("bs", 1).unwrap(),
+        mgr.event("e").unwrap(),
+        mgr.condition("c").unwrap(),
+        mgr.barrier("b", 2).unwrap(),
+    );
+    ev.set();
     let other_lock = mgr
         .segment_name("sem", shm_core::ObjectKind::Semaphore)
         .unwrap();
@@ -559,6 +609,11 @@ fn manager_hands_out_objects_by_key_and_removes_them() {
     assert_eq!(child.value::<i32>("v", 0).unwrap().load(), 3);
     assert_eq!(child.array::<i32>("a", &[]).unwrap().len(), 3);
     assert!(child.lock("lock").is_ok());
+    assert!(child.event("e").unwrap().is_set());
+    assert_eq!(child.semaphore("s", 0).unwrap().value(), 2);
+    assert_eq!(child.barrier("b", 0).unwrap().parties(), 2);
+    assert!(child.rlock("rl").is_ok() && child.condition("c").is_ok());
+    assert!(child.bounded_semaphore("bs", 0).is_ok());
     assert!(matches!(
         child.list::<i64>("data"),
         Err(ManagerError::WrongKind { .. })
@@ -568,7 +623,10 @@ fn manager_hands_out_objects_by_key_and_removes_them() {
         Err(ManagerError::Open { .. })
     ));
     let keys: Vec<String> = child.keys().unwrap().into_iter().map(|(k, _)| k).collect();
-    assert_eq!(keys, ["data", "l", "ns", "v", "a", "q", "lock", "sem"]);
+    assert_eq!(
+        keys,
+        ["data", "l", "ns", "v", "a", "q", "lock", "rl", "s", "bs", "e", "c", "b", "sem"]
+    );
     // Objects created through a child are the creating manager's too.
     child.dict::<u8, u8>("from_child").unwrap();
     let names: Vec<SegmentName> = child
@@ -586,6 +644,7 @@ fn manager_hands_out_objects_by_key_and_removes_them() {
         assert!(shm_core::Segment::exists(n), "{n:?} removed by an opener");
     }
     drop((d, l, ns, v, a, q, lock));
+    drop((rl, sem, bsem, ev, cond, bar));
     drop(mgr);
     for n in &names {
         assert!(!shm_core::Segment::exists(n), "{n:?} left behind");
@@ -674,4 +733,56 @@ fn a_forged_lock_owner_is_taken_over_not_waited_for() {
     assert_eq!(d.get(&1).unwrap(), Some(1));
     d.insert(&2, &2).unwrap();
     assert_eq!(d.len().unwrap(), 2);
+}
+
+#[test]
+fn errors_and_handles_cross_threads_and_box_into_dyn_error() {
+    fn send_sync_static<T: Send + Sync + 'static>() {}
+    fn error<E: std::error::Error + Send + Sync + 'static>() {}
+    send_sync_static::<SharedDict<String, Vec<u8>>>();
+    send_sync_static::<SharedList<String>>();
+    send_sync_static::<Namespace>();
+    send_sync_static::<Manager>();
+    error::<ReadError>();
+    error::<WriteError>();
+    error::<IndexError>();
+    error::<FieldError>();
+    error::<ManagerError>();
+    error::<Corrupt>();
+    let boxed: Box<dyn std::error::Error + Send + Sync> =
+        WriteError::Full(Exhausted::Entries { capacity: 1 }).into();
+    assert!(boxed.to_string().contains("full"));
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn objects_open_as_typed_role_arguments() {
+    use shm_process::Shared;
+    let mgr = Manager::create(&SegmentName::unique()).unwrap();
+    let d = mgr.dict::<String, i64>("data").unwrap();
+    d.insert("k", &7).unwrap();
+    let opened = mgr.shared().open().unwrap();
+    assert!(!opened.is_creator());
+    assert_eq!(
+        opened
+            .dict::<String, i64>("data")
+            .unwrap()
+            .get("k")
+            .unwrap(),
+        Some(7)
+    );
+    let name = mgr.segment_name_of("data").unwrap().unwrap();
+    assert_eq!(
+        Shared::<SharedDict<String, i64>>::new(&name)
+            .open()
+            .unwrap()
+            .len()
+            .unwrap(),
+        1
+    );
+    assert!(Shared::<SharedDict<String, String>>::new(&name)
+        .open()
+        .is_err());
+    assert!(Shared::<SharedList<i64>>::new(&name).open().is_err());
+    assert!(Shared::<Namespace>::new(&name).open().is_err());
 }

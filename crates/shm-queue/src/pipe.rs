@@ -44,7 +44,7 @@
 //! ```
 
 use crate::bytes::{
-    attach_at, check_geometry, BytesPopError, BytesPushError, Dest, Ring, Wait, MAX_MESSAGE_LIMIT,
+    attach_at, check_geometry, AnyPopError, AnyPushError, Dest, Ring, Wait, MAX_MESSAGE_LIMIT,
 };
 use crate::error::{corrupt_geometry, knob_methods, BadGeometry, Knobs, RoleError};
 use crate::role::{self, Peers, Prober, RoleSlot};
@@ -444,14 +444,14 @@ impl fmt::Display for RecvError {
 
 impl Error for RecvError {}
 
-impl From<BytesPopError> for RecvError {
-    fn from(e: BytesPopError) -> Self {
+impl From<AnyPopError> for RecvError {
+    fn from(e: AnyPopError) -> Self {
         match e {
-            BytesPopError::Empty => RecvError::Empty,
-            BytesPopError::Closed | BytesPopError::Disconnected => RecvError::Eof,
-            BytesPopError::Timeout => RecvError::Timeout,
-            BytesPopError::TooSmall { needed } => RecvError::TooSmall { needed },
-            BytesPopError::Corrupt => RecvError::Corrupt,
+            AnyPopError::Empty => RecvError::Empty,
+            AnyPopError::Closed | AnyPopError::Disconnected => RecvError::Eof,
+            AnyPopError::Timeout => RecvError::Timeout,
+            AnyPopError::TooSmall { needed } => RecvError::TooSmall { needed },
+            AnyPopError::Corrupt => RecvError::Corrupt,
         }
     }
 }
@@ -601,11 +601,11 @@ impl PipeEnd {
             return Err(SendError::BrokenPipe(msg));
         }
         tx.push(msg, 0, &self.strategy, wait).map_err(|e| match e {
-            BytesPushError::TooLarge { msg, max } => SendError::TooLarge { msg, max },
-            BytesPushError::Full(m) => SendError::Full(m),
-            BytesPushError::Closed(m) | BytesPushError::Disconnected(m) => SendError::BrokenPipe(m),
-            BytesPushError::Timeout(m) => SendError::Timeout(m),
-            BytesPushError::Corrupt(m) => SendError::Corrupt(m),
+            AnyPushError::TooLarge { msg, max } => SendError::TooLarge { msg, max },
+            AnyPushError::Full(m) => SendError::Full(m),
+            AnyPushError::Closed(m) | AnyPushError::Disconnected(m) => SendError::BrokenPipe(m),
+            AnyPushError::Timeout(m) => SendError::Timeout(m),
+            AnyPushError::Corrupt(m) => SendError::Corrupt(m),
         })
     }
 
@@ -707,7 +707,7 @@ impl PipeEnd {
         let Some(rx) = &self.rx else { return false };
         !matches!(
             rx.wait_readable(&self.strategy, timeout),
-            Err(BytesPopError::Timeout)
+            Err(AnyPopError::Timeout)
         )
     }
 }

@@ -17,18 +17,23 @@
 //! - `manager.open-typed DICT TYPES`: opens the dict as `SharedDict<String, i64>` (`TYPES` =
 //!   `string-i64`) or `SharedDict<String, String>` (`string-string`); exit 0 if it opened, 7
 //!   on a type mismatch.
+//! - `manager.scribble DICT LIST SEED N`: maps both segments as raw bytes and overwrites `N`
+//!   pseudo-random bytes of each body past the lock (as a buggy or hostile process would).
+//! - `manager.call-everything DICT LIST`: calls every dict and list operation once; any
+//!   result is fine, a panic or a hang is not. Exit 0 when all returned.
 //! - `manager.mgr-child MGR ID`: opens the manager, increments `dict("data")["count"]`
 //!   under the dict's lock, pushes `ID` on `list("ids")`, and takes `lock("l")` once.
 //!
 //! Exit codes: 0 success, 3 bad arguments, 4 open failed, 5 an operation failed, 6 a crash
 //! point was not reached, 7 type mismatch.
 
-use shm_core::{OpenError, SegmentName};
+use shm_core::{ObjectKind, OpenError, Segment, SegmentName};
 use shm_manager::hooks::{crash_at, Point};
 use shm_manager::{Manager, SharedDict, SharedList};
 use shm_process::Roles;
 use shm_value::RawValue;
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The value stored for `key` at `version`: its first 8 bytes say (key, version), the rest
@@ -147,6 +152,55 @@ fn churn_step(
     Ok(())
 }
 
+/// Overwrites `n` pseudo-random bytes past offset 64 of the body of `name` (a `kind`
+/// segment), through atomic stores of the words that hold them.
+fn scribble(name: &SegmentName, kind: ObjectKind, rng: &mut Rng, n: usize) -> Result<(), i32> {
+    let seg = Segment::builder(name, kind).open().map_err(|e| {
+        eprintln!("open {name}: {e}");
+        4
+    })?;
+    let (base, len) = (seg.body().as_ptr(), seg.body_len() & !7);
+    for _ in 0..n {
+        let r = rng.next();
+        let off = 64 + (r >> 8) as usize % (len - 64);
+        let at = off & !7;
+        let shift = 8 * (off & 7);
+        // SAFETY: `at + 8 <= len` (len rounded down to a multiple of 8), 8-aligned (the body
+        // is 128-aligned), inside the mapping that `seg` keeps alive; AtomicU64 has no invalid
+        // bit patterns and may be shared with other processes.
+        let word = unsafe { AtomicU64::from_ptr(base.wrapping_add(at).cast()) };
+        let old = word.load(Ordering::Relaxed);
+        word.store(
+            (old & !(0xff << shift)) | ((r >> 48) & 0xff) << shift,
+            Ordering::Relaxed,
+        );
+    }
+    Ok(())
+}
+
+/// Calls every operation of `d` and `l` once, ignoring the results.
+pub fn call_everything(d: &SharedDict<u32, Vec<u8>>, l: &SharedList<Vec<u8>>) {
+    let _ = d.get(&1);
+    let _ = d.contains_key(&2);
+    let _ = d.insert(&3, &pattern(3, 3));
+    let _ = d.update(&4, |v| v.map(|_| pattern(4, 4)));
+    let _ = d.remove(&5);
+    let _ = (d.len(), d.to_vec(), d.keys(), d.snapshot());
+    let _ = d.clear();
+    let _ = d.insert(&6, &pattern(6, 6));
+    let _ = (l.get(0), l.push(&pattern(1, 1)), l.extend(&[pattern(2, 2)]));
+    let _ = (l.set(0, &pattern(3, 3)), l.insert(0, &pattern(4, 4)));
+    let _ = (
+        l.pop(),
+        l.pop_at(1),
+        l.reverse(),
+        l.sort(),
+        l.to_vec(),
+        l.len(),
+    );
+    let _ = (l.clear(), l.push(&pattern(5, 5)));
+}
+
 /// Registers this module's roles, each named `manager.<role>`.
 pub fn register(roles: Roles) -> Roles {
     roles
@@ -220,6 +274,27 @@ pub fn register(roles: Roles) -> Roles {
             };
             eprintln!("crash point not reached: {r:?}");
             6
+        })
+        .role("manager.scribble", |args| {
+            let (Some(dn), Some(ln), Some(seed), Some(n)) =
+                (name(args, 0), name(args, 1), num(args, 2), num(args, 3))
+            else {
+                return 3;
+            };
+            let mut rng = Rng(seed | 1);
+            for (seg, kind) in [(dn, ObjectKind::Dict), (ln, ObjectKind::List)] {
+                if let Err(code) = scribble(&seg, kind, &mut rng, n as usize) {
+                    return code;
+                }
+            }
+            0
+        })
+        .role("manager.call-everything", |args| match open_pair(args) {
+            Ok((d, l)) => {
+                call_everything(&d, &l);
+                0
+            }
+            Err(code) => code,
         })
         .role("manager.open-typed", |args| {
             let Some(dn) = name(args, 0) else {
