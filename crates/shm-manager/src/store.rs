@@ -8,10 +8,13 @@
 //! |---:|---:|---|
 //! | 0 | < 64 | the robust lock (shm-lock's `RawLock`, through the `RawRobustLock` contract) |
 //! | 64 | 8 | `root`: bit 0 = active index buffer, bit 1 = active arena half, bits 2.. = flips |
+//! | 208 | 8 | `grow`: bit 0 = growable, bits 8.. = generation (dicts only) |
+//! | 216 | 8 | `moved`: 0, or a tag once a successor segment holds the object |
 //! | 72 | 8 | `commit`: 0, or `0x4a4e_4c43 << 32` + the number of journal records |
 //! | 80 | 8 × 16 | journal records: (body offset of a word, value to store there) |
 //! | 256 | 2 × 64 | `ctl[0]`, `ctl[1]`: `len`, `used`, `bump`, `live`, `order` (u64 each) |
-//! | 384 | 8 + 120 | the type names, for error messages (length, UTF-8 bytes) |
+//! | 384 | 8 + 80 | the type names, for error messages (length, UTF-8 bytes) |
+//! | 472 | 8 + 32 | the successor's segment name (length, bytes), once `moved` is set |
 //! | 512 | 2 × `8 * index_words` | `index[0]`, `index[1]` |
 //! | … | 2 × `arena` | `arena[0]`, `arena[1]`: entries `[klen u32][vlen u32][order u64][key][value]`, 8-aligned |
 //!
@@ -36,6 +39,8 @@
 //! | stores `commit = 0` (Release) | the state after | nothing to do |
 //! | writes the inactive index / arena | the state before (inactive = scratch) | nothing to do |
 //! | stores `root` (Release) | the state after | nothing to do |
+//! | growth: fills a successor segment (a copy plus the write) | the state before (the successor is unpublished: left for `shm-ipc gc`) | nothing to do |
+//! | growth: stores `moved` (Release) after the successor's name | the state after, in the successor | follows the successor |
 //!
 //! Every locker checks `commit` (a live holder always clears it before unlocking, so a non-zero
 //! `commit` means a holder died mid-apply) and replays it. The robust lock reports a dead
