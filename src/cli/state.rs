@@ -16,7 +16,8 @@ pub(crate) type Fields = Vec<(&'static str, Json)>;
 /// How long inspect waits for a segment that is being published.
 const OPEN_TIMEOUT: Duration = Duration::from_millis(300);
 
-/// Opens `$ty` named `$name` without waiting long; any failure is a corrupt segment.
+/// Opens `$ty` named `$name` without waiting long; a failure is "no such segment" (removed
+/// since the listing) or a corrupt segment.
 macro_rules! open {
     ($ty:ty, $name:expr) => {
         <$ty>::builder($name)

@@ -140,7 +140,7 @@ fn holder_dies(kind: &str, mode: &str) {
             assert!(!g.is_inconsistent());
         }
         (_, Some(r)) => {
-            assert_eq!(r.lock().err(), Some(LockError::OwnerDied));
+            assert_eq!(r.lock().err(), Some(shm_lock::OwnerDiedError));
             let g = r.recover();
             assert_eq!(g.depth(), 1, "the dead holder's depth is discarded");
             g.mark_consistent();

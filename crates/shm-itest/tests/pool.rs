@@ -166,12 +166,20 @@ fn killed_worker_fails_only_its_task_and_the_pool_goes_on() {
     let pool1 = builder(&r, "pb", 1).create().expect("pool");
     watch(&w, &pool1);
     let victim = pool1.pids()[0];
-    let held = pool1.apply_async(&t.hold, 30_000).unwrap();
+    let marker = std::env::temp_dir().join(format!("shm-pool-test-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let held = pool1
+        .apply_async(
+            &t.announce_hold,
+            (marker.to_string_lossy().into_owned(), 30_000),
+        )
+        .unwrap();
     let queued: Vec<_> = (0..5u64)
         .map(|i| pool1.apply_async(&t.square, i).unwrap())
         .collect();
-    // Let the worker start the long task, then kill it.
-    std::thread::sleep(Duration::from_millis(200));
+    // Once the worker has started the long task, kill it.
+    assert!(eventually(|| marker.exists()), "the task never started");
+    let _ = std::fs::remove_file(&marker);
     // SAFETY: plain kill(2) of a pid that is our pool's live worker (its parent is this
     // process and has not reaped it).
     assert_eq!(unsafe { libc::kill(victim as i32, libc::SIGKILL) }, 0);
@@ -399,4 +407,46 @@ fn a_dropped_pool_fails_its_unfinished_calls_and_leaves_nothing() {
     assert_eq!(later.next_timeout(BOUND).expect("the end"), None);
     assert!(!alive(pids[0]));
     assert_eq!(segments("ph"), Vec::<String>::new());
+}
+
+#[test]
+fn a_poisoned_inbox_breaks_the_pool_with_its_reason_instead_of_looping() {
+    let w = Watchdog::new();
+    let (r, t) = registry();
+    let pool = builder(&r, "pi", 1).create().expect("pool");
+    watch(&w, &pool);
+    assert_eq!(pool.apply(&t.square, 3).unwrap(), 9);
+    let inbox = segments("pi")
+        .into_iter()
+        .find(|n| n.ends_with("_i0"))
+        .expect("the worker's inbox");
+    let name = shm_core::SegmentName::new(&inbox).unwrap();
+    let q = shm_queue::bytes::ByteQueue::builder(&name)
+        .open()
+        .expect("open the inbox");
+    // Scribble over the next slot's stamp, as a stray process could.
+    q.forge_stamp(1, u64::MAX - 7);
+    let err = match pool.apply_async(&t.square, 4) {
+        Ok(res) => match res.get_timeout(BOUND) {
+            Err(GetTimeoutError::Task(e)) => e,
+            other => panic!("expected a failure, got {other:?}"),
+        },
+        Err(e) => panic!("{e}"),
+    };
+    match &err {
+        TaskError::PoolBroken { reason } => assert!(reason.contains("inbox"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    // And says so on every later call rather than hanging.
+    let later = pool.apply_async(&t.square, 5).unwrap().get_timeout(BOUND);
+    assert!(
+        matches!(
+            later,
+            Err(GetTimeoutError::Task(TaskError::PoolBroken { .. }))
+        ),
+        "{later:?}"
+    );
+    drop(q);
+    drop(pool);
+    assert_eq!(segments("pi"), Vec::<String>::new());
 }

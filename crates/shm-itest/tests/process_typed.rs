@@ -7,7 +7,9 @@
 #![cfg(target_os = "linux")]
 
 use shm_core::{Liveness, ProcessId, SegmentName};
-use shm_itest::roles::process::{Job, DROP_NON_DAEMON, FAIL, PANIC, SET_EVENT, TYPED_ECHO, WHOAMI};
+use shm_itest::roles::process::{
+    Job, DAEMON_FROM_THREAD, DROP_NON_DAEMON, FAIL, PANIC, SET_EVENT, TYPED_ECHO, WHOAMI,
+};
 use shm_itest::{join_bounded, Watchdog, OUTCOME_BOUND};
 use shm_lock::{Event, Lock};
 use shm_process::{
@@ -304,4 +306,36 @@ fn a_shared_handle_opens_its_kind_in_the_child() {
     let (status, _, _, error) = run(&w, builder);
     assert_eq!(status.code(), Some(ERROR_EXIT_CODE));
     assert!(error.is_some(), "the open error comes back");
+}
+
+#[test]
+fn a_daemon_started_from_a_short_lived_thread_lives_until_its_parent_process_dies() {
+    let w = Watchdog::new();
+    let mut p = w.start(
+        DAEMON_FROM_THREAD
+            .builder(&())
+            .unwrap()
+            .program(CHILD)
+            .daemon(true)
+            .stdout(Stdio::piped()),
+    );
+    let mut line = String::new();
+    BufReader::new(p.take_stdout().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let grandchild: u32 = line.trim().parse().expect("grandchild pid");
+    let id = ProcessId::of(grandchild).expect("grandchild running");
+    w.watch_id(Some(id));
+    // The thread that started it has ended; the parent-death signal must not have followed it.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        id.liveness() == Liveness::Alive,
+        "the daemon died with the thread that started it"
+    );
+    p.kill().unwrap();
+    assert_eq!(join_bounded(&mut p).exitcode(), -9);
+    assert!(
+        eventually(|| id.liveness() == Liveness::Dead),
+        "the daemon outlived its SIGKILLed parent"
+    );
 }

@@ -8,8 +8,9 @@
 use shm_core::SegmentName;
 use shm_itest::Watchdog;
 use shm_process::{Process, ProcessBuilder};
-use shm_queue::bytes::{ByteQueue, BytesPopError, BytesPushError, Flavor};
+use shm_queue::bytes::{ByteQueue, BytesTryPushError, Flavor, PopIntoTimeoutError};
 use shm_queue::RoleError;
+use shm_queue::{PopError, PopTimeoutError, TryPopError};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -83,7 +84,7 @@ fn child_pushes_random_sizes_parent_checks_and_short_buffer() {
             // A buffer one byte short: the size is reported, the message stays queued.
             let short = &mut buf[..want.len() - 1];
             let r = rx.pop_into_timeout(short, OUTCOME_BOUND);
-            assert_eq!(r, Err(BytesPopError::TooSmall { needed: want.len() }));
+            assert_eq!(r, Err(PopIntoTimeoutError::TooSmall { needed: want.len() }));
             checked_short = true;
         }
         let n = rx.pop_into_timeout(&mut buf, OUTCOME_BOUND).unwrap();
@@ -93,7 +94,7 @@ fn child_pushes_random_sizes_parent_checks_and_short_buffer() {
     assert!(sizes.len() > 100, "sizes should vary: {}", sizes.len());
     join_ok(&mut p);
     // The child has gone: the queue is drained and its only producer left.
-    assert_eq!(rx.try_pop(), Err(BytesPopError::Disconnected));
+    assert_eq!(rx.try_pop(), Err(TryPopError::Disconnected));
 }
 
 #[test]
@@ -119,7 +120,7 @@ fn parent_pushes_child_checks_including_oversize() {
         .unwrap();
     let big = vec![1u8; max + 1];
     match tx.try_push(big.clone()) {
-        Err(BytesPushError::TooLarge { msg, max: m }) => assert_eq!((msg, m), (big, max)),
+        Err(BytesTryPushError::TooLarge { msg, max: m }) => assert_eq!((msg, m), (big, max)),
         other => panic!("oversize push: {other:?}"),
     }
     for i in 0..count {
@@ -164,7 +165,7 @@ fn two_producer_processes_all_messages_arrive() {
     while got.len() < expected.len() {
         match rx.pop_timeout(OUTCOME_BOUND) {
             Ok(m) => got.push(m),
-            Err(BytesPopError::Disconnected) => std::thread::sleep(Duration::from_millis(1)),
+            Err(PopTimeoutError::Disconnected) => std::thread::sleep(Duration::from_millis(1)),
             Err(e) => panic!("pop after {} messages: {e}", got.len()),
         }
     }
@@ -198,11 +199,11 @@ fn close_delivers_remaining_then_closed() {
     assert!(q.is_closed());
     // The producer is alive, but the queue is closed: the message, then Closed.
     assert_eq!(rx.pop().unwrap(), b"from holder");
-    assert_eq!(rx.pop(), Err(BytesPopError::Closed));
+    assert_eq!(rx.pop(), Err(PopError::Closed));
     let tx = q.producer().unwrap();
     assert!(matches!(
         tx.try_push(b"late"),
-        Err(BytesPushError::Closed(_))
+        Err(BytesTryPushError::Closed(_))
     ));
     p.kill().unwrap();
     let _ = p.join_timeout(OUTCOME_BOUND).unwrap();
@@ -234,7 +235,7 @@ fn sigkilled_producer_wakes_blocked_pop_with_disconnected() {
             .expect("killed child reaped")
     });
     // Blocks (the producer lives, holding its role) until the kill, then reports the loss.
-    assert_eq!(rx.pop(), Err(BytesPopError::Disconnected));
+    assert_eq!(rx.pop(), Err(PopError::Disconnected));
     let st = killer.join().unwrap();
     assert!(!st.success());
 }
@@ -297,7 +298,7 @@ fn producer_sigkilled_mid_stream_leaves_intact_prefix() {
                     i += 1;
                     received.store(i, std::sync::atomic::Ordering::Relaxed);
                 }
-                Err(BytesPopError::Disconnected) => break,
+                Err(PopTimeoutError::Disconnected) => break,
                 Err(e) => panic!("round {round}: pop after {i} messages: {e}"),
             }
         }

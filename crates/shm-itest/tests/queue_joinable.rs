@@ -174,7 +174,7 @@ fn producer_sigkilled_inside_put_never_strands_join() {
                     taken += 1;
                     q.task_done().unwrap();
                 }
-                Err(shm_queue::bytes::BytesPopError::Disconnected) => break,
+                Err(shm_queue::PopTimeoutError::Disconnected) => break,
                 Err(e) => panic!("trial {trial}: {e}"),
             }
         }

@@ -10,7 +10,7 @@ use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::SegmentName;
 use shm_itest::{join_bounded, Watchdog};
 use shm_process::Process;
-use shm_queue::bytes::{ByteQueue, BytesPushError, Flavor};
+use shm_queue::bytes::{ByteQueue, BytesPushTimeoutError, Flavor};
 use shm_queue::{PushTimeoutError, SpscQueue, TryPushError};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -115,6 +115,6 @@ fn byte_queue_stamp_ahead_of_head_poisons_for_every_process() {
     assert_eq!(finish(p, out), 2);
     assert!(matches!(
         tx.push_timeout(b"c".as_slice(), BOUND),
-        Err(BytesPushError::Corrupt(_))
+        Err(BytesPushTimeoutError::Corrupt(_))
     ));
 }

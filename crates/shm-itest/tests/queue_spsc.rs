@@ -129,3 +129,38 @@ fn killed_producer_every_returned_push_delivered_then_disconnected() {
     // The dead producer's role is taken over.
     let _p = q.producer().expect("take over the dead producer's role");
 }
+
+/// A consumer's first pop on a queue no producer has attached to yet waits (issue 11: it used
+/// to be `Disconnected`, so programs held a dummy producer): the parent is blocked in `pop`
+/// before the producer process even starts; it gets every item, then `Disconnected` once the
+/// producer has left.
+#[test]
+fn first_pop_waits_for_a_producer_that_has_not_attached_yet() {
+    let w = Watchdog::new();
+    let name = SegmentName::unique();
+    let q = SpscQueue::<u64>::builder(&name)
+        .capacity(8)
+        .create()
+        .unwrap();
+    let mut rx = q.consumer().unwrap();
+    let (pid_tx, pid_rx) = std::sync::mpsc::channel();
+    // The thread that starts the child must outlive it (a daemon child dies with the thread
+    // that started it), so it also reaps it.
+    let late = {
+        let name = name.clone();
+        std::thread::spawn(move || {
+            // Start the producer only once the parent is surely waiting.
+            std::thread::sleep(Duration::from_millis(200));
+            let mut child = start("spsc-produce", &[name.as_str(), "100", "one"]);
+            let _ = pid_tx.send(child.pid());
+            shm_itest::join_bounded(&mut child)
+        })
+    };
+    assert_eq!(rx.pop(), Ok(0), "the first pop must wait, not fail");
+    w.watch_pid(pid_rx.recv().unwrap());
+    for i in 1..100 {
+        assert_eq!(rx.pop(), Ok(i));
+    }
+    assert_eq!(rx.pop(), Err(PopError::Disconnected));
+    assert!(late.join().unwrap().success());
+}

@@ -4,8 +4,9 @@
 use crate::error::{BarrierError, BarrierTimeoutError};
 use crate::mutex::LockGuard;
 use crate::object::{self, Builder, Object};
-use crate::raw::{Acquired, RawLock, RawLockError, RawRobustLock, SliceClock};
+use crate::raw::{Acquired, RawLock, RawLockError, RawRobustLock};
 use shm_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use shm_core::sync::Poll;
 use shm_core::{Deadline, EventCount, Home, ObjectKind, OpenError, Segment, WaitStrategy};
 use shm_core::{Liveness, LivenessProbe, OsProbe, ThreadWord};
 use std::error::Error;
@@ -389,12 +390,11 @@ impl Barrier {
     /// Waits (without the lock) for round `gen` to end; `c` is this thread's arrival index.
     fn wait_round(&self, gen: u32, c: u32, deadline: Deadline) -> Result<u32, BarrierTimeoutError> {
         let h = self.head();
-        let mut clock = SliceClock::new(&self.strategy);
         let got = h.ec.wait_until(&self.strategy, deadline, |poll| {
             if let Some(o) = outcome(h.round.load(Ordering::Acquire), gen, c) {
                 return Some(o.map_err(BarrierTimeoutError::from));
             }
-            if clock.due(poll) && self.some_waiter_died(gen, deadline, &OsProbe) {
+            if poll == Poll::Slice && self.some_waiter_died(gen, deadline, &OsProbe) {
                 return Some(Err(BarrierTimeoutError::Broken));
             }
             None

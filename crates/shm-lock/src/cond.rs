@@ -1,6 +1,6 @@
 //! `Condition`: a condition variable with its own robust re-entrant lock, in one segment.
 
-use crate::error::{LockError, LockTimeoutError, TryLockError};
+use crate::error::{OwnerDiedError, ReentrantTimeoutError, TryLockError};
 use crate::mutex::{RLockGuard, RLockRef, RLockState, RLOCK_STATE_SIZE};
 use crate::object::{self, Builder, Object};
 use crate::raw::Acquired;
@@ -124,7 +124,7 @@ impl Condition {
     /// # Errors
     ///
     /// As [`RLockRef::lock`].
-    pub fn lock(&self) -> Result<RLockGuard<'_>, LockError> {
+    pub fn lock(&self) -> Result<RLockGuard<'_>, OwnerDiedError> {
         self.lock_ref().lock()
     }
 
@@ -143,7 +143,7 @@ impl Condition {
     /// # Errors
     ///
     /// As [`RLockRef::try_lock_for`].
-    pub fn try_lock_for(&self, timeout: Duration) -> Result<RLockGuard<'_>, LockTimeoutError> {
+    pub fn try_lock_for(&self, timeout: Duration) -> Result<RLockGuard<'_>, ReentrantTimeoutError> {
         self.lock_ref().try_lock_for(timeout)
     }
 
@@ -157,14 +157,13 @@ impl Condition {
     ///
     /// # Errors
     ///
-    /// [`LockError::OwnerDied`] if a holder died while this thread waited: this level is
-    /// released (levels held by outer guards stay held); take the lock with
-    /// [`recover`](Self::recover).
+    /// [`OwnerDiedError`] if a holder died while this thread waited: this level is released
+    /// (levels held by outer guards stay held); take the lock with [`recover`](Self::recover).
     ///
     /// # Panics
     ///
     /// If `guard` belongs to another lock.
-    pub fn wait<'a>(&'a self, guard: RLockGuard<'a>) -> Result<RLockGuard<'a>, LockError> {
+    pub fn wait<'a>(&'a self, guard: RLockGuard<'a>) -> Result<RLockGuard<'a>, OwnerDiedError> {
         self.wait_until(guard, Deadline::NEVER).map(|(g, _)| g)
     }
 
@@ -182,7 +181,7 @@ impl Condition {
         &'a self,
         guard: RLockGuard<'a>,
         timeout: Duration,
-    ) -> Result<(RLockGuard<'a>, bool), LockError> {
+    ) -> Result<(RLockGuard<'a>, bool), OwnerDiedError> {
         self.wait_until(guard, Deadline::after(timeout))
     }
 
@@ -200,7 +199,7 @@ impl Condition {
         &'a self,
         mut guard: RLockGuard<'a>,
         mut condition: impl FnMut() -> bool,
-    ) -> Result<RLockGuard<'a>, LockError> {
+    ) -> Result<RLockGuard<'a>, OwnerDiedError> {
         while condition() {
             guard = self.wait(guard)?;
         }
@@ -211,7 +210,7 @@ impl Condition {
         &'a self,
         guard: RLockGuard<'a>,
         deadline: Deadline,
-    ) -> Result<(RLockGuard<'a>, bool), LockError> {
+    ) -> Result<(RLockGuard<'a>, bool), OwnerDiedError> {
         let st = self.state();
         assert!(
             std::ptr::eq(guard.state(), &st.lock),
@@ -229,7 +228,7 @@ impl Condition {
         });
         if a == Acquired::OwnerDied {
             drop(guard); // this level; outer guards keep theirs
-            return Err(LockError::OwnerDied);
+            return Err(OwnerDiedError);
         }
         Ok((guard, woken.is_none()))
     }

@@ -11,18 +11,33 @@ const OWNER_DIED: &str = "the lock's previous owner died holding it: the protect
                           inconsistent (take the lock with `recover`, repair, `mark_consistent`)";
 const DEADLOCK: &str = "the calling thread already holds this lock";
 
-/// Why [`lock`](crate::RobustMutex::lock) (and a [`Condition`](crate::Condition) wait) failed.
+/// Why [`lock`](crate::RobustMutex::lock) failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LockError {
     /// A previous holder died holding the lock (now, or earlier without anyone marking the
     /// state consistent since). The lock is not held; take it with `recover`.
     OwnerDied,
     /// The calling thread holds this (non-re-entrant) lock already: waiting would never end.
-    /// Never returned by the re-entrant lock or a `Condition`.
     Deadlock,
 }
 
-/// Why [`try_lock`](crate::RobustMutex::try_lock) failed.
+/// Why the re-entrant [`lock`](crate::RobustReentrantMutex::lock) (or a
+/// [`Condition`](crate::Condition) wait) failed: the only way it can, as
+/// [`LockError::OwnerDied`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OwnerDiedError;
+
+/// Why the re-entrant [`try_lock_for`](crate::RobustReentrantMutex::try_lock_for) failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReentrantTimeoutError {
+    /// As [`LockError::OwnerDied`].
+    OwnerDied,
+    /// The timeout passed while another live thread held the lock.
+    Timeout,
+}
+
+/// Why [`try_lock`](crate::RobustMutex::try_lock) (or the re-entrant
+/// [`try_lock`](crate::RobustReentrantMutex::try_lock)) failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TryLockError {
     /// As [`LockError::OwnerDied`].
@@ -81,6 +96,23 @@ impl fmt::Display for DeadlockError {
     }
 }
 
+impl fmt::Display for OwnerDiedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(OWNER_DIED)
+    }
+}
+
+impl fmt::Display for ReentrantTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReentrantTimeoutError::OwnerDied => OWNER_DIED,
+            ReentrantTimeoutError::Timeout => "timed out waiting for the lock",
+        })
+    }
+}
+
+impl std::error::Error for OwnerDiedError {}
+impl std::error::Error for ReentrantTimeoutError {}
 impl std::error::Error for LockError {}
 impl std::error::Error for TryLockError {}
 impl std::error::Error for LockTimeoutError {}
@@ -91,6 +123,39 @@ impl From<LockError> for LockTimeoutError {
         match e {
             LockError::OwnerDied => LockTimeoutError::OwnerDied,
             LockError::Deadlock => LockTimeoutError::Deadlock,
+        }
+    }
+}
+
+impl From<OwnerDiedError> for LockError {
+    fn from(_: OwnerDiedError) -> Self {
+        LockError::OwnerDied
+    }
+}
+
+impl From<OwnerDiedError> for TryLockError {
+    fn from(_: OwnerDiedError) -> Self {
+        TryLockError::OwnerDied
+    }
+}
+
+impl From<OwnerDiedError> for LockTimeoutError {
+    fn from(_: OwnerDiedError) -> Self {
+        LockTimeoutError::OwnerDied
+    }
+}
+
+impl From<OwnerDiedError> for ReentrantTimeoutError {
+    fn from(_: OwnerDiedError) -> Self {
+        ReentrantTimeoutError::OwnerDied
+    }
+}
+
+impl From<ReentrantTimeoutError> for LockTimeoutError {
+    fn from(e: ReentrantTimeoutError) -> Self {
+        match e {
+            ReentrantTimeoutError::OwnerDied => LockTimeoutError::OwnerDied,
+            ReentrantTimeoutError::Timeout => LockTimeoutError::Timeout,
         }
     }
 }

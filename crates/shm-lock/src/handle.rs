@@ -1,7 +1,7 @@
 //! `Lock` and `RLock`: owning handles (a named segment or a heap block) over the generic
 //! wrappers of `mutex.rs`. Every method is the wrapper's, written once by `handle!`.
 
-use crate::error::{LockError, LockTimeoutError, TryLockError};
+use crate::error::TryLockError;
 use crate::mutex::{
     LockGuard, LockRef, LockState, RLockGuard, RLockRef, RLockState, LOCK_STATE_SIZE,
     RLOCK_STATE_SIZE,
@@ -16,7 +16,7 @@ macro_rules! handle {
     (
         $(#[$doc:meta])*
         $name:ident, $view:ident, $guard:ident, $state:ident, $size:expr, $kind:expr,
-        recover: $recover:ty
+        lock: $lock_err:ty, timeout: $timeout_err:ty, recover: $recover:ty
     ) => {
         $(#[$doc])*
         pub struct $name {
@@ -54,7 +54,7 @@ macro_rules! handle {
             ///
             #[doc = concat!("As [`", stringify!($view), "::lock`].")]
             #[inline]
-            pub fn lock(&self) -> Result<$guard<'_>, LockError> {
+            pub fn lock(&self) -> Result<$guard<'_>, $lock_err> {
                 self.as_ref().lock()
             }
 
@@ -72,7 +72,7 @@ macro_rules! handle {
             /// # Errors
             ///
             #[doc = concat!("As [`", stringify!($view), "::try_lock_for`].")]
-            pub fn try_lock_for(&self, timeout: Duration) -> Result<$guard<'_>, LockTimeoutError> {
+            pub fn try_lock_for(&self, timeout: Duration) -> Result<$guard<'_>, $timeout_err> {
                 self.as_ref().try_lock_for(timeout)
             }
 
@@ -187,6 +187,8 @@ handle!(
     /// # }
     /// ```
     Lock, LockRef, LockGuard, LockState, LOCK_STATE_SIZE, ObjectKind::Lock,
+    lock: crate::LockError,
+    timeout: crate::LockTimeoutError,
     recover: Result<LockGuard<'_>, crate::DeadlockError>
 );
 
@@ -212,5 +214,7 @@ handle!(
     /// # }
     /// ```
     RLock, RLockRef, RLockGuard, RLockState, RLOCK_STATE_SIZE, ObjectKind::RLock,
+    lock: crate::OwnerDiedError,
+    timeout: crate::ReentrantTimeoutError,
     recover: RLockGuard<'_>
 );

@@ -45,7 +45,8 @@
 //! a shared futex in slices of [`WaitStrategy::slice`](shm_core::WaitStrategy), after each of
 //! which it checks for dead peers. A deadline given by the caller bounds every wait, internal
 //! locks included. Errors are per operation ([`LockError`], [`TryLockError`],
-//! [`LockTimeoutError`], …), `'static + Send + Sync`, so `?` works in any function returning
+//! [`LockTimeoutError`]; the re-entrant lock, which cannot deadlock, [`OwnerDiedError`] and
+//! [`ReentrantTimeoutError`]; …), `'static + Send + Sync`, so `?` works in any function returning
 //! `Result<_, Box<dyn Error>>`.
 //!
 //! ## Owner death
@@ -159,7 +160,8 @@ pub use barrier::{Barrier, MAX_PARTIES};
 pub use cond::Condition;
 pub use error::{
     AboveBoundError, BarrierError, BarrierTimeoutError, DeadlockError, LockError, LockTimeoutError,
-    OverflowError, TimeoutError, TryLockError, WouldBlockError,
+    OverflowError, OwnerDiedError, ReentrantTimeoutError, TimeoutError, TryLockError,
+    WouldBlockError,
 };
 pub use handle::{Lock, RLock};
 pub use mutex::{

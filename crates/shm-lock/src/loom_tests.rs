@@ -51,6 +51,36 @@ fn loom_lock_excludes_and_never_loses_a_wakeup() {
     });
 }
 
+/// Lets the other threads run far enough to go to sleep (loom explores the schedules in
+/// between, but a bounded number of preemptions alone rarely reaches a sleeping waiter).
+fn let_others_sleep() {
+    for _ in 0..5 {
+        loom::thread::yield_now();
+    }
+}
+
+/// The holder releases while a waiter sleeps (or is about to): the release must wake it.
+#[test]
+fn loom_lock_release_wakes_a_sleeping_waiter() {
+    loom::model(|| {
+        let s = shared(Lock::new());
+        let g = s.lock.lock().unwrap();
+        let s2 = s.clone();
+        let t = loom::thread::spawn(move || {
+            let _g = s2.lock.lock().unwrap();
+            // SAFETY: under the lock.
+            s2.data.with_mut(|p| unsafe { *p += 1 });
+        });
+        let_others_sleep();
+        // SAFETY: under the lock.
+        s.data.with_mut(|p| unsafe { *p += 1 });
+        drop(g);
+        t.join().unwrap();
+        // SAFETY: the other thread joined.
+        assert_eq!(s.data.with(|p| unsafe { *p }), 2);
+    });
+}
+
 #[test]
 fn loom_rlock_nested_excludes() {
     loom::model(|| {
@@ -177,6 +207,7 @@ fn loom_barrier_round_two_parties() {
         let b = Arc::new(b);
         let b2 = b.clone();
         let t = loom::thread::spawn(move || b2.wait().unwrap());
+        let_others_sleep();
         let mine = b.wait().unwrap();
         let theirs = t.join().unwrap();
         assert_eq!(mine + theirs, 1);
@@ -211,6 +242,7 @@ fn loom_barrier_abort_wakes_the_waiter() {
         let b = Arc::new(Barrier::new(2));
         let b2 = b.clone();
         let t = loom::thread::spawn(move || b2.wait());
+        let_others_sleep();
         b.abort();
         assert!(matches!(t.join().unwrap(), Err(BarrierError::Broken)));
         assert!(b.is_broken());
@@ -246,12 +278,13 @@ fn loom_bounded_semaphore_no_over_release() {
 fn loom_bounded_semaphore_no_lost_wakeup() {
     loom::model(|| {
         let s = Arc::new(BoundedSemaphore::new(1));
+        s.acquire();
         let s2 = s.clone();
         let t = loom::thread::spawn(move || {
             s2.acquire();
             s2.release().unwrap();
         });
-        s.acquire();
+        let_others_sleep();
         s.release().unwrap();
         t.join().unwrap();
         assert_eq!(s.value(), 1);
@@ -263,7 +296,10 @@ fn loom_semaphore_release_wakes_acquirer() {
     loom::model(|| {
         let s = Arc::new(Semaphore::new(0));
         let s2 = s.clone();
-        let t = loom::thread::spawn(move || s2.release().unwrap());
+        let t = loom::thread::spawn(move || {
+            let_others_sleep();
+            s2.release().unwrap()
+        });
         s.acquire();
         t.join().unwrap();
         assert_eq!(s.value(), 0);
@@ -275,7 +311,10 @@ fn loom_event_set_wakes_waiter() {
     loom::model(|| {
         let e = Arc::new(Event::new());
         let e2 = e.clone();
-        let t = loom::thread::spawn(move || e2.set());
+        let t = loom::thread::spawn(move || {
+            let_others_sleep();
+            e2.set()
+        });
         e.wait();
         assert!(e.is_set());
         t.join().unwrap();
@@ -288,6 +327,7 @@ fn loom_condition_notify_wakes_waiter() {
         let s = shared(Condition::new());
         let s2 = s.clone();
         let t = loom::thread::spawn(move || {
+            let_others_sleep();
             let g = s2.lock.lock().unwrap();
             // SAFETY: under the condition's lock.
             s2.data.with_mut(|p| unsafe { *p = 1 });
@@ -302,5 +342,31 @@ fn loom_condition_notify_wakes_waiter() {
             .unwrap();
         drop(g);
         t.join().unwrap();
+    });
+}
+
+/// The action aborts its own barrier (the hang of issue 10): both parties return `Broken`,
+/// and nobody sleeps forever.
+#[test]
+fn loom_barrier_action_aborts_its_own_barrier() {
+    loom::model(|| {
+        // A std `Weak` back to the barrier (loom's `Arc` has none): no cycle, nothing leaked.
+        let me = std::sync::Arc::new(std::sync::OnceLock::<std::sync::Weak<Barrier>>::new());
+        let me2 = me.clone();
+        let mut b = Barrier::new(2);
+        b.set_action(move || {
+            let b = me2.get().and_then(std::sync::Weak::upgrade).expect("set");
+            b.abort();
+            Ok(())
+        });
+        let b = std::sync::Arc::new(b);
+        me.set(std::sync::Arc::downgrade(&b)).ok();
+        let b2 = b.clone();
+        let t = loom::thread::spawn(move || b2.wait());
+        let mine = b.wait();
+        let theirs = t.join().unwrap();
+        assert!(matches!(mine, Err(BarrierError::Broken)));
+        assert!(matches!(theirs, Err(BarrierError::Broken)));
+        assert!(b.is_broken());
     });
 }

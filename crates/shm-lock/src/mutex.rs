@@ -3,7 +3,9 @@
 //! object's segment, the heap), and their guards. `Lock` and `RLock` are owning handles over
 //! them (see `handle.rs`).
 
-use crate::error::{DeadlockError, LockError, LockTimeoutError, TryLockError};
+use crate::error::{
+    DeadlockError, LockError, LockTimeoutError, OwnerDiedError, ReentrantTimeoutError, TryLockError,
+};
 use crate::raw::{Acquired, RawLock, RawLockError, RawRobustLock};
 use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::{Deadline, WaitStrategy};
@@ -339,9 +341,9 @@ enum Fail {
 /// A robust re-entrant lock over a [`ReentrantState`] that lives elsewhere (a `Copy` view):
 /// the thread that holds it may lock it again, and each guard releases one level.
 ///
-/// Errors as [`RobustMutex`], except that re-locking is never a deadlock, and re-entering a
-/// lock this thread holds never reports owner death (the thread took it through
-/// [`recover`](Self::recover) already).
+/// Errors as [`RobustMutex`], except that re-locking is never a deadlock (so `lock` can only
+/// report [`OwnerDiedError`]), and re-entering a lock this thread holds never reports owner
+/// death (the thread took it through [`recover`](Self::recover) already).
 ///
 /// # Examples
 ///
@@ -462,13 +464,13 @@ impl<'a, R: RawRobustLock> RobustReentrantMutex<'a, R> {
     ///
     /// # Errors
     ///
-    /// [`LockError::OwnerDied`] if a previous holder died holding it (the lock is not held:
-    /// use [`recover`](Self::recover)). Never [`LockError::Deadlock`].
+    /// [`OwnerDiedError`] if a previous holder died holding it (the lock is not held: use
+    /// [`recover`](Self::recover)).
     #[inline]
-    pub fn lock(&self) -> Result<ReentrantMutexGuard<'a, R>, LockError> {
+    pub fn lock(&self) -> Result<ReentrantMutexGuard<'a, R>, OwnerDiedError> {
         match self.acquire(Deadline::NEVER, true) {
             Ok(g) => Ok(g),
-            Err(Fail::OwnerDied) => Err(LockError::OwnerDied),
+            Err(Fail::OwnerDied) => Err(OwnerDiedError),
             Err(Fail::Raw(e)) => no_deadline(e),
         }
     }
@@ -493,16 +495,16 @@ impl<'a, R: RawRobustLock> RobustReentrantMutex<'a, R> {
     ///
     /// # Errors
     ///
-    /// [`LockTimeoutError::Timeout`] if another live thread held it all along; otherwise as
-    /// [`lock`](Self::lock).
+    /// [`ReentrantTimeoutError::Timeout`] if another live thread held it all along,
+    /// [`ReentrantTimeoutError::OwnerDied`] as for [`lock`](Self::lock).
     pub fn try_lock_for(
         &self,
         timeout: Duration,
-    ) -> Result<ReentrantMutexGuard<'a, R>, LockTimeoutError> {
+    ) -> Result<ReentrantMutexGuard<'a, R>, ReentrantTimeoutError> {
         match self.acquire(Deadline::after(timeout), true) {
             Ok(g) => Ok(g),
-            Err(Fail::OwnerDied) => Err(LockTimeoutError::OwnerDied),
-            Err(Fail::Raw(_)) => Err(LockTimeoutError::Timeout),
+            Err(Fail::OwnerDied) => Err(ReentrantTimeoutError::OwnerDied),
+            Err(Fail::Raw(_)) => Err(ReentrantTimeoutError::Timeout),
         }
     }
 

@@ -4,7 +4,7 @@
 //! See [`RawLock`] for the state table and the algorithm.
 
 use shm_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use shm_core::sync::{Poll, WaitMode};
+use shm_core::sync::Poll;
 use shm_core::{Deadline, EventCount, WaitStrategy};
 use shm_core::{Liveness, LivenessProbe, OsProbe, ThreadWord};
 use std::fmt;
@@ -110,7 +110,7 @@ pub unsafe trait RawRobustLock: Sync {
 /// | `flags` | bit 0 `INCONSISTENT` | a holder died; cleared by `mark_consistent` |
 ///
 /// Lock: one `compare_exchange(0 -> me)` on `owner` (Acquire) and one load of `flags`.
-/// Unlock: one `swap(0)` on `owner` (Release), then the eventcount's notify, which makes a
+/// Unlock: one store of 0 to `owner` (Release), then the eventcount's notify, which makes a
 /// syscall only if a waiter announced itself. The owner *is* the lock word, so there is no
 /// window in which the lock is held without an owner that waiters can check: a holder killed at
 /// any instruction leaves either a free lock or its own identity in `owner`.
@@ -248,13 +248,13 @@ impl RawLock {
         deadline: Deadline,
         probe: &dyn LivenessProbe,
     ) -> Result<Acquired, RawLockError> {
-        let mut due = SliceClock::new(strategy);
         let got = self.ec.wait_until(strategy, deadline, |poll| {
             let cur = match self.try_once(me) {
                 Ok(a) => return Some(a),
                 Err(cur) => cur,
             };
-            if due.due(poll) && self.take_over(cur, me, probe) {
+            // After every slice without a wake-up (busy-polling waits get them by the clock).
+            if poll == Poll::Slice && self.take_over(cur, me, probe) {
                 return Some(Acquired::OwnerDied);
             }
             None
@@ -283,42 +283,6 @@ impl RawLock {
         // The eventcount's notify fences (or, with membarrier, lets the waiter fence for us)
         // between the store above and its check for waiters.
         self.ec.notify_one();
-    }
-}
-
-/// When a waiter in [`EventCount::wait_until`] should run its expensive checks (liveness):
-/// after every sleep slice ([`Poll::Slice`]), and once per slice while busy-polling, which
-/// gets no `Slice` polls.
-pub(crate) struct SliceClock {
-    busy: bool,
-    slice: std::time::Duration,
-    next: Deadline,
-}
-
-impl SliceClock {
-    pub(crate) fn new(strategy: &WaitStrategy) -> SliceClock {
-        let busy = strategy.mode == WaitMode::BusyPoll;
-        SliceClock {
-            busy,
-            slice: strategy.slice,
-            next: if busy {
-                Deadline::after(strategy.slice)
-            } else {
-                Deadline::NEVER
-            },
-        }
-    }
-
-    /// Whether the checks are due at this poll.
-    pub(crate) fn due(&mut self, poll: Poll) -> bool {
-        if poll == Poll::Slice {
-            return true;
-        }
-        if self.busy && self.next.has_passed() {
-            self.next = Deadline::after(self.slice);
-            return true;
-        }
-        false
     }
 }
 

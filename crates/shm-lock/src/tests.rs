@@ -127,6 +127,8 @@ fn question_mark_works_in_a_box_dyn_error_function() {
     check::<TryLockError>();
     check::<LockTimeoutError>();
     check::<DeadlockError>();
+    check::<OwnerDiedError>();
+    check::<ReentrantTimeoutError>();
     check::<BarrierError>();
     check::<BarrierTimeoutError>();
 }
@@ -152,6 +154,14 @@ fn rlock_is_exclusive_between_threads() {
     let g = lock.lock().unwrap();
     std::thread::scope(|s| {
         s.spawn(|| assert_eq!(lock.try_lock().err(), Some(TryLockError::WouldBlock)));
+        if !cfg!(miri) {
+            s.spawn(|| {
+                assert_eq!(
+                    lock.try_lock_for(Duration::from_millis(5)).err(),
+                    Some(ReentrantTimeoutError::Timeout)
+                )
+            });
+        }
     });
     let g2 = lock.try_lock().unwrap();
     assert!(lock.as_ref().is_owned_by_current_thread());
@@ -230,7 +240,7 @@ fn rlock_owner_died_and_recover() {
     assert_eq!(state.raw().try_lock_with(&probe), Ok(Acquired::OwnerDied));
     // SAFETY: just acquired above.
     unsafe { state.raw().unlock() };
-    assert_eq!(lock.lock().err(), Some(LockError::OwnerDied));
+    assert_eq!(lock.lock().err(), Some(OwnerDiedError));
     let g = lock.recover();
     assert_eq!(g.depth(), 1);
     // Re-entering while recovering is not an error.
@@ -261,7 +271,7 @@ fn exited_holder_thread_is_detected() {
             std::mem::forget(a);
         });
     });
-    assert_eq!(rl.lock().err(), Some(LockError::OwnerDied));
+    assert_eq!(rl.lock().err(), Some(OwnerDiedError));
     let g = rl.recover();
     assert_eq!(g.depth(), 1);
     g.mark_consistent();
@@ -675,14 +685,46 @@ fn condition_wait_reports_owner_died_and_keeps_outer_levels() {
         });
         let r = cond.wait_while(inner, || died.load(Ordering::Relaxed) == 0);
         // Re-taking the lock after the wake-up found its holder dead.
-        assert_eq!(r.err(), Some(LockError::OwnerDied));
+        assert_eq!(r.err(), Some(OwnerDiedError));
     });
     // Our outer level is held again, flagged; dropping it leaves the flag for the next one.
     assert!(cond.lock_ref().is_owned_by_current_thread());
     assert!(cond.lock_ref().is_inconsistent());
     drop(outer);
     assert!(!cond.lock_ref().is_locked());
-    assert_eq!(cond.lock().err(), Some(LockError::OwnerDied));
+    assert_eq!(cond.lock().err(), Some(OwnerDiedError));
     cond.recover().mark_consistent();
     assert!(cond.lock().is_ok());
+}
+
+/// Sleeping waiters with sleep slices far longer than the test: a lost wake-up on unlock
+/// (say, a broken fence between the releasing store and the check for sleepers) shows as a
+/// timed-out acquisition instead of a slice-late one.
+#[test]
+#[cfg_attr(miri, ignore)] // timed futex waits
+fn sleeping_lock_waiters_lose_no_wakeup() {
+    let mut lock = Lock::new();
+    lock.set_wait_strategy(WaitStrategy::sleep().with_slice(Duration::from_secs(3600)));
+    let counter = Counter(UnsafeCell::new(0));
+    const N: u64 = 3000;
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                for i in 0..N {
+                    let g = lock
+                        .try_lock_for(Duration::from_secs(20))
+                        .unwrap_or_else(|e| panic!("iteration {i}: {e} (a lost wake-up?)"));
+                    // SAFETY: under the lock.
+                    unsafe { *counter.get() += 1 };
+                    // Hold it a moment, so that the other thread goes to sleep on it.
+                    for _ in 0..200 {
+                        std::hint::spin_loop();
+                    }
+                    drop(g);
+                }
+            });
+        }
+    });
+    // SAFETY: all threads joined.
+    assert_eq!(unsafe { *counter.get() }, 2 * N);
 }

@@ -11,7 +11,7 @@ use std::io::{self, Read};
 use std::path::PathBuf;
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{mpsc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Longest sleep between two polls of [`Process::join_timeout`] where there is no pidfd.
@@ -143,10 +143,9 @@ impl ProcessBuilder {
     /// parent pid has changed) and exits at once with code 1 before running the program.
     /// Dropping the [`Process`] of a daemon that is still running also kills and reaps it.
     ///
-    /// **The death signal follows the spawning thread**, not the parent process: the kernel
-    /// sends it when the thread that called [`start`](Self::start) exits, even if the rest of
-    /// the parent process goes on. Start daemon children from a thread that lives as long as
-    /// they should (the main thread, typically).
+    /// The kernel ties that signal to the *thread* that forks the child, so daemons are
+    /// forked from one thread of this crate that lives as long as the process: a daemon
+    /// started from a short-lived thread still lives until the whole parent process ends.
     ///
     /// This differs from Python, which terminates daemon children from an `atexit` handler,
     /// and so not when the parent is killed.
@@ -278,7 +277,12 @@ impl ProcessBuilder {
         let fd = sys::inherit_pipe(&mut cmd, &error_writer);
         cmd.env(ERROR_FD_ENV, fd.to_string());
 
-        let child = cmd.spawn().map_err(|e| {
+        let spawned = if daemon {
+            spawn_from_process_thread(cmd)
+        } else {
+            cmd.spawn()
+        };
+        let child = spawned.map_err(|e| {
             context(
                 e,
                 format_args!("cannot start role `{role}` ({shown_program})"),
@@ -641,10 +645,14 @@ impl Drop for Process {
             let _ = child.wait();
             return;
         }
+        let when = if crate::roles::startup().role.is_some() {
+            "when this process's role function returns"
+        } else {
+            "only if this program calls shm_process::join_children() before it exits"
+        };
         eprintln!(
             "shm-process: warning: process `{}` (pid {}, role `{}`) dropped while still running; \
-             it was neither joined nor a daemon. It keeps running, and is joined when this \
-             program's role function returns (or at shm_process::join_children()).",
+             it was neither joined nor a daemon. It keeps running, and is joined {when}.",
             self.name, self.pid, self.role
         );
         lock(&ORPHANS).push(Orphan {
@@ -660,6 +668,40 @@ const _: () = {
     send_and_sync::<Process>();
     send_and_sync::<ProcessBuilder>();
 };
+
+/// A spawn request for [`spawn_from_process_thread`] and where its answer goes.
+type SpawnJob = (Command, mpsc::Sender<io::Result<Child>>);
+
+/// Spawns `cmd` from a thread that lives as long as the process.
+///
+/// `PR_SET_PDEATHSIG` fires when the thread that forked the child exits, not when the process
+/// does; a daemon started from a worker thread would otherwise die with that thread. If the
+/// thread cannot be started, spawns from the calling thread.
+fn spawn_from_process_thread(cmd: Command) -> io::Result<Child> {
+    static SPAWNER: OnceLock<Option<mpsc::Sender<SpawnJob>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (jobs, queue) = mpsc::channel::<SpawnJob>();
+        std::thread::Builder::new()
+            .name("shm-process-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in queue {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .ok()
+            .map(|_| jobs)
+    });
+    let Some(jobs) = spawner else {
+        let mut cmd = cmd;
+        return cmd.spawn();
+    };
+    let (reply, answer) = mpsc::channel();
+    jobs.send((cmd, reply))
+        .map_err(|_| io::Error::other("the spawner thread is gone"))?;
+    answer
+        .recv()
+        .map_err(|_| io::Error::other("the spawner thread is gone"))?
+}
 
 /// A non-daemon child whose handle was dropped while it ran.
 struct Orphan {

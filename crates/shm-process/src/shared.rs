@@ -7,7 +7,9 @@ use std::marker::PhantomData;
 
 /// An object kind that can be opened by its segment name. Implemented here for shm-lock's
 /// kinds (`Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Condition`, `Barrier`)
-/// and for `Value<T>`, `RawValue<T>`, `Array<T>`, `RawArray<T>`.
+/// for `Value<T>`, `RawValue<T>`, `Array<T>`, `RawArray<T>`, and for shm-queue's
+/// `SpscQueue<T>`, `MpmcQueue<T>`, `ByteQueue`, `JoinableQueue` and `PipeEnd` (a pipe's name
+/// opens one of its ends).
 pub trait OpenByName: Sized {
     /// What opening can fail with.
     type Error: std::error::Error + Send + Sync + 'static;
@@ -150,6 +152,8 @@ macro_rules! open_generic_by_builder {
 }
 
 use shm_array::{Array, RawArray};
+use shm_queue::pipe::{Pipe, PipeEnd, PipeOpenError};
+use shm_queue::{MpmcQueue, SpscQueue};
 use shm_value::{RawValue, Value};
 
 open_generic_by_builder!(shm_core::OpenError =>
@@ -157,7 +161,22 @@ open_generic_by_builder!(shm_core::OpenError =>
     RawValue<T: shm_core::AtomicElement>,
     Array<T: shm_core::Element>,
     RawArray<T: shm_core::Element>,
+    SpscQueue<T: shm_core::Element>,
+    MpmcQueue<T: shm_core::Element>,
 );
+
+open_by_builder!(shm_core::OpenError =>
+    shm_queue::bytes::ByteQueue,
+    shm_queue::joinable::JoinableQueue,
+);
+
+/// A pipe's name opens one of its ends (`Pipe::builder(name).open()`).
+impl OpenByName for PipeEnd {
+    type Error = PipeOpenError;
+    fn open_by_name(name: &SegmentName) -> Result<Self, Self::Error> {
+        Pipe::builder(name).open()
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -196,5 +215,19 @@ mod tests {
         let _a = Array::<u32>::builder(&name).len(3).create().unwrap();
         assert_eq!(Shared::<Array<u32>>::new(&name).open().unwrap().len(), 3);
         assert!(Shared::<RawArray<u32>>::new(&name).open().is_err());
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "calls the OS")]
+    fn queues_open_with_their_element_type_checked() {
+        let name = SegmentName::unique();
+        let _q = SpscQueue::<u64>::builder(&name)
+            .capacity(4)
+            .create()
+            .unwrap();
+        assert!(Shared::<SpscQueue<u64>>::new(&name).open().is_ok());
+        assert!(Shared::<SpscQueue<u32>>::new(&name).open().is_err());
+        assert!(Shared::<MpmcQueue<u64>>::new(&name).open().is_err());
+        assert!(Shared::<PipeEnd>::new(&name).open().is_err());
     }
 }

@@ -33,10 +33,18 @@
 //! claimer is dead, skip the position (see [`crate::role`]). Such recovery runs in blocking
 //! waits, once per sleep slice.
 //!
+//! # Errors
+//!
+//! One enum per operation: `try_push` [`BytesTryPushError`], `push` [`BytesPushError`],
+//! `push_timeout` [`BytesPushTimeoutError`] (each hands the message back, `TooLarge`
+//! included); pops into a `Vec` return the typed queues' [`TryPopError`], [`PopError`] and
+//! [`PopTimeoutError`]; pops into a buffer [`TryPopIntoError`], [`PopIntoError`] and
+//! [`PopIntoTimeoutError`] (with `TooSmall`, the message staying queued).
+//!
 //! # Ending
 //!
 //! A blocked pop returns on a push, on [`ByteQueue::close`] (after the remaining messages),
-//! on its timeout, or with [`BytesPopError::Disconnected`] once the queue is drained and every
+//! on its timeout, or with `Disconnected` once the queue is drained and every
 //! producer that ever claimed a role has dropped it or died (a dead producer is noticed within
 //! one sleep slice, [`WaitStrategy::slice`]). Note what that means for producers that come and
 //! go: when one short-lived producer leaves before the next one has arrived, a consumer on a
@@ -47,7 +55,7 @@
 //! Everything read from the segment is checked. A length above the maximum, or a stamp that no
 //! healthy ring can hold at the position looked at (say one ahead of a `head` that did not
 //! move), *poisons* the queue: from then on every push and pop, in every process, fails at once
-//! with `Corrupt` ([`BytesPushError::Corrupt`], [`BytesPopError::Corrupt`]); it never wedges
+//! with `Corrupt` (`BytesPushError::Corrupt`, `PopError::Corrupt`, ...); it never wedges
 //! and never delivers garbage. What is lost: every message still in the queue (none of them
 //! can be trusted any more); make a new queue. Nothing read from the segment can make this
 //! code panic, index out of bounds, or spin forever.
@@ -74,7 +82,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::error::{corrupt_geometry, knob_methods, BadGeometry, Knobs, RoleError};
+use crate::error::{
+    corrupt_geometry, knob_methods, BadGeometry, Fail, Knobs, PopError, PopTimeoutError, RoleError,
+    TryPopError,
+};
 use crate::role::{self, Prober, RoleSlot, Waited};
 use shm_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use shm_core::sync::Poll;
@@ -192,9 +203,10 @@ impl Flavor {
     }
 }
 
-/// Why a push failed. Every variant hands the message back.
+/// Every way a push can fail (each operation's public error has a subset). Every variant
+/// hands the message back.
 #[derive(PartialEq, Eq)]
-pub enum BytesPushError<M> {
+pub(crate) enum AnyPushError<M> {
     /// The message is longer than the queue's maximum.
     TooLarge {
         /// The message.
@@ -215,68 +227,56 @@ pub enum BytesPushError<M> {
     Corrupt(M),
 }
 
-impl<M> BytesPushError<M> {
-    /// The rejected message.
-    pub fn into_inner(self) -> M {
+impl<M> AnyPushError<M> {
+    fn with<N>(self, n: N) -> AnyPushError<N> {
         match self {
-            BytesPushError::TooLarge { msg, .. }
-            | BytesPushError::Full(msg)
-            | BytesPushError::Closed(msg)
-            | BytesPushError::Timeout(msg)
-            | BytesPushError::Disconnected(msg)
-            | BytesPushError::Corrupt(msg) => msg,
-        }
-    }
-
-    fn with<N>(self, n: N) -> BytesPushError<N> {
-        match self {
-            BytesPushError::TooLarge { max, .. } => BytesPushError::TooLarge { msg: n, max },
-            BytesPushError::Full(_) => BytesPushError::Full(n),
-            BytesPushError::Closed(_) => BytesPushError::Closed(n),
-            BytesPushError::Timeout(_) => BytesPushError::Timeout(n),
-            BytesPushError::Disconnected(_) => BytesPushError::Disconnected(n),
-            BytesPushError::Corrupt(_) => BytesPushError::Corrupt(n),
+            AnyPushError::TooLarge { max, .. } => AnyPushError::TooLarge { msg: n, max },
+            AnyPushError::Full(_) => AnyPushError::Full(n),
+            AnyPushError::Closed(_) => AnyPushError::Closed(n),
+            AnyPushError::Timeout(_) => AnyPushError::Timeout(n),
+            AnyPushError::Disconnected(_) => AnyPushError::Disconnected(n),
+            AnyPushError::Corrupt(_) => AnyPushError::Corrupt(n),
         }
     }
 }
 
-impl<M> fmt::Debug for BytesPushError<M> {
+impl<M> fmt::Debug for AnyPushError<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BytesPushError::TooLarge { max, .. } => write!(f, "TooLarge {{ max: {max}, .. }}"),
-            BytesPushError::Full(_) => f.write_str("Full(..)"),
-            BytesPushError::Closed(_) => f.write_str("Closed(..)"),
-            BytesPushError::Timeout(_) => f.write_str("Timeout(..)"),
-            BytesPushError::Disconnected(_) => f.write_str("Disconnected(..)"),
-            BytesPushError::Corrupt(_) => f.write_str("Corrupt(..)"),
+            AnyPushError::TooLarge { max, .. } => write!(f, "TooLarge {{ max: {max}, .. }}"),
+            AnyPushError::Full(_) => f.write_str("Full(..)"),
+            AnyPushError::Closed(_) => f.write_str("Closed(..)"),
+            AnyPushError::Timeout(_) => f.write_str("Timeout(..)"),
+            AnyPushError::Disconnected(_) => f.write_str("Disconnected(..)"),
+            AnyPushError::Corrupt(_) => f.write_str("Corrupt(..)"),
         }
     }
 }
 
-impl<M> fmt::Display for BytesPushError<M> {
+impl<M> fmt::Display for AnyPushError<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BytesPushError::TooLarge { max, .. } => {
+            AnyPushError::TooLarge { max, .. } => {
                 write!(f, "message longer than the queue's maximum of {max} bytes")
             }
-            BytesPushError::Full(_) => f.write_str("push to a full queue"),
-            BytesPushError::Closed(_) => f.write_str("push to a closed queue"),
-            BytesPushError::Timeout(_) => f.write_str("push timed out: the queue stayed full"),
-            BytesPushError::Disconnected(_) => {
+            AnyPushError::Full(_) => f.write_str("push to a full queue"),
+            AnyPushError::Closed(_) => f.write_str("push to a closed queue"),
+            AnyPushError::Timeout(_) => f.write_str("push timed out: the queue stayed full"),
+            AnyPushError::Disconnected(_) => {
                 f.write_str("push to a full queue whose consumers are all gone")
             }
-            BytesPushError::Corrupt(_) => {
+            AnyPushError::Corrupt(_) => {
                 f.write_str("push to a poisoned queue: its shared state is corrupt")
             }
         }
     }
 }
 
-impl<M> Error for BytesPushError<M> {}
+impl<M> Error for AnyPushError<M> {}
 
-/// Why a pop returned no message.
+/// Every way a pop can fail (each operation's public error has a subset).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BytesPopError {
+pub(crate) enum AnyPopError {
     /// The queue is empty (non-blocking pop).
     Empty,
     /// The queue was closed and is drained.
@@ -296,26 +296,235 @@ pub enum BytesPopError {
     Corrupt,
 }
 
-impl fmt::Display for BytesPopError {
+impl fmt::Display for AnyPopError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BytesPopError::Empty => f.write_str("pop from an empty queue"),
-            BytesPopError::Closed => f.write_str("pop from a closed, drained queue"),
-            BytesPopError::Timeout => f.write_str("pop timed out: the queue stayed empty"),
-            BytesPopError::Disconnected => {
+            AnyPopError::Empty => f.write_str("pop from an empty queue"),
+            AnyPopError::Closed => f.write_str("pop from a closed, drained queue"),
+            AnyPopError::Timeout => f.write_str("pop timed out: the queue stayed empty"),
+            AnyPopError::Disconnected => {
                 f.write_str("pop from a drained queue whose producers are all gone")
             }
-            BytesPopError::TooSmall { needed } => {
+            AnyPopError::TooSmall { needed } => {
                 write!(f, "buffer too small: the next message has {needed} bytes")
             }
-            BytesPopError::Corrupt => {
+            AnyPopError::Corrupt => {
                 f.write_str("pop from a poisoned queue: its shared state is corrupt")
             }
         }
     }
 }
 
-impl Error for BytesPopError {}
+impl Error for AnyPopError {}
+
+/// The public push errors of the byte queues, one per operation; each hands the message back.
+macro_rules! bytes_push_errors {
+    ($(
+        $(#[$m:meta])*
+        $name:ident { $( $(#[$vm:meta])* $var:ident : $msg:literal ),* $(,)? }
+    )+) => {$(
+        $(#[$m])*
+        #[derive(PartialEq, Eq)]
+        pub enum $name<M> {
+            /// The message is longer than the queue's maximum.
+            TooLarge {
+                /// The message.
+                msg: M,
+                /// The queue's maximum message length.
+                max: usize,
+            },
+            $( $(#[$vm])* $var(M), )*
+            /// The queue is poisoned: a stamp or length read from it could not be right
+            /// (another process wrote garbage into it). Every later push and pop fails the
+            /// same way.
+            Corrupt(M),
+        }
+
+        impl<M> $name<M> {
+            /// The rejected message.
+            pub fn into_inner(self) -> M {
+                match self {
+                    $name::TooLarge { msg, .. } => msg,
+                    $( $name::$var(m) => m, )*
+                    $name::Corrupt(m) => m,
+                }
+            }
+
+            /// The same error in the form every push shares.
+            #[allow(dead_code)]
+            pub(crate) fn widen(self) -> AnyPushError<M> {
+                match self {
+                    $name::TooLarge { msg, max } => AnyPushError::TooLarge { msg, max },
+                    $( $name::$var(m) => AnyPushError::$var(m), )*
+                    $name::Corrupt(m) => AnyPushError::Corrupt(m),
+                }
+            }
+
+            /// The public form of `e`, which this operation can end with.
+            #[allow(unreachable_patterns)]
+            pub(crate) fn narrow(e: AnyPushError<M>) -> Self {
+                match e {
+                    AnyPushError::TooLarge { msg, max } => $name::TooLarge { msg, max },
+                    $( AnyPushError::$var(m) => $name::$var(m), )*
+                    AnyPushError::Corrupt(m) => $name::Corrupt(m),
+                    other => unreachable!("{other:?} cannot end {}", stringify!($name)),
+                }
+            }
+        }
+
+        impl<M> fmt::Debug for $name<M> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $name::TooLarge { max, .. } => write!(f, "TooLarge {{ max: {max}, .. }}"),
+                    $( $name::$var(_) => f.write_str(concat!(stringify!($var), "(..)")), )*
+                    $name::Corrupt(_) => f.write_str("Corrupt(..)"),
+                }
+            }
+        }
+
+        impl<M> fmt::Display for $name<M> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $name::TooLarge { max, .. } => {
+                        write!(f, "message longer than the queue's maximum of {max} bytes")
+                    }
+                    $( $name::$var(_) => f.write_str($msg), )*
+                    $name::Corrupt(_) => {
+                        f.write_str("push to a poisoned queue: its shared state is corrupt")
+                    }
+                }
+            }
+        }
+
+        impl<M> Error for $name<M> {}
+    )+};
+}
+
+bytes_push_errors! {
+    /// Why [`BytesProducer::try_push`] did not push.
+    BytesTryPushError {
+        /// The queue is full.
+        Full: "push to a full queue",
+        /// The queue was closed.
+        Closed: "push to a closed queue",
+        /// The queue is full and every consumer that ever attached has gone.
+        Disconnected: "push to a full queue whose consumers are all gone",
+    }
+
+    /// Why [`BytesProducer::push`], which waits while the queue is full, did not push.
+    BytesPushError {
+        /// The queue was closed.
+        Closed: "push to a closed queue",
+        /// The queue is full and every consumer that ever attached has gone.
+        Disconnected: "push to a full queue whose consumers are all gone",
+    }
+
+    /// Why [`BytesProducer::push_timeout`] did not push.
+    BytesPushTimeoutError {
+        /// The queue stayed full until the timeout.
+        Timeout: "push timed out: the queue stayed full",
+        /// The queue was closed.
+        Closed: "push to a closed queue",
+        /// The queue is full and every consumer that ever attached has gone.
+        Disconnected: "push to a full queue whose consumers are all gone",
+    }
+}
+
+/// The errors of pops into a caller's buffer, one per operation: those of the pops into a
+/// `Vec`, and `TooSmall`.
+macro_rules! pop_into_errors {
+    ($(
+        $(#[$m:meta])*
+        $name:ident { $( $(#[$vm:meta])* $var:ident : $msg:literal ),* $(,)? }
+    )+) => {$(
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            /// The buffer is shorter than the next message, which stays queued.
+            TooSmall {
+                /// The message's length.
+                needed: usize,
+            },
+            $( $(#[$vm])* $var, )*
+            /// The queue is poisoned: a stamp or length read from it could not be right
+            /// (another process wrote garbage into it). The messages still in it are lost;
+            /// every later push and pop fails the same way.
+            Corrupt,
+        }
+
+        impl $name {
+            /// The public form of `e`, which this operation can end with.
+            #[allow(unreachable_patterns)]
+            pub(crate) fn narrow(e: AnyPopError) -> Self {
+                match e {
+                    AnyPopError::TooSmall { needed } => $name::TooSmall { needed },
+                    $( AnyPopError::$var => $name::$var, )*
+                    AnyPopError::Corrupt => $name::Corrupt,
+                    other => unreachable!("{other:?} cannot end {}", stringify!($name)),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $name::TooSmall { needed } => {
+                        write!(f, "buffer too small: the next message has {needed} bytes")
+                    }
+                    $( $name::$var => f.write_str($msg), )*
+                    $name::Corrupt => {
+                        f.write_str("pop from a poisoned queue: its shared state is corrupt")
+                    }
+                }
+            }
+        }
+
+        impl Error for $name {}
+    )+};
+}
+
+pop_into_errors! {
+    /// Why [`BytesConsumer::try_pop_into`] returned no message.
+    TryPopIntoError {
+        /// The queue is empty.
+        Empty: "pop from an empty queue",
+        /// The queue was closed and is drained.
+        Closed: "pop from a closed, drained queue",
+        /// The queue is drained and every producer that ever attached has gone.
+        Disconnected: "pop from a drained queue whose producers are all gone",
+    }
+
+    /// Why [`BytesConsumer::pop_into`], which waits while the queue is empty, returned no
+    /// message.
+    PopIntoError {
+        /// The queue was closed and is drained.
+        Closed: "pop from a closed, drained queue",
+        /// The queue is drained and every producer that ever attached has gone.
+        Disconnected: "pop from a drained queue whose producers are all gone",
+    }
+
+    /// Why [`BytesConsumer::pop_into_timeout`] returned no message.
+    PopIntoTimeoutError {
+        /// The queue stayed empty until the timeout.
+        Timeout: "pop timed out: the queue stayed empty",
+        /// The queue was closed and is drained.
+        Closed: "pop from a closed, drained queue",
+        /// The queue is drained and every producer that ever attached has gone.
+        Disconnected: "pop from a drained queue whose producers are all gone",
+    }
+}
+
+/// What a pop into a `Vec` (never `TooSmall`) failed with, for the typed queues' pop errors
+/// ([`TryPopError`], [`PopError`], [`PopTimeoutError`]), which have the same shapes.
+pub(crate) fn narrow_pop(e: AnyPopError) -> Fail {
+    match e {
+        AnyPopError::Empty => Fail::NotNow,
+        AnyPopError::Timeout => Fail::Timeout,
+        AnyPopError::Closed => Fail::Closed,
+        AnyPopError::Disconnected => Fail::Disconnected,
+        AnyPopError::Corrupt | AnyPopError::TooSmall { .. } => Fail::Corrupt,
+    }
+}
 
 /// Where a popped message goes.
 pub(crate) enum Dest<'a> {
@@ -595,7 +804,7 @@ impl Ring {
     }
 
     /// One non-blocking pop attempt into `dest`. `role` is the consumer's role slot index.
-    fn try_pop_once(&self, dest: &mut Dest<'_>, role: usize) -> Result<Try<usize>, BytesPopError> {
+    fn try_pop_once(&self, dest: &mut Dest<'_>, role: usize) -> Result<Try<usize>, AnyPopError> {
         let c = self.ctl();
         let pending = c.consumers.get(role).map(RoleSlot::pending);
         let mut pos = c.head.0.load(Ordering::Relaxed);
@@ -609,12 +818,12 @@ impl Ring {
                 if len > self.max {
                     // A length no producer can have written: poison, consume nothing.
                     self.poison();
-                    return Err(BytesPopError::Corrupt);
+                    return Err(AnyPopError::Corrupt);
                 }
                 {
                     match dest {
                         Dest::Slice(buf) if buf.len() < len => {
-                            return Err(BytesPopError::TooSmall { needed: len });
+                            return Err(AnyPopError::TooSmall { needed: len });
                         }
                         Dest::Slice(_) => {}
                         Dest::Vec(v) => {
@@ -671,7 +880,7 @@ impl Ring {
                         return Ok(Try::NotNow);
                     }
                     self.poison();
-                    return Err(BytesPopError::Corrupt);
+                    return Err(AnyPopError::Corrupt);
                 }
                 pos = now;
             }
@@ -751,28 +960,28 @@ impl Ring {
         role: usize,
         strategy: &WaitStrategy,
         wait: Wait,
-    ) -> Result<(), BytesPushError<M>> {
+    ) -> Result<(), AnyPushError<M>> {
         let bytes = msg.as_ref();
         if bytes.len() > self.max {
-            return Err(BytesPushError::TooLarge { msg, max: self.max });
+            return Err(AnyPushError::TooLarge { msg, max: self.max });
         }
-        let attempt = |p: Poll| -> Option<Result<(), BytesPushError<()>>> {
+        let attempt = |p: Poll| -> Option<Result<(), AnyPushError<()>>> {
             let state = self.ctl().sync.0.state.load(Ordering::Acquire);
             if state != 0 {
                 return Some(Err(if state & !CLOSED != 0 {
-                    BytesPushError::Corrupt(())
+                    AnyPushError::Corrupt(())
                 } else {
-                    BytesPushError::Closed(())
+                    AnyPushError::Closed(())
                 }));
             }
             match self.try_push_once(bytes, role) {
                 Ok(Try::Done(())) => Some(Ok(())),
-                Err(()) => Some(Err(BytesPushError::Corrupt(()))),
+                Err(()) => Some(Err(AnyPushError::Corrupt(()))),
                 Ok(Try::NotNow) => {
                     if p == Poll::Slice && self.free_dead_pop() {
                         return match self.try_push_once(bytes, role) {
                             Ok(Try::Done(())) => Some(Ok(())),
-                            Err(()) => Some(Err(BytesPushError::Corrupt(()))),
+                            Err(()) => Some(Err(AnyPushError::Corrupt(()))),
                             Ok(Try::NotNow) => None,
                         };
                     }
@@ -787,9 +996,9 @@ impl Ring {
                     let gone =
                         role::peers(self.consumers(), &self.prober, false) == role::Peers::Gone;
                     Err(if gone {
-                        BytesPushError::Disconnected(())
+                        AnyPushError::Disconnected(())
                     } else {
-                        BytesPushError::Full(())
+                        AnyPushError::Full(())
                     })
                 }
             },
@@ -807,10 +1016,10 @@ impl Ring {
                         Some(Waited::Ready(r)) => r,
                         // A short timeout may end before any sleep slice checked the consumers.
                         None if waited(timeout) && self.peers_gone(self.consumers()) => {
-                            Err(BytesPushError::Disconnected(()))
+                            Err(AnyPushError::Disconnected(()))
                         }
-                        None => Err(BytesPushError::Timeout(())),
-                        Some(Waited::PeersGone) => Err(BytesPushError::Disconnected(())),
+                        None => Err(AnyPushError::Timeout(())),
+                        Some(Waited::PeersGone) => Err(AnyPushError::Disconnected(())),
                     }
                 }
             },
@@ -825,10 +1034,10 @@ impl Ring {
         role: usize,
         strategy: &WaitStrategy,
         wait: Wait,
-    ) -> Result<usize, BytesPopError> {
-        let mut attempt = |p: Poll| -> Option<Result<usize, BytesPopError>> {
+    ) -> Result<usize, AnyPopError> {
+        let mut attempt = |p: Poll| -> Option<Result<usize, AnyPopError>> {
             if self.is_poisoned() {
-                return Some(Err(BytesPopError::Corrupt));
+                return Some(Err(AnyPopError::Corrupt));
             }
             match self.try_pop_once(dest, role) {
                 Ok(Try::Done(n)) => return Some(Ok(n)),
@@ -843,15 +1052,15 @@ impl Ring {
                 }
             }
             // Closed only once drained (the check above saw no message).
-            self.is_closed().then_some(Err(BytesPopError::Closed))
+            self.is_closed().then_some(Err(AnyPopError::Closed))
         };
         match wait {
             Wait::No => {
                 let gone = role::peers(self.producers(), &self.prober, false) == role::Peers::Gone;
                 match attempt(Poll::Check) {
                     Some(r) => r,
-                    None if gone => Err(BytesPopError::Disconnected),
-                    None => Err(BytesPopError::Empty),
+                    None if gone => Err(AnyPopError::Disconnected),
+                    None => Err(AnyPopError::Empty),
                 }
             }
             Wait::For(timeout) => {
@@ -870,10 +1079,10 @@ impl Ring {
                     // A short timeout may end before any sleep slice checked the producers:
                     // check them now, then look once more for what they left.
                     None if self.peers_gone(self.producers()) => {
-                        attempt(Poll::Check).unwrap_or(Err(BytesPopError::Disconnected))
+                        attempt(Poll::Check).unwrap_or(Err(AnyPopError::Disconnected))
                     }
-                    None => Err(BytesPopError::Timeout),
-                    Some(Waited::PeersGone) => Err(BytesPopError::Disconnected),
+                    None => Err(AnyPopError::Timeout),
+                    Some(Waited::PeersGone) => Err(AnyPopError::Disconnected),
                 }
             }
         }
@@ -885,10 +1094,10 @@ impl Ring {
         &self,
         strategy: &WaitStrategy,
         timeout: Option<Duration>,
-    ) -> Result<(), BytesPopError> {
-        let mut ready = |_: Poll| -> Option<Result<(), BytesPopError>> {
+    ) -> Result<(), AnyPopError> {
+        let mut ready = |_: Poll| -> Option<Result<(), AnyPopError>> {
             if self.is_poisoned() {
-                return Some(Err(BytesPopError::Corrupt));
+                return Some(Err(AnyPopError::Corrupt));
             }
             let c = self.ctl();
             let pos = c.head.0.load(Ordering::Acquire);
@@ -896,7 +1105,7 @@ impl Ring {
             if slot.stamp.load(Ordering::Acquire) == full_stamp(pos) {
                 return Some(Ok(()));
             }
-            self.is_closed().then_some(Err(BytesPopError::Closed))
+            self.is_closed().then_some(Err(AnyPopError::Closed))
         };
         if let Some(r) = ready(Poll::Check) {
             return r;
@@ -909,10 +1118,10 @@ impl Ring {
         ) {
             Some(Waited::Ready(r)) => r,
             None if self.peers_gone(self.producers()) => {
-                ready(Poll::Check).unwrap_or(Err(BytesPopError::Disconnected))
+                ready(Poll::Check).unwrap_or(Err(AnyPopError::Disconnected))
             }
-            None => Err(BytesPopError::Timeout),
-            Some(Waited::PeersGone) => Err(BytesPopError::Disconnected),
+            None => Err(AnyPopError::Timeout),
+            Some(Waited::PeersGone) => Err(AnyPopError::Disconnected),
         }
     }
 
@@ -1197,11 +1406,11 @@ impl ByteQueue {
     /// # Examples
     ///
     /// ```
-    /// use shm_queue::bytes::{ByteQueue, BytesPushError, Flavor};
+    /// use shm_queue::bytes::{ByteQueue, BytesTryPushError, Flavor};
     ///
     /// let q = ByteQueue::heap(Flavor::Spsc, 2, 4)?;
     /// let (tx, rx) = (q.producer()?, q.consumer()?);
-    /// assert!(matches!(tx.try_push(b"12345".as_slice()), Err(BytesPushError::TooLarge { .. })));
+    /// assert!(matches!(tx.try_push(b"12345".as_slice()), Err(BytesTryPushError::TooLarge { .. })));
     /// tx.try_push(b"1234".as_slice()).unwrap();
     /// assert_eq!(rx.try_pop().unwrap(), b"1234");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -1371,10 +1580,11 @@ impl BytesProducer {
     ///
     /// `TooLarge`, `Full`, `Closed`, `Disconnected` (full and no consumer left), `Corrupt`;
     /// each hands the message back.
-    pub fn try_push<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), BytesPushError<M>> {
+    pub fn try_push<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), BytesTryPushError<M>> {
         self.shared
             .ring
             .push(msg, self.role, &self.strategy, Wait::No)
+            .map_err(BytesTryPushError::narrow)
     }
 
     /// Pushes, waiting while the queue is full.
@@ -1386,6 +1596,7 @@ impl BytesProducer {
         self.shared
             .ring
             .push(msg, self.role, &self.strategy, Wait::For(None))
+            .map_err(BytesPushError::narrow)
     }
 
     /// Pushes, waiting at most `timeout` while the queue is full.
@@ -1397,10 +1608,11 @@ impl BytesProducer {
         &self,
         msg: M,
         timeout: Duration,
-    ) -> Result<(), BytesPushError<M>> {
+    ) -> Result<(), BytesPushTimeoutError<M>> {
         self.shared
             .ring
             .push(msg, self.role, &self.strategy, Wait::For(Some(timeout)))
+            .map_err(BytesPushTimeoutError::narrow)
     }
 
     /// The queue this producer pushes into.
@@ -1442,7 +1654,7 @@ impl BytesConsumer {
         self.strategy = strategy;
     }
 
-    fn pop_dest(&self, dest: &mut Dest<'_>, d: Wait) -> Result<usize, BytesPopError> {
+    fn pop_dest(&self, dest: &mut Dest<'_>, d: Wait) -> Result<usize, AnyPopError> {
         self.shared.ring.pop(dest, self.role, &self.strategy, d)
     }
 
@@ -1452,9 +1664,11 @@ impl BytesConsumer {
     ///
     /// `Empty`, `Closed` (closed and drained), `Disconnected` (drained and every producer gone),
     /// `Corrupt`.
-    pub fn try_pop(&self) -> Result<Vec<u8>, BytesPopError> {
+    pub fn try_pop(&self) -> Result<Vec<u8>, TryPopError> {
         let mut v = Vec::new();
-        self.pop_dest(&mut Dest::Vec(&mut v), Wait::No).map(|_| v)
+        self.pop_dest(&mut Dest::Vec(&mut v), Wait::No)
+            .map(|_| v)
+            .map_err(|e| TryPopError::from_fail(narrow_pop(e)))
     }
 
     /// Pops a message, sleeping while the queue is empty.
@@ -1462,10 +1676,11 @@ impl BytesConsumer {
     /// # Errors
     ///
     /// `Closed`, `Disconnected`, `Corrupt`.
-    pub fn pop(&self) -> Result<Vec<u8>, BytesPopError> {
+    pub fn pop(&self) -> Result<Vec<u8>, PopError> {
         let mut v = Vec::new();
         self.pop_dest(&mut Dest::Vec(&mut v), Wait::For(None))
             .map(|_| v)
+            .map_err(|e| PopError::from_fail(narrow_pop(e)))
     }
 
     /// Pops a message, waiting at most `timeout`.
@@ -1473,10 +1688,11 @@ impl BytesConsumer {
     /// # Errors
     ///
     /// As [`pop`](Self::pop), and `Timeout`.
-    pub fn pop_timeout(&self, timeout: Duration) -> Result<Vec<u8>, BytesPopError> {
+    pub fn pop_timeout(&self, timeout: Duration) -> Result<Vec<u8>, PopTimeoutError> {
         let mut v = Vec::new();
         self.pop_dest(&mut Dest::Vec(&mut v), Wait::For(Some(timeout)))
             .map(|_| v)
+            .map_err(|e| PopTimeoutError::from_fail(narrow_pop(e)))
     }
 
     /// Pops a message into `buf` without waiting; returns its length.
@@ -1485,8 +1701,9 @@ impl BytesConsumer {
     ///
     /// As [`try_pop`](Self::try_pop), and `TooSmall { needed }` if `buf` is shorter than the
     /// next message, which then stays queued.
-    pub fn try_pop_into(&self, buf: &mut [u8]) -> Result<usize, BytesPopError> {
+    pub fn try_pop_into(&self, buf: &mut [u8]) -> Result<usize, TryPopIntoError> {
         self.pop_dest(&mut Dest::Slice(buf), Wait::No)
+            .map_err(TryPopIntoError::narrow)
     }
 
     /// Pops a message into `buf`, sleeping while the queue is empty; returns its length.
@@ -1494,8 +1711,9 @@ impl BytesConsumer {
     /// # Errors
     ///
     /// As [`pop`](Self::pop), and `TooSmall { needed }` (the message stays queued).
-    pub fn pop_into(&self, buf: &mut [u8]) -> Result<usize, BytesPopError> {
+    pub fn pop_into(&self, buf: &mut [u8]) -> Result<usize, PopIntoError> {
         self.pop_dest(&mut Dest::Slice(buf), Wait::For(None))
+            .map_err(PopIntoError::narrow)
     }
 
     /// Pops a message into `buf`, waiting at most `timeout`; returns its length.
@@ -1507,8 +1725,9 @@ impl BytesConsumer {
         &self,
         buf: &mut [u8],
         timeout: Duration,
-    ) -> Result<usize, BytesPopError> {
+    ) -> Result<usize, PopIntoTimeoutError> {
         self.pop_dest(&mut Dest::Slice(buf), Wait::For(Some(timeout)))
+            .map_err(PopIntoTimeoutError::narrow)
     }
 
     /// Longest message in bytes.
@@ -1616,7 +1835,7 @@ mod tests {
                     next += 1;
                 }
                 if q.len() == 3 {
-                    assert!(matches!(tx.try_push(b"x"), Err(BytesPushError::Full(_))));
+                    assert!(matches!(tx.try_push(b"x"), Err(BytesTryPushError::Full(_))));
                     while next <= i {
                         assert_eq!(rx.try_pop().unwrap(), msg(next, max));
                         next += 1;
@@ -1627,7 +1846,7 @@ mod tests {
                 assert_eq!(rx.try_pop().unwrap(), msg(next, max));
                 next += 1;
             }
-            assert_eq!(rx.try_pop(), Err(BytesPopError::Empty));
+            assert_eq!(rx.try_pop(), Err(TryPopError::Empty));
             assert!(q.is_empty());
         }
     }
@@ -1638,7 +1857,7 @@ mod tests {
         let tx = q.producer().unwrap();
         let big = vec![1u8; 9];
         match tx.try_push(big.clone()) {
-            Err(BytesPushError::TooLarge { msg, max }) => {
+            Err(BytesTryPushError::TooLarge { msg, max }) => {
                 assert_eq!(msg, big);
                 assert_eq!(max, 8);
             }
@@ -1659,11 +1878,11 @@ mod tests {
         let mut small = [0u8; 4];
         assert_eq!(
             rx.try_pop_into(&mut small),
-            Err(BytesPopError::TooSmall { needed: 10 })
+            Err(TryPopIntoError::TooSmall { needed: 10 })
         );
         assert_eq!(
             rx.pop_into_timeout(&mut small, Duration::ZERO),
-            Err(BytesPopError::TooSmall { needed: 10 })
+            Err(PopIntoTimeoutError::TooSmall { needed: 10 })
         );
         assert_eq!(q.len(), 1);
         let mut big = [0u8; 16];
@@ -1679,25 +1898,25 @@ mod tests {
         q.close();
         assert!(matches!(
             tx.try_push(b"b"),
-            Err(BytesPushError::Closed(b"b"))
+            Err(BytesTryPushError::Closed(b"b"))
         ));
         assert!(matches!(tx.push(b"b"), Err(BytesPushError::Closed(_))));
         assert_eq!(rx.try_pop().unwrap(), b"a");
-        assert_eq!(rx.try_pop(), Err(BytesPopError::Closed));
-        assert_eq!(rx.pop(), Err(BytesPopError::Closed));
+        assert_eq!(rx.try_pop(), Err(TryPopError::Closed));
+        assert_eq!(rx.pop(), Err(PopError::Closed));
     }
 
     #[test]
     fn disconnected_after_producers_leave() {
         let q = ByteQueue::heap(Flavor::Mpmc, 4, 8).unwrap();
         let rx = q.consumer().unwrap();
-        assert_eq!(rx.try_pop(), Err(BytesPopError::Empty));
+        assert_eq!(rx.try_pop(), Err(TryPopError::Empty));
         let tx = q.producer().unwrap();
         tx.try_push(b"last").unwrap();
         drop(tx);
         assert_eq!(rx.pop().unwrap(), b"last");
-        assert_eq!(rx.pop(), Err(BytesPopError::Disconnected));
-        assert_eq!(rx.try_pop(), Err(BytesPopError::Disconnected));
+        assert_eq!(rx.pop(), Err(PopError::Disconnected));
+        assert_eq!(rx.try_pop(), Err(TryPopError::Disconnected));
     }
 
     #[test]
@@ -1707,7 +1926,7 @@ mod tests {
         let rx = q.consumer().unwrap();
         tx.try_push(b"1").unwrap();
         let r = tx.push_timeout(b"2", Duration::from_millis(1));
-        assert!(matches!(r, Err(BytesPushError::Timeout(_))), "{r:?}");
+        assert!(matches!(r, Err(BytesPushTimeoutError::Timeout(_))), "{r:?}");
         drop(rx);
         assert!(matches!(
             tx.push(b"2"),
@@ -1734,13 +1953,13 @@ mod tests {
         slot.len.store(u32::MAX, Ordering::Relaxed);
         // Every call, on both sides, fails at once: never garbage, never a wedge.
         for _ in 0..3 {
-            assert_eq!(rx.try_pop(), Err(BytesPopError::Corrupt));
-            assert_eq!(rx.pop(), Err(BytesPopError::Corrupt));
+            assert_eq!(rx.try_pop(), Err(TryPopError::Corrupt));
+            assert_eq!(rx.pop(), Err(PopError::Corrupt));
             assert!(matches!(tx.push(b"x"), Err(BytesPushError::Corrupt(_))));
         }
         assert_eq!(
             rx.pop_timeout(Duration::from_secs(5)),
-            Err(BytesPopError::Corrupt)
+            Err(PopTimeoutError::Corrupt)
         );
         assert_eq!(q.shared.ring.positions(), (0, 2), "nothing was consumed");
         assert_eq!(
@@ -1763,9 +1982,12 @@ mod tests {
             assert_eq!(rx.try_pop().unwrap(), b"a");
             let (slot, _) = q.shared.ring.slot(1);
             slot.stamp.store(full_stamp(1 + 4 * 7), Ordering::Relaxed);
-            assert_eq!(rx.try_pop(), Err(BytesPopError::Corrupt));
-            assert_eq!(rx.pop(), Err(BytesPopError::Corrupt));
-            assert!(matches!(tx.try_push(b"c"), Err(BytesPushError::Corrupt(_))));
+            assert_eq!(rx.try_pop(), Err(TryPopError::Corrupt));
+            assert_eq!(rx.pop(), Err(PopError::Corrupt));
+            assert!(matches!(
+                tx.try_push(b"c"),
+                Err(BytesTryPushError::Corrupt(_))
+            ));
             assert!(q.shared.ring.is_poisoned());
         }
         // The producer side: a stamp ahead of `tail` likewise.
@@ -1773,8 +1995,11 @@ mod tests {
         let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
         let (slot, _) = q.shared.ring.slot(0);
         slot.stamp.store(1 << 40, Ordering::Relaxed);
-        assert!(matches!(tx.try_push(b"x"), Err(BytesPushError::Corrupt(_))));
-        assert_eq!(rx.try_pop(), Err(BytesPopError::Corrupt));
+        assert!(matches!(
+            tx.try_push(b"x"),
+            Err(BytesTryPushError::Corrupt(_))
+        ));
+        assert_eq!(rx.try_pop(), Err(TryPopError::Corrupt));
         // A stamp more than one lap behind is just as impossible.
         let q = ByteQueue::heap(Flavor::Mpmc, 2, 8).unwrap();
         let tx = q.producer().unwrap();
@@ -1783,7 +2008,10 @@ mod tests {
         let (slot, _) = q.shared.ring.slot(0);
         slot.stamp
             .store(full_stamp(0).wrapping_sub(8), Ordering::Relaxed);
-        assert!(matches!(tx.try_push(b"x"), Err(BytesPushError::Corrupt(_))));
+        assert!(matches!(
+            tx.try_push(b"x"),
+            Err(BytesTryPushError::Corrupt(_))
+        ));
     }
 
     /// A ring on the heap whose liveness is checked with the OS, for dead-peer tests.
@@ -1806,16 +2034,16 @@ mod tests {
         for mode in [Flavor::Spsc, Flavor::Mpmc] {
             let q = ByteQueue::heap(mode, 2, 8).unwrap();
             let rx = q.consumer().unwrap();
-            assert_eq!(rx.try_pop(), Err(BytesPopError::Empty));
+            assert_eq!(rx.try_pop(), Err(TryPopError::Empty));
             assert_eq!(
                 rx.pop_timeout(Duration::from_millis(20)),
-                Err(BytesPopError::Timeout)
+                Err(PopTimeoutError::Timeout)
             );
             let tx = q.producer().unwrap();
             tx.push(b"x").unwrap();
             drop(tx);
             assert_eq!(rx.pop().unwrap(), b"x");
-            assert_eq!(rx.pop(), Err(BytesPopError::Disconnected));
+            assert_eq!(rx.pop(), Err(PopError::Disconnected));
         }
     }
 
@@ -1832,7 +2060,7 @@ mod tests {
         tx.try_push(b"after").unwrap();
         let mut rx = q.consumer().unwrap();
         rx.set_wait_strategy(WaitStrategy::sleep().with_slice(Duration::from_millis(1)));
-        assert_eq!(rx.try_pop(), Err(BytesPopError::Empty));
+        assert_eq!(rx.try_pop(), Err(TryPopError::Empty));
         assert_eq!(rx.pop_timeout(Duration::from_secs(10)).unwrap(), b"after");
     }
 
@@ -1848,7 +2076,7 @@ mod tests {
         role::claim(ring.consumers(), dead_word(), &Prober::heap()).unwrap();
         ring.consumers()[0].pending().store(1, Ordering::Relaxed);
         ring.ctl().head.0.store(1, Ordering::Relaxed);
-        assert!(matches!(tx.try_push(b"b"), Err(BytesPushError::Full(_))));
+        assert!(matches!(tx.try_push(b"b"), Err(BytesTryPushError::Full(_))));
         let rx = q.consumer().unwrap();
         tx.push_timeout(b"b", Duration::from_secs(10)).unwrap();
         assert_eq!(rx.try_pop().unwrap(), b"b");
@@ -1867,7 +2095,7 @@ mod tests {
                 loop {
                     match tx.try_push(m) {
                         Ok(()) => break,
-                        Err(BytesPushError::Full(back)) => m = back,
+                        Err(BytesTryPushError::Full(back)) => m = back,
                         Err(e) => panic!("{e}"),
                     }
                     std::thread::yield_now();
@@ -1879,7 +2107,7 @@ mod tests {
             let len = loop {
                 match rx.try_pop_into(&mut buf) {
                     Ok(len) => break len,
-                    Err(BytesPopError::Empty) => std::thread::yield_now(),
+                    Err(TryPopIntoError::Empty) => std::thread::yield_now(),
                     Err(e) => panic!("{e}"),
                 }
             };
@@ -1916,7 +2144,7 @@ mod tests {
                                 assert!(m.iter().all(|&b| b == m[0]));
                                 counts[m[0] as usize] += 1;
                             }
-                            Err(BytesPopError::Disconnected) => return counts,
+                            Err(PopError::Disconnected) => return counts,
                             Err(e) => panic!("{e}"),
                         }
                     }
@@ -1976,7 +2204,7 @@ mod loom_tests {
             let mut got = vec![rx.try_pop().unwrap(), rx.try_pop().unwrap()];
             got.sort();
             assert_eq!(got, vec![vec![1u8], vec![2u8, 2]]);
-            assert_eq!(rx.try_pop(), Err(BytesPopError::Disconnected));
+            assert_eq!(rx.try_pop(), Err(TryPopError::Disconnected));
         });
     }
 
@@ -1998,7 +2226,7 @@ mod loom_tests {
             let r2 = rx2.try_pop_into(&mut big);
             let r1 = t.join().unwrap();
             match r1 {
-                Err(BytesPopError::TooSmall { needed: 3 }) | Err(BytesPopError::Empty) => {}
+                Err(TryPopIntoError::TooSmall { needed: 3 }) | Err(TryPopIntoError::Empty) => {}
                 other => panic!("short buffer: {other:?}"),
             }
             assert_eq!(r2, Ok(3));
@@ -2020,7 +2248,7 @@ mod loom_tests {
                 drop(tx);
             });
             assert_eq!(rx.pop().unwrap(), vec![9u8]);
-            assert_eq!(rx.pop(), Err(BytesPopError::Disconnected));
+            assert_eq!(rx.pop(), Err(PopError::Disconnected));
             t.join().unwrap();
         });
     }

@@ -25,7 +25,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::bytes::{BytesConsumer, BytesPopError, BytesProducer, BytesPushError};
+use crate::bytes::{AnyPushError, BytesConsumer, BytesProducer};
+use crate::error::Fail;
 use crate::joinable::{JoinableConsumer, JoinableProducer};
 use crate::pipe::{PipeEnd, RecvError, SendError};
 use serde::de::DeserializeOwned;
@@ -89,19 +90,19 @@ impl Error for PushValueError {
 }
 
 impl PushValueError {
-    fn of(e: BytesPushError<Vec<u8>>) -> PushValueError {
+    fn of(e: AnyPushError<Vec<u8>>) -> PushValueError {
         match e {
-            BytesPushError::TooLarge { msg, max } => PushValueError::TooLarge {
+            AnyPushError::TooLarge { msg, max } => PushValueError::TooLarge {
                 len: msg.len(),
                 max,
             },
-            BytesPushError::Full(_) => PushValueError::Full,
-            BytesPushError::Closed(_) => PushValueError::Closed,
+            AnyPushError::Full(_) => PushValueError::Full,
+            AnyPushError::Closed(_) => PushValueError::Closed,
             // A blocking push without a timeout never times out.
-            BytesPushError::Timeout(_) | BytesPushError::Disconnected(_) => {
+            AnyPushError::Timeout(_) | AnyPushError::Disconnected(_) => {
                 PushValueError::Disconnected
             }
-            BytesPushError::Corrupt(_) => PushValueError::Corrupt,
+            AnyPushError::Corrupt(_) => PushValueError::Corrupt,
         }
     }
 }
@@ -153,14 +154,13 @@ impl Error for PopValueError {
 }
 
 impl PopValueError {
-    fn of(e: BytesPopError) -> PopValueError {
-        match e {
-            BytesPopError::Empty => PopValueError::Empty,
-            BytesPopError::Timeout => PopValueError::Timeout,
-            BytesPopError::Closed => PopValueError::Closed,
-            BytesPopError::Disconnected => PopValueError::Disconnected,
-            // Pops into a `Vec` never find their buffer too small.
-            BytesPopError::Corrupt | BytesPopError::TooSmall { .. } => PopValueError::Corrupt,
+    fn of(f: Fail) -> PopValueError {
+        match f {
+            Fail::NotNow => PopValueError::Empty,
+            Fail::Timeout => PopValueError::Timeout,
+            Fail::Closed => PopValueError::Closed,
+            Fail::Disconnected => PopValueError::Disconnected,
+            Fail::Corrupt => PopValueError::Corrupt,
         }
     }
 }
@@ -250,7 +250,7 @@ fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, postcard::Error> {
     postcard::to_stdvec(v)
 }
 
-fn decode<T: DeserializeOwned>(bytes: Result<Vec<u8>, BytesPopError>) -> Result<T, PopValueError> {
+fn decode<T: DeserializeOwned>(bytes: Result<Vec<u8>, Fail>) -> Result<T, PopValueError> {
     let bytes = bytes.map_err(PopValueError::of)?;
     postcard::from_bytes(&bytes).map_err(PopValueError::Decode)
 }
@@ -263,7 +263,7 @@ impl BytesProducer {
     /// See [`PushValueError`].
     pub fn push_value<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), PushValueError> {
         let bytes = encode(value).map_err(PushValueError::Encode)?;
-        self.push(bytes).map_err(PushValueError::of)
+        self.push(bytes).map_err(|e| PushValueError::of(e.widen()))
     }
 
     /// Encodes `value` and pushes it without waiting.
@@ -273,7 +273,8 @@ impl BytesProducer {
     /// See [`PushValueError`] (`Full` included).
     pub fn try_push_value<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), PushValueError> {
         let bytes = encode(value).map_err(PushValueError::Encode)?;
-        self.try_push(bytes).map_err(PushValueError::of)
+        self.try_push(bytes)
+            .map_err(|e| PushValueError::of(e.widen()))
     }
 }
 
@@ -284,7 +285,7 @@ impl BytesConsumer {
     ///
     /// See [`PopValueError`].
     pub fn pop_value<T: DeserializeOwned>(&self) -> Result<T, PopValueError> {
-        decode(self.pop())
+        decode(self.pop().map_err(|e| e.fail()))
     }
 
     /// Pops without waiting and decodes as `T`.
@@ -293,7 +294,7 @@ impl BytesConsumer {
     ///
     /// See [`PopValueError`] (`Empty` included).
     pub fn try_pop_value<T: DeserializeOwned>(&self) -> Result<T, PopValueError> {
-        decode(self.try_pop())
+        decode(self.try_pop().map_err(|e| e.fail()))
     }
 
     /// Pops, waiting at most `timeout`, and decodes as `T`.
@@ -305,7 +306,7 @@ impl BytesConsumer {
         &self,
         timeout: Duration,
     ) -> Result<T, PopValueError> {
-        decode(self.pop_timeout(timeout))
+        decode(self.pop_timeout(timeout).map_err(|e| e.fail()))
     }
 }
 
@@ -317,7 +318,7 @@ impl JoinableProducer {
     /// See [`PushValueError`].
     pub fn put_value<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), PushValueError> {
         let bytes = encode(value).map_err(PushValueError::Encode)?;
-        self.put(bytes).map_err(PushValueError::of)
+        self.put(bytes).map_err(|e| PushValueError::of(e.widen()))
     }
 }
 
@@ -330,7 +331,7 @@ impl JoinableConsumer {
     ///
     /// See [`PopValueError`].
     pub fn get_value<T: DeserializeOwned>(&self) -> Result<T, PopValueError> {
-        decode(self.get())
+        decode(self.get().map_err(|e| e.fail()))
     }
 }
 
@@ -350,10 +351,7 @@ impl PipeEnd {
             },
             SendError::NotWritable(_) => SendValueError::NotWritable,
             SendError::Corrupt(_) => SendValueError::Corrupt,
-            // A blocking send without a timeout is never `Full` or `Timeout`.
-            SendError::BrokenPipe(_) | SendError::Full(_) | SendError::Timeout(_) => {
-                SendValueError::BrokenPipe
-            }
+            SendError::BrokenPipe(_) => SendValueError::BrokenPipe,
         })
     }
 
@@ -366,10 +364,7 @@ impl PipeEnd {
         let bytes = self.recv_bytes().map_err(|e| match e {
             RecvError::NotReadable => RecvValueError::NotReadable,
             RecvError::Corrupt => RecvValueError::Corrupt,
-            // A blocking receive into a `Vec` is never `Empty`, `Timeout` or `TooSmall`.
-            RecvError::Eof | RecvError::Empty | RecvError::Timeout | RecvError::TooSmall { .. } => {
-                RecvValueError::Eof
-            }
+            RecvError::Eof => RecvValueError::Eof,
         })?;
         postcard::from_bytes(&bytes).map_err(RecvValueError::Decode)
     }

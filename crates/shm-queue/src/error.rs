@@ -92,6 +92,14 @@ macro_rules! pop_errors {
         }
 
         impl $name {
+            /// What went wrong.
+            #[allow(dead_code)]
+            pub(crate) fn fail(&self) -> Fail {
+                match self {
+                    $( $name::$var => Fail::$fail, )+
+                }
+            }
+
             /// The error for `f` (one this operation can end with).
             #[allow(dead_code, unreachable_patterns)]
             pub(crate) fn from_fail(f: Fail) -> Self {

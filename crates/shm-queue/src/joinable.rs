@@ -50,10 +50,13 @@
 //! ```
 
 use crate::bytes::{
-    attach_at, check_geometry, BytesPopError, BytesPushError, Dest, Ring, Wait, MAX_MESSAGE_LIMIT,
-    MAX_ROLES,
+    attach_at, check_geometry, narrow_pop, AnyPopError, AnyPushError, BytesPushError,
+    BytesPushTimeoutError, BytesTryPushError, Dest, Ring, Wait, MAX_MESSAGE_LIMIT, MAX_ROLES,
 };
-use crate::error::{corrupt_geometry, knob_methods, BadGeometry, Knobs, RoleError};
+use crate::error::{
+    corrupt_geometry, knob_methods, BadGeometry, Knobs, PopError, PopTimeoutError, RoleError,
+    TryPopError,
+};
 use crate::role::Prober;
 use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::sync::Poll;
@@ -499,7 +502,7 @@ impl JoinableProducer {
         self.strategy = strategy;
     }
 
-    fn put_with<M: AsRef<[u8]>>(&self, msg: M, d: Wait) -> Result<(), BytesPushError<M>> {
+    fn put_with<M: AsRef<[u8]>>(&self, msg: M, d: Wait) -> Result<(), AnyPushError<M>> {
         // No count to raise: the item counts once the ring holds it (module docs).
         self.shared.ring.push(msg, self.role, &self.strategy, d)
     }
@@ -511,6 +514,7 @@ impl JoinableProducer {
     /// As [`BytesProducer::push`](crate::bytes::BytesProducer::push).
     pub fn put<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), BytesPushError<M>> {
         self.put_with(msg, Wait::For(None))
+            .map_err(BytesPushError::narrow)
     }
 
     /// Puts without waiting.
@@ -518,8 +522,9 @@ impl JoinableProducer {
     /// # Errors
     ///
     /// As [`BytesProducer::try_push`](crate::bytes::BytesProducer::try_push).
-    pub fn try_put<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), BytesPushError<M>> {
+    pub fn try_put<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), BytesTryPushError<M>> {
         self.put_with(msg, Wait::No)
+            .map_err(BytesTryPushError::narrow)
     }
 
     /// Puts, waiting at most `timeout`.
@@ -531,8 +536,9 @@ impl JoinableProducer {
         &self,
         msg: M,
         timeout: Duration,
-    ) -> Result<(), BytesPushError<M>> {
+    ) -> Result<(), BytesPushTimeoutError<M>> {
         self.put_with(msg, Wait::For(Some(timeout)))
+            .map_err(BytesPushTimeoutError::narrow)
     }
 }
 
@@ -566,7 +572,7 @@ impl JoinableConsumer {
         self.strategy = strategy;
     }
 
-    fn get_with(&self, d: Wait) -> Result<Vec<u8>, BytesPopError> {
+    fn get_with(&self, d: Wait) -> Result<Vec<u8>, AnyPopError> {
         let mut v = Vec::new();
         self.shared
             .ring
@@ -581,8 +587,9 @@ impl JoinableConsumer {
     /// # Errors
     ///
     /// As [`BytesConsumer::pop`](crate::bytes::BytesConsumer::pop).
-    pub fn get(&self) -> Result<Vec<u8>, BytesPopError> {
+    pub fn get(&self) -> Result<Vec<u8>, PopError> {
         self.get_with(Wait::For(None))
+            .map_err(|e| PopError::from_fail(narrow_pop(e)))
     }
 
     /// Takes an item without waiting.
@@ -590,8 +597,9 @@ impl JoinableConsumer {
     /// # Errors
     ///
     /// As [`BytesConsumer::try_pop`](crate::bytes::BytesConsumer::try_pop).
-    pub fn try_get(&self) -> Result<Vec<u8>, BytesPopError> {
+    pub fn try_get(&self) -> Result<Vec<u8>, TryPopError> {
         self.get_with(Wait::No)
+            .map_err(|e| TryPopError::from_fail(narrow_pop(e)))
     }
 
     /// Takes an item, waiting at most `timeout`.
@@ -599,8 +607,9 @@ impl JoinableConsumer {
     /// # Errors
     ///
     /// As [`get`](Self::get), and `Timeout`.
-    pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<u8>, BytesPopError> {
+    pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<u8>, PopTimeoutError> {
         self.get_with(Wait::For(Some(timeout)))
+            .map_err(|e| PopTimeoutError::from_fail(narrow_pop(e)))
     }
 }
 
@@ -622,7 +631,7 @@ mod tests {
         assert_eq!(q.task_done(), Err(TaskDoneError::TooManyCalls));
         tx.put(b"a").unwrap();
         tx.put(b"b").unwrap();
-        assert!(matches!(tx.try_put(b"c"), Err(BytesPushError::Full(_))));
+        assert!(matches!(tx.try_put(b"c"), Err(BytesTryPushError::Full(_))));
         assert_eq!(q.unfinished(), 2);
         assert_eq!(rx.get().unwrap(), b"a");
         q.task_done().unwrap();
@@ -721,10 +730,10 @@ mod tests {
         let q = JoinableQueue::heap(1, 4).unwrap();
         let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
         tx.put(b"a").unwrap();
-        assert!(matches!(tx.try_put(b"b"), Err(BytesPushError::Full(_))));
+        assert!(matches!(tx.try_put(b"b"), Err(BytesTryPushError::Full(_))));
         assert!(matches!(
             tx.try_put(b"toolong"),
-            Err(BytesPushError::TooLarge { .. })
+            Err(BytesTryPushError::TooLarge { .. })
         ));
         assert_eq!(q.unfinished(), 1);
         rx.get().unwrap();

@@ -14,8 +14,8 @@ use super::{case, Case, Group, Kind, Miss, Who, TWO};
 use crate::harness::{self, child_args, spin_until, Cfg, Child, Placement, Words};
 use shm_core::{SegmentName, WaitStrategy};
 use shm_process::Roles;
-use shm_queue::bytes::{ByteQueue, BytesPopError, Flavor};
-use shm_queue::pipe::{Pipe, RecvError};
+use shm_queue::bytes::{ByteQueue, Flavor, PopIntoError};
+use shm_queue::pipe::{Pipe, RecvIntoError};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -332,7 +332,7 @@ fn queue_sink(a: &[String]) -> Result<(), String> {
     loop {
         match rx.pop_into(&mut buf) {
             Ok(n) => sink.take(&buf[..n])?,
-            Err(BytesPopError::Disconnected | BytesPopError::Closed) => return Ok(()),
+            Err(PopIntoError::Disconnected | PopIntoError::Closed) => return Ok(()),
             Err(e) => return sink.fail(format!("pop: {e}")),
         }
     }
@@ -369,7 +369,7 @@ fn pipe_sink(a: &[String]) -> Result<(), String> {
     loop {
         match end.recv_into(&mut buf) {
             Ok(n) => sink.take(&buf[..n])?,
-            Err(RecvError::Eof) => return Ok(()),
+            Err(RecvIntoError::Eof) => return Ok(()),
             Err(e) => return sink.fail(format!("recv: {e}")),
         }
     }

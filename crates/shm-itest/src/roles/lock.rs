@@ -171,7 +171,7 @@ fn cond_consumer(args: &[String]) -> i32 {
         // SAFETY: the counter is only touched under the condition's lock.
         let g = c
             .wait_while(g, || unsafe { p.read() } == 0)
-            .unwrap_or_else(|e: LockError| panic!("wait: {e}"));
+            .unwrap_or_else(|e| panic!("wait: {e}"));
         // SAFETY: as above.
         unsafe { p.write(p.read() - 1) };
         c.notify_all();

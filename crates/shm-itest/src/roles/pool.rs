@@ -27,6 +27,9 @@ pub struct PoolTasks {
     pub pid: Task<u64, u32>,
     /// Sleeps the given milliseconds (at most 60 s), then returns the worker's pid.
     pub hold: Task<u64, u32>,
+    /// Creates the file at the given path, then sleeps the given milliseconds (at most 60 s)
+    /// and returns the worker's pid: a task whose start a test can see.
+    pub announce_hold: Task<(String, u64), u32>,
     /// Returns its argument, but aborts the worker (SIGABRT) when it is 3.
     pub abort_on_3: Task<u64, u64>,
     /// `Err` for odd numbers, the number otherwise.
@@ -50,6 +53,11 @@ pub fn registry() -> (Registry, PoolTasks) {
         square: r.register("square", |x: u64| x * x),
         pid: r.register("pid", |_: u64| std::process::id()),
         hold: r.register("hold", |ms: u64| {
+            std::thread::sleep(Duration::from_millis(ms).min(LONG_SLEEP));
+            std::process::id()
+        }),
+        announce_hold: r.register_star("announce_hold", |path: String, ms: u64| {
+            let _ = std::fs::write(&path, b"started");
             std::thread::sleep(Duration::from_millis(ms).min(LONG_SLEEP));
             std::process::id()
         }),

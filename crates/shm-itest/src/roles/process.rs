@@ -16,7 +16,8 @@
 //! - `echo-argv0`: prints `argv0=…` and `exe=…`.
 //!
 //! Typed roles (`Role<A>` consts below, used by `tests/process_typed.rs`): `typed-echo`,
-//! `fail`, `panic`, `whoami`, `drop-non-daemon`, `set-event`.
+//! `fail`, `panic`, `whoami`, `drop-non-daemon`, `set-event`,
+//! `daemon-from-thread`.
 //!
 //! A top-level run of `shm-itest` prints `top-level run` and exits 0.
 
@@ -157,6 +158,7 @@ pub fn register(roles: Roles) -> Roles {
         .register(WHOAMI, whoami)
         .register(DROP_NON_DAEMON, drop_non_daemon)
         .register(SET_EVENT, set_event)
+        .register(DAEMON_FROM_THREAD, daemon_from_thread)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -234,5 +236,29 @@ pub const SET_EVENT: Role<Shared<Event>> = Role::new("process.set-event");
 
 fn set_event(event: Shared<Event>) -> Result<(), shm_core::OpenError> {
     event.open()?.set();
+    Ok(())
+}
+
+/// Starts a daemon grandchild (`process.sleep 60`) from a thread that then ends, prints the
+/// grandchild's pid once that thread has been joined, and sleeps (to be killed): the grandchild
+/// must outlive the thread and die with this process.
+pub const DAEMON_FROM_THREAD: Role<()> = Role::new("process.daemon-from-thread");
+
+fn daemon_from_thread(_: ()) -> Result<(), String> {
+    let grandchild = std::thread::spawn(|| {
+        Process::builder("process.sleep")
+            .arg("60")
+            .daemon(true)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .start()
+    })
+    .join()
+    .map_err(|_| "the starting thread panicked".to_owned())?
+    .map_err(|e| e.to_string())?;
+    println!("{}", grandchild.pid());
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    std::thread::sleep(LONG_SLEEP);
+    drop(grandchild);
     Ok(())
 }

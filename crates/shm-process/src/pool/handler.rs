@@ -31,14 +31,16 @@ pub(crate) struct Shared {
     /// Set (then an eventcount notified) to make the result thread look at the phase, the
     /// finished calls and the bad slots.
     pub(crate) wake: AtomicBool,
-    /// Threads now spinning in a wait for a result, collecting results themselves; while there
-    /// are any, the result thread sleeps on `local` instead of the workers' eventcount, so the
-    /// workers wake nobody and the waiter gets its result without a hand-off.
+    /// Threads now waiting for a result on the workers' eventcount, collecting results
+    /// themselves; while there are any, the result thread sleeps on `local`, so a worker wakes
+    /// the waiter directly and the waiter gets its result without a hand-off.
     pub(crate) collectors: AtomicUsize,
     /// The result thread's in-process wake-up while collectors run.
     pub(crate) local: EventCount,
     /// Calls not yet finished (kept by the state, read here without the lock).
     pub(crate) open: Arc<AtomicUsize>,
+    /// Whether the callers' waits spin (see [`super::spin`]).
+    pub(crate) spin: super::spin::SpinGovernor,
 }
 
 impl Shared {
@@ -55,18 +57,15 @@ impl Shared {
         self.local.notify_all();
     }
 
-    /// Collects results in a waiting caller's thread, if the lock is free: calls without
-    /// callbacks finish here, the others are left to the result thread (callbacks run there).
-    pub(crate) fn try_collect(&self) {
-        let mut st = match self.state.try_lock() {
-            Ok(st) => st,
-            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return,
-        };
-        st.collect();
+    /// Collects results in a waiting caller's thread: calls without callbacks finish here,
+    /// the others are left to the result thread (callbacks run there). Wakes the other
+    /// collectors if anything arrived, since it may be theirs. Whether anything arrived.
+    pub(crate) fn collect_now(&self) -> bool {
+        let mut st = self.lock();
+        let got = st.collect();
         st.dispatch();
-        if st.completed.is_empty() && st.bad.is_empty() {
-            return;
+        if !got && st.completed.is_empty() && st.bad.is_empty() {
+            return false;
         }
         let all = std::mem::take(&mut st.completed);
         let mut mine = Vec::new();
@@ -82,9 +81,11 @@ impl Shared {
         for sink in mine {
             sink.finish();
         }
+        self.ctl.results().notify_all();
         if handler_needed {
             self.wake();
         }
+        true
     }
 
     /// A waiter starts collecting.
@@ -175,10 +176,14 @@ impl Handler {
         let strategy = self.spawner.strategy;
         let mut last_check = Instant::now();
         let mut inboxes_closed = false;
+        let governor = super::spin::SpinGovernor::default();
         loop {
             let (phase, idle, broken, bad) = {
                 let mut st = self.shared.lock();
-                st.collect();
+                if st.collect() {
+                    // Some may be items a sleeping collector waits for (imap).
+                    self.shared.ctl.results().notify_all();
+                }
                 st.dispatch();
                 self.completed.append(&mut st.completed);
                 let bad = std::mem::take(&mut st.bad);
@@ -241,15 +246,20 @@ impl Handler {
                     (shared.wake.swap(false, Ordering::AcqRel) || !collecting()).then_some(())
                 });
             } else {
-                shared
-                    .ctl
-                    .results()
-                    .wait_until(&strategy, Deadline::after(wait), |_| {
+                let chosen = governor.choose(strategy);
+                let woken = shared.ctl.results().wait_until(
+                    &chosen.strategy,
+                    Deadline::after(wait),
+                    |_| {
                         (shared.wake.swap(false, Ordering::AcqRel)
                             || collecting()
                             || outboxes.iter().any(|o| !o.is_empty()))
                         .then_some(())
-                    });
+                    },
+                );
+                if woken.is_some() {
+                    governor.record(&chosen);
+                }
             }
             if Instant::now().duration_since(last_check) >= wait {
                 // A quiet stretch: look at the workers now rather than after the next burst.
@@ -259,9 +269,14 @@ impl Handler {
     }
 
     fn finish_completed(&mut self) {
+        if self.completed.is_empty() {
+            return;
+        }
         for sink in self.completed.drain(..) {
             sink.finish();
         }
+        // Waiters may sleep on the workers' eventcount rather than their result's.
+        self.shared.ctl.results().notify_all();
     }
 
     /// Reaps workers that ended and settles their slots.

@@ -17,9 +17,20 @@
 //! worker and returns at once anywhere else. Each worker has an SPSC byte queue from the parent
 //! (its inbox) and one back (its outbox), and a control segment holds the eventcount that
 //! workers notify. The caller's thread encodes the arguments and puts them straight into an
-//! inbox when one has room; the pool's one result thread drains the outboxes, refills the
-//! inboxes from the calls still waiting, runs the callbacks, and watches the workers. No
-//! feeder thread, no pickling, no pipe.
+//! inbox when one has room. A caller waiting for its result waits on that eventcount and takes
+//! results out of the outboxes itself, so an `apply` goes caller → worker → caller with no
+//! thread in between; the pool's one result thread drains the outboxes when nobody waits,
+//! refills the inboxes from the calls still queued, runs the callbacks, and watches and
+//! replaces the workers. No feeder thread, no pickling, no pipe. Tasks travel several to an
+//! inbox message (one per task when they come one at a time, up to 256 in a large map);
+//! results come back one message per task, and a worker wakes the parent once per inbox
+//! message or 16 results.
+//!
+//! **Waiting** follows the pool's [`WaitStrategy`] (default: spin briefly, then sleep), with
+//! one refinement: a waiter whose spins keep ending in a sleep anyway stops spinning for a
+//! while (on a machine whose cores are busy, a spinning waiter only keeps the peer it waits
+//! for off the core; measured here under load, an `apply` round trip took ~80 µs spinning and
+//! ~6 µs sleeping at once).
 //!
 //! **A worker that dies mid-task** (killed, aborted, crashed) fails exactly the task it held,
 //! with [`TaskError::WorkerDied`] naming the task, the item, the worker's pid and how it ended;
@@ -71,6 +82,7 @@ mod handler;
 mod registry;
 mod result;
 mod spawn;
+mod spin;
 mod state;
 mod wire;
 mod worker;
@@ -327,6 +339,7 @@ impl<'r> PoolBuilder<'r> {
             collectors: AtomicUsize::new(0),
             local: shm_core::EventCount::new(),
             open,
+            spin: spin::SpinGovernor::default(),
         });
         let spawner = Spawner {
             program: self.program,

@@ -4,7 +4,6 @@
 use super::error::{GetTimeoutError, TaskError};
 use super::handler::Shared;
 use serde::de::DeserializeOwned;
-use shm_core::sync::{Poll, WaitMode};
 use shm_core::{Deadline, EventCount, WaitStrategy};
 use std::collections::VecDeque;
 use std::fmt;
@@ -150,6 +149,10 @@ pub(crate) struct Waiter {
 }
 
 impl Waiter {
+    /// Waits until `check` gives a value or `deadline` passes. While the pool lives, the
+    /// caller waits on the workers' eventcount with the pool's strategy and takes the results
+    /// itself, so a worker's result reaches it with no thread in between; `ec` (the result's
+    /// own eventcount) is for a pool that is gone.
     fn wait<T>(
         &self,
         ec: &EventCount,
@@ -159,36 +162,37 @@ impl Waiter {
         if let Some(v) = check() {
             return Some(v);
         }
-        let spin_until = match self.strategy.mode {
-            WaitMode::Sleep => None,
-            WaitMode::BusyPoll => Some(deadline),
-            WaitMode::Adaptive => Some(deadline.min_after(self.strategy.spin)),
+        let Some(pool) = self.pool.upgrade() else {
+            return ec.wait_until(&self.strategy, deadline, |_| check());
         };
-        if let (Some(until), Some(pool)) = (spin_until, self.pool.upgrade()) {
-            pool.begin_collecting();
-            let got = ec.wait_until(&WaitStrategy::busy_poll(), until, |_| {
-                if let Some(v) = check() {
-                    return Some(v);
-                }
-                pool.try_collect();
-                check()
-            });
-            pool.end_collecting();
-            if got.is_some() {
-                return got;
+        let chosen = pool.spin.choose(self.strategy);
+        pool.begin_collecting();
+        // Each time results come in but not yet ours (a long map), wait afresh: the strategy
+        // spins again while results flow, and sleeps only after a quiet spell.
+        let got = loop {
+            let step = pool
+                .ctl
+                .results()
+                .wait_until(&chosen.strategy, deadline, |_| {
+                    if let Some(v) = check() {
+                        return Some(Some(v));
+                    }
+                    if pool.collect_now() {
+                        return Some(check());
+                    }
+                    None
+                });
+            match step {
+                Some(Some(v)) => break Some(v),
+                Some(None) => continue,
+                None => break None,
             }
+        };
+        pool.end_collecting();
+        if got.is_some() {
+            pool.spin.record(&chosen);
         }
-        let sleep = WaitStrategy::sleep().with_slice(self.strategy.slice);
-        ec.wait_until(&sleep, deadline, |why| {
-            if why == Poll::Slice {
-                // A quiet slice: collect once, so that results still arrive if the result
-                // thread cannot deliver them.
-                if let Some(pool) = self.pool.upgrade() {
-                    pool.try_collect();
-                }
-            }
-            check()
-        })
+        got
     }
 }
 

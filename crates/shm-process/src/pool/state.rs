@@ -11,7 +11,7 @@
 use super::error::TaskError;
 use super::result::{Outcome, Sink};
 use super::wire::{self, Reader};
-use shm_queue::bytes::{ByteQueue, BytesConsumer, BytesPopError, BytesProducer};
+use shm_queue::bytes::{ByteQueue, BytesConsumer, BytesProducer, TryPopIntoError};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -178,6 +178,8 @@ pub(crate) struct State {
     start_failures: u32,
     /// Unfinished calls, for readers without the lock.
     open: Arc<AtomicUsize>,
+    /// Messages handled so far (wrapping).
+    handled: u64,
 }
 
 impl State {
@@ -190,6 +192,7 @@ impl State {
     ) -> State {
         State {
             open,
+            handled: 0,
             outboxes,
             buf: vec![0; max_message],
             bad: Vec::new(),
@@ -210,13 +213,15 @@ impl State {
         }
     }
 
-    /// Handles every message waiting in every outbox.
-    pub(crate) fn collect(&mut self) {
+    /// Handles every message waiting in every outbox; whether there was any.
+    pub(crate) fn collect(&mut self) -> bool {
+        let before = self.handled;
         for slot in 0..self.outboxes.len() {
             if let Err(why) = self.drain(slot) {
                 self.bad.push((slot, why));
             }
         }
+        self.handled != before
     }
 
     /// Handles every message waiting in a slot's outbox.
@@ -225,12 +230,13 @@ impl State {
         let r = loop {
             match self.outboxes[slot].rx.try_pop_into(&mut buf) {
                 Ok(n) => {
+                    self.handled = self.handled.wrapping_add(1);
                     if let Err(e) = self.on_message(slot, &buf[..n]) {
                         break Err(e);
                     }
                 }
-                Err(BytesPopError::TooSmall { needed }) => buf.resize(needed, 0),
-                Err(BytesPopError::Corrupt) => {
+                Err(TryPopIntoError::TooSmall { needed }) => buf.resize(needed, 0),
+                Err(TryPopIntoError::Corrupt) => {
                     // The queue is poisoned for good (someone wrote garbage into it): this
                     // slot cannot be used again, and the pool cannot promise its calls.
                     let pid = self.slots[slot].pid;
@@ -483,7 +489,7 @@ impl State {
                 self.start_failures = 0;
                 Ok(())
             }
-            Some(wire::MSG_INIT_FAILED) => {
+            Some(wire::MSG_FATAL) => {
                 let why = String::from_utf8_lossy(r.rest()).into_owned();
                 let pid = self.slots[slot].pid;
                 self.break_pool(format!("worker {pid}: {why}"));
@@ -860,7 +866,7 @@ mod tests {
         let (mut st, _w) = pool(2, None);
         let (j, seen, _) = job(4, 1);
         st.submit(j);
-        let mut m = vec![wire::MSG_INIT_FAILED];
+        let mut m = vec![wire::MSG_FATAL];
         m.extend_from_slice(b"no database");
         st.on_message(1, &m).unwrap();
         assert!(st.broken.as_deref().unwrap().contains("no database"));

@@ -14,7 +14,7 @@
 //!
 //! ```text
 //! READY
-//! INIT_FAILED   utf-8 message
+//! FATAL         utf-8 message (the worker cannot serve: the pool is broken)
 //! RETIRING
 //! RESULT        u64 seq, u32 first item, u32 nitems, then per item: u8 outcome, u32 len, bytes
 //! ```
@@ -27,7 +27,7 @@ use std::ptr::NonNull;
 
 /// Worker message tags.
 pub(crate) const MSG_READY: u8 = 1;
-pub(crate) const MSG_INIT_FAILED: u8 = 2;
+pub(crate) const MSG_FATAL: u8 = 2;
 pub(crate) const MSG_RETIRING: u8 = 3;
 pub(crate) const MSG_RESULT: u8 = 4;
 

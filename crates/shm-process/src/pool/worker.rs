@@ -2,8 +2,9 @@
 //! per task (so that a death loses at most the task it held) and notifies the parent.
 
 use super::registry::{Failure, Registry};
+use super::spin::SpinGovernor;
 use super::wire::{self, ControlBlock, Reader, WorkerConfig};
-use shm_queue::bytes::{ByteQueue, BytesPopError, BytesProducer, Flavor};
+use shm_queue::bytes::{ByteQueue, BytesProducer, Flavor, PopIntoError};
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -54,13 +55,41 @@ struct Link {
     ctl: ControlBlock,
     outbox: BytesProducer,
     max: usize,
+    /// Messages pushed since the parent was last woken.
+    unnotified: Cell<u32>,
 }
 
+/// Results a worker pushes before it wakes the parent even in the middle of a message (well
+/// under the outbox's capacity, so that a full outbox never waits for a parent nobody woke).
+const NOTIFY_EVERY: u32 = 16;
+
 impl Link {
-    /// Pushes a message and wakes the parent's result thread. `false` if the parent is gone.
+    /// Pushes a message, waking the parent every [`NOTIFY_EVERY`] messages. `false` if the
+    /// parent is gone.
     fn send(&self, msg: &[u8]) -> bool {
         let ok = self.outbox.push(msg).is_ok();
-        self.ctl.results().notify_one();
+        let n = self.unnotified.get() + 1;
+        if n >= NOTIFY_EVERY {
+            self.flush();
+        } else {
+            self.unnotified.set(n);
+        }
+        ok
+    }
+
+    /// Wakes the parent if a message waits unannounced (at the end of each task message, so
+    /// that an `apply` is answered at once and a batch costs one wake-up per 16 results).
+    fn flush(&self) {
+        if self.unnotified.get() > 0 {
+            self.unnotified.set(0);
+            self.ctl.results().notify_all();
+        }
+    }
+
+    /// Pushes a message and wakes the parent at once.
+    fn send_now(&self, msg: &[u8]) -> bool {
+        let ok = self.send(msg);
+        self.flush();
         ok
     }
 }
@@ -94,6 +123,7 @@ pub(crate) fn run(registry: &Registry, args: &[String]) -> Result<(), String> {
         max: outbox.max_message(),
         ctl,
         outbox,
+        unnotified: Cell::new(0),
     };
     install_panic_hook();
 
@@ -104,7 +134,7 @@ pub(crate) fn run(registry: &Registry, args: &[String]) -> Result<(), String> {
             registry.len(),
             registry.names().collect::<Vec<_>>().join(", ")
         );
-        init_failed(&link, &msg);
+        fatal(&link, &msg);
         return Err(msg);
     }
     if let Some((index, signature, args)) = &cfg.init {
@@ -122,11 +152,11 @@ pub(crate) fn run(registry: &Registry, args: &[String]) -> Result<(), String> {
         };
         if let Some(why) = failure {
             let msg = format!("the initializer `{}` {why}", entry.name);
-            init_failed(&link, &msg);
+            fatal(&link, &msg);
             return Err(msg);
         }
     }
-    if !link.send(&[wire::MSG_READY]) {
+    if !link.send_now(&[wire::MSG_READY]) {
         return Ok(());
     }
 
@@ -134,15 +164,25 @@ pub(crate) fn run(registry: &Registry, args: &[String]) -> Result<(), String> {
     let mut out = Vec::with_capacity(link.max.min(1 << 16));
     let mut value = Vec::new();
     let mut done: u64 = 0;
+    let governor = SpinGovernor::default();
     loop {
-        let n = match inbox.pop_into(&mut buf) {
+        let chosen = governor.choose(strategy);
+        inbox.set_wait_strategy(chosen.strategy);
+        let popped = inbox.pop_into(&mut buf);
+        governor.record(&chosen);
+        let n = match popped {
             Ok(n) => n,
-            Err(BytesPopError::TooSmall { needed }) => {
+            Err(PopIntoError::TooSmall { needed }) => {
                 buf.resize(needed, 0);
                 continue;
             }
-            Err(BytesPopError::Closed | BytesPopError::Disconnected) => return Ok(()),
-            Err(e) => return Err(format!("cannot read the inbox: {e}")),
+            Err(PopIntoError::Closed | PopIntoError::Disconnected) => return Ok(()),
+            Err(e) => {
+                // A poisoned inbox stays poisoned: a replacement could not serve either.
+                let msg = format!("worker {} cannot read its inbox: {e}", cfg.slot);
+                fatal(&link, &msg);
+                return Err(msg);
+            }
         };
         let mut r = Reader::new(&buf[..n]);
         let ntasks = r.u32().ok_or("a task message without a head")?;
@@ -205,18 +245,19 @@ pub(crate) fn run(registry: &Registry, args: &[String]) -> Result<(), String> {
             }
             done += 1;
             if cfg.maxtasks != 0 && done >= cfg.maxtasks {
-                link.send(&[wire::MSG_RETIRING]);
+                link.send_now(&[wire::MSG_RETIRING]);
                 return Ok(());
             }
         }
+        link.flush();
     }
 }
 
-fn init_failed(link: &Link, msg: &str) {
-    let mut out = vec![wire::MSG_INIT_FAILED];
+fn fatal(link: &Link, msg: &str) {
+    let mut out = vec![wire::MSG_FATAL];
     out.extend_from_slice(msg.as_bytes());
     out.truncate(link.max);
-    link.send(&out);
+    link.send_now(&out);
 }
 
 /// Starts a result message for task `seq` from item `first`; the count is patched later.

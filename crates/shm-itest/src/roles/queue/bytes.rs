@@ -27,9 +27,10 @@
 
 use shm_core::SegmentName;
 use shm_process::Roles;
-use shm_queue::bytes::{ByteQueue, BytesPopError, BytesPushError, Flavor};
+use shm_queue::bytes::{ByteQueue, BytesTryPushError, Flavor};
 use shm_queue::joinable::{JoinableQueue, TaskDoneError};
 use shm_queue::pipe::{Pipe, RecvError};
+use shm_queue::{PopError, PopTimeoutError, TryPopError};
 use std::io::Write;
 use std::time::Duration;
 
@@ -86,7 +87,7 @@ fn push_random(args: &[String]) -> i32 {
     }
     let big = vec![0xAB; max + 1];
     match tx.try_push(big) {
-        Err(BytesPushError::TooLarge { msg, max: m }) if msg.len() == max + 1 && m == max => 0,
+        Err(BytesTryPushError::TooLarge { msg, max: m }) if msg.len() == max + 1 && m == max => 0,
         other => {
             eprintln!("push-random: oversize push gave {other:?}");
             1
@@ -167,7 +168,7 @@ fn joinable_worker(args: &[String]) -> i32 {
                     return 1;
                 }
             }
-            Err(BytesPopError::Closed | BytesPopError::Disconnected) => break,
+            Err(PopTimeoutError::Closed | PopTimeoutError::Disconnected) => break,
             Err(e) => {
                 eprintln!("joinable-worker: {e}");
                 return 1;
@@ -279,14 +280,14 @@ fn bytes_expect_corrupt(args: &[String]) -> i32 {
     loop {
         match rx.pop_timeout(LONG_SLEEP) {
             Ok(_) => got += 1,
-            Err(BytesPopError::Corrupt) => break,
+            Err(PopTimeoutError::Corrupt) => break,
             Err(e) => {
                 eprintln!("bytes-expect-corrupt: {e}");
                 return 1;
             }
         }
     }
-    if rx.try_pop() != Err(BytesPopError::Corrupt) || rx.pop() != Err(BytesPopError::Corrupt) {
+    if rx.try_pop() != Err(TryPopError::Corrupt) || rx.pop() != Err(PopError::Corrupt) {
         eprintln!("bytes-expect-corrupt: a later pop was not Corrupt");
         return 1;
     }
