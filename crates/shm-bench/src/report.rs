@@ -745,4 +745,64 @@ mod tests {
             json!("no")
         );
     }
+
+    /// The one-process pool tables: the ratio lines read the single column, the apply line is
+    /// an absolute bound shown in ns.
+    #[test]
+    fn single_column_ratios_and_an_absolute_bound() {
+        let group = |key: &'static str| Group {
+            key,
+            area: "pool",
+            title: key,
+            op: "one item",
+            kind: Kind::Latency,
+            placements: crate::rows::ONE,
+        };
+        let line = |group: &'static str, name: &str, who, m: f64| Line {
+            group,
+            line: name.into(),
+            who,
+            wait: "-",
+            cells: vec![Cell {
+                placement: Placement::Single,
+                outcome: stats(m),
+            }],
+        };
+        let r = Report {
+            cfg: Cfg::quick(),
+            cond: Conditions {
+                date: "d".into(),
+                cpu: "c".into(),
+                cpus: 2,
+                kernel: "k".into(),
+                rustc: "r".into(),
+                python: None,
+                command: "x".into(),
+                timer_overhead_ns: 20.0,
+                seconds: 1.0,
+                pinned: true,
+            },
+            groups: vec![group("pool-map-c1"), group("pool-apply-rt")],
+            lines: vec![
+                line("pool-map-c1", "shm-process Pool(2).map", Who::Ours, 100.0),
+                line("pool-map-c1", "Python mp.Pool(2).map", Who::Peer, 4000.0),
+                line(
+                    "pool-apply-rt",
+                    "shm-process Pool(2).apply",
+                    Who::Ours,
+                    25_000.0,
+                ),
+            ],
+        };
+        let b = r.budget();
+        assert_eq!(b.len(), 2, "only the checks of the tables that ran: {b:?}");
+        let map = b.iter().find(|c| c.what.contains("chunksize 1")).unwrap();
+        assert_eq!((map.value, map.met), (Some(40.0), Some(false)));
+        assert_eq!(map.shown(), "40.00x");
+        let apply = b.iter().find(|c| c.what.contains("apply")).unwrap();
+        assert_eq!((apply.value, apply.met), (Some(25_000.0), Some(false)));
+        assert!(!apply.ratio);
+        assert_eq!(apply.shown(), fmt_ns(25_000.0));
+        assert_eq!(apply.budget, format!("< {}", fmt_ns(20_000.0)));
+    }
 }
