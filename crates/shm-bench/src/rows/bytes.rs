@@ -16,7 +16,7 @@ use crate::harness::{self, child_args, spin_until, Cfg, Child, Placement, Words}
 use shm_core::{SegmentName, WaitStrategy};
 use shm_process::Roles;
 use shm_queue::bytes::{ByteQueue, Flavor, PopIntoError};
-use shm_queue::pipe::{Pipe, RecvError};
+use shm_queue::pipe::{Pipe, RecvIntoError};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -365,7 +365,7 @@ fn pipe_sink(a: &[String]) -> Result<(), BoxError> {
     loop {
         match end.recv_into(&mut buf) {
             Ok(n) => sink.take(&buf[..n])?,
-            Err(RecvError::Eof) => return Ok(()),
+            Err(RecvIntoError::Eof) => return Ok(()),
             Err(e) => return sink.fail(format!("recv: {e}")),
         }
     }
