@@ -274,7 +274,8 @@ fn wrap<A: Object>(seg: Segment, strategy: WaitStrategy) -> Result<A, OpenError>
 }
 
 /// Constructors, length, element and bulk access, shared by both array types. Each type
-/// defines `section` (runs a closure with whatever exclusion the type promises) and
+/// defines `section` (runs a closure of this crate's, no caller code, with whatever exclusion
+/// the type promises), `caller_section` (the same for a closure that runs caller code) and
 /// `read_into`/`write_from` (bulk copies).
 macro_rules! common {
     ($ty:ident) => {
@@ -530,7 +531,8 @@ macro_rules! atomic_common {
             f: impl FnMut(T) -> Option<T>,
         ) -> Result<Result<T, T>, IndexError> {
             self.elems.check(i)?;
-            Ok(self.section(|| T::atomic_fetch_update(self.elems.atomic(i), f)))
+            // `f` is the caller's code: it may lock the array or drop a guard of it.
+            Ok(self.caller_section(|| T::atomic_fetch_update(self.elems.atomic(i), f)))
         }
     };
 }
@@ -692,6 +694,11 @@ impl<T: Element> RawArray<T> {
         f()
     }
 
+    #[inline(always)]
+    fn caller_section<R>(&self, f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
     fn read_into(&self, start: usize, dst: &mut [T]) {
         self.elems.read_atomic(start, dst)
     }
@@ -828,9 +835,14 @@ impl<T: Element> Object for Array<T> {
     }
 }
 
-/// The lock as one element or bulk operation holds it: the raw lock under the `RLock`
-/// (these operations run no caller code while holding it, so they need no re-entrant level),
-/// or nothing if this thread holds the lock already (a guard, `get_lock`). Released on drop.
+/// The lock as one element or bulk operation holds it: the raw lock under the `RLock`, or
+/// nothing if this thread holds the lock already (a guard, `get_lock`). Released on drop.
+///
+/// Only for sections that run no caller code: a closure of the caller's could take a guard
+/// (re-entering, since this thread owns the raw lock) that outlives the section, or drop the
+/// guard that this section re-entered under; either releases the lock while a guard still
+/// vouches for it. Sections that run caller code hold a counted re-entrant level instead
+/// (`caller_section`).
 struct Held<'a>(Option<&'a RawLock>);
 
 impl Drop for Held<'_> {
@@ -873,11 +885,24 @@ impl<T: Element> Array<T> {
         }
     }
 
+    /// Runs `f`, which runs no caller code, under the lock.
     #[inline]
     fn section<R>(&self, f: impl FnOnce() -> R) -> R {
         let held = self.hold();
         let r = f();
         drop(held);
+        r
+    }
+
+    /// Runs `f`, which runs caller code, under a counted level of the re-entrant lock: a
+    /// guard that `f` takes nests in it (and keeps the lock held after this returns), and a
+    /// guard that `f` drops releases only its own level. Like `hold`, it goes ahead on a
+    /// flagged lock and leaves the flag.
+    #[inline]
+    fn caller_section<R>(&self, f: impl FnOnce() -> R) -> R {
+        let level = self.get_lock().recover();
+        let r = f();
+        drop(level);
         r
     }
 

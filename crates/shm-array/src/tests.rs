@@ -183,6 +183,70 @@ fn guard_reads_and_writes_by_copy() {
     assert!(!a.is_inconsistent());
 }
 
+/// Whether another thread can take `a`'s lock right now (it is not held by this one).
+fn free_for_others<T: shm_core::Element>(a: &Array<T>) -> bool {
+    std::thread::scope(|s| s.spawn(|| a.try_lock().is_ok()).join().unwrap())
+}
+
+/// A guard taken inside `fetch_update`'s closure nests in fetch_update's own level of the
+/// lock: after `fetch_update` returns, the guard still holds it, so its slice is exclusive
+/// as `as_mut_slice` promises (with only the raw lock under `fetch_update`, its release freed
+/// the lock while the guard lived, and another thread could write under the slice).
+#[test]
+fn a_guard_taken_inside_fetch_update_keeps_the_lock_after_it() {
+    let a = Array::<i64>::new_from(&[1, 2]);
+    let mut escaped = None;
+    let r = a.fetch_update(0, |x| {
+        if escaped.is_none() {
+            escaped = Some(a.lock().unwrap());
+        }
+        Some(x + 1)
+    });
+    assert_eq!(r, Ok(Ok(1)));
+    let mut g = escaped.expect("the closure ran");
+    assert!(
+        !free_for_others(&a),
+        "the lock was released while a guard taken in fetch_update's closure lives"
+    );
+    std::thread::scope(|s| {
+        // A writer in another thread waits for the guard.
+        let writer = s.spawn(|| a.set(1, 20).unwrap());
+        // SAFETY: nothing else in this thread touches the array while `e` lives; the guard
+        // keeps the writer thread out.
+        let e = unsafe { g.as_mut_slice() };
+        e[1] += 1;
+        assert_eq!(e[1], 3);
+        drop(g);
+        writer.join().unwrap();
+    });
+    assert!(free_for_others(&a));
+    assert_eq!(a.to_vec(), [2, 20]);
+}
+
+/// An outer guard dropped inside `fetch_update`'s closure releases its level only: the lock
+/// stays held until fetch_update returns.
+#[test]
+fn dropping_the_outer_guard_inside_fetch_update_keeps_the_lock_until_it_returns() {
+    let a = Array::<u32>::new(1);
+    let mut outer = Some(a.lock().unwrap());
+    let mut free_inside = None;
+    let r = a.fetch_update(0, |x| {
+        drop(outer.take());
+        if free_inside.is_none() {
+            free_inside = Some(free_for_others(&a));
+        }
+        Some(x + 1)
+    });
+    assert_eq!(r, Ok(Ok(0)));
+    assert_eq!(
+        free_inside,
+        Some(false),
+        "the lock was free inside fetch_update"
+    );
+    assert!(free_for_others(&a), "fetch_update released its level");
+    assert_eq!(a.get(0), Ok(1));
+}
+
 /// Issue 10's aliasing case: a guard of one handle lives while a second handle to the same
 /// memory, in the same thread, writes. The lock lets the thread in again (it is
 /// re-entrant); what makes this sound is that the guard holds no reference, so every write

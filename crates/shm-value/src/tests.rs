@@ -166,6 +166,83 @@ fn update_nests_with_guards_and_itself() {
     assert!(free_for_others(&v));
 }
 
+/// A guard taken inside `update`'s closure nests in update's own level: it still holds the
+/// lock after `update` returns (with only the raw lock under `update`, update's release
+/// freed it while the guard lived).
+#[test]
+fn a_guard_taken_inside_update_keeps_the_lock_after_it() {
+    let v = Value::<i32>::new(0);
+    let mut escaped = None;
+    assert_eq!(
+        v.update(|x| {
+            escaped = Some(v.lock().unwrap());
+            x + 1
+        }),
+        Ok(1)
+    );
+    let g = escaped.expect("the closure ran");
+    assert!(
+        !free_for_others(&v),
+        "the lock was released while a guard taken in update's closure lives"
+    );
+    g.set(g.get() + 1);
+    drop(g);
+    assert!(free_for_others(&v));
+    assert_eq!(v.load(), 2);
+}
+
+/// An outer guard dropped inside `update`'s closure releases its level only: the lock stays
+/// held until update's store (before, it was released there, and another process's update
+/// could land between the read and the store and be lost).
+#[test]
+fn dropping_the_outer_guard_inside_update_keeps_the_lock_until_the_store() {
+    let v = Value::<i32>::new(0);
+    let outer = v.lock().unwrap();
+    let mut free_inside = None;
+    assert_eq!(
+        v.update(|x| {
+            drop(outer);
+            free_inside = Some(free_for_others(&v));
+            x + 1
+        }),
+        Ok(1)
+    );
+    assert_eq!(
+        free_inside,
+        Some(false),
+        "the lock was free between update's read and its store"
+    );
+    assert!(free_for_others(&v), "update released its level");
+    assert_eq!(v.load(), 1);
+}
+
+/// The same race with a real competitor: while the closure runs (after dropping the outer
+/// guard), another thread's `update` must wait, so neither increment is lost.
+#[test]
+fn no_increment_is_lost_when_the_closure_drops_the_outer_guard() {
+    let v = Value::<i32>::new(0);
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        let outer = v.lock().unwrap();
+        let other = s.spawn(|| {
+            started_tx.send(()).unwrap();
+            v.update(|x| x + 1).unwrap();
+        });
+        started_rx.recv().unwrap();
+        v.update(|x| {
+            drop(outer);
+            // Give the other thread time to take a lock released too early.
+            for _ in 0..50 {
+                std::thread::yield_now();
+            }
+            x + 1
+        })
+        .unwrap();
+        other.join().unwrap();
+    });
+    assert_eq!(v.load(), 2);
+}
+
 #[test]
 fn update_runs_its_closure_exactly_once() {
     let v = Value::<i32>::new(1);

@@ -2,12 +2,12 @@
 
 use crate::error::{UpdateError, UpdateTimeoutError};
 use shm_core::{
-    AtomicElement, CreateError, Deadline, Home, IntElement, ObjectKind, OpenError, Segment,
-    SegmentName, WaitStrategy,
+    AtomicElement, CreateError, Home, IntElement, ObjectKind, OpenError, Segment, SegmentName,
+    WaitStrategy,
 };
 use shm_lock::{
-    Acquired, LockError, LockTimeoutError, RLockGuard, RLockRef, RLockState, RawLock, RawLockError,
-    RawRobustLock, TryLockError, RLOCK_STATE_SIZE,
+    LockError, LockTimeoutError, OwnerDiedError, RLockGuard, RLockRef, RLockState,
+    ReentrantTimeoutError, TryLockError, RLOCK_STATE_SIZE,
 };
 use std::fmt;
 use std::marker::PhantomData;
@@ -674,10 +674,9 @@ impl<T: AtomicElement> Value<T> {
     /// ```
     #[inline]
     pub fn update(&self, f: impl FnOnce(T) -> T) -> Result<T, UpdateError> {
-        match self.update_until(Deadline::NEVER, f) {
-            Ok(v) => Ok(v),
-            Err(Fail::OwnerDied) => Err(UpdateError::OwnerDied),
-            Err(Fail::Timeout) => unreachable!("the raw lock timed out without a deadline"),
+        match self.get_lock().lock() {
+            Ok(level) => self.update_held(level, f).ok_or(UpdateError::OwnerDied),
+            Err(OwnerDiedError) => Err(UpdateError::OwnerDied),
         }
     }
 
@@ -692,37 +691,29 @@ impl<T: AtomicElement> Value<T> {
         timeout: Duration,
         f: impl FnOnce(T) -> T,
     ) -> Result<T, UpdateTimeoutError> {
-        match self.update_until(Deadline::after(timeout), f) {
-            Ok(v) => Ok(v),
-            Err(Fail::OwnerDied) => Err(UpdateTimeoutError::OwnerDied),
-            Err(Fail::Timeout) => Err(UpdateTimeoutError::Timeout),
+        match self.get_lock().try_lock_for(timeout) {
+            Ok(level) => self
+                .update_held(level, f)
+                .ok_or(UpdateTimeoutError::OwnerDied),
+            Err(ReentrantTimeoutError::OwnerDied) => Err(UpdateTimeoutError::OwnerDied),
+            Err(ReentrantTimeoutError::Timeout) => Err(UpdateTimeoutError::Timeout),
         }
     }
 
-    /// `update` until `deadline`.
+    /// Runs `f` and stores its result under `level`, a counted level of the re-entrant lock
+    /// (taken by `update`), then releases that level. `None` (and `f` not run) if the lock is
+    /// flagged: re-entered under a guard that got the lock through `recover` and has not
+    /// marked the value consistent yet.
     ///
-    /// It takes the *raw* lock under the value's `RLock`, not a re-entrant level: `update`
-    /// does not need one (it runs no code of the caller's while it could be re-entered,
-    /// except `f`, and anything `f` locks nests inside). That saves the re-entrant
-    /// bookkeeping (the owner check, the depth word) on the hot path. If the calling thread
-    /// holds the lock already (a guard, `get_lock`), the raw lock says `Deadlock` and the
-    /// update runs under that holding.
+    /// The level is what keeps `f` honest: a guard that `f` takes nests in it, so it keeps
+    /// the lock held after `update` returns, and a guard that `f` drops (an outer one it
+    /// captured) releases only its own level, so the lock stays held until the store. (The
+    /// raw lock alone, without the depth word, would be released by either.)
     #[inline]
-    fn update_until(&self, deadline: Deadline, f: impl FnOnce(T) -> T) -> Result<T, Fail> {
-        let lock = self.get_lock();
-        let raw = lock.state().raw();
-        let held = match raw.lock_until(&self.strategy, deadline) {
-            Ok(Acquired::Clean) => Some(RawHeld(raw)),
-            Ok(Acquired::OwnerDied) => {
-                drop(RawHeld(raw)); // released, with the flag kept for the next acquirer
-                return Err(Fail::OwnerDied);
-            }
-            // Held by this thread already. Under a guard that got OwnerDied and has not
-            // marked the value yet the flag is still set: `f` must not run then either.
-            Err(RawLockError::Deadlock) if raw.is_inconsistent() => return Err(Fail::OwnerDied),
-            Err(RawLockError::Deadlock) => None,
-            Err(RawLockError::Timeout | RawLockError::WouldBlock) => return Err(Fail::Timeout),
-        };
+    fn update_held(&self, level: RLockGuard<'_>, f: impl FnOnce(T) -> T) -> Option<T> {
+        if level.is_inconsistent() {
+            return None; // `level` drops: one level released, the flag kept
+        }
         let a = self.slot.atomic();
         // Acquire/Release, not SeqCst: every lock user is ordered by the lock's own Acquire
         // and Release, so SeqCst would only add a full fence (an `xchg` for the store on
@@ -730,8 +721,8 @@ impl<T: AtomicElement> Value<T> {
         // atomically, and with the Release store everything this thread wrote before.
         let new = f(T::atomic_load(a, Acquire));
         T::atomic_store(a, new, Release);
-        drop(held);
-        Ok(new)
+        drop(level);
+        Some(new)
     }
 
     /// Whether the lock is flagged: a holder died and nobody has marked the value consistent.
@@ -751,23 +742,6 @@ impl<T: AtomicElement> fmt::Debug for Value<T> {
             .field("home", &self.slot.home)
             .field("lock", &self.get_lock())
             .finish()
-    }
-}
-
-/// Why `update_until` did not run `f`.
-enum Fail {
-    OwnerDied,
-    Timeout,
-}
-
-/// The raw lock, held by this thread for one `update`; released on drop (also if `f` panics).
-struct RawHeld<'a>(&'a RawLock);
-
-impl Drop for RawHeld<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        // SAFETY: a RawHeld is made only right after this thread acquired the lock.
-        unsafe { self.0.unlock() }
     }
 }
 
