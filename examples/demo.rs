@@ -49,7 +49,7 @@ fn child_produce(args: &[String]) -> Res {
     let q = SpscQueue::<u64>::builder(&name(&args[0])?).open()?;
     let mut producer = q.producer()?;
     for i in 1..=100_000u64 {
-        producer.push(i).map_err(|e| e.to_string())?;
+        producer.push(i)?;
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Measuring: configuration, pinning, timed loops, statistics, and child processes.
 
+use crate::error::Failure;
 use shm_core::{ObjectKind, Segment, SegmentName};
 use shm_process::Process;
 use std::sync::atomic::{AtomicU32, AtomicU64};
@@ -317,24 +318,25 @@ pub const WORDS: usize = 8;
 
 impl Words {
     /// Creates a segment of zeroed words under a fresh name.
-    pub fn create() -> Result<Words, String> {
+    pub fn create() -> Result<Words, Failure> {
         let name = SegmentName::unique();
         let seg = Segment::builder(&name, ObjectKind::Bytes)
             .count(WORDS as u64)
             .body_len(WORDS * 128)
             .create(|_, _| {})
-            .map_err(|e| format!("creating a shared word segment: {e}"))?;
+            .map_err(|e| Failure::new("creating a shared word segment", e))?;
         Ok(Words { seg })
     }
 
     /// Opens the words segment `name` (in a child).
-    pub fn open(name: &str) -> Result<Words, String> {
-        let name = SegmentName::new(name).map_err(|e| format!("bad segment name {name}: {e}"))?;
+    pub fn open(name: &str) -> Result<Words, Failure> {
+        let name = SegmentName::new(name)
+            .map_err(|e| Failure::new(format!("bad segment name {name}"), e))?;
         let seg = Segment::builder(&name, ObjectKind::Bytes)
             .open()
-            .map_err(|e| format!("opening {name}: {e}"))?;
+            .map_err(|e| Failure::new(format!("opening {name}"), e))?;
         if seg.body_len() < WORDS * 128 {
-            return Err(format!("segment {name} is too short"));
+            return Err(Failure::msg(format!("segment {name} is too short")));
         }
         Ok(Words { seg })
     }
@@ -368,34 +370,41 @@ pub struct Child(Option<Process>);
 
 impl Child {
     /// Starts this binary in `role`, pinned to `cpu`, with `args` after the CPU.
-    pub fn start(role: &str, cpu: usize, args: &[String]) -> Result<Child, String> {
+    pub fn start(role: &str, cpu: usize, args: &[String]) -> Result<Child, Failure> {
         let p = Process::builder(role)
             .arg(cpu.to_string())
             .args(args.iter().cloned())
             .daemon(true)
             .start()
-            .map_err(|e| format!("starting child {role}: {e}"))?;
+            .map_err(|e| Failure::new(format!("starting child {role}"), e))?;
         Ok(Child(Some(p)))
     }
 
     /// Waits up to 10 s for the child to exit; kills it otherwise. Ok if it exited with 0.
-    pub fn finish(mut self) -> Result<(), String> {
+    pub fn finish(mut self) -> Result<(), Failure> {
         self.finish_inner()
     }
 
-    fn finish_inner(&mut self) -> Result<(), String> {
+    fn finish_inner(&mut self) -> Result<(), Failure> {
         let Some(mut p) = self.0.take() else {
             return Ok(());
         };
         match p.join_timeout(Duration::from_secs(10)) {
             Ok(Some(st)) if st.success() => Ok(()),
-            Ok(Some(st)) => Err(format!("child {} exited with {}", p.role(), st.exitcode())),
+            Ok(Some(st)) => Err(Failure::msg(format!(
+                "child {} exited with {}",
+                p.role(),
+                st.exitcode()
+            ))),
             Ok(None) => {
                 let _ = p.kill();
                 let _ = p.join();
-                Err(format!("child {} hung and was killed", p.role()))
+                Err(Failure::msg(format!(
+                    "child {} hung and was killed",
+                    p.role()
+                )))
             }
-            Err(e) => Err(format!("joining child {}: {e}", p.role())),
+            Err(e) => Err(Failure::new(format!("joining child {}", p.role()), e)),
         }
     }
 

@@ -15,6 +15,7 @@
 //! The other side of a two-process row is this binary started again in a role (see
 //! `shm_process::Roles`), pinned to its CPU.
 
+mod error;
 mod harness;
 mod report;
 mod rows;

@@ -385,7 +385,7 @@ impl Report {
         let budget: Vec<Value> = self
             .budget()
             .iter()
-            .map(|b| json!({ "check": b.what, "value": b.value, "budget": b.budget, "met": b.met }))
+            .map(|b| json!({ "check": b.what, "value": b.value, "unit": if b.ratio { "x" } else { "ns" }, "budget": b.budget, "met": b.met }))
             .collect();
         json!({
             "date": c.date, "command": c.command, "quick": self.cfg.quick,
@@ -401,8 +401,10 @@ impl Report {
 pub struct Check {
     /// What is compared.
     pub what: String,
-    /// The measured ratio, if both sides ran.
+    /// The measured ratio (or, for an absolute bound, the median in ns), if it ran.
     pub value: Option<f64>,
+    /// Whether `value` is a ratio (else ns).
+    pub ratio: bool,
     /// The budget, in words.
     pub budget: String,
     /// Whether it is met (None: not measured).
@@ -419,34 +421,48 @@ impl Check {
     }
 
     fn shown(&self) -> String {
-        self.value.map_or("-".into(), |v| format!("{v:.2}x"))
+        match self.value {
+            None => "-".into(),
+            Some(v) if self.ratio => format!("{v:.2}x"),
+            Some(v) => fmt_ns(v),
+        }
     }
 }
 
-/// `a ÷ b` with both from the cores-0+1 column, or the single column for one-process rows.
+/// A line's median from the cores-0+1 column, or the single column for one-process rows.
+fn median_of(r: &Report, g: &str, l: &str) -> Option<f64> {
+    r.median(g, l, Placement::Split)
+        .or_else(|| r.median(g, l, Placement::Single))
+}
+
+/// `a ÷ b`, each from [`median_of`].
 fn ratio_of(r: &Report, ga: &str, la: &str, gb: &str, lb: &str) -> Option<f64> {
-    let get = |g: &str, l: &str| {
-        r.median(g, l, Placement::Split)
-            .or_else(|| r.median(g, l, Placement::Single))
-    };
-    let (a, b) = (get(ga, la)?, get(gb, lb)?);
+    let (a, b) = (median_of(r, ga, la)?, median_of(r, gb, lb)?);
     (b > 0.0).then(|| a / b)
 }
 
-/// A budget bound on the ratio `a ÷ b`.
+/// A budget bound: on the ratio `a ÷ b`, or on `a`'s own median.
 #[derive(Debug, Clone, Copy)]
 enum Bound {
+    /// `a ÷ b` at most this.
     AtMost(f64),
+    /// `a ÷ b` at least this.
     AtLeast(f64),
+    /// `a`'s median strictly below this many ns (with [`Against::Nothing`]).
+    BelowNs(f64),
 }
 
-/// One budget of ARCHITECTURE.md: `a ÷ b` (each a table key and a line) within `bound`.
-type BudgetSpec = (
-    &'static str,
-    (&'static str, &'static str),
-    (&'static str, &'static str),
-    Bound,
-);
+/// What a budget line's `a` is compared with.
+#[derive(Debug, Clone, Copy)]
+enum Against {
+    /// `a ÷` this line (table key, line).
+    Line(&'static str, &'static str),
+    /// Nothing: the bound is on `a`'s median itself.
+    Nothing,
+}
+
+/// One budget of ARCHITECTURE.md: `a` (a table key and a line) against `b`, within `bound`.
+type BudgetSpec = (&'static str, (&'static str, &'static str), Against, Bound);
 
 const SPSC_RT: (&str, &str) = ("queue-rt-busy", "shm-queue SPSC ring");
 const SPSC_TP: (&str, &str) = ("queue-tp", "shm-queue SPSC ring, push/pop");
@@ -456,97 +472,103 @@ const BUDGET: &[BudgetSpec] = &[
     (
         "SPSC round trip ÷ atomic ping-pong (busy-poll, cores 0+1)",
         SPSC_RT,
-        ("queue-rt-busy", "atomic ping-pong in shared memory"),
+        Against::Line("queue-rt-busy", "atomic ping-pong in shared memory"),
         Bound::AtMost(1.2),
     ),
     (
         "SPSC time per message ÷ rtrb between two threads",
         SPSC_TP,
-        ("queue-tp", "rtrb, two threads"),
+        Against::Line("queue-tp", "rtrb, two threads"),
         Bound::AtMost(1.0),
     ),
     (
         "MPMC time per message ÷ crossbeam ArrayQueue between two threads",
         ("queue-tp", "shm-queue MPMC ring, push/pop"),
-        ("queue-tp", "crossbeam ArrayQueue, two threads"),
+        Against::Line("queue-tp", "crossbeam ArrayQueue, two threads"),
         Bound::AtMost(1.0),
     ),
     (
-        "Lock uncontended lock+unlock ÷ std::sync::Mutex",
+        "Lock uncontended lock+unlock ÷ std::sync::Mutex (parity: stands for the 100x-Python line, mp.Lock being C)",
         ("lock-uncontended", "shm-lock Lock"),
-        ("lock-uncontended", "std::sync::Mutex"),
+        Against::Line("lock-uncontended", "std::sync::Mutex"),
+        Bound::AtMost(1.0),
+    ),
+    (
+        "Value::update ÷ std::sync::Mutex<i64> increment (parity: stands for the 100x-Python line, mp.Value's get_lock being mp.Lock)",
+        ("value-locked", "shm-value Value<i64> update (locked)"),
+        Against::Line("value-locked", "std::sync::Mutex<i64>"),
         Bound::AtMost(1.2),
     ),
     (
         "Value<i64> fetch_add ÷ AtomicI64 fetch_add",
         ("value-atomic", "shm-value Value<i64> fetch_add"),
-        ("value-atomic", "std AtomicI64 fetch_add"),
+        Against::Line("value-atomic", "std AtomicI64 fetch_add"),
         Bound::AtMost(1.1),
     ),
     (
-        "Array<f64> copy ÷ memcpy (array-in-8M)",
+        "Array<f64> copy ÷ memcpy, parity (stands for the 100x-Python line, mp.Array being a memcpy) (array-in-8M)",
         ("array-in-8M", "shm-array Array<f64>"),
-        ("array-in-8M", "Vec<f64> copy_from_slice (memcpy)"),
+        Against::Line("array-in-8M", "Vec<f64> copy_from_slice (memcpy)"),
         Bound::AtMost(1.11),
     ),
     (
-        "Array<f64> copy ÷ memcpy (array-out-8M)",
+        "Array<f64> copy ÷ memcpy, parity (stands for the 100x-Python line, mp.Array being a memcpy) (array-out-8M)",
         ("array-out-8M", "shm-array Array<f64>"),
-        ("array-out-8M", "Vec<f64> copy_from_slice (memcpy)"),
+        Against::Line("array-out-8M", "Vec<f64> copy_from_slice (memcpy)"),
         Bound::AtMost(1.11),
     ),
     (
-        "Array<f64> copy ÷ memcpy (array-in-256M)",
+        "Array<f64> copy ÷ memcpy, parity (stands for the 100x-Python line, mp.Array being a memcpy) (array-in-256M)",
         ("array-in-256M", "shm-array Array<f64>"),
-        ("array-in-256M", "Vec<f64> copy_from_slice (memcpy)"),
+        Against::Line("array-in-256M", "Vec<f64> copy_from_slice (memcpy)"),
         Bound::AtMost(1.11),
     ),
     (
-        "Array<f64> copy ÷ memcpy (array-out-256M)",
+        "Array<f64> copy ÷ memcpy, parity (stands for the 100x-Python line, mp.Array being a memcpy) (array-out-256M)",
         ("array-out-256M", "shm-array Array<f64>"),
-        ("array-out-256M", "Vec<f64> copy_from_slice (memcpy)"),
+        Against::Line("array-out-256M", "Vec<f64> copy_from_slice (memcpy)"),
         Bound::AtMost(1.11),
     ),
     (
         "Python mp.Queue round trip ÷ SPSC round trip",
         ("queue-rt-busy", "Python mp.Queue"),
-        SPSC_RT,
+        Against::Line(SPSC_RT.0, SPSC_RT.1),
         Bound::AtLeast(100.0),
     ),
     (
         "Python mp.Queue one-way ÷ SPSC one-way",
         ("queue-tp", "Python mp.Queue"),
-        SPSC_TP,
+        Against::Line(SPSC_TP.0, SPSC_TP.1),
         Bound::AtLeast(100.0),
     ),
     (
-        "Python mp.Lock ÷ Lock (uncontended)",
-        ("lock-uncontended", "Python mp.Lock"),
-        ("lock-uncontended", "shm-lock Lock"),
-        Bound::AtLeast(100.0),
+        "Python mp.Pool(2).map ÷ Pool(2).map, chunksize 1",
+        ("pool-map-c1", "Python mp.Pool(2).map"),
+        Against::Line("pool-map-c1", "shm-process Pool(2).map"),
+        Bound::AtLeast(50.0),
     ),
     (
-        "Python Value under get_lock ÷ Value::update",
-        ("value-locked", "Python mp.Value, with get_lock()"),
-        ("value-locked", "shm-value Value<i64> update (locked)"),
-        Bound::AtLeast(100.0),
+        "Python mp.Pool(2).map ÷ Pool(2).map, chunksize 1000",
+        ("pool-map-c1000", "Python mp.Pool(2).map"),
+        Against::Line("pool-map-c1000", "shm-process Pool(2).map"),
+        Bound::AtLeast(2.0),
     ),
     (
-        "Python Array copy in ÷ Array copy in (8 MB)",
-        ("array-in-8M", "Python mp.Array via memoryview"),
-        ("array-in-8M", "shm-array Array<f64>"),
-        Bound::AtLeast(100.0),
+        "Pool(2).apply round trip",
+        ("pool-apply-rt", "shm-process Pool(2).apply"),
+        Against::Nothing,
+        Bound::BelowNs(20_000.0),
     ),
     (
         "Python Manager().dict() get ÷ SharedDict get",
         ("manager-dict-get", "Python Manager().dict() get"),
-        ("manager-dict-get", "shm-manager SharedDict get"),
+        Against::Line("manager-dict-get", "shm-manager SharedDict get"),
         Bound::AtLeast(100.0),
     ),
     (
         "Python Manager().dict() set ÷ SharedDict insert",
         ("manager-dict-set", "Python Manager().dict() set"),
-        ("manager-dict-set", "shm-manager SharedDict insert"),
+        Against::Line("manager-dict-set", "shm-manager SharedDict insert"),
         Bound::AtLeast(100.0),
     ),
 ];
@@ -556,16 +578,27 @@ fn budget_checks(r: &Report) -> Vec<Check> {
     let ran = |g: &str| r.groups.iter().any(|x| x.key == g);
     BUDGET
         .iter()
-        .filter(|(_, (ga, _), (gb, _), _)| ran(ga) && ran(gb))
-        .map(|&(what, (ga, la), (gb, lb), bound)| {
-            let value = ratio_of(r, ga, la, gb, lb);
+        .filter(|(_, (ga, _), b, _)| {
+            ran(ga)
+                && match b {
+                    Against::Line(gb, _) => ran(gb),
+                    Against::Nothing => true,
+                }
+        })
+        .map(|&(what, (ga, la), b, bound)| {
+            let value = match b {
+                Against::Line(gb, lb) => ratio_of(r, ga, la, gb, lb),
+                Against::Nothing => median_of(r, ga, la),
+            };
             let (budget, met) = match bound {
                 Bound::AtMost(max) => (format!("≤ {max:.2}x"), value.map(|v| v <= max)),
                 Bound::AtLeast(min) => (format!("≥ {min:.0}x"), value.map(|v| v >= min)),
+                Bound::BelowNs(ns) => (format!("< {}", fmt_ns(ns)), value.map(|v| v < ns)),
             };
             Check {
                 what: what.into(),
                 value,
+                ratio: matches!(b, Against::Line(..)),
                 budget,
                 met,
             }
@@ -606,10 +639,18 @@ mod tests {
     #[test]
     fn budget_lines_exist() {
         let cases = crate::rows::cases();
-        for (what, a, b, _) in BUDGET {
-            for (g, l) in [a, b] {
+        for &(what, a, b, bound) in BUDGET {
+            let mut named = vec![a];
+            match b {
+                Against::Line(g, l) => named.push((g, l)),
+                Against::Nothing => assert!(
+                    matches!(bound, Bound::BelowNs(_)),
+                    "{what}: a ratio bound needs a line to divide by"
+                ),
+            }
+            for (g, l) in named {
                 assert!(
-                    cases.iter().any(|c| c.group == *g && c.line == *l),
+                    cases.iter().any(|c| c.group == g && c.line == l),
                     "{what}: no line {l:?} in table {g}"
                 );
             }
@@ -703,5 +744,65 @@ mod tests {
             j["groups"][0]["lines"][0]["cells"][1]["skipped"],
             json!("no")
         );
+    }
+
+    /// The one-process pool tables: the ratio lines read the single column, the apply line is
+    /// an absolute bound shown in ns.
+    #[test]
+    fn single_column_ratios_and_an_absolute_bound() {
+        let group = |key: &'static str| Group {
+            key,
+            area: "pool",
+            title: key,
+            op: "one item",
+            kind: Kind::Latency,
+            placements: crate::rows::ONE,
+        };
+        let line = |group: &'static str, name: &str, who, m: f64| Line {
+            group,
+            line: name.into(),
+            who,
+            wait: "-",
+            cells: vec![Cell {
+                placement: Placement::Single,
+                outcome: stats(m),
+            }],
+        };
+        let r = Report {
+            cfg: Cfg::quick(),
+            cond: Conditions {
+                date: "d".into(),
+                cpu: "c".into(),
+                cpus: 2,
+                kernel: "k".into(),
+                rustc: "r".into(),
+                python: None,
+                command: "x".into(),
+                timer_overhead_ns: 20.0,
+                seconds: 1.0,
+                pinned: true,
+            },
+            groups: vec![group("pool-map-c1"), group("pool-apply-rt")],
+            lines: vec![
+                line("pool-map-c1", "shm-process Pool(2).map", Who::Ours, 100.0),
+                line("pool-map-c1", "Python mp.Pool(2).map", Who::Peer, 4000.0),
+                line(
+                    "pool-apply-rt",
+                    "shm-process Pool(2).apply",
+                    Who::Ours,
+                    25_000.0,
+                ),
+            ],
+        };
+        let b = r.budget();
+        assert_eq!(b.len(), 2, "only the checks of the tables that ran: {b:?}");
+        let map = b.iter().find(|c| c.what.contains("chunksize 1")).unwrap();
+        assert_eq!((map.value, map.met), (Some(40.0), Some(false)));
+        assert_eq!(map.shown(), "40.00x");
+        let apply = b.iter().find(|c| c.what.contains("apply")).unwrap();
+        assert_eq!((apply.value, apply.met), (Some(25_000.0), Some(false)));
+        assert!(!apply.ratio);
+        assert_eq!(apply.shown(), fmt_ns(25_000.0));
+        assert_eq!(apply.budget, format!("< {}", fmt_ns(20_000.0)));
     }
 }

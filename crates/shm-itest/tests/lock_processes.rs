@@ -462,3 +462,36 @@ fn a_process_killed_inside_the_barrier_action_breaks_the_round() {
     assert!(b.wait_timeout(Duration::from_secs(30)).is_ok());
     assert_eq!(join_code(&mut k), 0);
 }
+
+/// A process that takes a condition's lock while we wait on it, notifies, and is SIGKILLed
+/// holding the lock: our wait returns `OwnerDiedError` instead of hanging (not asserted: that
+/// it returns well before its 30 s timeout), and the lock is recovered like any other.
+#[test]
+fn condition_wait_reports_a_lock_holder_killed_meanwhile() {
+    let w = Watchdog::new();
+    let n = SegmentName::unique();
+    let c = Condition::builder(&n)
+        .wait_strategy(WaitStrategy::default().with_slice(Duration::from_millis(10)))
+        .create()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let g = c.lock().unwrap();
+            tx.send(()).unwrap();
+            // Woken by the child's notify; re-taking the lock finds its holder dead.
+            c.wait_timeout(g, Duration::from_secs(30)).map(|_| ())
+        });
+        rx.recv().unwrap();
+        let mut k = start_and_expect(&w, child("cond-hold", &[n.as_str()]), "locked");
+        k.kill().unwrap();
+        let _ = join_code(&mut k);
+        assert_eq!(waiter.join().unwrap(), Err(shm_lock::OwnerDiedError));
+    });
+    assert!(!c.lock_ref().is_locked(), "OwnerDied leaves the lock free");
+    let g = c.recover();
+    assert!(g.is_inconsistent());
+    g.mark_consistent();
+    drop(g);
+    assert!(c.lock().is_ok());
+}

@@ -6,7 +6,7 @@
 
 use shm_core::{Segment, SegmentName};
 use shm_itest::roles::manager::{is_pattern, pattern, CHURN_ARENA, CHURN_CAPACITY};
-use shm_itest::{join_bounded, kill_and_join, Watchdog};
+use shm_itest::{join_bounded, kill_and_join, NameGuard, Watchdog};
 use shm_manager::{Exhausted, Manager, SharedDict, SharedList, WriteError};
 use shm_process::{Process, ProcessBuilder};
 use shm_value::RawValue;
@@ -172,18 +172,26 @@ fn a_crash_at_each_commit_step_leaves_the_state_before_or_after() {
         ("applying", "update", true),
         ("rebuilt", "clear", false),
         ("rebuilt", "compact-insert", false),
+        ("grown", "grow-insert", false),
         ("committed", "push", true),
         ("rebuilt", "reverse", false),
     ];
     let w = Watchdog::new();
     for (point, op, after) in cases {
         let (dn, ln) = (SegmentName::unique(), SegmentName::unique());
-        // Room for more entries than the arena holds: filling it ends in Full(Bytes).
+        // Room for more entries than the arena holds: filling it ends in Full(Bytes). The
+        // grow case: 10 entries fill it, and it is growable.
+        let grow = op == "grow-insert";
         let d = SharedDict::<u32, Vec<u8>>::builder(&dn)
-            .capacity(4 * CHURN_CAPACITY)
+            .capacity(if grow { 10 } else { 4 * CHURN_CAPACITY })
             .arena_bytes(CHURN_ARENA)
+            .growable(grow)
             .create()
             .unwrap();
+        // A successor the killed child made but never published: ours to remove.
+        // (Named as shm-manager names successors: the name cut to 27 bytes, then `.g1`.)
+        let base = &dn.as_str()[..dn.as_str().len().min(27)];
+        let _orphan = NameGuard(format!("{base}.g1").parse().unwrap());
         let l = SharedList::<Vec<u8>>::builder(&ln)
             .capacity(CHURN_CAPACITY)
             .create()
@@ -218,7 +226,7 @@ fn a_crash_at_each_commit_step_leaves_the_state_before_or_after() {
         let mut dict_after = dict_before.clone();
         let mut list_after = list_before.clone();
         match op {
-            "insert" => dict_after.push((1000, pattern(1000, 1))),
+            "insert" | "grow-insert" => dict_after.push((1000, pattern(1000, 1))),
             "compact-insert" => dict_after.push((1000, pattern(1000, 43))),
             "update" => dict_after[1].1 = pattern(1, 99),
             "clear" => dict_after.clear(),
@@ -272,6 +280,46 @@ fn bytes_forged_by_another_process_give_errors_not_panics_or_hangs() {
         assert_eq!(join_bounded(&mut p).code(), Some(0), "seed {seed}: caller");
         // And so must this one.
         shm_itest::roles::manager::call_everything(&d, &l);
+    }
+}
+
+#[test]
+fn four_processes_inserting_into_a_growable_dict_lose_nothing() {
+    const PROCS: u64 = 4;
+    const N: u64 = 200;
+    let w = Watchdog::new();
+    let name = SegmentName::unique();
+    // Far too small: it grows several times while the children insert.
+    let d = SharedDict::<String, u64>::builder(&name)
+        .capacity(8)
+        .arena_bytes(512)
+        .growable(true)
+        .create()
+        .unwrap();
+    let go_name = SegmentName::unique();
+    let go = RawValue::<u32>::create(&go_name, 0).unwrap();
+    let mut kids: Vec<Process> = (0..PROCS)
+        .map(|id| {
+            w.start(child("insert").args([
+                name.to_string(),
+                id.to_string(),
+                N.to_string(),
+                go_name.to_string(),
+            ]))
+        })
+        .collect();
+    go.store(1);
+    for k in &mut kids {
+        join_ok(k);
+    }
+    assert_eq!(d.get("counter").unwrap(), Some(PROCS * N));
+    assert_eq!(d.len().unwrap() as u64, PROCS * N + 1);
+    assert!(d.capacity() > PROCS * N, "capacity {}", d.capacity());
+    let snap = d.snapshot().unwrap();
+    for id in 0..PROCS {
+        for i in 0..N {
+            assert_eq!(snap.get(&format!("p{id}-{i}")), Some(&i), "p{id}-{i}");
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 use shm_core::{Segment, SegmentName};
 use shm_itest::Watchdog;
 use shm_process::{Process, ProcessBuilder};
-use shm_queue::pipe::{Pipe, PipeOpenError, RecvError, SendError};
+use shm_queue::pipe::{Pipe, PipeOpenError, RecvError, RecvTimeoutError, SendError};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
@@ -187,7 +187,7 @@ fn short_poll_and_timed_recv_see_a_killed_writer() {
     assert!(!end.poll(Some(Duration::ZERO)));
     assert_eq!(
         end.recv_bytes_timeout(Duration::from_millis(1)),
-        Err(RecvError::Timeout)
+        Err(RecvTimeoutError::Timeout)
     );
     p.kill().unwrap();
     p.join_timeout(OUTCOME_BOUND).unwrap().expect("reaped");
@@ -196,6 +196,6 @@ fn short_poll_and_timed_recv_see_a_killed_writer() {
     assert!(end.poll(Some(Duration::ZERO)));
     assert_eq!(
         end.recv_bytes_timeout(Duration::from_millis(1)),
-        Err(RecvError::Eof)
+        Err(RecvTimeoutError::Eof)
     );
 }

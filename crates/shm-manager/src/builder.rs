@@ -1,7 +1,7 @@
 //! The builder shared by [`SharedDict`](crate::SharedDict), [`SharedList`](crate::SharedList)
 //! and [`Namespace`](crate::Namespace), and the type fingerprint checked on open.
 
-use crate::store::{Geometry, Store, MAX_ARENA, MAX_CAPACITY};
+use crate::store::{Geometry, Grow, Store, MAX_ARENA, MAX_CAPACITY};
 use shm_core::{CreateError, Home, ObjectKind, OpenError, Segment, SegmentName, WaitStrategy};
 use std::fmt;
 use std::marker::PhantomData;
@@ -66,6 +66,7 @@ pub struct Builder<T> {
     timeout: Option<Duration>,
     capacity: u64,
     arena: Option<u64>,
+    pub(crate) growable: bool,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -91,6 +92,7 @@ impl<T> Clone for Builder<T> {
             timeout: self.timeout,
             capacity: self.capacity,
             arena: self.arena,
+            growable: self.growable,
             _t: PhantomData,
         }
     }
@@ -106,6 +108,7 @@ impl<T> Builder<T> {
             timeout: None,
             capacity: DEFAULT_CAPACITY,
             arena: None,
+            growable: false,
             _t: PhantomData,
         }
     }
@@ -180,7 +183,7 @@ pub(crate) fn heap<T: Kind>(capacity: u64, arena: u64) -> Result<T, CreateError>
     let geo = b.geometry(T::index_words)?;
     let home = Home::heap(geo.body_len());
     // SAFETY: a fresh zeroed heap block of geo.body_len() bytes, 128-aligned, ours alone.
-    unsafe { Store::init(home.as_ptr(), &T::type_names()) };
+    unsafe { Store::init(home.as_ptr(), &T::type_names(), Grow::default()) };
     Ok(T::from_store(Store::created(
         home, geo, b.strategy, b.timeout,
     )))
@@ -246,9 +249,13 @@ impl<T: Kind> Builder<T> {
         if let Some(t) = self.open_timeout {
             sb = sb.open_timeout(t);
         }
+        let grow = Grow {
+            growable: self.growable,
+            generation: 0,
+        };
         // SAFETY: `create` hands `init` the zeroed body of geo.body_len() bytes, 128-aligned,
         // before anybody else can open it.
-        let seg = sb.create(|body, _| unsafe { Store::init(body, &names) })?;
+        let seg = sb.create(|body, _| unsafe { Store::init(body, &names, grow) })?;
         let store = Store::created(Home::Segment(seg), geo, self.strategy, self.timeout);
         Ok(T::from_store(store))
     }

@@ -2,15 +2,18 @@
 
 use crate::builder::{self, Builder, Kind};
 use crate::error::{Corrupt, EncodeError, Exhausted, ReadError, WriteError};
-use crate::store::{entry_size, Ctl, Entry, Field, Rebuild, Store, Txn};
+use crate::store::{
+    entry_size, Ctl, Entry, Field, Geometry, Grow, Rebuild, Store, Txn, MAX_ARENA, MAX_CAPACITY,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use shm_core::{CreateError, ObjectKind, OpenError, Segment, SegmentName};
+use shm_core::{CreateError, Home, ObjectKind, OpenError, Segment, SegmentName};
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Slot meta word: never used.
 const EMPTY: u64 = 0;
@@ -80,10 +83,142 @@ enum Probe {
 /// [`EMPTY`], [`TOMB`], or the entry's arena offset + 2) and `2s + 1` (the key hash).
 #[derive(Debug)]
 pub(crate) struct RawDict {
-    pub(crate) store: Store,
+    /// The store this handle was made with (its segment is the dict's name).
+    pub(crate) store: Arc<Store>,
+    /// The newest store of the chain this handle has followed (the same, until it grew).
+    cur: Mutex<Arc<Store>>,
+}
+
+/// Most successors a handle follows in one operation.
+const MAX_HOPS: usize = 32;
+
+/// Opens the successor `name` of `store` (same kind and type fingerprint).
+fn open_successor(store: &Store, name: &SegmentName) -> Result<Store, ReadError> {
+    let lost = |what| ReadError::Corrupt(Corrupt::new(what, 0));
+    let seg = store
+        .home()
+        .segment()
+        .ok_or(lost("a heap dict has no successor"))?;
+    let (kind, fp) = (seg.header().kind(), seg.header().param());
+    let next = Segment::builder(name, kind)
+        .open()
+        .map_err(|_| lost("the successor segment cannot be opened (removed?)"))?;
+    let h = *next.header();
+    if h.param() != fp || h.count() == 0 || h.count() > MAX_CAPACITY {
+        return Err(lost("the successor segment holds other types"));
+    }
+    let geo = Geometry::from_header(h.count(), RawDict::index_words(h.count()), h.body_len())
+        .map_err(|_| lost("the successor segment's geometry"))?;
+    let (strategy, timeout) = store.wait();
+    Store::new(Home::Segment(next), geo, strategy, timeout)
+        .map_err(|_| lost("the successor segment is too short"))
+}
+
+/// The name of generation `g` of a dict whose current segment is `name`: the original name
+/// (without a `.g<hex>` suffix), shortened if needed, then `.g<hex>`.
+fn successor_name(name: &SegmentName, g: u64) -> SegmentName {
+    let s = name.as_str();
+    let base = match s.rsplit_once(".g") {
+        Some((b, hex)) if !hex.is_empty() && hex.bytes().all(|c| c.is_ascii_hexdigit()) => b,
+        _ => s,
+    };
+    let suffix = format!(".g{g:x}");
+    let keep = shm_core::name::MAX_NAME_LEN.saturating_sub(suffix.len());
+    let base = &base[..base.len().min(keep)];
+    SegmentName::new(&format!("{base}{suffix}")).unwrap_or_else(|_| SegmentName::unique())
+}
+
+/// [`successor_name`], for tests.
+#[cfg(test)]
+pub(crate) fn successor_name_for_tests(name: &SegmentName, g: u64) -> SegmentName {
+    successor_name(name, g)
+}
+
+/// Removes the names of every successor of the dict segment `first` (not `first` itself):
+/// for the creator's drop and the manager's.
+pub(crate) fn unlink_successors(first: &Store) {
+    let mut next = first.successor_unlocked().ok().flatten();
+    let mut keep: Option<Store> = None;
+    for _ in 0..MAX_HOPS {
+        let Some(name) = next.take() else { break };
+        let from = keep.as_ref().unwrap_or(first);
+        if let Ok(s) = open_successor(from, &name) {
+            next = s.successor_unlocked().ok().flatten();
+            keep = Some(s);
+        }
+        let _ = Segment::unlink_name(&name);
+    }
+}
+
+/// Removes the names of every successor of the dict (or namespace) segment `name`, whatever
+/// its types: for the [`Manager`](crate::Manager)'s drop.
+pub(crate) fn unlink_successors_of(name: &SegmentName, kind: ObjectKind) {
+    let Ok(seg) = Segment::builder(name, kind).open() else {
+        return;
+    };
+    let h = *seg.header();
+    if h.count() == 0 || h.count() > MAX_CAPACITY {
+        return;
+    }
+    let Ok(geo) = Geometry::from_header(h.count(), RawDict::index_words(h.count()), h.body_len())
+    else {
+        return;
+    };
+    if let Ok(store) = Store::new(Home::Segment(seg), geo, Default::default(), None) {
+        unlink_successors(&store);
+    }
+}
+
+impl Drop for RawDict {
+    fn drop(&mut self) {
+        if self
+            .store
+            .home()
+            .segment()
+            .is_some_and(Segment::unlinks_on_drop)
+        {
+            unlink_successors(&self.store);
+        }
+    }
 }
 
 impl RawDict {
+    pub(crate) fn new(store: Store) -> RawDict {
+        let store = Arc::new(store);
+        RawDict {
+            cur: Mutex::new(Arc::clone(&store)),
+            store,
+        }
+    }
+
+    fn current(&self) -> Arc<Store> {
+        Arc::clone(&self.cur.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Runs `op` under the lock of the newest store, following successors first.
+    pub(crate) fn run<R, E: From<ReadError>>(
+        &self,
+        op: impl FnOnce(&mut Txn<'_>) -> Result<R, E>,
+    ) -> Result<R, E> {
+        for _ in 0..MAX_HOPS {
+            let store = self.current();
+            let mut txn = store.lock()?;
+            match txn.successor().map_err(ReadError::from)? {
+                None => return op(&mut txn),
+                Some(name) => {
+                    drop(txn);
+                    let next = open_successor(&store, &name)?;
+                    *self.cur.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
+                }
+            }
+        }
+        Err(ReadError::Corrupt(Corrupt::new("successor chain too long", MAX_HOPS as u64)).into())
+    }
+
+    /// The newest store's capacity (after growth, the successor's).
+    pub(crate) fn capacity(&self) -> u64 {
+        self.current().geometry().capacity
+    }
     pub(crate) fn index_words(capacity: u64) -> u64 {
         2 * slots_for(capacity)
     }
@@ -199,6 +334,104 @@ impl RawDict {
     /// replaced entry, with the new one) within the arena; if the free space past `bump`
     /// is too small, the write and a compaction are published together.
     fn put(txn: &mut Txn<'_>, key: &[u8], value: &[u8], h: u64) -> Result<(), WriteError> {
+        match Self::put_fixed(txn, key, value, h) {
+            Err(WriteError::Full(_))
+                if txn.store().grow().growable && txn.store().home().segment().is_some() =>
+            {
+                Self::grow_and_put(txn, key, value, h)
+            }
+            other => other,
+        }
+    }
+
+    /// Moves the whole dict, plus the new entry, into a successor segment twice as large (or
+    /// larger, to fit), then publishes it with one store of the moved word: a crash before
+    /// that leaves the dict as it was (and an unpublished successor for `shm-ipc gc`).
+    fn grow_and_put(txn: &mut Txn<'_>, key: &[u8], value: &[u8], h: u64) -> Result<(), WriteError> {
+        let old = txn.store();
+        let Some(seg) = old.home().segment() else {
+            return Err(txn.full_bytes(entry_size(key.len(), value.len()), 0));
+        };
+        let geo = txn.geometry();
+        let size = entry_size(key.len(), value.len());
+        let cap = (geo.capacity * 2).max(txn.ctl.len + 1).min(MAX_CAPACITY);
+        let arena = (geo.arena as u64 * 2)
+            .max((txn.ctl.live + size) * 2)
+            .min(MAX_ARENA);
+        let geo2 = Geometry::new(cap, Self::index_words(cap), arena)
+            .map_err(|_| txn.full_bytes(size, 0))?;
+        let items = Self::entries_in_order(txn)?;
+        let header = *seg.header();
+        let names = old.names();
+        let (strategy, timeout) = old.wait();
+        let mut made = None;
+        for g in old.grow().generation + 1..old.grow().generation + 17 {
+            let name = successor_name(seg.name(), g);
+            let grow = Grow {
+                growable: true,
+                generation: g,
+            };
+            let r = Segment::builder(&name, header.kind())
+                .count(geo2.capacity)
+                .param(header.param())
+                .body_len(geo2.body_len())
+                // SAFETY: `create` hands `init` the zeroed body of geo2.body_len() bytes,
+                // 128-aligned, before anybody else can open it.
+                .create(|body, _| unsafe { Store::init(body, &names, grow) });
+            match r {
+                Ok(next) => {
+                    made = Some(next);
+                    break;
+                }
+                Err(CreateError::AlreadyExists { .. }) => continue, // left by a crash
+                Err(e) => return Err(WriteError::Grow(e)),
+            }
+        }
+        let Some(next) = made else {
+            return Err(WriteError::Grow(CreateError::AlreadyExists {
+                name: successor_name(seg.name(), 0).as_str().into(),
+            }));
+        };
+        let next = Store::created(Home::Segment(next), geo2, strategy, timeout);
+        {
+            let mut t2 = next.lock()?;
+            for (k, v) in &items {
+                Self::put_fixed(&mut t2, k, v, hash(k))?;
+            }
+            Self::put_fixed(&mut t2, key, value, h)?;
+        }
+        let seg2 = next
+            .home()
+            .segment()
+            .ok_or(Corrupt::new("successor home", 0))?;
+        // From here the successor outlives this handle; the original's creator removes it.
+        seg2.persist();
+        txn.publish_successor(seg2.name());
+        Ok(())
+    }
+
+    /// Every entry's (key, value) bytes in insertion order.
+    fn entries_in_order(txn: &Txn<'_>) -> Result<Vec<Item>, Corrupt> {
+        let slots = Self::slots(txn);
+        let mut out = Vec::with_capacity(txn.ctl.len as usize);
+        for s in 0..slots {
+            let meta = txn.index(2 * s);
+            if meta < 2 {
+                continue;
+            }
+            let e = txn.entry(meta - 2)?;
+            let (mut k, mut v) = (Vec::with_capacity(e.klen), Vec::with_capacity(e.vlen));
+            txn.read_key(&e, &mut k);
+            txn.read_value(&e, &mut v);
+            out.push((e.order, k, v));
+        }
+        out.sort_by_key(|(order, _, _)| *order);
+        Ok(out.into_iter().map(|(_, k, v)| (k, v)).collect())
+    }
+
+    /// Inserts or replaces within the fixed capacity, under the held lock. Nothing is
+    /// written on error.
+    fn put_fixed(txn: &mut Txn<'_>, key: &[u8], value: &[u8], h: u64) -> Result<(), WriteError> {
         let size = entry_size(key.len(), value.len());
         let geo = txn.geometry();
         let slots = Self::slots(txn) as u64;
@@ -289,98 +522,89 @@ impl RawDict {
 
     pub(crate) fn get_bytes(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ReadError> {
         let h = hash(key);
-        let txn = self.store.lock()?;
-        match Self::probe(&txn, h, key)? {
+        self.run(|txn| match Self::probe(txn, h, key)? {
             Probe::Found { entry, .. } => {
                 let mut out = Vec::with_capacity(entry.vlen);
                 txn.read_value(&entry, &mut out);
                 Ok(Some(out))
             }
             Probe::Vacant { .. } => Ok(None),
-        }
+        })
     }
 
     pub(crate) fn contains(&self, key: &[u8]) -> Result<bool, ReadError> {
         let h = hash(key);
-        let txn = self.store.lock()?;
-        Ok(matches!(Self::probe(&txn, h, key)?, Probe::Found { .. }))
+        self.run(|txn| Ok(matches!(Self::probe(txn, h, key)?, Probe::Found { .. })))
     }
 
     pub(crate) fn put_bytes(&self, key: &[u8], value: &[u8]) -> Result<(), WriteError> {
         let h = hash(key);
-        let mut txn = self.store.lock()?;
-        Self::put(&mut txn, key, value, h)
+        self.run(|txn| Self::put(txn, key, value, h))
     }
 
     pub(crate) fn remove_bytes(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ReadError> {
+        self.take_decoded(key, |b| Ok(b.to_vec()))
+    }
+
+    /// Removes `key`, returning its value as `decode` makes it (checked before removing).
+    pub(crate) fn take_decoded<R>(
+        &self,
+        key: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<R, Corrupt>,
+    ) -> Result<Option<R>, ReadError> {
         let h = hash(key);
-        let mut txn = self.store.lock()?;
-        Ok(Self::take(&mut txn, key, h, |b| Ok(b.to_vec()))?)
+        self.run(|txn| Ok(Self::take(txn, key, h, decode)?))
     }
 
     /// Read-modify-write of one entry under the lock: `f` gets the old value bytes and
     /// decides.
-    pub(crate) fn update_bytes<E: From<WriteError>>(
+    pub(crate) fn update_bytes<E: From<WriteError> + From<ReadError>>(
         &self,
         key: &[u8],
         f: impl FnOnce(Option<&[u8]>) -> Result<Change, E>,
     ) -> Result<(), E> {
         let h = hash(key);
-        let mut txn = self.store.lock().map_err(WriteError::from)?;
-        let old = match Self::probe(&txn, h, key).map_err(WriteError::from)? {
-            Probe::Found { entry, .. } => {
-                let mut buf = Vec::with_capacity(entry.vlen);
-                txn.read_value(&entry, &mut buf);
-                Some(buf)
+        self.run(|txn| {
+            let old = match Self::probe(txn, h, key).map_err(WriteError::from)? {
+                Probe::Found { entry, .. } => {
+                    let mut buf = Vec::with_capacity(entry.vlen);
+                    txn.read_value(&entry, &mut buf);
+                    Some(buf)
+                }
+                Probe::Vacant { .. } => None,
+            };
+            let had = old.is_some();
+            match f(old.as_deref())? {
+                Change::Put(new) => Self::put(txn, key, &new, h)?,
+                Change::Remove if had => {
+                    Self::take(txn, key, h, |_| Ok(())).map_err(WriteError::from)?;
+                }
+                Change::Remove | Change::Keep => {}
             }
-            Probe::Vacant { .. } => None,
-        };
-        let had = old.is_some();
-        match f(old.as_deref())? {
-            Change::Put(new) => Self::put(&mut txn, key, &new, h)?,
-            Change::Remove if had => {
-                Self::take(&mut txn, key, h, |_| Ok(())).map_err(WriteError::from)?;
-            }
-            Change::Remove | Change::Keep => {}
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     pub(crate) fn len(&self) -> Result<usize, ReadError> {
-        Ok(self.store.lock()?.ctl.len as usize)
+        self.run(|txn| Ok(txn.ctl.len as usize))
     }
 
     pub(crate) fn clear(&self) -> Result<(), ReadError> {
-        let mut txn = self.store.lock()?;
-        let order = txn.ctl.order;
-        let r = txn.rebuild(true);
-        r.publish(Ctl {
-            order,
-            ..Ctl::default()
-        });
-        txn.reload()?;
-        Ok(())
+        self.run(|txn| {
+            let order = txn.ctl.order;
+            let r = txn.rebuild(true);
+            r.publish(Ctl {
+                order,
+                ..Ctl::default()
+            });
+            txn.reload()?;
+            Ok(())
+        })
     }
 
     /// Every (key bytes, value bytes) pair, in insertion order, read under one lock.
     pub(crate) fn items(&self) -> Result<Vec<Item>, ReadError> {
-        let txn = self.store.lock()?;
-        let slots = Self::slots(&txn);
-        let mut out = Vec::with_capacity(txn.ctl.len as usize);
-        for s in 0..slots {
-            let meta = txn.index(2 * s);
-            if meta < 2 {
-                continue;
-            }
-            let e = txn.entry(meta - 2)?;
-            let (mut k, mut v) = (Vec::with_capacity(e.klen), Vec::with_capacity(e.vlen));
-            txn.read_key(&e, &mut k);
-            txn.read_value(&e, &mut v);
-            out.push((e.order, k, v));
-        }
-        drop(txn);
-        out.sort_by_key(|(order, _, _)| *order);
-        Ok(out.into_iter().map(|(_, k, v)| (k, v)).collect())
+        self.run(|txn| Ok(Self::entries_in_order(txn)?))
     }
 }
 
@@ -463,9 +687,22 @@ impl<K: DeserializeOwned, V: DeserializeOwned> Kind for SharedDict<K, V> {
     }
     fn from_store(store: Store) -> Self {
         SharedDict {
-            raw: RawDict { store },
+            raw: RawDict::new(store),
             _t: PhantomData,
         }
+    }
+}
+
+impl<K, V> Builder<SharedDict<K, V>> {
+    /// Lets the dict grow (creator only; default: no). A write that does not fit, even
+    /// after compaction, then moves the whole dict into a successor segment with twice the
+    /// capacity and arena (named after this one, `.g1`, `.g2`, …) instead of failing with
+    /// [`WriteError::Full`]; every handle, in every process, follows on its next operation.
+    /// The move is published with one atomic store: a process killed during it leaves the
+    /// dict as it was. The creator's handle removes the successors' names on drop.
+    pub fn growable(mut self, growable: bool) -> Self {
+        self.growable = growable;
+        self
     }
 }
 
@@ -566,9 +803,7 @@ where
         Q: Serialize + ?Sized,
     {
         let kb = encode(key).map_err(|_| Corrupt::new("key does not encode", 0))?;
-        let h = hash(&kb);
-        let mut txn = self.raw.store.lock()?;
-        Ok(RawDict::take(&mut txn, &kb, h, decode)?)
+        self.raw.take_decoded(&kb, decode)
     }
 
     /// Replaces the entry for `key` with `f(old)`, all under the dict's lock, so no other
@@ -676,12 +911,14 @@ where
         Ok(self.to_vec()?.into_iter())
     }
 
-    /// The capacity in entries, fixed at creation.
+    /// The capacity in entries: fixed at creation, or, for a [growable](Builder::growable)
+    /// dict, that of the segment it lives in now.
     pub fn capacity(&self) -> u64 {
-        self.raw.store.geometry().capacity
+        self.raw.capacity()
     }
 
-    /// The segment, if the dict lives in one (not for [`in_memory`](Self::in_memory)).
+    /// The segment this handle was made with, whose name is the dict's name (not for
+    /// [`in_memory`](Self::in_memory); a grown dict lives on in successors).
     pub fn segment(&self) -> Option<&Segment> {
         self.raw.store.home().segment()
     }

@@ -148,6 +148,8 @@ pub enum WriteError {
     Deadlock,
     /// The segment's bytes are corrupt.
     Corrupt(Corrupt),
+    /// A growable dict was full and its successor segment could not be created.
+    Grow(shm_core::CreateError),
 }
 
 impl fmt::Display for WriteError {
@@ -158,6 +160,7 @@ impl fmt::Display for WriteError {
             WriteError::Timeout => ReadError::Timeout.fmt(f),
             WriteError::Deadlock => ReadError::Deadlock.fmt(f),
             WriteError::Corrupt(c) => c.fmt(f),
+            WriteError::Grow(e) => write!(f, "full, and growing into a new segment failed: {e}"),
         }
     }
 }
@@ -167,6 +170,7 @@ impl std::error::Error for WriteError {
         match self {
             WriteError::Encode(e) => Some(e),
             WriteError::Corrupt(c) => Some(c),
+            WriteError::Grow(e) => Some(e),
             _ => None,
         }
     }

@@ -27,7 +27,10 @@
 //!
 //! - **Fixed capacity, clear failure.** Entries live in an arena sized at creation. A write
 //!   that does not fit, even after compacting the space freed by removals and overwrites,
-//!   fails with [`WriteError::Full`] and writes nothing.
+//!   fails with [`WriteError::Full`] and writes nothing. A dict built with
+//!   [`growable(true)`](Builder::growable) instead moves into a successor segment twice as
+//!   large (published with one atomic store; every handle follows on its next operation; old
+//!   generations stay mapped until the creator drops, at most the newest one's size in all).
 //! - **Crash consistency.** A process killed at any instruction of any operation leaves the
 //!   object as it was before or after that operation. New data is written out of place and
 //!   published by one atomic store (a journal commit word or a root word); the robust lock

@@ -35,7 +35,7 @@ impl Kind for Registry {
     }
     fn from_store(store: Store) -> Self {
         Registry {
-            raw: RawDict { store },
+            raw: RawDict::new(store),
         }
     }
 }
@@ -674,6 +674,12 @@ impl Drop for Manager {
         if let Ok(records) = self.records() {
             for (_, rec) in records {
                 if let Ok(name) = SegmentName::new(&rec.name) {
+                    // A growable dict or namespace may have moved into successors.
+                    if let Some(kind @ (ObjectKind::Dict | ObjectKind::Namespace)) =
+                        ObjectKind::from_u32(rec.kind)
+                    {
+                        crate::dict::unlink_successors_of(&name, kind);
+                    }
                     let _ = Segment::unlink_name(&name);
                 }
             }

@@ -55,7 +55,7 @@ impl Kind for Namespace {
     }
     fn from_store(store: Store) -> Self {
         Namespace {
-            raw: RawDict { store },
+            raw: RawDict::new(store),
         }
     }
 }

@@ -8,10 +8,13 @@
 //! |---:|---:|---|
 //! | 0 | < 64 | the robust lock (shm-lock's `RawLock`, through the `RawRobustLock` contract) |
 //! | 64 | 8 | `root`: bit 0 = active index buffer, bit 1 = active arena half, bits 2.. = flips |
+//! | 208 | 8 | `grow`: bit 0 = growable, bits 8.. = generation (dicts only) |
+//! | 216 | 8 | `moved`: 0, or a tag once a successor segment holds the object |
 //! | 72 | 8 | `commit`: 0, or `0x4a4e_4c43 << 32` + the number of journal records |
 //! | 80 | 8 × 16 | journal records: (body offset of a word, value to store there) |
 //! | 256 | 2 × 64 | `ctl[0]`, `ctl[1]`: `len`, `used`, `bump`, `live`, `order` (u64 each) |
-//! | 384 | 8 + 120 | the type names, for error messages (length, UTF-8 bytes) |
+//! | 384 | 8 + 80 | the type names, for error messages (length, UTF-8 bytes) |
+//! | 472 | 8 + 32 | the successor's segment name (length, bytes), once `moved` is set |
 //! | 512 | 2 × `8 * index_words` | `index[0]`, `index[1]` |
 //! | … | 2 × `arena` | `arena[0]`, `arena[1]`: entries `[klen u32][vlen u32][order u64][key][value]`, 8-aligned |
 //!
@@ -36,6 +39,8 @@
 //! | stores `commit = 0` (Release) | the state after | nothing to do |
 //! | writes the inactive index / arena | the state before (inactive = scratch) | nothing to do |
 //! | stores `root` (Release) | the state after | nothing to do |
+//! | growth: fills a successor segment (a copy plus the write) | the state before (the successor is unpublished: left for `shm-ipc gc`) | nothing to do |
+//! | growth: stores `moved` (Release) after the successor's name | the state after, in the successor | follows the successor |
 //!
 //! Every locker checks `commit` (a live holder always clears it before unlocking, so a non-zero
 //! `commit` means a holder died mid-apply) and replays it. The robust lock reports a dead
@@ -54,7 +59,7 @@
 
 use crate::error::{Corrupt, Exhausted, ReadError, WriteError};
 use crate::guard::{self, Held, LockFail};
-use shm_core::{Deadline, Home, OpenError, WaitStrategy};
+use shm_core::{Deadline, Home, OpenError, SegmentName, WaitStrategy};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -66,8 +71,18 @@ const JOURNAL_OFF: usize = 80;
 pub(crate) const JOURNAL_CAP: usize = 8;
 const CTL_OFF: usize = 256;
 const CTL_BYTES: usize = 64;
+/// Growth word: bit 0 = growable, bits 8.. = generation (0 for an original, n for its n-th
+/// successor).
+const GROW_OFF: usize = 208;
+/// Moved word: 0, or [`MOVED_TAG`] once a successor holds the object.
+const MOVED_OFF: usize = 216;
+/// The moved word once the object lives on in a successor segment.
+const MOVED_TAG: u64 = 0x4d4f_5645_4421_0001;
 const NAMES_OFF: usize = 384;
-const NAMES_CAP: usize = 120;
+const NAMES_CAP: usize = 80;
+/// The successor's name: length word, then up to 32 bytes.
+const SUCC_OFF: usize = 472;
+const SUCC_CAP: usize = 32;
 /// Bytes before the index buffers.
 pub(crate) const PREFIX: usize = 512;
 /// `commit` while a change is committed but maybe not applied: this tag + the record count.
@@ -81,7 +96,10 @@ pub(crate) const MAX_ARENA: u64 = 1 << 40;
 
 const _: () = assert!(JOURNAL_OFF + JOURNAL_CAP * 16 <= CTL_OFF);
 const _: () = assert!(CTL_OFF + 2 * CTL_BYTES <= NAMES_OFF);
-const _: () = assert!(NAMES_OFF + 8 + NAMES_CAP <= PREFIX);
+const _: () = assert!(NAMES_OFF + 8 + NAMES_CAP <= SUCC_OFF);
+const _: () = assert!(SUCC_OFF + 8 + SUCC_CAP <= PREFIX);
+const _: () = assert!(JOURNAL_OFF + JOURNAL_CAP * 16 <= GROW_OFF && MOVED_OFF + 8 <= CTL_OFF);
+const _: () = assert!(shm_core::name::MAX_NAME_LEN <= SUCC_CAP);
 const _: () = assert!(guard::LOCK_BYTES <= ROOT_OFF);
 
 /// A `ctl` field (word index inside a `ctl` block).
@@ -246,9 +264,17 @@ impl Store {
     /// # Safety
     ///
     /// `body` points to `geo.body_len()` zeroed bytes, 128-aligned, that nobody else uses yet.
-    pub(crate) unsafe fn init(body: NonNull<u8>, names: &str) {
+    pub(crate) unsafe fn init(body: NonNull<u8>, names: &str, grow: Grow) {
         // SAFETY: the body starts with LOCK_BYTES exclusive bytes (caller's contract).
         unsafe { guard::init(body) };
+        let word = u64::from(grow.growable) | grow.generation << 8;
+        // SAFETY: GROW_OFF + 8 <= PREFIX <= body length, 8-aligned, exclusive.
+        unsafe {
+            body.as_ptr()
+                .wrapping_add(GROW_OFF)
+                .cast::<u64>()
+                .write(word)
+        };
         let n = truncate(names, NAMES_CAP);
         // SAFETY: NAMES_OFF + 8 + NAMES_CAP <= PREFIX <= body length, exclusive, and the
         // length word is 8-aligned (body 128-aligned, NAMES_OFF a multiple of 8).
@@ -271,6 +297,48 @@ impl Store {
     /// The geometry.
     pub(crate) fn geometry(&self) -> Geometry {
         self.geo
+    }
+
+    /// How operations wait for the lock.
+    pub(crate) fn wait(&self) -> (WaitStrategy, Option<Duration>) {
+        (self.strategy, self.timeout)
+    }
+
+    /// Whether writes that do not fit grow the object into a successor segment, and its
+    /// generation (read without the lock: fixed at creation).
+    pub(crate) fn grow(&self) -> Grow {
+        let w = self.word(GROW_OFF).load(Ordering::Relaxed);
+        Grow {
+            growable: w & 1 != 0,
+            generation: w >> 8,
+        }
+    }
+
+    /// The successor's name, if the object moved (read without the lock, for cleaning up).
+    pub(crate) fn successor_unlocked(&self) -> Result<Option<SegmentName>, Corrupt> {
+        self.successor()
+    }
+
+    fn successor(&self) -> Result<Option<SegmentName>, Corrupt> {
+        match self.word(MOVED_OFF).load(Ordering::Acquire) {
+            0 => return Ok(None),
+            MOVED_TAG => {}
+            other => return Err(Corrupt::new("moved word", other)),
+        }
+        let len = self.word(SUCC_OFF).load(Ordering::Relaxed);
+        if len as usize > SUCC_CAP {
+            return Err(Corrupt::new("successor name length", len));
+        }
+        let mut buf = [0u8; SUCC_CAP];
+        for (i, chunk) in buf.chunks_mut(8).enumerate() {
+            let w = self.word(SUCC_OFF + 8 + 8 * i).load(Ordering::Relaxed);
+            chunk.copy_from_slice(&w.to_le_bytes());
+        }
+        std::str::from_utf8(&buf[..len as usize])
+            .ok()
+            .and_then(|s| SegmentName::new(s).ok())
+            .map(Some)
+            .ok_or(Corrupt::new("successor name", len))
     }
 
     /// The segment, if the object lives in one.
@@ -383,6 +451,15 @@ pub(crate) unsafe fn read_names(body: NonNull<u8>) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
+/// Growth settings of a body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Grow {
+    /// Writes that do not fit move the object into a bigger successor segment.
+    pub(crate) growable: bool,
+    /// 0 for an original, n for its n-th successor.
+    pub(crate) generation: u64,
+}
+
 /// Truncates `s` to at most `cap` bytes at a char boundary.
 fn truncate(s: &str, cap: usize) -> &str {
     let mut end = s.len().min(cap);
@@ -440,6 +517,37 @@ impl<'a> Txn<'a> {
 
     fn ctl_off(&self, sel: usize) -> usize {
         CTL_OFF + sel * CTL_BYTES
+    }
+
+    /// The store this transaction holds the lock of.
+    pub(crate) fn store(&self) -> &'a Store {
+        self.store
+    }
+
+    /// The successor's name, if the object moved there (then this store is frozen: every
+    /// operation goes to the successor).
+    pub(crate) fn successor(&self) -> Result<Option<SegmentName>, Corrupt> {
+        self.store.successor()
+    }
+
+    /// Publishes `name` as the successor: after this store of the moved word, every
+    /// operation goes there. The successor must hold the whole state already.
+    pub(crate) fn publish_successor(&self, name: &SegmentName) {
+        let s = self.store;
+        let mut buf = [0u8; SUCC_CAP];
+        let bytes = name.as_str().as_bytes();
+        buf[..bytes.len()].copy_from_slice(bytes);
+        for (i, chunk) in buf.chunks(8).enumerate() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            s.word(SUCC_OFF + 8 + 8 * i)
+                .store(u64::from_le_bytes(w), Ordering::Relaxed);
+        }
+        s.word(SUCC_OFF)
+            .store(bytes.len() as u64, Ordering::Relaxed);
+        hooks::point(hooks::Point::Grown);
+        // The publish point of a growth.
+        s.word(MOVED_OFF).store(MOVED_TAG, Ordering::Release);
     }
 
     /// Words per index buffer.
@@ -784,6 +892,8 @@ pub(crate) mod hooks {
         Applying,
         /// After a rebuild wrote its `ctl`, before the `root` store.
         Rebuilt,
+        /// After a successor segment was filled, before the moved word is stored.
+        Grown,
     }
 
     #[cfg(feature = "test-hooks")]
@@ -798,6 +908,7 @@ pub(crate) mod hooks {
             Some(Point::Committed) => 1,
             Some(Point::Applying) => 2,
             Some(Point::Rebuilt) => 3,
+            Some(Point::Grown) => 4,
         };
         CRASH_AT.store(v, std::sync::atomic::Ordering::Relaxed);
     }
@@ -810,6 +921,7 @@ pub(crate) mod hooks {
                 Point::Committed => 1,
                 Point::Applying => 2,
                 Point::Rebuilt => 3,
+                Point::Grown => 4,
             };
             if CRASH_AT.load(std::sync::atomic::Ordering::Relaxed) == v {
                 // Die here as a SIGKILL would kill us (no unwinding, no destructors).

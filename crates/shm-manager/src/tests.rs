@@ -786,3 +786,81 @@ fn objects_open_as_typed_role_arguments() {
     assert!(Shared::<SharedList<i64>>::new(&name).open().is_err());
     assert!(Shared::<Namespace>::new(&name).open().is_err());
 }
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_growable_dict_moves_into_bigger_segments_and_every_handle_follows() {
+    let name = SegmentName::new(&format!("grow{:x}", std::process::id() ^ 0x5a5a)).unwrap();
+    let d = SharedDict::<u32, Vec<u8>>::builder(&name)
+        .capacity(4)
+        .arena_bytes(256)
+        .growable(true)
+        .create()
+        .unwrap();
+    let early = SharedDict::<u32, Vec<u8>>::open(&name).unwrap(); // opened before growth
+    for k in 0..200u32 {
+        d.insert(&k, &vec![k as u8; (k % 50) as usize]).unwrap();
+    }
+    assert!(d.capacity() >= 200, "capacity {}", d.capacity());
+    assert_eq!(early.len().unwrap(), 200);
+    assert_eq!(early.get(&7).unwrap(), Some(vec![7; 7]));
+    early.insert(&7, &vec![1, 2, 3]).unwrap();
+    assert_eq!(d.get(&7).unwrap(), Some(vec![1, 2, 3]));
+    // Insertion order survives the moves.
+    assert_eq!(d.keys().unwrap(), (0..200).collect::<Vec<u32>>());
+    let late = SharedDict::<u32, Vec<u8>>::open(&name).unwrap(); // opened after growth
+    assert_eq!(late.len().unwrap(), 200);
+    // Successors are named after the dict; the creator's drop removes them all.
+    let successors: Vec<SegmentName> = (1..=8)
+        .map(|g| super::dict::successor_name_for_tests(&name, g))
+        .filter(shm_core::Segment::exists)
+        .collect();
+    assert!(successors.len() >= 5, "{successors:?}");
+    drop((early, late));
+    drop(d);
+    for s in &successors {
+        assert!(!shm_core::Segment::exists(s), "{s} left behind");
+    }
+    assert!(!shm_core::Segment::exists(&name));
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_fixed_dict_stays_full_and_a_heap_dict_never_grows() {
+    let name = SegmentName::unique();
+    let d = SharedDict::<u32, u32>::builder(&name)
+        .capacity(2)
+        .create()
+        .unwrap();
+    d.insert(&1, &1).unwrap();
+    d.insert(&2, &2).unwrap();
+    assert!(matches!(d.insert(&3, &3), Err(WriteError::Full(_))));
+    let h = SharedDict::<u32, u32>::in_memory(2, 256).unwrap();
+    h.insert(&1, &1).unwrap();
+    h.insert(&2, &2).unwrap();
+    assert!(matches!(h.insert(&3, &3), Err(WriteError::Full(_))));
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_managers_growable_dict_is_removed_with_its_successors() {
+    let mgr = Manager::create(&SegmentName::unique()).unwrap();
+    let d = mgr
+        .dict_with::<u32, u32>("g", |b| b.capacity(2).arena_bytes(64).growable(true))
+        .unwrap();
+    for k in 0..50 {
+        d.insert(&k, &k).unwrap();
+    }
+    let child = Manager::open(mgr.name()).unwrap();
+    assert_eq!(child.dict::<u32, u32>("g").unwrap().len().unwrap(), 50);
+    let name = mgr.segment_name_of("g").unwrap().unwrap();
+    let successors: Vec<SegmentName> = (1..=8)
+        .map(|g| super::dict::successor_name_for_tests(&name, g))
+        .filter(shm_core::Segment::exists)
+        .collect();
+    assert!(!successors.is_empty());
+    drop((d, child, mgr));
+    for s in successors.iter().chain([&name]) {
+        assert!(!shm_core::Segment::exists(s), "{s} left behind");
+    }
+}

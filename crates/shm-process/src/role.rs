@@ -21,6 +21,11 @@ pub const MAX_ARGS_LEN: usize = 128 * 1024 - 64;
 /// cannot send a `u64` where the child expects a segment name: that is a compile error.
 /// Several values go as a tuple or a struct; no value at all as `Role<()>`.
 ///
+/// The argument travels as JSON, so what JSON cannot carry does not arrive: a non-finite float
+/// (`NaN`, infinities) is sent as `null` and the child refuses it
+/// ([`BAD_ARGS_EXIT_CODE`](crate::BAD_ARGS_EXIT_CODE)), and a map needs string-like keys
+/// ([`ArgsError::Serialize`] in the parent otherwise).
+///
 /// # Examples
 ///
 /// ```no_run
@@ -203,6 +208,13 @@ mod tests {
         let err = encode(&map).unwrap_err();
         assert!(matches!(err, ArgsError::Serialize(_)));
         assert!(std::error::Error::source(&err).is_some());
+    }
+
+    #[test]
+    fn a_non_finite_float_is_refused_on_arrival_not_misread() {
+        let json = encode(&f64::NAN).unwrap();
+        assert!(decode::<f64>(Some(&json)).is_err());
+        assert_eq!(decode::<f64>(Some(&encode(&1.5f64).unwrap())).unwrap(), 1.5);
     }
 
     #[test]

@@ -351,10 +351,7 @@ impl PipeEnd {
             },
             SendError::NotWritable(_) => SendValueError::NotWritable,
             SendError::Corrupt(_) => SendValueError::Corrupt,
-            // A blocking send without a timeout is never `Full` or `Timeout`.
-            SendError::BrokenPipe(_) | SendError::Full(_) | SendError::Timeout(_) => {
-                SendValueError::BrokenPipe
-            }
+            SendError::BrokenPipe(_) => SendValueError::BrokenPipe,
         })
     }
 
@@ -367,10 +364,7 @@ impl PipeEnd {
         let bytes = self.recv_bytes().map_err(|e| match e {
             RecvError::NotReadable => RecvValueError::NotReadable,
             RecvError::Corrupt => RecvValueError::Corrupt,
-            // A blocking receive into a `Vec` is never `Empty`, `Timeout` or `TooSmall`.
-            RecvError::Eof | RecvError::Empty | RecvError::Timeout | RecvError::TooSmall { .. } => {
-                RecvValueError::Eof
-            }
+            RecvError::Eof => RecvValueError::Eof,
         })?;
         postcard::from_bytes(&bytes).map_err(RecvValueError::Decode)
     }

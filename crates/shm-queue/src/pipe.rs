@@ -15,7 +15,9 @@
 //! or [`poll`](PipeEnd::poll) that found nothing); [`PipeEnd::send_bytes`] fails with
 //! [`SendError::BrokenPipe`] once the receiving end dropped or died (a drop is seen at once; a
 //! death by a send blocked on a full pipe, within one sleep slice); a receive buffer that
-//! is too short is [`RecvError::TooSmall`] and loses nothing.
+//! is too short is [`RecvIntoError::TooSmall`] and loses nothing. Each call has its own error
+//! enum: [`TrySendError`], [`SendError`], [`SendTimeoutError`]; [`TryRecvError`],
+//! [`RecvError`], [`RecvTimeoutError`], [`RecvIntoError`], [`RecvIntoTimeoutError`].
 //!
 //! The header's `count` is the capacity in messages of each direction, its `param` the maximum
 //! message length (low 32 bits) and the duplex flag (bit 32).
@@ -339,9 +341,9 @@ impl From<OpenError> for PipeOpenError {
     }
 }
 
-/// Why a send failed. Every variant hands the message back.
+/// Every way a send can fail (each operation's public error has a subset).
 #[derive(PartialEq, Eq)]
-pub enum SendError<M> {
+pub(crate) enum AnySendError<M> {
     /// The message is longer than the pipe's maximum.
     TooLarge {
         /// The message.
@@ -357,57 +359,26 @@ pub enum SendError<M> {
     Timeout(M),
     /// This end of a one-way pipe cannot send.
     NotWritable(M),
-    /// The pipe is poisoned: its shared state is corrupt (see [`RecvError::Corrupt`]).
+    /// The pipe is poisoned: its shared state is corrupt (see [`AnyRecvError::Corrupt`]).
     Corrupt(M),
 }
 
-impl<M> SendError<M> {
-    /// The rejected message.
-    pub fn into_inner(self) -> M {
-        match self {
-            SendError::TooLarge { msg, .. }
-            | SendError::BrokenPipe(msg)
-            | SendError::Full(msg)
-            | SendError::Timeout(msg)
-            | SendError::NotWritable(msg)
-            | SendError::Corrupt(msg) => msg,
-        }
-    }
-}
-
-impl<M> fmt::Debug for SendError<M> {
+impl<M> fmt::Debug for AnySendError<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SendError::TooLarge { max, .. } => write!(f, "TooLarge {{ max: {max}, .. }}"),
-            SendError::BrokenPipe(_) => f.write_str("BrokenPipe(..)"),
-            SendError::Full(_) => f.write_str("Full(..)"),
-            SendError::Timeout(_) => f.write_str("Timeout(..)"),
-            SendError::NotWritable(_) => f.write_str("NotWritable(..)"),
-            SendError::Corrupt(_) => f.write_str("Corrupt(..)"),
+            AnySendError::TooLarge { max, .. } => write!(f, "TooLarge {{ max: {max}, .. }}"),
+            AnySendError::BrokenPipe(_) => f.write_str("BrokenPipe(..)"),
+            AnySendError::Full(_) => f.write_str("Full(..)"),
+            AnySendError::Timeout(_) => f.write_str("Timeout(..)"),
+            AnySendError::NotWritable(_) => f.write_str("NotWritable(..)"),
+            AnySendError::Corrupt(_) => f.write_str("Corrupt(..)"),
         }
     }
 }
 
-impl<M> fmt::Display for SendError<M> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SendError::TooLarge { max, .. } => {
-                write!(f, "message longer than the pipe's maximum of {max} bytes")
-            }
-            SendError::BrokenPipe(_) => f.write_str("broken pipe: the receiving end is gone"),
-            SendError::Full(_) => f.write_str("the pipe is full"),
-            SendError::Timeout(_) => f.write_str("send timed out: the pipe stayed full"),
-            SendError::NotWritable(_) => f.write_str("this end of a one-way pipe cannot send"),
-            SendError::Corrupt(_) => f.write_str("the pipe's shared state is corrupt"),
-        }
-    }
-}
-
-impl<M> Error for SendError<M> {}
-
-/// Why a receive returned no message.
+/// Every way a receive can fail (each operation's public error has a subset).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecvError {
+pub(crate) enum AnyRecvError {
     /// End of stream: the sending end dropped or died, and everything it sent was received.
     Eof,
     /// Nothing to receive (non-blocking receive).
@@ -427,32 +398,207 @@ pub enum RecvError {
     Corrupt,
 }
 
-impl fmt::Display for RecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RecvError::Eof => f.write_str("end of stream: the sending end is gone"),
-            RecvError::Empty => f.write_str("nothing to receive"),
-            RecvError::Timeout => f.write_str("receive timed out"),
-            RecvError::TooSmall { needed } => {
-                write!(f, "buffer too small: the next message has {needed} bytes")
-            }
-            RecvError::NotReadable => f.write_str("this end of a one-way pipe cannot receive"),
-            RecvError::Corrupt => f.write_str("the pipe is poisoned: its shared state is corrupt"),
+impl From<AnyPopError> for AnyRecvError {
+    fn from(e: AnyPopError) -> Self {
+        match e {
+            AnyPopError::Empty => AnyRecvError::Empty,
+            AnyPopError::Closed | AnyPopError::Disconnected => AnyRecvError::Eof,
+            AnyPopError::Timeout => AnyRecvError::Timeout,
+            AnyPopError::TooSmall { needed } => AnyRecvError::TooSmall { needed },
+            AnyPopError::Corrupt => AnyRecvError::Corrupt,
         }
     }
 }
 
-impl Error for RecvError {}
-
-impl From<AnyPopError> for RecvError {
-    fn from(e: AnyPopError) -> Self {
-        match e {
-            AnyPopError::Empty => RecvError::Empty,
-            AnyPopError::Closed | AnyPopError::Disconnected => RecvError::Eof,
-            AnyPopError::Timeout => RecvError::Timeout,
-            AnyPopError::TooSmall { needed } => RecvError::TooSmall { needed },
-            AnyPopError::Corrupt => RecvError::Corrupt,
+/// The public send errors, one per operation; each hands the message back.
+macro_rules! send_errors {
+    ($(
+        $(#[$m:meta])*
+        $name:ident { $( $(#[$vm:meta])* $var:ident : $msg:literal ),* $(,)? }
+    )+) => {$(
+        $(#[$m])*
+        #[derive(PartialEq, Eq)]
+        pub enum $name<M> {
+            /// The message is longer than the pipe's maximum.
+            TooLarge {
+                /// The message.
+                msg: M,
+                /// The maximum.
+                max: usize,
+            },
+            $( $(#[$vm])* $var(M), )*
+            /// The receiving end dropped or died.
+            BrokenPipe(M),
+            /// This end of a one-way pipe cannot send.
+            NotWritable(M),
+            /// The pipe is poisoned: a stamp or length read from it could not be right
+            /// (another process wrote garbage into it); every later call fails the same way.
+            Corrupt(M),
         }
+
+        impl<M> $name<M> {
+            /// The rejected message.
+            pub fn into_inner(self) -> M {
+                match self {
+                    $name::TooLarge { msg, .. } => msg,
+                    $( $name::$var(m) => m, )*
+                    $name::BrokenPipe(m) | $name::NotWritable(m) | $name::Corrupt(m) => m,
+                }
+            }
+
+            /// The public form of `e`, which this operation can end with.
+            #[allow(unreachable_patterns)]
+            pub(crate) fn narrow(e: AnySendError<M>) -> Self {
+                match e {
+                    AnySendError::TooLarge { msg, max } => $name::TooLarge { msg, max },
+                    $( AnySendError::$var(m) => $name::$var(m), )*
+                    AnySendError::BrokenPipe(m) => $name::BrokenPipe(m),
+                    AnySendError::NotWritable(m) => $name::NotWritable(m),
+                    AnySendError::Corrupt(m) => $name::Corrupt(m),
+                    other => unreachable!("{other:?} cannot end {}", stringify!($name)),
+                }
+            }
+        }
+
+        impl<M> fmt::Debug for $name<M> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $name::TooLarge { max, .. } => write!(f, "TooLarge {{ max: {max}, .. }}"),
+                    $( $name::$var(_) => f.write_str(concat!(stringify!($var), "(..)")), )*
+                    $name::BrokenPipe(_) => f.write_str("BrokenPipe(..)"),
+                    $name::NotWritable(_) => f.write_str("NotWritable(..)"),
+                    $name::Corrupt(_) => f.write_str("Corrupt(..)"),
+                }
+            }
+        }
+
+        impl<M> fmt::Display for $name<M> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $name::TooLarge { max, .. } => {
+                        write!(f, "message longer than the pipe's maximum of {max} bytes")
+                    }
+                    $( $name::$var(_) => f.write_str($msg), )*
+                    $name::BrokenPipe(_) => f.write_str("broken pipe: the receiving end is gone"),
+                    $name::NotWritable(_) => {
+                        f.write_str("this end of a one-way pipe cannot send")
+                    }
+                    $name::Corrupt(_) => {
+                        f.write_str("the pipe is poisoned: its shared state is corrupt")
+                    }
+                }
+            }
+        }
+
+        impl<M> Error for $name<M> {}
+    )+};
+}
+
+send_errors! {
+    /// Why [`PipeEnd::try_send_bytes`] did not send.
+    TrySendError {
+        /// The pipe is full.
+        Full: "the pipe is full",
+    }
+
+    /// Why [`PipeEnd::send_bytes`], which waits while the pipe is full, did not send.
+    SendError {}
+
+    /// Why [`PipeEnd::send_bytes_timeout`] did not send.
+    SendTimeoutError {
+        /// The pipe stayed full until the timeout.
+        Timeout: "send timed out: the pipe stayed full",
+    }
+}
+
+/// The public receive errors, one per operation (`into` ones with `TooSmall`).
+macro_rules! recv_errors {
+    ($(
+        $(#[$m:meta])*
+        $name:ident $([$small:ident])? { $( $(#[$vm:meta])* $var:ident : $msg:literal ),* $(,)? }
+    )+) => {$(
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $(
+                /// The buffer is shorter than the next message, which stays in the pipe.
+                $small {
+                    /// The message's length.
+                    needed: usize,
+                },
+            )?
+            $( $(#[$vm])* $var, )*
+            /// End of stream: the sending end dropped or died, and everything it sent was
+            /// received.
+            Eof,
+            /// This end of a one-way pipe cannot receive.
+            NotReadable,
+            /// The pipe is poisoned: a stamp or length read from it could not be right
+            /// (another process wrote garbage into it). The messages in that direction are
+            /// lost; every later receive fails the same way.
+            Corrupt,
+        }
+
+        impl $name {
+            /// The public form of `e`, which this operation can end with.
+            #[allow(unreachable_patterns)]
+            pub(crate) fn narrow(e: AnyRecvError) -> Self {
+                match e {
+                    $( AnyRecvError::TooSmall { needed } => $name::$small { needed }, )?
+                    $( AnyRecvError::$var => $name::$var, )*
+                    AnyRecvError::Eof => $name::Eof,
+                    AnyRecvError::NotReadable => $name::NotReadable,
+                    AnyRecvError::Corrupt => $name::Corrupt,
+                    other => unreachable!("{other:?} cannot end {}", stringify!($name)),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $( $name::$small { needed } => {
+                        write!(f, "buffer too small: the next message has {needed} bytes")
+                    } )?
+                    $( $name::$var => f.write_str($msg), )*
+                    $name::Eof => f.write_str("end of stream: the sending end is gone"),
+                    $name::NotReadable => {
+                        f.write_str("this end of a one-way pipe cannot receive")
+                    }
+                    $name::Corrupt => {
+                        f.write_str("the pipe is poisoned: its shared state is corrupt")
+                    }
+                }
+            }
+        }
+
+        impl Error for $name {}
+    )+};
+}
+
+recv_errors! {
+    /// Why [`PipeEnd::try_recv_bytes`] returned no message.
+    TryRecvError {
+        /// Nothing to receive.
+        Empty: "nothing to receive",
+    }
+
+    /// Why [`PipeEnd::recv_bytes`], which waits for a message, returned none.
+    RecvError {}
+
+    /// Why [`PipeEnd::recv_bytes_timeout`] returned no message.
+    RecvTimeoutError {
+        /// Nothing arrived before the timeout.
+        Timeout: "receive timed out",
+    }
+
+    /// Why [`PipeEnd::recv_into`] returned no message.
+    RecvIntoError [TooSmall] {}
+
+    /// Why [`PipeEnd::recv_into_timeout`] returned no message.
+    RecvIntoTimeoutError [TooSmall] {
+        /// Nothing arrived before the timeout.
+        Timeout: "receive timed out",
     }
 }
 
@@ -590,22 +736,22 @@ impl PipeEnd {
         self.home.segment()
     }
 
-    fn send_with<M: AsRef<[u8]>>(&self, msg: M, wait: Wait) -> Result<(), SendError<M>> {
+    fn send_with<M: AsRef<[u8]>>(&self, msg: M, wait: Wait) -> Result<(), AnySendError<M>> {
         let Some(tx) = &self.tx else {
-            return Err(SendError::NotWritable(msg));
+            return Err(AnySendError::NotWritable(msg));
         };
         // One load of the summary word: a receiver that dropped its end is seen at once. A
         // receiver that *died* is judged (an OS call) only in the sleep slices of a blocked
         // send, never on this path: a non-blocking send into a full pipe stays cheap.
         if role::peers(tx.consumers(), &self.prober, false) == Peers::Gone {
-            return Err(SendError::BrokenPipe(msg));
+            return Err(AnySendError::BrokenPipe(msg));
         }
         tx.push(msg, 0, &self.strategy, wait).map_err(|e| match e {
-            AnyPushError::TooLarge { msg, max } => SendError::TooLarge { msg, max },
-            AnyPushError::Full(m) => SendError::Full(m),
-            AnyPushError::Closed(m) | AnyPushError::Disconnected(m) => SendError::BrokenPipe(m),
-            AnyPushError::Timeout(m) => SendError::Timeout(m),
-            AnyPushError::Corrupt(m) => SendError::Corrupt(m),
+            AnyPushError::TooLarge { msg, max } => AnySendError::TooLarge { msg, max },
+            AnyPushError::Full(m) => AnySendError::Full(m),
+            AnyPushError::Closed(m) | AnyPushError::Disconnected(m) => AnySendError::BrokenPipe(m),
+            AnyPushError::Timeout(m) => AnySendError::Timeout(m),
+            AnyPushError::Corrupt(m) => AnySendError::Corrupt(m),
         })
     }
 
@@ -617,6 +763,7 @@ impl PipeEnd {
     /// `TooLarge`, `BrokenPipe`, `NotWritable`, `Corrupt`; each hands the message back.
     pub fn send_bytes<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), SendError<M>> {
         self.send_with(msg, Wait::For(None))
+            .map_err(SendError::narrow)
     }
 
     /// Sends without waiting.
@@ -624,8 +771,8 @@ impl PipeEnd {
     /// # Errors
     ///
     /// As [`send_bytes`](Self::send_bytes), and `Full`.
-    pub fn try_send_bytes<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), SendError<M>> {
-        self.send_with(msg, Wait::No)
+    pub fn try_send_bytes<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), TrySendError<M>> {
+        self.send_with(msg, Wait::No).map_err(TrySendError::narrow)
     }
 
     /// Sends, waiting at most `timeout` while the pipe is full.
@@ -637,15 +784,17 @@ impl PipeEnd {
         &self,
         msg: M,
         timeout: Duration,
-    ) -> Result<(), SendError<M>> {
+    ) -> Result<(), SendTimeoutError<M>> {
         self.send_with(msg, Wait::For(Some(timeout)))
+            .map_err(SendTimeoutError::narrow)
     }
 
-    fn recv_with(&self, dest: &mut Dest<'_>, d: Wait) -> Result<usize, RecvError> {
+    fn recv_with(&self, dest: &mut Dest<'_>, d: Wait) -> Result<usize, AnyRecvError> {
         let Some(rx) = &self.rx else {
-            return Err(RecvError::NotReadable);
+            return Err(AnyRecvError::NotReadable);
         };
-        rx.pop(dest, 0, &self.strategy, d).map_err(RecvError::from)
+        rx.pop(dest, 0, &self.strategy, d)
+            .map_err(AnyRecvError::from)
     }
 
     /// Receives a message, sleeping until one arrives.
@@ -658,6 +807,7 @@ impl PipeEnd {
         let mut v = Vec::new();
         self.recv_with(&mut Dest::Vec(&mut v), Wait::For(None))
             .map(|_| v)
+            .map_err(RecvError::narrow)
     }
 
     /// Receives a message, waiting at most `timeout`.
@@ -665,10 +815,11 @@ impl PipeEnd {
     /// # Errors
     ///
     /// As [`recv_bytes`](Self::recv_bytes), and `Timeout`.
-    pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, RecvError> {
+    pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
         let mut v = Vec::new();
         self.recv_with(&mut Dest::Vec(&mut v), Wait::For(Some(timeout)))
             .map(|_| v)
+            .map_err(RecvTimeoutError::narrow)
     }
 
     /// Receives without waiting.
@@ -676,9 +827,11 @@ impl PipeEnd {
     /// # Errors
     ///
     /// As [`recv_bytes`](Self::recv_bytes), and `Empty`.
-    pub fn try_recv_bytes(&self) -> Result<Vec<u8>, RecvError> {
+    pub fn try_recv_bytes(&self) -> Result<Vec<u8>, TryRecvError> {
         let mut v = Vec::new();
-        self.recv_with(&mut Dest::Vec(&mut v), Wait::No).map(|_| v)
+        self.recv_with(&mut Dest::Vec(&mut v), Wait::No)
+            .map(|_| v)
+            .map_err(TryRecvError::narrow)
     }
 
     /// Receives a message into `buf`, sleeping until one arrives; returns its length.
@@ -687,8 +840,9 @@ impl PipeEnd {
     ///
     /// As [`recv_bytes`](Self::recv_bytes), and `TooSmall { needed }` (the message stays in
     /// the pipe).
-    pub fn recv_into(&self, buf: &mut [u8]) -> Result<usize, RecvError> {
+    pub fn recv_into(&self, buf: &mut [u8]) -> Result<usize, RecvIntoError> {
         self.recv_with(&mut Dest::Slice(buf), Wait::For(None))
+            .map_err(RecvIntoError::narrow)
     }
 
     /// Receives into `buf`, waiting at most `timeout`.
@@ -696,8 +850,13 @@ impl PipeEnd {
     /// # Errors
     ///
     /// As [`recv_into`](Self::recv_into), and `Timeout`.
-    pub fn recv_into_timeout(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, RecvError> {
+    pub fn recv_into_timeout(
+        &self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, RecvIntoTimeoutError> {
         self.recv_with(&mut Dest::Slice(buf), Wait::For(Some(timeout)))
+            .map_err(RecvIntoTimeoutError::narrow)
     }
 
     /// Whether a receive would not block: a message is waiting, or the stream has ended.
@@ -758,10 +917,10 @@ mod tests {
             .max_message(8)
             .create()
             .unwrap();
-        assert_eq!(a.try_recv_bytes(), Err(RecvError::Empty));
+        assert_eq!(a.try_recv_bytes(), Err(TryRecvError::Empty));
         assert_eq!(
             a.recv_bytes_timeout(Duration::from_millis(20)),
-            Err(RecvError::Timeout)
+            Err(RecvTimeoutError::Timeout)
         );
         assert!(!a.poll(Some(Duration::from_millis(5))));
         let b = Pipe::builder(&name).open().unwrap();
@@ -799,7 +958,7 @@ mod tests {
         let before = probes.load(std::sync::atomic::Ordering::Relaxed);
         b.send_bytes(b"fill").unwrap();
         for _ in 0..1000 {
-            assert!(matches!(b.try_send_bytes(b"x"), Err(SendError::Full(_))));
+            assert!(matches!(b.try_send_bytes(b"x"), Err(TrySendError::Full(_))));
         }
         for _ in 0..100 {
             b.send_bytes_timeout(b"x", Duration::ZERO).unwrap_err();
@@ -814,7 +973,7 @@ mod tests {
         b.set_wait_strategy(WaitStrategy::sleep().with_slice(Duration::from_millis(1)));
         assert!(matches!(
             b.send_bytes_timeout(b"x", Duration::from_millis(30)),
-            Err(SendError::Timeout(_))
+            Err(SendTimeoutError::Timeout(_))
         ));
         assert!(probes.load(std::sync::atomic::Ordering::Relaxed) > before);
     }
@@ -839,22 +998,22 @@ mod tests {
             Err(SendError::TooLarge { max: 8, .. })
         ));
         b.send_bytes(b"12345").unwrap();
-        assert!(matches!(b.try_send_bytes(b"6"), Err(SendError::Full(_))));
+        assert!(matches!(b.try_send_bytes(b"6"), Err(TrySendError::Full(_))));
         assert!(matches!(
             b.send_bytes_timeout(b"6", Duration::from_millis(1)),
-            Err(SendError::Timeout(_))
+            Err(SendTimeoutError::Timeout(_))
         ));
         let mut small = [0u8; 2];
         assert_eq!(
             a.recv_into(&mut small),
-            Err(RecvError::TooSmall { needed: 5 })
+            Err(RecvIntoError::TooSmall { needed: 5 })
         );
         let mut buf = [0u8; 8];
         assert_eq!(a.recv_into(&mut buf), Ok(5));
-        assert_eq!(a.try_recv_bytes(), Err(RecvError::Empty));
+        assert_eq!(a.try_recv_bytes(), Err(TryRecvError::Empty));
         assert_eq!(
             a.recv_bytes_timeout(Duration::from_millis(1)),
-            Err(RecvError::Timeout)
+            Err(RecvTimeoutError::Timeout)
         );
     }
 }

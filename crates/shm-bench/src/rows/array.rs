@@ -5,6 +5,7 @@
 //! copy), times whole copies, and afterwards checks that the data arrived.
 
 use super::{case, python, Case, Group, Kind, Miss, Who, ONE};
+use crate::error::BoxError;
 use crate::harness::{self, Cfg, Placement};
 use shm_array::{Array, RawArray};
 use shm_core::SegmentName;
@@ -134,25 +135,25 @@ pub fn roles(r: Roles) -> Roles {
 trait Target {
     fn len(&self) -> usize;
     /// Copies all of `src` in.
-    fn put(&mut self, src: &[f64]) -> Result<(), String>;
+    fn put(&mut self, src: &[f64]) -> Result<(), BoxError>;
     /// Copies everything out into `dst`.
-    fn get(&mut self, dst: &mut [f64]) -> Result<(), String>;
+    fn get(&mut self, dst: &mut [f64]) -> Result<(), BoxError>;
     /// Element `i` (for the check afterwards).
-    fn at(&self, i: usize) -> Result<f64, String>;
+    fn at(&self, i: usize) -> Result<f64, BoxError>;
 }
 
 impl Target for Array<f64> {
     fn len(&self) -> usize {
         Array::len(self)
     }
-    fn put(&mut self, src: &[f64]) -> Result<(), String> {
-        self.copy_from_slice(src).map_err(|e| e.to_string())
+    fn put(&mut self, src: &[f64]) -> Result<(), BoxError> {
+        Ok(self.copy_from_slice(src)?)
     }
-    fn get(&mut self, dst: &mut [f64]) -> Result<(), String> {
-        self.copy_to_slice(dst).map_err(|e| e.to_string())
+    fn get(&mut self, dst: &mut [f64]) -> Result<(), BoxError> {
+        Ok(self.copy_to_slice(dst)?)
     }
-    fn at(&self, i: usize) -> Result<f64, String> {
-        Array::get(self, i).map_err(|e| e.to_string())
+    fn at(&self, i: usize) -> Result<f64, BoxError> {
+        Ok(Array::get(self, i)?)
     }
 }
 
@@ -160,14 +161,14 @@ impl Target for RawArray<f64> {
     fn len(&self) -> usize {
         RawArray::len(self)
     }
-    fn put(&mut self, src: &[f64]) -> Result<(), String> {
-        self.copy_from_slice(src).map_err(|e| e.to_string())
+    fn put(&mut self, src: &[f64]) -> Result<(), BoxError> {
+        Ok(self.copy_from_slice(src)?)
     }
-    fn get(&mut self, dst: &mut [f64]) -> Result<(), String> {
-        self.copy_to_slice(dst).map_err(|e| e.to_string())
+    fn get(&mut self, dst: &mut [f64]) -> Result<(), BoxError> {
+        Ok(self.copy_to_slice(dst)?)
     }
-    fn at(&self, i: usize) -> Result<f64, String> {
-        RawArray::get(self, i).map_err(|e| e.to_string())
+    fn at(&self, i: usize) -> Result<f64, BoxError> {
+        Ok(RawArray::get(self, i)?)
     }
 }
 
@@ -176,21 +177,21 @@ impl Target for Vec<f64> {
     fn len(&self) -> usize {
         Vec::len(self)
     }
-    fn put(&mut self, src: &[f64]) -> Result<(), String> {
+    fn put(&mut self, src: &[f64]) -> Result<(), BoxError> {
         self.copy_from_slice(src);
         black_box(&mut self[..]);
         Ok(())
     }
-    fn get(&mut self, dst: &mut [f64]) -> Result<(), String> {
+    fn get(&mut self, dst: &mut [f64]) -> Result<(), BoxError> {
         dst.copy_from_slice(self);
         black_box(dst);
         Ok(())
     }
-    fn at(&self, i: usize) -> Result<f64, String> {
+    fn at(&self, i: usize) -> Result<f64, BoxError> {
         self.as_slice()
             .get(i)
             .copied()
-            .ok_or_else(|| format!("index {i} out of range"))
+            .ok_or_else(|| format!("index {i} out of range").into())
     }
 }
 
@@ -283,13 +284,13 @@ mod tests {
         fn len(&self) -> usize {
             self.0.len()
         }
-        fn put(&mut self, _: &[f64]) -> Result<(), String> {
+        fn put(&mut self, _: &[f64]) -> Result<(), BoxError> {
             Ok(())
         }
-        fn get(&mut self, _: &mut [f64]) -> Result<(), String> {
+        fn get(&mut self, _: &mut [f64]) -> Result<(), BoxError> {
             Ok(())
         }
-        fn at(&self, i: usize) -> Result<f64, String> {
+        fn at(&self, i: usize) -> Result<f64, BoxError> {
             Ok(self.0[i])
         }
     }

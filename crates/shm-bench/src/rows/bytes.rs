@@ -11,11 +11,12 @@
 use super::queue::{read_full, write_full, SockPath};
 use super::{arg, exit, finish, seg_name};
 use super::{case, Case, Group, Kind, Miss, Who, TWO};
+use crate::error::BoxError;
 use crate::harness::{self, child_args, spin_until, Cfg, Child, Placement, Words};
 use shm_core::{SegmentName, WaitStrategy};
 use shm_process::Roles;
 use shm_queue::bytes::{ByteQueue, Flavor, PopIntoError};
-use shm_queue::pipe::{Pipe, RecvError};
+use shm_queue::pipe::{Pipe, RecvIntoError};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -158,12 +159,12 @@ fn iceoryx_tp(_: &Cfg, _: Placement, _: Size) -> Result<Vec<f64>, Miss> {
 
 // ---- shared helpers ----------------------------------------------------------------------
 
-fn size_arg(a: &[String], i: usize) -> Result<usize, String> {
+fn size_arg(a: &[String], i: usize) -> Result<usize, BoxError> {
     arg(a, i)?
         .parse::<usize>()
         .ok()
         .filter(|&n| n >= 9)
-        .ok_or_else(|| format!("bad message size in argument {i}"))
+        .ok_or_else(|| format!("bad message size in argument {i}").into())
 }
 
 /// Capacity in messages of a ring of at least [`RING_BYTES`] (and at least 8 messages).
@@ -186,17 +187,14 @@ pub fn stamp(msg: &mut [u8], seq: u64) {
 
 /// Checks that `msg` is message number `seq` of `bytes` bytes.
 #[inline]
-pub fn check(msg: &[u8], seq: u64, bytes: usize) -> Result<(), String> {
+pub fn check(msg: &[u8], seq: u64, bytes: usize) -> Result<(), BoxError> {
     if msg.len() != bytes {
-        return Err(format!(
-            "message {seq} has {} bytes, not {bytes}",
-            msg.len()
-        ));
+        return Err(format!("message {seq} has {} bytes, not {bytes}", msg.len()).into());
     }
     if msg[..8] != seq.to_le_bytes() || msg[bytes - 1] != seq as u8 {
-        return Err(format!(
-            "message {seq} arrived with the wrong stamps (lost or reordered)"
-        ));
+        return Err(
+            format!("message {seq} arrived with the wrong stamps (lost or reordered)").into(),
+        );
     }
     Ok(())
 }
@@ -219,7 +217,7 @@ impl std::fmt::Debug for Sink {
 
 impl Sink {
     /// Opens the ack words `name` for messages of `bytes` bytes.
-    pub fn open(name: &str, bytes: usize) -> Result<Sink, String> {
+    pub fn open(name: &str, bytes: usize) -> Result<Sink, BoxError> {
         Ok(Sink {
             words: Words::open(name)?,
             got: 0,
@@ -230,7 +228,7 @@ impl Sink {
     /// Checks the next message and publishes the new count; on a bad message, raises the
     /// `BAD` flag so that the parent stops at once.
     #[inline]
-    pub fn take(&mut self, msg: &[u8]) -> Result<(), String> {
+    pub fn take(&mut self, msg: &[u8]) -> Result<(), BoxError> {
         if let Err(e) = check(msg, self.got, self.bytes) {
             self.words.word(BAD).store(1, Ordering::Release);
             return Err(e);
@@ -247,14 +245,14 @@ impl Sink {
     }
 
     /// Raises the `BAD` flag and returns `e` (a failed receive).
-    pub fn fail(&self, e: String) -> Result<(), String> {
+    pub fn fail(&self, e: impl Into<BoxError>) -> Result<(), BoxError> {
         self.words.word(BAD).store(1, Ordering::Release);
-        Err(e)
+        Err(e.into())
     }
 }
 
 /// Waits until the sink has acknowledged `target` messages (or reported a bad one).
-pub fn wait_ack(w: &Words, target: u64) -> Result<(), String> {
+pub fn wait_ack(w: &Words, target: u64) -> Result<(), BoxError> {
     let done = || w.word(ACK).load(Ordering::Acquire) >= target;
     let bad = || w.word(BAD).load(Ordering::Acquire) != 0;
     if spin_until(PATIENCE, || done() || bad()) && !bad() {
@@ -265,7 +263,8 @@ pub fn wait_ack(w: &Words, target: u64) -> Result<(), String> {
         Err(format!(
             "the sink acknowledged {} of {target} messages",
             w.word(ACK).load(Ordering::Acquire)
-        ))
+        )
+        .into())
     }
 }
 
@@ -280,11 +279,11 @@ fn queue_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
         .max_message(s.bytes)
         .create()
         .map_err(|e| format!("create: {e}"))?;
-    let mut tx = q.producer().map_err(|e| e.to_string())?;
+    let mut tx = q.producer().map_err(Miss::failed)?;
     tx.set_wait_strategy(WaitStrategy::busy_poll());
     send_batches(cfg, p, s, "b-queue-sink", &n, move |msg| {
         tx.push_timeout(msg, PATIENCE)
-            .map_err(|e| format!("push: {e}"))
+            .map_err(|e| format!("push: {e}").into())
     })
 }
 
@@ -297,7 +296,7 @@ fn send_batches(
     s: Size,
     role: &str,
     seg: &SegmentName,
-    mut send: impl FnMut(&[u8]) -> Result<(), String>,
+    mut send: impl FnMut(&[u8]) -> Result<(), BoxError>,
 ) -> Result<Vec<f64>, Miss> {
     let w = Words::create()?;
     let child = Child::start(
@@ -319,14 +318,13 @@ fn send_batches(
     finish(child, r)
 }
 
-fn queue_sink(a: &[String]) -> Result<(), String> {
+fn queue_sink(a: &[String]) -> Result<(), BoxError> {
     let q = ByteQueue::builder(&seg_name(arg(a, 0)?)?)
         .flavor(Flavor::Spsc)
-        .open()
-        .map_err(|e| e.to_string())?;
+        .open()?;
     let bytes = size_arg(a, 2)?;
     let mut sink = Sink::open(arg(a, 1)?, bytes)?;
-    let mut rx = q.consumer().map_err(|e| e.to_string())?;
+    let mut rx = q.consumer()?;
     rx.set_wait_strategy(WaitStrategy::busy_poll());
     let mut buf = vec![0u8; bytes];
     loop {
@@ -354,14 +352,12 @@ fn pipe_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
     end.set_wait_strategy(WaitStrategy::busy_poll());
     send_batches(cfg, p, s, "b-pipe-sink", &n, move |msg| {
         end.send_bytes_timeout(msg, PATIENCE)
-            .map_err(|e| format!("send: {e}"))
+            .map_err(|e| format!("send: {e}").into())
     })
 }
 
-fn pipe_sink(a: &[String]) -> Result<(), String> {
-    let mut end = Pipe::builder(&seg_name(arg(a, 0)?)?)
-        .open()
-        .map_err(|e| e.to_string())?;
+fn pipe_sink(a: &[String]) -> Result<(), BoxError> {
+    let mut end = Pipe::builder(&seg_name(arg(a, 0)?)?).open()?;
     end.set_wait_strategy(WaitStrategy::busy_poll());
     let bytes = size_arg(a, 2)?;
     let mut sink = Sink::open(arg(a, 1)?, bytes)?;
@@ -369,7 +365,7 @@ fn pipe_sink(a: &[String]) -> Result<(), String> {
     loop {
         match end.recv_into(&mut buf) {
             Ok(n) => sink.take(&buf[..n])?,
-            Err(RecvError::Eof) => return Ok(()),
+            Err(RecvIntoError::Eof) => return Ok(()),
             Err(e) => return sink.fail(format!("recv: {e}")),
         }
     }
@@ -426,7 +422,12 @@ fn ipc_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
     let tx = match got_rx.recv_timeout(PATIENCE) {
         Ok(Ok(tx)) => tx,
         Ok(Err(e)) => return finish(child, Err(format!("ipc accept: {e}"))),
-        Err(_) => return finish(child, Err("the ipc-channel child did not connect".into())),
+        Err(_) => {
+            return finish(
+                child,
+                Err::<Vec<f64>, _>("the ipc-channel child did not connect"),
+            )
+        }
     };
     let mut msg = message(s.bytes);
     let mut sent = 0u64;
@@ -442,13 +443,13 @@ fn ipc_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
     finish(child, r)
 }
 
-fn ipc_sink(a: &[String]) -> Result<(), String> {
+fn ipc_sink(a: &[String]) -> Result<(), BoxError> {
     use ipc_channel::ipc::{self, IpcBytesSender, IpcError, IpcSender};
     let bytes = size_arg(a, 2)?;
     let mut sink = Sink::open(arg(a, 1)?, bytes)?;
     let boot = IpcSender::<IpcBytesSender>::connect(arg(a, 0)?.to_owned())
         .map_err(|e| format!("ipc connect: {e}"))?;
-    let (tx, rx) = ipc::bytes_channel().map_err(|e| e.to_string())?;
+    let (tx, rx) = ipc::bytes_channel()?;
     boot.send(tx).map_err(|e| format!("ipc bootstrap: {e}"))?;
     loop {
         match rx.recv() {

@@ -15,6 +15,7 @@
 use super::bytes::{self, message, stamp, wait_ack, Sink, Size, ACK, BAD, PATIENCE};
 use super::Miss;
 use super::{arg, exit, finish};
+use crate::error::BoxError;
 use crate::harness::{self, child_args, spin_until, Cfg, Child, Placement, Words};
 use iceoryx2::prelude::*;
 use shm_core::{Deadline, SegmentName};
@@ -39,7 +40,7 @@ pub fn roles(r: Roles) -> Roles {
 }
 
 /// A node of this process: quiet logs, no signal handlers of its own.
-fn node() -> Result<Node<Svc>, String> {
+fn node() -> Result<Node<Svc>, BoxError> {
     static QUIET: Once = Once::new();
     QUIET.call_once(|| set_log_level(LogLevel::Error));
     NodeBuilder::new()
@@ -57,7 +58,7 @@ fn fresh_name(what: &str) -> String {
     )
 }
 
-fn service_name(s: &str) -> Result<ServiceName, String> {
+fn service_name(s: &str) -> Result<ServiceName, BoxError> {
     ServiceName::new(s).map_err(|e| format!("iceoryx2 service name {s}: {e:?}"))
 }
 
@@ -94,7 +95,7 @@ impl Drop for Tidy {
 }
 
 /// Tells the child to stop, joins it, and cleans up after dead nodes.
-fn end(w: &Words, child: Child, r: Result<Vec<f64>, String>) -> Result<Vec<f64>, Miss> {
+fn end(w: &Words, child: Child, r: Result<Vec<f64>, BoxError>) -> Result<Vec<f64>, Miss> {
     w.word(STOP).store(1, Ordering::Release);
     let out = finish(child, r);
     cleanup_dead_nodes();
@@ -102,7 +103,7 @@ fn end(w: &Words, child: Child, r: Result<Vec<f64>, String>) -> Result<Vec<f64>,
 }
 
 /// Waits for the child's READY (or its BAD on a failed start).
-fn wait_ready(w: &Words) -> Result<(), String> {
+fn wait_ready(w: &Words) -> Result<(), BoxError> {
     let ready = || w.word(READY).load(Ordering::Acquire) != 0;
     let bad = || w.word(BAD).load(Ordering::Acquire) != 0;
     if spin_until(PATIENCE, || ready() || bad()) && ready() {
@@ -212,7 +213,7 @@ pub fn rt(cfg: &Cfg, p: Placement) -> Result<Vec<f64>, Miss> {
     end(&w, child, r)
 }
 
-fn echo(a: &[String]) -> Result<(), String> {
+fn echo(a: &[String]) -> Result<(), BoxError> {
     let w = Words::open(arg(a, 2)?)?;
     let r = echo_inner(a, &w);
     if r.is_err() {
@@ -221,7 +222,7 @@ fn echo(a: &[String]) -> Result<(), String> {
     r
 }
 
-fn echo_inner(a: &[String], w: &Words) -> Result<(), String> {
+fn echo_inner(a: &[String], w: &Words) -> Result<(), BoxError> {
     let node = node()?;
     let open = |n: &str| {
         node.service_builder(&service_name(n)?)
@@ -331,7 +332,7 @@ type UninitSample =
     iceoryx2::sample_mut_uninit::SampleMutUninit<Svc, [std::mem::MaybeUninit<u8>], ()>;
 
 /// Loans a sample of `len` bytes, retrying (until [`PATIENCE`]) while the pool is exhausted.
-fn loan(tx: &SamplePublisher, len: usize) -> Result<UninitSample, String> {
+fn loan(tx: &SamplePublisher, len: usize) -> Result<UninitSample, BoxError> {
     let deadline = Deadline::after(PATIENCE);
     loop {
         match tx.loan_slice_uninit(len) {
@@ -346,7 +347,7 @@ fn loan(tx: &SamplePublisher, len: usize) -> Result<UninitSample, String> {
     }
 }
 
-fn sink(a: &[String]) -> Result<(), String> {
+fn sink(a: &[String]) -> Result<(), BoxError> {
     let bytes = arg(a, 2)?
         .parse::<usize>()
         .ok()
@@ -359,7 +360,7 @@ fn sink(a: &[String]) -> Result<(), String> {
     }
 }
 
-fn sink_inner(a: &[String], sink: &mut Sink, bytes: usize) -> Result<(), String> {
+fn sink_inner(a: &[String], sink: &mut Sink, bytes: usize) -> Result<(), BoxError> {
     let node = node()?;
     let n = arg(a, 0)?;
     let svc = node

@@ -9,6 +9,7 @@
 
 use super::{arg, exit, finish};
 use super::{case, python, Case, Group, Kind, Miss, Who, ONE, TWO};
+use crate::error::BoxError;
 use crate::harness::{self, child_args, spin_until, Cfg, Child, Placement, Words};
 use crossbeam_utils::CachePadded;
 use raw_sync::locks::{LockImpl, LockInit, Mutex as RawSyncMutex};
@@ -181,7 +182,7 @@ pub fn roles(r: Roles) -> Roles {
 }
 
 /// Times `op` (one lock + unlock) in batches.
-fn uncontended(cfg: &Cfg, op: impl FnMut() -> Result<(), String>) -> Result<Vec<f64>, Miss> {
+fn uncontended(cfg: &Cfg, op: impl FnMut() -> Result<(), BoxError>) -> Result<Vec<f64>, Miss> {
     let mut op = op;
     Ok(harness::per_batch(cfg, UNCONTENDED_BATCH, |_| op())?)
 }
@@ -191,12 +192,12 @@ fn uncontended(cfg: &Cfg, op: impl FnMut() -> Result<(), String>) -> Result<Vec<
 /// A lock of the hand-off table: runs a closure with the lock held, waiting at most
 /// [`PATIENCE`] for it (or, where the lock has no timed form, with a wait that cannot hang).
 trait Handoff {
-    fn with<R>(&self, f: impl FnOnce() -> R) -> Result<R, String>;
+    fn with<R>(&self, f: impl FnOnce() -> R) -> Result<R, BoxError>;
 }
 
 impl Handoff for Lock {
     #[inline]
-    fn with<R>(&self, f: impl FnOnce() -> R) -> Result<R, String> {
+    fn with<R>(&self, f: impl FnOnce() -> R) -> Result<R, BoxError> {
         let g = self
             .try_lock_for(PATIENCE)
             .map_err(|e| format!("Lock::try_lock_for: {e}"))?;
@@ -208,7 +209,7 @@ impl Handoff for Lock {
 
 impl Handoff for RLock {
     #[inline]
-    fn with<R>(&self, f: impl FnOnce() -> R) -> Result<R, String> {
+    fn with<R>(&self, f: impl FnOnce() -> R) -> Result<R, BoxError> {
         let g = self
             .try_lock_for(PATIENCE)
             .map_err(|e| format!("RLock::try_lock_for: {e}"))?;
@@ -220,7 +221,7 @@ impl Handoff for RLock {
 
 impl Handoff for RsMutex {
     #[inline]
-    fn with<R>(&self, f: impl FnOnce() -> R) -> Result<R, String> {
+    fn with<R>(&self, f: impl FnOnce() -> R) -> Result<R, BoxError> {
         let g = self
             .lock
             .try_lock(Timeout::Val(PATIENCE))
@@ -234,7 +235,7 @@ impl Handoff for RsMutex {
 /// Threads of one process: a panicking peer poisons the mutex instead of hanging us.
 impl Handoff for Mutex<()> {
     #[inline]
-    fn with<R>(&self, f: impl FnOnce() -> R) -> Result<R, String> {
+    fn with<R>(&self, f: impl FnOnce() -> R) -> Result<R, BoxError> {
         let g = self
             .lock()
             .map_err(|_| "std mutex poisoned (the other thread panicked)".to_string())?;
@@ -246,7 +247,7 @@ impl Handoff for Mutex<()> {
 
 /// One turn: lock, increment the counter if it is `parity`'s turn, unlock. True if it did.
 #[inline]
-fn take_turn<L: Handoff>(lock: &L, counter: &AtomicU64, parity: u64) -> Result<bool, String> {
+fn take_turn<L: Handoff>(lock: &L, counter: &AtomicU64, parity: u64) -> Result<bool, BoxError> {
     lock.with(|| {
         // Relaxed: the lock orders these accesses.
         let c = counter.load(Ordering::Relaxed);
@@ -260,7 +261,7 @@ fn take_turn<L: Handoff>(lock: &L, counter: &AtomicU64, parity: u64) -> Result<b
 }
 
 /// Takes turns until this side (parity 0) has incremented once.
-fn increment_once<L: Handoff>(lock: &L, counter: &AtomicU64) -> Result<(), String> {
+fn increment_once<L: Handoff>(lock: &L, counter: &AtomicU64) -> Result<(), BoxError> {
     let mut tries = 0u32;
     let mut since: Option<Instant> = None;
     loop {
@@ -274,13 +275,14 @@ fn increment_once<L: Handoff>(lock: &L, counter: &AtomicU64) -> Result<(), Strin
             return Err(format!(
                 "the other side did not take its turn in {PATIENCE:?} (counter {})",
                 counter.load(Ordering::Relaxed)
-            ));
+            )
+            .into());
         }
     }
 }
 
 /// The other side's loop (parity 1), until `stop` is non-zero.
-fn other_side<L: Handoff>(lock: &L, counter: &AtomicU64, stop: &AtomicU64) -> Result<(), String> {
+fn other_side<L: Handoff>(lock: &L, counter: &AtomicU64, stop: &AtomicU64) -> Result<(), BoxError> {
     let mut tries = 0u32;
     let mut since: Option<Instant> = None;
     loop {
@@ -299,7 +301,8 @@ fn other_side<L: Handoff>(lock: &L, counter: &AtomicU64, stop: &AtomicU64) -> Re
             return Err(format!(
                 "the measuring side did not take its turn in {PATIENCE:?} (counter {})",
                 counter.load(Ordering::Relaxed)
-            ));
+            )
+            .into());
         }
     }
 }
@@ -317,12 +320,12 @@ fn measure_handoff<L: Handoff>(
     p: Placement,
     lock: &L,
     counter: &AtomicU64,
-) -> Result<(Vec<f64>, u64), String> {
+) -> Result<(Vec<f64>, u64), BoxError> {
     let mut incs = 0u64;
     let samples = harness::per_batch(cfg, handoff_batch(cfg, p), |_| {
         increment_once(lock, counter)?;
         incs += 1;
-        Ok::<(), String>(())
+        Ok::<(), BoxError>(())
     })?;
     // One increment of ours is two hand-offs: to the other side and back.
     Ok((samples.into_iter().map(|s| s / 2.0).collect(), incs))
@@ -358,11 +361,11 @@ fn process_handoff<L: Handoff>(
     let r = if spin_until(PATIENCE, || w.word(READY).load(Ordering::Acquire) != 0) {
         measure_handoff(cfg, p, lock, w.word(COUNTER))
     } else {
-        Err("the hand-off child did not start".to_string())
+        Err("the hand-off child did not start".into())
     };
     w.word(STOP).store(1, Ordering::Release);
     let (samples, incs) = match r {
-        Ok((s, n)) => (finish(child, Ok(s))?, n),
+        Ok((s, n)) => (finish(child, Ok::<_, BoxError>(s))?, n),
         Err(e) => return finish(child, Err(e)),
     };
     check_counter(w.word(COUNTER).load(Ordering::Acquire), incs)?;
@@ -370,7 +373,7 @@ fn process_handoff<L: Handoff>(
 }
 
 /// The child of a hand-off: `[kind, words, lock id]`.
-fn handoff_child(a: &[String]) -> Result<(), String> {
+fn handoff_child(a: &[String]) -> Result<(), BoxError> {
     let w = Words::open(arg(a, 1)?)?;
     let id = arg(a, 2)?;
     let name = || SegmentName::new(id).map_err(|e| format!("bad segment name {id}: {e}"));
@@ -395,7 +398,7 @@ fn handoff_child(a: &[String]) -> Result<(), String> {
             w.word(READY).store(1, Ordering::Release);
             other_side(&rs, counter, stop)
         }
-        other => Err(format!("unknown hand-off lock {other:?}")),
+        other => Err(format!("unknown hand-off lock {other:?}").into()),
     }
 }
 
@@ -445,7 +448,7 @@ struct RsMutex {
 }
 
 impl RsMutex {
-    fn create() -> Result<RsMutex, String> {
+    fn create() -> Result<RsMutex, BoxError> {
         let shmem = shared_memory::ShmemConf::new()
             .size(RS_LEN)
             .create()
@@ -462,7 +465,7 @@ impl RsMutex {
         Ok(RsMutex { lock, shmem })
     }
 
-    fn open(os_id: &str) -> Result<RsMutex, String> {
+    fn open(os_id: &str) -> Result<RsMutex, BoxError> {
         let shmem = shared_memory::ShmemConf::new()
             .os_id(os_id)
             .open()

@@ -1,5 +1,6 @@
 //! The rows of the comparison: each table (a [`Group`]) and the cases measured in it.
 
+use crate::error::{chain, BoxError, Failure};
 use crate::harness::{Cfg, Child, Placement};
 use shm_core::SegmentName;
 use shm_process::Roles;
@@ -96,6 +97,26 @@ impl From<&str> for Miss {
     }
 }
 
+impl Miss {
+    /// A failed cell, from any error (its causes kept in the message): for a step whose error
+    /// `?` cannot convert into a `Miss` directly.
+    pub fn failed(e: impl Into<BoxError>) -> Miss {
+        Miss::from(e.into())
+    }
+}
+
+impl From<BoxError> for Miss {
+    fn from(e: BoxError) -> Miss {
+        Miss::Failed(chain(&*e))
+    }
+}
+
+impl From<Failure> for Miss {
+    fn from(e: Failure) -> Miss {
+        Miss::Failed(chain(&e))
+    }
+}
+
 /// The measuring function of a case: samples in ns per operation for one placement.
 pub type RunFn = Box<dyn Fn(&Cfg, Placement) -> Result<Vec<f64>, Miss>>;
 
@@ -142,19 +163,19 @@ pub fn case(
 
 // ---- the child side and its parent's view of it: shared by every row --------------------
 
-/// A child's result as its exit code, with the error on stderr.
-pub fn exit(r: Result<(), String>) -> i32 {
+/// A child's result as its exit code, with the error (and its causes) on stderr.
+pub fn exit<E: Into<BoxError>>(r: Result<(), E>) -> i32 {
     match r {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("shm-bench child: {e}");
+            eprintln!("shm-bench child: {}", chain(&*e.into()));
             1
         }
     }
 }
 
 /// Joins the child after a measurement; a failed measurement kills it.
-pub fn finish(child: Child, r: Result<Vec<f64>, String>) -> Result<Vec<f64>, Miss> {
+pub fn finish<E: Into<BoxError>>(child: Child, r: Result<Vec<f64>, E>) -> Result<Vec<f64>, Miss> {
     match r {
         Ok(v) => {
             child.finish()?;
@@ -162,28 +183,28 @@ pub fn finish(child: Child, r: Result<Vec<f64>, String>) -> Result<Vec<f64>, Mis
         }
         Err(e) => {
             child.kill();
-            Err(Miss::Failed(e))
+            Err(Miss::from(e.into()))
         }
     }
 }
 
 /// Child argument `i`.
-pub fn arg(a: &[String], i: usize) -> Result<&str, String> {
+pub fn arg(a: &[String], i: usize) -> Result<&str, Failure> {
     a.get(i)
         .map(String::as_str)
-        .ok_or_else(|| format!("missing child argument {i}"))
+        .ok_or_else(|| Failure::msg(format!("missing child argument {i}")))
 }
 
 /// Child argument `i` as a number.
-pub fn num(a: &[String], i: usize) -> Result<u64, String> {
+pub fn num(a: &[String], i: usize) -> Result<u64, Failure> {
     arg(a, i)?
         .parse()
-        .map_err(|e| format!("bad number in argument {i}: {e}"))
+        .map_err(|e| Failure::new(format!("bad number in argument {i}"), e))
 }
 
 /// A segment name passed to a child.
-pub fn seg_name(s: &str) -> Result<SegmentName, String> {
-    SegmentName::new(s).map_err(|e| format!("bad segment name {s}: {e}"))
+pub fn seg_name(s: &str) -> Result<SegmentName, Failure> {
+    SegmentName::new(s).map_err(|e| Failure::new(format!("bad segment name {s}"), e))
 }
 
 /// Every table, in the order printed.

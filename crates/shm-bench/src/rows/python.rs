@@ -2,6 +2,7 @@
 //! cell, its samples read back as JSON.
 
 use super::{case, Case, Miss, Who};
+use crate::error::BoxError;
 use crate::harness::{Cfg, Placement};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -64,7 +65,7 @@ pub fn run(cfg: &Cfg, py_case: &str, placement: Placement, batch: u64) -> Result
 }
 
 /// Parses the script's one line of JSON into samples.
-pub fn parse(stdout: &str) -> Result<Vec<f64>, String> {
+pub fn parse(stdout: &str) -> Result<Vec<f64>, BoxError> {
     let v: serde_json::Value =
         serde_json::from_str(stdout.trim()).map_err(|e| format!("bad JSON from python: {e}"))?;
     let samples = v

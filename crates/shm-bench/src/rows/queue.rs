@@ -2,6 +2,7 @@
 //! one-way `u64` throughput.
 
 use super::{arg, case, exit, finish, num, python, seg_name, Case, Group, Kind, Miss, Who, TWO};
+use crate::error::{BoxError, Failure};
 use crate::harness::{self, child_args, spin_until, Cfg, Child, Placement, Words};
 use crossbeam_queue::ArrayQueue;
 use shm_core::sync::{futex_wait, futex_wake, Deadline};
@@ -247,8 +248,8 @@ macro_rules! ring_round_trip {
                     .map_err(|e| format!("create: {e}"))
             };
             let (ping, pong) = (mk(&n1)?, mk(&n2)?);
-            let mut tx = ping.producer().map_err(|e| e.to_string())?;
-            let mut rx = pong.consumer().map_err(|e| e.to_string())?;
+            let mut tx = ping.producer().map_err(Miss::failed)?;
+            let mut rx = pong.consumer().map_err(Miss::failed)?;
             tx.set_wait_strategy(strategy(mode));
             rx.set_wait_strategy(strategy(mode));
             let child = Child::start(
@@ -271,15 +272,11 @@ macro_rules! ring_round_trip {
             finish(child, r)
         }
 
-        fn $echo(a: &[String]) -> Result<(), String> {
-            let ping = $Queue::<u64>::builder(&seg_name(arg(a, 1)?)?)
-                .open()
-                .map_err(|e| e.to_string())?;
-            let pong = $Queue::<u64>::builder(&seg_name(arg(a, 2)?)?)
-                .open()
-                .map_err(|e| e.to_string())?;
-            let mut rx = ping.consumer().map_err(|e| e.to_string())?;
-            let mut tx = pong.producer().map_err(|e| e.to_string())?;
+        fn $echo(a: &[String]) -> Result<(), BoxError> {
+            let ping = $Queue::<u64>::builder(&seg_name(arg(a, 1)?)?).open()?;
+            let pong = $Queue::<u64>::builder(&seg_name(arg(a, 2)?)?).open()?;
+            let mut rx = ping.consumer()?;
+            let mut tx = pong.producer()?;
             rx.set_wait_strategy(strategy(arg(a, 0)?));
             tx.set_wait_strategy(strategy(arg(a, 0)?));
             while let Ok(v) = rx.pop() {
@@ -327,10 +324,8 @@ fn pipe_rt(cfg: &Cfg, p: Placement, mode: &str) -> Result<Vec<f64>, Miss> {
     finish(child, r)
 }
 
-fn pipe_echo(a: &[String]) -> Result<(), String> {
-    let mut end = Pipe::builder(&seg_name(arg(a, 1)?)?)
-        .open()
-        .map_err(|e| e.to_string())?;
+fn pipe_echo(a: &[String]) -> Result<(), BoxError> {
+    let mut end = Pipe::builder(&seg_name(arg(a, 1)?)?).open()?;
     end.set_wait_strategy(strategy(arg(a, 0)?));
     let mut buf = [0u8; 64];
     while let Ok(n) = end.recv_into(&mut buf) {
@@ -363,7 +358,7 @@ fn atomic_rt(cfg: &Cfg, p: Placement) -> Result<Vec<f64>, Miss> {
     finish(child, r)
 }
 
-fn atomic_pong(a: &[String]) -> Result<(), String> {
+fn atomic_pong(a: &[String]) -> Result<(), BoxError> {
     let w = Words::open(arg(a, 0)?)?;
     let x = w.word(0);
     loop {
@@ -420,7 +415,7 @@ fn futex_rt(cfg: &Cfg, p: Placement) -> Result<Vec<f64>, Miss> {
     finish(child, r)
 }
 
-fn futex_pong(a: &[String]) -> Result<(), String> {
+fn futex_pong(a: &[String]) -> Result<(), BoxError> {
     let w = Words::open(arg(a, 0)?)?;
     let x = w.word32(0);
     loop {
@@ -449,7 +444,7 @@ pub struct SockPath {
 
 impl SockPath {
     /// Binds a fresh path.
-    pub fn bind() -> Result<SockPath, String> {
+    pub fn bind() -> Result<SockPath, BoxError> {
         let path = std::env::temp_dir().join(format!(
             "shm-bench-{}-{}.sock",
             std::process::id(),
@@ -461,17 +456,14 @@ impl SockPath {
     }
 
     /// Accepts the child's connection (waiting at most [`PATIENCE`]).
-    pub fn accept(&self) -> Result<UnixStream, String> {
-        self.listener
-            .set_nonblocking(true)
-            .map_err(|e| e.to_string())?;
+    pub fn accept(&self) -> Result<UnixStream, BoxError> {
+        self.listener.set_nonblocking(true)?;
         let deadline = Deadline::after(PATIENCE);
         loop {
             match self.listener.accept() {
                 Ok((s, _)) => {
-                    s.set_nonblocking(false).map_err(|e| e.to_string())?;
-                    s.set_read_timeout(Some(PATIENCE))
-                        .map_err(|e| e.to_string())?;
+                    s.set_nonblocking(false)?;
+                    s.set_read_timeout(Some(PATIENCE))?;
                     return Ok(s);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -480,7 +472,7 @@ impl SockPath {
                     }
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                Err(e) => return Err(format!("accept: {e}")),
+                Err(e) => return Err(format!("accept: {e}").into()),
             }
         }
     }
@@ -506,9 +498,9 @@ impl std::fmt::Debug for SockPath {
 }
 
 /// Reads exactly `buf.len()` bytes; with `spin`, from a non-blocking socket by spinning.
-pub fn read_full(s: &mut UnixStream, buf: &mut [u8], spin: bool) -> Result<(), String> {
+pub fn read_full(s: &mut UnixStream, buf: &mut [u8], spin: bool) -> Result<(), BoxError> {
     if !spin {
-        return s.read_exact(buf).map_err(|e| format!("read: {e}"));
+        return Ok(s.read_exact(buf).map_err(|e| Failure::new("read", e))?);
     }
     let mut got = 0;
     let deadline = Deadline::after(PATIENCE);
@@ -524,21 +516,21 @@ pub fn read_full(s: &mut UnixStream, buf: &mut [u8], spin: bool) -> Result<(), S
                 }
                 std::hint::spin_loop();
             }
-            Err(e) => return Err(format!("read: {e}")),
+            Err(e) => return Err(format!("read: {e}").into()),
         }
     }
     Ok(())
 }
 
 /// Writes all of `buf` (spinning on a non-blocking socket's WouldBlock).
-pub fn write_full(s: &mut UnixStream, buf: &[u8]) -> Result<(), String> {
+pub fn write_full(s: &mut UnixStream, buf: &[u8]) -> Result<(), BoxError> {
     let mut put = 0;
     while put < buf.len() {
         match s.write(&buf[put..]) {
             Ok(0) => return Err("peer closed the socket".into()),
             Ok(k) => put += k,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::hint::spin_loop(),
-            Err(e) => return Err(format!("write: {e}")),
+            Err(e) => return Err(format!("write: {e}").into()),
         }
     }
     Ok(())
@@ -550,27 +542,27 @@ fn unix_rt(cfg: &Cfg, p: Placement, spin: bool) -> Result<Vec<f64>, Miss> {
     let mode = if spin { "busy" } else { "block" };
     let child = Child::start("q-unix-echo", p.child_cpu(), &[mode.into(), sock.arg()])?;
     let mut s = sock.accept()?;
-    s.set_nonblocking(spin).map_err(|e| e.to_string())?;
+    s.set_nonblocking(spin).map_err(Miss::failed)?;
     let mut i = 0u64;
     let mut buf = [0u8; 8];
-    let r = harness::per_op(cfg, || {
+    let r = harness::per_op(cfg, || -> Result<(), BoxError> {
         i += 1;
         write_full(&mut s, &i.to_le_bytes())?;
         read_full(&mut s, &mut buf, spin)?;
         if u64::from_le_bytes(buf) == i {
             Ok(())
         } else {
-            Err("echo returned another value".to_string())
+            Err("echo returned another value".into())
         }
     });
     drop(s);
     finish(child, r)
 }
 
-fn unix_echo(a: &[String]) -> Result<(), String> {
+fn unix_echo(a: &[String]) -> Result<(), BoxError> {
     let spin = arg(a, 0)? == "busy";
     let mut s = UnixStream::connect(arg(a, 1)?).map_err(|e| format!("connect: {e}"))?;
-    s.set_nonblocking(spin).map_err(|e| e.to_string())?;
+    s.set_nonblocking(spin)?;
     let mut buf = [0u8; 8];
     loop {
         if read_full(&mut s, &mut buf, spin).is_err() {
@@ -615,12 +607,12 @@ fn ipc_rt(cfg: &Cfg, p: Placement) -> Result<Vec<f64>, Miss> {
     finish(child, r)
 }
 
-fn ipc_echo(a: &[String]) -> Result<(), String> {
+fn ipc_echo(a: &[String]) -> Result<(), BoxError> {
     use ipc_channel::ipc::{self, IpcSender, TryRecvError};
     let boot = IpcSender::<IpcPair>::connect(arg(a, 0)?.to_owned())
         .map_err(|e| format!("ipc connect: {e}"))?;
-    let (to_child, from_parent) = ipc::channel::<u64>().map_err(|e| e.to_string())?;
-    let (to_parent, from_child) = ipc::channel::<u64>().map_err(|e| e.to_string())?;
+    let (to_child, from_parent) = ipc::channel::<u64>()?;
+    let (to_parent, from_child) = ipc::channel::<u64>()?;
     boot.send((to_child, from_child))
         .map_err(|e| format!("ipc bootstrap: {e}"))?;
     loop {
@@ -646,8 +638,14 @@ struct RawSync {
     pong: Box<dyn raw_sync::events::EventImpl>,
 }
 
+/// raw_sync's errors are `Box<dyn Error>` without `Send + Sync`, so `?` cannot move them into
+/// a [`BoxError`]: only their message can cross (the one error here that is not kept as is).
+fn rs_err(e: Box<dyn std::error::Error>) -> BoxError {
+    e.to_string().into()
+}
+
 impl RawSync {
-    fn create() -> Result<RawSync, String> {
+    fn create() -> Result<RawSync, BoxError> {
         use raw_sync::events::{BusyEvent, EventInit};
         use raw_sync::locks::{LockInit, Mutex};
         let shmem = shared_memory::ShmemConf::new()
@@ -659,11 +657,9 @@ impl RawSync {
         // the mutex lives at 0..64, its data word at 64, the two events at 128 and 256, all
         // inside the mapping and not overlapping.
         let (lock, ping, pong) = unsafe {
-            let (lock, _) = Mutex::new(base, base.add(RS_DATA)).map_err(|e| e.to_string())?;
-            let (ping, _) =
-                BusyEvent::new(base.add(RS_EV_PING), true).map_err(|e| e.to_string())?;
-            let (pong, _) =
-                BusyEvent::new(base.add(RS_EV_PONG), true).map_err(|e| e.to_string())?;
+            let (lock, _) = Mutex::new(base, base.add(RS_DATA)).map_err(rs_err)?;
+            let (ping, _) = BusyEvent::new(base.add(RS_EV_PING), true).map_err(rs_err)?;
+            let (pong, _) = BusyEvent::new(base.add(RS_EV_PONG), true).map_err(rs_err)?;
             (lock, ping, pong)
         };
         Ok(RawSync {
@@ -674,7 +670,7 @@ impl RawSync {
         })
     }
 
-    fn open(os_id: &str) -> Result<RawSync, String> {
+    fn open(os_id: &str) -> Result<RawSync, BoxError> {
         use raw_sync::events::{BusyEvent, EventInit};
         use raw_sync::locks::{LockInit, Mutex};
         let shmem = shared_memory::ShmemConf::new()
@@ -687,12 +683,9 @@ impl RawSync {
         let base = shmem.as_ptr();
         // SAFETY: the creator initialized these objects at these offsets before starting us.
         let (lock, ping, pong) = unsafe {
-            let (lock, _) =
-                Mutex::from_existing(base, base.add(RS_DATA)).map_err(|e| e.to_string())?;
-            let (ping, _) =
-                BusyEvent::from_existing(base.add(RS_EV_PING)).map_err(|e| e.to_string())?;
-            let (pong, _) =
-                BusyEvent::from_existing(base.add(RS_EV_PONG)).map_err(|e| e.to_string())?;
+            let (lock, _) = Mutex::from_existing(base, base.add(RS_DATA)).map_err(rs_err)?;
+            let (ping, _) = BusyEvent::from_existing(base.add(RS_EV_PING)).map_err(rs_err)?;
+            let (pong, _) = BusyEvent::from_existing(base.add(RS_EV_PONG)).map_err(rs_err)?;
             (lock, ping, pong)
         };
         Ok(RawSync {
@@ -703,8 +696,8 @@ impl RawSync {
         })
     }
 
-    fn put(&self, v: u64) -> Result<(), String> {
-        let g = self.lock.lock().map_err(|e| e.to_string())?;
+    fn put(&self, v: u64) -> Result<(), BoxError> {
+        let g = self.lock.lock().map_err(rs_err)?;
         // SAFETY: the guard's data pointer is the 8-aligned data word at RS_DATA, accessed
         // only under the mutex.
         unsafe { (*g).cast::<u64>().write(v) };
@@ -712,8 +705,8 @@ impl RawSync {
         Ok(())
     }
 
-    fn get(&self) -> Result<u64, String> {
-        let g = self.lock.lock().map_err(|e| e.to_string())?;
+    fn get(&self) -> Result<u64, BoxError> {
+        let g = self.lock.lock().map_err(rs_err)?;
         // SAFETY: as in `put`.
         let v = unsafe { (*g).cast::<u64>().read() };
         drop(g);
@@ -731,18 +724,16 @@ fn rawsync_rt(cfg: &Cfg, p: Placement) -> Result<Vec<f64>, Miss> {
         &[rs.shmem.get_os_id().to_owned()],
     )?;
     let mut i = 0u64;
-    let r = harness::per_op(cfg, || {
+    let r = harness::per_op(cfg, || -> Result<(), BoxError> {
         i += 1;
         rs.put(i)?;
-        rs.ping
-            .set(EventState::Signaled)
-            .map_err(|e| e.to_string())?;
+        rs.ping.set(EventState::Signaled).map_err(rs_err)?;
         rs.pong
             .wait(Timeout::Val(PATIENCE))
             .map_err(|e| format!("raw_sync wait: {e}"))?;
         match rs.get()? {
             v if v == i + 1 => Ok(()),
-            v => Err(format!("echo returned {v}, expected {}", i + 1)),
+            v => Err(format!("echo returned {v}, expected {}", i + 1).into()),
         }
     });
     let _ = rs.put(RS_STOP);
@@ -750,7 +741,7 @@ fn rawsync_rt(cfg: &Cfg, p: Placement) -> Result<Vec<f64>, Miss> {
     finish(child, r)
 }
 
-fn rawsync_echo(a: &[String]) -> Result<(), String> {
+fn rawsync_echo(a: &[String]) -> Result<(), BoxError> {
     use raw_sync::{events::EventState, Timeout};
     let rs = RawSync::open(arg(a, 0)?)?;
     loop {
@@ -762,9 +753,7 @@ fn rawsync_echo(a: &[String]) -> Result<(), String> {
             return Ok(());
         }
         rs.put(v + 1)?;
-        rs.pong
-            .set(EventState::Signaled)
-            .map_err(|e| e.to_string())?;
+        rs.pong.set(EventState::Signaled).map_err(rs_err)?;
     }
 }
 
@@ -774,14 +763,15 @@ fn rawsync_echo(a: &[String]) -> Result<(), String> {
 const ACK: usize = 0;
 
 /// Waits until the sink has acknowledged `target` messages.
-fn wait_ack(w: &Words, target: u64) -> Result<(), String> {
+fn wait_ack(w: &Words, target: u64) -> Result<(), BoxError> {
     if spin_until(PATIENCE, || w.word(ACK).load(Ordering::Acquire) >= target) {
         Ok(())
     } else {
         Err(format!(
             "the sink acknowledged {} of {target} messages",
             w.word(ACK).load(Ordering::Acquire)
-        ))
+        )
+        .into())
     }
 }
 
@@ -797,7 +787,7 @@ macro_rules! ring_throughput {
                 .create()
                 .map_err(|e| format!("create: {e}"))?;
             let w = Words::create()?;
-            let mut tx = q.producer().map_err(|e| e.to_string())?;
+            let mut tx = q.producer().map_err(Miss::failed)?;
             tx.set_wait_strategy(WaitStrategy::busy_poll());
             let mode = if slices { "slice" } else { "single" };
             let child = Child::start(
@@ -807,7 +797,7 @@ macro_rules! ring_throughput {
             )?;
             let mut sent = 0u64;
             let chunk: Vec<u64> = (0..256).collect();
-            let r = harness::throughput(cfg, cfg.batch(TP_BATCH), |m| {
+            let r = harness::throughput(cfg, cfg.batch(TP_BATCH), |m| -> Result<(), BoxError> {
                 if slices {
                     let mut left = m as usize;
                     let deadline = Deadline::after(PATIENCE);
@@ -819,7 +809,7 @@ macro_rules! ring_throughput {
                             idle = idle.wrapping_add(1);
                             if idle.is_multiple_of(256) {
                                 if deadline.has_passed() {
-                                    return Err("the sink stopped popping".to_string());
+                                    return Err("the sink stopped popping".into());
                                 }
                                 std::thread::yield_now();
                             } else {
@@ -841,13 +831,11 @@ macro_rules! ring_throughput {
             finish(child, r)
         }
 
-        fn $sink(a: &[String]) -> Result<(), String> {
-            let q = $Queue::<u64>::builder(&seg_name(arg(a, 0)?)?)
-                .open()
-                .map_err(|e| e.to_string())?;
+        fn $sink(a: &[String]) -> Result<(), BoxError> {
+            let q = $Queue::<u64>::builder(&seg_name(arg(a, 0)?)?).open()?;
             let w = Words::open(arg(a, 1)?)?;
             let slices = arg(a, 2)? == "slice";
-            let mut rx = q.consumer().map_err(|e| e.to_string())?;
+            let mut rx = q.consumer()?;
             rx.set_wait_strategy(WaitStrategy::busy_poll());
             let mut got = 0u64;
             let mut buf = [0u64; 256];
@@ -988,7 +976,7 @@ fn unix_tp(cfg: &Cfg, p: Placement) -> Result<Vec<f64>, Miss> {
 
 /// Reads `m` messages of `size` bytes at a time (as much as each read returns), then writes a
 /// one-byte ack; until the parent closes the socket.
-fn unix_sink(a: &[String]) -> Result<(), String> {
+fn unix_sink(a: &[String]) -> Result<(), BoxError> {
     let mut s = UnixStream::connect(arg(a, 0)?).map_err(|e| format!("connect: {e}"))?;
     let m = num(a, 1)?;
     let size = num(a, 2)?;

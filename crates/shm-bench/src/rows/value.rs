@@ -2,6 +2,7 @@
 //! process. Every line counts its increments and checks the final value against the count.
 
 use super::{case, python, Case, Group, Kind, Miss, Who, ONE};
+use crate::error::{BoxError, Failure};
 use crate::harness::{self, Cfg};
 use shm_core::SegmentName;
 use shm_process::Roles;
@@ -40,8 +41,9 @@ pub fn groups() -> Vec<Group> {
     ]
 }
 
-fn create_value() -> Result<Value<i64>, String> {
-    Value::<i64>::create(&SegmentName::unique(), 0).map_err(|e| format!("creating the value: {e}"))
+fn create_value() -> Result<Value<i64>, BoxError> {
+    Ok(Value::<i64>::create(&SegmentName::unique(), 0)
+        .map_err(|e| Failure::new("creating the value", e))?)
 }
 
 /// The value cases.
@@ -190,14 +192,14 @@ pub fn roles(r: Roles) -> Roles {
 fn counted(
     cfg: &Cfg,
     batch: u64,
-    mut inc: impl FnMut() -> Result<(), String>,
+    mut inc: impl FnMut() -> Result<(), BoxError>,
     read: impl FnOnce() -> i64,
 ) -> Result<Vec<f64>, Miss> {
     let mut n = 0i64;
     let samples = harness::per_batch(cfg, batch, |_| {
         inc()?;
         n += 1;
-        Ok::<(), String>(())
+        Ok::<(), BoxError>(())
     })?;
     check_count(read(), n)?;
     Ok(samples)

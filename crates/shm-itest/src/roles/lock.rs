@@ -14,6 +14,8 @@
 //! - `cond-consumer COND COUNTER N`: takes N items: waits while the counter is 0, decrements.
 //! - `lock-loop LOCK COUNTER`: prints `started`, then increments under the lock until killed
 //!   (at most 60 s), repairing the counter flag if it finds a dead holder.
+//! - `cond-hold COND`: locks the condition's lock, notifies, prints `locked`, sleeps 60 s
+//!   holding it (to be killed).
 //! - `barrier-wait BARRIER [TIMEOUT_MS]`: waits; prints the index; exit 3 broken, 4 timeout.
 //! - `barrier-action BARRIER abort|reset|hang`: waits with an action that opens a *second
 //!   handle* to the same barrier and calls `abort` or `reset` on it (the hang of issue 10), or
@@ -180,6 +182,18 @@ fn cond_consumer(args: &[String]) -> i32 {
     0
 }
 
+fn cond_hold(args: &[String]) -> i32 {
+    let c = Condition::builder(&name(args, 0))
+        .open()
+        .expect("open cond");
+    let g = c.lock().unwrap_or_else(|e| panic!("lock: {e}"));
+    c.notify_all(); // before saying so: the parent kills us once it reads the line
+    say("locked");
+    std::thread::sleep(LONG);
+    drop(g);
+    0
+}
+
 fn barrier_strategy() -> shm_core::WaitStrategy {
     shm_core::WaitStrategy::default().with_slice(Duration::from_millis(10))
 }
@@ -253,6 +267,7 @@ pub fn register(roles: Roles) -> Roles {
         .role("lock.sem-release", sem_release)
         .role("lock.event-wait", event_wait)
         .role("lock.cond-consumer", cond_consumer)
+        .role("lock.cond-hold", cond_hold)
         .role("lock.barrier-wait", barrier_wait)
         .role("lock.barrier-action", barrier_action)
 }

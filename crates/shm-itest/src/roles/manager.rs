@@ -11,8 +11,9 @@
 //!   reverses on a `SharedList<Vec<u8>>`, every value self-describing ([`pattern`]). Killed
 //!   by the test at a random moment.
 //! - `manager.crash-at DICT LIST POINT OP`: arms the crash point `POINT` (`committed`,
-//!   `applying`, `rebuilt`) and runs `OP` (`insert`, `update`, `clear`, `compact-insert`,
-//!   `push`, `reverse`), which kills the process at that point. `compact-insert` inserts
+//!   `applying`, `rebuilt`, `grown`) and runs `OP` (`insert`, `update`, `clear`,
+//!   `compact-insert`, `grow-insert`, `push`, `reverse`), which kills the process at that
+//!   point. `compact-insert` inserts
 //!   `pattern(1000, 43)`, an entry as large as any (127 bytes of value, a 2-byte key).
 //! - `manager.open-typed DICT TYPES`: opens the dict as `SharedDict<String, i64>` (`TYPES` =
 //!   `string-i64`) or `SharedDict<String, String>` (`string-string`); exit 0 if it opened, 7
@@ -258,6 +259,7 @@ pub fn register(roles: Roles) -> Roles {
                 Some("committed") => Point::Committed,
                 Some("applying") => Point::Applying,
                 Some("rebuilt") => Point::Rebuilt,
+                Some("grown") => Point::Grown,
                 _ => return 3,
             };
             crash_at(Some(point));
@@ -268,6 +270,8 @@ pub fn register(roles: Roles) -> Roles {
                 // The arena has room only after compacting: the insert and the compaction
                 // are published together.
                 Some("compact-insert") => d.insert(&1000, &pattern(1000, 43)).map_err(Into::into),
+                // The dict is growable and full: the insert moves it into a successor.
+                Some("grow-insert") => d.insert(&1000, &pattern(1000, 1)).map_err(Into::into),
                 Some("push") => l.push(&pattern(7, 7)).map_err(Into::into),
                 Some("reverse") => l.reverse().map_err(Into::into),
                 _ => return 3,
