@@ -144,7 +144,9 @@ fn sigkilled_reader_gives_broken_pipe_to_writer() {
 #[test]
 fn creator_killed_opener_gets_eof_and_broken_pipe() {
     let _w = Watchdog::new();
-    let name = SegmentName::unique();
+    // The killed creator cannot unlink its name: the guard does, even if an assert fails.
+    let guard = shm_itest::NameGuard::unique();
+    let name = guard.name().clone();
     let mut p = child("pipe-create-hold")
         .arg(name.as_str())
         .stdout(Stdio::piped())
@@ -169,8 +171,8 @@ fn creator_killed_opener_gets_eof_and_broken_pipe() {
     }
     assert!(matches!(err, Some(SendError::BrokenPipe(_))), "{err:?}");
     drop(end);
-    // The creator was killed: remove the name it left behind.
-    Segment::unlink_name(&name).unwrap();
+    // The creator was killed: the name it left behind is still there until the guard drops.
+    assert!(Segment::exists(&name));
 }
 
 #[test]

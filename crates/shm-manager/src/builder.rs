@@ -148,7 +148,7 @@ impl<T> Builder<T> {
 
     /// How long each operation waits for the object's lock before it fails with `Timeout`
     /// (default: as long as it takes; a holder that dies is detected and its work repaired).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }

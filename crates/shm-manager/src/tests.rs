@@ -696,7 +696,7 @@ fn a_handle_timeout_bounds_the_wait_for_a_held_lock() {
         .unwrap();
     d.insert(&1, &1).unwrap();
     let impatient = SharedDict::<u8, u8>::builder(&name)
-        .timeout(std::time::Duration::from_millis(50))
+        .lock_timeout(std::time::Duration::from_millis(50))
         .open()
         .unwrap();
     let (held_tx, held_rx) = std::sync::mpsc::channel();
