@@ -19,7 +19,7 @@
 //!   key, and the creating manager removes them all when dropped.
 //! - [`Builder`]: `create`, `open`, `open_or_create` with the workspace's knobs (`mode`,
 //!   `open_timeout`, `wait_strategy`) plus `capacity`, `arena_bytes` and a per-operation
-//!   lock `timeout`.
+//!   `lock_timeout`.
 //! - Errors per operation: [`ReadError`], [`WriteError`] (with [`WriteError::Full`]),
 //!   [`IndexError`], [`FieldError`], [`ManagerError`].
 //!
