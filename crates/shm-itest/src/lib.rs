@@ -6,8 +6,12 @@
 //!
 //! - [`Watchdog`]: kills a hung test's children and aborts the test binary;
 //! - [`NameGuard`]: unlinks a segment name on drop (for segments a child created);
-//! - [`child`], [`join_bounded`], [`kill_and_join`]: start the child binary in a role and end
-//!   it with bounded waits;
+//! - [`child`], [`start`], [`join_bounded`], [`join_within`], [`join_ok`], [`join_ok_within`],
+//!   [`kill_and_join`]: start the child binary in a role and end it with bounded waits;
+//! - [`output_within`], [`output_ok_within`], [`expect_line`], [`wait_ready`], [`next_line`],
+//!   [`drain`]: read what a child prints on its
+//!   piped stdout;
+//! - [`eventually`]: poll a condition until it holds or a bound passes;
 //! - [`child_binary!`]: the path of the child binary, for tests in this crate.
 //!
 //! No test asserts how long anything takes: bounds are generous and only catch hangs.
@@ -19,10 +23,12 @@ pub mod roles;
 
 use shm_core::{Liveness, ProcessId, Segment, SegmentName};
 use shm_process::{ExitStatus, Process, ProcessBuilder};
+use std::io::{BufRead, BufReader, Read};
+use std::process::ChildStdout;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// After this long a test counts as hung: its [`Watchdog`] kills its children.
 pub const HANG_BOUND: Duration = Duration::from_secs(120);
@@ -45,19 +51,108 @@ pub fn child(program: &str, role: &str) -> ProcessBuilder {
     Process::builder(role).program(program).daemon(true)
 }
 
+/// Starts `program` (the [`child_binary!`]) in `role` with `args`, as [`child`] does; panics if
+/// it cannot be started.
+pub fn start(program: &str, role: &str, args: &[&str]) -> Process {
+    child(program, role)
+        .args(args.iter().copied())
+        .start()
+        .expect("start child")
+}
+
 /// Joins `p`, waiting at most [`OUTCOME_BOUND`]; past that, kills it and panics.
 pub fn join_bounded(p: &mut Process) -> ExitStatus {
-    match p.join_timeout(OUTCOME_BOUND).expect("join_timeout") {
+    join_within(p, OUTCOME_BOUND)
+}
+
+/// Joins `p`, waiting at most `bound`; past that, kills and reaps it and panics.
+pub fn join_within(p: &mut Process, bound: Duration) -> ExitStatus {
+    match p.join_timeout(bound).expect("join_timeout") {
         Some(status) => status,
         None => {
             let _ = p.kill();
             let _ = p.join();
             panic!(
-                "child {} (role `{}`) still running after {OUTCOME_BOUND:?}",
+                "child {} (role `{}`) still running after {bound:?}",
                 p.pid(),
                 p.role()
             );
         }
+    }
+}
+
+/// Joins `p` (at most [`OUTCOME_BOUND`], as [`join_bounded`]) and asserts it exited successfully.
+pub fn join_ok(p: &mut Process) {
+    join_ok_within(p, OUTCOME_BOUND);
+}
+
+/// Joins `p` (at most `bound`, as [`join_within`]) and asserts it exited successfully.
+pub fn join_ok_within(p: &mut Process, bound: Duration) {
+    let status = join_within(p, bound);
+    assert!(status.success(), "child {} failed: {status:?}", p.role());
+}
+
+/// Reads all of `p`'s piped stdout (nothing if it was not piped), then joins it within `bound`
+/// (as [`join_within`]); returns its exit status and its output.
+pub fn output_within(p: &mut Process, bound: Duration) -> (ExitStatus, String) {
+    let mut out = String::new();
+    if let Some(mut stdout) = p.take_stdout() {
+        stdout.read_to_string(&mut out).expect("read child stdout");
+    }
+    (join_within(p, bound), out)
+}
+
+/// As [`output_within`], and asserts the child exited successfully; returns its output.
+pub fn output_ok_within(p: &mut Process, bound: Duration) -> String {
+    let (status, out) = output_within(p, bound);
+    assert!(status.success(), "child {} failed: {status:?}", p.role());
+    out
+}
+
+/// Takes `p`'s piped stdout and reads its first line, which must be `line` (surrounding
+/// whitespace ignored); returns the reader for the rest of the output. Panics if the child's
+/// stdout was not piped or it printed something else (or nothing) first.
+pub fn expect_line(p: &mut Process, line: &str) -> BufReader<ChildStdout> {
+    let out = p.take_stdout().expect("piped stdout");
+    let mut reader = BufReader::new(out);
+    let mut got = String::new();
+    reader.read_line(&mut got).expect("read child line");
+    assert_eq!(got.trim(), line, "child {} said {got:?}", p.role());
+    reader
+}
+
+/// Waits until `p` prints `ready` as its first line on its piped stdout (see [`expect_line`]),
+/// then closes the pipe (a child that prints more after `ready` must not rely on it).
+pub fn wait_ready(p: &mut Process) {
+    drop(expect_line(p, "ready"));
+}
+
+/// The next line a child prints (without the line end); empty at the end of its output.
+pub fn next_line(out: &mut BufReader<ChildStdout>) -> String {
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read child stdout");
+    line.trim_end().to_owned()
+}
+
+/// Reads and discards the rest of a child's output in a background thread, so that the child
+/// never blocks on a full pipe.
+pub fn drain(mut out: BufReader<ChildStdout>) {
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+}
+
+/// Polls `cond` (every few milliseconds) until it holds, or `bound` passes; returns whether it
+/// held. Callers assert on the result, so a condition that never holds fails the test instead
+/// of hanging it.
+pub fn eventually(bound: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if start.elapsed() >= bound {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -195,6 +290,11 @@ impl NameGuard {
     /// A fresh unique name, guarded.
     pub fn unique() -> NameGuard {
         NameGuard(SegmentName::unique())
+    }
+
+    /// Guards `name`.
+    pub fn new(name: SegmentName) -> NameGuard {
+        NameGuard(name)
     }
 
     /// The guarded name.

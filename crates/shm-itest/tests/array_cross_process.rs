@@ -4,16 +4,15 @@
 
 use shm_array::{Array, RawArray};
 use shm_core::SegmentName;
-use shm_itest::Watchdog;
+use shm_itest::{join_bounded, Watchdog, OUTCOME_BOUND};
 use shm_lock::OwnerDiedError;
-use shm_process::{Process, ProcessBuilder};
+use shm_process::ProcessBuilder;
 use shm_value::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
 use std::time::Duration;
 
 const CHILD: &str = shm_itest::child_binary!();
-const OUTCOME_BOUND: Duration = Duration::from_secs(60);
 shm_core::record! {
     /// Same as the child's (format `"iid"`).
     #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,19 +24,7 @@ shm_core::record! {
 }
 
 fn child(role: &str) -> ProcessBuilder {
-    Process::builder(format!("array.{role}"))
-        .program(CHILD)
-        .daemon(true)
-}
-
-fn join_code(p: &mut Process) -> Option<i32> {
-    match p.join_timeout(OUTCOME_BOUND).expect("join") {
-        Some(s) => s.code(),
-        None => {
-            let _ = p.kill();
-            panic!("child {} did not finish", p.role());
-        }
-    }
+    shm_itest::child(CHILD, &format!("array.{role}"))
 }
 
 #[test]
@@ -48,7 +35,7 @@ fn seed_002_a_child_sets_the_value_and_negates_the_array() {
     let init: Vec<i32> = (0..11).collect();
     let arr = Array::<i32>::create_from(&an, &init).unwrap();
     let mut c = w.start(child("seed002").args([vn.as_str(), an.as_str()]));
-    assert_eq!(join_code(&mut c), Some(0));
+    assert_eq!(join_bounded(&mut c).code(), Some(0));
     assert_eq!(num.load(), 3.333333333333333);
     assert_eq!(arr.to_vec(), (0..11).map(|x| -x).collect::<Vec<_>>());
     // Two children, as in the seed: each negates, so the parent sees 0..=10 again.
@@ -58,7 +45,7 @@ fn seed_002_a_child_sets_the_value_and_negates_the_array() {
         .map(|_| w.start(child("seed002").args([vn.as_str(), an.as_str()])))
         .collect();
     for k in &mut kids {
-        assert_eq!(join_code(k), Some(0));
+        assert_eq!(join_bounded(k).code(), Some(0));
     }
     assert_eq!(arr.to_vec(), init);
     assert_eq!(num.load(), 3.333333333333333);
@@ -74,7 +61,7 @@ fn four_processes_add_under_the_lock_lose_nothing() {
         .map(|_| w.start(child("add").args([name.as_str(), &N.to_string()])))
         .collect();
     for k in &mut kids {
-        assert_eq!(join_code(k), Some(0));
+        assert_eq!(join_bounded(k).code(), Some(0));
     }
     assert_eq!(arr.to_vec(), [4 * N as i64, 4 * N as i64]);
 }
@@ -91,10 +78,10 @@ fn wrong_expected_length_typecode_or_record_are_specific_errors() {
     );
     let mut out = String::new();
     c.take_stdout().unwrap().read_to_string(&mut out).unwrap();
-    assert_eq!(join_code(&mut c), Some(4));
+    assert_eq!(join_bounded(&mut c).code(), Some(4));
     assert_eq!(out.trim(), "WrongCount 12 11");
     let mut ok = w.start(child("open-len").args([name.as_str(), "11"]));
-    assert_eq!(join_code(&mut ok), Some(0));
+    assert_eq!(join_bounded(&mut ok).code(), Some(0));
 
     use shm_core::OpenError;
     assert!(matches!(
@@ -195,7 +182,7 @@ fn raw_array_of_records_read_while_another_process_writes() {
         }
         reads += 1;
     }
-    assert_eq!(join_code(&mut c), Some(0));
+    assert_eq!(join_bounded(&mut c).code(), Some(0));
     let last = ROUNDS - 1;
     assert!(arr.to_vec().iter().all(|p| *p
         == Point {

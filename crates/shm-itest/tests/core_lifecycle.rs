@@ -16,7 +16,7 @@ use shm_core::{
     inspect, list_segments, CreateError, Liveness, ObjectKind, OpenError, ProcessId, RemoveError,
     Segment, SegmentInfo, SegmentName, SegmentState, Users,
 };
-use shm_itest::{join_bounded, kill_and_join, Watchdog};
+use shm_itest::{join_bounded, kill_and_join, NameGuard, Watchdog};
 use shm_process::{Process, ProcessBuilder};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -27,15 +27,6 @@ use std::time::{Duration, SystemTime};
 const SHORT: Duration = Duration::from_millis(100);
 
 const CHILD: &str = shm_itest::child_binary!();
-
-/// Removes a name on drop, whatever it is.
-struct Cleanup(SegmentName);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(shm_path(&self.0));
-    }
-}
 
 /// A child process, killed and reaped on drop.
 struct User {
@@ -193,7 +184,7 @@ fn leftovers_without_a_header_are_reclaimed_after_the_grace_period() {
     ];
     for (what, bytes, state) in cases {
         let name = SegmentName::unique();
-        let _c = Cleanup(name.clone());
+        let _c = NameGuard::new(name.clone());
         forge(&name, &bytes);
         let info = find(&name);
         assert_eq!(info.state, state, "{what}");
@@ -221,7 +212,7 @@ fn leftovers_without_a_header_are_reclaimed_after_the_grace_period() {
 fn open_or_create_reclaims_an_old_all_zero_leftover() {
     let _w = Watchdog::new();
     let name = SegmentName::unique();
-    let _c = Cleanup(name.clone());
+    let _c = NameGuard::new(name.clone());
     forge(&name, &[0u8; 4096]);
     backdate(&name, Duration::from_secs(60));
     let seg = builder(&name)
@@ -238,7 +229,7 @@ fn open_or_create_reclaims_an_old_all_zero_leftover() {
 fn leftover_held_open_by_a_live_process_is_kept() {
     let w = Watchdog::new();
     let name = SegmentName::unique();
-    let _c = Cleanup(name.clone());
+    let _c = NameGuard::new(name.clone());
     forge(&name, &[0u8; 4096]);
     backdate(&name, Duration::from_secs(60));
     let user = holder(&w, &name);
@@ -260,7 +251,7 @@ fn leftover_held_open_by_a_live_process_is_kept() {
 fn half_written_header_of_a_dead_creator_is_creator_died_and_reclaimed() {
     let _w = Watchdog::new();
     let name = SegmentName::unique();
-    let _c = Cleanup(name.clone());
+    let _c = NameGuard::new(name.clone());
     let dead = dead_process();
     forge(&name, &half_written_header(dead, 64));
 
@@ -283,7 +274,7 @@ fn half_written_header_of_a_dead_creator_is_creator_died_and_reclaimed() {
 fn half_written_header_of_a_reused_pid_counts_as_dead() {
     let _w = Watchdog::new();
     let name = SegmentName::unique();
-    let _c = Cleanup(name.clone());
+    let _c = NameGuard::new(name.clone());
     let me = ProcessId::current();
     // Our pid, but another start time: a creator whose pid this process reused.
     let ghost = ProcessId::from_parts(me.pid(), me.start_time() + 1);
@@ -298,7 +289,7 @@ fn half_written_header_of_a_reused_pid_counts_as_dead() {
 fn half_written_header_of_a_live_creator_is_kept() {
     let w = Watchdog::new();
     let name = SegmentName::unique();
-    let _c = Cleanup(name.clone());
+    let _c = NameGuard::new(name.clone());
     let alive = start(&w, {
         let mut c = Command::new("sh");
         c.arg("-c").arg("echo ready && exec sleep 120");
@@ -337,7 +328,7 @@ fn make_fifo(name: &SegmentName) {
 fn fifo_at_the_name_is_an_error_never_a_hang() {
     let _w = Watchdog::new();
     let name = SegmentName::unique();
-    let _c = Cleanup(name.clone());
+    let _c = NameGuard::new(name.clone());
     make_fifo(&name);
 
     assert!(Segment::exists(&name), "the name is taken");
@@ -368,7 +359,7 @@ fn fifo_at_the_name_is_an_error_never_a_hang() {
 fn creator_drop_with_a_fifo_at_its_name_neither_hangs_nor_removes_it() {
     let _w = Watchdog::new();
     let name = SegmentName::unique();
-    let _c = Cleanup(name.clone());
+    let _c = NameGuard::new(name.clone());
     let seg = builder(&name).create(|_, _| {}).expect("create");
     Segment::unlink_name(&name).expect("unlink");
     make_fifo(&name);
@@ -407,7 +398,7 @@ fn set_creator(name: &SegmentName, creator: ProcessId) {
 fn listing_shows_a_live_user_of_a_segment_whose_creator_died() {
     let w = Watchdog::new();
     let name = SegmentName::unique();
-    let _c = Cleanup(name.clone());
+    let _c = NameGuard::new(name.clone());
     builder(&name).create(|_, _| {}).expect("create").persist(); // our handle is gone; the file stays
     set_creator(&name, dead_process());
     let user = mapper(&w, &name);
@@ -435,7 +426,7 @@ fn listing_shows_a_live_user_of_a_segment_whose_creator_died() {
 fn removal_refuses_a_segment_in_use_and_forced_removal_does_not() {
     let w = Watchdog::new();
     let name = SegmentName::unique();
-    let _c = Cleanup(name.clone());
+    let _c = NameGuard::new(name.clone());
     // Our own handle is a user: this process maps it and holds its lock.
     let seg = builder(&name).create(|_, _| {}).expect("create");
     seg.persist();
@@ -468,7 +459,7 @@ fn removal_refuses_a_segment_in_use_and_forced_removal_does_not() {
 fn removal_of_a_listed_segment_that_was_recreated_is_refused() {
     let _w = Watchdog::new();
     let name = SegmentName::unique();
-    let _c = Cleanup(name.clone());
+    let _c = NameGuard::new(name.clone());
     builder(&name).create(|_, _| {}).expect("create").persist();
     let info = find(&name);
     Segment::remove(&name).expect("unused: removed");
@@ -487,7 +478,7 @@ fn removal_of_a_listed_segment_that_was_recreated_is_refused() {
 fn opener_holds_the_segment_in_use() {
     let _w = Watchdog::new();
     let name = SegmentName::unique();
-    let _c = Cleanup(name.clone());
+    let _c = NameGuard::new(name.clone());
     builder(&name).create(|_, _| {}).expect("create").persist();
     let opened = Segment::builder(&name, ObjectKind::RawArray)
         .open()
@@ -534,7 +525,7 @@ fn start_role(w: &Watchdog, builder: ProcessBuilder, want: &str) -> Process {
 fn killed_inside_create(stage: &str, state: SegmentState) {
     let w = Watchdog::new();
     let name = SegmentName::unique();
-    let _c = Cleanup(name.clone());
+    let _c = NameGuard::new(name.clone());
     let mut creator = start_role(&w, role(stage, &name, 16), "paused");
 
     // Alive: it holds the file, so nobody takes it, however old it looks.
@@ -579,7 +570,7 @@ fn creator_killed_right_after_sizing_leaves_zeros_that_are_reclaimed() {
 fn creator_killed_inside_init_is_creator_died_for_openers_and_reclaimed_at_once() {
     let w = Watchdog::new();
     let name = SegmentName::unique();
-    let _c = Cleanup(name.clone());
+    let _c = NameGuard::new(name.clone());
     let mut creator = start_role(&w, role("hang-create", &name, 16), "initialising");
     let pid = creator.pid();
     assert_eq!(find(&name).creator_liveness, Some(Liveness::Alive));
@@ -601,7 +592,7 @@ fn creator_killed_inside_init_is_creator_died_for_openers_and_reclaimed_at_once(
 fn killed_creator_with_a_live_user_is_listed_in_use_and_not_removed() {
     let w = Watchdog::new();
     let name = SegmentName::unique();
-    let _c = Cleanup(name.clone());
+    let _c = NameGuard::new(name.clone());
     let mut creator = start_role(&w, role("create-persist-hold", &name, 16), "ready");
     let mut user = start_role(&w, role("open-hold", &name, 16), "ready");
     kill_and_join(&mut creator);

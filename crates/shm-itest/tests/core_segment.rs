@@ -3,7 +3,7 @@
 //! files into `/dev/shm` or by rewriting a real segment's header bytes.
 //!
 //! Every test uses its own `SegmentName::unique()` and removes what it creates (a creator's
-//! handle unlinks on drop; after killing a creator, a [`Cleanup`] guard unlinks by name). A
+//! handle unlinks on drop; after killing a creator, a [`NameGuard`](shm_itest::NameGuard) unlinks by name). A
 //! [`Watchdog`] per test kills its children if the test hangs. No test asserts how long
 //! anything takes.
 //!
@@ -15,13 +15,13 @@ use shm_core::{
     list_segments, CreateError, ElementLayout, Liveness, NameError, ObjectKind, OpenError, Segment,
     SegmentInfo, SegmentName, SegmentState, TypeCode,
 };
-use shm_itest::Watchdog;
+use shm_itest::{join_within, next_line, output_within, NameGuard, Watchdog};
 use shm_process::{ExitStatus, Process, ProcessBuilder};
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::PathBuf;
-use std::process::{ChildStdout, Stdio};
+use std::process::Stdio;
 use std::ptr::NonNull;
 use std::time::Duration;
 
@@ -37,58 +37,20 @@ const SHORT: Duration = Duration::from_millis(100);
 // Harness
 // ------------------------------------------------------------------------------------------
 
-/// Unlinks a name on drop (for segments whose creator is a child that persisted or died).
-struct Cleanup(SegmentName);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = Segment::unlink_name(&self.0);
-    }
-}
-
 /// The helper binary in `role` on segment `name` with `count` elements, as a daemon so that a
 /// failing test's children die with the test's thread.
 fn child(role: &str, name: &SegmentName, count: u64) -> ProcessBuilder {
-    Process::builder(format!("core.{role}"))
-        .program(CHILD)
-        .daemon(true)
+    shm_itest::child(CHILD, &format!("core.{role}"))
         .arg(name.as_str())
         .arg(count.to_string())
-}
-
-fn join_bounded(p: &mut Process) -> ExitStatus {
-    match p.join_timeout(OUTCOME_BOUND).expect("join_timeout") {
-        Some(status) => status,
-        None => {
-            let _ = p.kill();
-            panic!(
-                "child {} (role {}) did not end within {OUTCOME_BOUND:?}",
-                p.pid(),
-                p.role()
-            );
-        }
-    }
 }
 
 /// Starts `builder` with piped stdout, reads all of it, joins the child.
 fn output_of(w: &Watchdog, builder: ProcessBuilder) -> (ExitStatus, String) {
     let mut p = w.start(builder.stdout(Stdio::piped()));
-    let mut out = String::new();
-    p.take_stdout()
-        .expect("piped stdout")
-        .read_to_string(&mut out)
-        .expect("read child stdout");
-    (join_bounded(&mut p), out)
+    output_within(&mut p, OUTCOME_BOUND)
 }
 
-/// The next line the child prints (without the newline); empty at end of output.
-fn next_line(out: &mut BufReader<ChildStdout>) -> String {
-    let mut line = String::new();
-    out.read_line(&mut line).expect("read child stdout");
-    line.trim_end().to_owned()
-}
-
-/// The value of element `i` in every test segment (as in the helper binary).
 fn pattern(i: usize) -> i32 {
     (i as i32).wrapping_mul(7).wrapping_add(3)
 }
@@ -211,12 +173,12 @@ fn parent_creates_child_opens_and_checks_contents() {
 fn child_creates_and_persists_parent_opens_then_unlinks_by_name() {
     let w = Watchdog::new();
     let name = SegmentName::unique();
-    let _cleanup = Cleanup(name.clone());
+    let _cleanup = NameGuard::new(name.clone());
     let mut p = w.start(child("create-persist", &name, 33).stdout(Stdio::piped()));
     let pid = p.pid();
     let mut out = String::new();
     p.take_stdout().unwrap().read_to_string(&mut out).unwrap();
-    let status = join_bounded(&mut p);
+    let status = join_within(&mut p, OUTCOME_BOUND);
     assert!(status.success(), "child: {status}");
     assert_eq!(out, "created\n");
     assert!(Segment::exists(&name), "persisted past its creator's exit");
@@ -254,7 +216,7 @@ fn open_or_create_race_has_exactly_one_creator() {
     let w = Watchdog::new();
     for round in 0..2 {
         let name = SegmentName::unique();
-        let _cleanup = Cleanup(name.clone());
+        let _cleanup = NameGuard::new(name.clone());
         let mut children: Vec<Process> = (0..N)
             .map(|_| {
                 w.start(
@@ -271,7 +233,7 @@ fn open_or_create_race_has_exactly_one_creator() {
         for c in &mut children {
             let mut out = String::new();
             c.take_stdout().unwrap().read_to_string(&mut out).unwrap();
-            let status = join_bounded(c);
+            let status = join_within(c, OUTCOME_BOUND);
             assert!(status.success(), "round {round}: child {status}, {out:?}");
             match out.as_str() {
                 "creator=true\n" => creators += 1,
@@ -295,7 +257,7 @@ fn opener_arriving_mid_initialisation_waits_for_ready() {
     const COUNT: u64 = 256;
     let w = Watchdog::new();
     let name = SegmentName::unique();
-    let _cleanup = Cleanup(name.clone());
+    let _cleanup = NameGuard::new(name.clone());
     let mut p = w.start(
         child("slow-create", &name, COUNT)
             .arg("300")
@@ -315,7 +277,7 @@ fn opener_arriving_mid_initialisation_waits_for_ready() {
     assert_pattern(&seg, COUNT as usize);
     assert_eq!(next_line(&mut out), "ready");
     drop(p.take_stdin());
-    let status = join_bounded(&mut p);
+    let status = join_within(&mut p, OUTCOME_BOUND);
     assert!(status.success(), "child: {status}");
     assert!(!Segment::exists(&name), "the creator unlinked on exit");
     // Our mapping outlives the name.
@@ -326,7 +288,7 @@ fn opener_arriving_mid_initialisation_waits_for_ready() {
 fn creator_killed_mid_initialisation_leaves_initialising_not_a_hang() {
     let w = Watchdog::new();
     let name = SegmentName::unique();
-    let _cleanup = Cleanup(name.clone());
+    let _cleanup = NameGuard::new(name.clone());
     let mut p = w.start(child("hang-create", &name, 16).stdout(Stdio::piped()));
     let mut out = BufReader::new(p.take_stdout().unwrap());
     assert_eq!(next_line(&mut out), "initialising");
@@ -337,7 +299,7 @@ fn creator_killed_mid_initialisation_leaves_initialising_not_a_hang() {
     assert_eq!(info.creator.map(|c| c.pid()), Some(p.pid()));
 
     p.kill().expect("kill");
-    let status = join_bounded(&mut p);
+    let status = join_within(&mut p, OUTCOME_BOUND);
     assert_eq!(status.signal(), Some(libc::SIGKILL));
 
     // The header names a dead creator: the opener says so at once (even with a long timeout).
@@ -802,7 +764,7 @@ fn creator_unlinks_opener_never_does_and_persist_and_unlink_work() {
 
     // persist keeps the name past the creator's drop.
     let name = SegmentName::unique();
-    let _cleanup = Cleanup(name.clone());
+    let _cleanup = NameGuard::new(name.clone());
     let creator = create_int_array(&name, 4);
     creator.persist();
     assert!(!creator.unlinks_on_drop());
@@ -845,7 +807,7 @@ fn creator_unlinks_opener_never_does_and_persist_and_unlink_work() {
 fn list_segments_finds_a_killed_persisting_creator_and_removes_it() {
     let w = Watchdog::new();
     let name = SegmentName::unique();
-    let _cleanup = Cleanup(name.clone());
+    let _cleanup = NameGuard::new(name.clone());
     let mut p = w.start(child("create-persist-hold", &name, 12).stdout(Stdio::piped()));
     let mut out = BufReader::new(p.take_stdout().unwrap());
     assert_eq!(next_line(&mut out), "ready");
@@ -860,7 +822,7 @@ fn list_segments_finds_a_killed_persisting_creator_and_removes_it() {
     assert_eq!(info.file_len, (HEADER_SIZE + 48) as u64);
 
     p.kill().expect("kill");
-    let status = join_bounded(&mut p);
+    let status = join_within(&mut p, OUTCOME_BOUND);
     assert_eq!(status.signal(), Some(libc::SIGKILL));
 
     let info = find(&name).expect("still listed after the creator died");
@@ -895,7 +857,7 @@ fn list_segments_survives_a_file_truncated_under_it() {
 #[test]
 fn creator_drop_leaves_a_successor_under_the_same_name_alone() {
     let name = SegmentName::unique();
-    let _cleanup = Cleanup(name.clone());
+    let _cleanup = NameGuard::new(name.clone());
     let first = create_int_array(&name, 4);
     // Someone else removes the name (say, a cleanup tool that took it for stale)…
     Segment::unlink_name(&name).expect("unlink by name");

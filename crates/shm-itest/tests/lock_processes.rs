@@ -6,46 +6,27 @@
 #![cfg(target_os = "linux")]
 
 use shm_core::{ObjectKind, Segment, SegmentName, WaitStrategy};
-use shm_itest::Watchdog;
+use shm_itest::{drain, eventually, expect_line, join_bounded, Watchdog, OUTCOME_BOUND};
 use shm_lock::{
     AboveBoundError, Barrier, BarrierError, BoundedSemaphore, Condition, Event, Lock, LockError,
     RLock, Semaphore, TryLockError,
 };
 use shm_process::{Process, ProcessBuilder};
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CHILD: &str = shm_itest::child_binary!();
-const OUTCOME_BOUND: Duration = Duration::from_secs(60);
 fn child(role: &str, args: &[&str]) -> ProcessBuilder {
-    Process::builder(format!("lock.{role}"))
-        .program(CHILD)
-        .daemon(true)
+    shm_itest::child(CHILD, &format!("lock.{role}"))
         .stdout(Stdio::null())
         .args(args.iter().copied())
-}
-
-fn join_code(p: &mut Process) -> i32 {
-    match p.join_timeout(OUTCOME_BOUND).expect("join_timeout") {
-        Some(status) => status.exitcode(),
-        None => {
-            let _ = p.kill();
-            panic!("child {} (role {}) did not end in time", p.pid(), p.role());
-        }
-    }
 }
 
 /// Starts a child with piped stdout and waits for it to print `line`.
 fn start_and_expect(w: &Watchdog, b: ProcessBuilder, line: &str) -> Process {
     let mut p = w.start(b.stdout(Stdio::piped()));
-    let out = p.take_stdout().expect("piped stdout");
-    let mut reader = BufReader::new(out);
-    let mut got = String::new();
-    reader.read_line(&mut got).expect("read child line");
-    assert_eq!(got.trim(), line, "child {} said {got:?}", p.role());
     // Keep reading in the background so the child never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    drain(expect_line(&mut p, line));
     p
 }
 
@@ -61,17 +42,6 @@ fn read_counter(seg: &Segment) -> u64 {
     unsafe { seg.body().as_ptr().cast::<u64>().read() }
 }
 
-fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < OUTCOME_BOUND {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    false
-}
-
 const PER_CHILD: &str = "100000";
 
 #[test]
@@ -84,7 +54,7 @@ fn lock_four_processes_count_exactly() {
         .map(|_| w.start(child("lock-count", &[ln.as_str(), cn.as_str(), PER_CHILD])))
         .collect();
     for k in &mut kids {
-        assert_eq!(join_code(k), 0);
+        assert_eq!(join_bounded(k).exitcode(), 0);
     }
     assert_eq!(read_counter(&counter), 400_000);
 }
@@ -99,7 +69,7 @@ fn rlock_four_processes_count_exactly_with_nesting() {
         .map(|_| w.start(child("rlock-count", &[ln.as_str(), cn.as_str(), PER_CHILD])))
         .collect();
     for k in &mut kids {
-        assert_eq!(join_code(k), 0);
+        assert_eq!(join_bounded(k).exitcode(), 0);
     }
     assert_eq!(read_counter(&counter), 400_000);
 }
@@ -150,7 +120,7 @@ fn holder_dies(kind: &str, mode: &str) {
         }
         _ => unreachable!(),
     }
-    let code = join_code(&mut p);
+    let code = join_bounded(&mut p).exitcode();
     if mode == "exit" {
         assert_eq!(code, 0);
     }
@@ -194,10 +164,10 @@ fn semaphore_counts_across_processes() {
     for _ in 0..3 {
         s.release().unwrap();
     }
-    assert_eq!(join_code(&mut taker), 0);
+    assert_eq!(join_bounded(&mut taker).exitcode(), 0);
     assert_eq!(s.value(), 0);
     let mut giver = w.start(child("sem-release", &[n.as_str(), "5"]));
-    assert_eq!(join_code(&mut giver), 0);
+    assert_eq!(join_bounded(&mut giver).exitcode(), 0);
     assert_eq!(s.value(), 5);
 }
 
@@ -221,7 +191,7 @@ fn event_wakes_a_waiter_in_another_process() {
     let e = Event::builder(&n).create().unwrap();
     let mut p = start_and_expect(&w, child("event-wait", &[n.as_str()]), "waiting");
     e.set();
-    assert_eq!(join_code(&mut p), 0);
+    assert_eq!(join_bounded(&mut p).exitcode(), 0);
 }
 
 #[test]
@@ -246,7 +216,7 @@ fn condition_producer_consumer_across_processes() {
         c.notify_all();
         drop(g);
     }
-    assert_eq!(join_code(&mut consumer), 0);
+    assert_eq!(join_bounded(&mut consumer).exitcode(), 0);
     assert_eq!(read_counter(&counter), 0);
 }
 
@@ -271,13 +241,13 @@ fn barrier_three_processes_then_timeout_abort_reset_and_dead_waiter() {
     let mine = b.wait().unwrap();
     assert!(mine < 3);
     for k in &mut kids {
-        assert_eq!(join_code(k), 0);
+        assert_eq!(join_bounded(k).exitcode(), 0);
     }
     assert!(!b.is_broken());
 
     // Timeout: a lone child times out and breaks it for everyone.
     let mut k = w.start(child("barrier-wait", &[n.as_str(), "100"]));
-    assert_eq!(join_code(&mut k), 4);
+    assert_eq!(join_bounded(&mut k).exitcode(), 4);
     assert!(b.is_broken());
     assert!(matches!(b.wait(), Err(BarrierError::Broken)));
     b.reset();
@@ -285,27 +255,27 @@ fn barrier_three_processes_then_timeout_abort_reset_and_dead_waiter() {
 
     // Abort wakes a waiting child with Broken.
     let mut k = w.start(child("barrier-wait", &[n.as_str()]));
-    assert!(eventually(|| b.n_waiting() == 1));
+    assert!(eventually(OUTCOME_BOUND, || b.n_waiting() == 1));
     b.abort();
-    assert_eq!(join_code(&mut k), 3);
+    assert_eq!(join_bounded(&mut k).exitcode(), 3);
     b.reset();
 
     // Reset while a child waits: it gets Broken, the barrier is usable.
     let mut k = w.start(child("barrier-wait", &[n.as_str()]));
-    assert!(eventually(|| b.n_waiting() == 1));
+    assert!(eventually(OUTCOME_BOUND, || b.n_waiting() == 1));
     b.reset();
-    assert_eq!(join_code(&mut k), 3);
+    assert_eq!(join_bounded(&mut k).exitcode(), 3);
     assert!(!b.is_broken());
 
     // A waiter process dies: the other waiter gets Broken instead of waiting forever.
     let mut victim = w.start(child("barrier-wait", &[n.as_str()]));
-    assert!(eventually(|| b.n_waiting() == 1));
+    assert!(eventually(OUTCOME_BOUND, || b.n_waiting() == 1));
     let mut survivor = w.start(child("barrier-wait", &[n.as_str()]));
-    assert!(eventually(|| b.n_waiting() == 2 || b.is_broken()));
+    assert!(eventually(OUTCOME_BOUND, || b.n_waiting() == 2 || b.is_broken()));
     victim.kill().unwrap();
-    assert_eq!(join_code(&mut survivor), 3);
+    assert_eq!(join_bounded(&mut survivor).exitcode(), 3);
     assert!(b.is_broken());
-    let _ = join_code(&mut victim);
+    let _ = join_bounded(&mut victim).exitcode();
 }
 
 /// SIGKILL a process hammering the lock at arbitrary moments: the lock must always be
@@ -328,7 +298,7 @@ fn killing_a_busy_locker_at_random_moments_never_strands_the_lock() {
         );
         std::thread::sleep(Duration::from_micros(300 + 700 * round));
         p.kill().unwrap();
-        let _ = join_code(&mut p);
+        let _ = join_bounded(&mut p).exitcode();
         let before = read_counter(&counter);
         match lock.lock() {
             Ok(g) => assert!(!g.is_inconsistent()),
@@ -359,7 +329,7 @@ fn condition_notify_never_blocks_on_a_dead_waiter() {
     // lock and the counter is 0, so give it a moment, then kill it.
     std::thread::sleep(Duration::from_millis(100));
     victim.kill().unwrap();
-    let _ = join_code(&mut victim);
+    let _ = join_bounded(&mut victim).exitcode();
     c.notify_all();
     c.notify(1);
     let mut consumer = w.start(child("cond-consumer", &[n.as_str(), cn.as_str(), "1"]));
@@ -370,7 +340,7 @@ fn condition_notify_never_blocks_on_a_dead_waiter() {
     unsafe { p.write(p.read() + 1) };
     c.notify_all();
     drop(g);
-    assert_eq!(join_code(&mut consumer), 0);
+    assert_eq!(join_bounded(&mut consumer).exitcode(), 0);
     assert_eq!(read_counter(&counter), 0);
 }
 
@@ -386,10 +356,10 @@ fn barrier_action_aborting_or_resetting_through_a_second_handle_returns() {
         // make the child last: wait until we are counted, then start it.
         std::thread::scope(|s| {
             let mine = s.spawn(|| b.wait_timeout(Duration::from_secs(20)));
-            assert!(eventually(|| b.n_waiting() == 1));
+            assert!(eventually(OUTCOME_BOUND, || b.n_waiting() == 1));
             let mut k = w.start(child("barrier-action", &[n.as_str(), how]));
             assert_eq!(
-                join_code(&mut k),
+                join_bounded(&mut k).exitcode(),
                 3,
                 "{how}: the action's own wait is broken"
             );
@@ -422,7 +392,7 @@ fn barrier_wait_timeout_on_a_forged_live_lock_word_times_out() {
     unsafe { &*seg.body().as_ptr().cast::<std::sync::atomic::AtomicU64>() }
         .store(word, std::sync::atomic::Ordering::SeqCst);
     let mut k = w.start(child("barrier-wait", &[n.as_str(), "300"]));
-    assert_eq!(join_code(&mut k), 4, "timeout expected");
+    assert_eq!(join_bounded(&mut k).exitcode(), 4, "timeout expected");
     // Our own handle gives Timeout too (from a thread that the word does not name).
     std::thread::scope(|s| {
         let r = s
@@ -446,10 +416,10 @@ fn a_process_killed_inside_the_barrier_action_breaks_the_round() {
     let b = barrier(&n, 2);
     std::thread::scope(|s| {
         let mine = s.spawn(|| b.wait_timeout(Duration::from_secs(30)));
-        assert!(eventually(|| b.n_waiting() == 1));
+        assert!(eventually(OUTCOME_BOUND, || b.n_waiting() == 1));
         let mut k = start_and_expect(&w, child("barrier-action", &[n.as_str(), "hang"]), "action");
         k.kill().unwrap();
-        let _ = join_code(&mut k);
+        let _ = join_bounded(&mut k).exitcode();
         let mine = mine.join().unwrap();
         assert!(
             matches!(mine, Err(shm_lock::BarrierTimeoutError::Broken)),
@@ -460,7 +430,7 @@ fn a_process_killed_inside_the_barrier_action_breaks_the_round() {
     b.reset();
     let mut k = w.start(child("barrier-wait", &[n.as_str()]));
     assert!(b.wait_timeout(Duration::from_secs(30)).is_ok());
-    assert_eq!(join_code(&mut k), 0);
+    assert_eq!(join_bounded(&mut k).exitcode(), 0);
 }
 
 /// A process that takes a condition's lock while we wait on it, notifies, and is SIGKILLed
@@ -485,7 +455,7 @@ fn condition_wait_reports_a_lock_holder_killed_meanwhile() {
         rx.recv().unwrap();
         let mut k = start_and_expect(&w, child("cond-hold", &[n.as_str()]), "locked");
         k.kill().unwrap();
-        let _ = join_code(&mut k);
+        let _ = join_bounded(&mut k).exitcode();
         assert_eq!(waiter.join().unwrap(), Err(shm_lock::OwnerDiedError));
     });
     assert!(!c.lock_ref().is_locked(), "OwnerDied leaves the lock free");

@@ -6,7 +6,7 @@
 
 use shm_core::{Segment, SegmentName};
 use shm_itest::roles::manager::{is_pattern, pattern, CHURN_ARENA, CHURN_CAPACITY};
-use shm_itest::{join_bounded, kill_and_join, NameGuard, Watchdog};
+use shm_itest::{join_bounded, join_ok, kill_and_join, NameGuard, Watchdog};
 use shm_manager::{Exhausted, Manager, SharedDict, SharedList, WriteError};
 use shm_process::{Process, ProcessBuilder};
 use shm_value::RawValue;
@@ -18,11 +18,6 @@ const CHILD: &str = shm_itest::child_binary!();
 
 fn child(role: &str) -> ProcessBuilder {
     shm_itest::child(CHILD, &format!("manager.{role}"))
-}
-
-fn join_ok(p: &mut Process) {
-    let status = join_bounded(p);
-    assert!(status.success(), "child {} failed: {status:?}", p.role());
 }
 
 #[test]

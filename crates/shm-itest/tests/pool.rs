@@ -7,11 +7,11 @@
 #![cfg(any(target_os = "linux", target_os = "android"))]
 
 use shm_itest::roles::pool::{registry, PoolTasks};
-use shm_itest::Watchdog;
+use shm_itest::{eventually, Watchdog};
 use shm_process::pool::{Callbacks, GetTimeoutError, Pool, PoolBuilder, Registry, TaskError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CHILD: &str = shm_itest::child_binary!();
 
@@ -44,18 +44,6 @@ fn watch(w: &Watchdog, pool: &Pool) {
             w.watch_pid(pid);
         }
     }
-}
-
-/// Polls `cond` until it holds or [`BOUND`] passes.
-fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < BOUND {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    false
 }
 
 fn alive(pid: u32) -> bool {
@@ -159,7 +147,7 @@ fn killed_worker_fails_only_its_task_and_the_pool_goes_on() {
     }
     // The pool replaced the dead workers and goes on.
     assert_eq!(pool.map(&t.square, 0..100u64).unwrap().len(), 100);
-    assert!(eventually(|| pool.pids().iter().all(|&p| p != 0)));
+    assert!(eventually(BOUND, || pool.pids().iter().all(|&p| p != 0)));
     watch(&w, &pool);
 
     // SIGKILL from outside, with work queued behind the killed task on the same worker.
@@ -178,7 +166,10 @@ fn killed_worker_fails_only_its_task_and_the_pool_goes_on() {
         .map(|i| pool1.apply_async(&t.square, i).unwrap())
         .collect();
     // Once the worker has started the long task, kill it.
-    assert!(eventually(|| marker.exists()), "the task never started");
+    assert!(
+        eventually(BOUND, || marker.exists()),
+        "the task never started"
+    );
     let _ = std::fs::remove_file(&marker);
     // SAFETY: plain kill(2) of a pid that is our pool's live worker (its parent is this
     // process and has not reaped it).
@@ -193,9 +184,8 @@ fn killed_worker_fails_only_its_task_and_the_pool_goes_on() {
     for (i, q) in queued.into_iter().enumerate() {
         assert_eq!(q.get_timeout(BOUND).unwrap(), (i * i) as u64);
     }
-    assert!(eventually(
-        || !pool1.pids().contains(&victim) && pool1.pids()[0] != 0
-    ));
+    assert!(eventually(BOUND, || !pool1.pids().contains(&victim)
+        && pool1.pids()[0] != 0));
     watch(&w, &pool1);
     assert_eq!(pool1.apply(&t.square, 9).unwrap(), 81);
     drop((pool, pool1));

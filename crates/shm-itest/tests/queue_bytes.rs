@@ -6,13 +6,12 @@
 #![cfg(target_os = "linux")]
 
 use shm_core::SegmentName;
-use shm_itest::Watchdog;
-use shm_process::{Process, ProcessBuilder};
+use shm_itest::{join_ok_within, wait_ready, Watchdog};
+use shm_process::ProcessBuilder;
 use shm_queue::bytes::{ByteQueue, BytesTryPushError, Flavor, PopIntoTimeoutError};
 use shm_queue::RoleError;
 use shm_queue::{PopError, PopTimeoutError, TryPopError};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -20,24 +19,7 @@ const CHILD: &str = shm_itest::child_binary!();
 const OUTCOME_BOUND: Duration = Duration::from_secs(20);
 
 fn child(role: &str) -> ProcessBuilder {
-    Process::builder(format!("queue.{role}"))
-        .program(CHILD)
-        .daemon(true)
-}
-
-fn join_ok(p: &mut Process) {
-    let st = p
-        .join_timeout(OUTCOME_BOUND)
-        .expect("join")
-        .expect("child did not finish");
-    assert!(st.success(), "child {} failed: {st:?}", p.role());
-}
-
-fn wait_ready(p: &mut Process) {
-    let out = p.take_stdout().expect("piped stdout");
-    let mut line = String::new();
-    BufReader::new(out).read_line(&mut line).expect("read");
-    assert_eq!(line.trim(), "ready", "child {} did not get ready", p.role());
+    shm_itest::child(CHILD, &format!("queue.{role}"))
 }
 
 /// The same messages as the child's `message`.
@@ -92,7 +74,7 @@ fn child_pushes_random_sizes_parent_checks_and_short_buffer() {
     }
     assert!(checked_short);
     assert!(sizes.len() > 100, "sizes should vary: {}", sizes.len());
-    join_ok(&mut p);
+    join_ok_within(&mut p, OUTCOME_BOUND);
     // The child has gone: the queue is drained and its only producer left.
     assert_eq!(rx.try_pop(), Err(TryPopError::Disconnected));
 }
@@ -127,7 +109,7 @@ fn parent_pushes_child_checks_including_oversize() {
         tx.push_timeout(message(seed, i, max), OUTCOME_BOUND)
             .unwrap();
     }
-    join_ok(&mut p);
+    join_ok_within(&mut p, OUTCOME_BOUND);
     assert!(q.is_empty());
 }
 
@@ -170,7 +152,7 @@ fn two_producer_processes_all_messages_arrive() {
         }
     }
     for k in &mut kids {
-        join_ok(k);
+        join_ok_within(k, OUTCOME_BOUND);
     }
     got.sort();
     expected.sort();

@@ -5,10 +5,9 @@
 #![cfg(target_os = "linux")]
 
 use shm_core::SegmentName;
-use shm_itest::Watchdog;
+use shm_itest::{join_ok_within, output_ok_within, Watchdog};
 use shm_process::{Process, ProcessBuilder};
 use shm_queue::joinable::{JoinTimeoutError, JoinableQueue, TaskDoneError};
-use std::io::Read;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -16,23 +15,7 @@ const CHILD: &str = shm_itest::child_binary!();
 const OUTCOME_BOUND: Duration = Duration::from_secs(20);
 
 fn child(role: &str) -> ProcessBuilder {
-    Process::builder(format!("queue.{role}"))
-        .program(CHILD)
-        .daemon(true)
-}
-
-/// Joins a child that must succeed; returns its stdout if it was piped.
-fn join_ok(p: &mut Process) -> String {
-    let mut out = String::new();
-    if let Some(mut s) = p.take_stdout() {
-        s.read_to_string(&mut out).expect("read stdout");
-    }
-    let st = p
-        .join_timeout(OUTCOME_BOUND)
-        .expect("join")
-        .expect("child did not finish");
-    assert!(st.success(), "child {} failed: {st:?}", p.role());
-    out
+    shm_itest::child(CHILD, &format!("queue.{role}"))
 }
 
 #[test]
@@ -73,7 +56,12 @@ fn workers_in_other_processes_finish_and_join_returns() {
     drop(tx); // workers see Disconnected and exit, after checking their own over-call
     let total: u64 = workers
         .iter_mut()
-        .map(|w| join_ok(w).trim().parse::<u64>().expect("count"))
+        .map(|w| {
+            output_ok_within(w, OUTCOME_BOUND)
+                .trim()
+                .parse::<u64>()
+                .expect("count")
+        })
         .sum();
     assert_eq!(total, items);
 }
@@ -104,7 +92,7 @@ fn join_waits_for_items_put_by_another_process() {
         );
         q.task_done().unwrap();
     }
-    join_ok(&mut p);
+    join_ok_within(&mut p, OUTCOME_BOUND);
     assert_eq!(q.join_timeout(OUTCOME_BOUND), Ok(()));
     assert_eq!(q.task_done(), Err(TaskDoneError::TooManyCalls));
 }

@@ -6,7 +6,7 @@
 
 use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::{ObjectKind, Segment, SegmentName};
-use shm_itest::Watchdog;
+use shm_itest::{start, Watchdog};
 use shm_process::Process;
 use shm_queue::MpmcQueue;
 use std::collections::HashMap;
@@ -15,14 +15,6 @@ use std::time::{Duration, Instant};
 
 const CHILD: &str = shm_itest::child_binary!();
 const PER_PRODUCER: u64 = 1_000_000;
-fn start(role: &str, args: &[&str]) -> Process {
-    Process::builder(format!("queue.{role}"))
-        .program(CHILD)
-        .args(args.iter().copied())
-        .daemon(true)
-        .start()
-        .expect("start child")
-}
 
 /// A temporary output file removed on drop.
 struct OutFile(PathBuf);
@@ -73,11 +65,23 @@ fn three_producers_two_consumers_exactly_once_in_order() {
     let outs = [OutFile::new(), OutFile::new()];
     let mut consumers: Vec<Process> = outs
         .iter()
-        .map(|o| start("mpmc-consume", &[name.as_str(), o.0.to_str().unwrap()]))
+        .map(|o| {
+            start(
+                CHILD,
+                "queue.mpmc-consume",
+                &[name.as_str(), o.0.to_str().unwrap()],
+            )
+        })
         .collect();
     let n = PER_PRODUCER.to_string();
     let mut producers: Vec<Process> = (1..=3u64)
-        .map(|tag| start("mpmc-produce", &[name.as_str(), &tag.to_string(), &n]))
+        .map(|tag| {
+            start(
+                CHILD,
+                "queue.mpmc-produce",
+                &[name.as_str(), &tag.to_string(), &n],
+            )
+        })
         .collect();
     let _dog = Watchdog::watching(
         producers
@@ -138,11 +142,25 @@ fn killed_producer_every_returned_push_delivered_then_disconnected() {
     let outs = [OutFile::new(), OutFile::new()];
     let mut consumers: Vec<Process> = outs
         .iter()
-        .map(|o| start("mpmc-consume", &[name.as_str(), o.0.to_str().unwrap()]))
+        .map(|o| {
+            start(
+                CHILD,
+                "queue.mpmc-consume",
+                &[name.as_str(), o.0.to_str().unwrap()],
+            )
+        })
         .collect();
-    let mut victim = start("mpmc-forever", &[name.as_str(), "1", cname.as_str()]);
+    let mut victim = start(
+        CHILD,
+        "queue.mpmc-forever",
+        &[name.as_str(), "1", cname.as_str()],
+    );
     let finite = 50_000u64;
-    let mut other = start("mpmc-produce", &[name.as_str(), "2", &finite.to_string()]);
+    let mut other = start(
+        CHILD,
+        "queue.mpmc-produce",
+        &[name.as_str(), "2", &finite.to_string()],
+    );
     let _dog = Watchdog::watching(
         [victim.pid(), other.pid()]
             .into_iter()
@@ -207,10 +225,15 @@ fn producer_killed_between_claim_and_publish_is_skipped() {
         .unwrap();
     let mut own = q.producer().unwrap();
     let out = OutFile::new();
-    let mut consumer = start("mpmc-consume", &[name.as_str(), out.0.to_str().unwrap()]);
+    let mut consumer = start(
+        CHILD,
+        "queue.mpmc-consume",
+        &[name.as_str(), out.0.to_str().unwrap()],
+    );
     let n = 100u64;
     let mut victim = start(
-        "mpmc-stall",
+        CHILD,
+        "queue.mpmc-stall",
         &[name.as_str(), "1", &n.to_string(), cname.as_str()],
     );
     let _dog = Watchdog::watching([consumer.pid(), victim.pid()]);

@@ -5,10 +5,9 @@
 #![cfg(target_os = "linux")]
 
 use shm_core::{Segment, SegmentName};
-use shm_itest::Watchdog;
-use shm_process::{Process, ProcessBuilder};
+use shm_itest::{join_ok_within, wait_ready, Watchdog};
+use shm_process::ProcessBuilder;
 use shm_queue::pipe::{Pipe, PipeOpenError, RecvError, RecvTimeoutError, SendError};
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -16,24 +15,7 @@ const CHILD: &str = shm_itest::child_binary!();
 const OUTCOME_BOUND: Duration = Duration::from_secs(20);
 
 fn child(role: &str) -> ProcessBuilder {
-    Process::builder(format!("queue.{role}"))
-        .program(CHILD)
-        .daemon(true)
-}
-
-fn join_ok(p: &mut Process) {
-    let st = p
-        .join_timeout(OUTCOME_BOUND)
-        .expect("join")
-        .expect("child did not finish");
-    assert!(st.success(), "child {} failed: {st:?}", p.role());
-}
-
-fn wait_ready(p: &mut Process) {
-    let out = p.take_stdout().expect("piped stdout");
-    let mut line = String::new();
-    BufReader::new(out).read_line(&mut line).expect("read");
-    assert_eq!(line.trim(), "ready", "child {} did not get ready", p.role());
+    shm_itest::child(CHILD, &format!("queue.{role}"))
 }
 
 #[test]
@@ -57,7 +39,7 @@ fn duplex_echo_both_ways() {
         assert_eq!(back, msg, "round trip {i}");
     }
     drop(end); // the echo child sees EOF and exits 0
-    join_ok(&mut p);
+    join_ok_within(&mut p, OUTCOME_BOUND);
 }
 
 #[test]
@@ -84,7 +66,7 @@ fn one_way_child_sends_then_eof() {
     // The sender exited (dropping its end): poll says a recv won't block, and it is EOF.
     assert!(end.poll(Some(OUTCOME_BOUND)));
     assert_eq!(end.recv_bytes(), Err(RecvError::Eof));
-    join_ok(&mut p);
+    join_ok_within(&mut p, OUTCOME_BOUND);
 }
 
 #[test]

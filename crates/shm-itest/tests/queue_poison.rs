@@ -8,51 +8,38 @@
 
 use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::SegmentName;
-use shm_itest::{join_bounded, Watchdog};
+use shm_itest::{eventually, expect_line, join_ok, next_line, Watchdog};
 use shm_process::Process;
 use shm_queue::bytes::{ByteQueue, BytesPushTimeoutError, Flavor};
 use shm_queue::{PushTimeoutError, SpscQueue, TryPushError};
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::io::BufReader;
+use std::process::{ChildStdout, Stdio};
+use std::time::Duration;
 
 const CHILD: &str = shm_itest::child_binary!();
 const BOUND: Duration = Duration::from_secs(30);
 
 /// Starts the child in `role` on `name` and waits for its `ready` line; returns it with the
 /// rest of its stdout.
-fn start_ready(
-    w: &Watchdog,
-    role: &str,
-    name: &SegmentName,
-) -> (Process, BufReader<std::process::ChildStdout>) {
+fn start_ready(w: &Watchdog, role: &str, name: &SegmentName) -> (Process, BufReader<ChildStdout>) {
     let mut p = w.start(
         shm_itest::child(CHILD, role)
             .arg(name.as_str())
             .stdout(Stdio::piped()),
     );
-    let mut out = BufReader::new(p.take_stdout().expect("piped stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("read ready");
-    assert_eq!(line.trim(), "ready", "child {role} did not get ready");
+    let out = expect_line(&mut p, "ready");
     (p, out)
 }
 
 /// Waits (bounded) until `done()`.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < BOUND, "{what}: not within {BOUND:?}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+fn wait_until(what: &str, done: impl FnMut() -> bool) {
+    assert!(eventually(BOUND, done), "{what}: not within {BOUND:?}");
 }
 
 /// Joins the child, which must succeed, and returns the number it printed last.
-fn finish(mut p: Process, mut out: BufReader<std::process::ChildStdout>) -> u64 {
-    let mut line = String::new();
-    out.read_line(&mut line).expect("read count");
-    let st = join_bounded(&mut p);
-    assert!(st.success(), "child failed: {st:?}");
+fn finish(mut p: Process, mut out: BufReader<ChildStdout>) -> u64 {
+    let line = next_line(&mut out);
+    join_ok(&mut p);
     line.trim().parse().expect("a count")
 }
 

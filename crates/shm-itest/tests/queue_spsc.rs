@@ -6,21 +6,12 @@
 
 use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::{ObjectKind, Segment, SegmentName};
-use shm_itest::Watchdog;
-use shm_process::Process;
+use shm_itest::{start, Watchdog};
 use shm_queue::{PopError, SpscQueue};
 use std::time::{Duration, Instant};
 
 const CHILD: &str = shm_itest::child_binary!();
 const ITEMS: u64 = 10_000_000;
-fn start(role: &str, args: &[&str]) -> Process {
-    Process::builder(format!("queue.{role}"))
-        .program(CHILD)
-        .args(args.iter().copied())
-        .daemon(true)
-        .start()
-        .expect("start child")
-}
 
 fn counter(name: &SegmentName) -> Segment {
     Segment::builder(name, ObjectKind::RawValue)
@@ -45,7 +36,11 @@ fn run_transfer(mode: &str) {
         .create()
         .unwrap();
     let mut rx = q.consumer().unwrap();
-    let mut child = start("spsc-produce", &[name.as_str(), &ITEMS.to_string(), mode]);
+    let mut child = start(
+        CHILD,
+        "queue.spsc-produce",
+        &[name.as_str(), &ITEMS.to_string(), mode],
+    );
     let _dog = Watchdog::watching([child.pid()]);
     let mut expect = 0u64;
     let mut buf = vec![0u64; 512];
@@ -98,7 +93,11 @@ fn killed_producer_every_returned_push_delivered_then_disconnected() {
         .create()
         .unwrap();
     let mut rx = q.consumer().unwrap();
-    let mut child = start("spsc-forever", &[name.as_str(), cname.as_str()]);
+    let mut child = start(
+        CHILD,
+        "queue.spsc-forever",
+        &[name.as_str(), cname.as_str()],
+    );
     let _dog = Watchdog::watching([child.pid()]);
     let mut got = Vec::new();
     // Consume a while, then kill while it is pushing.
@@ -151,7 +150,7 @@ fn first_pop_waits_for_a_producer_that_has_not_attached_yet() {
         std::thread::spawn(move || {
             // Start the producer only once the parent is surely waiting.
             std::thread::sleep(Duration::from_millis(200));
-            let mut child = start("spsc-produce", &[name.as_str(), "100", "one"]);
+            let mut child = start(CHILD, "queue.spsc-produce", &[name.as_str(), "100", "one"]);
             let _ = pid_tx.send(child.pid());
             shm_itest::join_bounded(&mut child)
         })

@@ -3,32 +3,17 @@
 #![cfg(target_os = "linux")]
 
 use shm_core::{OpenError, Segment, SegmentName};
-use shm_itest::Watchdog;
+use shm_itest::{join_ok, Watchdog, OUTCOME_BOUND};
 use shm_process::{Process, ProcessBuilder};
 use shm_value::{RawValue, UpdateError, Value};
 use std::io::{BufRead, BufReader};
-use std::time::Duration;
 
 const CHILD: &str = shm_itest::child_binary!();
-const OUTCOME_BOUND: Duration = Duration::from_secs(60);
 const PROCS: usize = 4;
 const ITERS: u64 = 100_000;
 
 fn child(role: &str, name: &SegmentName) -> ProcessBuilder {
-    Process::builder(format!("value.{role}"))
-        .program(CHILD)
-        .daemon(true)
-        .arg(name.as_str())
-}
-
-fn join_ok(p: &mut Process) {
-    match p.join_timeout(OUTCOME_BOUND).expect("join") {
-        Some(s) => assert!(s.success(), "child {} failed: {s:?}", p.role()),
-        None => {
-            let _ = p.kill();
-            panic!("child {} did not finish", p.role());
-        }
-    }
+    shm_itest::child(CHILD, &format!("value.{role}")).arg(name.as_str())
 }
 
 /// Starts `PROCS` children in `role`, lets them go at once (so that they overlap), and
