@@ -4,9 +4,8 @@
 
 use shm_array::{Array, RawArray};
 use shm_core::SegmentName;
-use shm_itest::{join_bounded, Watchdog, OUTCOME_BOUND};
+use shm_itest::{child, join_bounded, Watchdog, OUTCOME_BOUND};
 use shm_lock::OwnerDiedError;
-use shm_process::ProcessBuilder;
 use shm_value::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
@@ -23,10 +22,6 @@ shm_core::record! {
     struct Pair { a: i64, b: i64 }
 }
 
-fn child(role: &str) -> ProcessBuilder {
-    shm_itest::child(CHILD, &format!("array.{role}"))
-}
-
 #[test]
 fn seed_002_a_child_sets_the_value_and_negates_the_array() {
     let w = Watchdog::new();
@@ -34,7 +29,7 @@ fn seed_002_a_child_sets_the_value_and_negates_the_array() {
     let num = Value::<f64>::create(&vn, 0.0).unwrap();
     let init: Vec<i32> = (0..11).collect();
     let arr = Array::<i32>::create_from(&an, &init).unwrap();
-    let mut c = w.start(child("seed002").args([vn.as_str(), an.as_str()]));
+    let mut c = w.start(child(CHILD, "array.seed002").args([vn.as_str(), an.as_str()]));
     assert_eq!(join_bounded(&mut c).code(), Some(0));
     assert_eq!(num.load(), 3.333333333333333);
     assert_eq!(arr.to_vec(), (0..11).map(|x| -x).collect::<Vec<_>>());
@@ -42,7 +37,7 @@ fn seed_002_a_child_sets_the_value_and_negates_the_array() {
     arr.copy_from_slice(&init).unwrap();
     num.store(0.0);
     let mut kids: Vec<_> = (0..2)
-        .map(|_| w.start(child("seed002").args([vn.as_str(), an.as_str()])))
+        .map(|_| w.start(child(CHILD, "array.seed002").args([vn.as_str(), an.as_str()])))
         .collect();
     for k in &mut kids {
         assert_eq!(join_bounded(k).code(), Some(0));
@@ -58,7 +53,7 @@ fn four_processes_add_under_the_lock_lose_nothing() {
     let arr = Array::<i64>::create(&name, 2).unwrap();
     const N: u64 = 20_000;
     let mut kids: Vec<_> = (0..4)
-        .map(|_| w.start(child("add").args([name.as_str(), &N.to_string()])))
+        .map(|_| w.start(child(CHILD, "array.add").args([name.as_str(), &N.to_string()])))
         .collect();
     for k in &mut kids {
         assert_eq!(join_bounded(k).code(), Some(0));
@@ -72,7 +67,7 @@ fn wrong_expected_length_typecode_or_record_are_specific_errors() {
     let name = SegmentName::unique();
     let _arr = Array::<i32>::create(&name, 11).unwrap();
     let mut c = w.start(
-        child("open-len")
+        child(CHILD, "array.open-len")
             .args([name.as_str(), "12"])
             .stdout(Stdio::piped()),
     );
@@ -80,7 +75,7 @@ fn wrong_expected_length_typecode_or_record_are_specific_errors() {
     c.take_stdout().unwrap().read_to_string(&mut out).unwrap();
     assert_eq!(join_bounded(&mut c).code(), Some(4));
     assert_eq!(out.trim(), "WrongCount 12 11");
-    let mut ok = w.start(child("open-len").args([name.as_str(), "11"]));
+    let mut ok = w.start(child(CHILD, "array.open-len").args([name.as_str(), "11"]));
     assert_eq!(join_bounded(&mut ok).code(), Some(0));
 
     use shm_core::OpenError;
@@ -103,7 +98,11 @@ fn holder_killed_while_holding_the_array_is_reported() {
     let w = Watchdog::new();
     let name = SegmentName::unique();
     let arr = Array::<i64>::create_from(&name, &[1, 2]).unwrap();
-    let mut holder = w.start(child("hold").arg(name.as_str()).stdout(Stdio::piped()));
+    let mut holder = w.start(
+        child(CHILD, "array.hold")
+            .arg(name.as_str())
+            .stdout(Stdio::piped()),
+    );
     let mut line = String::new();
     BufReader::new(holder.take_stdout().unwrap())
         .read_line(&mut line)
@@ -136,7 +135,11 @@ fn writer_killed_mid_update_is_never_seen_half_done_silently() {
     let arr = Array::<i64>::create(&name, 64 * 1024).unwrap();
     let mut died_inside = 0;
     for round in 0..4u64 {
-        let mut c = w.start(child("rewrite").arg(name.as_str()).stdout(Stdio::piped()));
+        let mut c = w.start(
+            child(CHILD, "array.rewrite")
+                .arg(name.as_str())
+                .stdout(Stdio::piped()),
+        );
         let mut line = String::new();
         BufReader::new(c.take_stdout().unwrap())
             .read_line(&mut line)
@@ -172,7 +175,8 @@ fn raw_array_of_records_read_while_another_process_writes() {
     let name = SegmentName::unique();
     let arr = RawArray::<Point>::create(&name, 64).unwrap();
     const ROUNDS: i32 = 20_000;
-    let mut c = w.start(child("write-points").args([name.as_str(), &ROUNDS.to_string()]));
+    let mut c =
+        w.start(child(CHILD, "array.write-points").args([name.as_str(), &ROUNDS.to_string()]));
     let mut reads = 0;
     while c.is_alive() && reads < 100_000 {
         for p in arr.to_vec() {

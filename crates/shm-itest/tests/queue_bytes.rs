@@ -6,8 +6,7 @@
 #![cfg(target_os = "linux")]
 
 use shm_core::SegmentName;
-use shm_itest::{join_ok_within, wait_ready, Watchdog};
-use shm_process::ProcessBuilder;
+use shm_itest::{child, join_ok_within, wait_ready, Watchdog};
 use shm_queue::bytes::{ByteQueue, BytesTryPushError, Flavor, PopIntoTimeoutError};
 use shm_queue::RoleError;
 use shm_queue::{PopError, PopTimeoutError, TryPopError};
@@ -17,10 +16,6 @@ use std::time::Duration;
 
 const CHILD: &str = shm_itest::child_binary!();
 const OUTCOME_BOUND: Duration = Duration::from_secs(20);
-
-fn child(role: &str) -> ProcessBuilder {
-    shm_itest::child(CHILD, &format!("queue.{role}"))
-}
 
 /// The same messages as the child's `message`.
 fn message(seed: u64, i: u64, max: usize) -> Vec<u8> {
@@ -47,7 +42,7 @@ fn child_pushes_random_sizes_parent_checks_and_short_buffer() {
         .create()
         .unwrap();
     let rx = q.consumer().unwrap();
-    let mut p = child("push-random")
+    let mut p = child(CHILD, "queue.push-random")
         .args([
             name.as_str().to_owned(),
             seed.to_string(),
@@ -91,7 +86,7 @@ fn parent_pushes_child_checks_including_oversize() {
         .create()
         .unwrap();
     let tx = q.producer().unwrap();
-    let mut p = child("pop-check")
+    let mut p = child(CHILD, "queue.pop-check")
         .args([
             name.as_str().to_owned(),
             seed.to_string(),
@@ -130,7 +125,7 @@ fn two_producer_processes_all_messages_arrive() {
     for seed in [100u64, 200] {
         expected.extend((0..count).map(|i| message(seed, i, max)));
         kids.push(
-            child("push-random")
+            child(CHILD, "queue.push-random")
                 .args([
                     name.as_str().to_owned(),
                     seed.to_string(),
@@ -171,7 +166,7 @@ fn close_delivers_remaining_then_closed() {
         .create()
         .unwrap();
     let rx = q.consumer().unwrap();
-    let mut p = child("hold-producer")
+    let mut p = child(CHILD, "queue.hold-producer")
         .arg(name.as_str())
         .stdout(Stdio::piped())
         .start()
@@ -202,7 +197,7 @@ fn sigkilled_producer_wakes_blocked_pop_with_disconnected() {
         .create()
         .unwrap();
     let rx = q.consumer().unwrap();
-    let mut p = child("hold-producer")
+    let mut p = child(CHILD, "queue.hold-producer")
         .arg(name.as_str())
         .stdout(Stdio::piped())
         .start()
@@ -258,7 +253,7 @@ fn producer_sigkilled_mid_stream_leaves_intact_prefix() {
             .create()
             .unwrap();
         let rx = q.consumer().unwrap();
-        let mut p = child("push-forever")
+        let mut p = child(CHILD, "queue.push-forever")
             .args([name.as_str().to_owned(), seed.to_string(), max.to_string()])
             .start()
             .unwrap();
@@ -300,7 +295,7 @@ fn dead_holders_role_is_taken_over() {
         .create()
         .unwrap();
     let rx = q.consumer().unwrap();
-    let mut p = child("hold-producer")
+    let mut p = child(CHILD, "queue.hold-producer")
         .args([name.as_str(), "spsc"])
         .stdout(Stdio::piped())
         .start()

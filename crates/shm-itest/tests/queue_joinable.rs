@@ -5,18 +5,14 @@
 #![cfg(target_os = "linux")]
 
 use shm_core::SegmentName;
-use shm_itest::{join_ok_within, output_ok_within, Watchdog};
-use shm_process::{Process, ProcessBuilder};
+use shm_itest::{child, join_ok_within, output_ok_within, Watchdog};
+use shm_process::Process;
 use shm_queue::joinable::{JoinTimeoutError, JoinableQueue, TaskDoneError};
 use std::process::Stdio;
 use std::time::Duration;
 
 const CHILD: &str = shm_itest::child_binary!();
 const OUTCOME_BOUND: Duration = Duration::from_secs(20);
-
-fn child(role: &str) -> ProcessBuilder {
-    shm_itest::child(CHILD, &format!("queue.{role}"))
-}
 
 #[test]
 fn workers_in_other_processes_finish_and_join_returns() {
@@ -30,7 +26,7 @@ fn workers_in_other_processes_finish_and_join_returns() {
     let tx = q.producer().unwrap();
     let mut workers: Vec<Process> = (0..2)
         .map(|_| {
-            child("joinable-worker")
+            child(CHILD, "queue.joinable-worker")
                 .arg(name.as_str())
                 .stdout(Stdio::piped())
                 .start()
@@ -76,7 +72,7 @@ fn join_waits_for_items_put_by_another_process() {
         .create()
         .unwrap();
     let rx = q.consumer().unwrap();
-    let mut p = child("joinable-put")
+    let mut p = child(CHILD, "queue.joinable-put")
         .args([name.as_str(), "10"])
         .start()
         .unwrap();
@@ -128,7 +124,7 @@ fn producer_sigkilled_inside_put_never_strands_join() {
         let mut rx = q.consumer().unwrap();
         rx.set_wait_strategy(strategy);
         let mut p = w.start(
-            child("joinable-put-forever")
+            child(CHILD, "queue.joinable-put-forever")
                 .arg(name.as_str())
                 .stdout(Stdio::piped()),
         );

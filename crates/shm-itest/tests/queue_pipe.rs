@@ -5,18 +5,13 @@
 #![cfg(target_os = "linux")]
 
 use shm_core::{Segment, SegmentName};
-use shm_itest::{join_ok_within, wait_ready, Watchdog};
-use shm_process::ProcessBuilder;
+use shm_itest::{child, join_ok_within, wait_ready, Watchdog};
 use shm_queue::pipe::{Pipe, PipeOpenError, RecvError, RecvTimeoutError, SendError};
 use std::process::Stdio;
 use std::time::Duration;
 
 const CHILD: &str = shm_itest::child_binary!();
 const OUTCOME_BOUND: Duration = Duration::from_secs(20);
-
-fn child(role: &str) -> ProcessBuilder {
-    shm_itest::child(CHILD, &format!("queue.{role}"))
-}
 
 #[test]
 fn duplex_echo_both_ways() {
@@ -28,7 +23,10 @@ fn duplex_echo_both_ways() {
         .capacity(4)
         .create()
         .unwrap();
-    let mut p = child("pipe-echo").arg(name.as_str()).start().unwrap();
+    let mut p = child(CHILD, "queue.pipe-echo")
+        .arg(name.as_str())
+        .start()
+        .unwrap();
     let mut buf = [0u8; 128];
     for i in 0..200u32 {
         let msg: Vec<u8> = (0..(i % 129)).map(|j| (i + j) as u8).collect();
@@ -53,7 +51,7 @@ fn one_way_child_sends_then_eof() {
         .create()
         .unwrap();
     assert!(!end.can_send());
-    let mut p = child("pipe-send")
+    let mut p = child(CHILD, "queue.pipe-send")
         .args([name.as_str(), "50"])
         .start()
         .unwrap();
@@ -74,7 +72,7 @@ fn sigkilled_writer_gives_eof_to_blocked_reader() {
     let _w = Watchdog::new();
     let name = SegmentName::unique();
     let end = Pipe::builder(&name).create().unwrap();
-    let mut p = child("pipe-hold")
+    let mut p = child(CHILD, "queue.pipe-hold")
         .arg(name.as_str())
         .stdout(Stdio::piped())
         .start()
@@ -100,7 +98,7 @@ fn sigkilled_reader_gives_broken_pipe_to_writer() {
         .max_message(16)
         .create()
         .unwrap();
-    let mut p = child("pipe-hold")
+    let mut p = child(CHILD, "queue.pipe-hold")
         .arg(name.as_str())
         .stdout(Stdio::piped())
         .start()
@@ -129,7 +127,7 @@ fn creator_killed_opener_gets_eof_and_broken_pipe() {
     // The killed creator cannot unlink its name: the guard does, even if an assert fails.
     let guard = shm_itest::NameGuard::unique();
     let name = guard.name().clone();
-    let mut p = child("pipe-create-hold")
+    let mut p = child(CHILD, "queue.pipe-create-hold")
         .arg(name.as_str())
         .stdout(Stdio::piped())
         .start()
@@ -162,7 +160,7 @@ fn short_poll_and_timed_recv_see_a_killed_writer() {
     let _w = Watchdog::new();
     let name = SegmentName::unique();
     let end = Pipe::builder(&name).create().unwrap();
-    let mut p = child("pipe-hold")
+    let mut p = child(CHILD, "queue.pipe-hold")
         .arg(name.as_str())
         .stdout(Stdio::piped())
         .start()
