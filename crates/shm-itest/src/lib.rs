@@ -6,6 +6,7 @@
 //!
 //! - [`Watchdog`]: kills a hung test's children and aborts the test binary;
 //! - [`NameGuard`]: unlinks a segment name on drop (for segments a child created);
+//! - [`SharedCounter`]: a `u64` in a segment that children bump to report progress;
 //! - [`child`], [`start`], [`join_bounded`], [`join_within`], [`join_ok`], [`join_ok_within`],
 //!   [`kill_and_join`]: start the child binary in a role and end it with bounded waits;
 //! - [`output_within`], [`output_ok_within`], [`expect_line`], [`wait_ready`], [`next_line`],
@@ -21,7 +22,8 @@
 
 pub mod roles;
 
-use shm_core::{Liveness, ProcessId, Segment, SegmentName};
+use shm_core::sync::atomic::AtomicU64;
+use shm_core::{ElementLayout, Liveness, ObjectKind, ProcessId, Segment, SegmentName, TypeCode};
 use shm_process::{ExitStatus, Process, ProcessBuilder};
 use std::io::{BufRead, BufReader, Read};
 use std::process::ChildStdout;
@@ -278,6 +280,32 @@ impl Drop for Watchdog {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// A shared `u64` counter for children to report progress through: a one-element `RawValue`
+/// segment of typecode `Q` made by the test (the queue roles open it by name). The creating
+/// handle unlinks it on drop.
+#[derive(Debug)]
+pub struct SharedCounter(Segment);
+
+impl SharedCounter {
+    /// Creates the counter segment `name` (value 0); panics if it cannot.
+    pub fn create(name: &SegmentName) -> SharedCounter {
+        let seg = Segment::builder(name, ObjectKind::RawValue)
+            .layout(ElementLayout::of_typecode(TypeCode::ULongLong))
+            .count(1)
+            .body_len(8)
+            .create(|_, _| {})
+            .expect("create counter");
+        SharedCounter(seg)
+    }
+
+    /// The counter.
+    pub fn get(&self) -> &AtomicU64 {
+        // SAFETY: the body is 8 bytes (made so in `create`), 128-byte aligned, lives as long
+        // as `self.0`, and every process uses it only as one atomic u64.
+        unsafe { &*self.0.body().as_ptr().cast::<AtomicU64>() }
     }
 }
 

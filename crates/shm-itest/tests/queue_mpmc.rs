@@ -4,9 +4,9 @@
 //! test moves 3 x 1M items (debug builds included).
 #![cfg(target_os = "linux")]
 
-use shm_core::sync::atomic::{AtomicU64, Ordering};
-use shm_core::{ObjectKind, Segment, SegmentName};
-use shm_itest::{start, Watchdog};
+use shm_core::sync::atomic::Ordering;
+use shm_core::SegmentName;
+use shm_itest::{start, SharedCounter, Watchdog};
 use shm_process::Process;
 use shm_queue::MpmcQueue;
 use std::collections::HashMap;
@@ -124,16 +124,8 @@ fn three_producers_two_consumers_exactly_once_in_order() {
 fn killed_producer_every_returned_push_delivered_then_disconnected() {
     let name = SegmentName::unique();
     let cname = SegmentName::unique();
-    let cseg = Segment::builder(&cname, ObjectKind::RawValue)
-        .layout(shm_core::ElementLayout::of_typecode(
-            shm_core::TypeCode::ULongLong,
-        ))
-        .count(1)
-        .body_len(8)
-        .create(|_, _| {})
-        .unwrap();
-    // SAFETY: an 8-byte, 128-aligned body used only as one atomic u64.
-    let counter = unsafe { &*cseg.body().as_ptr().cast::<AtomicU64>() };
+    let cseg = SharedCounter::create(&cname);
+    let counter = cseg.get();
     let q = MpmcQueue::<u64>::builder(&name)
         .capacity(16)
         .create()
@@ -209,16 +201,8 @@ fn killed_producer_every_returned_push_delivered_then_disconnected() {
 fn producer_killed_between_claim_and_publish_is_skipped() {
     let name = SegmentName::unique();
     let cname = SegmentName::unique();
-    let cseg = Segment::builder(&cname, ObjectKind::RawValue)
-        .layout(shm_core::ElementLayout::of_typecode(
-            shm_core::TypeCode::ULongLong,
-        ))
-        .count(1)
-        .body_len(8)
-        .create(|_, _| {})
-        .unwrap();
-    // SAFETY: an 8-byte, 128-aligned body used only as one atomic u64.
-    let counter = unsafe { &*cseg.body().as_ptr().cast::<AtomicU64>() };
+    let cseg = SharedCounter::create(&cname);
+    let counter = cseg.get();
     let q = MpmcQueue::<u64>::builder(&name)
         .capacity(16)
         .create()

@@ -4,30 +4,14 @@
 //! tests move 10M items (debug builds included: about a second each here).
 #![cfg(target_os = "linux")]
 
-use shm_core::sync::atomic::{AtomicU64, Ordering};
-use shm_core::{ObjectKind, Segment, SegmentName};
-use shm_itest::{start, Watchdog};
+use shm_core::sync::atomic::Ordering;
+use shm_core::SegmentName;
+use shm_itest::{start, SharedCounter, Watchdog};
 use shm_queue::{PopError, SpscQueue};
 use std::time::{Duration, Instant};
 
 const CHILD: &str = shm_itest::child_binary!();
 const ITEMS: u64 = 10_000_000;
-
-fn counter(name: &SegmentName) -> Segment {
-    Segment::builder(name, ObjectKind::RawValue)
-        .layout(shm_core::ElementLayout::of_typecode(
-            shm_core::TypeCode::ULongLong,
-        ))
-        .count(1)
-        .body_len(8)
-        .create(|_, _| {})
-        .expect("create counter")
-}
-
-fn counter_value(seg: &Segment) -> &AtomicU64 {
-    // SAFETY: an 8-byte, 128-aligned body that is only used as one atomic u64.
-    unsafe { &*seg.body().as_ptr().cast::<AtomicU64>() }
-}
 
 fn run_transfer(mode: &str) {
     let name = SegmentName::unique();
@@ -87,7 +71,7 @@ fn child_to_parent_in_order_slices() {
 fn killed_producer_every_returned_push_delivered_then_disconnected() {
     let name = SegmentName::unique();
     let cname = SegmentName::unique();
-    let cseg = counter(&cname);
+    let cseg = SharedCounter::create(&cname);
     let q = SpscQueue::<u64>::builder(&name)
         .capacity(64)
         .create()
@@ -102,7 +86,7 @@ fn killed_producer_every_returned_push_delivered_then_disconnected() {
     let mut got = Vec::new();
     // Consume a while, then kill while it is pushing.
     let bound = Instant::now() + Duration::from_secs(60);
-    while counter_value(&cseg).load(Ordering::SeqCst) < 20_000 {
+    while cseg.get().load(Ordering::SeqCst) < 20_000 {
         assert!(Instant::now() < bound, "child made no progress");
         if let Ok(v) = rx.pop_timeout(Duration::from_millis(100)) {
             got.push(v);
@@ -111,7 +95,7 @@ fn killed_producer_every_returned_push_delivered_then_disconnected() {
     child.kill().unwrap();
     let status = child.join().unwrap();
     assert_eq!(status.signal(), Some(9));
-    let returned = counter_value(&cseg).load(Ordering::SeqCst);
+    let returned = cseg.get().load(Ordering::SeqCst);
     loop {
         match rx.pop() {
             Ok(v) => got.push(v),
