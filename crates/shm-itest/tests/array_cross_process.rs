@@ -4,10 +4,10 @@
 
 use shm_array::{Array, RawArray};
 use shm_core::SegmentName;
-use shm_itest::{child, join_bounded, Watchdog, OUTCOME_BOUND};
+use shm_itest::{child, expect_line, join_bounded, Watchdog, OUTCOME_BOUND};
 use shm_lock::OwnerDiedError;
 use shm_value::Value;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -103,11 +103,7 @@ fn holder_killed_while_holding_the_array_is_reported() {
             .arg(name.as_str())
             .stdout(Stdio::piped()),
     );
-    let mut line = String::new();
-    BufReader::new(holder.take_stdout().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "held");
+    expect_line(&mut holder, "held");
     holder.kill().unwrap();
     let _ = holder.join_timeout(OUTCOME_BOUND).unwrap();
     // Element access goes ahead (no hang), and leaves the flag for lock() users.
@@ -140,11 +136,7 @@ fn writer_killed_mid_update_is_never_seen_half_done_silently() {
                 .arg(name.as_str())
                 .stdout(Stdio::piped()),
         );
-        let mut line = String::new();
-        BufReader::new(c.take_stdout().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "running");
+        expect_line(&mut c, "running");
         std::thread::sleep(Duration::from_millis(1 + 7 * round));
         c.kill().unwrap();
         let _ = c.join_timeout(OUTCOME_BOUND).unwrap();

@@ -16,7 +16,7 @@ use shm_core::{
     inspect, list_segments, CreateError, Liveness, ObjectKind, OpenError, ProcessId, RemoveError,
     Segment, SegmentInfo, SegmentName, SegmentState, Users,
 };
-use shm_itest::{join_bounded, kill_and_join, NameGuard, Watchdog};
+use shm_itest::{expect_line, join_bounded, kill_and_join, NameGuard, Watchdog};
 use shm_process::{Process, ProcessBuilder};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -508,17 +508,7 @@ fn role(role: &str, name: &SegmentName, count: u64) -> ProcessBuilder {
 /// Starts `builder` and waits for the line `want`.
 fn start_role(w: &Watchdog, builder: ProcessBuilder, want: &str) -> Process {
     let mut p = w.start(builder);
-    let out = p.take_stdout().expect("piped stdout");
-    let mut line = String::new();
-    BufReader::new(out)
-        .read_line(&mut line)
-        .expect("read child stdout");
-    assert_eq!(
-        line.trim(),
-        want,
-        "child {} did not reach `{want}`",
-        p.role()
-    );
+    expect_line(&mut p, want);
     p
 }
 

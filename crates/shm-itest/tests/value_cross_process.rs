@@ -3,10 +3,9 @@
 #![cfg(target_os = "linux")]
 
 use shm_core::{OpenError, Segment, SegmentName};
-use shm_itest::{join_ok, Watchdog, OUTCOME_BOUND};
+use shm_itest::{expect_line, join_ok, Watchdog, OUTCOME_BOUND};
 use shm_process::{Process, ProcessBuilder};
 use shm_value::{RawValue, UpdateError, Value};
-use std::io::{BufRead, BufReader};
 
 const CHILD: &str = shm_itest::child_binary!();
 const PROCS: usize = 4;
@@ -93,11 +92,7 @@ fn holder_killed_mid_update_is_reported_not_hidden() {
     let name = SegmentName::unique();
     let v = Value::<i64>::create(&name, 1).unwrap();
     let mut holder = w.start(child("hold", &name).stdout(std::process::Stdio::piped()));
-    let mut line = String::new();
-    BufReader::new(holder.take_stdout().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "held");
+    expect_line(&mut holder, "held");
     holder.kill().unwrap();
     let _ = holder.join_timeout(OUTCOME_BOUND).unwrap();
 
