@@ -179,8 +179,8 @@ pub struct Job {
 /// Prints its argument back as JSON (one line), then `ok`.
 pub const TYPED_ECHO: Role<Job> = Role::new("process.typed-echo");
 
-fn typed_echo(job: Job) -> Result<(), String> {
-    let json = serde_json::to_string(&job).map_err(|e| e.to_string())?;
+fn typed_echo(job: Job) -> Result<(), Box<dyn std::error::Error>> {
+    let json = serde_json::to_string(&job)?;
     println!("{json}");
     println!("ok");
     Ok(())
@@ -244,7 +244,7 @@ fn set_event(event: Shared<Event>) -> Result<(), shm_core::OpenError> {
 /// must outlive the thread and die with this process.
 pub const DAEMON_FROM_THREAD: Role<()> = Role::new("process.daemon-from-thread");
 
-fn daemon_from_thread(_: ()) -> Result<(), String> {
+fn daemon_from_thread(_: ()) -> Result<(), Box<dyn std::error::Error>> {
     let grandchild = std::thread::spawn(|| {
         Process::builder("process.sleep")
             .arg("60")
@@ -254,10 +254,9 @@ fn daemon_from_thread(_: ()) -> Result<(), String> {
             .start()
     })
     .join()
-    .map_err(|_| "the starting thread panicked".to_owned())?
-    .map_err(|e| e.to_string())?;
+    .map_err(|_| "the starting thread panicked")??;
     println!("{}", grandchild.pid());
-    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    std::io::stdout().flush()?;
     std::thread::sleep(LONG_SLEEP);
     drop(grandchild);
     Ok(())
