@@ -268,12 +268,12 @@ impl<T: AtomicElement> Elems<T> {
     #[inline]
     pub(crate) fn atomic(&self, i: usize) -> &T::Atomic {
         assert!(i < self.len);
-        // SAFETY: i < len: in bounds for `'_` (the home lives as long as `self`); the element
-        // is aligned to its size, the atomic's alignment (the data starts 128-aligned and the
-        // stride is the size). Concurrent accesses are atomic too, except an `Array`'s bulk
-        // copies and unsafe slices, which hold its lock: the `Array` callers of this take the
-        // lock as well (so they are excluded, or run in the same thread between the copies),
-        // and a `RawArray` has neither.
+        // Concurrent accesses are atomic too, except an `Array`'s bulk copies and unsafe
+        // slices, which hold its lock: the `Array` callers of this take the lock as well (so
+        // they are excluded, or run in the same thread between the copies); a `RawArray` has
+        // neither.
+        // SAFETY: i < len: in bounds for `'_` (the home lives as long as `self`); aligned to
+        // its size, the atomic's alignment (data 128-aligned, stride = size); see above.
         unsafe { T::atomic_at(self.ptr(i)) }
     }
 }
