@@ -212,9 +212,8 @@ impl PipeBuilder {
     /// The segment's errors (missing, another kind, a corrupt header, …);
     /// [`OpenError::CorruptBody`] for a header whose geometry does not fit its body; and, if a
     /// live process (or one whose liveness cannot be told) holds the opener's end, the
-    /// end-taken error: [`OpenError::Io`] whose `source` has
-    /// [`io::ErrorKind::ResourceBusy`](std::io::ErrorKind::ResourceBusy) (`EBUSY`) and wraps
-    /// the [`RoleError`] naming the holder (see [`end_taken`]).
+    /// end-taken error: [`OpenError::Io`] whose `source` has [`io::ErrorKind::ResourceBusy`]
+    /// (`EBUSY`) and wraps the [`RoleError`] naming the holder (see [`end_taken`]).
     pub fn open(self) -> Result<PipeEnd, OpenError> {
         let seg = self
             .knobs
