@@ -3,8 +3,8 @@
 use crate::elems::Elems;
 use crate::{CopyError, IndexError, StringError};
 use shm_core::{
-    AtomicElement, CChar, CreateError, Deadline, Element, Home, IntElement, ObjectKind, OpenError,
-    Segment, SegmentName, WaitStrategy,
+    AtomicElement, CChar, CreateError, Deadline, Element, Home, IntElement, Knobs, ObjectKind,
+    OpenError, Segment, SegmentName, WaitStrategy,
 };
 use shm_lock::{
     Acquired, OwnerDiedError, RLockGuard, RLockRef, RLockState, RawLock, RawLockError,
@@ -85,9 +85,7 @@ pub struct Builder<A: Object> {
     name: SegmentName,
     len: Option<usize>,
     values: Option<Vec<A::Elem>>,
-    open_timeout: Option<Duration>,
-    mode: Option<u32>,
-    strategy: WaitStrategy,
+    knobs: Knobs,
     _a: PhantomData<fn() -> A>,
 }
 
@@ -98,9 +96,9 @@ impl<A: Object> fmt::Debug for Builder<A> {
             .field("type", &std::any::type_name::<A>())
             .field("len", &self.len)
             .field("values", &self.values.as_ref().map(Vec::len))
-            .field("open_timeout", &self.open_timeout)
-            .field("mode", &self.mode)
-            .field("wait_strategy", &self.strategy)
+            .field("open_timeout", &self.knobs.open_timeout)
+            .field("mode", &self.knobs.mode)
+            .field("wait_strategy", &self.knobs.strategy)
             .finish()
     }
 }
@@ -111,9 +109,7 @@ impl<A: Object> Builder<A> {
             name: name.clone(),
             len: None,
             values: None,
-            open_timeout: None,
-            mode: None,
-            strategy: WaitStrategy::default(),
+            knobs: Knobs::default(),
             _a: PhantomData,
         }
     }
@@ -133,27 +129,11 @@ impl<A: Object> Builder<A> {
         self
     }
 
-    /// How long `open` waits for the creator to publish the segment (default 5 s).
-    pub fn open_timeout(mut self, timeout: Duration) -> Self {
-        self.open_timeout = Some(timeout);
-        self
-    }
-
-    /// Permission bits of the segment file (creator only; default `0o600`).
-    pub fn mode(mut self, mode: u32) -> Self {
-        self.mode = Some(mode);
-        self
-    }
+    shm_core::knob_methods!(knobs; mode, open_timeout);
 
     fn segment(&self) -> shm_core::SegmentBuilder {
-        let mut b = Segment::builder(&self.name, A::KIND).layout(<A::Elem as Element>::LAYOUT);
-        if let Some(t) = self.open_timeout {
-            b = b.open_timeout(t);
-        }
-        if let Some(m) = self.mode {
-            b = b.mode(m);
-        }
-        b
+        self.knobs
+            .apply(Segment::builder(&self.name, A::KIND).layout(<A::Elem as Element>::LAYOUT))
     }
 
     /// The length to create with, and the builder for it.
@@ -203,7 +183,7 @@ impl<A: Object> Builder<A> {
         let (len, b) = self.creating()?;
         let seg = b.create(|body, _| self.init(body))?;
         // SAFETY: the body was created with DATA_OFFSET + len * size bytes, initialised.
-        Ok(unsafe { A::from_home(Home::Segment(seg), len, self.strategy) })
+        Ok(unsafe { A::from_home(Home::Segment(seg), len, self.knobs.strategy) })
     }
 
     /// Opens an existing array; the element layout (typecode or record format) is checked,
@@ -219,7 +199,7 @@ impl<A: Object> Builder<A> {
         if let Some(n) = self.len {
             b = b.count(n as u64);
         }
-        wrap(b.open()?, self.strategy)
+        wrap(b.open()?, self.knobs.strategy)
     }
 
     /// Opens the array, or creates it as [`create`](Self::create) does (race-free: exactly
@@ -237,18 +217,12 @@ impl<A: Object> Builder<A> {
             e => OpenError::Create(e),
         })?;
         let seg = b.open_or_create(|body, _| self.init(body))?;
-        wrap(seg, self.strategy)
+        wrap(seg, self.knobs.strategy)
     }
 }
 
 impl<T: Element> Builder<Array<T>> {
-    /// How the array's lock waits when it is held elsewhere (default:
-    /// [`WaitStrategy::default`], spin briefly then sleep). Not recorded in the segment: each
-    /// handle chooses its own.
-    pub fn wait_strategy(mut self, strategy: WaitStrategy) -> Self {
-        self.strategy = strategy;
-        self
-    }
+    shm_core::knob_methods!(knobs; wait_strategy);
 }
 
 /// Checks that the body holds the header's count of elements, then wraps it.

@@ -24,6 +24,8 @@
 //! - [`ProcessId`]: a (pid, start time) identity that survives pid reuse.
 //! - [`liveness`]: [`Liveness`] (alive, dead or unknown), the injectable [`LivenessProbe`] with
 //!   the OS's answer [`OsProbe`], and [`ThreadWord`], the identity of a lock-owning thread.
+//! - [`builder`]: [`Knobs`] and [`knob_methods!`], the builder core: the `mode`,
+//!   `open_timeout` and `wait_strategy` knobs every object kind's builder shares.
 //! - [`home`]: [`Home`], where a control block lives: a segment or the heap (for loom and miri).
 //! - [`sys`]: thin wrappers over the process-management calls (signals, pidfd, parent death
 //!   signal) for the `shm-process` crate.
@@ -55,6 +57,7 @@
 
 mod atomic_element;
 pub use atomic_element::{AtomicElement, IntElement};
+pub mod builder;
 pub mod error;
 pub mod header;
 pub mod home;
@@ -71,6 +74,7 @@ pub mod sync;
 pub mod sys;
 pub mod typecode;
 
+pub use builder::Knobs;
 pub use bytemuck;
 pub use error::{CreateError, OpenError};
 pub use header::{Header, ObjectKind};

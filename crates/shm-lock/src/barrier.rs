@@ -543,7 +543,7 @@ impl Object for Barrier {
         object::check_body(&home, body_len_for(parties))?;
         Ok(Barrier {
             home,
-            strategy: b.strategy,
+            strategy: b.knobs.strategy,
             parties,
             action: b.action.take(),
         })

@@ -294,7 +294,7 @@ impl Object for Condition {
         object::check_body(&home, COND_STATE_SIZE)?;
         Ok(Condition {
             home,
-            strategy: b.strategy,
+            strategy: b.knobs.strategy,
         })
     }
 }

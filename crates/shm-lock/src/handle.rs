@@ -131,7 +131,7 @@ macro_rules! handle {
                 object::check_body(&home, $size)?;
                 Ok($name {
                     home,
-                    strategy: b.strategy,
+                    strategy: b.knobs.strategy,
                 })
             }
         }

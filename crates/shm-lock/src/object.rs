@@ -3,11 +3,10 @@
 //! workspace: `mode`, `open_timeout`, `wait_strategy`, plus `value` / `parties` / `action`.
 
 use crate::barrier::Action;
-use shm_core::{CreateError, Home, ObjectKind, OpenError, Segment, SegmentName, WaitStrategy};
+use shm_core::{CreateError, Home, Knobs, ObjectKind, OpenError, Segment, SegmentName};
 use std::fmt;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::time::Duration;
 
 /// Builds a named primitive `T` ([`Lock`](crate::Lock), [`Semaphore`](crate::Semaphore), …).
 ///
@@ -18,9 +17,7 @@ use std::time::Duration;
 #[must_use]
 pub struct Builder<T> {
     pub(crate) name: SegmentName,
-    pub(crate) strategy: WaitStrategy,
-    pub(crate) open_timeout: Option<Duration>,
-    pub(crate) mode: Option<u32>,
+    pub(crate) knobs: Knobs,
     pub(crate) value: Option<u32>,
     pub(crate) parties: Option<u32>,
     pub(crate) action: Option<Action>,
@@ -32,9 +29,9 @@ impl<T> fmt::Debug for Builder<T> {
         f.debug_struct("Builder")
             .field("name", &self.name)
             .field("kind", &std::any::type_name::<T>())
-            .field("wait_strategy", &self.strategy)
-            .field("open_timeout", &self.open_timeout)
-            .field("mode", &self.mode)
+            .field("wait_strategy", &self.knobs.strategy)
+            .field("open_timeout", &self.knobs.open_timeout)
+            .field("mode", &self.knobs.mode)
             .field("value", &self.value)
             .field("parties", &self.parties)
             .field("action", &self.action.is_some())
@@ -46,9 +43,7 @@ impl<T> Builder<T> {
     pub(crate) fn new(name: &SegmentName) -> Builder<T> {
         Builder {
             name: name.clone(),
-            strategy: WaitStrategy::default(),
-            open_timeout: None,
-            mode: None,
+            knobs: Knobs::default(),
             value: None,
             parties: None,
             action: None,
@@ -56,23 +51,7 @@ impl<T> Builder<T> {
         }
     }
 
-    /// How the handle's blocking calls wait (default: adaptive).
-    pub fn wait_strategy(mut self, strategy: WaitStrategy) -> Self {
-        self.strategy = strategy;
-        self
-    }
-
-    /// How long `open` waits for the creator to publish the segment (default 5 s).
-    pub fn open_timeout(mut self, timeout: Duration) -> Self {
-        self.open_timeout = Some(timeout);
-        self
-    }
-
-    /// Permission bits on create (default `0o600`).
-    pub fn mode(mut self, mode: u32) -> Self {
-        self.mode = Some(mode);
-        self
-    }
+    shm_core::knob_methods!();
 }
 
 /// What a primitive tells the builder.
@@ -97,17 +76,11 @@ pub(crate) trait Object: Sized {
 }
 
 fn seg_builder<T: Object>(b: &Builder<T>, len: usize) -> shm_core::SegmentBuilder {
-    let mut sb = Segment::builder(&b.name, T::KIND)
+    let sb = Segment::builder(&b.name, T::KIND)
         .body_len(len)
         .count(T::count(b))
         .param(T::param(b));
-    if let Some(t) = b.open_timeout {
-        sb = sb.open_timeout(t);
-    }
-    if let Some(m) = b.mode {
-        sb = sb.mode(m);
-    }
-    sb
+    b.knobs.apply(sb)
 }
 
 pub(crate) fn create<T: Object>(b: Builder<T>) -> Result<T, CreateError> {
@@ -123,11 +96,7 @@ pub(crate) fn create<T: Object>(b: Builder<T>) -> Result<T, CreateError> {
 }
 
 pub(crate) fn open<T: Object>(b: Builder<T>) -> Result<T, OpenError> {
-    let mut sb = Segment::builder(&b.name, T::KIND);
-    if let Some(t) = b.open_timeout {
-        sb = sb.open_timeout(t);
-    }
-    let seg = sb.open()?;
+    let seg = b.knobs.apply(Segment::builder(&b.name, T::KIND)).open()?;
     T::from_home(Home::Segment(seg), b)
 }
 

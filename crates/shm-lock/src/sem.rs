@@ -241,7 +241,7 @@ macro_rules! semaphore {
                 object::check_adopted("value", b.value, initial)?;
                 Ok($name {
                     home,
-                    strategy: b.strategy,
+                    strategy: b.knobs.strategy,
                     initial,
                 })
             }
@@ -450,7 +450,7 @@ impl Object for Event {
         object::check_body(&home, EVENT_STATE_SIZE)?;
         Ok(Event {
             home,
-            strategy: b.strategy,
+            strategy: b.knobs.strategy,
         })
     }
 }

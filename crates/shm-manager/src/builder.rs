@@ -2,7 +2,7 @@
 //! and [`Namespace`](crate::Namespace), and the type fingerprint checked on open.
 
 use crate::store::{Geometry, Grow, Store, MAX_ARENA, MAX_CAPACITY};
-use shm_core::{CreateError, Home, ObjectKind, OpenError, Segment, SegmentName, WaitStrategy};
+use shm_core::{CreateError, Home, Knobs, ObjectKind, OpenError, Segment, SegmentName};
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -60,9 +60,7 @@ pub(crate) fn fingerprint<T: Kind>() -> u64 {
 #[must_use]
 pub struct Builder<T> {
     pub(crate) name: SegmentName,
-    mode: u32,
-    open_timeout: Option<Duration>,
-    strategy: WaitStrategy,
+    knobs: Knobs,
     timeout: Option<Duration>,
     capacity: u64,
     arena: Option<u64>,
@@ -86,9 +84,7 @@ impl<T> Clone for Builder<T> {
     fn clone(&self) -> Self {
         Builder {
             name: self.name.clone(),
-            mode: self.mode,
-            open_timeout: self.open_timeout,
-            strategy: self.strategy,
+            knobs: self.knobs,
             timeout: self.timeout,
             capacity: self.capacity,
             arena: self.arena,
@@ -102,9 +98,7 @@ impl<T> Builder<T> {
     pub(crate) fn new(name: &SegmentName) -> Builder<T> {
         Builder {
             name: name.clone(),
-            mode: 0o600,
-            open_timeout: None,
-            strategy: WaitStrategy::default(),
+            knobs: Knobs::default(),
             timeout: None,
             capacity: DEFAULT_CAPACITY,
             arena: None,
@@ -128,23 +122,7 @@ impl<T> Builder<T> {
         self
     }
 
-    /// File mode on create (default `0o600`).
-    pub fn mode(mut self, mode: u32) -> Self {
-        self.mode = mode;
-        self
-    }
-
-    /// How long an opener waits for the creator to publish the segment (default 5 s).
-    pub fn open_timeout(mut self, timeout: Duration) -> Self {
-        self.open_timeout = Some(timeout);
-        self
-    }
-
-    /// How operations wait for the object's lock (default: adaptive).
-    pub fn wait_strategy(mut self, strategy: WaitStrategy) -> Self {
-        self.strategy = strategy;
-        self
-    }
+    shm_core::knob_methods!();
 
     /// How long each operation waits for the object's lock before it fails with `Timeout`
     /// (default: as long as it takes; a holder that dies is detected and its work repaired).
@@ -185,7 +163,10 @@ pub(crate) fn heap<T: Kind>(capacity: u64, arena: u64) -> Result<T, CreateError>
     // SAFETY: a fresh zeroed heap block of geo.body_len() bytes, 128-aligned, ours alone.
     unsafe { Store::init(home.as_ptr(), &T::type_names(), Grow::default()) };
     Ok(T::from_store(Store::created(
-        home, geo, b.strategy, b.timeout,
+        home,
+        geo,
+        b.knobs.strategy,
+        b.timeout,
     )))
 }
 
@@ -241,14 +222,12 @@ impl<T: Kind> Builder<T> {
     pub(crate) fn create_impl(self) -> Result<T, CreateError> {
         let geo = self.geometry(T::index_words)?;
         let names = T::type_names();
-        let mut sb = Segment::builder(&self.name, T::KIND)
-            .count(geo.capacity)
-            .param(fingerprint::<T>())
-            .body_len(geo.body_len())
-            .mode(self.mode);
-        if let Some(t) = self.open_timeout {
-            sb = sb.open_timeout(t);
-        }
+        let sb = self.knobs.apply(
+            Segment::builder(&self.name, T::KIND)
+                .count(geo.capacity)
+                .param(fingerprint::<T>())
+                .body_len(geo.body_len()),
+        );
         let grow = Grow {
             growable: self.growable,
             generation: 0,
@@ -256,16 +235,15 @@ impl<T: Kind> Builder<T> {
         // SAFETY: `create` hands `init` the zeroed body of geo.body_len() bytes, 128-aligned,
         // before anybody else can open it.
         let seg = sb.create(|body, _| unsafe { Store::init(body, &names, grow) })?;
-        let store = Store::created(Home::Segment(seg), geo, self.strategy, self.timeout);
+        let store = Store::created(Home::Segment(seg), geo, self.knobs.strategy, self.timeout);
         Ok(T::from_store(store))
     }
 
     pub(crate) fn open_impl(self) -> Result<T, OpenError> {
-        let mut sb = Segment::builder(&self.name, T::KIND);
-        if let Some(t) = self.open_timeout {
-            sb = sb.open_timeout(t);
-        }
-        let seg = sb.open()?;
+        let seg = self
+            .knobs
+            .apply(Segment::builder(&self.name, T::KIND))
+            .open()?;
         let h = *seg.header();
         let fp = fingerprint::<T>();
         if h.param() != fp {
@@ -282,7 +260,7 @@ impl<T: Kind> Builder<T> {
             });
         }
         let geo = Geometry::from_header(h.count(), T::index_words(h.count()), h.body_len())?;
-        let store = Store::new(Home::Segment(seg), geo, self.strategy, self.timeout)?;
+        let store = Store::new(Home::Segment(seg), geo, self.knobs.strategy, self.timeout)?;
         Ok(T::from_store(store))
     }
 

@@ -1,10 +1,9 @@
 //! Errors of the queues: one small enum per operation, rejected items handed back; and the
 //! builder knobs every queue shares.
 
-use shm_core::{CreateError, OpenError, ProcessId, SegmentBuilder, WaitStrategy};
+use shm_core::{CreateError, OpenError, ProcessId};
 use std::error::Error;
 use std::fmt;
-use std::time::Duration;
 
 /// Every way a queue operation can fail, before it is narrowed to the operation's own enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,52 +289,6 @@ pub(crate) fn corrupt_geometry(what: &'static str, detail: String) -> OpenError 
     OpenError::CorruptBody { what, detail }
 }
 
-/// The knobs every queue builder has (the workspace's builder convention): the file mode of a
-/// creator, how long an opener waits for the creator to publish, and the wait strategy of the
-/// handles made from the queue.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Knobs {
-    pub(crate) mode: Option<u32>,
-    pub(crate) open_timeout: Option<Duration>,
-    pub(crate) strategy: WaitStrategy,
-}
-
-impl Knobs {
-    /// `b` with the mode and open timeout set (where given).
-    pub(crate) fn apply(&self, mut b: SegmentBuilder) -> SegmentBuilder {
-        if let Some(m) = self.mode {
-            b = b.mode(m);
-        }
-        if let Some(t) = self.open_timeout {
-            b = b.open_timeout(t);
-        }
-        b
-    }
-}
-
-/// The three knob methods of a builder with a `knobs: Knobs` field.
-macro_rules! knob_methods {
-    () => {
-        /// The file mode of the segment (creator only; default `0o600`). An opener ignores
-        /// it.
-        pub fn mode(mut self, mode: u32) -> Self {
-            self.knobs.mode = Some(mode);
-            self
-        }
-
-        /// How long `open` waits for the creator to publish the segment (default 5 s).
-        pub fn open_timeout(mut self, timeout: std::time::Duration) -> Self {
-            self.knobs.open_timeout = Some(timeout);
-            self
-        }
-
-        /// How the handles made from this queue wait when they block (default:
-        /// [`WaitStrategy::default`](shm_core::WaitStrategy::default), spin then sleep); each
-        /// handle can change its own with `set_wait_strategy`.
-        pub fn wait_strategy(mut self, strategy: shm_core::WaitStrategy) -> Self {
-            self.knobs.strategy = strategy;
-            self
-        }
-    };
-}
-pub(crate) use knob_methods;
+// The knobs every queue builder has, and the macro that writes their three methods: the
+// workspace's one builder core, from shm-core.
+pub(crate) use shm_core::{knob_methods, Knobs};

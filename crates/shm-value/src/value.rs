@@ -2,8 +2,8 @@
 
 use crate::error::{UpdateError, UpdateTimeoutError};
 use shm_core::{
-    AtomicElement, CreateError, Home, IntElement, ObjectKind, OpenError, Segment, SegmentName,
-    WaitStrategy,
+    AtomicElement, CreateError, Home, IntElement, Knobs, ObjectKind, OpenError, Segment,
+    SegmentName, WaitStrategy,
 };
 use shm_lock::{
     OwnerDiedError, RLockGuard, RLockRef, RLockState, ReentrantTimeoutError, TryLockError,
@@ -149,9 +149,7 @@ fn check_body(home: &Home, needed: usize) -> Result<(), OpenError> {
 #[must_use]
 pub struct Builder<V: Object> {
     name: SegmentName,
-    open_timeout: Option<Duration>,
-    mode: Option<u32>,
-    strategy: WaitStrategy,
+    knobs: Knobs,
     value: V::Elem,
     _v: PhantomData<fn() -> V>,
 }
@@ -161,9 +159,9 @@ impl<V: Object> fmt::Debug for Builder<V> {
         f.debug_struct("Builder")
             .field("name", &self.name)
             .field("type", &std::any::type_name::<V>())
-            .field("open_timeout", &self.open_timeout)
-            .field("mode", &self.mode)
-            .field("wait_strategy", &self.strategy)
+            .field("open_timeout", &self.knobs.open_timeout)
+            .field("mode", &self.knobs.mode)
+            .field("wait_strategy", &self.knobs.strategy)
             .finish_non_exhaustive()
     }
 }
@@ -172,9 +170,7 @@ impl<V: Object> Builder<V> {
     fn new(name: &SegmentName) -> Self {
         Builder {
             name: name.clone(),
-            open_timeout: None,
-            mode: None,
-            strategy: WaitStrategy::default(),
+            knobs: Knobs::default(),
             value: shm_core::bytemuck::Zeroable::zeroed(),
             _v: PhantomData,
         }
@@ -186,30 +182,15 @@ impl<V: Object> Builder<V> {
         self
     }
 
-    /// How long `open` waits for the creator to publish the segment (default 5 s).
-    pub fn open_timeout(mut self, timeout: Duration) -> Self {
-        self.open_timeout = Some(timeout);
-        self
-    }
-
-    /// Permission bits of the segment file (creator only; default `0o600`).
-    pub fn mode(mut self, mode: u32) -> Self {
-        self.mode = Some(mode);
-        self
-    }
+    shm_core::knob_methods!(knobs; mode, open_timeout);
 
     fn segment(&self) -> shm_core::SegmentBuilder {
-        let mut b = Segment::builder(&self.name, V::KIND)
-            .layout(<V::Elem as shm_core::Element>::LAYOUT)
-            .count(1)
-            .body_len(V::BODY_LEN);
-        if let Some(t) = self.open_timeout {
-            b = b.open_timeout(t);
-        }
-        if let Some(m) = self.mode {
-            b = b.mode(m);
-        }
-        b
+        self.knobs.apply(
+            Segment::builder(&self.name, V::KIND)
+                .layout(<V::Elem as shm_core::Element>::LAYOUT)
+                .count(1)
+                .body_len(V::BODY_LEN),
+        )
     }
 
     /// Creates the object exclusively, holding [`value`](Self::value).
@@ -224,7 +205,7 @@ impl<V: Object> Builder<V> {
             .segment()
             .create(|body, _| init_object::<V>(body, value))?;
         // SAFETY: the body was created with BODY_LEN bytes and initialised by `init`.
-        Ok(unsafe { V::from_home(Home::Segment(seg), self.strategy) })
+        Ok(unsafe { V::from_home(Home::Segment(seg), self.knobs.strategy) })
     }
 
     /// Opens an existing object; the kind and the element's typecode must match.
@@ -236,7 +217,7 @@ impl<V: Object> Builder<V> {
     /// [`OpenError::Corrupt`] (a body too short for the kind), and the other [`OpenError`]s.
     pub fn open(self) -> Result<V, OpenError> {
         let seg = self.segment().open()?;
-        Self::wrap(seg, self.strategy)
+        Self::wrap(seg, self.knobs.strategy)
     }
 
     /// Opens the object, or creates it holding [`value`](Self::value) if there is none
@@ -250,7 +231,7 @@ impl<V: Object> Builder<V> {
         let seg = self
             .segment()
             .open_or_create(|body, _| init_object::<V>(body, value))?;
-        Self::wrap(seg, self.strategy)
+        Self::wrap(seg, self.knobs.strategy)
     }
 
     fn wrap(seg: Segment, strategy: WaitStrategy) -> Result<V, OpenError> {
@@ -263,13 +244,7 @@ impl<V: Object> Builder<V> {
 }
 
 impl<T: AtomicElement> Builder<Value<T>> {
-    /// How the value's lock waits when it is held elsewhere (default:
-    /// [`WaitStrategy::default`], spin briefly then sleep). Not recorded in the segment: each
-    /// handle chooses its own.
-    pub fn wait_strategy(mut self, strategy: WaitStrategy) -> Self {
-        self.strategy = strategy;
-        self
-    }
+    shm_core::knob_methods!(knobs; wait_strategy);
 }
 
 /// The atomic operations, shared by `Value` and `RawValue`.
