@@ -4,9 +4,10 @@
 //! No test asserts a duration; a watchdog aborts the binary (and the daemon children) on a hang.
 #![cfg(target_os = "linux")]
 
-use shm_core::{Segment, SegmentName};
+use shm_core::{ProcessId, Segment, SegmentName};
 use shm_itest::{child, join_ok_within, wait_ready, Watchdog};
-use shm_queue::pipe::{Pipe, PipeOpenError, RecvError, RecvTimeoutError, SendError};
+use shm_queue::pipe::{end_taken, End, Pipe, RecvError, RecvTimeoutError, SendError};
+use shm_queue::RoleError;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -63,7 +64,7 @@ fn one_way_child_sends_then_eof() {
     }
     // The sender exited (dropping its end): poll says a recv won't block, and it is EOF.
     assert!(end.poll(Some(OUTCOME_BOUND)));
-    assert_eq!(end.recv_bytes(), Err(RecvError::Eof));
+    assert_eq!(end.recv_bytes(), Err(RecvError::Disconnected));
     join_ok_within(&mut p, OUTCOME_BOUND);
 }
 
@@ -85,7 +86,7 @@ fn sigkilled_writer_gives_eof_to_blocked_reader() {
         p.kill().unwrap();
         p.join_timeout(OUTCOME_BOUND).unwrap().expect("reaped")
     });
-    assert_eq!(end.recv_bytes(), Err(RecvError::Eof));
+    assert_eq!(end.recv_bytes(), Err(RecvError::Disconnected));
     assert!(!killer.join().unwrap().success());
 }
 
@@ -106,7 +107,7 @@ fn sigkilled_reader_gives_broken_pipe_to_writer() {
     wait_ready(&mut p);
     p.kill().unwrap();
     p.join_timeout(OUTCOME_BOUND).unwrap().expect("reaped");
-    // Sends fill the pipe at most; then the dead reader is noticed: BrokenPipe, not a hang.
+    // Sends fill the pipe at most; then the dead reader is noticed: Disconnected (broken pipe), not a hang.
     let mut sent = 0;
     let err = loop {
         match end.send_bytes(b"data") {
@@ -118,7 +119,7 @@ fn sigkilled_reader_gives_broken_pipe_to_writer() {
             "sends kept succeeding into a pipe whose reader is dead"
         );
     };
-    assert!(matches!(err, SendError::BrokenPipe(m) if m == b"data"));
+    assert!(matches!(err, SendError::Disconnected(m) if m == b"data"));
 }
 
 #[test]
@@ -134,14 +135,19 @@ fn creator_killed_opener_gets_eof_and_broken_pipe() {
         .unwrap();
     wait_ready(&mut p);
     let end = Pipe::builder(&name).open().unwrap();
-    // Both ends are claimed: a second opener is refused.
-    assert!(matches!(
-        Pipe::builder(&name).open(),
-        Err(PipeOpenError::EndTaken(_))
-    ));
+    // Both ends are claimed: a second opener is refused with the end-taken `OpenError`,
+    // which names the holder (this process).
+    let err = Pipe::builder(&name).open().unwrap_err();
+    assert_eq!(
+        end_taken(&err),
+        Some(RoleError::Busy {
+            holder: ProcessId::current()
+        }),
+        "{err:?}"
+    );
     p.kill().unwrap();
     p.join_timeout(OUTCOME_BOUND).unwrap().expect("reaped");
-    assert_eq!(end.recv_bytes(), Err(RecvError::Eof));
+    assert_eq!(end.recv_bytes(), Err(RecvError::Disconnected));
     let mut err = None;
     for _ in 0..100 {
         if let Err(e) = end.send_bytes(b"x") {
@@ -149,7 +155,7 @@ fn creator_killed_opener_gets_eof_and_broken_pipe() {
             break;
         }
     }
-    assert!(matches!(err, Some(SendError::BrokenPipe(_))), "{err:?}");
+    assert!(matches!(err, Some(SendError::Disconnected(_))), "{err:?}");
     drop(end);
     // The creator was killed: the name it left behind is still there until the guard drops.
     assert!(Segment::exists(&name));
@@ -178,6 +184,57 @@ fn short_poll_and_timed_recv_see_a_killed_writer() {
     assert!(end.poll(Some(Duration::ZERO)));
     assert_eq!(
         end.recv_bytes_timeout(Duration::from_millis(1)),
-        Err(RecvTimeoutError::Eof)
+        Err(RecvTimeoutError::Disconnected)
     );
+}
+
+/// `open_or_create` across processes: the parent creates (and gets the receiving end of a
+/// one-way pipe); a child whose `open_or_create` finds both ends held by live processes gets
+/// the end-taken error; once the holder is SIGKILLed, the next child takes its end over and
+/// sends; the parent reads everything, then end of stream.
+#[test]
+fn open_or_create_takes_the_due_end_and_a_killed_holders_end() {
+    let _w = Watchdog::new();
+    let name = SegmentName::unique();
+    let end = Pipe::builder(&name)
+        .duplex(false)
+        .capacity(2)
+        .max_message(32)
+        .open_or_create()
+        .unwrap();
+    assert_eq!(end.end(), End::Creator);
+    assert!(end.can_recv());
+    let mut holder = child(CHILD, "queue.pipe-hold")
+        .arg(name.as_str())
+        .stdout(Stdio::piped())
+        .start()
+        .unwrap();
+    wait_ready(&mut holder);
+    let mut refused = child(CHILD, "queue.pipe-oc-send")
+        .args([name.as_str(), "2", "5"])
+        .start()
+        .unwrap();
+    let status = shm_itest::join_within(&mut refused, OUTCOME_BOUND);
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "expected the end-taken error: {status:?}"
+    );
+    holder.kill().unwrap();
+    holder.join_timeout(OUTCOME_BOUND).unwrap().expect("reaped");
+    let mut sender = child(CHILD, "queue.pipe-oc-send")
+        .args([name.as_str(), "2", "5"])
+        .start()
+        .unwrap();
+    for i in 0..5 {
+        assert_eq!(
+            end.recv_bytes_timeout(OUTCOME_BOUND).unwrap(),
+            format!("msg-{i}").into_bytes()
+        );
+    }
+    assert_eq!(
+        end.recv_bytes_timeout(OUTCOME_BOUND),
+        Err(RecvTimeoutError::Disconnected)
+    );
+    join_ok_within(&mut sender, OUTCOME_BOUND);
 }

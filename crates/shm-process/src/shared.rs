@@ -152,7 +152,7 @@ macro_rules! open_generic_by_builder {
 }
 
 use shm_array::{Array, RawArray};
-use shm_queue::pipe::{Pipe, PipeEnd, PipeOpenError};
+use shm_queue::pipe::{Pipe, PipeEnd};
 use shm_queue::{MpmcQueue, SpscQueue};
 use shm_value::{RawValue, Value};
 
@@ -172,7 +172,7 @@ open_by_builder!(shm_core::OpenError =>
 
 /// A pipe's name opens one of its ends (`Pipe::builder(name).open()`).
 impl OpenByName for PipeEnd {
-    type Error = PipeOpenError;
+    type Error = shm_core::OpenError;
     fn open_by_name(name: &SegmentName) -> Result<Self, Self::Error> {
         Pipe::builder(name).open()
     }

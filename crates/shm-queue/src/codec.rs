@@ -351,7 +351,7 @@ impl PipeEnd {
             },
             SendError::NotWritable(_) => SendValueError::NotWritable,
             SendError::Corrupt(_) => SendValueError::Corrupt,
-            SendError::BrokenPipe(_) => SendValueError::BrokenPipe,
+            SendError::Disconnected(_) => SendValueError::BrokenPipe,
         })
     }
 
@@ -364,7 +364,7 @@ impl PipeEnd {
         let bytes = self.recv_bytes().map_err(|e| match e {
             RecvError::NotReadable => RecvValueError::NotReadable,
             RecvError::Corrupt => RecvValueError::Corrupt,
-            RecvError::Eof => RecvValueError::Eof,
+            RecvError::Disconnected => RecvValueError::Eof,
         })?;
         postcard::from_bytes(&bytes).map_err(RecvValueError::Decode)
     }

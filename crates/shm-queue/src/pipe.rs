@@ -3,21 +3,29 @@
 //! One segment (`ObjectKind::Pipe`) holds two end slots and one or two SPSC byte rings
 //! ([`crate::bytes`]): the ring *to the creator* always, and the ring *to the opener* when the
 //! pipe is duplex. The creating process gets one end from [`PipeBuilder::create`]; another
-//! process takes the other end with [`PipeBuilder::open`]. Each end is claimed atomically in
-//! the segment by process identity (a second opener gets [`PipeOpenError::EndTaken`]; the
-//! claim of a dead process is taken over).
+//! process takes the other end with [`PipeBuilder::open`] ([`PipeBuilder::open_or_create`]
+//! gives whichever end is due: the creator's if it created the pipe, else the opener's). Each
+//! end is claimed atomically in the segment by process identity (a second opener gets the
+//! [end-taken error](PipeBuilder::open); the claim of a dead process is taken over).
 //!
 //! In a one-way pipe (`duplex(false)`) the creating end receives and the opening end sends.
 //!
-//! Python's semantics, without its pitfalls: [`PipeEnd::recv_bytes`] returns the messages the
-//! peer sent and then [`RecvError::Eof`] once the peer dropped its end or died (a killed peer is
-//! noticed within one sleep slice of a blocked receive, and at the end of every timed receive
-//! or [`poll`](PipeEnd::poll) that found nothing); [`PipeEnd::send_bytes`] fails with
-//! [`SendError::BrokenPipe`] once the receiving end dropped or died (a drop is seen at once; a
-//! death by a send blocked on a full pipe, within one sleep slice); a receive buffer that
-//! is too short is [`RecvIntoError::TooSmall`] and loses nothing. Each call has its own error
-//! enum: [`TrySendError`], [`SendError`], [`SendTimeoutError`]; [`TryRecvError`],
-//! [`RecvError`], [`RecvTimeoutError`], [`RecvIntoError`], [`RecvIntoTimeoutError`].
+//! Python's semantics (`send_bytes`, `recv_bytes`, `recv_bytes_into`, `poll`), without its
+//! pitfalls: [`PipeEnd::recv_bytes`] returns the messages the peer sent and then
+//! [`RecvError::Disconnected`] (Python's `EOFError`) once the peer dropped its end or died (a
+//! killed peer is noticed within one sleep slice of a blocked receive, and at the end of every
+//! timed receive or [`poll`](PipeEnd::poll) that found nothing); [`PipeEnd::send_bytes`] fails
+//! with [`SendError::Disconnected`] (Python's `BrokenPipeError`) once the receiving end dropped
+//! or died (a drop is seen at once; a death by a send blocked on a full pipe, within one sleep
+//! slice); a receive buffer that is too short is [`RecvIntoError::TooSmall`] and loses nothing.
+//!
+//! Each call has its own error enum, named and shaped as the queues' are (crossbeam-channel's
+//! convention): only what that call can end with, the rejected message handed back
+//! ([`into_inner`](SendError::into_inner)). Sends: [`TrySendError`] (`Full`), [`SendError`]
+//! (waits, so never `Full` nor `Timeout`), [`SendTimeoutError`] (`Timeout`). Receives:
+//! [`TryRecvError`] (`Empty`), [`RecvError`] (waits: never `Empty` nor `Timeout`),
+//! [`RecvTimeoutError`] (`Timeout`), and into a buffer [`TryRecvIntoError`],
+//! [`RecvIntoError`], [`RecvIntoTimeoutError`] (each with `TooSmall`).
 //!
 //! The header's `count` is the capacity in messages of each direction, its `param` the maximum
 //! message length (low 32 bits) and the duplex flag (bit 32).
@@ -50,10 +58,13 @@ use crate::bytes::{
 };
 use crate::error::{corrupt_geometry, knob_methods, BadGeometry, Knobs, RoleError};
 use crate::role::{self, Peers, Prober, RoleSlot};
-use shm_core::{CreateError, Home, ObjectKind, OpenError, Segment, SegmentName, WaitStrategy};
+use shm_core::{
+    CreateError, Home, ObjectKind, OpenError, Segment, SegmentBuilder, SegmentName, WaitStrategy,
+};
 use std::cell::Cell;
 use std::error::Error;
 use std::fmt;
+use std::io;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -177,12 +188,8 @@ impl PipeBuilder {
     pub fn create(self) -> Result<PipeEnd, CreateError> {
         let (len, ring_len) = geometry(self.duplex, self.capacity, self.max_message)?;
         let (duplex, cap, max) = (self.duplex, self.capacity, self.max_message);
-        let param = max as u64 | if duplex { DUPLEX_BIT } else { 0 };
         let seg = self
-            .knobs
-            .apply(Segment::builder(&self.name, ObjectKind::Pipe))
-            .count(cap)
-            .param(param)
+            .segment(duplex, cap, max)
             .body_len(len)
             // SAFETY: the unpublished body is 128-aligned and `len` bytes long.
             .create(|body, _| unsafe { init_at(body, duplex, cap, max, ring_len) })?;
@@ -202,38 +209,94 @@ impl PipeBuilder {
     ///
     /// # Errors
     ///
-    /// [`PipeOpenError::Open`] if the segment is missing, of another kind, or corrupt;
-    /// [`PipeOpenError::EndTaken`] if a live process (or one whose liveness cannot be told)
-    /// holds the opener's end.
-    pub fn open(self) -> Result<PipeEnd, PipeOpenError> {
+    /// The segment's errors (missing, another kind, a corrupt header, …);
+    /// [`OpenError::CorruptBody`] for a header whose geometry does not fit its body; and, if a
+    /// live process (or one whose liveness cannot be told) holds the opener's end, the
+    /// end-taken error: [`OpenError::Io`] whose `source` has [`io::ErrorKind::ResourceBusy`]
+    /// (`EBUSY`) and wraps the [`RoleError`] naming the holder (see [`end_taken`]).
+    pub fn open(self) -> Result<PipeEnd, OpenError> {
         let seg = self
             .knobs
             .apply(Segment::builder(&self.name, ObjectKind::Pipe))
             .open()?;
-        let param = seg.header().param();
-        let cap = seg.header().count();
-        let max = (param & 0xffff_ffff) as usize;
-        if max > MAX_MESSAGE_LIMIT || param >> 33 != 0 {
-            return Err(corrupt_geometry(
-                "param",
-                format!("the header records {param:#x}: no maximum message and direction flag"),
-            )
-            .into());
+        adopt(seg, self.knobs.strategy)
+    }
+
+    /// Opens the pipe and takes the opener's end, or, if there is none, creates it (with this
+    /// builder's direction, capacity and maximum) and takes the creator's end; race-free: of
+    /// two processes that call it, one creates and one opens. An opened pipe's direction and
+    /// maximum message come from its header; its capacity is checked, as the queues' is.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open); [`OpenError::WrongCount`] if an existing pipe has another
+    /// capacity; [`OpenError::InvalidParameter`] for a geometry that could not be created.
+    pub fn open_or_create(self) -> Result<PipeEnd, OpenError> {
+        let (len, ring_len) = geometry(self.duplex, self.capacity, self.max_message)?;
+        let (duplex, cap, max) = (self.duplex, self.capacity, self.max_message);
+        let seg = self
+            .segment(duplex, cap, max)
+            .body_len(len)
+            // SAFETY: the unpublished body is 128-aligned and `len` bytes long.
+            .open_or_create(|body, _| unsafe { init_at(body, duplex, cap, max, ring_len) })?;
+        adopt(seg, self.knobs.strategy)
+    }
+
+    /// The segment builder with this builder's knobs and the header fields of a pipe.
+    fn segment(&self, duplex: bool, cap: u64, max: usize) -> SegmentBuilder {
+        let param = max as u64 | if duplex { DUPLEX_BIT } else { 0 };
+        self.knobs
+            .apply(Segment::builder(&self.name, ObjectKind::Pipe))
+            .count(cap)
+            .param(param)
+    }
+}
+
+/// The end of an opened (or just created) pipe that is due to this process: the creator's if
+/// it created the segment, else the opener's; geometry and direction from the header.
+fn adopt(seg: Segment, strategy: WaitStrategy) -> Result<PipeEnd, OpenError> {
+    let param = seg.header().param();
+    let cap = seg.header().count();
+    let max = (param & 0xffff_ffff) as usize;
+    if max > MAX_MESSAGE_LIMIT || param >> 33 != 0 {
+        return Err(corrupt_geometry(
+            "param",
+            format!("the header records {param:#x}: no maximum message and direction flag"),
+        ));
+    }
+    let duplex = param & DUPLEX_BIT != 0;
+    let end = if seg.is_creator() {
+        End::Creator
+    } else {
+        End::Opener
+    };
+    let home = Arc::new(Home::Segment(seg));
+    PipeEnd::attach(home, end, duplex, cap, max, Prober::os(), strategy).map_err(|e| match e {
+        AttachError::Geometry(detail) => corrupt_geometry("body", detail),
+        AttachError::EndTaken(e) => end_taken_error(end, e),
+    })
+}
+
+/// The error of an opener that found its end of the pipe held by a live process (shm-core's
+/// `OpenError` has no variant for a held role): `EBUSY`, wrapping the [`RoleError`].
+fn end_taken_error(end: End, e: RoleError) -> OpenError {
+    OpenError::Io {
+        op: match end {
+            End::Creator => "claim the creator's end of the pipe",
+            End::Opener => "claim the opener's end of the pipe",
+        },
+        source: io::Error::new(io::ErrorKind::ResourceBusy, e),
+    }
+}
+
+/// If `e` is the error of an [`open`](PipeBuilder::open) that found its end held by a live
+/// process: the [`RoleError`] naming the holder.
+pub fn end_taken(e: &OpenError) -> Option<RoleError> {
+    match e {
+        OpenError::Io { source, .. } if source.kind() == io::ErrorKind::ResourceBusy => {
+            source.get_ref()?.downcast_ref::<RoleError>().copied()
         }
-        let duplex = param & DUPLEX_BIT != 0;
-        PipeEnd::attach(
-            Arc::new(Home::Segment(seg)),
-            End::Opener,
-            duplex,
-            cap,
-            max,
-            Prober::os(),
-            self.knobs.strategy,
-        )
-        .map_err(|e| match e {
-            AttachError::Geometry(detail) => corrupt_geometry("body", detail).into(),
-            AttachError::EndTaken(e) => PipeOpenError::EndTaken(e),
-        })
+        _ => None,
     }
 }
 
@@ -305,42 +368,6 @@ unsafe fn init_at(
     }
 }
 
-/// Why the opener's end could not be opened: the segment's [`OpenError`], or the end is held.
-///
-/// (Opening a pipe also claims an exclusive end, so its error has one variant more than the
-/// workspace's `OpenError`.)
-#[derive(Debug)]
-pub enum PipeOpenError {
-    /// Opening the segment failed (missing, another kind, a corrupt header or body, …).
-    Open(OpenError),
-    /// A live process (or one whose liveness cannot be told) holds this end.
-    EndTaken(RoleError),
-}
-
-impl fmt::Display for PipeOpenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PipeOpenError::Open(e) => write!(f, "pipe: {e}"),
-            PipeOpenError::EndTaken(e) => write!(f, "pipe end taken: {e}"),
-        }
-    }
-}
-
-impl Error for PipeOpenError {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        match self {
-            PipeOpenError::Open(e) => Some(e),
-            PipeOpenError::EndTaken(e) => Some(e),
-        }
-    }
-}
-
-impl From<OpenError> for PipeOpenError {
-    fn from(e: OpenError) -> Self {
-        PipeOpenError::Open(e)
-    }
-}
-
 /// Every way a send can fail (each operation's public error has a subset).
 #[derive(PartialEq, Eq)]
 pub(crate) enum AnySendError<M> {
@@ -352,7 +379,7 @@ pub(crate) enum AnySendError<M> {
         max: usize,
     },
     /// The receiving end dropped or died.
-    BrokenPipe(M),
+    Disconnected(M),
     /// The pipe is full (non-blocking send).
     Full(M),
     /// The pipe stayed full until the timeout.
@@ -367,7 +394,7 @@ impl<M> fmt::Debug for AnySendError<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AnySendError::TooLarge { max, .. } => write!(f, "TooLarge {{ max: {max}, .. }}"),
-            AnySendError::BrokenPipe(_) => f.write_str("BrokenPipe(..)"),
+            AnySendError::Disconnected(_) => f.write_str("Disconnected(..)"),
             AnySendError::Full(_) => f.write_str("Full(..)"),
             AnySendError::Timeout(_) => f.write_str("Timeout(..)"),
             AnySendError::NotWritable(_) => f.write_str("NotWritable(..)"),
@@ -380,7 +407,7 @@ impl<M> fmt::Debug for AnySendError<M> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AnyRecvError {
     /// End of stream: the sending end dropped or died, and everything it sent was received.
-    Eof,
+    Disconnected,
     /// Nothing to receive (non-blocking receive).
     Empty,
     /// Nothing arrived before the timeout.
@@ -402,7 +429,7 @@ impl From<AnyPopError> for AnyRecvError {
     fn from(e: AnyPopError) -> Self {
         match e {
             AnyPopError::Empty => AnyRecvError::Empty,
-            AnyPopError::Closed | AnyPopError::Disconnected => AnyRecvError::Eof,
+            AnyPopError::Closed | AnyPopError::Disconnected => AnyRecvError::Disconnected,
             AnyPopError::Timeout => AnyRecvError::Timeout,
             AnyPopError::TooSmall { needed } => AnyRecvError::TooSmall { needed },
             AnyPopError::Corrupt => AnyRecvError::Corrupt,
@@ -417,7 +444,7 @@ macro_rules! send_errors {
         $name:ident { $( $(#[$vm:meta])* $var:ident : $msg:literal ),* $(,)? }
     )+) => {$(
         $(#[$m])*
-        #[derive(PartialEq, Eq)]
+        #[derive(Clone, Copy, PartialEq, Eq)]
         pub enum $name<M> {
             /// The message is longer than the pipe's maximum.
             TooLarge {
@@ -427,8 +454,8 @@ macro_rules! send_errors {
                 max: usize,
             },
             $( $(#[$vm])* $var(M), )*
-            /// The receiving end dropped or died.
-            BrokenPipe(M),
+            /// The receiving end dropped its end or died (Python's `BrokenPipeError`).
+            Disconnected(M),
             /// This end of a one-way pipe cannot send.
             NotWritable(M),
             /// The pipe is poisoned: a stamp or length read from it could not be right
@@ -442,7 +469,7 @@ macro_rules! send_errors {
                 match self {
                     $name::TooLarge { msg, .. } => msg,
                     $( $name::$var(m) => m, )*
-                    $name::BrokenPipe(m) | $name::NotWritable(m) | $name::Corrupt(m) => m,
+                    $name::Disconnected(m) | $name::NotWritable(m) | $name::Corrupt(m) => m,
                 }
             }
 
@@ -452,7 +479,7 @@ macro_rules! send_errors {
                 match e {
                     AnySendError::TooLarge { msg, max } => $name::TooLarge { msg, max },
                     $( AnySendError::$var(m) => $name::$var(m), )*
-                    AnySendError::BrokenPipe(m) => $name::BrokenPipe(m),
+                    AnySendError::Disconnected(m) => $name::Disconnected(m),
                     AnySendError::NotWritable(m) => $name::NotWritable(m),
                     AnySendError::Corrupt(m) => $name::Corrupt(m),
                     other => unreachable!("{other:?} cannot end {}", stringify!($name)),
@@ -465,7 +492,7 @@ macro_rules! send_errors {
                 match self {
                     $name::TooLarge { max, .. } => write!(f, "TooLarge {{ max: {max}, .. }}"),
                     $( $name::$var(_) => f.write_str(concat!(stringify!($var), "(..)")), )*
-                    $name::BrokenPipe(_) => f.write_str("BrokenPipe(..)"),
+                    $name::Disconnected(_) => f.write_str("Disconnected(..)"),
                     $name::NotWritable(_) => f.write_str("NotWritable(..)"),
                     $name::Corrupt(_) => f.write_str("Corrupt(..)"),
                 }
@@ -479,7 +506,9 @@ macro_rules! send_errors {
                         write!(f, "message longer than the pipe's maximum of {max} bytes")
                     }
                     $( $name::$var(_) => f.write_str($msg), )*
-                    $name::BrokenPipe(_) => f.write_str("broken pipe: the receiving end is gone"),
+                    $name::Disconnected(_) => {
+                        f.write_str("send on a pipe whose receiving end is gone (broken pipe)")
+                    }
                     $name::NotWritable(_) => {
                         f.write_str("this end of a one-way pipe cannot send")
                     }
@@ -528,9 +557,10 @@ macro_rules! recv_errors {
                 },
             )?
             $( $(#[$vm])* $var, )*
-            /// End of stream: the sending end dropped or died, and everything it sent was
-            /// received.
-            Eof,
+            /// End of stream (Python's `EOFError`): the sending end dropped its end or died,
+            /// and everything it sent was received. (A pipe whose other end was never opened
+            /// is waited on.)
+            Disconnected,
             /// This end of a one-way pipe cannot receive.
             NotReadable,
             /// The pipe is poisoned: a stamp or length read from it could not be right
@@ -546,7 +576,7 @@ macro_rules! recv_errors {
                 match e {
                     $( AnyRecvError::TooSmall { needed } => $name::$small { needed }, )?
                     $( AnyRecvError::$var => $name::$var, )*
-                    AnyRecvError::Eof => $name::Eof,
+                    AnyRecvError::Disconnected => $name::Disconnected,
                     AnyRecvError::NotReadable => $name::NotReadable,
                     AnyRecvError::Corrupt => $name::Corrupt,
                     other => unreachable!("{other:?} cannot end {}", stringify!($name)),
@@ -561,7 +591,9 @@ macro_rules! recv_errors {
                         write!(f, "buffer too small: the next message has {needed} bytes")
                     } )?
                     $( $name::$var => f.write_str($msg), )*
-                    $name::Eof => f.write_str("end of stream: the sending end is gone"),
+                    $name::Disconnected => {
+                        f.write_str("end of stream: the pipe's sending end is gone")
+                    }
                     $name::NotReadable => {
                         f.write_str("this end of a one-way pipe cannot receive")
                     }
@@ -590,6 +622,12 @@ recv_errors! {
     RecvTimeoutError {
         /// Nothing arrived before the timeout.
         Timeout: "receive timed out",
+    }
+
+    /// Why [`PipeEnd::try_recv_into`] returned no message.
+    TryRecvIntoError [TooSmall] {
+        /// Nothing to receive.
+        Empty: "nothing to receive",
     }
 
     /// Why [`PipeEnd::recv_into`] returned no message.
@@ -744,12 +782,14 @@ impl PipeEnd {
         // receiver that *died* is judged (an OS call) only in the sleep slices of a blocked
         // send, never on this path: a non-blocking send into a full pipe stays cheap.
         if role::peers(tx.consumers(), &self.prober, false) == Peers::Gone {
-            return Err(AnySendError::BrokenPipe(msg));
+            return Err(AnySendError::Disconnected(msg));
         }
         tx.push(msg, 0, &self.strategy, wait).map_err(|e| match e {
             AnyPushError::TooLarge { msg, max } => AnySendError::TooLarge { msg, max },
             AnyPushError::Full(m) => AnySendError::Full(m),
-            AnyPushError::Closed(m) | AnyPushError::Disconnected(m) => AnySendError::BrokenPipe(m),
+            AnyPushError::Closed(m) | AnyPushError::Disconnected(m) => {
+                AnySendError::Disconnected(m)
+            }
             AnyPushError::Timeout(m) => AnySendError::Timeout(m),
             AnyPushError::Corrupt(m) => AnySendError::Corrupt(m),
         })
@@ -760,7 +800,8 @@ impl PipeEnd {
     ///
     /// # Errors
     ///
-    /// `TooLarge`, `BrokenPipe`, `NotWritable`, `Corrupt`; each hands the message back.
+    /// [`SendError`]: `TooLarge`, `Disconnected` (the receiving end is gone: Python's
+    /// `BrokenPipeError`), `NotWritable`, `Corrupt`; each hands the message back.
     pub fn send_bytes<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), SendError<M>> {
         self.send_with(msg, Wait::For(None))
             .map_err(SendError::narrow)
@@ -770,7 +811,7 @@ impl PipeEnd {
     ///
     /// # Errors
     ///
-    /// As [`send_bytes`](Self::send_bytes), and `Full`.
+    /// [`TrySendError`]: as [`send_bytes`](Self::send_bytes), and `Full`.
     pub fn try_send_bytes<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), TrySendError<M>> {
         self.send_with(msg, Wait::No).map_err(TrySendError::narrow)
     }
@@ -779,7 +820,7 @@ impl PipeEnd {
     ///
     /// # Errors
     ///
-    /// As [`send_bytes`](Self::send_bytes), and `Timeout`.
+    /// [`SendTimeoutError`]: as [`send_bytes`](Self::send_bytes), and `Timeout`.
     pub fn send_bytes_timeout<M: AsRef<[u8]>>(
         &self,
         msg: M,
@@ -801,8 +842,8 @@ impl PipeEnd {
     ///
     /// # Errors
     ///
-    /// `Eof` once the sender is gone and everything it sent was received; `NotReadable`,
-    /// `Corrupt`.
+    /// [`RecvError`]: `Disconnected` once the sender is gone and everything it sent was
+    /// received (Python's `EOFError`); `NotReadable`, `Corrupt`.
     pub fn recv_bytes(&self) -> Result<Vec<u8>, RecvError> {
         let mut v = Vec::new();
         self.recv_with(&mut Dest::Vec(&mut v), Wait::For(None))
@@ -814,7 +855,7 @@ impl PipeEnd {
     ///
     /// # Errors
     ///
-    /// As [`recv_bytes`](Self::recv_bytes), and `Timeout`.
+    /// [`RecvTimeoutError`]: as [`recv_bytes`](Self::recv_bytes), and `Timeout`.
     pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
         let mut v = Vec::new();
         self.recv_with(&mut Dest::Vec(&mut v), Wait::For(Some(timeout)))
@@ -826,7 +867,7 @@ impl PipeEnd {
     ///
     /// # Errors
     ///
-    /// As [`recv_bytes`](Self::recv_bytes), and `Empty`.
+    /// [`TryRecvError`]: as [`recv_bytes`](Self::recv_bytes), and `Empty`.
     pub fn try_recv_bytes(&self) -> Result<Vec<u8>, TryRecvError> {
         let mut v = Vec::new();
         self.recv_with(&mut Dest::Vec(&mut v), Wait::No)
@@ -834,12 +875,13 @@ impl PipeEnd {
             .map_err(TryRecvError::narrow)
     }
 
-    /// Receives a message into `buf`, sleeping until one arrives; returns its length.
+    /// Receives a message into `buf`, sleeping until one arrives; returns its length (Python's
+    /// `recv_bytes_into`).
     ///
     /// # Errors
     ///
-    /// As [`recv_bytes`](Self::recv_bytes), and `TooSmall { needed }` (the message stays in
-    /// the pipe).
+    /// [`RecvIntoError`]: as [`recv_bytes`](Self::recv_bytes), and `TooSmall { needed }` (the
+    /// message stays in the pipe).
     pub fn recv_into(&self, buf: &mut [u8]) -> Result<usize, RecvIntoError> {
         self.recv_with(&mut Dest::Slice(buf), Wait::For(None))
             .map_err(RecvIntoError::narrow)
@@ -849,7 +891,7 @@ impl PipeEnd {
     ///
     /// # Errors
     ///
-    /// As [`recv_into`](Self::recv_into), and `Timeout`.
+    /// [`RecvIntoTimeoutError`]: as [`recv_into`](Self::recv_into), and `Timeout`.
     pub fn recv_into_timeout(
         &self,
         buf: &mut [u8],
@@ -857,6 +899,16 @@ impl PipeEnd {
     ) -> Result<usize, RecvIntoTimeoutError> {
         self.recv_with(&mut Dest::Slice(buf), Wait::For(Some(timeout)))
             .map_err(RecvIntoTimeoutError::narrow)
+    }
+
+    /// Receives into `buf` without waiting; returns the message's length.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvIntoError`]: as [`recv_into`](Self::recv_into), and `Empty`.
+    pub fn try_recv_into(&self, buf: &mut [u8]) -> Result<usize, TryRecvIntoError> {
+        self.recv_with(&mut Dest::Slice(buf), Wait::No)
+            .map_err(TryRecvIntoError::narrow)
     }
 
     /// Whether a receive would not block: a message is waiting, or the stream has ended.
@@ -902,8 +954,11 @@ mod tests {
         assert!(a.poll(Some(Duration::ZERO)));
         assert_eq!(a.recv_bytes().unwrap(), b"last");
         assert!(a.poll(None));
-        assert_eq!(a.recv_bytes(), Err(RecvError::Eof));
-        assert!(matches!(a.send_bytes(b"x"), Err(SendError::BrokenPipe(_))));
+        assert_eq!(a.recv_bytes(), Err(RecvError::Disconnected));
+        assert!(matches!(
+            a.send_bytes(b"x"),
+            Err(SendError::Disconnected(_))
+        ));
     }
 
     /// The creator's first receive, before anyone opened the other end, waits (with its
@@ -927,7 +982,7 @@ mod tests {
         b.send_bytes(b"hi").unwrap();
         drop(b);
         assert_eq!(a.recv_bytes().unwrap(), b"hi");
-        assert_eq!(a.recv_bytes(), Err(RecvError::Eof));
+        assert_eq!(a.recv_bytes(), Err(RecvError::Disconnected));
     }
 
     /// Regression (issue 11): `try_send_bytes` on a full pipe asked the OS whether the
@@ -976,6 +1031,135 @@ mod tests {
             Err(SendTimeoutError::Timeout(_))
         ));
         assert!(probes.load(std::sync::atomic::Ordering::Relaxed) > before);
+    }
+
+    /// `open_or_create` gives the creator's end to whoever creates and the opener's to the
+    /// next; a third process (here the same one, whose ends are held) gets the end-taken
+    /// error, an `OpenError` that [`end_taken`] recognises and that names the holder.
+    #[cfg_attr(miri, ignore)]
+    #[test]
+    fn open_or_create_takes_the_end_that_is_due_and_a_held_end_is_an_open_error() {
+        let name = SegmentName::unique();
+        let a = Pipe::builder(&name)
+            .duplex(false)
+            .capacity(2)
+            .max_message(8)
+            .open_or_create()
+            .unwrap();
+        assert_eq!(a.end(), End::Creator);
+        assert!(a.can_recv() && !a.can_send());
+        // A capacity stated to `open_or_create` is checked, as the queues' is.
+        assert!(matches!(
+            Pipe::builder(&name).capacity(99).open_or_create(),
+            Err(OpenError::WrongCount {
+                expected: 99,
+                found: 2
+            })
+        ));
+        // The opener adopts the direction and maximum message from the header.
+        let b = Pipe::builder(&name)
+            .duplex(true)
+            .capacity(2)
+            .max_message(1)
+            .open_or_create()
+            .unwrap();
+        assert_eq!(b.end(), End::Opener);
+        assert!(b.can_send() && !b.can_recv());
+        assert_eq!(b.max_message(), 8);
+        b.send_bytes(b"12345678").unwrap();
+        assert_eq!(a.recv_bytes().unwrap(), b"12345678");
+
+        for third in [
+            Pipe::builder(&name).open(),
+            Pipe::builder(&name).capacity(2).open_or_create(),
+        ] {
+            let err = third.unwrap_err();
+            let Some(held) = end_taken(&err) else {
+                panic!("not the end-taken error: {err:?}")
+            };
+            let RoleError::Busy { holder } = held;
+            assert_eq!(holder, shm_core::ProcessId::current());
+            assert!(err.to_string().contains("opener's end"), "{err}");
+            assert!(err.source().is_some());
+        }
+        assert_eq!(end_taken(&OpenError::NotFound { name: "x".into() }), None);
+        // The end is free again once its holder dropped it.
+        drop(b);
+        let c = Pipe::builder(&name).open().unwrap();
+        assert_eq!(c.end(), End::Opener);
+    }
+
+    /// A geometry that cannot be created is `InvalidParameter` from `open_or_create`.
+    #[cfg_attr(miri, ignore)]
+    #[test]
+    fn open_or_create_rejects_an_impossible_geometry() {
+        let name = SegmentName::unique();
+        let err = Pipe::builder(&name)
+            .capacity(0)
+            .open_or_create()
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                OpenError::InvalidParameter {
+                    parameter: "capacity",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    /// Every error is `'static + Send + Sync` (for its message type), `Display` and `Error`,
+    /// so `?` moves it into a boxed error; send errors hand the message back.
+    #[test]
+    fn errors_box_and_hand_the_message_back() {
+        fn is_error<E: Error + Send + Sync + 'static>() {}
+        is_error::<TrySendError<Vec<u8>>>();
+        is_error::<SendError<Vec<u8>>>();
+        is_error::<SendTimeoutError<&'static [u8]>>();
+        is_error::<TryRecvError>();
+        is_error::<RecvError>();
+        is_error::<RecvTimeoutError>();
+        is_error::<TryRecvIntoError>();
+        is_error::<RecvIntoError>();
+        is_error::<RecvIntoTimeoutError>();
+        let (a, b) = Pipe::heap_pair(true, 1, 4).unwrap();
+        b.send_bytes(vec![1]).unwrap();
+        let full = b.try_send_bytes(vec![2, 3]).unwrap_err();
+        assert_eq!(full.to_string(), "the pipe is full");
+        assert_eq!(full.into_inner(), vec![2, 3]);
+        let big = b.send_bytes(vec![0; 5]).unwrap_err();
+        assert!(matches!(&big, SendError::TooLarge { max: 4, .. }));
+        assert_eq!(big.into_inner().len(), 5);
+        let boxed = || -> Result<(), Box<dyn Error + Send + Sync>> {
+            b.try_send_bytes(b"x")?;
+            Ok(())
+        };
+        assert!(boxed().unwrap_err().to_string().contains("full"));
+        drop(a);
+        let gone = b.try_send_bytes(b"y").unwrap_err();
+        assert!(matches!(gone, TrySendError::Disconnected(m) if m == b"y"));
+    }
+
+    #[test]
+    fn try_recv_into_does_not_wait() {
+        let (a, b) = Pipe::heap_pair(true, 2, 8).unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(a.try_recv_into(&mut buf), Err(TryRecvIntoError::Empty));
+        b.send_bytes(b"abc").unwrap();
+        let mut small = [0u8; 2];
+        assert_eq!(
+            a.try_recv_into(&mut small),
+            Err(TryRecvIntoError::TooSmall { needed: 3 })
+        );
+        assert_eq!(a.try_recv_into(&mut buf), Ok(3));
+        assert_eq!(&buf[..3], b"abc");
+        drop(b);
+        assert_eq!(
+            a.try_recv_into(&mut buf),
+            Err(TryRecvIntoError::Disconnected)
+        );
     }
 
     #[test]

@@ -365,7 +365,7 @@ fn pipe_sink(a: &[String]) -> Result<(), BoxError> {
     loop {
         match end.recv_into(&mut buf) {
             Ok(n) => sink.take(&buf[..n])?,
-            Err(RecvIntoError::Eof) => return Ok(()),
+            Err(RecvIntoError::Disconnected) => return Ok(()),
             Err(e) => return sink.fail(format!("recv: {e}")),
         }
     }

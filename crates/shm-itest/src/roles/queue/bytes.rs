@@ -17,6 +17,9 @@
 //! - `joinable-put NAME COUNT`: puts COUNT items into the joinable queue NAME.
 //! - `pipe-echo NAME`: opens the pipe NAME and sends every message back reversed, until EOF.
 //! - `pipe-send NAME COUNT`: opens the pipe NAME, sends COUNT messages `msg-i`, exits.
+//! - `pipe-oc-send NAME CAPACITY COUNT`: takes an end of the one-way pipe NAME (32-byte
+//!   messages) with `open_or_create`, sends COUNT messages `msg-i` if it is the sending end,
+//!   exits; exit code 3 if both ends are held by live processes, 4 if it created the pipe.
 //! - `pipe-hold NAME`: opens the pipe NAME, prints `ready`, sleeps (to be killed).
 //! - `pipe-create-hold NAME`: creates the pipe NAME (duplex), prints `ready`, sleeps.
 //! - `bytes-expect-corrupt NAME`: consumes the MPMC byte queue NAME (prints `ready` first)
@@ -29,7 +32,7 @@ use shm_core::SegmentName;
 use shm_process::Roles;
 use shm_queue::bytes::{ByteQueue, BytesTryPushError, Flavor};
 use shm_queue::joinable::{JoinableQueue, TaskDoneError};
-use shm_queue::pipe::{Pipe, RecvError};
+use shm_queue::pipe::{end_taken, End, Pipe, RecvError};
 use shm_queue::{PopError, PopTimeoutError, TryPopError};
 use std::io::Write;
 use std::time::Duration;
@@ -218,7 +221,7 @@ fn pipe_echo(args: &[String]) -> i32 {
                     return 1;
                 }
             }
-            Err(RecvError::Eof) => return 0,
+            Err(RecvError::Disconnected) => return 0,
             Err(e) => {
                 eprintln!("pipe-echo: {e}");
                 return 1;
@@ -234,6 +237,33 @@ fn pipe_send(args: &[String]) -> i32 {
     let Ok(end) = Pipe::builder(&n).open() else {
         return 1;
     };
+    for i in 0..count {
+        if end.send_bytes(format!("msg-{i}")).is_err() {
+            return 1;
+        }
+    }
+    0
+}
+
+fn pipe_oc_send(args: &[String]) -> i32 {
+    let (Some(n), Some(cap), Some(count)) = (name(args, 0), num(args, 1), num(args, 2)) else {
+        return 100;
+    };
+    let end = match Pipe::builder(&n)
+        .duplex(false)
+        .capacity(cap)
+        .max_message(32)
+        .open_or_create()
+    {
+        Ok(end) => end,
+        Err(e) => {
+            eprintln!("pipe-oc-send: {e}");
+            return if end_taken(&e).is_some() { 3 } else { 1 };
+        }
+    };
+    if end.end() == End::Creator {
+        return 4;
+    }
     for i in 0..count {
         if end.send_bytes(format!("msg-{i}")).is_err() {
             return 1;
@@ -329,6 +359,7 @@ pub fn register(roles: Roles) -> Roles {
         .role("queue.joinable-put", joinable_put)
         .role("queue.pipe-echo", pipe_echo)
         .role("queue.pipe-send", pipe_send)
+        .role("queue.pipe-oc-send", pipe_oc_send)
         .role("queue.pipe-hold", pipe_hold)
         .role("queue.pipe-create-hold", pipe_create_hold)
 }
