@@ -143,6 +143,14 @@ pub enum OpenError {
         /// What was found and why it cannot be right.
         detail: String,
     },
+    /// The object is there, but the part this opener must claim to use it (a pipe's end) is
+    /// held by a live process, or by one whose liveness cannot be told.
+    Busy {
+        /// What the opener needed, e.g. `"the opener's end of the pipe"`.
+        what: &'static str,
+        /// The process that holds it.
+        holder: ProcessId,
+    },
     /// The segment is not in a state an opener can use.
     BadState {
         /// The state word found.
@@ -231,6 +239,9 @@ impl fmt::Display for OpenError {
             }
             OpenError::CorruptBody { what, detail } => {
                 write!(f, "corrupt segment body: {what}: {detail}")
+            }
+            OpenError::Busy { what, holder } => {
+                write!(f, "{what} is held by live {holder}")
             }
             OpenError::BadState { found } => {
                 write!(f, "segment in an unusable state {found:#010x}")

@@ -64,7 +64,6 @@ use shm_core::{
 use std::cell::Cell;
 use std::error::Error;
 use std::fmt;
-use std::io;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -212,8 +211,7 @@ impl PipeBuilder {
     /// The segment's errors (missing, another kind, a corrupt header, …);
     /// [`OpenError::CorruptBody`] for a header whose geometry does not fit its body; and, if a
     /// live process (or one whose liveness cannot be told) holds the opener's end, the
-    /// end-taken error: [`OpenError::Io`] whose `source` has [`io::ErrorKind::ResourceBusy`]
-    /// (`EBUSY`) and wraps the [`RoleError`] naming the holder (see [`end_taken`]).
+    /// end-taken error: [`OpenError::Busy`] naming the holder (see also [`end_taken`]).
     pub fn open(self) -> Result<PipeEnd, OpenError> {
         let seg = self
             .knobs
@@ -280,22 +278,22 @@ fn adopt(seg: Segment, strategy: WaitStrategy) -> Result<PipeEnd, OpenError> {
 /// The error of an opener that found its end of the pipe held by a live process (shm-core's
 /// `OpenError` has no variant for a held role): `EBUSY`, wrapping the [`RoleError`].
 fn end_taken_error(end: End, e: RoleError) -> OpenError {
-    OpenError::Io {
-        op: match end {
-            End::Creator => "claim the creator's end of the pipe",
-            End::Opener => "claim the opener's end of the pipe",
+    let RoleError::Busy { holder } = e;
+    OpenError::Busy {
+        what: match end {
+            End::Creator => "the creator's end of the pipe",
+            End::Opener => "the opener's end of the pipe",
         },
-        source: io::Error::new(io::ErrorKind::ResourceBusy, e),
+        holder,
     }
 }
 
 /// If `e` is the error of an [`open`](PipeBuilder::open) that found its end held by a live
-/// process: the [`RoleError`] naming the holder.
+/// process: the [`RoleError`] naming the holder (the same as matching
+/// [`OpenError::Busy`]).
 pub fn end_taken(e: &OpenError) -> Option<RoleError> {
     match e {
-        OpenError::Io { source, .. } if source.kind() == io::ErrorKind::ResourceBusy => {
-            source.get_ref()?.downcast_ref::<RoleError>().copied()
-        }
+        OpenError::Busy { holder, .. } => Some(RoleError::Busy { holder: *holder }),
         _ => None,
     }
 }
@@ -1080,7 +1078,7 @@ mod tests {
             let RoleError::Busy { holder } = held;
             assert_eq!(holder, shm_core::ProcessId::current());
             assert!(err.to_string().contains("opener's end"), "{err}");
-            assert!(err.source().is_some());
+            assert!(matches!(err, OpenError::Busy { .. }), "{err:?}");
         }
         assert_eq!(end_taken(&OpenError::NotFound { name: "x".into() }), None);
         // The end is free again once its holder dropped it.
