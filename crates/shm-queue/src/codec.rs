@@ -177,8 +177,8 @@ pub enum SendValueError {
         /// The pipe's maximum message length.
         max: usize,
     },
-    /// The receiving end dropped or died.
-    BrokenPipe,
+    /// The receiving end dropped or died (Python's `BrokenPipeError`).
+    Disconnected,
     /// This end of a one-way pipe cannot send.
     NotWritable,
     /// The pipe is poisoned (its shared state is corrupt).
@@ -193,7 +193,7 @@ impl fmt::Display for SendValueError {
                 f,
                 "the value encodes to {len} bytes, over the pipe's maximum of {max}"
             ),
-            SendValueError::BrokenPipe => f.write_str("broken pipe: the receiving end is gone"),
+            SendValueError::Disconnected => f.write_str("broken pipe: the receiving end is gone"),
             SendValueError::NotWritable => f.write_str("this end of a one-way pipe cannot send"),
             SendValueError::Corrupt => {
                 f.write_str("the pipe is poisoned: its shared state is corrupt")
@@ -214,8 +214,9 @@ impl Error for SendValueError {
 /// Why a typed receive on a pipe returned no value: one flat enum, no nesting.
 #[derive(Debug)]
 pub enum RecvValueError {
-    /// End of stream: the sending end is gone and everything it sent was received.
-    Eof,
+    /// End of stream: the sending end is gone and everything it sent was received (Python's
+    /// `EOFError`).
+    Disconnected,
     /// This end of a one-way pipe cannot receive.
     NotReadable,
     /// The pipe is poisoned (its shared state is corrupt).
@@ -227,7 +228,7 @@ pub enum RecvValueError {
 impl fmt::Display for RecvValueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RecvValueError::Eof => f.write_str("end of stream: the sending end is gone"),
+            RecvValueError::Disconnected => f.write_str("end of stream: the sending end is gone"),
             RecvValueError::NotReadable => f.write_str("this end of a one-way pipe cannot receive"),
             RecvValueError::Corrupt => {
                 f.write_str("the pipe is poisoned: its shared state is corrupt")
@@ -351,7 +352,7 @@ impl PipeEnd {
             },
             SendError::NotWritable(_) => SendValueError::NotWritable,
             SendError::Corrupt(_) => SendValueError::Corrupt,
-            SendError::Disconnected(_) => SendValueError::BrokenPipe,
+            SendError::Disconnected(_) => SendValueError::Disconnected,
         })
     }
 
@@ -364,7 +365,7 @@ impl PipeEnd {
         let bytes = self.recv_bytes().map_err(|e| match e {
             RecvError::NotReadable => RecvValueError::NotReadable,
             RecvError::Corrupt => RecvValueError::Corrupt,
-            RecvError::Disconnected => RecvValueError::Eof,
+            RecvError::Disconnected => RecvValueError::Disconnected,
         })?;
         postcard::from_bytes(&bytes).map_err(RecvValueError::Decode)
     }
@@ -435,6 +436,9 @@ mod tests {
         drop(b);
         let got: (u8, Option<u8>, String) = a.recv_value().unwrap();
         assert_eq!(got, (42, None, "hello".to_owned()));
-        assert!(matches!(a.recv_value::<u8>(), Err(RecvValueError::Eof)));
+        assert!(matches!(
+            a.recv_value::<u8>(),
+            Err(RecvValueError::Disconnected)
+        ));
     }
 }
