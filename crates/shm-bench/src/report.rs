@@ -197,7 +197,7 @@ impl Report {
         let _ = writeln!(
             s,
             "Written by `shm-bench` from the run it describes; do not edit by hand. \
-             Regenerate with `cargo run --release -p shm-bench` (about {:.0} minutes).\n",
+             Regenerate with `scripts/bench.sh`, iceoryx2 included (about {:.0} minutes).\n",
             (c.seconds / 60.0).ceil().max(1.0)
         );
         let _ = writeln!(s, "## Conditions\n");

@@ -15,7 +15,7 @@
 use super::bytes::{self, message, stamp, wait_ack, Sink, Size, ACK, BAD, PATIENCE};
 use super::Miss;
 use super::{arg, exit, finish};
-use crate::error::BoxError;
+use crate::error::{BoxError, Failure};
 use crate::harness::{self, child_args, spin_until, Cfg, Child, Placement, Words};
 use iceoryx2::prelude::*;
 use shm_core::{Deadline, SegmentName};
@@ -43,10 +43,10 @@ pub fn roles(r: Roles) -> Roles {
 fn node() -> Result<Node<Svc>, BoxError> {
     static QUIET: Once = Once::new();
     QUIET.call_once(|| set_log_level(LogLevel::Error));
-    NodeBuilder::new()
+    Ok(NodeBuilder::new()
         .signal_handling_mode(SignalHandlingMode::Disabled)
         .create::<Svc>()
-        .map_err(|e| format!("iceoryx2 node: {e:?}"))
+        .map_err(|e| Failure::new("iceoryx2 node", e))?)
 }
 
 /// A fresh service name (`shm-bench/<pid>/<unique>/<what>`).
@@ -59,7 +59,7 @@ fn fresh_name(what: &str) -> String {
 }
 
 fn service_name(s: &str) -> Result<ServiceName, BoxError> {
-    ServiceName::new(s).map_err(|e| format!("iceoryx2 service name {s}: {e:?}"))
+    Ok(ServiceName::new(s).map_err(|e| Failure::new(format!("iceoryx2 service name {s}"), e))?)
 }
 
 /// Removes what nodes of dead processes (a killed child) left behind.
@@ -158,35 +158,36 @@ pub fn rt(cfg: &Cfg, p: Placement) -> Result<Vec<f64>, Miss> {
     let _tidy = Tidy;
     let node = node()?;
     let (ping_name, pong_name) = (fresh_name("ping"), fresh_name("pong"));
-    let mk = |n: &str| {
-        node.service_builder(&service_name(n)?)
+    let mk = |n: &str| -> Result<_, BoxError> {
+        Ok(node
+            .service_builder(&service_name(n)?)
             .publish_subscribe::<u64>()
             .max_publishers(1)
             .max_subscribers(1)
             .max_nodes(2)
             .history_size(0)
             .create()
-            .map_err(|e| format!("iceoryx2 service {n}: {e:?}"))
+            .map_err(|e| Failure::new(format!("iceoryx2 service {n}"), e))?)
     };
     let (ping, pong) = (mk(&ping_name)?, mk(&pong_name)?);
     let tx = ping
         .publisher_builder()
         .create()
-        .map_err(|e| format!("iceoryx2 publisher: {e:?}"))?;
+        .map_err(|e| Failure::new("iceoryx2 publisher", e))?;
     let rx = pong
         .subscriber_builder()
         .create()
-        .map_err(|e| format!("iceoryx2 subscriber: {e:?}"))?;
+        .map_err(|e| Failure::new("iceoryx2 subscriber", e))?;
     let w = Words::create()?;
     let child = Child::start("ice-echo", p.child_cpu(), &[ping_name, pong_name, w.name()])?;
     let r = wait_ready(&w).and_then(|()| {
         let mut i = 0u64;
-        harness::per_op(cfg, || {
+        harness::per_op(cfg, || -> Result<(), BoxError> {
             i += 1;
             match tx.send_copy(i) {
                 Ok(1) => {}
-                Ok(n) => return Err(format!("iceoryx2 send reached {n} subscribers, not 1")),
-                Err(e) => return Err(format!("iceoryx2 send: {e:?}")),
+                Ok(n) => return Err(format!("iceoryx2 send reached {n} subscribers, not 1").into()),
+                Err(e) => return Err(Failure::new("iceoryx2 send", e).into()),
             }
             let mut got = None;
             let mut err = None;
@@ -197,15 +198,15 @@ pub fn rt(cfg: &Cfg, p: Placement) -> Result<Vec<f64>, Miss> {
                 }
                 Ok(None) => false,
                 Err(e) => {
-                    err = Some(format!("iceoryx2 receive: {e:?}"));
+                    err = Some(Failure::new("iceoryx2 receive", e));
                     true
                 }
             });
             match (ok, got, err) {
-                (_, _, Some(e)) => Err(e),
+                (_, _, Some(e)) => Err(e.into()),
                 (true, Some(v), _) if v == i => Ok(()),
-                (true, Some(v), _) => Err(format!("echo returned {v}, sent {i}")),
-                _ => Err("the iceoryx2 echo timed out".to_string()),
+                (true, Some(v), _) => Err(format!("echo returned {v}, sent {i}").into()),
+                _ => Err("the iceoryx2 echo timed out".into()),
             }
         })
     });
@@ -224,21 +225,22 @@ fn echo(a: &[String]) -> Result<(), BoxError> {
 
 fn echo_inner(a: &[String], w: &Words) -> Result<(), BoxError> {
     let node = node()?;
-    let open = |n: &str| {
-        node.service_builder(&service_name(n)?)
+    let open = |n: &str| -> Result<_, BoxError> {
+        Ok(node
+            .service_builder(&service_name(n)?)
             .publish_subscribe::<u64>()
             .open()
-            .map_err(|e| format!("iceoryx2 open {n}: {e:?}"))
+            .map_err(|e| Failure::new(format!("iceoryx2 open {n}"), e))?)
     };
     let (ping, pong) = (open(arg(a, 0)?)?, open(arg(a, 1)?)?);
     let rx = ping
         .subscriber_builder()
         .create()
-        .map_err(|e| format!("iceoryx2 subscriber: {e:?}"))?;
+        .map_err(|e| Failure::new("iceoryx2 subscriber", e))?;
     let tx = pong
         .publisher_builder()
         .create()
-        .map_err(|e| format!("iceoryx2 publisher: {e:?}"))?;
+        .map_err(|e| Failure::new("iceoryx2 publisher", e))?;
     w.word(READY).store(1, Ordering::Release);
     let mut idle = Idle::new();
     loop {
@@ -248,14 +250,14 @@ fn echo_inner(a: &[String], w: &Words) -> Result<(), BoxError> {
                 let v = *s.payload();
                 drop(s);
                 tx.send_copy(v)
-                    .map_err(|e| format!("iceoryx2 echo send: {e:?}"))?;
+                    .map_err(|e| Failure::new("iceoryx2 echo send", e))?;
             }
             Ok(None) => {
                 if !idle.spin(w) {
                     return Ok(());
                 }
             }
-            Err(e) => return Err(format!("iceoryx2 receive: {e:?}")),
+            Err(e) => return Err(Failure::new("iceoryx2 receive", e).into()),
         }
     }
 }
@@ -282,14 +284,14 @@ pub fn bytes_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
         .subscriber_max_borrowed_samples(1)
         .enable_safe_overflow(false)
         .create()
-        .map_err(|e| format!("iceoryx2 service {name}: {e:?}"))?;
+        .map_err(|e| Failure::new(format!("iceoryx2 service {name}"), e))?;
     let tx = svc
         .publisher_builder()
         .initial_max_slice_len(s.bytes)
         .max_loaned_samples(1)
         .unable_to_deliver_strategy(UnableToDeliverStrategy::DiscardSample)
         .create()
-        .map_err(|e| format!("iceoryx2 publisher: {e:?}"))?;
+        .map_err(|e| Failure::new("iceoryx2 publisher", e))?;
     let w = Words::create()?;
     let child = Child::start(
         "ice-sink",
@@ -301,7 +303,7 @@ pub fn bytes_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
     // Messages that may be sent before the next look at the acknowledgements.
     let mut credit = buf;
     let r = wait_ready(&w).and_then(|()| {
-        harness::throughput(cfg, cfg.batch(s.batch), |m| {
+        harness::throughput(cfg, cfg.batch(s.batch), |m| -> Result<(), BoxError> {
             for _ in 0..m {
                 if sent >= credit {
                     wait_ack(&w, sent + 1 - buf)?;
@@ -314,9 +316,10 @@ pub fn bytes_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
                     Ok(n) => {
                         return Err(format!(
                             "iceoryx2 send of message {sent} reached {n} subscribers, not 1"
-                        ))
+                        )
+                        .into())
                     }
-                    Err(e) => return Err(format!("iceoryx2 send: {e:?}")),
+                    Err(e) => return Err(Failure::new("iceoryx2 send", e).into()),
                 }
                 sent += 1;
             }
@@ -339,7 +342,7 @@ fn loan(tx: &SamplePublisher, len: usize) -> Result<UninitSample, BoxError> {
             Ok(s) => return Ok(s),
             Err(e) => {
                 if deadline.has_passed() {
-                    return Err(format!("iceoryx2 loan: {e:?}"));
+                    return Err(Failure::new("iceoryx2 loan", e).into());
                 }
                 std::thread::yield_now();
             }
@@ -367,11 +370,11 @@ fn sink_inner(a: &[String], sink: &mut Sink, bytes: usize) -> Result<(), BoxErro
         .service_builder(&service_name(n)?)
         .publish_subscribe::<[u8]>()
         .open()
-        .map_err(|e| format!("iceoryx2 open {n}: {e:?}"))?;
+        .map_err(|e| Failure::new(format!("iceoryx2 open {n}"), e))?;
     let rx = svc
         .subscriber_builder()
         .create()
-        .map_err(|e| format!("iceoryx2 subscriber: {e:?}"))?;
+        .map_err(|e| Failure::new("iceoryx2 subscriber", e))?;
     sink.words().word(READY).store(1, Ordering::Release);
     let mut buf = vec![0u8; bytes];
     let mut idle = Idle::new();
@@ -381,7 +384,7 @@ fn sink_inner(a: &[String], sink: &mut Sink, bytes: usize) -> Result<(), BoxErro
                 idle.busy();
                 let payload = s.payload();
                 if payload.len() != bytes {
-                    return Err(format!("a sample of {} bytes, not {bytes}", payload.len()));
+                    return Err(format!("a sample of {} bytes, not {bytes}", payload.len()).into());
                 }
                 buf.copy_from_slice(payload);
                 drop(s);
@@ -392,7 +395,7 @@ fn sink_inner(a: &[String], sink: &mut Sink, bytes: usize) -> Result<(), BoxErro
                     return Ok(());
                 }
             }
-            Err(e) => return Err(format!("iceoryx2 receive: {e:?}")),
+            Err(e) => return Err(Failure::new("iceoryx2 receive", e).into()),
         }
     }
 }
