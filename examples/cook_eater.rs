@@ -114,7 +114,10 @@ fn eater(q: Shared<SpscQueue<Dish>>) -> Result<(), Box<dyn Error>> {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    Roles::new().register(COOK, cook).register(EATER, eater).run();
+    Roles::new()
+        .register(COOK, cook)
+        .register(EATER, eater)
+        .run();
 
     // The parent: create the shared queue, start both processes, wait for them.
     let name = SegmentName::unique();

@@ -25,8 +25,11 @@ use std::time::Duration;
 
 type Res<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
+/// The shared double and the shared array of ints, as `negate` receives them.
+type NumArr = (Shared<Value<f64>>, Shared<Array<i32>>);
+
 /// Sets the value and negates the array.
-const NEGATE: Role<(Shared<Value<f64>>, Shared<Array<i32>>)> = Role::new("negate");
+const NEGATE: Role<NumArr> = Role::new("negate");
 /// Adds 1 000 to the counter.
 const COUNT: Role<Shared<Value<i64>>> = Role::new("count");
 /// Pushes 1..=100 000 into the queue.
@@ -34,7 +37,7 @@ const PRODUCE: Role<Shared<SpscQueue<u64>>> = Role::new("produce");
 /// Takes the lock, sets the event, and waits to be killed.
 const HOLD_LOCK: Role<(Shared<Lock>, Shared<Event>)> = Role::new("hold-lock");
 
-fn child_negate((num, arr): (Shared<Value<f64>>, Shared<Array<i32>>)) -> Res {
+fn child_negate((num, arr): NumArr) -> Res {
     let (num, arr) = (num.open()?, arr.open()?);
     num.store(3.333333333333333);
     for i in 0..arr.len() {
@@ -104,8 +107,14 @@ fn main() -> Res {
     let arr = Array::<i32>::create_from(&n_arr, &(0..11).collect::<Vec<_>>())?;
     join_ok(start(NEGATE, &(Shared::new(&n_num), Shared::new(&n_arr)))?)?;
     println!("   num = {}  arr = {:?}", num.load(), arr.to_vec());
-    check(num.load() == 3.333333333333333, "num is not 3.333333333333333")?;
-    check(arr.to_vec() == (0..11).map(|i| -i).collect::<Vec<_>>(), "arr is not negated")?;
+    check(
+        num.load() == 3.333333333333333,
+        "num is not 3.333333333333333",
+    )?;
+    check(
+        arr.to_vec() == (0..11).map(|i| -i).collect::<Vec<_>>(),
+        "arr is not negated",
+    )?;
 
     println!("2. 4 processes x 1000 locked increments with Value::update");
     let n_counter = SegmentName::unique();
@@ -143,7 +152,10 @@ fn main() -> Res {
         "   popped {n} items, sum {sum} (expected {})",
         100_000u64 * 100_001 / 2
     );
-    check(n == 100_000 && sum == 100_000 * 100_001 / 2, "items lost or wrong")?;
+    check(
+        n == 100_000 && sum == 100_000 * 100_001 / 2,
+        "items lost or wrong",
+    )?;
 
     println!("4. A Lock whose holder is killed with SIGKILL");
     let (n_lock, n_ev) = (SegmentName::unique(), SegmentName::unique());

@@ -102,9 +102,7 @@ fn f((mgr, n): (Shared<Manager>, i64)) -> Result<(), Box<dyn Error>> {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    Roles::new()
-        .register(F, f)
-        .run();
+    Roles::new().register(F, f).run();
 
     let manager = Manager::create(&SegmentName::unique())?;
     let d = manager.dict::<Key, Val>("d")?;

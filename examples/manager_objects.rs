@@ -118,9 +118,7 @@ fn f(manager: Shared<Manager>) -> Result<(), Box<dyn Error>> {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    Roles::new()
-        .register(F, f)
-        .run();
+    Roles::new().register(F, f).run();
 
     let manager = Manager::create(&SegmentName::unique())?;
     let d = manager.dict::<Key, Val>("d")?;

@@ -65,9 +65,7 @@ fn f(man: Shared<Manager>) -> Result<(), Box<dyn Error>> {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    Roles::new()
-        .register(F, f)
-        .run();
+    Roles::new().register(F, f).run();
 
     let man = Manager::create(&SegmentName::unique())?;
     let d = man.dict::<String, Val>("d")?;

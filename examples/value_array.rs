@@ -32,11 +32,14 @@ use shm_process::{Role, Roles, Shared};
 use shm_value::Value;
 use std::error::Error;
 
+/// `func`'s arguments: the shared double and the shared array of ints.
+type NumArr = (Shared<Value<f64>>, Shared<Array<i32>>);
+
 /// `func(a, b)`: the shared double and the shared array of ints.
-const FUNC: Role<(Shared<Value<f64>>, Shared<Array<i32>>)> = Role::new("func");
+const FUNC: Role<NumArr> = Role::new("func");
 
 /// The child: `func(num, arr)`.
-fn func((num, arr): (Shared<Value<f64>>, Shared<Array<i32>>)) -> Result<(), Box<dyn Error>> {
+fn func((num, arr): NumArr) -> Result<(), Box<dyn Error>> {
     let (num, arr) = (num.open()?, arr.open()?);
     num.store(3.333333333333333);
     // A previous holder that died mid-negation is reported, not hidden: the array may be
