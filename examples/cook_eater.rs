@@ -31,7 +31,8 @@
 //! the cook died). Sleeps are 0–200 ms instead of 0–2 s.
 //!
 //! Run: `cargo run --example cook_eater`. The parent creates the queue, starts both processes
-//! with its name, waits for them, and removes the queue when it ends.
+//! with its name (a typed `Shared<SpscQueue<Dish>>` each opens), waits for them, and removes
+//! the queue when it ends.
 
 use shm_core::SegmentName;
 use shm_process::{Role, Roles, Shared};

@@ -28,7 +28,8 @@
 //! ```
 //!
 //! Run: `cargo run --example queue_pipe`. The parent creates an MPMC byte queue and a pipe by
-//! name; the children (this same binary, started in the roles `f` and `g`) open them by name.
+//! name; the children (this same binary, started in the roles `f` and `g`) receive the names
+//! typed (`Shared<ByteQueue>`, `Shared<PipeEnd>`) and open them.
 //! Python pickles `[42, n, 'hello']`; here the message is a small fixed encoding (an `i64`, an
 //! optional `i64`, then the UTF-8 text), decoded and printed in Python's notation. A push is
 //! complete when it returns: nothing is lost when a child exits right after it.
