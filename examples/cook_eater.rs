@@ -31,11 +31,13 @@
 //! the cook died). Sleeps are 0–200 ms instead of 0–2 s.
 //!
 //! Run: `cargo run --example cook_eater`. The parent creates the queue, starts both processes
-//! with its name, waits for them, and removes the queue when it ends.
+//! with its name (a typed `Shared<SpscQueue<Dish>>` each opens), waits for them, and removes
+//! the queue when it ends.
 
 use shm_core::SegmentName;
-use shm_process::{Process, Roles};
+use shm_process::{Role, Roles, Shared};
 use shm_queue::{PopError, SpscQueue};
+use std::error::Error;
 use std::time::Duration;
 
 shm_core::record! {
@@ -66,58 +68,31 @@ impl Rng {
     }
 }
 
-fn open(args: &[String]) -> Result<SpscQueue<Dish>, Box<dyn std::error::Error>> {
-    let name = args.first().ok_or("usage: ROLE QUEUE_NAME")?;
-    let name = SegmentName::new(name)?;
-    Ok(SpscQueue::<Dish>::builder(&name).open()?)
-}
+/// `make_rose(q)`: the queue the cook puts dishes in.
+const COOK: Role<Shared<SpscQueue<Dish>>> = Role::new("cook");
+/// `eat(q)`: the queue the eater takes dishes from.
+const EATER: Role<Shared<SpscQueue<Dish>>> = Role::new("eater");
 
 /// The cook process: `make_rose(q)`.
-fn cook(args: &[String]) -> i32 {
-    let q = match open(args) {
-        Ok(q) => q,
-        Err(e) => {
-            eprintln!("cook: {e}");
-            return 1;
-        }
-    };
-    let mut counter = match q.producer() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("cook: {e}");
-            return 1;
-        }
-    };
+fn cook(q: Shared<SpscQueue<Dish>>) -> Result<(), Box<dyn Error>> {
+    let q = q.open()?;
+    let mut counter = q.producer()?;
     let mut rng = Rng::new();
     for number in 0..DISHES {
         let cook_ms = rng.pause_ms();
         std::thread::sleep(Duration::from_millis(cook_ms.into()));
         println!("cook: plate #{number} of green-pepper shredded pork is ready ({cook_ms} ms)");
-        if let Err(e) = counter.push(Dish { number, cook_ms }) {
-            eprintln!("cook: nobody to serve: {e}");
-            return 1;
-        }
+        // Fails (`Disconnected`) if the eater is gone: nobody to serve.
+        counter.push(Dish { number, cook_ms })?;
     }
     println!("cook: all {DISHES} plates served, going home");
-    0 // dropping `counter` tells the eater that no more dishes will come
+    Ok(()) // dropping `counter` tells the eater that no more dishes will come
 }
 
 /// The eater process: `eat(q)`.
-fn eater(args: &[String]) -> i32 {
-    let q = match open(args) {
-        Ok(q) => q,
-        Err(e) => {
-            eprintln!("eater: {e}");
-            return 1;
-        }
-    };
-    let mut table = match q.consumer() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("eater: {e}");
-            return 1;
-        }
-    };
+fn eater(q: Shared<SpscQueue<Dish>>) -> Result<(), Box<dyn Error>> {
+    let q = q.open()?;
+    let mut table = q.consumer()?;
     let mut rng = Rng::new();
     let mut eaten = 0;
     loop {
@@ -128,28 +103,28 @@ fn eater(args: &[String]) -> i32 {
                 eaten += 1;
             }
             Err(PopError::Disconnected) => break,
-            Err(e) => {
-                eprintln!("eater: {e}");
-                return 1;
-            }
+            Err(e) => return Err(e.into()),
         }
     }
     println!("eater: the cook went home; {eaten} plates eaten");
     if eaten == DISHES {
-        0
+        Ok(())
     } else {
-        1
+        Err(format!("{eaten} plates eaten, {DISHES} cooked").into())
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    Roles::new().role("cook", cook).role("eater", eater).run();
+fn main() -> Result<(), Box<dyn Error>> {
+    Roles::new()
+        .register(COOK, cook)
+        .register(EATER, eater)
+        .run();
 
     // The parent: create the shared queue, start both processes, wait for them.
     let name = SegmentName::unique();
     let q = SpscQueue::<Dish>::builder(&name).capacity(3).create()?;
-    let mut make_p = Process::builder("cook").arg(name.as_str()).start()?;
-    let mut eat_p = Process::builder("eater").arg(name.as_str()).start()?;
+    let mut make_p = COOK.builder(&Shared::new(&name))?.start()?;
+    let mut eat_p = EATER.builder(&Shared::new(&name))?.start()?;
     let cooked = make_p.join()?;
     let ate = eat_p.join()?;
     println!(

@@ -20,26 +20,16 @@
 
 use shm_core::SegmentName;
 use shm_lock::{Lock, LockError};
-use shm_process::{Process, Roles};
+use shm_process::{Role, Roles, Shared};
 use std::error::Error;
 use std::io::Write;
 
-/// The child: `f(lock, i)`.
-fn f(args: &[String]) -> i32 {
-    match print_under_lock(args) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("f: {e}");
-            1
-        }
-    }
-}
+/// `f(l, i)`: the lock and the line's number.
+const F: Role<(Shared<Lock>, u32)> = Role::new("f");
 
-fn print_under_lock(args: &[String]) -> Result<(), Box<dyn Error>> {
-    let (Some(name), Some(i)) = (args.first(), args.get(1)) else {
-        return Err("usage: f LOCK_NAME I".into());
-    };
-    let lock = Lock::builder(&SegmentName::new(name)?).open()?;
+/// The child: `f(lock, i)`.
+fn f((lock, i): (Shared<Lock>, u32)) -> Result<(), Box<dyn Error>> {
+    let lock = lock.open()?;
     let guard = match lock.lock() {
         Ok(guard) => guard,
         // A previous holder died holding the lock. What it protected here is a line on
@@ -59,17 +49,13 @@ fn print_under_lock(args: &[String]) -> Result<(), Box<dyn Error>> {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    Roles::new().role("f", f).run();
+    Roles::new().register(F, f).run();
 
     let name = SegmentName::unique();
     let lock = Lock::builder(&name).create()?;
     let mut children = Vec::new();
     for num in 0..10 {
-        let child = Process::builder("f")
-            .arg(name.as_str())
-            .arg(num.to_string())
-            .start()?;
-        children.push(child);
+        children.push(F.builder(&(Shared::new(&name), num))?.start()?);
     }
     for mut child in children {
         let status = child.join()?;

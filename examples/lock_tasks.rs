@@ -18,10 +18,17 @@
 
 use shm_core::SegmentName;
 use shm_lock::{Lock, LockError};
-use shm_process::{Process, Roles};
+use shm_process::{Role, Roles, Shared};
 use std::error::Error;
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// `task1(lock)`: jerry's three lines.
+const TASK1: Role<Shared<Lock>> = Role::new("task1");
+/// `task2(lock)`: owen's three lines.
+const TASK2: Role<Shared<Lock>> = Role::new("task2");
+/// `task3(lock)`: jason's three lines.
+const TASK3: Role<Shared<Lock>> = Role::new("task3");
 
 /// A pause of 0, 100 or 200 ms, like `random.randint(0, 2)` scaled down.
 fn random_pause(salt: u64) {
@@ -32,73 +39,60 @@ fn random_pause(salt: u64) {
     std::thread::sleep(Duration::from_millis((mix >> 61) % 3 * 100));
 }
 
-fn say(line: &str) {
+fn say(line: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
+    writeln!(out, "{line}")?;
+    out.flush()
 }
 
-/// One task: the three lines of (name, gender, age) under the lock.
-fn task(lock: &Lock, name: &str, gender: &str, age: u32) -> i32 {
+/// One task: opens the lock and prints the three lines of (name, gender, age) under it.
+fn task(lock: &Shared<Lock>, name: &str, gender: &str, age: u32) -> Result<(), Box<dyn Error>> {
+    let lock = lock.open()?;
     let guard = match lock.lock() {
         Ok(g) => g,
         // The previous holder died mid-task: its lines are cut short, ours will be whole, and
         // there is nothing else to repair. Take the lock and mark it consistent.
-        Err(LockError::OwnerDied) => match lock.recover() {
-            Ok(g) => {
-                g.mark_consistent();
-                g
-            }
-            Err(e) => {
-                eprintln!("{name}: {e}");
-                return 1;
-            }
-        },
-        Err(e) => {
-            eprintln!("{name}: {e}");
-            return 1;
+        Err(LockError::OwnerDied) => {
+            let g = lock.recover()?;
+            g.mark_consistent();
+            g
         }
+        Err(e) => return Err(e.into()),
     };
-    say(&format!("hello iam {name}"));
+    say(&format!("hello iam {name}"))?;
     random_pause(1);
-    say(&format!("gender is {gender}"));
+    say(&format!("gender is {gender}"))?;
     random_pause(2);
-    say(&format!("age is {age}"));
+    say(&format!("age is {age}"))?;
     drop(guard);
-    0
+    Ok(())
 }
 
-/// Opens the lock named by the first argument.
-fn open(args: &[String]) -> Option<Lock> {
-    let name = SegmentName::new(args.first()?).ok()?;
-    Lock::builder(&name).open().ok()
+fn task1(lock: Shared<Lock>) -> Result<(), Box<dyn Error>> {
+    task(&lock, "jerry", "boy", 15)
 }
 
-fn task1(args: &[String]) -> i32 {
-    open(args).map_or(1, |l| task(&l, "jerry", "boy", 15))
+fn task2(lock: Shared<Lock>) -> Result<(), Box<dyn Error>> {
+    task(&lock, "owen", "girl", 48)
 }
 
-fn task2(args: &[String]) -> i32 {
-    open(args).map_or(1, |l| task(&l, "owen", "girl", 48))
-}
-
-fn task3(args: &[String]) -> i32 {
-    open(args).map_or(1, |l| task(&l, "jason", "women", 26))
+fn task3(lock: Shared<Lock>) -> Result<(), Box<dyn Error>> {
+    task(&lock, "jason", "women", 26)
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
     Roles::new()
-        .role("task1", task1)
-        .role("task2", task2)
-        .role("task3", task3)
+        .register(TASK1, task1)
+        .register(TASK2, task2)
+        .register(TASK3, task3)
         .run();
 
     let name = SegmentName::unique();
     let lock = Lock::builder(&name).create()?;
-    let children = ["task1", "task2", "task3"]
-        .into_iter()
-        .map(|role| Process::builder(role).arg(name.as_str()).start())
-        .collect::<Result<Vec<Process>, _>>()?;
+    let mut children = Vec::new();
+    for role in [TASK1, TASK2, TASK3] {
+        children.push(role.builder(&Shared::new(&name))?.start()?);
+    }
     for mut child in children {
         let status = child.join()?;
         assert!(status.success(), "a task failed: {status:?}");

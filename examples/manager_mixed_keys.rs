@@ -34,7 +34,7 @@
 use serde::{Deserialize, Serialize};
 use shm_core::SegmentName;
 use shm_manager::Manager;
-use shm_process::{Process, Roles};
+use shm_process::{Role, Roles, Shared};
 use std::error::Error;
 use std::fmt;
 
@@ -85,13 +85,12 @@ fn list_repr(items: &[i64]) -> String {
     format!("[{}]", inner.join(", "))
 }
 
+/// `f(d, l, n)`: the manager (which holds `d` and `l`) and `n`.
+const F: Role<(Shared<Manager>, i64)> = Role::new("f");
+
 /// The child: `f(d, l, n)`.
-fn f(args: &[String]) -> Result<(), Box<dyn Error>> {
-    let [mgr, n] = args else {
-        return Err("usage: f MANAGER N".into());
-    };
-    let mgr = Manager::open(&SegmentName::new(mgr)?)?;
-    let n: i64 = n.parse()?;
+fn f((mgr, n): (Shared<Manager>, i64)) -> Result<(), Box<dyn Error>> {
+    let mgr = mgr.open()?;
     let d = mgr.dict::<Key, Val>("d")?;
     let l = mgr.list::<i64>("l")?;
     d.insert(&Key::Int(n), &Val::Str(String::new()))?;
@@ -103,15 +102,7 @@ fn f(args: &[String]) -> Result<(), Box<dyn Error>> {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    Roles::new()
-        .role("f", |args| match f(args) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("f: {e}");
-                1
-            }
-        })
-        .run();
+    Roles::new().register(F, f).run();
 
     let manager = Manager::create(&SegmentName::unique())?;
     let d = manager.dict::<Key, Val>("d")?;
@@ -120,11 +111,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let mut p_list = Vec::new();
     for i in 0..10 {
-        p_list.push(
-            Process::builder("f")
-                .args([manager.name().to_string(), i.to_string()])
-                .start()?,
-        );
+        p_list.push(F.builder(&(manager.shared(), i))?.start()?);
     }
     for mut p in p_list {
         let status = p.join()?;

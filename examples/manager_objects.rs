@@ -54,7 +54,7 @@ use serde::{Deserialize, Serialize};
 use shm_core::SegmentName;
 use shm_lock::LockTimeoutError;
 use shm_manager::Manager;
-use shm_process::{Process, Roles};
+use shm_process::{Role, Roles, Shared};
 use std::error::Error;
 use std::time::Duration;
 
@@ -90,10 +90,12 @@ fn val_repr(v: &Val) -> String {
     }
 }
 
+/// The child's role: its argument is the manager, which holds all six objects.
+const F: Role<Shared<Manager>> = Role::new("f");
+
 /// The child: `f(d, l, q, a, v, lo)`, all found through the manager.
-fn f(args: &[String]) -> Result<(), Box<dyn Error>> {
-    let name = args.first().ok_or("usage: f MANAGER")?;
-    let manager = Manager::open(&SegmentName::new(name)?)?;
+fn f(manager: Shared<Manager>) -> Result<(), Box<dyn Error>> {
+    let manager = manager.open()?;
     let d = manager.dict::<Key, Val>("d")?;
     d.insert(&Key::Int(1), &Val::Str("1".into()))?;
     d.insert(&Key::Str("2".into()), &Val::Int(2))?;
@@ -116,15 +118,7 @@ fn f(args: &[String]) -> Result<(), Box<dyn Error>> {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    Roles::new()
-        .role("f", |args| match f(args) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("f: {e}");
-                1
-            }
-        })
-        .run();
+    Roles::new().register(F, f).run();
 
     let manager = Manager::create(&SegmentName::unique())?;
     let d = manager.dict::<Key, Val>("d")?;
@@ -136,7 +130,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let lo = manager.lock("lo")?;
     let held = lo.lock()?;
 
-    let mut p = Process::builder("f").arg(manager.name().as_str()).start()?;
+    let mut p = F.builder(&manager.shared())?.start()?;
     let status = p.join()?;
     assert!(status.success(), "the child failed: {status:?}");
     drop(held);

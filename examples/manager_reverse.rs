@@ -33,7 +33,7 @@
 use serde::{Deserialize, Serialize};
 use shm_core::SegmentName;
 use shm_manager::Manager;
-use shm_process::{Process, Roles};
+use shm_process::{Role, Roles, Shared};
 use std::error::Error;
 
 /// A value as the seed uses them: a str or an int.
@@ -50,10 +50,12 @@ fn repr(v: &Val) -> String {
     }
 }
 
+/// The child's role: its argument is the manager, which holds `d` and `l`.
+const F: Role<Shared<Manager>> = Role::new("f");
+
 /// The child: `f(d, l)`.
-fn f(args: &[String]) -> Result<(), Box<dyn Error>> {
-    let name = args.first().ok_or("usage: f MANAGER")?;
-    let man = Manager::open(&SegmentName::new(name)?)?;
+fn f(man: Shared<Manager>) -> Result<(), Box<dyn Error>> {
+    let man = man.open()?;
     let d = man.dict::<String, Val>("d")?;
     d.insert("name", &Val::Str("zhangyanlin".into()))?;
     d.insert("age", &Val::Int(18))?;
@@ -63,22 +65,14 @@ fn f(args: &[String]) -> Result<(), Box<dyn Error>> {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    Roles::new()
-        .role("f", |args| match f(args) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("f: {e}");
-                1
-            }
-        })
-        .run();
+    Roles::new().register(F, f).run();
 
     let man = Manager::create(&SegmentName::unique())?;
     let d = man.dict::<String, Val>("d")?;
     let l = man.list::<i64>("l")?;
     l.extend(&(0..10).collect::<Vec<i64>>())?;
 
-    let mut p = Process::builder("f").arg(man.name().as_str()).start()?;
+    let mut p = F.builder(&man.shared())?.start()?;
     let status = p.join()?;
     assert!(status.success(), "the child failed: {status:?}");
 

@@ -28,15 +28,17 @@
 //! ```
 //!
 //! Run: `cargo run --example queue_pipe`. The parent creates an MPMC byte queue and a pipe by
-//! name; the children (this same binary, started in the roles `f` and `g`) open them by name.
+//! name; the children (this same binary, started in the roles `f` and `g`) receive the names
+//! typed (`Shared<ByteQueue>`, `Shared<PipeEnd>`) and open them.
 //! Python pickles `[42, n, 'hello']`; here the message is a small fixed encoding (an `i64`, an
 //! optional `i64`, then the UTF-8 text), decoded and printed in Python's notation. A push is
 //! complete when it returns: nothing is lost when a child exits right after it.
 
 use shm_core::SegmentName;
-use shm_process::{Process, Roles};
+use shm_process::{Role, Roles, Shared};
 use shm_queue::bytes::{ByteQueue, Flavor};
-use shm_queue::pipe::Pipe;
+use shm_queue::pipe::{Pipe, PipeEnd};
+use std::error::Error;
 
 /// `[42, n, 'hello']`: the encoding of a three-element list (`None` for a missing `n`).
 fn encode(a: i64, n: Option<i64>, s: &str) -> Vec<u8> {
@@ -68,50 +70,27 @@ fn show(bytes: &[u8]) -> String {
     format!("[{a}, {n}, '{}']", String::from_utf8_lossy(s))
 }
 
+/// `f(q, n)`: the queue and the number to put.
+const F: Role<(Shared<ByteQueue>, i64)> = Role::new("f");
+/// `g(conn)`: the pipe, whose name opens its child end.
+const G: Role<Shared<PipeEnd>> = Role::new("g");
+
 /// The queue child: `f(q, n)`.
-fn f(args: &[String]) -> i32 {
-    let (Some(name), Some(n)) = (args.first(), args.get(1).and_then(|n| n.parse().ok())) else {
-        eprintln!("usage: f QUEUE_NAME N");
-        return 2;
-    };
-    let run = || -> Result<(), Box<dyn std::error::Error>> {
-        let q = ByteQueue::builder(&SegmentName::new(name)?)
-            .flavor(Flavor::Mpmc)
-            .open()?;
-        q.producer()?.push(encode(42, Some(n), "hello"))?;
-        Ok(())
-    };
-    match run() {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("f: {e}");
-            1
-        }
-    }
+fn f((q, n): (Shared<ByteQueue>, i64)) -> Result<(), Box<dyn Error>> {
+    let q = q.open()?;
+    q.producer()?.push(encode(42, Some(n), "hello"))?;
+    Ok(())
 }
 
 /// The pipe child: `g(conn)`; dropping the end is `conn.close()`.
-fn g(args: &[String]) -> i32 {
-    let Some(name) = args.first() else {
-        eprintln!("usage: g PIPE_NAME");
-        return 2;
-    };
-    let run = || -> Result<(), Box<dyn std::error::Error>> {
-        let conn = Pipe::builder(&SegmentName::new(name)?).open()?;
-        conn.send_bytes(encode(42, None, "hello"))?;
-        Ok(())
-    };
-    match run() {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("g: {e}");
-            1
-        }
-    }
+fn g(conn: Shared<PipeEnd>) -> Result<(), Box<dyn Error>> {
+    let conn = conn.open()?;
+    conn.send_bytes(encode(42, None, "hello"))?;
+    Ok(())
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    Roles::new().role("f", f).role("g", g).run();
+fn main() -> Result<(), Box<dyn Error>> {
+    Roles::new().register(F, f).register(G, g).run();
 
     // Queue: three children put one list each; the parent gets three.
     let qname = SegmentName::unique();
@@ -127,11 +106,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _parent_can_put = q.producer()?;
     let mut p_list = Vec::new();
     for i in 0..3 {
-        p_list.push(
-            Process::builder("f")
-                .args([qname.as_str().to_owned(), i.to_string()])
-                .start()?,
-        );
+        p_list.push(F.builder(&(Shared::new(&qname), i))?.start()?);
     }
     for _ in 0..3 {
         println!("{}", show(&rx.pop()?));
@@ -150,7 +125,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .max_message(256)
         .capacity(4)
         .create()?;
-    let mut p = Process::builder("g").arg(pname.as_str()).start()?;
+    let mut p = G.builder(&Shared::new(&pname))?.start()?;
     println!("{}", show(&parent_conn.recv_bytes()?)); // [42, None, 'hello']
     let status = p.join()?;
     if !status.success() {

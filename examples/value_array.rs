@@ -28,56 +28,39 @@
 
 use shm_array::Array;
 use shm_core::SegmentName;
-use shm_process::{Process, Roles};
+use shm_process::{Role, Roles, Shared};
 use shm_value::Value;
+use std::error::Error;
+
+/// `func`'s arguments: the shared double and the shared array of ints.
+type NumArr = (Shared<Value<f64>>, Shared<Array<i32>>);
+
+/// `func(a, b)`: the shared double and the shared array of ints.
+const FUNC: Role<NumArr> = Role::new("func");
 
 /// The child: `func(num, arr)`.
-fn func(args: &[String]) -> i32 {
-    let names: Vec<SegmentName> = args
-        .iter()
-        .filter_map(|a| SegmentName::new(a).ok())
-        .collect();
-    let [num_name, arr_name] = names.as_slice() else {
-        eprintln!("usage: func VALUE_NAME ARRAY_NAME");
-        return 2;
-    };
-    let (num, arr) = match (Value::<f64>::open(num_name), Array::<i32>::open(arr_name)) {
-        (Ok(num), Ok(arr)) => (num, arr),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("func: cannot open the shared objects: {e}");
-            return 1;
-        }
-    };
+fn func((num, arr): NumArr) -> Result<(), Box<dyn Error>> {
+    let (num, arr) = (num.open()?, arr.open()?);
     num.store(3.333333333333333);
     // A previous holder that died mid-negation is reported, not hidden: the array may be
     // half negated, and negating it again would not repair it.
-    let mut b = match arr.lock() {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("func: {e}");
-            return 1;
-        }
-    };
+    let mut b = arr.lock()?;
     // The guard hands out no slice into shared memory: `update` negates a local copy of the
     // whole array and writes it back, all under the one lock.
     b.update(|elems| elems.iter_mut().for_each(|x| *x = -*x));
-    0
+    Ok(())
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    Roles::new().role("func", func).run();
+fn main() -> Result<(), Box<dyn Error>> {
+    Roles::new().register(FUNC, func).run();
 
     let (num_name, arr_name) = (SegmentName::unique(), SegmentName::unique());
     let num = Value::<f64>::create(&num_name, 0.0)?;
     let init: Vec<i32> = (0..11).collect();
     let arr = Array::<i32>::create_from(&arr_name, &init)?;
 
-    let start = || {
-        Process::builder("func")
-            .args([num_name.as_str(), arr_name.as_str()])
-            .start()
-    };
-    let (mut c, mut d) = (start()?, start()?);
+    let args = (Shared::new(&num_name), Shared::new(&arr_name));
+    let (mut c, mut d) = (FUNC.builder(&args)?.start()?, FUNC.builder(&args)?.start()?);
     for child in [&mut c, &mut d] {
         let status = child.join()?;
         if !status.success() {
