@@ -881,3 +881,44 @@ fn a_foreign_mapper_keeps_a_segment_in_use() {
     assert_eq!(done["removed"][0]["name"], name.as_str(), "{done:#}");
     assert!(!exists(&name));
 }
+
+#[test]
+fn ls_shows_a_managers_objects_together() {
+    let prefix = unique_prefix();
+    let mut names = Cleanup(Vec::new());
+    let mgr_name = names.name(&prefix, "mgr");
+    let mgr = shm_manager::Manager::create(&SegmentName::new(&mgr_name).unwrap()).unwrap();
+    mgr.dict::<String, i64>("data")
+        .unwrap()
+        .insert("num", &1)
+        .unwrap();
+    mgr.list::<i64>("l").unwrap().push(&2).unwrap();
+    let _lock = mgr.lock("lk").unwrap();
+
+    // Every object of the manager is named under the manager's name: one prefix lists them all.
+    let listed = ls(&mgr_name);
+    let kinds: Vec<(String, String)> = listed
+        .iter()
+        .map(|(n, e)| (n.clone(), e["kind"].as_str().unwrap_or("?").to_owned()))
+        .collect();
+    assert_eq!(listed.len(), 4, "{kinds:?}");
+    assert_eq!(listed[&mgr_name]["kind"], "Manager", "{kinds:?}");
+    for kind in ["Dict", "List", "Lock"] {
+        assert!(
+            kinds
+                .iter()
+                .any(|(n, k)| k == kind && n.starts_with(&format!("{mgr_name}."))),
+            "no {kind} under {mgr_name}: {kinds:?}"
+        );
+    }
+    // The table for people lists them on consecutive lines, the manager first.
+    let table = stdout(&tool(&["ls", "--prefix", &prefix]));
+    let rows: Vec<&str> = table.lines().filter(|l| l.contains(&mgr_name)).collect();
+    assert_eq!(rows.len(), 4, "{table}");
+    assert!(rows[0].contains("Manager"), "{table}");
+
+    // The creating manager removes every object it made.
+    drop(_lock);
+    drop(mgr);
+    assert!(ls(&mgr_name).is_empty());
+}
