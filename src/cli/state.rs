@@ -174,8 +174,8 @@ pub(crate) fn header_fields(entry: &Entry, seg: &Segment) -> Fields {
         ("state", json!(super::model::state_word(&entry.state))),
     ];
     if super::model::has_elements(h.kind()) {
-        match layout.typecode() {
-            Some(tc) if layout.format().len() == 1 => {
+        match single_typecode(layout) {
+            Some(tc) => {
                 f.push(("typecode", json!(tc.as_char().to_string())));
                 f.push(("ctype", json!(tc.ctype_name())));
             }
@@ -357,19 +357,21 @@ pub(crate) fn live_fields(name: &SegmentName, seg: &Segment) -> Result<Fields, C
     })
 }
 
+/// The typecode of a layout that is one typecode element (not a record of several fields).
+fn single_typecode(layout: ElementLayout) -> Option<TypeCode> {
+    layout.typecode().filter(|_| layout.format().len() == 1)
+}
+
 fn read_live(name: &SegmentName, seg: &Segment) -> Result<Fields, CliError> {
     let h = seg.header();
     let mut f = Fields::new();
     let typecode = |layout: ElementLayout| {
-        layout
-            .typecode()
-            .filter(|_| layout.format().len() == 1)
-            .ok_or_else(|| {
-                corrupt(
-                    name,
-                    format!("a {} must hold a single typecode, found {layout}", h.kind()),
-                )
-            })
+        single_typecode(layout).ok_or_else(|| {
+            corrupt(
+                name,
+                format!("a {} must hold a single typecode, found {layout}", h.kind()),
+            )
+        })
     };
     match h.kind() {
         ObjectKind::Lock => {
@@ -408,11 +410,7 @@ fn read_live(name: &SegmentName, seg: &Segment) -> Result<Fields, CliError> {
         }
         ObjectKind::Array | ObjectKind::RawArray => {
             let locked = h.kind() == ObjectKind::Array;
-            match h
-                .layout()
-                .typecode()
-                .filter(|_| h.layout().format().len() == 1)
-            {
+            match single_typecode(h.layout()) {
                 Some(tc) => with_typecode!(tc, T => array_fields::<T>(name, locked, &mut f))?,
                 // A record layout: its fields have no Rust type here; show the length only.
                 None => f.push(("len", json!(h.count()))),
@@ -420,11 +418,7 @@ fn read_live(name: &SegmentName, seg: &Segment) -> Result<Fields, CliError> {
         }
         ObjectKind::SpscQueue | ObjectKind::MpmcQueue => {
             let mpmc = h.kind() == ObjectKind::MpmcQueue;
-            match h
-                .layout()
-                .typecode()
-                .filter(|_| h.layout().format().len() == 1)
-            {
+            match single_typecode(h.layout()) {
                 Some(tc) => with_typecode!(tc, T => typed_queue_fields::<T>(name, mpmc, &mut f))?,
                 // Records have no Rust type here: the header has the capacity.
                 None => f.push(("capacity", json!(h.count()))),

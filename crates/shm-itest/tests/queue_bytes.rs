@@ -7,6 +7,7 @@
 
 use shm_core::SegmentName;
 use shm_itest::{child, join_ok_within, wait_ready, Watchdog};
+use shm_process::ProcessBuilder;
 use shm_queue::bytes::{ByteQueue, BytesTryPushError, Flavor, PopIntoTimeoutError};
 use shm_queue::RoleError;
 use shm_queue::{PopError, PopTimeoutError, TryPopError};
@@ -30,25 +31,40 @@ fn message(seed: u64, i: u64, max: usize) -> Vec<u8> {
     (0..len).map(|_| next() as u8).collect()
 }
 
+/// An MPMC byte queue named `name`, created by this process.
+fn mpmc_queue(name: &SegmentName, capacity: u64, max: usize) -> ByteQueue {
+    ByteQueue::builder(name)
+        .flavor(Flavor::Mpmc)
+        .capacity(capacity)
+        .max_message(max)
+        .create()
+        .unwrap()
+}
+
+/// A child in `role` over the queue `name`, for the messages `message(seed, 0..count, max)`.
+fn message_child(
+    role: &str,
+    name: &SegmentName,
+    seed: u64,
+    count: u64,
+    max: usize,
+) -> ProcessBuilder {
+    child(CHILD, role).args([
+        name.as_str().to_owned(),
+        seed.to_string(),
+        count.to_string(),
+        max.to_string(),
+    ])
+}
+
 #[test]
 fn child_pushes_random_sizes_parent_checks_and_short_buffer() {
     let _w = Watchdog::new();
     let name = SegmentName::unique();
     let (max, count, seed) = (300usize, 500u64, 7u64);
-    let q = ByteQueue::builder(&name)
-        .flavor(Flavor::Mpmc)
-        .capacity(8)
-        .max_message(max)
-        .create()
-        .unwrap();
+    let q = mpmc_queue(&name, 8, max);
     let rx = q.consumer().unwrap();
-    let mut p = child(CHILD, "queue.push-random")
-        .args([
-            name.as_str().to_owned(),
-            seed.to_string(),
-            count.to_string(),
-            max.to_string(),
-        ])
+    let mut p = message_child("queue.push-random", &name, seed, count, max)
         .start()
         .unwrap();
     let mut buf = vec![0u8; max];
@@ -79,20 +95,9 @@ fn parent_pushes_child_checks_including_oversize() {
     let _w = Watchdog::new();
     let name = SegmentName::unique();
     let (max, count, seed) = (200usize, 400u64, 11u64);
-    let q = ByteQueue::builder(&name)
-        .flavor(Flavor::Mpmc)
-        .capacity(4)
-        .max_message(max)
-        .create()
-        .unwrap();
+    let q = mpmc_queue(&name, 4, max);
     let tx = q.producer().unwrap();
-    let mut p = child(CHILD, "queue.pop-check")
-        .args([
-            name.as_str().to_owned(),
-            seed.to_string(),
-            count.to_string(),
-            max.to_string(),
-        ])
+    let mut p = message_child("queue.pop-check", &name, seed, count, max)
         .start()
         .unwrap();
     let big = vec![1u8; max + 1];
@@ -113,25 +118,14 @@ fn two_producer_processes_all_messages_arrive() {
     let _w = Watchdog::new();
     let name = SegmentName::unique();
     let (max, count) = (64usize, 300u64);
-    let q = ByteQueue::builder(&name)
-        .flavor(Flavor::Mpmc)
-        .capacity(16)
-        .max_message(max)
-        .create()
-        .unwrap();
+    let q = mpmc_queue(&name, 16, max);
     let rx = q.consumer().unwrap();
     let mut expected: Vec<Vec<u8>> = Vec::new();
     let mut kids = Vec::new();
     for seed in [100u64, 200] {
         expected.extend((0..count).map(|i| message(seed, i, max)));
         kids.push(
-            child(CHILD, "queue.push-random")
-                .args([
-                    name.as_str().to_owned(),
-                    seed.to_string(),
-                    count.to_string(),
-                    max.to_string(),
-                ])
+            message_child("queue.push-random", &name, seed, count, max)
                 .start()
                 .unwrap(),
         );
@@ -159,12 +153,7 @@ fn two_producer_processes_all_messages_arrive() {
 fn close_delivers_remaining_then_closed() {
     let _w = Watchdog::new();
     let name = SegmentName::unique();
-    let q = ByteQueue::builder(&name)
-        .flavor(Flavor::Mpmc)
-        .capacity(4)
-        .max_message(32)
-        .create()
-        .unwrap();
+    let q = mpmc_queue(&name, 4, 32);
     let rx = q.consumer().unwrap();
     let mut p = child(CHILD, "queue.hold-producer")
         .arg(name.as_str())
@@ -190,12 +179,7 @@ fn close_delivers_remaining_then_closed() {
 fn sigkilled_producer_wakes_blocked_pop_with_disconnected() {
     let _w = Watchdog::new();
     let name = SegmentName::unique();
-    let q = ByteQueue::builder(&name)
-        .flavor(Flavor::Mpmc)
-        .capacity(2)
-        .max_message(32)
-        .create()
-        .unwrap();
+    let q = mpmc_queue(&name, 2, 32);
     let rx = q.consumer().unwrap();
     let mut p = child(CHILD, "queue.hold-producer")
         .arg(name.as_str())
@@ -246,12 +230,7 @@ fn producer_sigkilled_mid_stream_leaves_intact_prefix() {
     for (round, delay_us) in [(0u64, 0u64), (1, 37), (2, 211), (3, 1000)] {
         let name = SegmentName::unique();
         let (max, seed) = (96usize, 1000 + round);
-        let q = ByteQueue::builder(&name)
-            .flavor(Flavor::Mpmc)
-            .capacity(4)
-            .max_message(max)
-            .create()
-            .unwrap();
+        let q = mpmc_queue(&name, 4, max);
         let rx = q.consumer().unwrap();
         let mut p = child(CHILD, "queue.push-forever")
             .args([name.as_str().to_owned(), seed.to_string(), max.to_string()])
