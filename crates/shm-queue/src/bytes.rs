@@ -715,6 +715,14 @@ impl ByteQueue {
         self.ring.forge_stamp(pos, stamp);
     }
 
+    /// Test hook: sets the poisoned bit of the state word, as a process scribbling over the
+    /// segment, or one that read an impossible index, would.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn forge_poisoned(&self) {
+        self.ring.poison();
+    }
+
     /// Test hook: writes `value` into `tail` (`which == 0`) or `head` (otherwise).
     #[cfg(feature = "test-hooks")]
     #[doc(hidden)]

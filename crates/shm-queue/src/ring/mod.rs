@@ -712,7 +712,7 @@ impl Ring {
     /// Test forgery: a producer `who` took position `tail` (announced in a fresh producer role
     /// slot, `tail` advanced) and never published it, as a producer killed mid-push leaves
     /// it (MPMC rings).
-    #[cfg(any(test, feature = "test-hooks"))]
+    #[cfg(test)]
     pub(crate) fn forge_abandoned_push(&self, who: u64) {
         let c = self.ctl();
         let Ok(r) = role::claim(self.producers(), who, &Prober::heap()) else {
