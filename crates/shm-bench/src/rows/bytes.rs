@@ -2,12 +2,14 @@
 //! processes.
 //!
 //! Every message is fully written by the sender and fully read by the receiver (copied out of
-//! the channel into the sink's buffer). The sender stamps each message with its sequence
+//! the channel into the sink's buffer); our senders spin on a non-blocking send (no clock read
+//! per message: a patience check every 1024 failed tries). The sender stamps each message with its sequence
 //! number (the first 8 bytes, and the last byte) over a fixed fill pattern; the sinks of our
 //! queues, ipc-channel and iceoryx2 check both stamps of every message. The sink publishes its
 //! count in a shared word after every message; the parent waits for the whole batch at the
 //! end of each batch.
 
+use super::oneway::Idle;
 use super::queue::{read_full, write_full, SockPath};
 use super::{arg, exit, finish, seg_name};
 use super::{case, Case, Group, Kind, Miss, Who, TWO};
@@ -15,8 +17,8 @@ use crate::error::BoxError;
 use crate::harness::{self, child_args, spin_until, Cfg, Child, Placement, Words};
 use shm_core::{SegmentName, WaitStrategy};
 use shm_process::Roles;
-use shm_queue::bytes::{ByteQueue, Flavor, PopIntoError};
-use shm_queue::pipe::{Pipe, RecvIntoError};
+use shm_queue::bytes::{ByteQueue, BytesTryPushError, Flavor, PopIntoError};
+use shm_queue::pipe::{Pipe, RecvIntoError, TrySendError};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -45,6 +47,13 @@ pub struct Size {
     pub batch: u64,
 }
 
+/// The table of 1 MiB messages.
+pub const KEY_1M: &str = "bytes-1m";
+/// The loan line of the 1 MiB table.
+pub const LOAN_LINE: &str = "shm-queue byte queue, loan (written once, read in place)";
+/// The memcpy line of the 1 MiB table.
+pub const MEMCPY_LINE: &str = "memcpy of 1 MiB between two buffers, one process";
+
 const SIZES: [(Size, &str, &str); 3] = [
     (
         Size {
@@ -66,7 +75,7 @@ const SIZES: [(Size, &str, &str); 3] = [
     ),
     (
         Size {
-            key: "bytes-1m",
+            key: KEY_1M,
             bytes: 1 << 20,
             batch: 500,
         },
@@ -131,8 +140,42 @@ pub fn cases() -> Vec<Case> {
             "receive, spin",
             move |c, p| iceoryx_tp(c, p, s),
         ));
+        if s.key == KEY_1M {
+            v.push(
+                case(s.key, LOAN_LINE, Who::Ours, "busy-poll", |_, _| {
+                    Err(Miss::Skipped("shm-queue has no loan API yet".into()))
+                })
+                .fine(),
+            );
+            v.push(
+                case(s.key, MEMCPY_LINE, Who::Floor, "-", move |c, p| {
+                    memcpy_tp(c, p, s)
+                })
+                .fine(),
+            );
+        }
     }
     v
+}
+
+/// One `copy_from_slice` of a whole message between two buffers of this process, per
+/// message: the memcpy bandwidth that a loan's one copy is held to. No second process and no
+/// queue; both columns run it on CPU 0.
+fn memcpy_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
+    harness::pin_to(p.parent_cpu());
+    let src = message(s.bytes);
+    let mut dst = vec![0u8; s.bytes];
+    let r = harness::throughput(cfg, cfg.batch(s.batch), |m| -> Result<(), Miss> {
+        for _ in 0..m {
+            dst.copy_from_slice(std::hint::black_box(&src));
+            std::hint::black_box(&mut dst);
+        }
+        Ok(())
+    });
+    if dst != src {
+        return Err(Miss::Failed("memcpy produced other bytes".into()));
+    }
+    r
 }
 
 /// The bytes rows' child roles (and, with the `iceoryx2` feature, iceoryx2's of both the
@@ -281,9 +324,17 @@ fn queue_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
         .map_err(|e| format!("create: {e}"))?;
     let mut tx = q.producer().map_err(Miss::failed)?;
     tx.set_wait_strategy(WaitStrategy::busy_poll());
-    send_batches(cfg, p, s, "b-queue-sink", &n, move |msg| {
-        tx.push_timeout(msg, PATIENCE)
-            .map_err(|e| format!("push: {e}").into())
+    let mut idle = Idle::new(PATIENCE);
+    let mut sent = 0u64;
+    send_batches(cfg, p, s, "b-queue-sink", &n, move |msg| loop {
+        match tx.try_push(msg) {
+            Ok(()) => {
+                sent += 1;
+                return Ok(());
+            }
+            Err(BytesTryPushError::Full(_)) => idle.spin(sent)?,
+            Err(e) => return Err(format!("try_push: {e}").into()),
+        }
     })
 }
 
@@ -350,9 +401,17 @@ fn pipe_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
         .create()
         .map_err(|e| format!("create pipe: {e}"))?;
     end.set_wait_strategy(WaitStrategy::busy_poll());
-    send_batches(cfg, p, s, "b-pipe-sink", &n, move |msg| {
-        end.send_bytes_timeout(msg, PATIENCE)
-            .map_err(|e| format!("send: {e}").into())
+    let mut idle = Idle::new(PATIENCE);
+    let mut sent = 0u64;
+    send_batches(cfg, p, s, "b-pipe-sink", &n, move |msg| loop {
+        match end.try_send_bytes(msg) {
+            Ok(()) => {
+                sent += 1;
+                return Ok(());
+            }
+            Err(TrySendError::Full(_)) => idle.spin(sent)?,
+            Err(e) => return Err(format!("try_send_bytes: {e}").into()),
+        }
     })
 }
 
