@@ -232,16 +232,27 @@ impl Report {
                 "pinning failed on this machine: placements are nominal"
             }
         );
+        let rounds = self.cfg.rounds.max(1);
+        let fine = self.cfg.fine.max(1);
+        let round = self.cfg.piece(rounds);
+        let piece = self.cfg.piece(rounds * fine);
         let _ = writeln!(
             s,
-            "- sampling: every cell is measured in {} interleaved rounds (each table line once per round, in turn) whose samples \
-             are pooled; per round a cell warms up {:.0} ms, then takes up to {} samples or {:.1} s; latency rows time every \
-             operation on its own (the median timer overhead, {:.1} ns, subtracted) unless the table says batches; throughput rows \
-             time batches and divide by the batch size; run took {:.0} s",
-            self.cfg.rounds.max(1),
-            self.cfg.warmup.as_secs_f64() * 1e3,
-            (self.cfg.samples / self.cfg.rounds.max(1)).max(5),
-            self.cfg.max_time.as_secs_f64() / self.cfg.rounds.max(1) as f64,
+            "- sampling: every cell is measured in {rounds} interleaved rounds (every table once per round, column by column, \
+             each line in turn) whose samples are pooled; per round a cell warms up {:.0} ms, then takes up to {} samples, {} \
+             batches or {:.2} s. The lines of a budget ratio are measured {fine} times per round instead ({} pieces), each time \
+             right after the other lines of their table: {:.0} ms warm-up and up to {} samples, {} batches or {:.3} s each. \
+             Latency rows time every operation on its own (the median timer overhead, {:.1} ns, subtracted) unless the table \
+             says batches; throughput rows time batches and divide by the batch size; run took {:.0} s",
+            round.warmup.as_secs_f64() * 1e3,
+            round.samples,
+            round.batches,
+            round.max_time.as_secs_f64(),
+            rounds * fine,
+            piece.warmup.as_secs_f64() * 1e3,
+            piece.samples,
+            piece.batches,
+            piece.max_time.as_secs_f64(),
             c.timer_overhead_ns,
             c.seconds
         );
