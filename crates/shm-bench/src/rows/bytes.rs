@@ -324,30 +324,28 @@ fn queue_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
         .map_err(|e| format!("create: {e}"))?;
     let mut tx = q.producer().map_err(Miss::failed)?;
     tx.set_wait_strategy(WaitStrategy::busy_poll());
-    let mut idle = Idle::new(PATIENCE);
-    let mut sent = 0u64;
-    send_batches(cfg, p, s, "b-queue-sink", &n, move |msg| loop {
+    send_batches(cfg, p, s, "b-queue-sink", &n, move |msg| {
         match tx.try_push(msg) {
-            Ok(()) => {
-                sent += 1;
-                return Ok(());
-            }
-            Err(BytesTryPushError::Full(_)) => idle.spin(sent)?,
-            Err(e) => return Err(format!("try_push: {e}").into()),
+            Ok(()) => Ok(true),
+            Err(BytesTryPushError::Full(_)) => Ok(false),
+            Err(e) => Err(format!("try_push: {e}").into()),
         }
     })
 }
 
 /// Starts the sink `role` on segment `seg`, then sends batches of stamped messages through
-/// `send` and waits for each batch's acknowledgement. `send` (and the sender it owns) is
-/// dropped before the child is joined: that is how the sink learns the end.
+/// `try_send` and waits for each batch's acknowledgement. `try_send` sends one message without
+/// waiting: `Ok(false)` when the queue is full, and then it is tried again, spinning ([`Idle`]:
+/// a yield and a patience check every 1024 tries, no clock read per message). `try_send` (and
+/// the sender it owns) is dropped before the child is joined: that is how the sink learns the
+/// end.
 fn send_batches(
     cfg: &Cfg,
     p: Placement,
     s: Size,
     role: &str,
     seg: &SegmentName,
-    mut send: impl FnMut(&[u8]) -> Result<(), BoxError>,
+    mut try_send: impl FnMut(&[u8]) -> Result<bool, BoxError>,
 ) -> Result<Vec<f64>, Miss> {
     let w = Words::create()?;
     let child = Child::start(
@@ -357,15 +355,18 @@ fn send_batches(
     )?;
     let mut msg = message(s.bytes);
     let mut sent = 0u64;
+    let mut idle = Idle::new(PATIENCE);
     let r = harness::throughput(cfg, cfg.batch(s.batch), |m| {
         for _ in 0..m {
             stamp(&mut msg, sent);
-            send(&msg)?;
+            while !try_send(&msg)? {
+                idle.spin(sent)?;
+            }
             sent += 1;
         }
         wait_ack(&w, sent)
     });
-    drop(send);
+    drop(try_send);
     finish(child, r)
 }
 
@@ -401,16 +402,11 @@ fn pipe_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
         .create()
         .map_err(|e| format!("create pipe: {e}"))?;
     end.set_wait_strategy(WaitStrategy::busy_poll());
-    let mut idle = Idle::new(PATIENCE);
-    let mut sent = 0u64;
-    send_batches(cfg, p, s, "b-pipe-sink", &n, move |msg| loop {
+    send_batches(cfg, p, s, "b-pipe-sink", &n, move |msg| {
         match end.try_send_bytes(msg) {
-            Ok(()) => {
-                sent += 1;
-                return Ok(());
-            }
-            Err(TrySendError::Full(_)) => idle.spin(sent)?,
-            Err(e) => return Err(format!("try_send_bytes: {e}").into()),
+            Ok(()) => Ok(true),
+            Err(TrySendError::Full(_)) => Ok(false),
+            Err(e) => Err(format!("try_send_bytes: {e}").into()),
         }
     })
 }
