@@ -386,6 +386,11 @@ impl Report {
                                         o["p99_ns"] = json!(st.p99);
                                         o["samples"] = json!(st.n);
                                         o["spread"] = json!(st.spread);
+                                        o["piece_medians_ns"] = json!(st
+                                            .pieces
+                                            .iter()
+                                            .map(|p| p.median)
+                                            .collect::<Vec<_>>());
                                         o["ratio_to_ours"] = json!(self.ratio(g, l, cell.placement));
                                     }
                                     Err(Miss::Skipped(w)) => o["skipped"] = json!(w),
