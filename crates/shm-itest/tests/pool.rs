@@ -414,8 +414,10 @@ fn a_poisoned_inbox_breaks_the_pool_with_its_reason_instead_of_looping() {
     let q = shm_queue::bytes::ByteQueue::builder(&name)
         .open()
         .expect("open the inbox");
-    // Scribble over the next slot's stamp, as a stray process could.
-    q.forge_stamp(1, u64::MAX - 7);
+    // Poison it, as a stray process scribbling over its indices does once the worker reads
+    // them (an SPSC ring reads the other side's index only when its cached copy runs out, so
+    // the forged state itself is written here; the queue tests cover the detection).
+    q.forge_poisoned();
     let err = match pool.apply_async(&t.square, 4) {
         Ok(res) => match res.get_timeout(BOUND) {
             Err(GetTimeoutError::Task(e)) => e,

@@ -4,61 +4,52 @@
 //! and stored in the segment header's `param` (the capacity, in messages, is its `count`).
 //! Producers and consumers are role handles ([`BytesProducer`], [`BytesConsumer`]) claimed in the
 //! segment by process identity and released on drop; a claim left by a dead process is taken
-//! over. An SPSC queue ([`Flavor::Spsc`], `ObjectKind::SpscBytes`) has one slot per role, an MPMC
-//! queue ([`Flavor::Mpmc`], `ObjectKind::MpmcBytes`) has [`MAX_ROLES`] of each.
+//! over. An SPSC queue ([`Flavor::Spsc`], `ObjectKind::SpscBytes`) has one role of each kind, an
+//! MPMC queue ([`Flavor::Mpmc`], `ObjectKind::MpmcBytes`) has [`MAX_ROLES`] of each.
 //!
 //! # Algorithm
 //!
-//! Both modes use the same ring: `capacity` fixed slots of `(stamp u64, len u32, max bytes)`
-//! with a per-slot sequence stamp (Vyukov's bounded MPMC queue, crossbeam's `ArrayQueue`).
-//! One algorithm for both modes was chosen over a contiguous length-prefixed ring for SPSC: it
-//! is the simpler one to get right (no wrap markers, no partial frees), a consumer can look at a
-//! message's length before claiming it (so [`BytesConsumer::pop_into`] with a short buffer loses
-//! nothing), and the SPSC mode still never contends (one producer, one consumer). The price is
+//! A byte queue is the [one ring](crate::ring) with a byte-message payload: `capacity` fixed
+//! slots of (`len: u32`, `max_message` bytes). An SPSC queue runs the ring's SPSC protocol
+//! (Lamport, cached indices, no CAS), an MPMC queue its MPMC protocol (per-slot stamps), with
+//! the ring's one recovery protocol for producers and consumers that die mid-operation. A
+//! consumer looks at a message's length before it takes it, so
+//! [`BytesConsumer::pop_into`] with a short buffer loses nothing. The price of fixed slots is
 //! space: every slot reserves `max_message` bytes.
 //!
-//! | stamp of slot `pos % cap` | meaning |
-//! |---|---|
-//! | `2 * pos` | free for the producer that claims position `pos` |
-//! | `2 * pos + 1` | holds the message of position `pos` |
-//! | `2 * (pos + cap)` | consumed; free for position `pos + cap` |
+//! # Zero copy
 //!
-//! (Stamps are doubled positions so that "full at `pos`" and "free for `pos + cap`" differ
-//! even when `cap` is 1.)
-//!
-//! `head` (next position to pop) and `tail` (next to push) only grow; `0 <= tail - head <= cap`
-//! in a healthy ring. A producer announces the position it is about to claim in its role slot's
-//! `pending` word before it claims it (and a consumer likewise), so a waiter that finds a
-//! position claimed but never finished can tell a slow live peer from a dead one and, once the
-//! claimer is dead, skip the position (see [`crate::role`]). Such recovery runs in blocking
-//! waits, once per sleep slice.
+//! [`BytesProducer::try_loan`] (and `loan`, `loan_timeout`) lends a slot for writing in place:
+//! fill the [`Loan`], then [`commit`](Loan::commit) it; a message is written once, straight
+//! into shared memory. [`BytesConsumer::try_read`] (and `read`, `read_timeout`) lends the next
+//! message for reading in place ([`Received`]); dropping it consumes the message. No peer can
+//! write a lent slot through this API while it is lent.
 //!
 //! # Errors
 //!
 //! One enum per operation: `try_push` [`BytesTryPushError`], `push` [`BytesPushError`],
 //! `push_timeout` [`BytesPushTimeoutError`] (each hands the message back, `TooLarge`
-//! included); pops into a `Vec` return the typed queues' [`TryPopError`], [`PopError`] and
-//! [`PopTimeoutError`]; pops into a buffer [`TryPopIntoError`], [`PopIntoError`] and
-//! [`PopIntoTimeoutError`] (with `TooSmall`, the message staying queued).
+//! included; the loans hand the length back); pops into a `Vec` and reads in place return the
+//! typed queues' [`TryPopError`], [`PopError`] and [`PopTimeoutError`]; pops into a buffer
+//! [`TryPopIntoError`], [`PopIntoError`] and [`PopIntoTimeoutError`] (with `TooSmall`, the
+//! message staying queued).
 //!
 //! # Ending
 //!
 //! A blocked pop returns on a push, on [`ByteQueue::close`] (after the remaining messages),
-//! on its timeout, or with `Disconnected` once the queue is drained and every
-//! producer that ever claimed a role has dropped it or died (a dead producer is noticed within
-//! one sleep slice, [`WaitStrategy::slice`]). Note what that means for producers that come and
-//! go: when one short-lived producer leaves before the next one has arrived, a consumer on a
-//! drained queue sees `Disconnected`. A process that expects more producers keeps a producer
-//! handle of its own (as the parent in `examples/queue_pipe.rs` does) or pops with a timeout.
-//! Likewise a blocked push on a full queue returns `Disconnected` once every consumer is gone.
+//! on its timeout, or with `Disconnected` once the queue is drained and every producer that
+//! ever claimed a role has dropped it or died (a dead producer is noticed within one sleep
+//! slice, [`WaitStrategy::slice`]). A consumer on a queue no producer has attached to yet
+//! waits. When one short-lived producer leaves before the next one has arrived, a consumer on
+//! a drained queue sees `Disconnected`: a process that expects more producers keeps a producer
+//! handle of its own or pops with a timeout. Likewise a blocked push on a full queue returns
+//! `Disconnected` once every consumer is gone.
 //!
-//! Everything read from the segment is checked. A length above the maximum, or a stamp that no
-//! healthy ring can hold at the position looked at (say one ahead of a `head` that did not
-//! move), *poisons* the queue: from then on every push and pop, in every process, fails at once
-//! with `Corrupt` (`BytesPushError::Corrupt`, `PopError::Corrupt`, ...); it never wedges
-//! and never delivers garbage. What is lost: every message still in the queue (none of them
-//! can be trusted any more); make a new queue. Nothing read from the segment can make this
-//! code panic, index out of bounds, or spin forever.
+//! Everything read from the segment is checked by the ring's one rule. A length above the
+//! maximum, an impossible index, or a stamp that no healthy ring can hold at the position
+//! looked at *poisons* the queue: from then on every push and pop, in every process, fails at
+//! once with `Corrupt`; it never wedges and never delivers garbage. What is lost: every message
+//! still in the queue (none of them can be trusted any more); make a new queue.
 //!
 //! # Examples
 //!
@@ -72,136 +63,31 @@
 //! // Another process opens it by name: flavor, capacity and maximum come from the header.
 //! let other = ByteQueue::builder(&name).open()?;
 //! assert_eq!(other.flavor(), Flavor::Spsc);
-//! let rx = other.consumer()?;
-//! tx.push(b"hello".as_slice()).unwrap();
-//! assert_eq!(rx.pop().unwrap(), b"hello");
+//! let mut rx = other.consumer()?;
+//! tx.push(b"hello".as_slice())?;
+//! assert_eq!(rx.pop()?, b"hello");
 //! let mut buf = [0u8; 2];
-//! tx.push(b"longer".as_slice()).unwrap();
+//! tx.push(b"longer".as_slice())?;
 //! assert!(rx.try_pop_into(&mut buf).is_err()); // too small: the message stays queued
-//! assert_eq!(rx.try_pop().unwrap(), b"longer");
+//! assert_eq!(&*rx.try_read()?, b"longer"); // read in place; the drop consumes it
+//! assert!(rx.is_empty());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use crate::error::{
-    corrupt_geometry, knob_methods, BadGeometry, Fail, Knobs, PopError, PopTimeoutError, RoleError,
+    corrupt_geometry, knob_methods, Fail, Knobs, PopError, PopTimeoutError, RoleError,
     TryPopError,
 };
-use crate::role::{self, Prober, RoleSlot, Waited};
-use shm_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use shm_core::sync::Poll;
-use shm_core::{
-    CreateError, Deadline, EventCount, Home, ObjectKind, OpenError, Segment, SegmentName,
-    WaitStrategy,
-};
-use std::cell::Cell;
+use crate::ring::{Dest, Geometry, Ring, Rx, Tx, Wait};
+use crate::role::Prober;
+use shm_core::{CreateError, Home, ObjectKind, OpenError, Segment, SegmentName, WaitStrategy};
 use std::error::Error;
 use std::fmt;
-use std::marker::PhantomData;
-use std::ptr::NonNull;
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Role slots of each kind in an MPMC queue (producers and consumers alike).
-pub const MAX_ROLES: usize = 16;
-
-/// Largest `max_message` accepted (lengths are stored as `u32`).
-pub const MAX_MESSAGE_LIMIT: usize = u32::MAX as usize - 64;
-
-/// One 128-byte line.
-#[repr(C, align(128))]
-struct Line<T>(T);
-
-/// The state word, the two eventcounts, and the count of skipped positions.
-///
-/// | `state` bits | meaning |
-/// |---|---|
-/// | 0 ([`CLOSED`]) | closed: pushes fail, pops drain what is left |
-/// | any other | poisoned: a stamp or length read from the ring could not be right |
-#[repr(C)]
-struct SyncWords {
-    state: AtomicU32,
-    not_empty: EventCount,
-    not_full: EventCount,
-    /// Positions skipped because their producer died before publishing them.
-    skipped: AtomicU64,
-}
-
-/// State bit: closed.
-const CLOSED: u32 = 1;
-/// State bit: poisoned.
-const POISONED: u32 = 2;
-
-/// The control block at the start of a ring's memory.
-#[repr(C)]
-struct Control {
-    head: Line<AtomicU64>,
-    tail: Line<AtomicU64>,
-    sync: Line<SyncWords>,
-    producers: [RoleSlot; MAX_ROLES],
-    consumers: [RoleSlot; MAX_ROLES],
-}
-
-#[cfg(not(loom))]
-const _: () = {
-    assert!(std::mem::offset_of!(Control, head) == 0);
-    assert!(std::mem::offset_of!(Control, tail) == 128);
-    assert!(std::mem::offset_of!(Control, sync) == 256);
-    assert!(std::mem::offset_of!(Control, producers) == 384);
-    assert!(std::mem::offset_of!(Control, consumers) == 384 + 128 * MAX_ROLES);
-    assert!(std::mem::size_of::<Control>() == 384 + 256 * MAX_ROLES);
-    assert!(std::mem::size_of::<SlotHead>() == 16);
-};
-
-impl Control {
-    fn new() -> Control {
-        Control {
-            head: Line(AtomicU64::new(0)),
-            tail: Line(AtomicU64::new(0)),
-            sync: Line(SyncWords {
-                state: AtomicU32::new(0),
-                not_empty: EventCount::new(),
-                not_full: EventCount::new(),
-                skipped: AtomicU64::new(0),
-            }),
-            producers: std::array::from_fn(|_| RoleSlot::new()),
-            consumers: std::array::from_fn(|_| RoleSlot::new()),
-        }
-    }
-}
-
-/// The head of every slot; `max` payload bytes follow it.
-#[repr(C)]
-struct SlotHead {
-    stamp: AtomicU64,
-    len: AtomicU32,
-    _pad: u32,
-}
-
-/// Single or multiple producers and consumers: the flavor of a byte queue, recorded in its
-/// segment's kind (an opener adopts it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Flavor {
-    /// One producer and one consumer (`ObjectKind::SpscBytes`).
-    Spsc,
-    /// Up to [`MAX_ROLES`] producers and consumers (`ObjectKind::MpmcBytes`).
-    Mpmc,
-}
-
-impl Flavor {
-    fn kind(self) -> ObjectKind {
-        match self {
-            Flavor::Spsc => ObjectKind::SpscBytes,
-            Flavor::Mpmc => ObjectKind::MpmcBytes,
-        }
-    }
-
-    pub(crate) fn roles(self) -> usize {
-        match self {
-            Flavor::Spsc => 1,
-            Flavor::Mpmc => MAX_ROLES,
-        }
-    }
-}
+pub use crate::ring::{Flavor, MAX_MESSAGE_LIMIT, MAX_ROLES};
 
 /// Every way a push can fail (each operation's public error has a subset). Every variant
 /// hands the message back.
@@ -225,19 +111,6 @@ pub(crate) enum AnyPushError<M> {
     /// The queue is poisoned: a stamp or length read from it could not be right (another
     /// process wrote garbage into it). Every later push and pop fails the same way.
     Corrupt(M),
-}
-
-impl<M> AnyPushError<M> {
-    fn with<N>(self, n: N) -> AnyPushError<N> {
-        match self {
-            AnyPushError::TooLarge { max, .. } => AnyPushError::TooLarge { msg: n, max },
-            AnyPushError::Full(_) => AnyPushError::Full(n),
-            AnyPushError::Closed(_) => AnyPushError::Closed(n),
-            AnyPushError::Timeout(_) => AnyPushError::Timeout(n),
-            AnyPushError::Disconnected(_) => AnyPushError::Disconnected(n),
-            AnyPushError::Corrupt(_) => AnyPushError::Corrupt(n),
-        }
-    }
 }
 
 impl<M> fmt::Debug for AnyPushError<M> {
@@ -526,669 +399,56 @@ pub(crate) fn narrow_pop(e: AnyPopError) -> Fail {
     }
 }
 
-/// Where a popped message goes.
-pub(crate) enum Dest<'a> {
-    Slice(&'a mut [u8]),
-    Vec(&'a mut Vec<u8>),
-}
-
-/// Outcome of one non-blocking attempt.
-enum Try<T> {
-    Done(T),
-    /// Full (push) or empty (pop).
-    NotNow,
-}
-
-/// A ring of byte messages over memory it is handed (a segment body or a heap block, at some
-/// offset). Process-local: pointers and the validated geometry.
-pub(crate) struct Ring {
-    ctl: NonNull<Control>,
-    slots: NonNull<u8>,
-    cap: u64,
-    max: usize,
-    stride: usize,
-    roles: usize,
-    prober: Prober,
-}
-
-// SAFETY: the ring only hands out shared references to atomics in memory that outlives it (its
-// owner keeps the home alive), and payload bytes are written only by the producer that claimed
-// the slot and read only by the consumer that claimed it (the stamp protocol).
-unsafe impl Send for Ring {}
-// SAFETY: as above: all shared state is atomics; payload access is serialised by the stamps.
-unsafe impl Sync for Ring {}
-
-impl fmt::Debug for Ring {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Ring")
-            .field("capacity", &self.cap)
-            .field("max_message", &self.max)
-            .field("roles", &self.roles)
-            .finish()
+impl<M> AnyPushError<M> {
+    /// The error for `f` (what a ring operation ended with), handing `msg` back.
+    pub(crate) fn from_fail(f: Fail, msg: M) -> AnyPushError<M> {
+        match f {
+            Fail::NotNow => AnyPushError::Full(msg),
+            Fail::Timeout => AnyPushError::Timeout(msg),
+            Fail::Closed => AnyPushError::Closed(msg),
+            Fail::Disconnected => AnyPushError::Disconnected(msg),
+            Fail::Corrupt | Fail::TooSmall(_) => AnyPushError::Corrupt(msg),
+        }
     }
 }
 
-impl Ring {
-    fn stride(max: usize) -> Option<usize> {
-        std::mem::size_of::<SlotHead>()
-            .checked_add(max)?
-            .checked_next_multiple_of(64)
-    }
-
-    /// Bytes a ring of `cap` slots of `max` bytes needs (a multiple of 128), or `None` on
-    /// overflow.
-    pub(crate) fn bytes_needed(cap: u64, max: usize) -> Option<usize> {
-        let cap = usize::try_from(cap).ok()?;
-        let slots = Self::stride(max)?.checked_mul(cap)?;
-        std::mem::size_of::<Control>()
-            .checked_add(slots)?
-            .checked_next_multiple_of(128)
-            .filter(|&n| n <= isize::MAX as usize)
-    }
-
-    /// Writes a fresh ring into `base`.
-    ///
-    /// # Safety
-    ///
-    /// `base` is 128-aligned, valid for writes of [`bytes_needed(cap, max)`](Self::bytes_needed)
-    /// bytes (which is `Some`), and nobody else uses that memory during the call.
-    pub(crate) unsafe fn init(base: NonNull<u8>, cap: u64, max: usize) {
-        let stride = Self::stride(max).unwrap_or(0);
-        // SAFETY: the caller guarantees room and alignment for the control block.
-        unsafe { base.cast::<Control>().as_ptr().write(Control::new()) };
-        let first = std::mem::size_of::<Control>();
-        for i in 0..cap as usize {
-            // SAFETY: slot i starts at first + i * stride < bytes_needed; 8-aligned because the
-            // control block and the stride are multiples of 64.
-            let slot = unsafe { base.as_ptr().add(first + i * stride) }.cast::<SlotHead>();
-            let head = SlotHead {
-                stamp: AtomicU64::new(free_stamp(i as u64)),
-                len: AtomicU32::new(0),
-                _pad: 0,
-            };
-            // SAFETY: see above; the slot head is in bounds and aligned.
-            unsafe { slot.write(head) };
+impl AnyPopError {
+    /// The error for `f` (what a ring operation ended with).
+    pub(crate) fn from_fail(f: Fail) -> AnyPopError {
+        match f {
+            Fail::NotNow => AnyPopError::Empty,
+            Fail::Timeout => AnyPopError::Timeout,
+            Fail::Closed => AnyPopError::Closed,
+            Fail::Disconnected => AnyPopError::Disconnected,
+            Fail::TooSmall(needed) => AnyPopError::TooSmall { needed },
+            Fail::Corrupt => AnyPopError::Corrupt,
         }
-    }
-
-    /// A ring over memory initialised by [`init`](Self::init) (here or in another process), if
-    /// `len` bytes are enough for the geometry.
-    ///
-    /// # Safety
-    ///
-    /// `base` is 128-aligned and valid for reads and writes of `len` bytes for as long as the
-    /// ring lives, and holds a ring written by `init` (a corrupt one is fine: nothing read from
-    /// it is trusted).
-    pub(crate) unsafe fn attach(
-        base: NonNull<u8>,
-        len: usize,
-        cap: u64,
-        max: usize,
-        roles: usize,
-        prober: Prober,
-    ) -> Option<Ring> {
-        let need = Self::bytes_needed(cap, max)?;
-        if cap == 0 || max > MAX_MESSAGE_LIMIT || need > len || roles == 0 || roles > MAX_ROLES {
-            return None;
-        }
-        // SAFETY: size_of::<Control>() <= need <= len.
-        let slots = unsafe { base.add(std::mem::size_of::<Control>()) };
-        Some(Ring {
-            ctl: base.cast(),
-            slots,
-            cap,
-            max,
-            stride: Self::stride(max)?,
-            roles,
-            prober,
-        })
-    }
-
-    fn ctl(&self) -> &Control {
-        // SAFETY: `attach` checked that the memory holds a control block; it is atomics only.
-        unsafe { self.ctl.as_ref() }
-    }
-
-    /// The head of the slot of position `pos`.
-    fn slot(&self, pos: u64) -> (&SlotHead, *mut u8) {
-        let i = (pos % self.cap) as usize;
-        // SAFETY: i < cap, so the slot lies within bytes_needed (checked in attach).
-        let p = unsafe { self.slots.as_ptr().add(i * self.stride) };
-        // SAFETY: the slot head was written by init; it is atomics (and a plain pad never read).
-        let head = unsafe { &*p.cast::<SlotHead>() };
-        // SAFETY: the payload follows the head within the stride.
-        let data = unsafe { p.add(std::mem::size_of::<SlotHead>()) };
-        (head, data)
-    }
-
-    /// Test forgery: a producer `who` claimed position `tail` (announced in a fresh producer
-    /// role slot, `tail` advanced) and never published it, as a producer killed mid-push
-    /// leaves it.
-    #[cfg(all(test, not(loom)))]
-    pub(crate) fn forge_abandoned_push(&self, who: u64) {
-        let c = self.ctl();
-        let r = role::claim(self.producers(), who, &Prober::heap()).unwrap();
-        let pos = c.tail.0.load(Ordering::Acquire);
-        self.producers()[r.index]
-            .pending()
-            .store(pos + 1, Ordering::Release);
-        c.tail.0.store(pos + 1, Ordering::Release);
-    }
-
-    pub(crate) fn producers(&self) -> &[RoleSlot] {
-        &self.ctl().producers[..self.roles]
-    }
-
-    pub(crate) fn consumers(&self) -> &[RoleSlot] {
-        &self.ctl().consumers[..self.roles]
-    }
-
-    pub(crate) fn capacity(&self) -> u64 {
-        self.cap
-    }
-
-    pub(crate) fn max_message(&self) -> usize {
-        self.max
-    }
-
-    pub(crate) fn close(&self) {
-        let s = &self.ctl().sync.0;
-        s.state.fetch_or(CLOSED, Ordering::AcqRel);
-        s.not_empty.notify_all();
-        s.not_full.notify_all();
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        self.ctl().sync.0.state.load(Ordering::Acquire) & CLOSED != 0
-    }
-
-    /// Whether the ring is poisoned (every operation fails with `Corrupt`).
-    pub(crate) fn is_poisoned(&self) -> bool {
-        self.ctl().sync.0.state.load(Ordering::Acquire) & !CLOSED != 0
-    }
-
-    /// Poisons the ring and wakes every waiter. Irreversible.
-    #[cold]
-    pub(crate) fn poison(&self) {
-        let s = &self.ctl().sync.0;
-        s.state.fetch_or(POISONED, Ordering::AcqRel);
-        s.not_empty.notify_all();
-        s.not_full.notify_all();
-    }
-
-    /// Positions skipped because their producer died before publishing them.
-    pub(crate) fn skipped(&self) -> u64 {
-        self.ctl().sync.0.skipped.load(Ordering::Acquire)
-    }
-
-    /// `head` and `tail`, read in that order.
-    pub(crate) fn positions(&self) -> (u64, u64) {
-        let c = self.ctl();
-        let head = c.head.0.load(Ordering::Acquire);
-        (head, c.tail.0.load(Ordering::Acquire))
-    }
-
-    /// Messages queued (exact when quiescent; clamped to `0..=cap` against garbage; 0 once
-    /// poisoned, when none can be popped).
-    pub(crate) fn len(&self) -> u64 {
-        if self.is_poisoned() {
-            return 0;
-        }
-        let c = self.ctl();
-        let tail = c.tail.0.load(Ordering::Acquire);
-        let head = c.head.0.load(Ordering::Acquire);
-        tail.saturating_sub(head).min(self.cap)
-    }
-
-    /// Wakes every waiter (used when a role is released).
-    pub(crate) fn wake_all(&self) {
-        let s = &self.ctl().sync.0;
-        s.not_empty.notify_all();
-        s.not_full.notify_all();
-    }
-
-    /// One non-blocking push attempt. `role` is the producer's role slot index.
-    fn try_push_once(&self, msg: &[u8], role: usize) -> Result<Try<()>, ()> {
-        let c = self.ctl();
-        let pending = c.producers.get(role).map(RoleSlot::pending);
-        let mut pos = c.tail.0.load(Ordering::Relaxed);
-        loop {
-            let (slot, data) = self.slot(pos);
-            let stamp = slot.stamp.load(Ordering::Acquire);
-            let free = free_stamp(pos);
-            if stamp == free {
-                if let Some(p) = pending {
-                    p.store(pos.wrapping_add(1), Ordering::Relaxed);
-                }
-                match c.tail.0.compare_exchange_weak(
-                    pos,
-                    pos.wrapping_add(1),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => {
-                        debug_assert!(msg.len() <= self.max);
-                        // SAFETY: we own slot `pos` (stamp == pos and we won the tail CAS), its
-                        // payload has room for max >= msg.len() bytes, and no consumer reads it
-                        // before the Release store of the stamp below.
-                        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), data, msg.len()) };
-                        slot.len.store(msg.len() as u32, Ordering::Relaxed);
-                        slot.stamp.store(full_stamp(pos), Ordering::Release);
-                        if let Some(p) = pending {
-                            p.store(0, Ordering::Release);
-                        }
-                        c.sync.0.not_empty.notify_all();
-                        return Ok(Try::Done(()));
-                    }
-                    Err(now) => pos = now,
-                }
-            } else {
-                // Another producer got here first (the stamp is ahead: look again), or the
-                // slot still holds the previous lap's message, claimed or published (exactly
-                // one lap behind: full). Anything else, with a tail that did not move, is
-                // impossible in a healthy ring.
-                let now = c.tail.0.load(Ordering::Acquire);
-                if now == pos {
-                    if let Some(p) = pending {
-                        p.store(0, Ordering::Relaxed);
-                    }
-                    if stamp.wrapping_sub(free_stamp(pos.wrapping_sub(self.cap))) <= 1 {
-                        return Ok(Try::NotNow);
-                    }
-                    self.poison();
-                    return Err(());
-                }
-                pos = now;
-            }
-        }
-    }
-
-    /// One non-blocking pop attempt into `dest`. `role` is the consumer's role slot index.
-    fn try_pop_once(&self, dest: &mut Dest<'_>, role: usize) -> Result<Try<usize>, AnyPopError> {
-        let c = self.ctl();
-        let pending = c.consumers.get(role).map(RoleSlot::pending);
-        let mut pos = c.head.0.load(Ordering::Relaxed);
-        loop {
-            let (slot, data) = self.slot(pos);
-            let stamp = slot.stamp.load(Ordering::Acquire);
-            let want = pos.wrapping_add(1);
-            let full = full_stamp(pos);
-            if stamp == full {
-                let len = slot.len.load(Ordering::Relaxed) as usize;
-                if len > self.max {
-                    // A length no producer can have written: poison, consume nothing.
-                    self.poison();
-                    return Err(AnyPopError::Corrupt);
-                }
-                {
-                    match dest {
-                        Dest::Slice(buf) if buf.len() < len => {
-                            return Err(AnyPopError::TooSmall { needed: len });
-                        }
-                        Dest::Slice(_) => {}
-                        Dest::Vec(v) => {
-                            v.clear();
-                            v.resize(len, 0);
-                        }
-                    }
-                }
-                if let Some(p) = pending {
-                    p.store(want, Ordering::Relaxed);
-                }
-                match c
-                    .head
-                    .0
-                    .compare_exchange_weak(pos, want, Ordering::AcqRel, Ordering::Relaxed)
-                {
-                    Ok(_) => {
-                        let out = match dest {
-                            Dest::Slice(buf) => buf.as_mut_ptr(),
-                            Dest::Vec(v) => v.as_mut_ptr(),
-                        };
-                        // SAFETY: we own slot `pos` (stamp == pos + 1 seen with Acquire, so
-                        // the producer's payload writes are visible, and we won the head
-                        // CAS); len <= max bytes lie in the payload and fit in `out`
-                        // (checked above).
-                        unsafe { std::ptr::copy_nonoverlapping(data, out, len) };
-                        slot.stamp
-                            .store(free_stamp(pos.wrapping_add(self.cap)), Ordering::Release);
-                        if let Some(p) = pending {
-                            p.store(0, Ordering::Release);
-                        }
-                        c.sync.0.not_full.notify_all();
-                        return Ok(Try::Done(len));
-                    }
-                    Err(now) => pos = now,
-                }
-            } else if stamp == free_stamp(pos) {
-                // Not published yet (or not even claimed).
-                if let Some(p) = pending {
-                    p.store(0, Ordering::Relaxed);
-                }
-                return Ok(Try::NotNow);
-            } else {
-                // Ahead: another consumer took it (look again). Exactly one lap behind and
-                // full: the previous message's consumer has not freed the slot yet (nothing
-                // here yet). Anything else, with a head that did not move, is impossible in a
-                // healthy ring.
-                let now = c.head.0.load(Ordering::Acquire);
-                if now == pos {
-                    if let Some(p) = pending {
-                        p.store(0, Ordering::Relaxed);
-                    }
-                    if stamp == full_stamp(pos.wrapping_sub(self.cap)) {
-                        return Ok(Try::NotNow);
-                    }
-                    self.poison();
-                    return Err(AnyPopError::Corrupt);
-                }
-                pos = now;
-            }
-        }
-    }
-
-    /// Consumer-side recovery: if the position at `head` was claimed by a producer that died
-    /// before publishing it, skip it. Returns whether a position was skipped.
-    pub(crate) fn skip_dead_push(&self) -> bool {
-        let c = self.ctl();
-        let pos = c.head.0.load(Ordering::Acquire);
-        let tail = c.tail.0.load(Ordering::Acquire);
-        if tail <= pos {
-            return false;
-        }
-        let (slot, _) = self.slot(pos);
-        if slot.stamp.load(Ordering::Acquire) != free_stamp(pos) {
-            return false;
-        }
-        if role::any_live_pending(self.producers(), pos.wrapping_add(1), &self.prober) {
-            return false;
-        }
-        // The claimer is dead or finished; if it finished, the stamp moved on.
-        if slot.stamp.load(Ordering::Acquire) != free_stamp(pos) {
-            return false;
-        }
-        if c.head
-            .0
-            .compare_exchange(pos, pos + 1, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
-            return false;
-        }
-        slot.stamp
-            .store(free_stamp(pos.wrapping_add(self.cap)), Ordering::Release);
-        // Counted after `head` moved past it (JoinableQueue's `join` relies on that order).
-        c.sync.0.skipped.fetch_add(1, Ordering::AcqRel);
-        c.sync.0.not_full.notify_all();
-        true
-    }
-
-    /// Producer-side recovery: if the slot at `tail` was claimed by a consumer that died before
-    /// freeing it, free it. Returns whether a slot was freed.
-    fn free_dead_pop(&self) -> bool {
-        let c = self.ctl();
-        let pos = c.tail.0.load(Ordering::Acquire);
-        let Some(prev) = pos.checked_sub(self.cap) else {
-            return false;
-        };
-        let head = c.head.0.load(Ordering::Acquire);
-        if head <= prev {
-            return false;
-        }
-        let (slot, _) = self.slot(pos);
-        let full = full_stamp(prev);
-        if slot.stamp.load(Ordering::Acquire) != full {
-            return false;
-        }
-        if role::any_live_pending(self.consumers(), prev.wrapping_add(1), &self.prober) {
-            return false;
-        }
-        // A live consumer finishing now stores the same value; the CAS makes it idempotent.
-        let freed = slot
-            .stamp
-            .compare_exchange(full, free_stamp(pos), Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok();
-        if freed {
-            c.sync.0.not_full.notify_all();
-        }
-        freed
-    }
-
-    /// Push with an optional wait. `deadline: None` means do not wait.
-    pub(crate) fn push<M: AsRef<[u8]>>(
-        &self,
-        msg: M,
-        role: usize,
-        strategy: &WaitStrategy,
-        wait: Wait,
-    ) -> Result<(), AnyPushError<M>> {
-        let bytes = msg.as_ref();
-        if bytes.len() > self.max {
-            return Err(AnyPushError::TooLarge { msg, max: self.max });
-        }
-        let attempt = |p: Poll| -> Option<Result<(), AnyPushError<()>>> {
-            let state = self.ctl().sync.0.state.load(Ordering::Acquire);
-            if state != 0 {
-                return Some(Err(if state & !CLOSED != 0 {
-                    AnyPushError::Corrupt(())
-                } else {
-                    AnyPushError::Closed(())
-                }));
-            }
-            match self.try_push_once(bytes, role) {
-                Ok(Try::Done(())) => Some(Ok(())),
-                Err(()) => Some(Err(AnyPushError::Corrupt(()))),
-                Ok(Try::NotNow) => {
-                    if p == Poll::Slice && self.free_dead_pop() {
-                        return match self.try_push_once(bytes, role) {
-                            Ok(Try::Done(())) => Some(Ok(())),
-                            Err(()) => Some(Err(AnyPushError::Corrupt(()))),
-                            Ok(Try::NotNow) => None,
-                        };
-                    }
-                    None
-                }
-            }
-        };
-        let out = match wait {
-            Wait::No => match attempt(Poll::Check) {
-                Some(r) => r,
-                None => {
-                    let gone =
-                        role::peers(self.consumers(), &self.prober, false) == role::Peers::Gone;
-                    Err(if gone {
-                        AnyPushError::Disconnected(())
-                    } else {
-                        AnyPushError::Full(())
-                    })
-                }
-            },
-            Wait::For(timeout) => match attempt(Poll::Check) {
-                Some(r) => r,
-                None => {
-                    // Only now, with the queue full, is the clock read for the deadline.
-                    let ec = &self.ctl().sync.0.not_full;
-                    let d = Deadline::from_timeout(timeout);
-                    match ec.wait_until(
-                        strategy,
-                        d,
-                        role::watching(self.consumers(), &self.prober, attempt),
-                    ) {
-                        Some(Waited::Ready(r)) => r,
-                        // A short timeout may end before any sleep slice checked the consumers.
-                        None if waited(timeout) && self.peers_gone(self.consumers()) => {
-                            Err(AnyPushError::Disconnected(()))
-                        }
-                        None => Err(AnyPushError::Timeout(())),
-                        Some(Waited::PeersGone) => Err(AnyPushError::Disconnected(())),
-                    }
-                }
-            },
-        };
-        out.map_err(|e| e.with(msg))
-    }
-
-    /// Pop with an optional wait into `dest`; the message's length on success.
-    pub(crate) fn pop(
-        &self,
-        dest: &mut Dest<'_>,
-        role: usize,
-        strategy: &WaitStrategy,
-        wait: Wait,
-    ) -> Result<usize, AnyPopError> {
-        let mut attempt = |p: Poll| -> Option<Result<usize, AnyPopError>> {
-            if self.is_poisoned() {
-                return Some(Err(AnyPopError::Corrupt));
-            }
-            match self.try_pop_once(dest, role) {
-                Ok(Try::Done(n)) => return Some(Ok(n)),
-                Err(e) => return Some(Err(e)),
-                Ok(Try::NotNow) => {}
-            }
-            if p == Poll::Slice && self.skip_dead_push() {
-                match self.try_pop_once(dest, role) {
-                    Ok(Try::Done(n)) => return Some(Ok(n)),
-                    Err(e) => return Some(Err(e)),
-                    Ok(Try::NotNow) => {}
-                }
-            }
-            // Closed only once drained (the check above saw no message).
-            self.is_closed().then_some(Err(AnyPopError::Closed))
-        };
-        match wait {
-            Wait::No => {
-                let gone = role::peers(self.producers(), &self.prober, false) == role::Peers::Gone;
-                match attempt(Poll::Check) {
-                    Some(r) => r,
-                    None if gone => Err(AnyPopError::Disconnected),
-                    None => Err(AnyPopError::Empty),
-                }
-            }
-            Wait::For(timeout) => {
-                if let Some(r) = attempt(Poll::Check) {
-                    return r;
-                }
-                // Only now, with the queue empty, is the clock read for the deadline.
-                let ec = &self.ctl().sync.0.not_empty;
-                let d = Deadline::from_timeout(timeout);
-                match ec.wait_until(
-                    strategy,
-                    d,
-                    role::watching(self.producers(), &self.prober, &mut attempt),
-                ) {
-                    Some(Waited::Ready(r)) => r,
-                    // A short timeout may end before any sleep slice checked the producers:
-                    // check them now, then look once more for what they left.
-                    None if self.peers_gone(self.producers()) => {
-                        attempt(Poll::Check).unwrap_or(Err(AnyPopError::Disconnected))
-                    }
-                    None => Err(AnyPopError::Timeout),
-                    Some(Waited::PeersGone) => Err(AnyPopError::Disconnected),
-                }
-            }
-        }
-    }
-
-    /// Waits until a message is ready to pop (`Ok`), or reports why none will come: `Closed`
-    /// (closed and drained), `Disconnected` (drained, producers gone) or `Timeout`.
-    pub(crate) fn wait_readable(
-        &self,
-        strategy: &WaitStrategy,
-        timeout: Option<Duration>,
-    ) -> Result<(), AnyPopError> {
-        let mut ready = |_: Poll| -> Option<Result<(), AnyPopError>> {
-            if self.is_poisoned() {
-                return Some(Err(AnyPopError::Corrupt));
-            }
-            let c = self.ctl();
-            let pos = c.head.0.load(Ordering::Acquire);
-            let (slot, _) = self.slot(pos);
-            if slot.stamp.load(Ordering::Acquire) == full_stamp(pos) {
-                return Some(Ok(()));
-            }
-            self.is_closed().then_some(Err(AnyPopError::Closed))
-        };
-        if let Some(r) = ready(Poll::Check) {
-            return r;
-        }
-        let ec = &self.ctl().sync.0.not_empty;
-        match ec.wait_until(
-            strategy,
-            Deadline::from_timeout(timeout),
-            role::watching(self.producers(), &self.prober, &mut ready),
-        ) {
-            Some(Waited::Ready(r)) => r,
-            None if self.peers_gone(self.producers()) => {
-                ready(Poll::Check).unwrap_or(Err(AnyPopError::Disconnected))
-            }
-            None => Err(AnyPopError::Timeout),
-            Some(Waited::PeersGone) => Err(AnyPopError::Disconnected),
-        }
-    }
-
-    /// Whether every peer in `slots` that ever arrived has released its role or died (one OS
-    /// call per held slot).
-    fn peers_gone(&self, slots: &[RoleSlot]) -> bool {
-        role::peers(slots, &self.prober, true) == role::Peers::Gone
-    }
-
-    /// Claims a producer role slot.
-    pub(crate) fn claim_producer(&self) -> Result<role::Claim, RoleError> {
-        role::claim(self.producers(), self.prober.me(), &self.prober)
-    }
-
-    /// Claims a consumer role slot.
-    pub(crate) fn claim_consumer(&self) -> Result<role::Claim, RoleError> {
-        role::claim(self.consumers(), self.prober.me(), &self.prober)
-    }
-
-    /// Releases a producer slot and wakes waiting consumers (they may now be disconnected).
-    pub(crate) fn release_producer(&self, index: usize) {
-        role::release(self.producers(), index, self.prober.me());
-        self.wake_all();
-    }
-
-    /// Releases a consumer slot and wakes waiting producers.
-    pub(crate) fn release_consumer(&self, index: usize) {
-        role::release(self.consumers(), index, self.prober.me());
-        self.wake_all();
     }
 }
 
-/// The stamp of a slot free for position `pos`.
-fn free_stamp(pos: u64) -> u64 {
-    pos.wrapping_mul(2)
+/// The segment kind of a byte queue of `flavor`.
+fn kind(flavor: Flavor) -> ObjectKind {
+    match flavor {
+        Flavor::Spsc => ObjectKind::SpscBytes,
+        Flavor::Mpmc => ObjectKind::MpmcBytes,
+    }
 }
 
-/// The stamp of a slot holding the message of position `pos`.
-fn full_stamp(pos: u64) -> u64 {
-    pos.wrapping_mul(2).wrapping_add(1)
+/// Pushes `msg` through `tx`, waiting as `wait` says (the one push of byte queues,
+/// JoinableQueue and Pipe).
+pub(crate) fn push_msg<M: AsRef<[u8]>>(tx: &Tx, msg: M, wait: Wait) -> Result<(), AnyPushError<M>> {
+    let bytes = msg.as_ref();
+    let max = tx.ring().max_message();
+    if bytes.len() > max {
+        return Err(AnyPushError::TooLarge { msg, max });
+    }
+    tx.push_bytes(bytes, wait)
+        .map_err(|f| AnyPushError::from_fail(f, msg))
 }
 
-/// Whether a timed-out push of `timeout` really waited: only then is it worth one liveness
-/// probe of the consumers at its end (a zero timeout is a non-blocking push, which never
-/// probes). Timed pops and `poll` always probe once at the end, so that even a zero-timeout
-/// `poll` sees a dead sender (as Python's `poll()` reports a closed peer).
-fn waited(timeout: Option<Duration>) -> bool {
-    timeout.is_none_or(|t| !t.is_zero())
-}
-
-/// Whether and how long a ring operation may wait. A timed operation reads the clock only
-/// once it has found that it must wait.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Wait {
-    /// Do not wait.
-    No,
-    /// Wait up to the timeout (`None`: without limit).
-    For(Option<Duration>),
-}
-
-/// Shared state of a [`ByteQueue`] and its role handles.
-#[derive(Debug)]
-struct Shared {
-    ring: Ring,
-    flavor: Flavor,
-    // Keeps the memory the ring points into alive; declared after `ring`.
-    home: Home,
+/// Pops one message through `rx` into `dest`, waiting as `wait` says; its length.
+pub(crate) fn pop_msg(rx: &Rx, dest: &mut Dest<'_>, wait: Wait) -> Result<usize, AnyPopError> {
+    rx.pop_bytes(dest, wait).map_err(AnyPopError::from_fail)
 }
 
 /// A queue of byte messages: the handle to its memory, from which role handles are taken.
@@ -1196,12 +456,13 @@ struct Shared {
 /// See the [module docs](self) for the algorithm and an example.
 #[derive(Debug, Clone)]
 pub struct ByteQueue {
-    shared: Arc<Shared>,
+    ring: Arc<Ring>,
     /// The wait strategy handed to new role handles.
     strategy: WaitStrategy,
 }
 
-/// Builds a [`ByteQueue`] in a named segment.
+/// Builds a [`ByteQueue`]: create, open, or open-or-create by name. Defaults: 64 messages of
+/// at most 4096 bytes, MPMC.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct ByteQueueBuilder {
@@ -1213,20 +474,21 @@ pub struct ByteQueueBuilder {
 }
 
 impl ByteQueueBuilder {
-    /// SPSC or MPMC (create: default MPMC). An opener adopts the segment's flavor; if this is
-    /// set, it is checked (`WrongKind`).
+    /// The flavor (creating: default [`Flavor::Mpmc`]; opening: checked if given, adopted
+    /// from the segment otherwise).
     pub fn flavor(mut self, flavor: Flavor) -> Self {
         self.flavor = Some(flavor);
         self
     }
 
-    /// Capacity in messages (create only; default 64: an opener adopts the segment's).
+    /// The capacity in messages (creating; an opener adopts the segment's).
     pub fn capacity(mut self, capacity: u64) -> Self {
         self.capacity = capacity;
         self
     }
 
-    /// Longest message in bytes (create only; default 4096: an opener adopts the segment's).
+    /// The largest message in bytes (creating; an opener adopts the segment's), at most
+    /// [`MAX_MESSAGE_LIMIT`].
     pub fn max_message(mut self, max: usize) -> Self {
         self.max_message = max;
         self
@@ -1236,50 +498,50 @@ impl ByteQueueBuilder {
 
     fn segment(&self, flavor: Flavor) -> shm_core::SegmentBuilder {
         self.knobs.apply(
-            Segment::builder(&self.name, flavor.kind())
+            Segment::builder(&self.name, kind(flavor))
                 .count(self.capacity)
                 .param(self.max_message as u64),
         )
     }
 
-    /// Creates the segment (exclusively); its handle unlinks the name on drop.
-    ///
-    /// # Errors
-    ///
-    /// [`CreateError::InvalidParameter`] for a zero capacity or one too large, or a maximum
-    /// over [`MAX_MESSAGE_LIMIT`]; the segment's errors.
-    pub fn create(self) -> Result<ByteQueue, CreateError> {
-        let len = check_geometry(self.capacity, self.max_message)?;
-        let (cap, max) = (self.capacity, self.max_message);
-        let flavor = self.flavor.unwrap_or(Flavor::Mpmc);
-        let seg = self
-            .segment(flavor)
-            .body_len(len)
-            // SAFETY: the body is 128-aligned, `len` = bytes_needed(cap, max) bytes, and not yet
-            // published to anyone.
-            .create(|body, _| unsafe { Ring::init(body, cap, max) })?;
-        ByteQueue::from_home(
-            Home::Segment(seg),
-            cap,
-            max,
-            flavor,
-            Prober::os(),
-            self.knobs,
+    fn geometry(&self) -> Geometry {
+        Geometry::bytes(
+            self.flavor.unwrap_or(Flavor::Mpmc),
+            self.capacity,
+            self.max_message,
         )
-        .map_err(|reason| CreateError::Invalid { reason })
     }
 
-    /// Opens an existing queue, adopting its flavor (SPSC or MPMC, checked if set here),
-    /// capacity and maximum message from the header.
+    /// Creates the queue (the name must be free).
     ///
     /// # Errors
     ///
-    /// The segment's errors (missing, another kind, …); [`OpenError::CorruptBody`] for a
-    /// header whose geometry does not fit its body.
+    /// [`CreateError::InvalidParameter`] for a zero capacity, a maximum over
+    /// [`MAX_MESSAGE_LIMIT`] or a ring too large for memory; the segment's errors.
+    pub fn create(self) -> Result<ByteQueue, CreateError> {
+        let geo = self.geometry();
+        let len = geo.body_len()?;
+        let seg = self
+            .segment(geo.flavor)
+            .body_len(len)
+            // SAFETY: the body is 128-aligned, `len` bytes (the geometry's), and not yet
+            // published to anyone.
+            .create(|body, _| unsafe { Ring::init(body, &geo) })?;
+        Self::adopt(seg, geo.flavor, self.knobs).map_err(|e| CreateError::Invalid {
+            reason: e.to_string(),
+        })
+    }
+
+    /// Opens an existing queue, adopting its flavor, capacity and maximum from the header.
+    ///
+    /// # Errors
+    ///
+    /// The segment's errors (missing, another kind — including the other flavor when one was
+    /// given); [`OpenError::CorruptBody`] for a header whose geometry cannot be right.
     pub fn open(self) -> Result<ByteQueue, OpenError> {
         let bare = |f: Flavor| {
             self.knobs
-                .apply(Segment::builder(&self.name, f.kind()))
+                .apply(Segment::builder(&self.name, kind(f)))
                 .open()
         };
         let (seg, flavor) = match self.flavor {
@@ -1296,14 +558,12 @@ impl ByteQueueBuilder {
         Self::adopt(seg, flavor, self.knobs)
     }
 
-    /// Opens the queue (adopting its flavor unless one is stated), or creates it (with this
-    /// builder's flavor, capacity and maximum) if there is none; race-free for a stated
-    /// flavor.
+    /// Opens the queue, or creates it if there is none (race-free).
     ///
     /// # Errors
     ///
-    /// As [`open`](Self::open); [`OpenError::InvalidParameter`] for a geometry that could not
-    /// be created.
+    /// As [`open`](Self::open) and [`create`](Self::create) (the latter as
+    /// [`OpenError::InvalidParameter`] or [`OpenError::Create`]).
     pub fn open_or_create(self) -> Result<ByteQueue, OpenError> {
         if self.flavor.is_none() {
             // No flavor stated: an existing queue of either flavor is adopted.
@@ -1312,21 +572,18 @@ impl ByteQueueBuilder {
                 other => return other,
             }
         }
-        let len = check_geometry(self.capacity, self.max_message)?;
-        let (cap, max) = (self.capacity, self.max_message);
-        let flavor = self.flavor.unwrap_or(Flavor::Mpmc);
+        let geo = self.geometry();
+        let len = geo.body_len()?;
         let seg = self
-            .segment(flavor)
+            .segment(geo.flavor)
             .body_len(len)
-            // SAFETY: the body is 128-aligned, `len` = bytes_needed(cap, max) bytes, and not yet
+            // SAFETY: the body is 128-aligned, `len` bytes (the geometry's), and not yet
             // published to anyone.
-            .open_or_create(|body, _| unsafe { Ring::init(body, cap, max) })?;
-        Self::adopt(seg, flavor, self.knobs)
+            .open_or_create(|body, _| unsafe { Ring::init(body, &geo) })?;
+        Self::adopt(seg, geo.flavor, self.knobs)
     }
 
-    /// A queue over an opened segment, with the geometry its header records.
     fn adopt(seg: Segment, flavor: Flavor, knobs: Knobs) -> Result<ByteQueue, OpenError> {
-        let cap = seg.header().count();
         let param = seg.header().param();
         let max = usize::try_from(param)
             .ok()
@@ -1334,55 +591,14 @@ impl ByteQueueBuilder {
             .ok_or_else(|| {
                 corrupt_geometry("max_message", format!("the header records {param} bytes"))
             })?;
-        ByteQueue::from_home(Home::Segment(seg), cap, max, flavor, Prober::os(), knobs)
-            .map_err(|detail| corrupt_geometry("body", detail))
+        let geo = Geometry::opened(&seg, 0, |cap| Geometry::bytes(flavor, cap, max))?;
+        let ring = Ring::attach(Arc::new(Home::Segment(seg)), 0, geo, Prober::os(), false)
+            .map_err(|detail| corrupt_geometry("body", detail))?;
+        Ok(ByteQueue {
+            ring: Arc::new(ring),
+            strategy: knobs.strategy,
+        })
     }
-}
-
-/// Validates a geometry for creation and returns the bytes it needs.
-pub(crate) fn check_geometry(cap: u64, max: usize) -> Result<usize, BadGeometry> {
-    if cap == 0 {
-        return Err(BadGeometry::ZeroCapacity);
-    }
-    if max > MAX_MESSAGE_LIMIT {
-        return Err(BadGeometry::MaxMessage {
-            max,
-            limit: MAX_MESSAGE_LIMIT,
-        });
-    }
-    Ring::bytes_needed(cap, max).ok_or(BadGeometry::TooLarge { capacity: cap })
-}
-
-/// Attaches a ring at `offset` of `home`, checking the geometry against the home's size; on
-/// failure, what is wrong.
-pub(crate) fn attach_at(
-    home: &Home,
-    offset: usize,
-    cap: u64,
-    max: usize,
-    roles: usize,
-    prober: Prober,
-) -> Result<Ring, String> {
-    let need = Ring::bytes_needed(cap, max)
-        .filter(|_| cap != 0)
-        .ok_or_else(|| format!("no ring has a capacity of {cap} messages of {max} bytes"))?;
-    let avail = home.len().saturating_sub(offset);
-    let too_small = || {
-        format!(
-            "a ring of {cap} messages of {max} bytes needs {need} bytes at offset {offset}, \
-             the body has {}",
-            home.len()
-        )
-    };
-    if need > avail || !offset.is_multiple_of(128) {
-        return Err(too_small());
-    }
-    // SAFETY: offset <= home.len(), so the pointer stays within (or one past) the home.
-    let base = unsafe { home.as_ptr().add(offset) };
-    // SAFETY: base is 128-aligned (home is, offset is a multiple of 128), valid for `avail`
-    // bytes as long as `home` lives (the callers keep it next to the ring), and holds a ring
-    // written by init (or garbage, which the ring never trusts).
-    unsafe { Ring::attach(base, avail, cap, max, roles, prober) }.ok_or_else(too_small)
 }
 
 impl ByteQueue {
@@ -1397,72 +613,46 @@ impl ByteQueue {
         }
     }
 
-    /// A queue on the heap (this process only: tests, loom, miri, threads).
+    /// A queue on the heap, for threads of one process (the same ring; loom and miri run on
+    /// it).
     ///
     /// # Errors
     ///
-    /// As [`ByteQueueBuilder::create`] for the geometry.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use shm_queue::bytes::{ByteQueue, BytesTryPushError, Flavor};
-    ///
-    /// let q = ByteQueue::heap(Flavor::Spsc, 2, 4)?;
-    /// let (tx, rx) = (q.producer()?, q.consumer()?);
-    /// assert!(matches!(tx.try_push(b"12345".as_slice()), Err(BytesTryPushError::TooLarge { .. })));
-    /// tx.try_push(b"1234".as_slice()).unwrap();
-    /// assert_eq!(rx.try_pop().unwrap(), b"1234");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
+    /// [`CreateError::InvalidParameter`] for an impossible geometry.
     pub fn heap(
         flavor: Flavor,
         capacity: u64,
         max_message: usize,
     ) -> Result<ByteQueue, CreateError> {
-        let len = check_geometry(capacity, max_message)?;
-        let home = Home::heap(len);
-        // SAFETY: a fresh, zeroed, 128-aligned heap block of exactly `len` bytes.
-        unsafe { Ring::init(home.as_ptr(), capacity, max_message) };
-        ByteQueue::from_home(
-            home,
-            capacity,
-            max_message,
-            flavor,
-            Prober::heap(),
-            Knobs::default(),
-        )
-        .map_err(|reason| CreateError::Invalid { reason })
-    }
-
-    fn from_home(
-        home: Home,
-        cap: u64,
-        max: usize,
-        flavor: Flavor,
-        prober: Prober,
-        knobs: Knobs,
-    ) -> Result<ByteQueue, String> {
-        let ring = attach_at(&home, 0, cap, max, flavor.roles(), prober)?;
+        let ring = Ring::heap(Geometry::bytes(flavor, capacity, max_message), false)?;
         Ok(ByteQueue {
-            shared: Arc::new(Shared { ring, flavor, home }),
-            strategy: knobs.strategy,
+            ring: Arc::new(ring),
+            strategy: WaitStrategy::default(),
         })
     }
 
-    /// Claims the producer role (SPSC: the only one; MPMC: one of [`MAX_ROLES`]), taking over a
-    /// dead process's claim if needed.
+    /// A heap queue whose liveness answers come from `prober` (tests inject deaths).
+    #[cfg(test)]
+    fn heap_probed(flavor: Flavor, capacity: u64, max: usize, prober: Prober) -> ByteQueue {
+        let geo = Geometry::bytes(flavor, capacity, max);
+        let home = Home::heap(geo.body_len().expect("a valid test geometry"));
+        // SAFETY: a fresh, zeroed, 128-aligned block of the geometry's length.
+        unsafe { Ring::init(home.as_ptr(), &geo) };
+        let ring = Ring::attach(Arc::new(home), 0, geo, prober, false).expect("it fits");
+        ByteQueue {
+            ring: Arc::new(ring),
+            strategy: WaitStrategy::default(),
+        }
+    }
+
+    /// Claims a producer role.
     ///
     /// # Errors
     ///
-    /// [`RoleError::Busy`] if every producer slot is held by a live process.
+    /// [`RoleError::Busy`] if live processes hold every producer role.
     pub fn producer(&self) -> Result<BytesProducer, RoleError> {
-        let claim = self.shared.ring.claim_producer()?;
         Ok(BytesProducer {
-            shared: self.shared.clone(),
-            role: claim.index,
-            strategy: self.strategy,
-            _not_sync: PhantomData,
+            tx: Tx::attach(&self.ring, self.strategy)?,
         })
     }
 
@@ -1470,281 +660,444 @@ impl ByteQueue {
     ///
     /// # Errors
     ///
-    /// [`RoleError::Busy`] if every consumer slot is held by a live process.
+    /// [`RoleError::Busy`] if live processes hold every consumer role.
     pub fn consumer(&self) -> Result<BytesConsumer, RoleError> {
-        let claim = self.shared.ring.claim_consumer()?;
         Ok(BytesConsumer {
-            shared: self.shared.clone(),
-            role: claim.index,
-            strategy: self.strategy,
-            _not_sync: PhantomData,
+            rx: Rx::attach(&self.ring, self.strategy)?,
         })
     }
 
     /// Closes the queue: pushes fail with `Closed`, pops drain what is left and then fail with
-    /// `Closed`; waiters wake up. Irreversible.
+    /// `Closed`; blocked callers wake up.
     pub fn close(&self) {
-        self.shared.ring.close();
+        self.ring.close();
     }
 
     /// Whether the queue was closed.
     pub fn is_closed(&self) -> bool {
-        self.shared.ring.is_closed()
+        self.ring.is_closed()
     }
 
-    /// The ring, for read-only snapshots (`inspect`).
+    /// Whether the queue is poisoned (its shared state is corrupt).
+    pub fn is_poisoned(&self) -> bool {
+        self.ring.is_poisoned()
+    }
+
     pub(crate) fn ring(&self) -> &Ring {
-        &self.shared.ring
+        &self.ring
     }
 
-    /// Messages queued: exact when nobody is pushing or popping.
+    /// Messages in the queue (exact when nobody pushes or pops meanwhile).
     pub fn len(&self) -> usize {
-        self.shared.ring.len() as usize
+        self.ring.len() as usize
     }
 
-    /// Whether no message is queued.
+    /// Whether the queue is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Capacity in messages.
     pub fn capacity(&self) -> usize {
-        self.shared.ring.capacity() as usize
+        self.ring.capacity() as usize
     }
 
-    /// Longest message in bytes.
+    /// The largest message.
     pub fn max_message(&self) -> usize {
-        self.shared.ring.max_message()
+        self.ring.max_message()
     }
 
-    /// Test hook (feature `test-hooks`): overwrites the stamp of position `pos`'s slot, as a
-    /// process scribbling over the segment would. Not part of the API.
+    /// Test hook: writes `stamp` into the slot of position `pos` (MPMC queues), as a process
+    /// scribbling over the segment would.
     #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
     pub fn forge_stamp(&self, pos: u64, stamp: u64) {
-        self.shared
-            .ring
-            .slot(pos)
-            .0
-            .stamp
-            .store(stamp, Ordering::Release);
+        self.ring.forge_stamp(pos, stamp);
     }
 
-    /// SPSC or MPMC.
+    /// Test hook: sets the poisoned bit of the state word, as a process scribbling over the
+    /// segment, or one that read an impossible index, would.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn forge_poisoned(&self) {
+        self.ring.poison();
+    }
+
+    /// Test hook: writes `value` into `tail` (`which == 0`) or `head` (otherwise).
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn forge_index(&self, which: u8, value: u64) {
+        self.ring.forge_index(which, value);
+    }
+
+    /// The flavor.
     pub fn flavor(&self) -> Flavor {
-        self.shared.flavor
+        self.ring.flavor()
     }
 
-    /// The segment, unless the queue lives on the heap.
+    /// The segment, if the queue lives in one.
     pub fn segment(&self) -> Option<&Segment> {
-        self.shared.home.segment()
+        self.ring.segment()
     }
 }
 
-/// The producer role of a [`ByteQueue`]; released on drop.
-///
-/// `Send` but not `Sync`: a handle holds one role slot, whose `pending` word describes one
-/// operation at a time. Give each thread a handle of its own.
-///
-/// ```compile_fail
-/// fn sync<T: Sync>() {}
-/// sync::<shm_queue::bytes::BytesProducer>();
-/// ```
+/// A producer of a [`ByteQueue`]; releases its role on drop. `Send`, not `Sync`: one
+/// operation at a time.
 #[must_use = "dropping the producer releases its role"]
+#[derive(Debug)]
 pub struct BytesProducer {
-    shared: Arc<Shared>,
-    role: usize,
-    strategy: WaitStrategy,
-    /// One role slot, one operation at a time: `Send` but not `Sync`.
-    _not_sync: PhantomData<Cell<()>>,
-}
-
-impl fmt::Debug for BytesProducer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BytesProducer")
-            .field("role", &self.role)
-            .field("ring", &self.shared.ring)
-            .finish()
-    }
+    tx: Tx,
 }
 
 impl BytesProducer {
-    /// Sets how blocked pushes wait (default: [`WaitStrategy::default`]).
+    /// Sets how blocked pushes wait.
     pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.strategy = strategy;
+        self.tx.set_wait_strategy(strategy);
     }
 
-    /// Pushes without waiting. The message is in shared memory when this returns `Ok`.
+    /// Pushes without waiting.
     ///
     /// # Errors
     ///
-    /// `TooLarge`, `Full`, `Closed`, `Disconnected` (full and no consumer left), `Corrupt`;
-    /// each hands the message back.
+    /// [`BytesTryPushError`], with the message: `TooLarge`, `Full`, `Closed`,
+    /// `Disconnected` (full and every consumer gone), `Corrupt`.
     pub fn try_push<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), BytesTryPushError<M>> {
-        self.shared
-            .ring
-            .push(msg, self.role, &self.strategy, Wait::No)
-            .map_err(BytesTryPushError::narrow)
+        push_msg(&self.tx, msg, Wait::No).map_err(BytesTryPushError::narrow)
     }
 
-    /// Pushes, waiting while the queue is full.
+    /// Pushes, waiting while the queue is full. The message is in shared memory when this
+    /// returns `Ok`.
     ///
     /// # Errors
     ///
-    /// `TooLarge`, `Closed`, `Disconnected`, `Corrupt`; each hands the message back.
+    /// [`BytesPushError`], with the message: `TooLarge`, `Closed`, `Disconnected`, `Corrupt`.
     pub fn push<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), BytesPushError<M>> {
-        self.shared
-            .ring
-            .push(msg, self.role, &self.strategy, Wait::For(None))
-            .map_err(BytesPushError::narrow)
+        push_msg(&self.tx, msg, Wait::For(None)).map_err(BytesPushError::narrow)
     }
 
     /// Pushes, waiting at most `timeout` while the queue is full.
     ///
     /// # Errors
     ///
-    /// As [`push`](Self::push), and `Timeout`.
+    /// [`BytesPushTimeoutError`]: as [`push`](Self::push), and `Timeout`.
     pub fn push_timeout<M: AsRef<[u8]>>(
         &self,
         msg: M,
         timeout: Duration,
     ) -> Result<(), BytesPushTimeoutError<M>> {
-        self.shared
-            .ring
-            .push(msg, self.role, &self.strategy, Wait::For(Some(timeout)))
+        push_msg(&self.tx, msg, Wait::For(Some(timeout))).map_err(BytesPushTimeoutError::narrow)
+    }
+
+    fn loan_with(&mut self, len: usize, wait: Wait) -> Result<Loan<'_>, AnyPushError<usize>> {
+        let max = self.tx.ring().max_message();
+        if len > max {
+            return Err(AnyPushError::TooLarge { msg: len, max });
+        }
+        let pos = self
+            .tx
+            .claim(wait)
+            .map_err(|f| AnyPushError::from_fail(f, len))?;
+        Ok(Loan {
+            tx: &self.tx,
+            pos,
+            len,
+            done: false,
+        })
+    }
+
+    /// Lends the next free slot for a message of exactly `len` bytes, written in place: fill
+    /// the [`Loan`] (it derefs to `&mut [u8]`), then [`commit`](Loan::commit) it. Dropping it
+    /// uncommitted publishes nothing. Without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`BytesTryPushError`], with `len`: `TooLarge`, `Full`, `Closed`, `Disconnected`,
+    /// `Corrupt`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_queue::bytes::{ByteQueue, Flavor};
+    ///
+    /// let q = ByteQueue::heap(Flavor::Spsc, 4, 1 << 20)?;
+    /// let (mut tx, mut rx) = (q.producer()?, q.consumer()?);
+    /// let mut loan = tx.try_loan(5)?;
+    /// loan.copy_from_slice(b"hello"); // written once, in shared memory
+    /// loan.commit();
+    /// let msg = rx.try_read()?;
+    /// assert_eq!(&*msg, b"hello"); // read in place
+    /// drop(msg); // consumed
+    /// assert!(q.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_loan(&mut self, len: usize) -> Result<Loan<'_>, BytesTryPushError<usize>> {
+        self.loan_with(len, Wait::No)
+            .map_err(BytesTryPushError::narrow)
+    }
+
+    /// Like [`try_loan`](Self::try_loan), waiting while the queue is full.
+    ///
+    /// # Errors
+    ///
+    /// [`BytesPushError`], with `len`: `TooLarge`, `Closed`, `Disconnected`, `Corrupt`.
+    pub fn loan(&mut self, len: usize) -> Result<Loan<'_>, BytesPushError<usize>> {
+        self.loan_with(len, Wait::For(None))
+            .map_err(BytesPushError::narrow)
+    }
+
+    /// Like [`try_loan`](Self::try_loan), waiting at most `timeout` while the queue is full.
+    ///
+    /// # Errors
+    ///
+    /// [`BytesPushTimeoutError`]: as [`loan`](Self::loan), and `Timeout`.
+    pub fn loan_timeout(
+        &mut self,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<Loan<'_>, BytesPushTimeoutError<usize>> {
+        self.loan_with(len, Wait::For(Some(timeout)))
             .map_err(BytesPushTimeoutError::narrow)
     }
 
-    /// The queue this producer pushes into.
+    /// The largest message.
     pub fn max_message(&self) -> usize {
-        self.shared.ring.max_message()
+        self.tx.ring().max_message()
     }
 }
 
-impl Drop for BytesProducer {
+/// A slot lent for writing one message in place (see [`BytesProducer::try_loan`]). Derefs to
+/// the message's `len` bytes (holding whatever the slot held before: overwrite them). Nothing
+/// is published until [`commit`](Self::commit); dropping it uncommitted cancels it (an MPMC
+/// queue's consumers pass over the slot).
+#[must_use = "a loan publishes nothing unless committed"]
+pub struct Loan<'a> {
+    tx: &'a Tx,
+    pos: u64,
+    len: usize,
+    done: bool,
+}
+
+impl Loan<'_> {
+    /// Publishes the message.
+    pub fn commit(mut self) {
+        let ring = self.tx.ring();
+        ring.msg_len(self.pos)
+            .store(self.len as u32, shm_core::sync::atomic::Ordering::Relaxed);
+        self.tx.commit(self.pos);
+        self.done = true;
+    }
+
+    /// Shortens the message to `len` bytes (no-op if it is not longer).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+}
+
+impl Deref for Loan<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the slot is ours until commit or drop (claimed, not published: no consumer
+        // reads it, no producer writes it); len <= max bytes lie in its message area.
+        unsafe { std::slice::from_raw_parts(self.tx.ring().msg_data(self.pos), self.len) }
+    }
+}
+
+impl DerefMut for Loan<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`; `&mut self` makes the borrow unique.
+        unsafe { std::slice::from_raw_parts_mut(self.tx.ring().msg_data(self.pos), self.len) }
+    }
+}
+
+impl Drop for Loan<'_> {
     fn drop(&mut self) {
-        self.shared.ring.release_producer(self.role);
+        if !self.done {
+            self.tx.cancel_bytes(self.pos);
+        }
     }
 }
 
-/// The consumer role of a [`ByteQueue`]; released on drop.
-///
-/// `Send` but not `Sync`, like [`BytesProducer`].
-#[must_use = "dropping the consumer releases its role"]
-pub struct BytesConsumer {
-    shared: Arc<Shared>,
-    role: usize,
-    strategy: WaitStrategy,
-    /// One role slot, one operation at a time: `Send` but not `Sync`.
-    _not_sync: PhantomData<Cell<()>>,
-}
-
-impl fmt::Debug for BytesConsumer {
+impl fmt::Debug for Loan<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BytesConsumer")
-            .field("role", &self.role)
-            .field("ring", &self.shared.ring)
-            .finish()
+        f.debug_struct("Loan").field("len", &self.len).finish()
     }
+}
+
+/// A consumer of a [`ByteQueue`]; releases its role on drop. `Send`, not `Sync`: one
+/// operation at a time.
+#[must_use = "dropping the consumer releases its role"]
+#[derive(Debug)]
+pub struct BytesConsumer {
+    rx: Rx,
 }
 
 impl BytesConsumer {
-    /// Sets how blocked pops wait (default: [`WaitStrategy::default`]).
+    /// Sets how blocked pops wait.
     pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.strategy = strategy;
+        self.rx.set_wait_strategy(strategy);
     }
 
-    fn pop_dest(&self, dest: &mut Dest<'_>, d: Wait) -> Result<usize, AnyPopError> {
-        self.shared.ring.pop(dest, self.role, &self.strategy, d)
+    fn pop_vec(&self, wait: Wait) -> Result<Vec<u8>, Fail> {
+        let mut v = Vec::new();
+        self.rx.pop_bytes(&mut Dest::Vec(&mut v), wait)?;
+        Ok(v)
     }
 
     /// Pops a message without waiting.
     ///
     /// # Errors
     ///
-    /// `Empty`, `Closed` (closed and drained), `Disconnected` (drained and every producer gone),
+    /// [`TryPopError`]: `Empty`, `Closed` (drained), `Disconnected` (drained, producers gone),
     /// `Corrupt`.
     pub fn try_pop(&self) -> Result<Vec<u8>, TryPopError> {
-        let mut v = Vec::new();
-        self.pop_dest(&mut Dest::Vec(&mut v), Wait::No)
-            .map(|_| v)
-            .map_err(|e| TryPopError::from_fail(narrow_pop(e)))
+        self.pop_vec(Wait::No).map_err(TryPopError::from_fail)
     }
 
-    /// Pops a message, sleeping while the queue is empty.
+    /// Pops a message, waiting while the queue is empty.
     ///
     /// # Errors
     ///
-    /// `Closed`, `Disconnected`, `Corrupt`.
+    /// [`PopError`]: `Closed`, `Disconnected` (each once drained), `Corrupt`.
     pub fn pop(&self) -> Result<Vec<u8>, PopError> {
-        let mut v = Vec::new();
-        self.pop_dest(&mut Dest::Vec(&mut v), Wait::For(None))
-            .map(|_| v)
-            .map_err(|e| PopError::from_fail(narrow_pop(e)))
+        self.pop_vec(Wait::For(None)).map_err(PopError::from_fail)
     }
 
     /// Pops a message, waiting at most `timeout`.
     ///
     /// # Errors
     ///
-    /// As [`pop`](Self::pop), and `Timeout`.
+    /// [`PopTimeoutError`]: as [`pop`](Self::pop), and `Timeout`.
     pub fn pop_timeout(&self, timeout: Duration) -> Result<Vec<u8>, PopTimeoutError> {
-        let mut v = Vec::new();
-        self.pop_dest(&mut Dest::Vec(&mut v), Wait::For(Some(timeout)))
-            .map(|_| v)
-            .map_err(|e| PopTimeoutError::from_fail(narrow_pop(e)))
+        self.pop_vec(Wait::For(Some(timeout)))
+            .map_err(PopTimeoutError::from_fail)
     }
 
     /// Pops a message into `buf` without waiting; returns its length.
     ///
     /// # Errors
     ///
-    /// As [`try_pop`](Self::try_pop), and `TooSmall { needed }` if `buf` is shorter than the
-    /// next message, which then stays queued.
+    /// [`TryPopIntoError`]: `TooSmall { needed }` (the message stays queued), `Empty`,
+    /// `Closed`, `Disconnected`, `Corrupt`.
     pub fn try_pop_into(&self, buf: &mut [u8]) -> Result<usize, TryPopIntoError> {
-        self.pop_dest(&mut Dest::Slice(buf), Wait::No)
-            .map_err(TryPopIntoError::narrow)
+        pop_msg(&self.rx, &mut Dest::Slice(buf), Wait::No).map_err(TryPopIntoError::narrow)
     }
 
-    /// Pops a message into `buf`, sleeping while the queue is empty; returns its length.
+    /// Pops a message into `buf`, waiting while the queue is empty.
     ///
     /// # Errors
     ///
-    /// As [`pop`](Self::pop), and `TooSmall { needed }` (the message stays queued).
+    /// [`PopIntoError`]: `TooSmall { needed }`, `Closed`, `Disconnected`, `Corrupt`.
     pub fn pop_into(&self, buf: &mut [u8]) -> Result<usize, PopIntoError> {
-        self.pop_dest(&mut Dest::Slice(buf), Wait::For(None))
-            .map_err(PopIntoError::narrow)
+        pop_msg(&self.rx, &mut Dest::Slice(buf), Wait::For(None)).map_err(PopIntoError::narrow)
     }
 
-    /// Pops a message into `buf`, waiting at most `timeout`; returns its length.
+    /// Pops a message into `buf`, waiting at most `timeout`.
     ///
     /// # Errors
     ///
-    /// As [`pop_into`](Self::pop_into), and `Timeout`.
+    /// [`PopIntoTimeoutError`]: as [`pop_into`](Self::pop_into), and `Timeout`.
     pub fn pop_into_timeout(
         &self,
         buf: &mut [u8],
         timeout: Duration,
     ) -> Result<usize, PopIntoTimeoutError> {
-        self.pop_dest(&mut Dest::Slice(buf), Wait::For(Some(timeout)))
+        pop_msg(&self.rx, &mut Dest::Slice(buf), Wait::For(Some(timeout)))
             .map_err(PopIntoTimeoutError::narrow)
     }
 
-    /// Longest message in bytes.
+    fn read_with(&mut self, wait: Wait) -> Result<Received<'_>, Fail> {
+        let (pos, len) = self.rx.take_bytes(wait)?;
+        Ok(Received {
+            rx: &self.rx,
+            pos,
+            len,
+        })
+    }
+
+    /// Lends the next message for reading in place, without waiting: the [`Received`] derefs
+    /// to its bytes, in shared memory; dropping it consumes the message. While it is lent, no
+    /// producer writes its slot (an MPMC queue's producers wait for it once they have gone
+    /// round the ring).
+    ///
+    /// # Errors
+    ///
+    /// [`TryPopError`]: `Empty`, `Closed` (drained), `Disconnected` (drained, producers gone),
+    /// `Corrupt`.
+    pub fn try_read(&mut self) -> Result<Received<'_>, TryPopError> {
+        self.read_with(Wait::No).map_err(TryPopError::from_fail)
+    }
+
+    /// Like [`try_read`](Self::try_read), waiting while the queue is empty.
+    ///
+    /// # Errors
+    ///
+    /// [`PopError`]: `Closed`, `Disconnected` (each once drained), `Corrupt`.
+    pub fn read(&mut self) -> Result<Received<'_>, PopError> {
+        self.read_with(Wait::For(None)).map_err(PopError::from_fail)
+    }
+
+    /// Like [`try_read`](Self::try_read), waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`PopTimeoutError`]: as [`read`](Self::read), and `Timeout`.
+    pub fn read_timeout(&mut self, timeout: Duration) -> Result<Received<'_>, PopTimeoutError> {
+        self.read_with(Wait::For(Some(timeout)))
+            .map_err(PopTimeoutError::from_fail)
+    }
+
+    /// Messages in the queue.
+    pub fn len(&self) -> usize {
+        self.rx.ring().len() as usize
+    }
+
+    /// Whether the queue is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The largest message.
     pub fn max_message(&self) -> usize {
-        self.shared.ring.max_message()
+        self.rx.ring().max_message()
     }
 }
 
-impl Drop for BytesConsumer {
+/// A message lent for reading in place (see [`BytesConsumer::try_read`]); derefs to its
+/// bytes. Dropping it consumes the message.
+pub struct Received<'a> {
+    rx: &'a Rx,
+    pos: u64,
+    len: usize,
+}
+
+impl Deref for Received<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the slot is ours until drop (published, taken: no producer writes it
+        // before we release it); its length was checked against the maximum.
+        unsafe { std::slice::from_raw_parts(self.rx.ring().msg_data(self.pos), self.len) }
+    }
+}
+
+impl Drop for Received<'_> {
     fn drop(&mut self) {
-        self.shared.ring.release_consumer(self.role);
+        self.rx.release(self.pos);
+    }
+}
+
+impl fmt::Debug for Received<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Received").field("len", &self.len).finish()
     }
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::role;
+    use shm_core::sync::atomic::Ordering;
 
     fn msg(i: usize, max: usize) -> Vec<u8> {
         let len = (i * 7919) % (max + 1);
@@ -1804,20 +1157,25 @@ mod tests {
 
     #[test]
     fn geometry() {
-        assert_eq!(Ring::stride(0), Some(64));
-        assert_eq!(Ring::stride(48), Some(64));
-        assert_eq!(Ring::stride(49), Some(128));
-        assert!(Ring::bytes_needed(u64::MAX, 10).is_none());
-        assert_eq!(check_geometry(0, 8), Err(BadGeometry::ZeroCapacity));
+        use crate::error::BadGeometry;
+        use crate::ring::CTL_LEN;
+        let len = |f, cap, max| Geometry::bytes(f, cap, max).body_len();
+        // MPMC slots: stamp, length word, payload, rounded up to 64 bytes.
+        assert_eq!(len(Flavor::Mpmc, 1, 0), Ok(CTL_LEN + 128));
+        assert_eq!(len(Flavor::Mpmc, 2, 48), Ok(CTL_LEN + 128));
+        assert_eq!(len(Flavor::Mpmc, 2, 49), Ok(CTL_LEN + 256));
+        // SPSC slots: length word and payload, rounded up to 8 bytes.
+        assert_eq!(len(Flavor::Spsc, 16, 64), Ok(CTL_LEN + 16 * 72));
+        assert_eq!(len(Flavor::Mpmc, 0, 8), Err(BadGeometry::ZeroCapacity));
         assert!(matches!(
-            check_geometry(1, usize::MAX),
+            len(Flavor::Spsc, 1, usize::MAX),
             Err(BadGeometry::MaxMessage { .. })
         ));
         assert!(matches!(
-            check_geometry(u64::MAX, 8),
+            len(Flavor::Mpmc, u64::MAX, 8),
             Err(BadGeometry::TooLarge { .. })
         ));
-        assert_eq!(Ring::bytes_needed(3, 8).unwrap() % 128, 0);
+        assert_eq!(len(Flavor::Spsc, 3, 8).unwrap() % 128, 0);
     }
 
     #[test]
@@ -1949,8 +1307,7 @@ mod tests {
         let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
         tx.try_push(b"abc").unwrap();
         tx.try_push(b"def").unwrap();
-        let (slot, _) = q.shared.ring.slot(0);
-        slot.len.store(u32::MAX, Ordering::Relaxed);
+        q.ring().msg_len(0).store(9, Ordering::Relaxed);
         // Every call, on both sides, fails at once: never garbage, never a wedge.
         for _ in 0..3 {
             assert_eq!(rx.try_pop(), Err(TryPopError::Corrupt));
@@ -1961,7 +1318,7 @@ mod tests {
             rx.pop_timeout(Duration::from_secs(5)),
             Err(PopTimeoutError::Corrupt)
         );
-        assert_eq!(q.shared.ring.positions(), (0, 2), "nothing was consumed");
+        assert_eq!(q.ring().positions(), (0, 2), "nothing was consumed");
         assert_eq!(
             q.len(),
             0,
@@ -1980,21 +1337,28 @@ mod tests {
             tx.try_push(b"a").unwrap();
             tx.try_push(b"b").unwrap();
             assert_eq!(rx.try_pop().unwrap(), b"a");
-            let (slot, _) = q.shared.ring.slot(1);
-            slot.stamp.store(full_stamp(1 + 4 * 7), Ordering::Relaxed);
+            match mode {
+                // A stamp ahead of head (MPMC); a tail beyond the capacity (SPSC, no stamps).
+                Flavor::Mpmc => q.ring().forge_stamp(1, 2 * (1 + 4 * 7) + 1),
+                Flavor::Spsc => q.ring().forge_index(0, 1 + 4 * 7),
+            }
+            if mode == Flavor::Spsc {
+                // Published before the damage and already seen (the consumer's cached tail):
+                // delivered; the next look at the tail finds the damage.
+                assert_eq!(rx.try_pop().unwrap(), b"b");
+            }
             assert_eq!(rx.try_pop(), Err(TryPopError::Corrupt));
             assert_eq!(rx.pop(), Err(PopError::Corrupt));
             assert!(matches!(
                 tx.try_push(b"c"),
                 Err(BytesTryPushError::Corrupt(_))
             ));
-            assert!(q.shared.ring.is_poisoned());
+            assert!(q.is_poisoned());
         }
         // The producer side: a stamp ahead of `tail` likewise.
         let q = ByteQueue::heap(Flavor::Mpmc, 2, 8).unwrap();
         let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
-        let (slot, _) = q.shared.ring.slot(0);
-        slot.stamp.store(1 << 40, Ordering::Relaxed);
+        q.ring().forge_stamp(0, 1 << 40);
         assert!(matches!(
             tx.try_push(b"x"),
             Err(BytesTryPushError::Corrupt(_))
@@ -2005,9 +1369,7 @@ mod tests {
         let tx = q.producer().unwrap();
         tx.try_push(b"1").unwrap();
         tx.try_push(b"2").unwrap();
-        let (slot, _) = q.shared.ring.slot(0);
-        slot.stamp
-            .store(full_stamp(0).wrapping_sub(8), Ordering::Relaxed);
+        q.ring().forge_stamp(0, 1u64.wrapping_sub(8));
         assert!(matches!(
             tx.try_push(b"x"),
             Err(BytesTryPushError::Corrupt(_))
@@ -2016,10 +1378,7 @@ mod tests {
 
     /// A ring on the heap whose liveness is checked with the OS, for dead-peer tests.
     fn checked_heap(cap: u64, max: usize) -> ByteQueue {
-        let home = Home::heap(check_geometry(cap, max).unwrap());
-        // SAFETY: a fresh, zeroed, 128-aligned block of the needed size.
-        unsafe { Ring::init(home.as_ptr(), cap, max) };
-        ByteQueue::from_home(home, cap, max, Flavor::Mpmc, Prober::os(), Knobs::default()).unwrap()
+        ByteQueue::heap_probed(Flavor::Mpmc, cap, max, Prober::os())
     }
 
     /// A word naming a process that cannot exist (pid above the kernel's limit).
@@ -2051,11 +1410,8 @@ mod tests {
     #[test]
     fn producer_dead_mid_push_is_skipped_by_blocked_pop() {
         let q = checked_heap(2, 8);
-        let ring = &q.shared.ring;
         // A producer claimed position 0 and died before publishing it.
-        role::claim(ring.producers(), dead_word(), &Prober::heap()).unwrap();
-        ring.producers()[0].pending().store(1, Ordering::Relaxed);
-        ring.ctl().tail.0.store(1, Ordering::Relaxed);
+        q.ring().forge_abandoned_push(dead_word());
         let tx = q.producer().unwrap();
         tx.try_push(b"after").unwrap();
         let mut rx = q.consumer().unwrap();
@@ -2068,14 +1424,16 @@ mod tests {
     #[test]
     fn consumer_dead_mid_pop_is_freed_by_blocked_push() {
         let q = checked_heap(1, 8);
-        let ring = &q.shared.ring;
+        let ring = q.ring();
         let mut tx = q.producer().unwrap();
         tx.set_wait_strategy(WaitStrategy::sleep().with_slice(Duration::from_millis(1)));
         tx.try_push(b"a").unwrap();
         // A consumer claimed position 0 and died before freeing its slot.
-        role::claim(ring.consumers(), dead_word(), &Prober::heap()).unwrap();
-        ring.consumers()[0].pending().store(1, Ordering::Relaxed);
-        ring.ctl().head.0.store(1, Ordering::Relaxed);
+        let r = role::claim(ring.consumers(), dead_word(), &Prober::heap()).unwrap();
+        ring.consumers()[r.index]
+            .pending()
+            .store(1, Ordering::Relaxed);
+        ring.forge_index(1, 1);
         assert!(matches!(tx.try_push(b"b"), Err(BytesTryPushError::Full(_))));
         let rx = q.consumer().unwrap();
         tx.push_timeout(b"b", Duration::from_secs(10)).unwrap();

@@ -160,7 +160,7 @@ impl PopValueError {
             Fail::Timeout => PopValueError::Timeout,
             Fail::Closed => PopValueError::Closed,
             Fail::Disconnected => PopValueError::Disconnected,
-            Fail::Corrupt => PopValueError::Corrupt,
+            Fail::Corrupt | Fail::TooSmall(_) => PopValueError::Corrupt,
         }
     }
 }

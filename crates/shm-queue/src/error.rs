@@ -18,6 +18,9 @@ pub(crate) enum Fail {
     Disconnected,
     /// Poisoned.
     Corrupt,
+    /// The caller's buffer is shorter than the next message (of this many bytes), which stays
+    /// queued.
+    TooSmall(usize),
 }
 
 /// Error enums whose variants hand the rejected item back, one per operation.

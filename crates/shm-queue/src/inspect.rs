@@ -5,7 +5,8 @@
 
 use crate::bytes::ByteQueue;
 use crate::role::RoleSlot;
-use crate::{MpmcQueue, SpscQueue};
+use crate::ring::{Protocol, Ring};
+use crate::typed::Queue;
 use shm_core::Element;
 
 /// What a queue looks like right now.
@@ -44,13 +45,6 @@ pub struct QueueSnapshot {
     pub consumers: Vec<u64>,
 }
 
-/// What a queue module hands [`QueueSnapshot`]: its role tables and its poisoned flag.
-pub(crate) struct Parts<'a> {
-    pub(crate) producers: &'a [RoleSlot],
-    pub(crate) consumers: &'a [RoleSlot],
-    pub(crate) poisoned: bool,
-}
-
 fn holders(slots: &[RoleSlot]) -> Vec<u64> {
     slots
         .iter()
@@ -59,31 +53,9 @@ fn holders(slots: &[RoleSlot]) -> Vec<u64> {
         .collect()
 }
 
-macro_rules! typed_snapshot {
-    ($($queue:ident),*) => {$(
-        impl<T: Element> $queue<T> {
-            /// A snapshot of the queue's state (see [`QueueSnapshot`]).
-            pub fn snapshot(&self) -> QueueSnapshot {
-                let parts = self.inspect_parts();
-                QueueSnapshot {
-                    len: self.len() as u64,
-                    capacity: self.capacity() as u64,
-                    closed: self.is_closed(),
-                    poisoned: parts.poisoned,
-                    producers: holders(parts.producers),
-                    consumers: holders(parts.consumers),
-                }
-            }
-        }
-    )*};
-}
-
-typed_snapshot!(SpscQueue, MpmcQueue);
-
-impl ByteQueue {
-    /// A snapshot of the queue's state (see [`QueueSnapshot`]).
-    pub fn snapshot(&self) -> QueueSnapshot {
-        let ring = self.ring();
+impl QueueSnapshot {
+    /// The snapshot of any ring (every queue type is one).
+    pub(crate) fn of(ring: &Ring) -> QueueSnapshot {
         QueueSnapshot {
             len: ring.len(),
             capacity: ring.capacity(),
@@ -95,9 +67,23 @@ impl ByteQueue {
     }
 }
 
+impl<T: Element, P: Protocol> Queue<T, P> {
+    /// A snapshot of the queue's state (see [`QueueSnapshot`]).
+    pub fn snapshot(&self) -> QueueSnapshot {
+        QueueSnapshot::of(self.ring())
+    }
+}
+
+impl ByteQueue {
+    /// A snapshot of the queue's state (see [`QueueSnapshot`]).
+    pub fn snapshot(&self) -> QueueSnapshot {
+        QueueSnapshot::of(self.ring())
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::*;
+    use crate::MpmcQueue;
     use shm_core::{ProcessId, SegmentName};
 
     #[test]

@@ -50,9 +50,10 @@
 //! ```
 
 use crate::bytes::{
-    attach_at, check_geometry, narrow_pop, AnyPopError, AnyPushError, BytesPushError,
-    BytesPushTimeoutError, BytesTryPushError, Dest, Ring, Wait, MAX_MESSAGE_LIMIT, MAX_ROLES,
+    narrow_pop, pop_msg, push_msg, AnyPopError, AnyPushError, BytesPushError,
+    BytesPushTimeoutError, BytesTryPushError, MAX_MESSAGE_LIMIT,
 };
+use crate::ring::{Dest, Flavor, Geometry, Ring, Rx, Tx, Wait};
 use crate::error::{
     corrupt_geometry, knob_methods, BadGeometry, Knobs, PopError, PopTimeoutError, RoleError,
     TryPopError,
@@ -64,10 +65,8 @@ use shm_core::{
     CreateError, Deadline, EventCount, Home, ObjectKind, OpenError, Segment, SegmentName,
     WaitStrategy,
 };
-use std::cell::Cell;
 use std::error::Error;
 use std::fmt;
-use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,20 +140,21 @@ impl Error for JoinTimeoutError {}
 
 #[derive(Debug)]
 struct Shared {
-    ring: Ring,
+    /// The ring; it keeps the memory (the home) alive.
+    ring: Arc<Ring>,
     counters: NonNull<Counters>,
-    home: Home,
 }
 
-// SAFETY: `counters` points into `home`, which lives as long as Shared; it is atomics only.
+// SAFETY: `counters` points into the ring's home, which lives as long as the ring (held
+// here); it is atomics only.
 unsafe impl Send for Shared {}
 // SAFETY: as above.
 unsafe impl Sync for Shared {}
 
 impl Shared {
     fn counters(&self) -> &Counters {
-        // SAFETY: written by init at the start of the body (which attach_at checked is larger
-        // than RING_OFFSET); atomics only; `home` keeps it alive.
+        // SAFETY: written by init at the start of the body (which Ring::attach checked is
+        // larger than RING_OFFSET); atomics only; the ring keeps the home alive.
         unsafe { self.counters.as_ref() }
     }
 }
@@ -261,8 +261,14 @@ impl JoinableQueueBuilder {
     }
 }
 
+/// The ring's geometry.
+fn geometry(cap: u64, max: usize) -> Geometry {
+    Geometry::bytes(Flavor::Mpmc, cap, max)
+}
+
 fn body_len(cap: u64, max: usize) -> Result<usize, BadGeometry> {
-    check_geometry(cap, max)?
+    geometry(cap, max)
+        .body_len()?
         .checked_add(RING_OFFSET)
         .ok_or(BadGeometry::TooLarge { capacity: cap })
 }
@@ -281,7 +287,7 @@ unsafe fn init(base: NonNull<u8>, cap: u64, max: usize) {
     // SAFETY: the counters fit at the aligned start.
     unsafe { base.cast::<Counters>().as_ptr().write(c) };
     // SAFETY: the ring follows at RING_OFFSET (128-aligned), in bounds.
-    unsafe { Ring::init(base.add(RING_OFFSET), cap, max) };
+    unsafe { Ring::init(base.add(RING_OFFSET), &geometry(cap, max)) };
 }
 
 impl JoinableQueue {
@@ -322,45 +328,37 @@ impl JoinableQueue {
         prober: Prober,
         knobs: Knobs,
     ) -> Result<JoinableQueue, String> {
-        let ring = attach_at(&home, RING_OFFSET, cap, max, MAX_ROLES, prober)?;
         let counters = home.as_ptr().cast::<Counters>();
+        let ring = Ring::attach(Arc::new(home), RING_OFFSET, geometry(cap, max), prober, false)?;
         Ok(JoinableQueue {
             shared: Arc::new(Shared {
-                ring,
+                ring: Arc::new(ring),
                 counters,
-                home,
             }),
             strategy: knobs.strategy,
         })
     }
 
-    /// Claims a producer role (one of [`MAX_ROLES`]).
+    /// Claims a producer role (one of [`MAX_ROLES`](crate::ring::MAX_ROLES)).
     ///
     /// # Errors
     ///
     /// [`RoleError::Busy`] if every producer slot is held by a live process.
     pub fn producer(&self) -> Result<JoinableProducer, RoleError> {
-        let c = self.shared.ring.claim_producer()?;
         Ok(JoinableProducer {
-            shared: self.shared.clone(),
-            role: c.index,
-            strategy: self.strategy,
-            _not_sync: PhantomData,
+            tx: Tx::attach(&self.shared.ring, self.strategy)?,
         })
     }
 
-    /// Claims a consumer role (one of [`MAX_ROLES`]).
+    /// Claims a consumer role (one of [`MAX_ROLES`](crate::ring::MAX_ROLES)).
     ///
     /// # Errors
     ///
     /// [`RoleError::Busy`] if every consumer slot is held by a live process.
     pub fn consumer(&self) -> Result<JoinableConsumer, RoleError> {
-        let c = self.shared.ring.claim_consumer()?;
         Ok(JoinableConsumer {
             shared: self.shared.clone(),
-            role: c.index,
-            strategy: self.strategy,
-            _not_sync: PhantomData,
+            rx: Rx::attach(&self.shared.ring, self.strategy)?,
         })
     }
 
@@ -474,37 +472,28 @@ impl JoinableQueue {
 
     /// The segment, unless the queue lives on the heap.
     pub fn segment(&self) -> Option<&Segment> {
-        self.shared.home.segment()
+        self.shared.ring.segment()
     }
 }
 
 /// A producer of a [`JoinableQueue`]; released on drop.
 #[must_use = "dropping the producer releases its role"]
+///
+/// `Send`, not `Sync`: one operation at a time.
+#[derive(Debug)]
 pub struct JoinableProducer {
-    shared: Arc<Shared>,
-    role: usize,
-    strategy: WaitStrategy,
-    /// One role slot, one operation at a time: `Send` but not `Sync`.
-    _not_sync: PhantomData<Cell<()>>,
-}
-
-impl fmt::Debug for JoinableProducer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinableProducer")
-            .field("role", &self.role)
-            .finish()
-    }
+    tx: Tx,
 }
 
 impl JoinableProducer {
     /// Sets how blocked puts wait (default: [`WaitStrategy::default`]).
     pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.strategy = strategy;
+        self.tx.set_wait_strategy(strategy);
     }
 
     fn put_with<M: AsRef<[u8]>>(&self, msg: M, d: Wait) -> Result<(), AnyPushError<M>> {
         // No count to raise: the item counts once the ring holds it (module docs).
-        self.shared.ring.push(msg, self.role, &self.strategy, d)
+        push_msg(&self.tx, msg, d)
     }
 
     /// Puts an item, waiting while the queue is full.
@@ -542,26 +531,20 @@ impl JoinableProducer {
     }
 }
 
-impl Drop for JoinableProducer {
-    fn drop(&mut self) {
-        self.shared.ring.release_producer(self.role);
-    }
-}
 
 /// A consumer of a [`JoinableQueue`]; released on drop.
 #[must_use = "dropping the consumer releases its role"]
+///
+/// `Send`, not `Sync`: one operation at a time.
 pub struct JoinableConsumer {
     shared: Arc<Shared>,
-    role: usize,
-    strategy: WaitStrategy,
-    /// One role slot, one operation at a time: `Send` but not `Sync`.
-    _not_sync: PhantomData<Cell<()>>,
+    rx: Rx,
 }
 
 impl fmt::Debug for JoinableConsumer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinableConsumer")
-            .field("role", &self.role)
+            .field("rx", &self.rx)
             .finish()
     }
 }
@@ -569,14 +552,12 @@ impl fmt::Debug for JoinableConsumer {
 impl JoinableConsumer {
     /// Sets how blocked gets wait (default: [`WaitStrategy::default`]).
     pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.strategy = strategy;
+        self.rx.set_wait_strategy(strategy);
     }
 
     fn get_with(&self, d: Wait) -> Result<Vec<u8>, AnyPopError> {
         let mut v = Vec::new();
-        self.shared
-            .ring
-            .pop(&mut Dest::Vec(&mut v), self.role, &self.strategy, d)?;
+        pop_msg(&self.rx, &mut Dest::Vec(&mut v), d)?;
         self.shared.counters().taken.fetch_add(1, Ordering::AcqRel);
         Ok(v)
     }
@@ -613,11 +594,6 @@ impl JoinableConsumer {
     }
 }
 
-impl Drop for JoinableConsumer {
-    fn drop(&mut self) {
-        self.shared.ring.release_consumer(self.role);
-    }
-}
 
 #[cfg(all(test, not(loom)))]
 mod tests {

@@ -23,13 +23,19 @@
 //!
 //! ## Items
 //!
-//! - [`spsc`]: [`SpscQueue<T>`], one producer and one consumer of fixed-size elements
-//!   (`T: shm_core::Element`: typecode elements or `record!` structs); Lamport ring with
-//!   cached indices and batch `push_slice` / `pop_slice`; [`spsc::channel`] on the heap.
-//! - [`mpmc`]: [`MpmcQueue<T>`], many producers and consumers across processes (Vyukov's
-//!   per-slot stamps), with the exact guarantee for producers killed mid-push in its docs.
-//! - [`bytes`], [`pipe`], [`joinable`]: variable-length byte messages, `Pipe`, and
-//!   `JoinableQueue`.
+//! - [`ring`]: the one ring under every queue: one control block, an SPSC protocol (Lamport,
+//!   cached indices, batches and chunks) and an MPMC protocol (per-slot stamps), over a fixed
+//!   element or a byte message, with one rule for what is read from shared memory and one
+//!   recovery protocol for processes that die mid-operation.
+//! - [`typed`]: [`Queue<T, P>`](typed::Queue) and its one family of endpoints
+//!   ([`typed::Producer`], [`typed::Consumer`]), for `T: shm_core::Element` (typecode elements
+//!   or `record!` structs) and either protocol: [`SpscQueue<T>`] ([`spsc`]: batches, and
+//!   [`write_chunk`](typed::Producer::write_chunk) / [`read_chunk`](typed::Consumer::read_chunk)
+//!   in place) and [`MpmcQueue<T>`] ([`mpmc`]: the exact guarantee for producers killed
+//!   mid-push).
+//! - [`bytes`], [`pipe`], [`joinable`]: variable-length byte messages (with loans: a message
+//!   written once, in place, and read in place), `Pipe` (two SPSC byte rings), and
+//!   `JoinableQueue` (an MPMC byte ring plus a counter).
 //! - [`error`]: one error enum per operation, crossbeam-channel style: [`TryPushError<T>`],
 //!   [`PushError<T>`], [`PushTimeoutError<T>`] (each hands the item back), [`TryPopError`],
 //!   [`PopError`], [`PopTimeoutError`]; [`RoleError`]. Builders
@@ -82,12 +88,16 @@ pub mod joinable;
 pub mod model;
 pub mod mpmc;
 pub mod pipe;
+pub mod ring;
 pub mod role;
 pub mod spsc;
+pub mod typed;
 
 pub use error::{
     PopError, PopTimeoutError, PushError, PushTimeoutError, RoleError, TryPopError, TryPushError,
 };
 pub use inspect::QueueSnapshot;
 pub use mpmc::MpmcQueue;
+pub use ring::{Flavor, Mpmc, Protocol, Spsc};
 pub use spsc::SpscQueue;
+pub use typed::{ChunkError, ReadChunk, WriteChunk};

@@ -54,8 +54,10 @@
 //! ```
 
 use crate::bytes::{
-    attach_at, check_geometry, AnyPopError, AnyPushError, Dest, Ring, Wait, MAX_MESSAGE_LIMIT,
+    pop_msg, push_msg, AnyPopError, AnyPushError, MAX_MESSAGE_LIMIT,
 };
+use crate::error::Fail;
+use crate::ring::{Dest, Flavor, Geometry, Ring, Rx, Tx, Wait};
 use crate::error::{corrupt_geometry, knob_methods, BadGeometry, Knobs, RoleError};
 use crate::role::{self, Peers, Prober, RoleSlot};
 use shm_core::{
@@ -321,13 +323,18 @@ impl AttachError {
 
 /// Total body bytes and bytes per ring.
 fn geometry(duplex: bool, cap: u64, max: usize) -> Result<(usize, usize), BadGeometry> {
-    let ring = check_geometry(cap, max)?;
+    let ring = ring_geometry(cap, max).body_len()?;
     let rings = if duplex { 2 } else { 1 };
     let len = ring
         .checked_mul(rings)
         .and_then(|r| r.checked_add(RING_OFFSET))
         .ok_or(BadGeometry::TooLarge { capacity: cap })?;
     Ok((len, ring))
+}
+
+/// The geometry of each of a pipe's rings: SPSC, byte messages.
+fn ring_geometry(cap: u64, max: usize) -> Geometry {
+    Geometry::bytes(Flavor::Spsc, cap, max)
 }
 
 /// Initialises a pipe in `home`.
@@ -359,10 +366,10 @@ unsafe fn init_at(
     // SAFETY: the head fits at the start (RING_OFFSET bytes), aligned.
     unsafe { base.cast::<PipeHead>().as_ptr().write(head) };
     // SAFETY: the first ring lies at RING_OFFSET, 128-aligned, ring_len bytes in bounds.
-    unsafe { Ring::init(base.add(RING_OFFSET), cap, max) };
+    unsafe { Ring::init(base.add(RING_OFFSET), &ring_geometry(cap, max)) };
     if duplex {
         // SAFETY: the second ring follows the first, in bounds for a duplex geometry.
-        unsafe { Ring::init(base.add(RING_OFFSET + ring_len), cap, max) };
+        unsafe { Ring::init(base.add(RING_OFFSET + ring_len), &ring_geometry(cap, max)) };
     }
 }
 
@@ -642,8 +649,8 @@ recv_errors! {
 /// as end of stream / broken pipe.
 #[must_use = "dropping a pipe end closes it"]
 pub struct PipeEnd {
-    rx: Option<Ring>,
-    tx: Option<Ring>,
+    rx: Option<Rx>,
+    tx: Option<Tx>,
     end: End,
     index: usize,
     me: u64,
@@ -683,13 +690,15 @@ impl PipeEnd {
                 home.len()
             )));
         }
-        let to_creator = attach_at(&home, RING_OFFSET, cap, max, 1, prober.clone())
-            .map_err(AttachError::Geometry)?;
+        let geo = ring_geometry(cap, max);
+        let ring_at = |offset| {
+            Ring::attach(Arc::clone(&home), offset, geo, prober.clone(), false)
+                .map(Arc::new)
+                .map_err(AttachError::Geometry)
+        };
+        let to_creator = ring_at(RING_OFFSET)?;
         let to_opener = if duplex {
-            Some(
-                attach_at(&home, RING_OFFSET + ring_len, cap, max, 1, prober.clone())
-                    .map_err(AttachError::Geometry)?,
-            )
+            Some(ring_at(RING_OFFSET + ring_len)?)
         } else {
             None
         };
@@ -706,26 +715,20 @@ impl PipeEnd {
             End::Creator => (Some(to_creator), to_opener),
             End::Opener => (to_opener, Some(to_creator)),
         };
-        // Holding the end, the ring roles are ours: take them (over a dead predecessor's).
-        let roles = (|| -> Result<(), RoleError> {
-            if let Some(r) = &rx {
-                r.claim_consumer()?;
-            }
-            if let Some(t) = &tx {
-                t.claim_producer()?;
-            }
-            Ok(())
+        // Holding the end, the ring roles are ours: take them (over a dead predecessor's). A
+        // role taken before a later one fails is released by its endpoint's drop.
+        let roles = (|| -> Result<(Option<Rx>, Option<Tx>), RoleError> {
+            let rx = rx.map(|r| Rx::attach(&r, strategy)).transpose()?;
+            let tx = tx.map(|t| Tx::attach(&t, strategy)).transpose()?;
+            Ok((rx, tx))
         })();
-        if let Err(e) = roles {
-            if let Some(r) = &rx {
-                role::release(r.consumers(), 0, me);
+        let (rx, tx) = match roles {
+            Ok(ends) => ends,
+            Err(e) => {
+                role::release(&head.ends[slot..=slot], 0, me);
+                return Err(AttachError::EndTaken(e));
             }
-            if let Some(t) = &tx {
-                role::release(t.producers(), 0, me);
-            }
-            role::release(&head.ends[slot..=slot], 0, me);
-            return Err(AttachError::EndTaken(e));
-        }
+        };
         Ok(PipeEnd {
             rx,
             tx,
@@ -758,13 +761,20 @@ impl PipeEnd {
     pub fn max_message(&self) -> usize {
         self.rx
             .as_ref()
-            .or(self.tx.as_ref())
-            .map_or(0, Ring::max_message)
+            .map_or_else(|| self.tx.as_ref().map_or(0, |t| t.ring().max_message()), |r| {
+                r.ring().max_message()
+            })
     }
 
     /// Sets how blocked sends and receives wait.
     pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
         self.strategy = strategy;
+        if let Some(r) = &mut self.rx {
+            r.set_wait_strategy(strategy);
+        }
+        if let Some(t) = &mut self.tx {
+            t.set_wait_strategy(strategy);
+        }
     }
 
     /// The segment, unless the pipe lives on the heap.
@@ -779,10 +789,10 @@ impl PipeEnd {
         // One load of the summary word: a receiver that dropped its end is seen at once. A
         // receiver that *died* is judged (an OS call) only in the sleep slices of a blocked
         // send, never on this path: a non-blocking send into a full pipe stays cheap.
-        if role::peers(tx.consumers(), &self.prober, false) == Peers::Gone {
+        if role::peers(tx.ring().consumers(), &self.prober, false) == Peers::Gone {
             return Err(AnySendError::Disconnected(msg));
         }
-        tx.push(msg, 0, &self.strategy, wait).map_err(|e| match e {
+        push_msg(tx, msg, wait).map_err(|e| match e {
             AnyPushError::TooLarge { msg, max } => AnySendError::TooLarge { msg, max },
             AnyPushError::Full(m) => AnySendError::Full(m),
             AnyPushError::Closed(m) | AnyPushError::Disconnected(m) => {
@@ -832,8 +842,7 @@ impl PipeEnd {
         let Some(rx) = &self.rx else {
             return Err(AnyRecvError::NotReadable);
         };
-        rx.pop(dest, 0, &self.strategy, d)
-            .map_err(AnyRecvError::from)
+        pop_msg(rx, dest, d).map_err(AnyRecvError::from)
     }
 
     /// Receives a message, sleeping until one arrives.
@@ -914,21 +923,15 @@ impl PipeEnd {
     /// `false` for an end that cannot receive.
     pub fn poll(&self, timeout: Option<Duration>) -> bool {
         let Some(rx) = &self.rx else { return false };
-        !matches!(
-            rx.wait_readable(&self.strategy, timeout),
-            Err(AnyPopError::Timeout)
-        )
+        !matches!(rx.wait_readable(timeout), Err(Fail::Timeout))
     }
 }
 
 impl Drop for PipeEnd {
     fn drop(&mut self) {
-        if let Some(r) = &self.rx {
-            r.release_consumer(0);
-        }
-        if let Some(t) = &self.tx {
-            t.release_producer(0);
-        }
+        // The ring roles go first (the endpoints' drops), then the end.
+        self.rx = None;
+        self.tx = None;
         // SAFETY: the head was checked present in attach and the home is still alive.
         let head = unsafe { &*self.home.as_ptr().cast::<PipeHead>().as_ptr() };
         role::release(&head.ends[self.index..=self.index], 0, self.me);

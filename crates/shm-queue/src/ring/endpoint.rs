@@ -1,0 +1,633 @@
+//! The one family of endpoints: a producer end ([`Tx`]) and a consumer end ([`Rx`]) of a
+//! [`Ring`] of either flavor, with the non-blocking, blocking and timed forms of every
+//! operation written once. The queue types wrap these with their payload (an element, a byte
+//! message) and their error enums.
+
+pub(crate) use super::mpmc::Accept;
+use super::spsc::{RxCursor, TxCursor};
+use super::{Flavor, Ring, CANCELLED, CLOSED};
+use crate::error::{Fail, RoleError};
+use crate::role::{self, Waited};
+use shm_core::sync::atomic::Ordering;
+use shm_core::sync::Poll;
+use shm_core::{Deadline, Element, WaitStrategy};
+use std::fmt;
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Whether and how long an operation may wait. A timed operation reads the clock only once it
+/// has found that it must wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Do not wait.
+    No,
+    /// Wait up to the timeout (`None`: without limit).
+    For(Option<Duration>),
+}
+
+/// Whether a timed-out wait of `timeout` really waited: only then is it worth one liveness
+/// probe of the peers at its end (a zero timeout is a non-blocking call, which never probes).
+fn waited(timeout: Option<Duration>) -> bool {
+    timeout.is_none_or(|t| !t.is_zero())
+}
+
+/// Where a received byte message goes.
+pub(crate) enum Dest<'a> {
+    /// Into a buffer (which must be long enough: else `TooSmall`, the message staying queued).
+    Slice(&'a mut [u8]),
+    /// Into a vector, replacing its contents.
+    Vec(&'a mut Vec<u8>),
+}
+
+/// The strategy an endpoint with `strategy` really waits with on `ring`.
+fn effective(ring: &Ring, strategy: WaitStrategy) -> WaitStrategy {
+    if ring.is_busy_poll_only() {
+        WaitStrategy::busy_poll().with_slice(strategy.slice)
+    } else {
+        strategy
+    }
+}
+
+/// A producer end: a claimed producer role of a ring. Releases the role on drop.
+pub(crate) struct Tx {
+    ring: Arc<Ring>,
+    cur: TxCursor,
+    role: usize,
+    strategy: WaitStrategy,
+}
+
+impl fmt::Debug for Tx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tx")
+            .field("ring", &self.ring)
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+impl Tx {
+    /// Claims a producer role of `ring`.
+    pub(crate) fn attach(ring: &Arc<Ring>, strategy: WaitStrategy) -> Result<Tx, RoleError> {
+        let p = ring.prober();
+        let claim = role::claim(ring.producers(), p.me(), p)?;
+        Ok(Tx {
+            cur: TxCursor::new(ring),
+            ring: Arc::clone(ring),
+            role: claim.index,
+            strategy,
+        })
+    }
+
+    pub(crate) fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    pub(crate) fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    pub(crate) fn strategy(&self) -> WaitStrategy {
+        self.strategy
+    }
+
+    pub(crate) fn arc(&self) -> &Arc<Ring> {
+        &self.ring
+    }
+
+    /// One non-blocking attempt at a free slot: its position (the slot is ours until
+    /// [`commit`](Self::commit)), or `NotNow` (full), `Closed`, `Corrupt`.
+    #[inline]
+    fn attempt(&self) -> Result<u64, Fail> {
+        let ring = &*self.ring;
+        let state = ring.state();
+        if state != 0 {
+            return Err(if state & !CLOSED != 0 {
+                Fail::Corrupt
+            } else {
+                Fail::Closed
+            });
+        }
+        match ring.flavor() {
+            Flavor::Spsc => match ring.spsc_free(&self.cur, 1) {
+                Ok(0) => Err(Fail::NotNow),
+                Ok(_) => Ok(self.cur.tail()),
+                Err(_) => Err(Fail::Corrupt),
+            },
+            Flavor::Mpmc => match ring.mpmc_claim(self.role) {
+                Ok(Some(pos)) => Ok(pos),
+                Ok(None) => Err(Fail::NotNow),
+                Err(_) => Err(Fail::Corrupt),
+            },
+        }
+    }
+
+    /// A free slot's position, waiting as `wait` says: the slot is ours until
+    /// [`commit`](Self::commit) (which must follow, in MPMC rings). `NotNow` (full, without
+    /// waiting), `Timeout`, `Closed`, `Disconnected` (full and every consumer gone),
+    /// `Corrupt`.
+    #[inline]
+    pub(crate) fn claim(&self, wait: Wait) -> Result<u64, Fail> {
+        match self.attempt() {
+            Err(Fail::NotNow) => self.claim_slow(wait),
+            r => r,
+        }
+    }
+
+    #[cold]
+    fn claim_slow(&self, wait: Wait) -> Result<u64, Fail> {
+        let ring = &*self.ring;
+        let Wait::For(timeout) = wait else {
+            return Err(if ring.peers_left(ring.consumers()) {
+                Fail::Disconnected
+            } else {
+                Fail::NotNow
+            });
+        };
+        let attempt = |p: Poll| match self.attempt() {
+            Ok(pos) => Some(Ok(pos)),
+            Err(Fail::NotNow) => {
+                if p == Poll::Slice && ring.free_dead_pop() {
+                    return match self.attempt() {
+                        Err(Fail::NotNow) => None,
+                        r => Some(r),
+                    };
+                }
+                None
+            }
+            Err(f) => Some(Err(f)),
+        };
+        // Only now, with the ring full, is the clock read for the deadline.
+        match ring.sync().not_full.wait_until(
+            &effective(ring, self.strategy),
+            Deadline::from_timeout(timeout),
+            role::watching(ring.consumers(), ring.prober(), attempt),
+        ) {
+            Some(Waited::Ready(r)) => r,
+            // A short timeout may end before any sleep slice checked the consumers.
+            None if waited(timeout) && ring.peers_gone(ring.consumers()) => Err(Fail::Disconnected),
+            None => Err(Fail::Timeout),
+            Some(Waited::PeersGone) => Err(Fail::Disconnected),
+        }
+    }
+
+    /// The payload of the slot at `pos` (see [`Ring::payload`]).
+    #[inline]
+    pub(crate) fn payload(&self, pos: u64) -> NonNull<u8> {
+        self.ring.payload(pos)
+    }
+
+    /// Publishes the slot taken by [`claim`](Self::claim) at `pos`.
+    #[inline]
+    pub(crate) fn commit(&self, pos: u64) {
+        match self.ring.flavor() {
+            Flavor::Spsc => self.ring.spsc_publish(&self.cur, 1),
+            Flavor::Mpmc => self.ring.mpmc_publish(self.role, pos),
+        }
+    }
+
+    /// Pushes `value`, waiting as `wait` says; hands it back on failure.
+    #[inline]
+    pub(crate) fn push<T: Element>(&self, value: T, wait: Wait) -> Result<(), (Fail, T)> {
+        match self.claim(wait) {
+            Ok(pos) => {
+                // SAFETY: the slot at `pos` is ours (claimed, not yet published): no consumer
+                // reads it and no producer writes it until `commit`; an element ring's payload
+                // is aligned for T and holds one.
+                unsafe { self.payload(pos).cast::<T>().as_ptr().write(value) };
+                self.commit(pos);
+                Ok(())
+            }
+            Err(f) => Err((f, value)),
+        }
+    }
+
+    /// Pushes one byte message (at most the ring's maximum: the caller checked), waiting as
+    /// `wait` says.
+    pub(crate) fn push_bytes(&self, msg: &[u8], wait: Wait) -> Result<(), Fail> {
+        debug_assert!(msg.len() <= self.ring.max_message());
+        let pos = self.claim(wait)?;
+        let ring = &*self.ring;
+        // SAFETY: the slot is ours until commit (as in `push`); its message area has room for
+        // max >= msg.len() bytes; `msg` is not in the ring.
+        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), ring.msg_data(pos), msg.len()) };
+        ring.msg_len(pos).store(msg.len() as u32, Ordering::Relaxed);
+        self.commit(pos);
+        Ok(())
+    }
+
+    /// Marks the byte slot claimed at `pos` as a cancelled loan and publishes it (MPMC rings,
+    /// whose consumers pass over it); nothing at all in SPSC rings (the slot was never
+    /// published: the next claim gets it again).
+    pub(crate) fn cancel_bytes(&self, pos: u64) {
+        if self.ring.flavor() == Flavor::Mpmc {
+            self.ring.msg_len(pos).store(CANCELLED, Ordering::Relaxed);
+            self.commit(pos);
+        }
+    }
+
+    /// Up to `want` free slots from the tail, without waiting (SPSC rings): the first
+    /// position and how many. `Closed`, `Corrupt`.
+    #[inline]
+    pub(crate) fn free_run(&self, want: u64) -> Result<(u64, u64), Fail> {
+        debug_assert_eq!(self.ring.flavor(), Flavor::Spsc);
+        let state = self.ring.state();
+        if state != 0 {
+            return Err(if state & !CLOSED != 0 {
+                Fail::Corrupt
+            } else {
+                Fail::Closed
+            });
+        }
+        let free = self.ring.spsc_free(&self.cur, want).map_err(|_| Fail::Corrupt)?;
+        Ok((self.cur.tail(), free.min(want)))
+    }
+
+    /// Publishes `n` slots written from the tail on (SPSC rings; `n` at most what
+    /// [`free_run`](Self::free_run) gave).
+    #[inline]
+    pub(crate) fn commit_run(&self, n: u64) {
+        if n > 0 {
+            self.ring.spsc_publish(&self.cur, n);
+        }
+    }
+
+    /// Copies `items` into the ring, in order, as far as they fit, without waiting; how many.
+    pub(crate) fn push_slice<T: Element>(&self, items: &[T]) -> usize {
+        if items.is_empty() {
+            return 0;
+        }
+        if self.ring.flavor() == Flavor::Mpmc {
+            let mut n = 0;
+            for &v in items {
+                if self.push(v, Wait::No).is_err() {
+                    break;
+                }
+                n += 1;
+            }
+            return n;
+        }
+        let Ok((pos, n)) = self.free_run(items.len() as u64) else {
+            return 0;
+        };
+        // SAFETY: n slots from `pos` are free and ours (free_run); contiguous `T` slots.
+        unsafe { copy_run(&self.ring, pos, n as usize, items.as_ptr(), true) };
+        self.commit_run(n);
+        n as usize
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        let ring = &*self.ring;
+        role::release(ring.producers(), self.role, ring.prober().me());
+        // Consumers may now be disconnected.
+        ring.wake_all();
+    }
+}
+
+/// Copies `n` elements between `items` and the ring's slots from `pos` on (SPSC element
+/// rings, whose slots are contiguous `T`s), in two runs when they wrap.
+///
+/// # Safety
+///
+/// The `n` slots from `pos` are ours (free for a write, published for a read); `items` is valid
+/// for `n` elements and not in the ring.
+unsafe fn copy_run<T>(ring: &Ring, pos: u64, n: usize, items: *const T, into_ring: bool) {
+    let cap = ring.capacity() as usize;
+    let start = ring.index_of(pos);
+    let first = n.min(cap - start);
+    let at = ring.payload(pos).cast::<T>().as_ptr();
+    let base = ring.payload(pos.wrapping_sub(start as u64)).cast::<T>().as_ptr();
+    let items = items.cast_mut();
+    // SAFETY: the first run ends at or before the end of the ring, the rest (n - first < cap)
+    // starts at slot 0; all are ours (the caller), and `items` holds n elements.
+    unsafe {
+        if into_ring {
+            std::ptr::copy_nonoverlapping(items, at, first);
+            std::ptr::copy_nonoverlapping(items.add(first), base, n - first);
+        } else {
+            std::ptr::copy_nonoverlapping(at, items, first);
+            std::ptr::copy_nonoverlapping(base, items.add(first), n - first);
+        }
+    }
+}
+
+/// A consumer end: a claimed consumer role of a ring. Releases the role on drop.
+pub(crate) struct Rx {
+    ring: Arc<Ring>,
+    cur: RxCursor,
+    role: usize,
+    strategy: WaitStrategy,
+}
+
+impl fmt::Debug for Rx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rx")
+            .field("ring", &self.ring)
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+impl Rx {
+    /// Claims a consumer role of `ring`.
+    pub(crate) fn attach(ring: &Arc<Ring>, strategy: WaitStrategy) -> Result<Rx, RoleError> {
+        let p = ring.prober();
+        let claim = role::claim(ring.consumers(), p.me(), p)?;
+        Ok(Rx {
+            cur: RxCursor::new(ring),
+            ring: Arc::clone(ring),
+            role: claim.index,
+            strategy,
+        })
+    }
+
+    pub(crate) fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    pub(crate) fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    pub(crate) fn strategy(&self) -> WaitStrategy {
+        self.strategy
+    }
+
+    pub(crate) fn arc(&self) -> &Arc<Ring> {
+        &self.ring
+    }
+
+    /// One non-blocking attempt at a published item that `accept` agrees to: its position
+    /// (the slot is ours until [`release`](Self::release)), or `NotNow` (empty), `Corrupt`,
+    /// or what `accept` rejected it with.
+    #[inline]
+    fn attempt(&self, accept: &mut impl FnMut(u64) -> Accept) -> Result<u64, Fail> {
+        let ring = &*self.ring;
+        // One load of a line that changes only on close, poison or a sleeper's arrival: a
+        // poisoned ring stops delivering at once, also what this side had already seen.
+        if ring.state() & !CLOSED != 0 {
+            return Err(Fail::Corrupt);
+        }
+        match ring.flavor() {
+            Flavor::Spsc => match ring.spsc_ready(&self.cur, 1) {
+                Ok(0) => Err(Fail::NotNow),
+                Ok(_) => {
+                    let pos = self.cur.head();
+                    match accept(pos) {
+                        Accept::Take => Ok(pos),
+                        Accept::Reject(f) => Err(f),
+                        // No SPSC producer publishes a cancelled loan.
+                        Accept::Skip => {
+                            ring.poison();
+                            Err(Fail::Corrupt)
+                        }
+                    }
+                }
+                Err(_) => Err(Fail::Corrupt),
+            },
+            Flavor::Mpmc => match ring.mpmc_take(self.role, accept) {
+                Ok(Some(pos)) => Ok(pos),
+                Ok(None) => Err(Fail::NotNow),
+                Err(f) => Err(f),
+            },
+        }
+    }
+
+    /// A published item's position, waiting as `wait` says (the slot is ours until
+    /// [`release`](Self::release), which must follow in MPMC rings): `NotNow` (empty, without
+    /// waiting), `Timeout`, `Closed` and `Disconnected` (each only once drained), `Corrupt`,
+    /// or what `accept` rejected the next item with.
+    #[inline]
+    pub(crate) fn take(
+        &self,
+        wait: Wait,
+        mut accept: impl FnMut(u64) -> Accept,
+    ) -> Result<u64, Fail> {
+        match self.attempt(&mut accept) {
+            Err(Fail::NotNow) => self.take_slow(wait, &mut accept),
+            r => r,
+        }
+    }
+
+    #[cold]
+    fn take_slow(&self, wait: Wait, accept: &mut impl FnMut(u64) -> Accept) -> Result<u64, Fail> {
+        let ring = &*self.ring;
+        let mut attempt = |p: Poll| -> Option<Result<u64, Fail>> {
+            match self.attempt(accept) {
+                Err(Fail::NotNow) => {}
+                r => return Some(r),
+            }
+            if p == Poll::Slice && ring.skip_dead_push() {
+                match self.attempt(accept) {
+                    Err(Fail::NotNow) => {}
+                    r => return Some(r),
+                }
+            }
+            // Closed only once drained (the attempt above found nothing).
+            ring.is_closed().then_some(Err(Fail::Closed))
+        };
+        match wait {
+            Wait::No => {
+                // Whether the producers left, read before the last look: a producer that
+                // pushes and leaves in between is not reported gone with its item queued.
+                let gone = ring.peers_left(ring.producers());
+                match attempt(Poll::Check) {
+                    Some(r) => r,
+                    None if gone => Err(Fail::Disconnected),
+                    None => Err(Fail::NotNow),
+                }
+            }
+            Wait::For(timeout) => {
+                // Only now, with the ring empty, is the clock read for the deadline.
+                match ring.sync().not_empty.wait_until(
+                    &effective(ring, self.strategy),
+                    Deadline::from_timeout(timeout),
+                    role::watching(ring.producers(), ring.prober(), &mut attempt),
+                ) {
+                    Some(Waited::Ready(r)) => r,
+                    // A short timeout may end before any sleep slice checked the producers:
+                    // check them now, then look once more for what they left.
+                    None if ring.peers_gone(ring.producers()) => {
+                        attempt(Poll::Check).unwrap_or(Err(Fail::Disconnected))
+                    }
+                    None => Err(Fail::Timeout),
+                    Some(Waited::PeersGone) => Err(Fail::Disconnected),
+                }
+            }
+        }
+    }
+
+    /// The payload of the slot at `pos`.
+    #[inline]
+    pub(crate) fn payload(&self, pos: u64) -> NonNull<u8> {
+        self.ring.payload(pos)
+    }
+
+    /// Hands the slot taken by [`take`](Self::take) at `pos` back to the producers.
+    #[inline]
+    pub(crate) fn release(&self, pos: u64) {
+        match self.ring.flavor() {
+            Flavor::Spsc => self.ring.spsc_release(&self.cur, 1),
+            Flavor::Mpmc => self.ring.mpmc_finish(self.role, pos),
+        }
+    }
+
+    /// Pops an element, waiting as `wait` says.
+    #[inline]
+    pub(crate) fn pop<T: Element>(&self, wait: Wait) -> Result<T, Fail> {
+        let pos = self.take(wait, |_| Accept::Take)?;
+        // SAFETY: the slot at `pos` is ours (published and taken): its producer wrote a T
+        // before publishing, and nobody writes it until `release`; aligned for T.
+        let v = unsafe { self.payload(pos).cast::<T>().as_ptr().read() };
+        self.release(pos);
+        Ok(v)
+    }
+
+    /// The verdict on the byte message at `pos` for a destination with room for `room`
+    /// bytes (`None`: any length), and its checked length.
+    #[inline]
+    fn judge_bytes(&self, pos: u64, room: Option<usize>, len: &mut usize) -> Accept {
+        let ring = &*self.ring;
+        let word = ring.msg_len(pos).load(Ordering::Relaxed);
+        if word == CANCELLED && ring.flavor() == Flavor::Mpmc {
+            return Accept::Skip;
+        }
+        match ring.check_len(word) {
+            Err(_) => Accept::Reject(Fail::Corrupt),
+            Ok(n) if room.is_some_and(|r| r < n) => Accept::Reject(Fail::TooSmall(n)),
+            Ok(n) => {
+                *len = n;
+                Accept::Take
+            }
+        }
+    }
+
+    /// Pops one byte message into `dest`, waiting as `wait` says; its length.
+    pub(crate) fn pop_bytes(&self, dest: &mut Dest<'_>, wait: Wait) -> Result<usize, Fail> {
+        let room = match dest {
+            Dest::Slice(b) => Some(b.len()),
+            Dest::Vec(_) => None,
+        };
+        let mut len = 0;
+        let pos = self.take(wait, |pos| self.judge_bytes(pos, room, &mut len))?;
+        let data = self.ring.msg_data(pos);
+        match dest {
+            // SAFETY: the slot is ours until release; len <= max bytes lie in its message
+            // area and fit in `b` (judged above); `b` is not in the ring.
+            Dest::Slice(b) => unsafe { std::ptr::copy_nonoverlapping(data, b.as_mut_ptr(), len) },
+            Dest::Vec(v) => {
+                v.clear();
+                // SAFETY: as above; nobody writes the slot while we hold it.
+                v.extend_from_slice(unsafe { std::slice::from_raw_parts(data, len) });
+            }
+        }
+        self.release(pos);
+        Ok(len)
+    }
+
+    /// Takes the next byte message in place, waiting as `wait` says: its position and length
+    /// (the caller releases it).
+    pub(crate) fn take_bytes(&self, wait: Wait) -> Result<(u64, usize), Fail> {
+        let mut len = 0;
+        let pos = self.take(wait, |pos| self.judge_bytes(pos, None, &mut len))?;
+        Ok((pos, len))
+    }
+
+    /// Up to `want` published items from the head, without waiting (SPSC rings): the first
+    /// position and how many. `Corrupt`.
+    #[inline]
+    pub(crate) fn ready_run(&self, want: u64) -> Result<(u64, u64), Fail> {
+        debug_assert_eq!(self.ring.flavor(), Flavor::Spsc);
+        if self.ring.state() & !CLOSED != 0 {
+            return Err(Fail::Corrupt);
+        }
+        let ready = self
+            .ring
+            .spsc_ready(&self.cur, want)
+            .map_err(|_| Fail::Corrupt)?;
+        Ok((self.cur.head(), ready.min(want)))
+    }
+
+    /// Releases `n` items read from the head on (SPSC rings; `n` at most what
+    /// [`ready_run`](Self::ready_run) gave).
+    #[inline]
+    pub(crate) fn release_run(&self, n: u64) {
+        if n > 0 {
+            self.ring.spsc_release(&self.cur, n);
+        }
+    }
+
+    /// Copies up to `out.len()` elements out of the ring, in order, without waiting; how
+    /// many.
+    pub(crate) fn pop_slice<T: Element>(&self, out: &mut [T]) -> usize {
+        if out.is_empty() {
+            return 0;
+        }
+        if self.ring.flavor() == Flavor::Mpmc {
+            let mut n = 0;
+            for slot in out.iter_mut() {
+                match self.pop(Wait::No) {
+                    Ok(v) => *slot = v,
+                    Err(_) => break,
+                }
+                n += 1;
+            }
+            return n;
+        }
+        let Ok((pos, n)) = self.ready_run(out.len() as u64) else {
+            return 0;
+        };
+        // SAFETY: n slots from `pos` are published and ours (ready_run); contiguous `T`s.
+        unsafe { copy_run(&self.ring, pos, n as usize, out.as_mut_ptr(), false) };
+        self.release_run(n);
+        n as usize
+    }
+
+    /// Waits until an item is ready to take (`Ok`), or says why none will come: `Closed`
+    /// (closed and drained), `Disconnected` (drained, producers gone), `Timeout`, `Corrupt`.
+    pub(crate) fn wait_readable(&self, timeout: Option<Duration>) -> Result<(), Fail> {
+        let ring = &*self.ring;
+        let mut ready = |_: Poll| -> Option<Result<(), Fail>> {
+            if ring.is_poisoned() {
+                return Some(Err(Fail::Corrupt));
+            }
+            let readable = match ring.flavor() {
+                Flavor::Spsc => match ring.spsc_readable(&self.cur) {
+                    Ok(r) => r,
+                    Err(_) => return Some(Err(Fail::Corrupt)),
+                },
+                Flavor::Mpmc => ring.mpmc_readable(),
+            };
+            if readable {
+                return Some(Ok(()));
+            }
+            ring.is_closed().then_some(Err(Fail::Closed))
+        };
+        if let Some(r) = ready(Poll::Check) {
+            return r;
+        }
+        match ring.sync().not_empty.wait_until(
+            &effective(ring, self.strategy),
+            Deadline::from_timeout(timeout),
+            role::watching(ring.producers(), ring.prober(), &mut ready),
+        ) {
+            Some(Waited::Ready(r)) => r,
+            None if ring.peers_gone(ring.producers()) => {
+                ready(Poll::Check).unwrap_or(Err(Fail::Disconnected))
+            }
+            None => Err(Fail::Timeout),
+            Some(Waited::PeersGone) => Err(Fail::Disconnected),
+        }
+    }
+}
+
+impl Drop for Rx {
+    fn drop(&mut self) {
+        let ring = &*self.ring;
+        role::release(ring.consumers(), self.role, ring.prober().me());
+        // Producers may now be disconnected.
+        ring.wake_all();
+    }
+}
