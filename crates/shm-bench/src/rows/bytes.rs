@@ -19,6 +19,7 @@ use shm_core::{SegmentName, WaitStrategy};
 use shm_process::Roles;
 use shm_queue::bytes::{ByteQueue, BytesTryPushError, Flavor, PopIntoError};
 use shm_queue::pipe::{Pipe, RecvIntoError, TrySendError};
+use shm_queue::PopError;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -142,8 +143,8 @@ pub fn cases() -> Vec<Case> {
         ));
         if s.key == KEY_1M {
             v.push(
-                case(s.key, LOAN_LINE, Who::Ours, "busy-poll", |_, _| {
-                    Err(Miss::Skipped("shm-queue has no loan API yet".into()))
+                case(s.key, LOAN_LINE, Who::Ours, "busy-poll", move |c, p| {
+                    loan_tp(c, p, s)
                 })
                 .fine(),
             );
@@ -184,6 +185,7 @@ pub fn roles(r: Roles) -> Roles {
     let r = r
         .role("b-queue-sink", |a| exit(queue_sink(child_args(a))))
         .role("b-pipe-sink", |a| exit(pipe_sink(child_args(a))))
+        .role("b-loan-sink", |a| exit(loan_sink(child_args(a))))
         .role("b-ipc-sink", |a| exit(ipc_sink(child_args(a))));
     #[cfg(feature = "iceoryx2")]
     let r = super::iceoryx::roles(r);
@@ -384,6 +386,50 @@ fn queue_sink(a: &[String]) -> Result<(), BoxError> {
             Ok(n) => sink.take(&buf[..n])?,
             Err(PopIntoError::Disconnected | PopIntoError::Closed) => return Ok(()),
             Err(e) => return sink.fail(format!("pop: {e}")),
+        }
+    }
+}
+
+/// The zero-copy path: the producer fills a loan of the ring's slot from its message buffer
+/// (the one copy), the consumer reads the message in place (checking its stamps: a few bytes)
+/// and drops it.
+fn loan_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
+    harness::pin_to(p.parent_cpu());
+    let n = SegmentName::unique();
+    let q = ByteQueue::builder(&n)
+        .flavor(Flavor::Spsc)
+        .capacity(ring_capacity(s.bytes))
+        .max_message(s.bytes)
+        .create()
+        .map_err(|e| format!("create: {e}"))?;
+    let mut tx = q.producer().map_err(Miss::failed)?;
+    tx.set_wait_strategy(WaitStrategy::busy_poll());
+    send_batches(cfg, p, s, "b-loan-sink", &n, move |msg| {
+        match tx.try_loan(msg.len()) {
+            Ok(mut loan) => {
+                loan.copy_from_slice(msg);
+                loan.commit();
+                Ok(true)
+            }
+            Err(BytesTryPushError::Full(_)) => Ok(false),
+            Err(e) => Err(format!("try_loan: {e}").into()),
+        }
+    })
+}
+
+fn loan_sink(a: &[String]) -> Result<(), BoxError> {
+    let q = ByteQueue::builder(&seg_name(arg(a, 0)?)?)
+        .flavor(Flavor::Spsc)
+        .open()?;
+    let bytes = size_arg(a, 2)?;
+    let mut sink = Sink::open(arg(a, 1)?, bytes)?;
+    let mut rx = q.consumer()?;
+    rx.set_wait_strategy(WaitStrategy::busy_poll());
+    loop {
+        match rx.read() {
+            Ok(msg) => sink.take(&msg)?,
+            Err(PopError::Disconnected | PopError::Closed) => return Ok(()),
+            Err(e) => return sink.fail(format!("read: {e}")),
         }
     }
 }

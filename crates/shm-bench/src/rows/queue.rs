@@ -11,7 +11,7 @@ use shm_core::{SegmentName, WaitStrategy};
 use shm_process::Roles;
 use shm_queue::bytes::{ByteQueue, BytesTryPushError, Flavor, TryPopIntoError};
 use shm_queue::pipe::Pipe;
-use shm_queue::{MpmcQueue, SpscQueue, TryPopError, TryPushError};
+use shm_queue::{ChunkError, MpmcQueue, SpscQueue, TryPopError, TryPushError};
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -213,11 +213,7 @@ pub fn cases() -> Vec<Case> {
             SPSC_CHUNKS_LINE,
             Who::Ours,
             "default; spin on *_chunk",
-            |_, _| {
-                Err(Miss::Skipped(
-                    "shm-queue has no write_chunk/read_chunk yet".into(),
-                ))
-            },
+            spsc_chunk_tp,
         )
         .fine(),
         case(
@@ -289,6 +285,7 @@ pub fn roles(r: Roles) -> Roles {
         .role("q-spsc-sink", |a| exit(spsc_sink(child_args(a))))
         .role("q-mpmc-sink", |a| exit(mpmc_sink(child_args(a))))
         .role("q-bytes-sink", |a| exit(bytes_sink(child_args(a))))
+        .role("q-chunk-sink", |a| exit(chunk_sink(child_args(a))))
         .role("q-unix-sink", |a| exit(unix_sink(child_args(a))))
 }
 
@@ -1009,6 +1006,68 @@ macro_rules! ring_throughput {
 
 ring_throughput!(SpscQueue, spsc_tp, spsc_sink, "q-spsc-sink");
 ring_throughput!(MpmcQueue, mpmc_tp, mpmc_sink, "q-mpmc-sink");
+
+/// One-way throughput through an SPSC ring in chunks lent in place (rtrb's API): the producer
+/// asks `write_chunk` for up to [`SLICE`] slots (for as many as are free when fewer are),
+/// writes the item numbers into them and commits them all; the consumer asks `read_chunk` for
+/// up to [`SLICE`] items, sums them (reading every item) and commits them all.
+fn spsc_chunk_tp(cfg: &Cfg, p: Placement) -> Result<Vec<f64>, Miss> {
+    harness::pin_to(p.parent_cpu());
+    let n = SegmentName::unique();
+    let q = SpscQueue::<u64>::builder(&n)
+        .capacity(CAP)
+        .create()
+        .map_err(|e| format!("create: {e}"))?;
+    let mut tx = q.producer().map_err(Miss::failed)?;
+    child_tp(
+        cfg,
+        p,
+        "q-chunk-sink",
+        &[n.as_str().into()],
+        move |i, left| {
+            let want = (left as usize).min(SLICE);
+            let mut chunk = match tx.write_chunk(want) {
+                Ok(c) => c,
+                Err(ChunkError::TooFew { available: 0 }) => return Ok(0),
+                Err(ChunkError::TooFew { available }) => tx
+                    .write_chunk(available)
+                    .map_err(|e| format!("write_chunk: {e}"))?,
+                Err(e) => return Err(format!("write_chunk: {e}").into()),
+            };
+            let (a, b) = chunk.as_mut_slices();
+            for (v, k) in a.iter_mut().chain(b.iter_mut()).zip(i..) {
+                *v = k;
+            }
+            let k = chunk.len() as u64;
+            chunk.commit_all();
+            Ok(k)
+        },
+    )
+}
+
+fn chunk_sink(a: &[String]) -> Result<(), BoxError> {
+    let q = SpscQueue::<u64>::builder(&seg_name(arg(a, 0)?)?).open()?;
+    let w = Words::open(arg(a, 1)?)?;
+    let mut rx = q.consumer()?;
+    consume(w.word(ACK), PATIENCE, || {
+        let chunk = match rx.read_chunk(SLICE) {
+            Ok(c) => c,
+            Err(ChunkError::TooFew { available: 0 }) => return popped(rx.try_pop()),
+            Err(ChunkError::TooFew { available }) => rx
+                .read_chunk(available)
+                .map_err(|e| format!("read_chunk: {e}"))?,
+            Err(ChunkError::Closed) => return Ok(Pop::End),
+            Err(e) => return Err(format!("read_chunk: {e}").into()),
+        };
+        let (x, y) = chunk.as_slices();
+        let sum = x.iter().chain(y).fold(0u64, |s, &v| s.wrapping_add(v));
+        std::hint::black_box(sum);
+        let k = chunk.len() as u64;
+        chunk.commit_all();
+        Ok(Pop::Got(k))
+    })?;
+    Ok(())
+}
 
 /// One-way message rate of [`MSG`]-byte messages through an SPSC byte queue of [`CAP`]
 /// messages: `try_push` of a message buffer (its first 8 bytes the item number), and
