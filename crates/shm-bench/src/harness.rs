@@ -26,6 +26,11 @@ pub struct Cfg {
     pub verbose: bool,
     /// Interleaved rounds per cell (samples and time are split between them).
     pub rounds: usize,
+    /// Sub-rounds per round of the lines of a budget ratio ([`Case::fine`]): such a line is
+    /// measured `rounds × fine` times, briefly, each time beside the other lines of its table.
+    ///
+    /// [`Case::fine`]: crate::rows::Case::fine
+    pub fine: usize,
 }
 
 impl Cfg {
@@ -36,10 +41,11 @@ impl Cfg {
             samples: 300_000,
             max_time: Duration::from_secs(3),
             warmup: Duration::from_millis(200),
-            batches: 60,
+            batches: 120,
             python: true,
             verbose: true,
             rounds: 3,
+            fine: 8,
         }
     }
 
@@ -54,6 +60,7 @@ impl Cfg {
             python: true,
             verbose: true,
             rounds: 1,
+            fine: 1,
         }
     }
 
@@ -64,6 +71,23 @@ impl Cfg {
         } else {
             full
         }
+    }
+
+    /// The share of one measurement of a cell when the cell is measured `pieces` times in a
+    /// run: samples, time and batches divided between the pieces; each piece warms up for
+    /// its share too, but at least `MIN_WARMUP` (a child process has to start and settle).
+    pub fn piece(&self, pieces: usize) -> Cfg {
+        const MIN_WARMUP: Duration = Duration::from_millis(40);
+        let k = pieces.max(1);
+        let mut c = self.clone();
+        c.samples = (self.samples / k).max(5);
+        c.max_time = self.max_time / k as u32;
+        c.batches = (self.batches / k).max(3);
+        if k > self.rounds.max(1) {
+            c.warmup = (self.warmup * self.rounds.max(1) as u32 / k as u32)
+                .max(MIN_WARMUP.min(self.warmup));
+        }
+        c
     }
 }
 
@@ -261,6 +285,19 @@ pub struct Stats {
     /// Spread of the medians of five consecutive slices of the samples, relative to the
     /// median: how stable the median is.
     pub spread: f64,
+    /// Median and 99th percentile of each piece (round or sub-round) in the order measured:
+    /// piece `k` of two lines of one table were measured one right after the other, so the
+    /// budget takes its ratios piece by piece.
+    pub pieces: Vec<Piece>,
+}
+
+/// One piece's (one round's or sub-round's) median and 99th percentile, ns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Piece {
+    /// Median.
+    pub median: f64,
+    /// 99th percentile.
+    pub p99: f64,
 }
 
 impl Stats {
@@ -291,7 +328,25 @@ impl Stats {
             p99,
             n: samples.len(),
             spread,
+            pieces: Vec::new(),
         })
+    }
+
+    /// Summarizes the pooled samples of `pieces` (each the samples of one round or
+    /// sub-round, in the order measured), keeping each piece's median and p99. Empty pieces
+    /// are left out.
+    pub fn of_pieces(pieces: &[Vec<f64>], latency: bool) -> Option<Stats> {
+        let pooled: Vec<f64> = pieces.iter().flatten().copied().collect();
+        let mut st = Stats::of(&pooled, latency)?;
+        st.pieces = pieces
+            .iter()
+            .filter(|p| !p.is_empty())
+            .map(|p| Piece {
+                median: median(p),
+                p99: percentile(p, 0.99),
+            })
+            .collect();
+        Some(st)
     }
 }
 
@@ -519,6 +574,35 @@ mod tests {
         let s = Stats::of(&flat, false).unwrap();
         assert_eq!((s.median, s.p99, s.spread), (7.0, None, 0.0));
         assert!(Stats::of(&[], true).is_none());
+        let s = Stats::of_pieces(&[vec![1.0, 2.0, 3.0], vec![], vec![10.0; 3]], true).unwrap();
+        assert_eq!((s.n, s.median), (6, 10.0)); // index round(5 × 0.5) = 3
+        let want = [
+            Piece {
+                median: 2.0,
+                p99: 3.0,
+            },
+            Piece {
+                median: 10.0,
+                p99: 10.0,
+            },
+        ];
+        assert_eq!(s.pieces, want);
+        assert!(Stats::of_pieces(&[vec![], vec![]], true).is_none());
+    }
+
+    #[test]
+    fn a_piece_gets_its_share() {
+        let full = Cfg::full();
+        let c = full.piece(full.rounds);
+        assert_eq!(c.samples, full.samples / full.rounds);
+        assert_eq!(c.warmup, full.warmup);
+        let k = full.rounds * full.fine;
+        let f = full.piece(k);
+        assert_eq!(f.max_time, full.max_time / k as u32);
+        assert_eq!(f.batches, (full.batches / k).max(3));
+        assert!(f.warmup < full.warmup && f.warmup >= Duration::from_millis(40));
+        let q = Cfg::quick();
+        assert_eq!(q.piece(1).warmup, q.warmup);
     }
 
     #[test]

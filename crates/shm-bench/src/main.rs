@@ -42,6 +42,8 @@ usage: shm-bench [options]
   --samples N        most samples per latency cell (default 200000; quick 2000)
   --seconds S        most seconds measured per cell (default 3; quick 0.15)
   --rounds N         measure every cell in N interleaved rounds, pooled (default 3; quick 1)
+  --fine N           measure the lines of a budget ratio N times per round, each time beside
+                     the rest of their table; ratios are taken pair by pair (default 8; quick 1)
   --list             list the tables and their keys, then exit
   -q, --quiet        no per-cell progress
   -h, --help         this text";
@@ -104,6 +106,14 @@ fn parse_args() -> Result<Args, String> {
                     return Err("--rounds must be between 1 and 100".into());
                 }
             }
+            "--fine" => {
+                a.cfg.fine = value("--fine")?
+                    .parse()
+                    .map_err(|e| format!("--fine: {e}"))?;
+                if !(1..=100).contains(&a.cfg.fine) {
+                    return Err("--fine must be between 1 and 100".into());
+                }
+            }
             "--list" => a.list = true,
             "-q" | "--quiet" => a.cfg.verbose = false,
             "-h" | "--help" => {
@@ -160,21 +170,34 @@ fn main() {
     let pinned = harness::online_cpus() >= 2 && harness::pin_to(1) && harness::pin_to(0);
     harness::unpin();
     let overhead = harness::timer_overhead();
+    // Every cell is measured in `rounds` interleaved rounds (every table once, then every
+    // table again…), each with its share of the samples and time, and the samples pooled: a
+    // slow spell of this shared machine then hits every line alike instead of one line's whole
+    // measurement. A table with lines of a budget ratio (`Case::fine`) is gone through
+    // `fine` times per round, column by column, those lines measured each time and the others
+    // only the first time: a budget line and its peer are measured right after one another
+    // `rounds × fine` times, and the report takes their ratio pair by pair.
+    let rounds = cfg.rounds.max(1);
+    let fine = cfg.fine.max(1);
+    let round_cfg = cfg.piece(rounds);
+    let fine_cfg = cfg.piece(rounds * fine);
+    let placements_of = |c: &rows::Case| {
+        groups
+            .iter()
+            .find(|g| g.key == c.group)
+            .map_or(0, |g| g.placements.len())
+    };
     let total: usize = cases
         .iter()
-        .map(|c| {
-            groups
-                .iter()
-                .find(|g| g.key == c.group)
-                .map_or(0, |g| g.placements.len())
-        })
+        .map(|c| placements_of(c) * rounds * if c.fine { fine } else { 1 })
         .sum();
     if cfg.verbose {
         eprintln!(
-            "shm-bench: {} cells in {} tables ({} mode){}",
-            total,
+            "shm-bench: {} cells in {} tables ({} mode, {} measurements){}",
+            cases.iter().map(placements_of).sum::<usize>(),
             groups.len(),
             if cfg.quick { "quick" } else { "full" },
+            total,
             if pinned {
                 ""
             } else {
@@ -182,71 +205,72 @@ fn main() {
             }
         );
     }
-    // Every cell is measured in `rounds` interleaved rounds (all cells once, then all again…),
-    // each with its share of the samples and time, and the samples pooled: a slow spell of this
-    // shared machine then hits every line alike instead of one line's whole measurement.
-    let rounds = cfg.rounds.max(1);
-    let mut round_cfg = cfg.clone();
-    round_cfg.samples = (cfg.samples / rounds).max(5);
-    round_cfg.max_time = cfg.max_time / rounds as u32;
-    round_cfg.batches = (cfg.batches / rounds).max(3);
-    let mut pooled: Vec<Vec<Result<Vec<f64>, Miss>>> = cases
+    // Per case, per column: the samples of each piece (round or sub-round), or why none.
+    let mut pooled: Vec<Vec<Result<Vec<Vec<f64>>, Miss>>> = cases
         .iter()
-        .map(|c| {
-            let n = groups
-                .iter()
-                .find(|g| g.key == c.group)
-                .map_or(0, |g| g.placements.len());
-            (0..n).map(|_| Ok(Vec::new())).collect()
-        })
+        .map(|c| (0..placements_of(c)).map(|_| Ok(Vec::new())).collect())
         .collect();
     let mut done = 0;
     for round in 1..=rounds {
-        for (ci, c) in cases.iter().enumerate() {
-            let Some(g) = groups.iter().find(|g| g.key == c.group) else {
-                continue;
+        for g in &groups {
+            let subs = if cases.iter().any(|c| c.group == g.key && c.fine) {
+                fine
+            } else {
+                1
             };
-            for (pi, &p) in g.placements.iter().enumerate() {
-                done += 1;
-                let slot = &mut pooled[ci][pi];
-                let Ok(acc) = slot else {
-                    continue; // skipped or failed in an earlier round
-                };
-                if cfg.verbose {
-                    eprint!(
-                        "[{done:>3}/{}] round {round}/{rounds} {:<15} {:<46} {:<15} … ",
-                        total * rounds,
-                        g.key,
-                        c.line,
-                        p.title()
-                    );
-                    let _ = std::io::stderr().flush();
-                }
-                let t = Instant::now();
-                let outcome = (c.run)(&round_cfg, p);
-                harness::unpin();
-                match outcome {
-                    Ok(s) => {
-                        if cfg.verbose {
-                            let latency = matches!(g.kind, rows::Kind::Latency);
-                            let med = harness::Stats::of(&s, latency).map_or(0.0, |st| st.median);
-                            eprintln!(
-                                "{} (n={}, {:.1} s)",
-                                harness::fmt_ns(med),
-                                s.len(),
-                                t.elapsed().as_secs_f64()
-                            );
+            for sub in 0..subs {
+                for (pi, &p) in g.placements.iter().enumerate() {
+                    for (ci, c) in cases.iter().enumerate() {
+                        if c.group != g.key || (sub > 0 && !c.fine) {
+                            continue;
                         }
-                        acc.extend(s);
-                    }
-                    Err(m) => {
+                        done += 1;
+                        let slot = &mut pooled[ci][pi];
+                        let Ok(acc) = slot else {
+                            continue; // skipped or failed in an earlier piece
+                        };
                         if cfg.verbose {
-                            match &m {
-                                Miss::Skipped(w) => eprintln!("skipped: {w}"),
-                                Miss::Failed(w) => eprintln!("FAILED: {w}"),
+                            let piece = if c.fine && fine > 1 {
+                                format!("{round}/{rounds}.{}", sub + 1)
+                            } else {
+                                format!("{round}/{rounds}")
+                            };
+                            eprint!(
+                                "[{done:>4}/{total}] round {piece:<6} {:<15} {:<56} {:<15} … ",
+                                g.key,
+                                c.line,
+                                p.title()
+                            );
+                            let _ = std::io::stderr().flush();
+                        }
+                        let t = Instant::now();
+                        let outcome = (c.run)(if c.fine { &fine_cfg } else { &round_cfg }, p);
+                        harness::unpin();
+                        match outcome {
+                            Ok(s) => {
+                                if cfg.verbose {
+                                    let latency = matches!(g.kind, rows::Kind::Latency);
+                                    let med =
+                                        harness::Stats::of(&s, latency).map_or(0.0, |st| st.median);
+                                    eprintln!(
+                                        "{} (n={}, {:.2} s)",
+                                        harness::fmt_ns(med),
+                                        s.len(),
+                                        t.elapsed().as_secs_f64()
+                                    );
+                                }
+                                acc.push(s);
+                            }
+                            Err(m) => {
+                                if cfg.verbose {
+                                    match &m {
+                                        Miss::Skipped(w) => eprintln!("skipped: {w}"),
+                                        Miss::Failed(w) => eprintln!("FAILED: {w}"),
+                                    }
+                                }
+                                *slot = Err(m);
                             }
                         }
-                        *slot = Err(m);
                     }
                 }
             }
@@ -265,7 +289,7 @@ fn main() {
             .map(|(&p, r)| Cell {
                 placement: p,
                 outcome: r.and_then(|s| {
-                    harness::Stats::of(&s, latency).ok_or(Miss::Failed("no samples".into()))
+                    harness::Stats::of_pieces(&s, latency).ok_or(Miss::Failed("no samples".into()))
                 }),
             })
             .collect();

@@ -1,7 +1,7 @@
 //! The run's results: the terminal tables, `BENCHMARKS.md`, JSON, and the budget checks.
 
 use crate::harness::{fmt_bytes_rate, fmt_ns, fmt_rate, Cfg, Placement, Stats};
-use crate::rows::{Group, Kind, Miss, Who};
+use crate::rows::{bytes, queue, Group, Kind, Miss, Who};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 
@@ -134,7 +134,7 @@ impl Report {
                 "   one op = {}; ×ours = this line's median ÷ the ★ line's median in the same column",
                 g.op
             );
-            let mut header = format!("   {:<46} {:<7} {:<26}", "implementation", "who", "wait");
+            let mut header = format!("   {:<56} {:<7} {:<26}", "implementation", "who", "wait");
             for p in g.placements {
                 let _ = write!(header, " | {:<40}", p.title());
             }
@@ -146,7 +146,7 @@ impl Report {
                 } else {
                     " "
                 };
-                let mut row = format!("{star}  {:<46} {:<7} {:<26}", l.line, l.who.label(), l.wait);
+                let mut row = format!("{star}  {:<56} {:<7} {:<26}", l.line, l.who.label(), l.wait);
                 for p in g.placements {
                     let cell = l.cells.iter().find(|c| c.placement == *p);
                     let txt = match cell.map(|c| &c.outcome) {
@@ -178,10 +178,11 @@ impl Report {
             for c in checks {
                 let _ = writeln!(
                     s,
-                    "   {:<8} {}: {} (budget {})",
+                    "   {:<8} {}: {} [{}] (budget {})",
                     c.verdict(),
                     c.what,
                     c.shown(),
+                    c.shown_spread(),
                     c.budget
                 );
             }
@@ -231,16 +232,27 @@ impl Report {
                 "pinning failed on this machine: placements are nominal"
             }
         );
+        let rounds = self.cfg.rounds.max(1);
+        let fine = self.cfg.fine.max(1);
+        let round = self.cfg.piece(rounds);
+        let piece = self.cfg.piece(rounds * fine);
         let _ = writeln!(
             s,
-            "- sampling: every cell is measured in {} interleaved rounds (each table line once per round, in turn) whose samples \
-             are pooled; per round a cell warms up {:.0} ms, then takes up to {} samples or {:.1} s; latency rows time every \
-             operation on its own (the median timer overhead, {:.1} ns, subtracted) unless the table says batches; throughput rows \
-             time batches and divide by the batch size; run took {:.0} s",
-            self.cfg.rounds.max(1),
-            self.cfg.warmup.as_secs_f64() * 1e3,
-            (self.cfg.samples / self.cfg.rounds.max(1)).max(5),
-            self.cfg.max_time.as_secs_f64() / self.cfg.rounds.max(1) as f64,
+            "- sampling: every cell is measured in {rounds} interleaved rounds (every table once per round, column by column, \
+             each line in turn) whose samples are pooled; per round a cell warms up {:.0} ms, then takes up to {} samples, {} \
+             batches or {:.2} s. The lines of a budget ratio are measured {fine} times per round instead ({} pieces), each time \
+             right after the other lines of their table: {:.0} ms warm-up and up to {} samples, {} batches or {:.3} s each. \
+             Latency rows time every operation on its own (the median timer overhead, {:.1} ns, subtracted) unless the table \
+             says batches; throughput rows time batches and divide by the batch size; run took {:.0} s",
+            round.warmup.as_secs_f64() * 1e3,
+            round.samples,
+            round.batches,
+            round.max_time.as_secs_f64(),
+            rounds * fine,
+            piece.warmup.as_secs_f64() * 1e3,
+            piece.samples,
+            piece.batches,
+            piece.max_time.as_secs_f64(),
             c.timer_overhead_ns,
             c.seconds
         );
@@ -253,14 +265,24 @@ impl Report {
         let checks = self.budget();
         if !checks.is_empty() {
             let _ = writeln!(s, "## Budget (ARCHITECTURE.md), from this run\n");
-            let _ = writeln!(s, "| check | from this run | budget | verdict |");
-            let _ = writeln!(s, "|---|---|---|---|");
+            let _ = writeln!(
+                s,
+                "Each ratio is taken from lines measured side by side in this run. Where both lines were measured \
+                 in the same pieces (rounds and sub-rounds, one line right after the other), the ratio is the median \
+                 of the piece-by-piece ratios, and \"spread\" is their middle half (25th–75th percentile) and how many \
+                 pairs; otherwise the ratio of the pooled medians. A rate ratio (\"message rate ÷\", \"bandwidth ÷\") is the \
+                 other line's time ÷ this line's. A p99 check takes each piece's p99 ÷ its median the same way (a pooled p99 \
+                 would mix the machine's slow spells into the tail).\n"
+            );
+            let _ = writeln!(s, "| check | from this run | spread | budget | verdict |");
+            let _ = writeln!(s, "|---|---|---|---|---|");
             for c in &checks {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} |",
                     c.what,
                     c.shown(),
+                    c.shown_spread(),
                     c.budget,
                     c.verdict()
                 );
@@ -364,6 +386,11 @@ impl Report {
                                         o["p99_ns"] = json!(st.p99);
                                         o["samples"] = json!(st.n);
                                         o["spread"] = json!(st.spread);
+                                        o["piece_medians_ns"] = json!(st
+                                            .pieces
+                                            .iter()
+                                            .map(|p| p.median)
+                                            .collect::<Vec<_>>());
                                         o["ratio_to_ours"] = json!(self.ratio(g, l, cell.placement));
                                     }
                                     Err(Miss::Skipped(w)) => o["skipped"] = json!(w),
@@ -385,7 +412,11 @@ impl Report {
         let budget: Vec<Value> = self
             .budget()
             .iter()
-            .map(|b| json!({ "check": b.what, "value": b.value, "unit": if b.ratio { "x" } else { "ns" }, "budget": b.budget, "met": b.met }))
+            .map(|b| json!({
+                "check": b.what, "value": b.value, "unit": if b.ratio { "x" } else { "ns" },
+                "spread": b.spread.map(|(lo, hi, n)| json!({ "p25": lo, "p75": hi, "pairs": n })),
+                "budget": b.budget, "met": b.met,
+            }))
             .collect();
         json!({
             "date": c.date, "command": c.command, "quick": self.cfg.quick,
@@ -396,6 +427,10 @@ impl Report {
     }
 }
 
+/// The middle half of a check's piece-by-piece ratios (25th and 75th percentile) and how many
+/// pieces.
+pub type Spread = (f64, f64, usize);
+
 /// One budget check.
 #[derive(Debug, Clone)]
 pub struct Check {
@@ -405,18 +440,30 @@ pub struct Check {
     pub value: Option<f64>,
     /// Whether `value` is a ratio (else ns).
     pub ratio: bool,
+    /// The middle half (25th to 75th percentile) of the ratios taken piece by piece, and how
+    /// many pieces: how stable the ratio is. `None` when the two lines were not measured in
+    /// matching pieces.
+    pub spread: Option<Spread>,
     /// The budget, in words.
     pub budget: String,
+    /// The bound, for the "unstable" mark: `Some(x)` for a ratio bound at `x`.
+    bound_at: Option<f64>,
     /// Whether it is met (None: not measured).
     pub met: Option<bool>,
 }
 
 impl Check {
-    fn verdict(&self) -> &'static str {
-        match self.met {
+    fn verdict(&self) -> String {
+        let v = match self.met {
             Some(true) => "met",
             Some(false) => "MISSED",
-            None => "not run",
+            None => return "not run".into(),
+        };
+        match (self.spread, self.bound_at) {
+            (Some((lo, hi, _)), Some(x)) if lo <= x && x <= hi => {
+                format!("{v} (unstable: the middle half of the pairs straddles the budget)")
+            }
+            _ => v.into(),
         }
     }
 
@@ -427,183 +474,358 @@ impl Check {
             Some(v) => fmt_ns(v),
         }
     }
+
+    fn shown_spread(&self) -> String {
+        match self.spread {
+            Some((lo, hi, n)) => format!("{lo:.2}x–{hi:.2}x of {n}"),
+            None => "-".into(),
+        }
+    }
 }
 
-/// A line's median from the cores-0+1 column, or the single column for one-process rows.
-fn median_of(r: &Report, g: &str, l: &str) -> Option<f64> {
-    r.median(g, l, Placement::Split)
-        .or_else(|| r.median(g, l, Placement::Single))
+/// A line's cell from the cores-0+1 column, or the single column for one-process rows.
+fn cell_of<'a>(r: &'a Report, g: &str, l: &str) -> Option<&'a Stats> {
+    let line = r.lines.iter().find(|x| x.group == g && x.line == l)?;
+    let get = |p| {
+        line.cells
+            .iter()
+            .find(|c| c.placement == p)
+            .and_then(|c| c.outcome.as_ref().ok())
+    };
+    get(Placement::Split).or_else(|| get(Placement::Single))
 }
 
-/// `a ÷ b`, each from [`median_of`].
-fn ratio_of(r: &Report, ga: &str, la: &str, gb: &str, lb: &str) -> Option<f64> {
-    let (a, b) = (median_of(r, ga, la)?, median_of(r, gb, lb)?);
-    (b > 0.0).then(|| a / b)
-}
-
-/// A budget bound: on the ratio `a ÷ b`, or on `a`'s own median.
+/// A budget bound: on a ratio, or on `a`'s own median.
 #[derive(Debug, Clone, Copy)]
 enum Bound {
-    /// `a ÷ b` at most this.
+    /// The ratio at most this.
     AtMost(f64),
-    /// `a ÷ b` at least this.
+    /// The ratio at least this.
     AtLeast(f64),
     /// `a`'s median strictly below this many ns (with [`Against::Nothing`]).
     BelowNs(f64),
+    /// `a` was measured at all (not skipped) (with [`Against::Nothing`]).
+    Measured,
 }
 
 /// What a budget line's `a` is compared with.
 #[derive(Debug, Clone, Copy)]
 enum Against {
-    /// `a ÷` this line (table key, line).
-    Line(&'static str, &'static str),
-    /// Nothing: the bound is on `a`'s median itself.
+    /// `a`'s time per operation ÷ this line's (table key, line).
+    Time(&'static str, &'static str),
+    /// `a`'s rate ÷ this line's rate, i.e. this line's time ÷ `a`'s (table key, line).
+    Rate(&'static str, &'static str),
+    /// `a`'s own p99 ÷ its median.
+    OwnP99,
+    /// Nothing: the bound is on `a` itself.
     Nothing,
 }
 
-/// One budget of ARCHITECTURE.md: `a` (a table key and a line) against `b`, within `bound`.
-type BudgetSpec = (&'static str, (&'static str, &'static str), Against, Bound);
+/// One budget of ARCHITECTURE.md (and issue 11): `a` (a table key and a line) against `b`,
+/// within `bound`. `paired`: both lines are measured finely (`Case::fine`), so the ratio is
+/// taken piece by piece; the unit tests hold the lines to that.
+struct BudgetSpec {
+    what: &'static str,
+    a: (&'static str, &'static str),
+    b: Against,
+    bound: Bound,
+    /// Read by the unit test that holds both lines to `Case::fine`.
+    #[cfg_attr(not(test), allow(dead_code))]
+    paired: bool,
+}
 
-const SPSC_RT: (&str, &str) = ("queue-rt-busy", "shm-queue SPSC ring");
-const SPSC_TP: (&str, &str) = ("queue-tp", "shm-queue SPSC ring, push/pop");
+const fn spec(
+    what: &'static str,
+    a: (&'static str, &'static str),
+    b: Against,
+    bound: Bound,
+) -> BudgetSpec {
+    BudgetSpec {
+        what,
+        a,
+        b,
+        bound,
+        paired: false,
+    }
+}
+
+/// [`spec`] of two finely measured lines.
+const fn paired(
+    what: &'static str,
+    a: (&'static str, &'static str),
+    b: Against,
+    bound: Bound,
+) -> BudgetSpec {
+    BudgetSpec {
+        paired: true,
+        ..spec(what, a, b, bound)
+    }
+}
+
+const SPSC_RT: (&str, &str) = (queue::RT_BUSY, queue::SPSC_RT_LINE);
+const SPSC_TP: (&str, &str) = (queue::TP, queue::SPSC_TP_LINE);
+const RTRB: Against = Against::Rate(queue::TP, queue::RTRB_LINE);
 
 /// The budget checks; the unit test below keeps every (table, line) here in `rows::cases()`.
 const BUDGET: &[BudgetSpec] = &[
-    (
+    paired(
+        "SPSC one-way, default wait protocol, time per message ÷ rtrb's between two threads",
+        SPSC_TP,
+        Against::Time(queue::TP, queue::RTRB_LINE),
+        Bound::AtMost(1.0),
+    ),
+    paired(
+        "SPSC one-way in slices (push_slice/pop_slice of 256): message rate ÷ rtrb's message rate between two threads",
+        (queue::TP, queue::SPSC_SLICES_LINE),
+        RTRB,
+        Bound::AtLeast(3.0),
+    ),
+    paired(
+        "SPSC one-way in chunks (write_chunk/read_chunk of 256): message rate ÷ rtrb's message rate between two threads",
+        (queue::TP, queue::SPSC_CHUNKS_LINE),
+        RTRB,
+        Bound::AtLeast(3.0),
+    ),
+    paired(
         "SPSC round trip ÷ atomic ping-pong (busy-poll, cores 0+1)",
         SPSC_RT,
-        Against::Line("queue-rt-busy", "atomic ping-pong in shared memory"),
+        Against::Time(queue::RT_BUSY, queue::ATOMIC_RT_LINE),
         Bound::AtMost(1.2),
     ),
-    (
-        "SPSC time per message ÷ rtrb between two threads",
-        SPSC_TP,
-        Against::Line("queue-tp", "rtrb, two threads"),
+    paired(
+        "MPMC one-way, time per message ÷ crossbeam ArrayQueue's between two threads",
+        (queue::TP, queue::MPMC_TP_LINE),
+        Against::Time(queue::TP, queue::ARRAY_QUEUE_LINE),
         Bound::AtMost(1.0),
     ),
-    (
-        "MPMC time per message ÷ crossbeam ArrayQueue between two threads",
-        ("queue-tp", "shm-queue MPMC ring, push/pop"),
-        Against::Line("queue-tp", "crossbeam ArrayQueue, two threads"),
-        Bound::AtMost(1.0),
+    paired(
+        "64 B messages through the SPSC byte queue: message rate ÷ the SPSC ring's u64 message rate (both one-way between two processes)",
+        (queue::TP, queue::BYTES_TP_LINE),
+        Against::Rate(SPSC_TP.0, SPSC_TP.1),
+        Bound::AtLeast(0.8),
     ),
-    (
-        "Lock uncontended lock+unlock ÷ std::sync::Mutex (parity: stands for the 100x-Python line, mp.Lock being C)",
-        ("lock-uncontended", "shm-lock Lock"),
-        Against::Line("lock-uncontended", "std::sync::Mutex"),
-        Bound::AtMost(1.0),
-    ),
-    (
-        "Value::update ÷ std::sync::Mutex<i64> increment (parity: stands for the 100x-Python line, mp.Value's get_lock being mp.Lock)",
-        ("value-locked", "shm-value Value<i64> update (locked)"),
-        Against::Line("value-locked", "std::sync::Mutex<i64>"),
-        Bound::AtMost(1.2),
-    ),
-    (
-        "Value<i64> fetch_add ÷ AtomicI64 fetch_add",
-        ("value-atomic", "shm-value Value<i64> fetch_add"),
-        Against::Line("value-atomic", "std AtomicI64 fetch_add"),
+    paired(
+        "Pipe round trip ÷ the round trip through the SPSC byte queues it is built on (8 B messages, same verbs, busy-poll)",
+        (queue::RT_BUSY, queue::PIPE_RT_LINE),
+        Against::Time(queue::RT_BUSY, queue::BYTES_RT_LINE),
         Bound::AtMost(1.1),
     ),
-    (
+    paired(
+        "Pipe round trip p99 ÷ its median (busy-poll, cores 0+1)",
+        (queue::RT_BUSY, queue::PIPE_RT_LINE),
+        Against::OwnP99,
+        Bound::AtMost(3.0),
+    ),
+    paired(
+        "1 MiB messages through a loan (written once, read in place), bandwidth ÷ memcpy's (one 1 MiB copy between two buffers in one process)",
+        (bytes::KEY_1M, bytes::LOAN_LINE),
+        Against::Rate(bytes::KEY_1M, bytes::MEMCPY_LINE),
+        Bound::AtLeast(0.9),
+    ),
+    spec(
+        "iceoryx2 built and measured in this run (its round trip, busy-poll, cores 0+1)",
+        (queue::RT_BUSY, "iceoryx2 publish-subscribe"),
+        Against::Nothing,
+        Bound::Measured,
+    ),
+    spec(
+        "Lock uncontended lock+unlock ÷ std::sync::Mutex (parity: stands for the 100x-Python line, mp.Lock being C)",
+        ("lock-uncontended", "shm-lock Lock"),
+        Against::Time("lock-uncontended", "std::sync::Mutex"),
+        Bound::AtMost(1.0),
+    ),
+    spec(
+        "Value::update ÷ std::sync::Mutex<i64> increment (parity: stands for the 100x-Python line, mp.Value's get_lock being mp.Lock)",
+        ("value-locked", "shm-value Value<i64> update (locked)"),
+        Against::Time("value-locked", "std::sync::Mutex<i64>"),
+        Bound::AtMost(1.2),
+    ),
+    spec(
+        "Value<i64> fetch_add ÷ AtomicI64 fetch_add",
+        ("value-atomic", "shm-value Value<i64> fetch_add"),
+        Against::Time("value-atomic", "std AtomicI64 fetch_add"),
+        Bound::AtMost(1.1),
+    ),
+    spec(
         "Array<f64> copy ÷ memcpy, parity (stands for the 100x-Python line, mp.Array being a memcpy) (array-in-8M)",
         ("array-in-8M", "shm-array Array<f64>"),
-        Against::Line("array-in-8M", "Vec<f64> copy_from_slice (memcpy)"),
+        Against::Time("array-in-8M", "Vec<f64> copy_from_slice (memcpy)"),
         Bound::AtMost(1.11),
     ),
-    (
+    spec(
         "Array<f64> copy ÷ memcpy, parity (stands for the 100x-Python line, mp.Array being a memcpy) (array-out-8M)",
         ("array-out-8M", "shm-array Array<f64>"),
-        Against::Line("array-out-8M", "Vec<f64> copy_from_slice (memcpy)"),
+        Against::Time("array-out-8M", "Vec<f64> copy_from_slice (memcpy)"),
         Bound::AtMost(1.11),
     ),
-    (
+    spec(
         "Array<f64> copy ÷ memcpy, parity (stands for the 100x-Python line, mp.Array being a memcpy) (array-in-256M)",
         ("array-in-256M", "shm-array Array<f64>"),
-        Against::Line("array-in-256M", "Vec<f64> copy_from_slice (memcpy)"),
+        Against::Time("array-in-256M", "Vec<f64> copy_from_slice (memcpy)"),
         Bound::AtMost(1.11),
     ),
-    (
+    spec(
         "Array<f64> copy ÷ memcpy, parity (stands for the 100x-Python line, mp.Array being a memcpy) (array-out-256M)",
         ("array-out-256M", "shm-array Array<f64>"),
-        Against::Line("array-out-256M", "Vec<f64> copy_from_slice (memcpy)"),
+        Against::Time("array-out-256M", "Vec<f64> copy_from_slice (memcpy)"),
         Bound::AtMost(1.11),
     ),
-    (
+    spec(
         "Python mp.Queue round trip ÷ SPSC round trip",
-        ("queue-rt-busy", "Python mp.Queue"),
-        Against::Line(SPSC_RT.0, SPSC_RT.1),
+        (queue::RT_BUSY, "Python mp.Queue"),
+        Against::Time(SPSC_RT.0, SPSC_RT.1),
         Bound::AtLeast(100.0),
     ),
-    (
+    spec(
         "Python mp.Queue one-way ÷ SPSC one-way",
-        ("queue-tp", "Python mp.Queue"),
-        Against::Line(SPSC_TP.0, SPSC_TP.1),
+        (queue::TP, "Python mp.Queue"),
+        Against::Time(SPSC_TP.0, SPSC_TP.1),
         Bound::AtLeast(100.0),
     ),
-    (
+    spec(
         "Python mp.Pool(2).map ÷ Pool(2).map, chunksize 1",
         ("pool-map-c1", "Python mp.Pool(2).map"),
-        Against::Line("pool-map-c1", "shm-process Pool(2).map"),
+        Against::Time("pool-map-c1", "shm-process Pool(2).map"),
         Bound::AtLeast(50.0),
     ),
-    (
+    spec(
         "Python mp.Pool(2).map ÷ Pool(2).map, chunksize 1000",
         ("pool-map-c1000", "Python mp.Pool(2).map"),
-        Against::Line("pool-map-c1000", "shm-process Pool(2).map"),
+        Against::Time("pool-map-c1000", "shm-process Pool(2).map"),
         Bound::AtLeast(2.0),
     ),
-    (
+    spec(
         "Pool(2).apply round trip",
         ("pool-apply-rt", "shm-process Pool(2).apply"),
         Against::Nothing,
         Bound::BelowNs(20_000.0),
     ),
-    (
+    spec(
         "Python Manager().dict() get ÷ SharedDict get",
         ("manager-dict-get", "Python Manager().dict() get"),
-        Against::Line("manager-dict-get", "shm-manager SharedDict get"),
+        Against::Time("manager-dict-get", "shm-manager SharedDict get"),
         Bound::AtLeast(100.0),
     ),
-    (
+    spec(
         "Python Manager().dict() set ÷ SharedDict insert",
         ("manager-dict-set", "Python Manager().dict() set"),
-        Against::Line("manager-dict-set", "shm-manager SharedDict insert"),
+        Against::Time("manager-dict-set", "shm-manager SharedDict insert"),
         Bound::AtLeast(100.0),
     ),
 ];
+
+/// The `q`-quantile of `v` (not empty).
+fn quantile(v: &[f64], q: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[((s.len() - 1) as f64 * q).round() as usize]
+}
+
+/// The ratio of a check and its spread. With two lines measured in the same number of pieces
+/// (≥ 2; piece `k` of each measured one right after the other), the ratio is the median of the
+/// piece-by-piece ratios, and the spread their middle half; otherwise the ratio of the pooled
+/// medians, without a spread. `OwnP99` takes each piece's p99 ÷ its median the same way: the
+/// pooled p99 would mix the slow spells of this machine into the tail.
+fn ratio(a: &Stats, b: &Against, r: &Report) -> Option<(f64, Option<Spread>)> {
+    let (pooled, per_piece): (f64, Vec<f64>) = match *b {
+        Against::Time(g, l) | Against::Rate(g, l) => {
+            let other = cell_of(r, g, l)?;
+            let (num, den) = if matches!(b, Against::Time(..)) {
+                (a, other)
+            } else {
+                (other, a)
+            };
+            let pairs = if num.pieces.len() == den.pieces.len() {
+                num.pieces
+                    .iter()
+                    .zip(&den.pieces)
+                    .filter(|(_, d)| d.median > 0.0)
+                    .map(|(n, d)| n.median / d.median)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            ((den.median > 0.0).then(|| num.median / den.median)?, pairs)
+        }
+        Against::OwnP99 => {
+            let pieces = a
+                .pieces
+                .iter()
+                .filter(|p| p.median > 0.0)
+                .map(|p| p.p99 / p.median)
+                .collect();
+            let p99 = a.p99?;
+            ((a.median > 0.0).then(|| p99 / a.median)?, pieces)
+        }
+        Against::Nothing => return None,
+    };
+    if per_piece.len() < 2 {
+        return Some((pooled, None));
+    }
+    Some((
+        quantile(&per_piece, 0.5),
+        Some((
+            quantile(&per_piece, 0.25),
+            quantile(&per_piece, 0.75),
+            per_piece.len(),
+        )),
+    ))
+}
 
 /// The checks whose tables were part of this run, valued from it.
 fn budget_checks(r: &Report) -> Vec<Check> {
     let ran = |g: &str| r.groups.iter().any(|x| x.key == g);
     BUDGET
         .iter()
-        .filter(|(_, (ga, _), b, _)| {
-            ran(ga)
-                && match b {
-                    Against::Line(gb, _) => ran(gb),
-                    Against::Nothing => true,
+        .filter(|s| {
+            ran(s.a.0)
+                && match s.b {
+                    Against::Time(g, _) | Against::Rate(g, _) => ran(g),
+                    Against::OwnP99 | Against::Nothing => true,
                 }
         })
-        .map(|&(what, (ga, la), b, bound)| {
-            let value = match b {
-                Against::Line(gb, lb) => ratio_of(r, ga, la, gb, lb),
-                Against::Nothing => median_of(r, ga, la),
+        .map(|s| {
+            let a = cell_of(r, s.a.0, s.a.1);
+            let (value, spread) = match s.b {
+                Against::Nothing => (a.map(|a| a.median), None),
+                _ => a
+                    .and_then(|a| ratio(a, &s.b, r))
+                    .map_or((None, None), |(v, sp)| (Some(v), sp)),
             };
-            let (budget, met) = match bound {
-                Bound::AtMost(max) => (format!("≤ {max:.2}x"), value.map(|v| v <= max)),
-                Bound::AtLeast(min) => (format!("≥ {min:.0}x"), value.map(|v| v >= min)),
-                Bound::BelowNs(ns) => (format!("< {}", fmt_ns(ns)), value.map(|v| v < ns)),
+            let (budget, met, bound_at) = match s.bound {
+                Bound::AtMost(max) => (
+                    format!("≤ {}", times(max)),
+                    value.map(|v| v <= max),
+                    Some(max),
+                ),
+                Bound::AtLeast(min) => (
+                    format!("≥ {}", times(min)),
+                    value.map(|v| v >= min),
+                    Some(min),
+                ),
+                Bound::BelowNs(ns) => (format!("< {}", fmt_ns(ns)), value.map(|v| v < ns), None),
+                Bound::Measured => ("measured".into(), Some(value.is_some()), None),
             };
             Check {
-                what: what.into(),
+                what: s.what.into(),
                 value,
-                ratio: matches!(b, Against::Line(..)),
+                ratio: !matches!(s.b, Against::Nothing),
+                spread,
                 budget,
+                bound_at,
                 met,
             }
         })
         .collect()
+}
+
+/// A ratio bound as text: `0.80x`, `1.00x`, `1.10x` (near parity, two decimals), `3x`, `100x`.
+fn times(x: f64) -> String {
+    if x >= 2.0 && x.fract() == 0.0 {
+        format!("{x:.0}x")
+    } else {
+        format!("{x:.2}x")
+    }
 }
 
 /// Civil UTC date-time of a Unix time (Howard Hinnant's days-to-civil).
@@ -631,27 +853,34 @@ pub fn utc(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::harness::Piece;
     use crate::rows::{Group, Kind, TWO};
     use std::time::Duration;
 
     /// Every line a budget check reads exists in its table, so a renamed line cannot turn a
-    /// check into "not run" unnoticed.
+    /// check into "not run" unnoticed; the lines of a paired check are both measured finely
+    /// (so that their pieces pair up).
     #[test]
     fn budget_lines_exist() {
         let cases = crate::rows::cases();
-        for &(what, a, b, bound) in BUDGET {
-            let mut named = vec![a];
-            match b {
-                Against::Line(g, l) => named.push((g, l)),
+        for s in BUDGET {
+            let mut named = vec![s.a];
+            match s.b {
+                Against::Time(g, l) | Against::Rate(g, l) => named.push((g, l)),
+                Against::OwnP99 => {}
                 Against::Nothing => assert!(
-                    matches!(bound, Bound::BelowNs(_)),
-                    "{what}: a ratio bound needs a line to divide by"
+                    matches!(s.bound, Bound::BelowNs(_) | Bound::Measured),
+                    "{}: a ratio bound needs a line to divide by",
+                    s.what
                 ),
             }
             for (g, l) in named {
+                let c = cases.iter().find(|c| c.group == g && c.line == l);
+                let c = c.unwrap_or_else(|| panic!("{}: no line {l:?} in table {g}", s.what));
                 assert!(
-                    cases.iter().any(|c| c.group == g && c.line == l),
-                    "{what}: no line {l:?} in table {g}"
+                    !s.paired || c.fine,
+                    "{}: {l:?} is not measured finely",
+                    s.what
                 );
             }
         }
@@ -670,7 +899,163 @@ mod tests {
             p99: Some(median * 2.0),
             n: 10,
             spread: 0.01,
+            pieces: Vec::new(),
         })
+    }
+
+    /// Stats with a pooled median and p99 and the pieces' medians (each piece's p99 in the
+    /// same proportion to its median as the pooled ones).
+    fn pieces(median: f64, p99: f64, meds: &[f64]) -> Stats {
+        Stats {
+            median,
+            p99: Some(p99),
+            n: 100,
+            spread: 0.01,
+            pieces: meds
+                .iter()
+                .map(|&m| Piece {
+                    median: m,
+                    p99: m * p99 / median,
+                })
+                .collect(),
+        }
+    }
+
+    fn conditions() -> Conditions {
+        Conditions {
+            date: "d".into(),
+            cpu: "c".into(),
+            cpus: 2,
+            kernel: "k".into(),
+            rustc: "r".into(),
+            python: None,
+            command: "x".into(),
+            timer_overhead_ns: 20.0,
+            seconds: 1.0,
+            pinned: true,
+        }
+    }
+
+    /// The ratios of the issue-11 lines: taken piece by piece when the pieces pair up (so a
+    /// drift that moves both lines alike cancels), from the pooled medians when they do not;
+    /// rate ratios invert; a p99 check divides a line by itself; an unmeasured loan line is
+    /// "not run"; a middle half that straddles the bound is called unstable.
+    #[test]
+    fn paired_rate_and_own_p99_checks() {
+        let group = |key: &'static str, kind| Group {
+            key,
+            area: "queue",
+            title: key,
+            op: "op",
+            kind,
+            placements: TWO,
+        };
+        let line = |g: &'static str, name: &str, st: Result<Stats, Miss>| Line {
+            group: g,
+            line: name.into(),
+            who: Who::Ours,
+            wait: "-",
+            cells: vec![Cell {
+                placement: Placement::Split,
+                outcome: st,
+            }],
+        };
+        let tp = Kind::Throughput { bytes: None };
+        let r = Report {
+            cfg: Cfg::quick(),
+            cond: conditions(),
+            groups: vec![
+                group(queue::TP, tp),
+                group(queue::RT_BUSY, Kind::Latency),
+                group(bytes::KEY_1M, tp),
+            ],
+            lines: vec![
+                // The machine slows down 4x during the run; SPSC stays at 2x rtrb's time in
+                // every pair, though its pooled median says 5x.
+                line(
+                    queue::TP,
+                    queue::SPSC_TP_LINE,
+                    Ok(pieces(10.0, 0.0, &[2.0, 4.0, 8.0, 8.0])),
+                ),
+                line(
+                    queue::TP,
+                    queue::RTRB_LINE,
+                    Ok(pieces(2.0, 0.0, &[1.0, 2.0, 4.0, 4.0])),
+                ),
+                // Slices: 0.5 ns against rtrb's 2 ns pooled, but only 3 pieces: no pairs.
+                line(
+                    queue::TP,
+                    queue::SPSC_SLICES_LINE,
+                    Ok(pieces(0.5, 0.0, &[0.5, 0.5, 0.5])),
+                ),
+                // The pipe: p99 3.5x its median in every piece, but a pooled p99 of 10x (a slow
+                // spell); its ring: 80 or 120 ns against the pipe's 100.
+                line(queue::RT_BUSY, queue::PIPE_RT_LINE, {
+                    let mut st = pieces(100.0, 350.0, &[100.0, 100.0, 100.0, 100.0]);
+                    st.p99 = Some(1000.0);
+                    Ok(st)
+                }),
+                line(
+                    queue::RT_BUSY,
+                    queue::BYTES_RT_LINE,
+                    Ok(pieces(100.0, 200.0, &[80.0, 80.0, 120.0, 120.0])),
+                ),
+                line(
+                    bytes::KEY_1M,
+                    bytes::LOAN_LINE,
+                    Err(Miss::Skipped("no loans".into())),
+                ),
+                line(bytes::KEY_1M, bytes::MEMCPY_LINE, stats(20.0)),
+            ],
+        };
+        let b = r.budget();
+        let find = |what: &str| {
+            b.iter()
+                .find(|c| c.what.starts_with(what))
+                .unwrap_or_else(|| panic!("no check {what}: {b:?}"))
+        };
+        let spsc = find("SPSC one-way, default");
+        assert_eq!((spsc.value, spsc.met), (Some(2.0), Some(false)));
+        assert_eq!(spsc.spread, Some((2.0, 2.0, 4)));
+        assert_eq!(spsc.shown_spread(), "2.00x–2.00x of 4");
+        let slices = find("SPSC one-way in slices");
+        assert_eq!((slices.value, slices.met), (Some(4.0), Some(true)));
+        assert_eq!(slices.spread, None);
+        assert_eq!(slices.budget, "≥ 3x");
+        let chunks = find("SPSC one-way in chunks");
+        assert_eq!((chunks.value, chunks.verdict().as_str()), (None, "not run"));
+        let pipe = find("Pipe round trip ÷");
+        assert_eq!(pipe.budget, "≤ 1.10x");
+        let v = pipe.value.unwrap();
+        assert!((0.83..=1.25).contains(&v), "{v}");
+        assert!(pipe.verdict().contains("unstable"), "{}", pipe.verdict());
+        let p99 = find("Pipe round trip p99");
+        assert_eq!((p99.value, p99.met), (Some(3.5), Some(false)));
+        assert_eq!(p99.spread, Some((3.5, 3.5, 4)));
+        assert_eq!(p99.verdict(), "MISSED");
+        let loan = find("1 MiB messages through a loan");
+        assert_eq!((loan.value, loan.verdict().as_str()), (None, "not run"));
+        assert_eq!(loan.budget, "≥ 0.90x");
+        let md = r.markdown();
+        assert!(md.contains("| check | from this run | spread | budget | verdict |"));
+        assert!(
+            md.contains("| 2.00x | 2.00x–2.00x of 4 | ≤ 1.00x | MISSED |"),
+            "{md}"
+        );
+        let j = r.json();
+        let spsc_json = j["budget"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| {
+                c["check"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("SPSC one-way, default")
+            })
+            .unwrap()
+            .clone();
+        assert_eq!(spsc_json["spread"]["pairs"], json!(4));
     }
 
     #[test]

@@ -313,15 +313,18 @@ impl EventCount {
     }
 
     /// Wakes one waiter, making a syscall only if somebody waits.
+    #[inline]
     pub fn notify_one(&self) {
         self.notify(1);
     }
 
     /// Wakes every waiter, making a syscall only if somebody waits.
+    #[inline]
     pub fn notify_all(&self) {
         self.notify(i32::MAX as u32);
     }
 
+    #[inline]
     fn notify(&self, n: u32) {
         // Pairs with the fence in `prepare_wait` (see the type's docs): a full fence, or, where
         // the kernel's membarrier lets waiters run that fence on our CPU, a compiler fence.
@@ -334,9 +337,17 @@ impl EventCount {
         #[cfg(loom)]
         fence(Ordering::SeqCst);
         if self.waiters.load(Ordering::Relaxed) != 0 {
-            self.seq.fetch_add(1, Ordering::SeqCst);
-            futex_wake(&self.seq, n);
+            self.wake(n);
         }
+    }
+
+    /// The part of a notify that runs only when somebody waits (kept out of line, so that
+    /// the notify inlined into every push and pop stays a fence and a load).
+    #[cold]
+    #[inline(never)]
+    fn wake(&self, n: u32) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        futex_wake(&self.seq, n);
     }
 
     /// Whether anybody is (or is about to be) waiting.

@@ -75,8 +75,7 @@
 //! ```
 
 use crate::error::{
-    corrupt_geometry, knob_methods, Fail, Knobs, PopError, PopTimeoutError, RoleError,
-    TryPopError,
+    corrupt_geometry, knob_methods, Fail, Knobs, PopError, PopTimeoutError, RoleError, TryPopError,
 };
 use crate::ring::{Dest, Geometry, Ring, Rx, Tx, Wait};
 use crate::role::Prober;

@@ -4,8 +4,8 @@
 //! be stale by the time it is read. Every field comes from memory any process can write.
 
 use crate::bytes::ByteQueue;
-use crate::role::RoleSlot;
 use crate::ring::{Protocol, Ring};
+use crate::role::RoleSlot;
 use crate::typed::Queue;
 use shm_core::Element;
 

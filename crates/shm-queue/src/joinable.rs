@@ -53,11 +53,11 @@ use crate::bytes::{
     narrow_pop, pop_msg, push_msg, AnyPopError, AnyPushError, BytesPushError,
     BytesPushTimeoutError, BytesTryPushError, MAX_MESSAGE_LIMIT,
 };
-use crate::ring::{Dest, Flavor, Geometry, Ring, Rx, Tx, Wait};
 use crate::error::{
     corrupt_geometry, knob_methods, BadGeometry, Knobs, PopError, PopTimeoutError, RoleError,
     TryPopError,
 };
+use crate::ring::{Dest, Flavor, Geometry, Ring, Rx, Tx, Wait};
 use crate::role::Prober;
 use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::sync::Poll;
@@ -329,7 +329,13 @@ impl JoinableQueue {
         knobs: Knobs,
     ) -> Result<JoinableQueue, String> {
         let counters = home.as_ptr().cast::<Counters>();
-        let ring = Ring::attach(Arc::new(home), RING_OFFSET, geometry(cap, max), prober, false)?;
+        let ring = Ring::attach(
+            Arc::new(home),
+            RING_OFFSET,
+            geometry(cap, max),
+            prober,
+            false,
+        )?;
         Ok(JoinableQueue {
             shared: Arc::new(Shared {
                 ring: Arc::new(ring),
@@ -531,7 +537,6 @@ impl JoinableProducer {
     }
 }
 
-
 /// A consumer of a [`JoinableQueue`]; released on drop.
 #[must_use = "dropping the consumer releases its role"]
 ///
@@ -593,7 +598,6 @@ impl JoinableConsumer {
             .map_err(|e| PopTimeoutError::from_fail(narrow_pop(e)))
     }
 }
-
 
 #[cfg(all(test, not(loom)))]
 mod tests {

@@ -108,7 +108,9 @@ mod tests {
     use super::*;
     use crate::error::RoleError;
     use crate::role::{self, Prober};
-    use crate::{PopError, PopTimeoutError, PushError, PushTimeoutError, TryPopError, TryPushError};
+    use crate::{
+        PopError, PopTimeoutError, PushError, PushTimeoutError, TryPopError, TryPushError,
+    };
     use shm_core::{OpenError, SegmentName, WaitStrategy};
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
@@ -181,7 +183,9 @@ mod tests {
     #[test]
     fn role_table_limit() {
         let q = heap::<u8>(2);
-        let ps: Vec<_> = (0..crate::ring::MAX_ROLES).map(|_| q.producer().unwrap()).collect();
+        let ps: Vec<_> = (0..crate::ring::MAX_ROLES)
+            .map(|_| q.producer().unwrap())
+            .collect();
         assert!(matches!(q.producer(), Err(RoleError::Busy { .. })));
         drop(ps);
         assert!(q.producer().is_ok());

@@ -53,12 +53,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::bytes::{
-    pop_msg, push_msg, AnyPopError, AnyPushError, MAX_MESSAGE_LIMIT,
-};
+use crate::bytes::{pop_msg, push_msg, AnyPopError, AnyPushError, MAX_MESSAGE_LIMIT};
 use crate::error::Fail;
-use crate::ring::{Dest, Flavor, Geometry, Ring, Rx, Tx, Wait};
 use crate::error::{corrupt_geometry, knob_methods, BadGeometry, Knobs, RoleError};
+use crate::ring::{Dest, Flavor, Geometry, Ring, Rx, Tx, Wait};
 use crate::role::{self, Peers, Prober, RoleSlot};
 use shm_core::{
     CreateError, Home, ObjectKind, OpenError, Segment, SegmentBuilder, SegmentName, WaitStrategy,
@@ -759,11 +757,10 @@ impl PipeEnd {
 
     /// Longest message in bytes.
     pub fn max_message(&self) -> usize {
-        self.rx
-            .as_ref()
-            .map_or_else(|| self.tx.as_ref().map_or(0, |t| t.ring().max_message()), |r| {
-                r.ring().max_message()
-            })
+        self.rx.as_ref().map_or_else(
+            || self.tx.as_ref().map_or(0, |t| t.ring().max_message()),
+            |r| r.ring().max_message(),
+        )
     }
 
     /// Sets how blocked sends and receives wait.

@@ -69,7 +69,6 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-
 use crate::ring::Spsc;
 use shm_core::Element;
 
@@ -137,7 +136,9 @@ mod tests {
     use super::*;
     use crate::error::RoleError;
     use crate::role::{self, Prober, HEAP_WORD};
-    use crate::{PopError, PopTimeoutError, PushError, PushTimeoutError, TryPopError, TryPushError};
+    use crate::{
+        PopError, PopTimeoutError, PushError, PushTimeoutError, TryPopError, TryPushError,
+    };
     use shm_core::{CreateError, OpenError, SegmentName, WaitStrategy};
     use std::sync::atomic::Ordering;
     use std::sync::Arc;

@@ -8,8 +8,8 @@
 //! [`Consumer::read_chunk`] (rtrb's chunks), which move many elements with one index store.
 
 use crate::error::{
-    knob_methods, BadGeometry, Fail, Knobs, PopError, PopTimeoutError, PushError,
-    PushTimeoutError, RoleError, TryPopError, TryPushError,
+    knob_methods, BadGeometry, Fail, Knobs, PopError, PopTimeoutError, PushError, PushTimeoutError,
+    RoleError, TryPopError, TryPushError,
 };
 use crate::ring::{Geometry, Mpmc, Protocol, Ring, Rx, Spsc, Tx, Wait};
 use crate::role::Prober;
@@ -378,7 +378,7 @@ impl<T: Element, P: Protocol> Producer<T, P> {
     ///
     /// [`TryPushError`], with the item: `Full`, `Closed`, `Disconnected` (full and every
     /// consumer dropped its handle), `Corrupt`.
-    #[inline]
+    #[inline(always)]
     pub fn try_push(&mut self, value: T) -> Result<(), TryPushError<T>> {
         self.tx
             .push(value, Wait::No)
@@ -391,7 +391,7 @@ impl<T: Element, P: Protocol> Producer<T, P> {
     ///
     /// [`PushError`], with the item: `Closed`, `Disconnected` (the queue is full and every
     /// consumer dropped its handle or died), `Corrupt`.
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
         self.tx
             .push(value, Wait::For(None))
@@ -511,7 +511,7 @@ impl<T: Element, P: Protocol> Consumer<T, P> {
     /// [`TryPopError`]: `Empty`; `Closed` once a closed queue is drained; `Disconnected` once
     /// the queue is drained and every producer has dropped its handle (a producer that *died*
     /// is only noticed by the blocking forms); `Corrupt`.
-    #[inline]
+    #[inline(always)]
     pub fn try_pop(&mut self) -> Result<T, TryPopError> {
         self.rx.pop(Wait::No).map_err(TryPopError::from_fail)
     }
@@ -523,7 +523,7 @@ impl<T: Element, P: Protocol> Consumer<T, P> {
     ///
     /// [`PopError`]: `Closed` or `Disconnected` (every producer that attached dropped its
     /// handle or died), each only once the queue is drained; `Corrupt`.
-    #[inline]
+    #[inline(always)]
     pub fn pop(&mut self) -> Result<T, PopError> {
         self.rx.pop(Wait::For(None)).map_err(PopError::from_fail)
     }
@@ -650,7 +650,9 @@ impl fmt::Display for ChunkError {
                 write!(f, "only {available} slots are available for the chunk")
             }
             ChunkError::Closed => f.write_str("chunk of a closed queue"),
-            ChunkError::Corrupt => f.write_str("chunk of a poisoned queue: its shared state is corrupt"),
+            ChunkError::Corrupt => {
+                f.write_str("chunk of a poisoned queue: its shared state is corrupt")
+            }
         }
     }
 }
@@ -703,10 +705,7 @@ impl<T: Element> Producer<T, Spsc> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn write_chunk(&mut self, n: usize) -> Result<WriteChunk<'_, T>, ChunkError> {
-        let (pos, free) = self
-            .tx
-            .free_run(n as u64)
-            .map_err(ChunkError::from_fail)?;
+        let (pos, free) = self.tx.free_run(n as u64).map_err(ChunkError::from_fail)?;
         if (free as usize) < n {
             return Err(ChunkError::TooFew {
                 available: free as usize,
@@ -738,10 +737,7 @@ impl<T: Element> Consumer<T, Spsc> {
     /// [`ChunkError::TooFew`] if fewer than `n` items are ready (nothing is lent: ask for
     /// `available`); `Closed` if the queue is closed and nothing is left; `Corrupt`.
     pub fn read_chunk(&mut self, n: usize) -> Result<ReadChunk<'_, T>, ChunkError> {
-        let (pos, ready) = self
-            .rx
-            .ready_run(n as u64)
-            .map_err(ChunkError::from_fail)?;
+        let (pos, ready) = self.rx.ready_run(n as u64).map_err(ChunkError::from_fail)?;
         if (ready as usize) < n {
             if ready == 0 && self.rx.ring().is_closed() {
                 // Closed, and nothing was published before the close: re-check, since an item
@@ -824,7 +820,9 @@ impl<T: Element> WriteChunk<'_, T> {
 
 impl<T: Element> fmt::Debug for WriteChunk<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WriteChunk").field("len", &self.len).finish()
+        f.debug_struct("WriteChunk")
+            .field("len", &self.len)
+            .finish()
     }
 }
 

@@ -2,12 +2,14 @@
 //! processes.
 //!
 //! Every message is fully written by the sender and fully read by the receiver (copied out of
-//! the channel into the sink's buffer). The sender stamps each message with its sequence
+//! the channel into the sink's buffer); our senders spin on a non-blocking send (no clock read
+//! per message: a patience check every 1024 failed tries). The sender stamps each message with its sequence
 //! number (the first 8 bytes, and the last byte) over a fixed fill pattern; the sinks of our
 //! queues, ipc-channel and iceoryx2 check both stamps of every message. The sink publishes its
 //! count in a shared word after every message; the parent waits for the whole batch at the
 //! end of each batch.
 
+use super::oneway::Idle;
 use super::queue::{read_full, write_full, SockPath};
 use super::{arg, exit, finish, seg_name};
 use super::{case, Case, Group, Kind, Miss, Who, TWO};
@@ -15,8 +17,9 @@ use crate::error::BoxError;
 use crate::harness::{self, child_args, spin_until, Cfg, Child, Placement, Words};
 use shm_core::{SegmentName, WaitStrategy};
 use shm_process::Roles;
-use shm_queue::bytes::{ByteQueue, Flavor, PopIntoError};
-use shm_queue::pipe::{Pipe, RecvIntoError};
+use shm_queue::bytes::{ByteQueue, BytesTryPushError, Flavor, PopIntoError};
+use shm_queue::pipe::{Pipe, RecvIntoError, TrySendError};
+use shm_queue::PopError;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -45,6 +48,13 @@ pub struct Size {
     pub batch: u64,
 }
 
+/// The table of 1 MiB messages.
+pub const KEY_1M: &str = "bytes-1m";
+/// The loan line of the 1 MiB table.
+pub const LOAN_LINE: &str = "shm-queue byte queue, loan (written once, read in place)";
+/// The memcpy line of the 1 MiB table.
+pub const MEMCPY_LINE: &str = "memcpy of 1 MiB between two buffers, one process";
+
 const SIZES: [(Size, &str, &str); 3] = [
     (
         Size {
@@ -66,7 +76,7 @@ const SIZES: [(Size, &str, &str); 3] = [
     ),
     (
         Size {
-            key: "bytes-1m",
+            key: KEY_1M,
             bytes: 1 << 20,
             batch: 500,
         },
@@ -131,8 +141,42 @@ pub fn cases() -> Vec<Case> {
             "receive, spin",
             move |c, p| iceoryx_tp(c, p, s),
         ));
+        if s.key == KEY_1M {
+            v.push(
+                case(s.key, LOAN_LINE, Who::Ours, "busy-poll", move |c, p| {
+                    loan_tp(c, p, s)
+                })
+                .fine(),
+            );
+            v.push(
+                case(s.key, MEMCPY_LINE, Who::Floor, "-", move |c, p| {
+                    memcpy_tp(c, p, s)
+                })
+                .fine(),
+            );
+        }
     }
     v
+}
+
+/// One `copy_from_slice` of a whole message between two buffers of this process, per
+/// message: the memcpy bandwidth that a loan's one copy is held to. No second process and no
+/// queue; both columns run it on CPU 0.
+fn memcpy_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
+    harness::pin_to(p.parent_cpu());
+    let src = message(s.bytes);
+    let mut dst = vec![0u8; s.bytes];
+    let r = harness::throughput(cfg, cfg.batch(s.batch), |m| -> Result<(), Miss> {
+        for _ in 0..m {
+            dst.copy_from_slice(std::hint::black_box(&src));
+            std::hint::black_box(&mut dst);
+        }
+        Ok(())
+    });
+    if dst != src {
+        return Err(Miss::Failed("memcpy produced other bytes".into()));
+    }
+    r
 }
 
 /// The bytes rows' child roles (and, with the `iceoryx2` feature, iceoryx2's of both the
@@ -141,6 +185,7 @@ pub fn roles(r: Roles) -> Roles {
     let r = r
         .role("b-queue-sink", |a| exit(queue_sink(child_args(a))))
         .role("b-pipe-sink", |a| exit(pipe_sink(child_args(a))))
+        .role("b-loan-sink", |a| exit(loan_sink(child_args(a))))
         .role("b-ipc-sink", |a| exit(ipc_sink(child_args(a))));
     #[cfg(feature = "iceoryx2")]
     let r = super::iceoryx::roles(r);
@@ -282,21 +327,27 @@ fn queue_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
     let mut tx = q.producer().map_err(Miss::failed)?;
     tx.set_wait_strategy(WaitStrategy::busy_poll());
     send_batches(cfg, p, s, "b-queue-sink", &n, move |msg| {
-        tx.push_timeout(msg, PATIENCE)
-            .map_err(|e| format!("push: {e}").into())
+        match tx.try_push(msg) {
+            Ok(()) => Ok(true),
+            Err(BytesTryPushError::Full(_)) => Ok(false),
+            Err(e) => Err(format!("try_push: {e}").into()),
+        }
     })
 }
 
 /// Starts the sink `role` on segment `seg`, then sends batches of stamped messages through
-/// `send` and waits for each batch's acknowledgement. `send` (and the sender it owns) is
-/// dropped before the child is joined: that is how the sink learns the end.
+/// `try_send` and waits for each batch's acknowledgement. `try_send` sends one message without
+/// waiting: `Ok(false)` when the queue is full, and then it is tried again, spinning ([`Idle`]:
+/// a yield and a patience check every 1024 tries, no clock read per message). `try_send` (and
+/// the sender it owns) is dropped before the child is joined: that is how the sink learns the
+/// end.
 fn send_batches(
     cfg: &Cfg,
     p: Placement,
     s: Size,
     role: &str,
     seg: &SegmentName,
-    mut send: impl FnMut(&[u8]) -> Result<(), BoxError>,
+    mut try_send: impl FnMut(&[u8]) -> Result<bool, BoxError>,
 ) -> Result<Vec<f64>, Miss> {
     let w = Words::create()?;
     let child = Child::start(
@@ -306,15 +357,18 @@ fn send_batches(
     )?;
     let mut msg = message(s.bytes);
     let mut sent = 0u64;
+    let mut idle = Idle::new(PATIENCE);
     let r = harness::throughput(cfg, cfg.batch(s.batch), |m| {
         for _ in 0..m {
             stamp(&mut msg, sent);
-            send(&msg)?;
+            while !try_send(&msg)? {
+                idle.spin(sent)?;
+            }
             sent += 1;
         }
         wait_ack(&w, sent)
     });
-    drop(send);
+    drop(try_send);
     finish(child, r)
 }
 
@@ -336,6 +390,50 @@ fn queue_sink(a: &[String]) -> Result<(), BoxError> {
     }
 }
 
+/// The zero-copy path: the producer fills a loan of the ring's slot from its message buffer
+/// (the one copy), the consumer reads the message in place (checking its stamps: a few bytes)
+/// and drops it.
+fn loan_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
+    harness::pin_to(p.parent_cpu());
+    let n = SegmentName::unique();
+    let q = ByteQueue::builder(&n)
+        .flavor(Flavor::Spsc)
+        .capacity(ring_capacity(s.bytes))
+        .max_message(s.bytes)
+        .create()
+        .map_err(|e| format!("create: {e}"))?;
+    let mut tx = q.producer().map_err(Miss::failed)?;
+    tx.set_wait_strategy(WaitStrategy::busy_poll());
+    send_batches(cfg, p, s, "b-loan-sink", &n, move |msg| {
+        match tx.try_loan(msg.len()) {
+            Ok(mut loan) => {
+                loan.copy_from_slice(msg);
+                loan.commit();
+                Ok(true)
+            }
+            Err(BytesTryPushError::Full(_)) => Ok(false),
+            Err(e) => Err(format!("try_loan: {e}").into()),
+        }
+    })
+}
+
+fn loan_sink(a: &[String]) -> Result<(), BoxError> {
+    let q = ByteQueue::builder(&seg_name(arg(a, 0)?)?)
+        .flavor(Flavor::Spsc)
+        .open()?;
+    let bytes = size_arg(a, 2)?;
+    let mut sink = Sink::open(arg(a, 1)?, bytes)?;
+    let mut rx = q.consumer()?;
+    rx.set_wait_strategy(WaitStrategy::busy_poll());
+    loop {
+        match rx.read() {
+            Ok(msg) => sink.take(&msg)?,
+            Err(PopError::Disconnected | PopError::Closed) => return Ok(()),
+            Err(e) => return sink.fail(format!("read: {e}")),
+        }
+    }
+}
+
 // ---- shm-queue Pipe ----------------------------------------------------------------------
 
 /// The parent creates a duplex pipe and only sends (a one-way pipe's creator receives); the
@@ -351,8 +449,11 @@ fn pipe_tp(cfg: &Cfg, p: Placement, s: Size) -> Result<Vec<f64>, Miss> {
         .map_err(|e| format!("create pipe: {e}"))?;
     end.set_wait_strategy(WaitStrategy::busy_poll());
     send_batches(cfg, p, s, "b-pipe-sink", &n, move |msg| {
-        end.send_bytes_timeout(msg, PATIENCE)
-            .map_err(|e| format!("send: {e}").into())
+        match end.try_send_bytes(msg) {
+            Ok(()) => Ok(true),
+            Err(TrySendError::Full(_)) => Ok(false),
+            Err(e) => Err(format!("try_send_bytes: {e}").into()),
+        }
     })
 }
 

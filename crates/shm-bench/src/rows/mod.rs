@@ -11,6 +11,7 @@ pub mod bytes;
 pub mod iceoryx;
 pub mod lock;
 pub mod manager;
+pub mod oneway;
 pub mod pool;
 pub mod python;
 pub mod queue;
@@ -132,6 +133,18 @@ pub struct Case {
     pub wait: &'static str,
     /// The measurement.
     pub run: RunFn,
+    /// Measured in every sub-round (`Cfg::fine`), for a budget ratio: see [`Case::fine`].
+    pub fine: bool,
+}
+
+impl Case {
+    /// Marks the line as one side of a budget ratio: it is measured in `Cfg::fine` short
+    /// sub-rounds per round instead of one, each time right beside the other lines of its
+    /// table, so that the ratio can be taken pair by pair (see `report`).
+    pub fn fine(mut self) -> Case {
+        self.fine = true;
+        self
+    }
 }
 
 impl std::fmt::Debug for Case {
@@ -140,6 +153,7 @@ impl std::fmt::Debug for Case {
             .field("group", &self.group)
             .field("line", &self.line)
             .field("who", &self.who)
+            .field("fine", &self.fine)
             .finish_non_exhaustive()
     }
 }
@@ -158,6 +172,7 @@ pub fn case(
         who,
         wait,
         run: Box::new(run),
+        fine: false,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Queue rows: `u64` round trips between two processes (busy-polling and blocking) and
 //! one-way `u64` throughput.
 
+use super::oneway::{consume, produce, Pop};
 use super::{arg, case, exit, finish, num, python, seg_name, Case, Group, Kind, Miss, Who, TWO};
 use crate::error::{BoxError, Failure};
 use crate::harness::{self, child_args, spin_until, Cfg, Child, Placement, Words};
@@ -8,8 +9,9 @@ use crossbeam_queue::ArrayQueue;
 use shm_core::sync::{futex_wait, futex_wake, Deadline};
 use shm_core::{SegmentName, WaitStrategy};
 use shm_process::Roles;
+use shm_queue::bytes::{ByteQueue, BytesTryPushError, Flavor, TryPopIntoError};
 use shm_queue::pipe::Pipe;
-use shm_queue::{MpmcQueue, PopError, SpscQueue, TryPopError};
+use shm_queue::{ChunkError, MpmcQueue, SpscQueue, TryPopError, TryPushError};
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,9 +25,34 @@ const PATIENCE: Duration = Duration::from_secs(10);
 /// Messages per throughput batch (full mode).
 const TP_BATCH: u64 = 200_000;
 
-const RT_BUSY: &str = "queue-rt-busy";
+/// Table of the busy-polling round trips.
+pub const RT_BUSY: &str = "queue-rt-busy";
 const RT_BLOCK: &str = "queue-rt-block";
-const TP: &str = "queue-tp";
+/// Table of the one-way message rates.
+pub const TP: &str = "queue-tp";
+
+/// Lines the budget reads (`report`), by name.
+pub const SPSC_RT_LINE: &str = "shm-queue SPSC ring";
+/// Pipe's busy round trip.
+pub const PIPE_RT_LINE: &str = "shm-queue Pipe";
+/// The round trip through two SPSC byte queues: the ring under Pipe, same messages.
+pub const BYTES_RT_LINE: &str = "shm-queue byte queue (SPSC), the ring under Pipe";
+/// The round-trip floor.
+pub const ATOMIC_RT_LINE: &str = "atomic ping-pong in shared memory";
+/// SPSC one-way, single items.
+pub const SPSC_TP_LINE: &str = "shm-queue SPSC ring, try_push/try_pop";
+/// SPSC one-way, slices.
+pub const SPSC_SLICES_LINE: &str = "shm-queue SPSC ring, push_slice/pop_slice (256)";
+/// SPSC one-way, chunks.
+pub const SPSC_CHUNKS_LINE: &str = "shm-queue SPSC ring, write_chunk/read_chunk (256)";
+/// MPMC one-way.
+pub const MPMC_TP_LINE: &str = "shm-queue MPMC ring, try_push/try_pop";
+/// 64 B byte messages one-way, in the message-rate table.
+pub const BYTES_TP_LINE: &str = "shm-queue byte queue (SPSC), 64 B messages";
+/// rtrb between two threads.
+pub const RTRB_LINE: &str = "rtrb, two threads";
+/// ArrayQueue between two threads.
+pub const ARRAY_QUEUE_LINE: &str = "crossbeam ArrayQueue, two threads";
 
 /// The queue tables.
 pub fn groups() -> Vec<Group> {
@@ -49,8 +76,8 @@ pub fn groups() -> Vec<Group> {
         Group {
             key: TP,
             area: "queue",
-            title: "One-way throughput of u64 between two processes",
-            op: "one message, over batches of 200k",
+            title: "One-way message rate between two processes (u64 items; one line of 64 B byte messages)",
+            op: "one message, over batches of 200k; ours across processes, the ceilings across threads, all with the same spin loops",
             kind: Kind::Throughput { bytes: None },
             placements: TWO,
         },
@@ -68,13 +95,10 @@ fn strategy(mode: &str) -> WaitStrategy {
 /// The queue cases.
 pub fn cases() -> Vec<Case> {
     let mut v = vec![
-        case(
-            RT_BUSY,
-            "shm-queue SPSC ring",
-            Who::Ours,
-            "busy-poll",
-            |c, p| spsc_rt(c, p, "busy"),
-        ),
+        case(RT_BUSY, SPSC_RT_LINE, Who::Ours, "busy-poll", |c, p| {
+            spsc_rt(c, p, "busy")
+        })
+        .fine(),
         case(
             RT_BUSY,
             "shm-queue MPMC ring",
@@ -82,16 +106,15 @@ pub fn cases() -> Vec<Case> {
             "busy-poll",
             |c, p| mpmc_rt(c, p, "busy"),
         ),
-        case(RT_BUSY, "shm-queue Pipe", Who::Ours, "busy-poll", |c, p| {
+        case(RT_BUSY, PIPE_RT_LINE, Who::Ours, "busy-poll", |c, p| {
             pipe_rt(c, p, "busy")
-        }),
-        case(
-            RT_BUSY,
-            "atomic ping-pong in shared memory",
-            Who::Floor,
-            "spin",
-            atomic_rt,
-        ),
+        })
+        .fine(),
+        case(RT_BUSY, BYTES_RT_LINE, Who::Ours, "busy-poll", |c, p| {
+            bytes_rt(c, p, "busy")
+        })
+        .fine(),
+        case(RT_BUSY, ATOMIC_RT_LINE, Who::Floor, "spin", atomic_rt).fine(),
         case(
             RT_BUSY,
             "Unix socket pair",
@@ -168,43 +191,74 @@ pub fn cases() -> Vec<Case> {
             "blocking read",
             |c, p| unix_rt(c, p, false),
         ),
-        // Throughput.
+        // Throughput: every line but the last two runs the loops of `oneway`.
         case(
             TP,
-            "shm-queue SPSC ring, push/pop",
+            SPSC_TP_LINE,
             Who::Ours,
-            "busy-poll",
+            "default; spin on try_*",
             |c, p| spsc_tp(c, p, false),
-        ),
+        )
+        .fine(),
         case(
             TP,
-            "shm-queue SPSC ring, push_slice/pop_slice (256)",
+            SPSC_SLICES_LINE,
             Who::Ours,
-            "busy-poll",
+            "default; spin on *_slice",
             |c, p| spsc_tp(c, p, true),
-        ),
+        )
+        .fine(),
         case(
             TP,
-            "shm-queue MPMC ring, push/pop",
+            SPSC_CHUNKS_LINE,
             Who::Ours,
-            "busy-poll",
-            |c, p| mpmc_tp(c, p, false),
-        ),
-        case(TP, "rtrb, two threads", Who::Ceiling, "spin", |c, p| {
-            let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAP);
-            threads_tp(c, p, move |v| tx.push(v).is_ok(), move || rx.pop().ok())
-        }),
+            "default; spin on *_chunk",
+            spsc_chunk_tp,
+        )
+        .fine(),
         case(
             TP,
-            "crossbeam ArrayQueue, two threads",
+            MPMC_TP_LINE,
+            Who::Ours,
+            "default; spin on try_*",
+            |c, p| mpmc_tp(c, p, false),
+        )
+        .fine(),
+        case(
+            TP,
+            BYTES_TP_LINE,
+            Who::Ours,
+            "default; spin on try_*",
+            bytes_tp,
+        )
+        .fine(),
+        case(TP, RTRB_LINE, Who::Ceiling, "spin on push/pop", |c, p| {
+            let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAP);
+            threads_tp(
+                c,
+                p,
+                move |i, _| Ok(u64::from(tx.push(i).is_ok())),
+                move || rx.pop().ok(),
+            )
+        })
+        .fine(),
+        case(
+            TP,
+            ARRAY_QUEUE_LINE,
             Who::Ceiling,
-            "spin",
+            "spin on push/pop",
             |c, p| {
                 let q = Arc::new(ArrayQueue::<u64>::new(CAP));
                 let q2 = Arc::clone(&q);
-                threads_tp(c, p, move |v| q.push(v).is_ok(), move || q2.pop())
+                threads_tp(
+                    c,
+                    p,
+                    move |i, _| Ok(u64::from(q.push(i).is_ok())),
+                    move || q2.pop(),
+                )
             },
-        ),
+        )
+        .fine(),
         case(
             TP,
             "Unix socket, one write per message",
@@ -222,6 +276,7 @@ pub fn roles(r: Roles) -> Roles {
     r.role("q-spsc-echo", |a| exit(spsc_echo(child_args(a))))
         .role("q-mpmc-echo", |a| exit(mpmc_echo(child_args(a))))
         .role("q-pipe-echo", |a| exit(pipe_echo(child_args(a))))
+        .role("q-bytes-echo", |a| exit(bytes_echo(child_args(a))))
         .role("q-atomic-pong", |a| exit(atomic_pong(child_args(a))))
         .role("q-futex-pong", |a| exit(futex_pong(child_args(a))))
         .role("q-unix-echo", |a| exit(unix_echo(child_args(a))))
@@ -229,6 +284,8 @@ pub fn roles(r: Roles) -> Roles {
         .role("q-rawsync-echo", |a| exit(rawsync_echo(child_args(a))))
         .role("q-spsc-sink", |a| exit(spsc_sink(child_args(a))))
         .role("q-mpmc-sink", |a| exit(mpmc_sink(child_args(a))))
+        .role("q-bytes-sink", |a| exit(bytes_sink(child_args(a))))
+        .role("q-chunk-sink", |a| exit(chunk_sink(child_args(a))))
         .role("q-unix-sink", |a| exit(unix_sink(child_args(a))))
 }
 
@@ -331,6 +388,68 @@ fn pipe_echo(a: &[String]) -> Result<(), BoxError> {
     while let Ok(n) = end.recv_into(&mut buf) {
         end.send_bytes(&buf[..n])
             .map_err(|e| format!("echo send: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The round trip through two SPSC byte queues of the geometry of [`pipe_rt`]'s pipe (64
+/// messages of at most 64 bytes each way), with the same 8-byte messages and the same verbs
+/// (a timed send and a timed receive into a buffer): the ring Pipe is built on, for the
+/// "Pipe within 1.1x of its ring" budget.
+fn bytes_rt(cfg: &Cfg, p: Placement, mode: &str) -> Result<Vec<f64>, Miss> {
+    harness::pin_to(p.parent_cpu());
+    let (n1, n2) = (SegmentName::unique(), SegmentName::unique());
+    let mk = |n: &SegmentName| {
+        ByteQueue::builder(n)
+            .flavor(Flavor::Spsc)
+            .capacity(64)
+            .max_message(64)
+            .create()
+            .map_err(|e| format!("create: {e}"))
+    };
+    let (ping, pong) = (mk(&n1)?, mk(&n2)?);
+    let mut tx = ping.producer().map_err(Miss::failed)?;
+    let mut rx = pong.consumer().map_err(Miss::failed)?;
+    tx.set_wait_strategy(strategy(mode));
+    rx.set_wait_strategy(strategy(mode));
+    let child = Child::start(
+        "q-bytes-echo",
+        p.child_cpu(),
+        &[mode.into(), n1.as_str().into(), n2.as_str().into()],
+    )?;
+    let mut i = 0u64;
+    let mut buf = [0u8; 64];
+    let r = harness::per_op(cfg, || {
+        i += 1;
+        tx.push_timeout(i.to_le_bytes(), PATIENCE)
+            .map_err(|e| format!("push: {e}"))?;
+        let n = rx
+            .pop_into_timeout(&mut buf, PATIENCE)
+            .map_err(|e| format!("pop: {e}"))?;
+        if n == 8 && buf[..8] == i.to_le_bytes() {
+            Ok(())
+        } else {
+            Err(format!("echo returned {n} bytes that are not {i}"))
+        }
+    });
+    drop(tx);
+    finish(child, r)
+}
+
+fn bytes_echo(a: &[String]) -> Result<(), BoxError> {
+    let open = |i| -> Result<ByteQueue, BoxError> {
+        Ok(ByteQueue::builder(&seg_name(arg(a, i)?)?)
+            .flavor(Flavor::Spsc)
+            .open()?)
+    };
+    let (ping, pong) = (open(1)?, open(2)?);
+    let mut rx = ping.consumer()?;
+    let mut tx = pong.producer()?;
+    rx.set_wait_strategy(strategy(arg(a, 0)?));
+    tx.set_wait_strategy(strategy(arg(a, 0)?));
+    let mut buf = [0u8; 64];
+    while let Ok(n) = rx.pop_into(&mut buf) {
+        tx.push(&buf[..n]).map_err(|e| format!("echo push: {e}"))?;
     }
     Ok(())
 }
@@ -758,25 +877,85 @@ fn rawsync_echo(a: &[String]) -> Result<(), BoxError> {
 }
 
 // ---- throughput --------------------------------------------------------------------------
+//
+// Every line of ours and the thread peers' run the loops of `oneway` (see there): the same
+// non-blocking push spin, the same non-blocking pop spin, the same ack cadence.
 
-/// Word 0 of the ack segment: messages the sink has received so far.
+/// Word 0 of the ack segment: messages the consumer has taken so far.
 const ACK: usize = 0;
+/// Items per `push_slice`/`pop_slice` call of the slice line.
+const SLICE: usize = 256;
+/// Size of the messages of the byte-queue line of the message-rate table.
+const MSG: usize = 64;
 
-/// Waits until the sink has acknowledged `target` messages.
-fn wait_ack(w: &Words, target: u64) -> Result<(), BoxError> {
-    if spin_until(PATIENCE, || w.word(ACK).load(Ordering::Acquire) >= target) {
-        Ok(())
-    } else {
-        Err(format!(
-            "the sink acknowledged {} of {target} messages",
-            w.word(ACK).load(Ordering::Acquire)
-        )
-        .into())
+/// The measuring side of every one-way line: batches of items pushed through `push` (see
+/// [`produce`]), each batch waited for until `ack` (the consumer's count) has all of it.
+fn measure_tp(
+    cfg: &Cfg,
+    ack: &AtomicU64,
+    mut push: impl FnMut(u64, u64) -> Result<u64, BoxError>,
+) -> Result<Vec<f64>, BoxError> {
+    let mut sent = 0u64;
+    harness::throughput(cfg, cfg.batch(TP_BATCH), |m| -> Result<(), BoxError> {
+        produce(m, PATIENCE, &mut push)?;
+        sent += m;
+        if spin_until(PATIENCE, || ack.load(Ordering::Acquire) >= sent) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the consumer acknowledged {} of {sent} items",
+                ack.load(Ordering::Acquire)
+            )
+            .into())
+        }
+    })
+}
+
+/// One line of ours: the consumer is the child `role` (with `args`, then the ack segment's
+/// name), the producer `push`. `push` owns the producer handle: it is dropped when the
+/// measurement ends, which is how the child learns the end.
+fn child_tp(
+    cfg: &Cfg,
+    p: Placement,
+    role: &str,
+    args: &[String],
+    push: impl FnMut(u64, u64) -> Result<u64, BoxError>,
+) -> Result<Vec<f64>, Miss> {
+    let w = Words::create()?;
+    let mut args = args.to_vec();
+    args.push(w.name());
+    let child = Child::start(role, p.child_cpu(), &args)?;
+    let r = measure_tp(cfg, w.word(ACK), push);
+    finish(child, r)
+}
+
+/// One non-blocking push of an item, as [`produce`] counts it.
+#[inline]
+fn pushed<T>(r: Result<(), TryPushError<T>>) -> Result<u64, BoxError> {
+    match r {
+        Ok(()) => Ok(1),
+        Err(TryPushError::Full(_)) => Ok(0),
+        Err(e) => Err(format!("try_push: {e}").into()),
     }
 }
 
-/// One-way throughput through one ring of a kind (single items or slices of 256) and its
-/// sink child.
+/// One non-blocking pop of an item, as [`consume`] counts it (the producer gone: the end).
+#[inline]
+fn popped(r: Result<u64, TryPopError>) -> Result<Pop, BoxError> {
+    match r {
+        Ok(v) => {
+            std::hint::black_box(v);
+            Ok(Pop::Got(1))
+        }
+        Err(TryPopError::Empty) => Ok(Pop::Empty),
+        Err(TryPopError::Disconnected) => Ok(Pop::End),
+        Err(e) => Err(format!("try_pop: {e}").into()),
+    }
+}
+
+/// One-way throughput through one ring of a kind (`try_push`/`try_pop`, or slices of
+/// [`SLICE`]) and its consumer child. Both sides keep the default wait strategy: the
+/// protocol's cost when nobody sleeps is part of the line.
 macro_rules! ring_throughput {
     ($Queue:ident, $tp:ident, $sink:ident, $sink_role:literal) => {
         fn $tp(cfg: &Cfg, p: Placement, slices: bool) -> Result<Vec<f64>, Miss> {
@@ -786,79 +965,41 @@ macro_rules! ring_throughput {
                 .capacity(CAP)
                 .create()
                 .map_err(|e| format!("create: {e}"))?;
-            let w = Words::create()?;
             let mut tx = q.producer().map_err(Miss::failed)?;
-            tx.set_wait_strategy(WaitStrategy::busy_poll());
-            let mode = if slices { "slice" } else { "single" };
-            let child = Child::start(
-                $sink_role,
-                p.child_cpu(),
-                &[n.as_str().into(), w.name(), mode.into()],
-            )?;
-            let mut sent = 0u64;
-            let chunk: Vec<u64> = (0..256).collect();
-            let r = harness::throughput(cfg, cfg.batch(TP_BATCH), |m| -> Result<(), BoxError> {
-                if slices {
-                    let mut left = m as usize;
-                    let deadline = Deadline::after(PATIENCE);
-                    let mut idle = 0u32;
-                    while left > 0 {
-                        let k = left.min(chunk.len());
-                        let pushed = tx.push_slice(&chunk[..k]);
-                        if pushed == 0 {
-                            idle = idle.wrapping_add(1);
-                            if idle.is_multiple_of(256) {
-                                if deadline.has_passed() {
-                                    return Err("the sink stopped popping".into());
-                                }
-                                std::thread::yield_now();
-                            } else {
-                                std::hint::spin_loop();
-                            }
-                        }
-                        left -= pushed;
-                    }
-                } else {
-                    for i in 0..m {
-                        tx.push_timeout(i, PATIENCE)
-                            .map_err(|e| format!("push: {e}"))?;
-                    }
-                }
-                sent += m;
-                wait_ack(&w, sent)
-            });
-            drop(tx);
-            finish(child, r)
+            let mut args = vec![n.as_str().to_owned()];
+            if slices {
+                args.push("slice".into());
+                let chunk: Vec<u64> = (0..SLICE as u64).collect();
+                child_tp(cfg, p, $sink_role, &args, move |_, left| {
+                    let k = (left as usize).min(SLICE);
+                    Ok(tx.push_slice(&chunk[..k]) as u64)
+                })
+            } else {
+                args.push("single".into());
+                child_tp(cfg, p, $sink_role, &args, move |i, _| {
+                    pushed(tx.try_push(i))
+                })
+            }
         }
 
         fn $sink(a: &[String]) -> Result<(), BoxError> {
             let q = $Queue::<u64>::builder(&seg_name(arg(a, 0)?)?).open()?;
-            let w = Words::open(arg(a, 1)?)?;
-            let slices = arg(a, 2)? == "slice";
+            let slices = arg(a, 1)? == "slice";
+            let w = Words::open(arg(a, 2)?)?;
             let mut rx = q.consumer()?;
-            rx.set_wait_strategy(WaitStrategy::busy_poll());
-            let mut got = 0u64;
-            let mut buf = [0u64; 256];
-            loop {
-                if slices {
-                    let k = rx.pop_slice(&mut buf);
-                    if k > 0 {
-                        got += k as u64;
-                        w.word(ACK).store(got, Ordering::Release);
-                        continue;
+            if slices {
+                let mut buf = [0u64; SLICE];
+                consume(w.word(ACK), PATIENCE, || match rx.pop_slice(&mut buf) {
+                    0 => popped(rx.try_pop()),
+                    k => {
+                        std::hint::black_box(&buf[..k]);
+                        Ok(Pop::Got(k as u64))
                     }
-                }
-                let step = drain_one(
-                    &w,
-                    &mut got,
-                    |rx: &mut _| rx.try_pop(),
-                    |rx| rx.pop(),
-                    &mut rx,
-                );
-                if step.is_none() {
-                    return Ok(());
-                }
+                })?;
+            } else {
+                consume(w.word(ACK), PATIENCE, || popped(rx.try_pop()))?;
             }
+            Ok(())
         }
     };
 }
@@ -866,91 +1007,143 @@ macro_rules! ring_throughput {
 ring_throughput!(SpscQueue, spsc_tp, spsc_sink, "q-spsc-sink");
 ring_throughput!(MpmcQueue, mpmc_tp, mpmc_sink, "q-mpmc-sink");
 
-/// One item of a sink: takes it without waiting if there is one; otherwise acknowledges what
-/// it has so far and blocks. Acknowledges every 256 items too, as the thread peers' consumers
-/// do; no look at the producer's index per item. `None` once the producers are gone.
-fn drain_one<R>(
-    w: &Words,
-    got: &mut u64,
-    try_pop: impl FnOnce(&mut R) -> Result<u64, TryPopError>,
-    pop: impl FnOnce(&mut R) -> Result<u64, PopError>,
-    rx: &mut R,
-) -> Option<()> {
-    let v = match try_pop(rx) {
-        Ok(v) => v,
-        Err(TryPopError::Empty) => {
-            w.word(ACK).store(*got, Ordering::Release);
-            pop(rx).ok()?
-        }
-        Err(_) => return None,
-    };
-    std::hint::black_box(v);
-    *got += 1;
-    if got.is_multiple_of(256) {
-        w.word(ACK).store(*got, Ordering::Release);
-    }
-    Some(())
+/// One-way throughput through an SPSC ring in chunks lent in place (rtrb's API): the producer
+/// asks `write_chunk` for up to [`SLICE`] slots (for as many as are free when fewer are),
+/// writes the item numbers into them and commits them all; the consumer asks `read_chunk` for
+/// up to [`SLICE`] items, sums them (reading every item) and commits them all.
+fn spsc_chunk_tp(cfg: &Cfg, p: Placement) -> Result<Vec<f64>, Miss> {
+    harness::pin_to(p.parent_cpu());
+    let n = SegmentName::unique();
+    let q = SpscQueue::<u64>::builder(&n)
+        .capacity(CAP)
+        .create()
+        .map_err(|e| format!("create: {e}"))?;
+    let mut tx = q.producer().map_err(Miss::failed)?;
+    child_tp(
+        cfg,
+        p,
+        "q-chunk-sink",
+        &[n.as_str().into()],
+        move |i, left| {
+            let want = (left as usize).min(SLICE);
+            let mut chunk = match tx.write_chunk(want) {
+                Ok(c) => c,
+                Err(ChunkError::TooFew { available: 0 }) => return Ok(0),
+                Err(ChunkError::TooFew { available }) => tx
+                    .write_chunk(available)
+                    .map_err(|e| format!("write_chunk: {e}"))?,
+                Err(e) => return Err(format!("write_chunk: {e}").into()),
+            };
+            let (a, b) = chunk.as_mut_slices();
+            for (v, k) in a.iter_mut().chain(b.iter_mut()).zip(i..) {
+                *v = k;
+            }
+            let k = chunk.len() as u64;
+            chunk.commit_all();
+            Ok(k)
+        },
+    )
 }
 
-/// One-way throughput between this thread and a consumer thread, pinned per the placement.
+fn chunk_sink(a: &[String]) -> Result<(), BoxError> {
+    let q = SpscQueue::<u64>::builder(&seg_name(arg(a, 0)?)?).open()?;
+    let w = Words::open(arg(a, 1)?)?;
+    let mut rx = q.consumer()?;
+    consume(w.word(ACK), PATIENCE, || {
+        let chunk = match rx.read_chunk(SLICE) {
+            Ok(c) => c,
+            Err(ChunkError::TooFew { available: 0 }) => return popped(rx.try_pop()),
+            Err(ChunkError::TooFew { available }) => rx
+                .read_chunk(available)
+                .map_err(|e| format!("read_chunk: {e}"))?,
+            Err(ChunkError::Closed) => return Ok(Pop::End),
+            Err(e) => return Err(format!("read_chunk: {e}").into()),
+        };
+        let (x, y) = chunk.as_slices();
+        let sum = x.iter().chain(y).fold(0u64, |s, &v| s.wrapping_add(v));
+        std::hint::black_box(sum);
+        let k = chunk.len() as u64;
+        chunk.commit_all();
+        Ok(Pop::Got(k))
+    })?;
+    Ok(())
+}
+
+/// One-way message rate of [`MSG`]-byte messages through an SPSC byte queue of [`CAP`]
+/// messages: `try_push` of a message buffer (its first 8 bytes the item number), and
+/// `try_pop_into` a buffer on the other side.
+fn bytes_tp(cfg: &Cfg, p: Placement) -> Result<Vec<f64>, Miss> {
+    harness::pin_to(p.parent_cpu());
+    let n = SegmentName::unique();
+    let q = ByteQueue::builder(&n)
+        .flavor(Flavor::Spsc)
+        .capacity(CAP as u64)
+        .max_message(MSG)
+        .create()
+        .map_err(|e| format!("create: {e}"))?;
+    let tx = q.producer().map_err(Miss::failed)?;
+    let mut msg = [0u8; MSG];
+    child_tp(cfg, p, "q-bytes-sink", &[n.as_str().into()], move |i, _| {
+        msg[..8].copy_from_slice(&i.to_le_bytes());
+        match tx.try_push(&msg[..]) {
+            Ok(()) => Ok(1),
+            Err(BytesTryPushError::Full(_)) => Ok(0),
+            Err(e) => Err(format!("try_push: {e}").into()),
+        }
+    })
+}
+
+fn bytes_sink(a: &[String]) -> Result<(), BoxError> {
+    let q = ByteQueue::builder(&seg_name(arg(a, 0)?)?)
+        .flavor(Flavor::Spsc)
+        .open()?;
+    let w = Words::open(arg(a, 1)?)?;
+    let rx = q.consumer()?;
+    let mut buf = [0u8; MSG];
+    consume(w.word(ACK), PATIENCE, || match rx.try_pop_into(&mut buf) {
+        Ok(k) => {
+            std::hint::black_box(&buf[..k]);
+            Ok(Pop::Got(1))
+        }
+        Err(TryPopIntoError::Empty) => Ok(Pop::Empty),
+        Err(TryPopIntoError::Disconnected) => Ok(Pop::End),
+        Err(e) => Err(format!("try_pop_into: {e}").into()),
+    })?;
+    Ok(())
+}
+
+/// One-way throughput between this thread and a consumer thread, pinned per the placement,
+/// with the loops of every other line (see [`oneway`](super::oneway)).
 fn threads_tp(
     cfg: &Cfg,
     p: Placement,
-    mut push: impl FnMut(u64) -> bool,
+    push: impl FnMut(u64, u64) -> Result<u64, BoxError>,
     mut pop: impl FnMut() -> Option<u64> + Send + 'static,
 ) -> Result<Vec<f64>, Miss> {
     harness::pin_to(p.parent_cpu());
-    let done = Arc::new(AtomicU64::new(0));
+    let ack = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let (done2, stop2) = (Arc::clone(&done), Arc::clone(&stop));
+    let (ack2, stop2) = (Arc::clone(&ack), Arc::clone(&stop));
     let cpu = p.child_cpu();
     let t = std::thread::spawn(move || {
         harness::pin_to(cpu);
-        let mut n = 0u64;
-        let mut idle = 0u32;
-        while !stop2.load(Ordering::Relaxed) {
-            match pop() {
+        consume(&ack2, PATIENCE, || {
+            Ok(match pop() {
                 Some(v) => {
                     std::hint::black_box(v);
-                    n += 1;
-                    idle = 0;
-                    if n.is_multiple_of(256) {
-                        done2.store(n, Ordering::Release);
-                    }
+                    Pop::Got(1)
                 }
-                None => {
-                    done2.store(n, Ordering::Release);
-                    idle = idle.wrapping_add(1);
-                    if idle.is_multiple_of(1024) {
-                        std::thread::yield_now();
-                    }
-                    std::hint::spin_loop();
-                }
-            }
-        }
+                None if stop2.load(Ordering::Relaxed) => Pop::End,
+                None => Pop::Empty,
+            })
+        })
     });
-    let mut sent = 0u64;
-    let r = harness::throughput(cfg, cfg.batch(TP_BATCH), |m| {
-        for i in 0..m {
-            let mut tries = 0u32;
-            while !push(i) {
-                tries = tries.wrapping_add(1);
-                if tries.is_multiple_of(1024) {
-                    std::thread::yield_now();
-                }
-                std::hint::spin_loop();
-            }
-        }
-        sent += m;
-        if spin_until(PATIENCE, || done.load(Ordering::Acquire) >= sent) {
-            Ok(())
-        } else {
-            Err("consumer thread stalled".to_string())
-        }
-    });
+    let r = measure_tp(cfg, &ack, push);
     stop.store(true, Ordering::Relaxed);
-    t.join().map_err(|_| "consumer thread panicked")?;
-    r.map_err(Miss::Failed)
+    let consumed = t.join().map_err(|_| "consumer thread panicked")?;
+    let r = r.map_err(Miss::from)?;
+    consumed.map_err(Miss::from)?;
+    Ok(r)
 }
 
 fn unix_tp(cfg: &Cfg, p: Placement) -> Result<Vec<f64>, Miss> {

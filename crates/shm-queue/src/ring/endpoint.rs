@@ -97,7 +97,7 @@ impl Tx {
 
     /// One non-blocking attempt at a free slot: its position (the slot is ours until
     /// [`commit`](Self::commit)), or `NotNow` (full), `Closed`, `Corrupt`.
-    #[inline]
+    #[inline(always)]
     fn attempt(&self) -> Result<u64, Fail> {
         let ring = &*self.ring;
         let state = ring.state();
@@ -126,7 +126,7 @@ impl Tx {
     /// [`commit`](Self::commit) (which must follow, in MPMC rings). `NotNow` (full, without
     /// waiting), `Timeout`, `Closed`, `Disconnected` (full and every consumer gone),
     /// `Corrupt`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn claim(&self, wait: Wait) -> Result<u64, Fail> {
         match self.attempt() {
             Err(Fail::NotNow) => self.claim_slow(wait),
@@ -172,22 +172,22 @@ impl Tx {
     }
 
     /// The payload of the slot at `pos` (see [`Ring::payload`]).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn payload(&self, pos: u64) -> NonNull<u8> {
         self.ring.payload(pos)
     }
 
     /// Publishes the slot taken by [`claim`](Self::claim) at `pos`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn commit(&self, pos: u64) {
         match self.ring.flavor() {
             Flavor::Spsc => self.ring.spsc_publish(&self.cur, 1),
-            Flavor::Mpmc => self.ring.mpmc_publish(self.role, pos),
+            Flavor::Mpmc => self.ring.mpmc_publish(pos),
         }
     }
 
     /// Pushes `value`, waiting as `wait` says; hands it back on failure.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push<T: Element>(&self, value: T, wait: Wait) -> Result<(), (Fail, T)> {
         match self.claim(wait) {
             Ok(pos) => {
@@ -239,7 +239,10 @@ impl Tx {
                 Fail::Closed
             });
         }
-        let free = self.ring.spsc_free(&self.cur, want).map_err(|_| Fail::Corrupt)?;
+        let free = self
+            .ring
+            .spsc_free(&self.cur, want)
+            .map_err(|_| Fail::Corrupt)?;
         Ok((self.cur.tail(), free.min(want)))
     }
 
@@ -298,7 +301,10 @@ unsafe fn copy_run<T>(ring: &Ring, pos: u64, n: usize, items: *const T, into_rin
     let start = ring.index_of(pos);
     let first = n.min(cap - start);
     let at = ring.payload(pos).cast::<T>().as_ptr();
-    let base = ring.payload(pos.wrapping_sub(start as u64)).cast::<T>().as_ptr();
+    let base = ring
+        .payload(pos.wrapping_sub(start as u64))
+        .cast::<T>()
+        .as_ptr();
     let items = items.cast_mut();
     // SAFETY: the first run ends at or before the end of the ring, the rest (n - first < cap)
     // starts at slot 0; all are ours (the caller), and `items` holds n elements.
@@ -362,7 +368,7 @@ impl Rx {
     /// One non-blocking attempt at a published item that `accept` agrees to: its position
     /// (the slot is ours until [`release`](Self::release)), or `NotNow` (empty), `Corrupt`,
     /// or what `accept` rejected it with.
-    #[inline]
+    #[inline(always)]
     fn attempt(&self, accept: &mut impl FnMut(u64) -> Accept) -> Result<u64, Fail> {
         let ring = &*self.ring;
         // One load of a line that changes only on close, poison or a sleeper's arrival: a
@@ -399,7 +405,7 @@ impl Rx {
     /// [`release`](Self::release), which must follow in MPMC rings): `NotNow` (empty, without
     /// waiting), `Timeout`, `Closed` and `Disconnected` (each only once drained), `Corrupt`,
     /// or what `accept` rejected the next item with.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn take(
         &self,
         wait: Wait,
@@ -466,16 +472,16 @@ impl Rx {
     }
 
     /// Hands the slot taken by [`take`](Self::take) at `pos` back to the producers.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn release(&self, pos: u64) {
         match self.ring.flavor() {
             Flavor::Spsc => self.ring.spsc_release(&self.cur, 1),
-            Flavor::Mpmc => self.ring.mpmc_finish(self.role, pos),
+            Flavor::Mpmc => self.ring.mpmc_finish(pos),
         }
     }
 
     /// Pops an element, waiting as `wait` says.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pop<T: Element>(&self, wait: Wait) -> Result<T, Fail> {
         let pos = self.take(wait, |_| Accept::Take)?;
         // SAFETY: the slot at `pos` is ours (published and taken): its producer wrote a T

@@ -97,7 +97,6 @@ mod spsc;
 
 pub(crate) use endpoint::{Dest, Rx, Tx, Wait};
 
-
 use crate::error::{corrupt_geometry, BadGeometry};
 use crate::role::{self, Prober, RoleSlot};
 use shm_core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -339,7 +338,10 @@ impl Geometry {
                 let stride = (stamp + LEN_WORD)
                     .checked_add(max)?
                     .checked_next_multiple_of(unit)?;
-                Some(Slots { stride, data: stamp })
+                Some(Slots {
+                    stride,
+                    data: stamp,
+                })
             }
         }
     }
@@ -378,13 +380,18 @@ impl Geometry {
         let cap = seg.header().count();
         let geo = make(cap);
         let need = geo.body_len().map_err(|b| {
-            corrupt_geometry("capacity", format!("the header records an impossible ring: {b}"))
+            corrupt_geometry(
+                "capacity",
+                format!("the header records an impossible ring: {b}"),
+            )
         })?;
         let have = seg.body_len().saturating_sub(offset);
         if have < need {
             return Err(corrupt_geometry(
                 "body",
-                format!("a ring of capacity {cap} needs {need} bytes of body, the segment has {have}"),
+                format!(
+                    "a ring of capacity {cap} needs {need} bytes of body, the segment has {have}"
+                ),
             ));
         }
         Ok(geo)
@@ -448,7 +455,10 @@ impl Ring {
                 // control block is a multiple of 128, the MPMC stride a multiple of 8).
                 let p = unsafe { base.as_ptr().add(CTL_LEN + i as usize * s.stride) };
                 // SAFETY: see above; the stamp is the slot's first 8 bytes.
-                unsafe { p.cast::<AtomicU64>().write(AtomicU64::new(mpmc::free_stamp(i))) };
+                unsafe {
+                    p.cast::<AtomicU64>()
+                        .write(AtomicU64::new(mpmc::free_stamp(i)))
+                };
             }
         }
     }
@@ -468,7 +478,9 @@ impl Ring {
         spin_only: bool,
     ) -> Result<Ring, String> {
         let need = geo.body_len().map_err(|b| b.to_string())?;
-        let slots = geo.slots().ok_or_else(|| format!("no ring has the geometry {geo:?}"))?;
+        let slots = geo
+            .slots()
+            .ok_or_else(|| format!("no ring has the geometry {geo:?}"))?;
         let avail = home.len().saturating_sub(offset);
         if need > avail || !offset.is_multiple_of(128) {
             return Err(format!(
@@ -515,22 +527,24 @@ impl Ring {
         self.home.segment()
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn ctl(&self) -> &Ctl {
         // SAFETY: `attach` checked that the memory holds a control block; it is atomics only,
         // and `home` keeps it alive.
         unsafe { self.ctl.as_ref() }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn sync(&self) -> &SyncBlock {
         &self.ctl().sync.0
     }
 
+    #[inline(always)]
     pub(crate) fn flavor(&self) -> Flavor {
         self.geo.flavor
     }
 
+    #[inline(always)]
     pub(crate) fn capacity(&self) -> u64 {
         self.geo.cap
     }
@@ -549,7 +563,7 @@ impl Ring {
     }
 
     /// The slot index of position `pos` (`< cap`).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn index_of(&self, pos: u64) -> usize {
         (match self.mask {
             Some(m) => pos & m,
@@ -558,7 +572,7 @@ impl Ring {
     }
 
     /// The start of the slot of position `pos`.
-    #[inline]
+    #[inline(always)]
     fn slot(&self, pos: u64) -> *mut u8 {
         let i = self.index_of(pos);
         // SAFETY: i < cap, and `attach` checked the memory holds cap slots of `stride` bytes.
@@ -567,7 +581,7 @@ impl Ring {
 
     /// The payload of the slot of position `pos` (for bytes: its length word, then at
     /// [`msg_data`](Self::msg_data) the bytes). Aligned for the payload.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn payload(&self, pos: u64) -> NonNull<u8> {
         // SAFETY: `data` is inside the slot (Geometry::slots), so the pointer is in bounds and
         // non-null.
@@ -611,7 +625,7 @@ impl Ring {
     }
 
     /// The state word: 0 on the fast path (open, healthy).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn state(&self) -> u32 {
         self.sync().state.load(Ordering::Acquire)
     }

@@ -36,7 +36,7 @@ pub(crate) enum Accept {
 impl Ring {
     /// Takes the next free position for producer `role`: `Some(pos)` (the slot is ours until
     /// [`mpmc_publish`](Self::mpmc_publish)), `None` if the ring is full.
-    #[inline]
+    #[inline(always)]
     pub(super) fn mpmc_claim(&self, role: usize) -> Result<Option<u64>, Corrupt> {
         let c = self.ctl();
         let pending = self.producers()[role].pending();
@@ -76,13 +76,13 @@ impl Ring {
         }
     }
 
-    /// Publishes the item producer `role` wrote at `pos`, and wakes a sleeping consumer.
-    #[inline]
-    pub(super) fn mpmc_publish(&self, role: usize, pos: u64) {
+    /// Publishes the item a producer wrote at `pos`, and wakes a sleeping consumer.
+    #[inline(always)]
+    pub(super) fn mpmc_publish(&self, pos: u64) {
+        // The producer's `pending` announcement stays until its next one (or the role's
+        // release): a published position is never stuck, so a stale announcement of it misleads
+        // no consumer, and the fast path saves a store.
         self.stamp(pos).store(full_stamp(pos), Ordering::Release);
-        self.producers()[role]
-            .pending()
-            .store(0, Ordering::Release);
         if !self.spin_only {
             self.sync().not_empty.notify_one();
         }
@@ -91,7 +91,7 @@ impl Ring {
     /// Takes the next published position for consumer `role`, after `accept` agreed to it:
     /// `Some(pos)` (the slot is ours until [`mpmc_finish`](Self::mpmc_finish)), `None` if
     /// nothing is ready.
-    #[inline]
+    #[inline(always)]
     pub(super) fn mpmc_take(
         &self,
         role: usize,
@@ -118,7 +118,7 @@ impl Ring {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) if verdict == Accept::Skip => {
-                        self.mpmc_finish(role, pos);
+                        self.mpmc_finish(pos);
                         self.sync().skipped.fetch_add(1, Ordering::AcqRel);
                         skips += 1;
                         if skips >= MAX_SKIPS_PER_POLL {
@@ -151,15 +151,16 @@ impl Ring {
         }
     }
 
-    /// Hands the slot consumer `role` took at `pos` to the next lap, and wakes a sleeping
+    /// Hands the slot a consumer took at `pos` to the next lap, and wakes a sleeping
     /// producer.
-    #[inline]
-    pub(super) fn mpmc_finish(&self, role: usize, pos: u64) {
-        self.stamp(pos)
-            .store(free_stamp(pos.wrapping_add(self.geo.cap)), Ordering::Release);
-        self.consumers()[role]
-            .pending()
-            .store(0, Ordering::Release);
+    #[inline(always)]
+    pub(super) fn mpmc_finish(&self, pos: u64) {
+        // As in `mpmc_publish`, the consumer's announcement is cleared lazily: a freed slot is
+        // never mistaken for one a dead consumer holds (its stamp moved on).
+        self.stamp(pos).store(
+            free_stamp(pos.wrapping_add(self.geo.cap)),
+            Ordering::Release,
+        );
         if !self.spin_only {
             self.sync().not_full.notify_one();
         }
@@ -197,12 +198,20 @@ impl Ring {
         }
         if c.head
             .0
-            .compare_exchange(pos, pos.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange(
+                pos,
+                pos.wrapping_add(1),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
             .is_err()
         {
             return false;
         }
-        stamp.store(free_stamp(pos.wrapping_add(self.geo.cap)), Ordering::Release);
+        stamp.store(
+            free_stamp(pos.wrapping_add(self.geo.cap)),
+            Ordering::Release,
+        );
         // Counted after `head` moved past it (JoinableQueue's `join` relies on that order).
         self.sync().skipped.fetch_add(1, Ordering::AcqRel);
         self.sync().not_full.notify_all();

@@ -59,7 +59,7 @@ impl RxCursor {
 impl Ring {
     /// Free slots from our tail, refreshing the cached head if fewer than `want` seem free.
     /// `Err` (and the ring poisoned) if the head read breaks `head <= tail <= head + cap`.
-    #[inline]
+    #[inline(always)]
     pub(super) fn spsc_free(&self, c: &TxCursor, want: u64) -> Result<u64, Corrupt> {
         let cap = self.geo.cap;
         let tail = c.tail.get();
@@ -80,7 +80,7 @@ impl Ring {
     }
 
     /// Publishes `n` slots written from our tail on, and wakes a sleeping consumer.
-    #[inline]
+    #[inline(always)]
     pub(super) fn spsc_publish(&self, c: &TxCursor, n: u64) {
         let tail = c.tail.get().wrapping_add(n);
         c.tail.set(tail);
@@ -93,7 +93,7 @@ impl Ring {
     /// Items ready from our head, refreshing the cached tail if fewer than `want` seem ready.
     /// `Err` (and the ring poisoned) if the tail read breaks `head <= tail <= head + cap`:
     /// never more than the capacity, never garbage.
-    #[inline]
+    #[inline(always)]
     pub(super) fn spsc_ready(&self, c: &RxCursor, want: u64) -> Result<u64, Corrupt> {
         let head = c.head.get();
         // The cached tail passed the check below (or is the initial `head`).
@@ -112,7 +112,7 @@ impl Ring {
     }
 
     /// Hands `n` slots read from our head on back to the producer, and wakes it if it sleeps.
-    #[inline]
+    #[inline(always)]
     pub(super) fn spsc_release(&self, c: &RxCursor, n: u64) {
         let head = c.head.get().wrapping_add(n);
         c.head.set(head);
