@@ -265,6 +265,58 @@ fn mpmc_consumer_killed_holding_a_received_is_freed_by_a_blocked_producer() {
     }
 }
 
+/// An SPSC byte queue: a consumer child reads message 0 in place and is SIGKILLed holding the
+/// `Received`. The SPSC protocol writes `head` only when the slot is released, so nothing was
+/// consumed: a successor consumer takes over the dead one's role and gets message 0 again,
+/// then the rest, in order; the parent's producer, blocked on the full ring meanwhile, carries
+/// on once the successor frees slots.
+#[test]
+fn spsc_consumer_killed_holding_a_received_successor_reads_it_again() {
+    let w = Watchdog::new();
+    let name = SegmentName::unique();
+    let q = ByteQueue::builder(&name)
+        .flavor(Flavor::Spsc)
+        .capacity(4)
+        .max_message(256)
+        .create()
+        .unwrap();
+    let mut tx = q.producer().unwrap();
+    tx.set_wait_strategy(strategy());
+    let msg = |seq: u64| message(6, seq, 24 + seq as usize);
+    let (mut c, mut c_out) = start_ready(&w, "queue.kill-read-hold", &[name.as_str()]);
+    tx.push(msg(0)).unwrap();
+    assert_eq!(next_line(&mut c_out), "holding 0");
+    for seq in 1..4 {
+        tx.push(msg(seq)).unwrap();
+    }
+    assert!(matches!(
+        tx.try_push(msg(4)),
+        Err(BytesTryPushError::Full(_))
+    ));
+    assert_eq!(kill_and_join(&mut c).signal(), Some(9));
+    // The dead consumer is gone but freed nothing: still full.
+    assert!(matches!(
+        tx.try_push(msg(4)),
+        Err(BytesTryPushError::Full(_))
+    ));
+    let mut rx = q.consumer().expect("take over the dead consumer's role");
+    rx.set_wait_strategy(strategy());
+    std::thread::scope(|s| {
+        let producer = s.spawn(move || {
+            for seq in 4..20 {
+                tx.push_timeout(msg(seq), BOUND).unwrap();
+            }
+        });
+        for seq in 0..20 {
+            let m = rx.read_timeout(BOUND).unwrap();
+            assert_eq!(check_message(&m), Ok((6, seq)));
+        }
+        producer.join().unwrap();
+    });
+    // The producer handle went with its thread: drained and gone.
+    assert_eq!(rx.try_pop(), Err(TryPopError::Disconnected));
+}
+
 /// Whether the process `pid` is stopped (state `T` in `/proc/PID/stat`).
 fn is_stopped(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))

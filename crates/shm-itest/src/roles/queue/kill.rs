@@ -21,7 +21,8 @@
 //!   place (`read`), prints `holding SEQ` and sleeps holding the [`Received`] (to be killed).
 //! - `kill-push-loop NAME KIND TAG [MAX]`: pushes TAG's items `0, 1, 2, …` as fast as it can
 //!   until killed (or for at most a minute). KIND: `typed-mpmc` (`MpmcQueue<Item>`),
-//!   `bytes-mpmc`, `bytes-spsc` (byte queues; two messages in three through a loan), `joinable`
+//!   `bytes-mpmc`, `bytes-spsc` (byte queues; two messages in three through a loan, written in two halves
+//!   some microseconds apart), `joinable`
 //!   (`JoinableQueue::put`, messages of at most MAX bytes).
 //! - `spsc-push-until-error NAME`: pushes `0, 1, 2, …` into the `SpscQueue<u64>` NAME until a
 //!   push fails; prints `corrupt` and exits 0 if it failed with `Corrupt`.
@@ -206,14 +207,20 @@ fn await_kill() -> i32 {
     1
 }
 
-/// Pushes message `seq` of `tag`: through a loan when `loan`, else with `push`; `false` on
-/// failure.
-fn push_message(tx: &mut BytesProducer, tag: u64, seq: u64, loan: bool) -> bool {
+/// Pushes message `seq` of `tag`: through a loan when `loan` (written in two halves, `think`
+/// spins apart, as a producer that builds its message in place), else with `push`; `false`
+/// on failure.
+fn push_message(tx: &mut BytesProducer, tag: u64, seq: u64, loan: bool, think: u32) -> bool {
     let len = message_len(tag, seq, tx.max_message());
     if loan {
         match tx.loan(len) {
             Ok(mut l) => {
-                fill_message(tag, seq, &mut l);
+                let whole = message(tag, seq, len);
+                l[..len / 2].copy_from_slice(&whole[..len / 2]);
+                for _ in 0..think {
+                    std::hint::spin_loop();
+                }
+                l[len / 2..].copy_from_slice(&whole[len / 2..]);
                 l.commit();
                 true
             }
@@ -253,7 +260,7 @@ fn kill_bytes_produce(args: &[String]) -> i32 {
     };
     say("ready");
     for seq in start..start + count {
-        if !push_message(&mut tx, tag, seq, seq % 2 == 1) {
+        if !push_message(&mut tx, tag, seq, seq % 2 == 1, 0) {
             return 1;
         }
     }
@@ -366,13 +373,18 @@ fn kill_read_hold(args: &[String]) -> i32 {
     code
 }
 
+/// Spins between the halves of a message written through a loan in `kill-push-loop`: long
+/// enough that the consumer keeps up and a kill at a random moment often finds the producer
+/// in the middle of a loan.
+const THINK: u32 = 20_000;
+
 fn push_loop_bytes(q: &ByteQueue, tag: u64) -> i32 {
     let Ok(mut tx) = q.producer() else { return 1 };
     say("ready");
     let until = Instant::now() + LONG;
     let mut seq = 0;
     while Instant::now() < until {
-        if !push_message(&mut tx, tag, seq, seq % 3 != 0) {
+        if !push_message(&mut tx, tag, seq, seq % 3 != 0, THINK) {
             return 1;
         }
         seq += 1;
