@@ -4,6 +4,7 @@
 //! Exit codes: 0 done, 3 bad arguments, 4 open failed, 5 an operation failed.
 
 pub mod bytes;
+pub mod kill;
 
 use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::{ObjectKind, Segment, SegmentName};
@@ -222,9 +223,10 @@ fn spsc_expect_corrupt(args: &[String]) -> i32 {
     0
 }
 
-/// Registers this module's roles and those of [`bytes`], each named `queue.<role>`.
+/// Registers this module's roles and those of [`bytes`] and [`kill`], each named
+/// `queue.<role>`.
 pub fn register(roles: Roles) -> Roles {
-    bytes::register(roles)
+    kill::register(bytes::register(roles))
         .role("queue.spsc-produce", spsc_produce)
         .role("queue.spsc-forever", spsc_forever)
         .role("queue.mpmc-produce", mpmc_produce)
