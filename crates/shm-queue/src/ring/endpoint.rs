@@ -7,7 +7,7 @@ pub(crate) use super::mpmc::Accept;
 use super::spsc::{RxCursor, TxCursor};
 use super::{Flavor, Ring, CANCELLED, CLOSED};
 use crate::error::{Fail, RoleError};
-use crate::role::{self, Waited};
+use crate::role::{self, RoleSlot, Waited};
 use shm_core::sync::atomic::Ordering;
 use shm_core::sync::Poll;
 use shm_core::{Deadline, Element, WaitStrategy};
@@ -49,30 +49,67 @@ fn effective(ring: &Ring, strategy: WaitStrategy) -> WaitStrategy {
     }
 }
 
-/// A producer end: a claimed producer role of a ring. Releases the role on drop.
-pub(crate) struct Tx {
+/// Which side of a ring an endpoint is: its cursor type, and the role slots it claims.
+pub(crate) trait Side: fmt::Debug {
+    /// The side's name, for `Debug`.
+    const NAME: &'static str;
+    /// A cursor starting where the segment's index for this side says.
+    fn cursor(ring: &Ring) -> Self;
+    /// This side's role slots.
+    fn slots(ring: &Ring) -> &[RoleSlot];
+}
+
+impl Side for TxCursor {
+    const NAME: &'static str = "Tx";
+    fn cursor(ring: &Ring) -> Self {
+        TxCursor::new(ring)
+    }
+    fn slots(ring: &Ring) -> &[RoleSlot] {
+        ring.producers()
+    }
+}
+
+impl Side for RxCursor {
+    const NAME: &'static str = "Rx";
+    fn cursor(ring: &Ring) -> Self {
+        RxCursor::new(ring)
+    }
+    fn slots(ring: &Ring) -> &[RoleSlot] {
+        ring.consumers()
+    }
+}
+
+/// An endpoint: a claimed role of one side of a ring, with that side's cursor and wait
+/// strategy. Releases the role on drop (and wakes the other side, which may now be
+/// disconnected).
+pub(crate) struct End<C: Side> {
     ring: Arc<Ring>,
-    cur: TxCursor,
+    cur: C,
     role: usize,
     strategy: WaitStrategy,
 }
 
-impl fmt::Debug for Tx {
+/// A producer end.
+pub(crate) type Tx = End<TxCursor>;
+/// A consumer end.
+pub(crate) type Rx = End<RxCursor>;
+
+impl<C: Side> fmt::Debug for End<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tx")
+        f.debug_struct(C::NAME)
             .field("ring", &self.ring)
             .field("role", &self.role)
             .finish()
     }
 }
 
-impl Tx {
-    /// Claims a producer role of `ring`.
-    pub(crate) fn attach(ring: &Arc<Ring>, strategy: WaitStrategy) -> Result<Tx, RoleError> {
+impl<C: Side> End<C> {
+    /// Claims a role of this side of `ring`.
+    pub(crate) fn attach(ring: &Arc<Ring>, strategy: WaitStrategy) -> Result<End<C>, RoleError> {
         let p = ring.prober();
-        let claim = role::claim(ring.producers(), p.me(), p)?;
-        Ok(Tx {
-            cur: TxCursor::new(ring),
+        let claim = role::claim(C::slots(ring), p.me(), p)?;
+        Ok(End {
+            cur: C::cursor(ring),
             ring: Arc::clone(ring),
             role: claim.index,
             strategy,
@@ -80,6 +117,10 @@ impl Tx {
     }
 
     pub(crate) fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    pub(crate) fn arc(&self) -> &Arc<Ring> {
         &self.ring
     }
 
@@ -91,10 +132,22 @@ impl Tx {
         self.strategy
     }
 
-    pub(crate) fn arc(&self) -> &Arc<Ring> {
-        &self.ring
+    /// The payload of the slot at `pos` (see [`Ring::payload`]).
+    #[inline(always)]
+    pub(crate) fn payload(&self, pos: u64) -> NonNull<u8> {
+        self.ring.payload(pos)
     }
+}
 
+impl<C: Side> Drop for End<C> {
+    fn drop(&mut self) {
+        let ring = &*self.ring;
+        role::release(C::slots(ring), self.role, ring.prober().me());
+        ring.wake_all();
+    }
+}
+
+impl Tx {
     /// One non-blocking attempt at a free slot: its position (the slot is ours until
     /// [`commit`](Self::commit)), or `NotNow` (full), `Closed`, `Corrupt`.
     #[inline(always)]
@@ -169,12 +222,6 @@ impl Tx {
             None => Err(Fail::Timeout),
             Some(Waited::PeersGone) => Err(Fail::Disconnected),
         }
-    }
-
-    /// The payload of the slot at `pos` (see [`Ring::payload`]).
-    #[inline(always)]
-    pub(crate) fn payload(&self, pos: u64) -> NonNull<u8> {
-        self.ring.payload(pos)
     }
 
     /// Publishes the slot taken by [`claim`](Self::claim) at `pos`.
@@ -281,15 +328,6 @@ impl Tx {
     }
 }
 
-impl Drop for Tx {
-    fn drop(&mut self) {
-        let ring = &*self.ring;
-        role::release(ring.producers(), self.role, ring.prober().me());
-        // Consumers may now be disconnected.
-        ring.wake_all();
-    }
-}
-
 /// Copies `len` bytes from `src` to `dst`: inline for messages of up to 64 bytes (whole
 /// unaligned words, the last one overlapping the one before, so no byte outside either range
 /// is touched), `memcpy` above. A small message costs a few moves instead of a library call.
@@ -359,52 +397,7 @@ unsafe fn copy_run<T>(ring: &Ring, pos: u64, n: usize, items: *const T, into_rin
     }
 }
 
-/// A consumer end: a claimed consumer role of a ring. Releases the role on drop.
-pub(crate) struct Rx {
-    ring: Arc<Ring>,
-    cur: RxCursor,
-    role: usize,
-    strategy: WaitStrategy,
-}
-
-impl fmt::Debug for Rx {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Rx")
-            .field("ring", &self.ring)
-            .field("role", &self.role)
-            .finish()
-    }
-}
-
 impl Rx {
-    /// Claims a consumer role of `ring`.
-    pub(crate) fn attach(ring: &Arc<Ring>, strategy: WaitStrategy) -> Result<Rx, RoleError> {
-        let p = ring.prober();
-        let claim = role::claim(ring.consumers(), p.me(), p)?;
-        Ok(Rx {
-            cur: RxCursor::new(ring),
-            ring: Arc::clone(ring),
-            role: claim.index,
-            strategy,
-        })
-    }
-
-    pub(crate) fn ring(&self) -> &Ring {
-        &self.ring
-    }
-
-    pub(crate) fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.strategy = strategy;
-    }
-
-    pub(crate) fn strategy(&self) -> WaitStrategy {
-        self.strategy
-    }
-
-    pub(crate) fn arc(&self) -> &Arc<Ring> {
-        &self.ring
-    }
-
     /// One non-blocking attempt at a published item that `accept` agrees to: its position
     /// (the slot is ours until [`release`](Self::release)), or `NotNow` (empty), `Corrupt`,
     /// or what `accept` rejected it with.
@@ -506,12 +499,6 @@ impl Rx {
             None => Err(Fail::Timeout),
             Some(Waited::PeersGone) => Err(Fail::Disconnected),
         }
-    }
-
-    /// The payload of the slot at `pos`.
-    #[inline]
-    pub(crate) fn payload(&self, pos: u64) -> NonNull<u8> {
-        self.ring.payload(pos)
     }
 
     /// Hands the slot taken by [`take`](Self::take) at `pos` back to the producers.
@@ -670,15 +657,6 @@ impl Rx {
             None => Err(Fail::Timeout),
             Some(Waited::PeersGone) => Err(Fail::Disconnected),
         }
-    }
-}
-
-impl Drop for Rx {
-    fn drop(&mut self) {
-        let ring = &*self.ring;
-        role::release(ring.consumers(), self.role, ring.prober().me());
-        // Producers may now be disconnected.
-        ring.wake_all();
     }
 }
 
