@@ -617,7 +617,7 @@ const BUDGET: &[BudgetSpec] = &[
         Bound::AtMost(3.0),
     ),
     paired(
-        "1 MiB messages through a loan (written once, read in place), bandwidth ÷ memcpy's (one 1 MiB copy between two buffers in one process)",
+        "1 MiB messages through a loan (written once, read in place), bandwidth ÷ memcpy's (one 1 MiB copy per message into a ring-sized set of buffers, one process)",
         (bytes::KEY_1M, bytes::LOAN_LINE),
         Against::Rate(bytes::KEY_1M, bytes::MEMCPY_LINE),
         Bound::AtLeast(0.9),
