@@ -593,6 +593,12 @@ const BUDGET: &[BudgetSpec] = &[
         Bound::AtMost(1.2),
     ),
     paired(
+        "(reference, not an ARCHITECTURE.md line) SPSC round trip ÷ two-word ping-pong, the floor any pair of queues pays (one index line per direction), held to the same 1.2x",
+        SPSC_RT,
+        Against::Time(queue::RT_BUSY, queue::TWO_WORD_RT_LINE),
+        Bound::AtMost(1.2),
+    ),
+    paired(
         "MPMC one-way, time per message ÷ crossbeam ArrayQueue's between two threads",
         (queue::TP, queue::MPMC_TP_LINE),
         Against::Time(queue::TP, queue::ARRAY_QUEUE_LINE),
