@@ -79,9 +79,6 @@ struct Counters {
     event: EventCount,
 }
 
-/// Most dead producers' positions one `join` slice skips.
-const MAX_SKIPS_PER_SLICE: usize = 1024;
-
 /// Offset of the ring.
 const RING_OFFSET: usize = std::mem::size_of::<Counters>();
 
@@ -430,22 +427,19 @@ impl JoinableQueue {
             if p == Poll::Slice {
                 // A producer killed mid-put may have left a claimed, never-published
                 // position at `head`: skip it (it never counted).
-                for _ in 0..MAX_SKIPS_PER_SLICE {
-                    if !ring.skip_dead_push() {
-                        break;
-                    }
-                }
+                ring.skip_dead_pushes();
             }
             self.finished().then_some(Ok(()))
         };
         if let Some(r) = ready(Poll::Check) {
             return Some(r);
         }
-        self.shared.counters().event.wait_until(
-            &self.strategy,
-            Deadline::from_timeout(timeout),
-            ready,
-        )
+        self.shared
+            .counters()
+            .event
+            .wait_until(&self.strategy, Deadline::from_timeout(timeout), ready)
+            // The deadline passed, maybe before any sleep slice: what a slice does, once.
+            .or_else(|| ready(Poll::Slice))
     }
 
     /// Sets how `join` waits (default: [`WaitStrategy::default`]).

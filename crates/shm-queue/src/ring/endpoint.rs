@@ -225,10 +225,16 @@ impl Tx {
             role::watching(ring.consumers(), ring.prober(), attempt),
         ) {
             Some(Waited::Ready(r)) => r,
-            // A short timeout may end before any sleep slice checked the consumers.
-            None if waited(timeout) && ring.peers_gone(ring.consumers()) => Err(Fail::Disconnected),
-            None => Err(Fail::Timeout),
             Some(Waited::PeersGone) => Err(Fail::Disconnected),
+            // The deadline passed, maybe before any sleep slice checked the consumers: what a
+            // slice does, once (free a dead consumer's slot, look again), unless the call did
+            // not wait at all (a zero timeout is a non-blocking push: no liveness probes).
+            None if !waited(timeout) => Err(Fail::Timeout),
+            None => match attempt(Poll::Slice) {
+                Some(r) => r,
+                None if ring.peers_gone(ring.consumers()) => Err(Fail::Disconnected),
+                None => Err(Fail::Timeout),
+            },
         }
     }
 
@@ -508,14 +514,18 @@ impl Rx {
                 Err(Fail::NotNow) => {}
                 r => return Some(r),
             }
-            if p == Poll::Slice && ring.skip_dead_push() {
+            // Nothing at the head. Once per sleep slice (and on a closed ring, whose last items
+            // may sit behind a dead producer's position), pass over every position whose
+            // producer died before publishing it, then look again.
+            let closed = ring.is_closed();
+            if (p == Poll::Slice || closed) && ring.skip_dead_pushes() {
                 match self.attempt(flavor, accept) {
                     Err(Fail::NotNow) => {}
                     r => return Some(r),
                 }
             }
-            // Closed only once drained (the attempt above found nothing).
-            ring.is_closed().then_some(Err(Fail::Closed))
+            // Closed only once drained (the attempts above found nothing).
+            closed.then_some(Err(Fail::Closed))
         };
         // Only now, with the ring empty, is the clock read for the deadline.
         match ring.sync().not_empty.wait_until(
@@ -524,13 +534,14 @@ impl Rx {
             role::watching(ring.producers(), ring.prober(), &mut attempt),
         ) {
             Some(Waited::Ready(r)) => r,
-            // A short timeout may end before any sleep slice checked the producers: check them
-            // now, then look once more for what they left.
-            None if ring.peers_gone(ring.producers()) => {
-                attempt(Poll::Check).unwrap_or(Err(Fail::Disconnected))
-            }
-            None => Err(Fail::Timeout),
             Some(Waited::PeersGone) => Err(Fail::Disconnected),
+            // The deadline passed, maybe before any sleep slice: what a slice does, once (pass
+            // over dead producers' positions, look again), then whether the producers are gone.
+            None => match attempt(Poll::Slice) {
+                Some(r) => r,
+                None if ring.peers_gone(ring.producers()) => Err(Fail::Disconnected),
+                None => Err(Fail::Timeout),
+            },
         }
     }
 

@@ -449,6 +449,17 @@ impl Ring {
         // SAFETY: the caller guarantees room and alignment for the control block.
         unsafe { base.cast::<Ctl>().as_ptr().write(Ctl::new()) };
         let Some(s) = geo.slots() else { return };
+        #[cfg(loom)]
+        if let Payload::Bytes { .. } = geo.payload {
+            for i in 0..geo.cap as usize {
+                // SAFETY: (loom only) a byte slot's payload starts with its 8-byte length
+                // word, inside the body; a loom atomic must be constructed, not zeroed.
+                unsafe {
+                    let p = base.as_ptr().add(CTL_LEN + i * s.stride + s.data);
+                    p.cast::<AtomicU32>().write(AtomicU32::new(0));
+                }
+            }
+        }
         if geo.flavor == Flavor::Mpmc {
             for i in 0..geo.cap {
                 // SAFETY: slot i starts at CTL_LEN + i * stride < body_len; 8-aligned (the

@@ -46,8 +46,10 @@ impl Ring {
             if stamp == free_stamp(pos) {
                 // Announced before the CAS that takes it (whose Release publishes this store
                 // to whoever reads the new tail): a consumer that finds `pos` taken and never
-                // published can tell a live producer from a dead one.
-                pending.store(pos.wrapping_add(1), Ordering::Relaxed);
+                // published can tell a live producer from a dead one. Release: a consumer that
+                // reads this announcement also sees our previous publish (the announcement of
+                // that position is overwritten here, never cleared).
+                pending.store(pos.wrapping_add(1), Ordering::Release);
                 match c.tail.0.compare_exchange_weak(
                     pos,
                     pos.wrapping_add(1),
@@ -63,6 +65,11 @@ impl Ring {
                 // else, with a tail that did not move, is impossible in a healthy ring.
                 let now = c.tail.0.load(Ordering::Acquire);
                 if now == pos {
+                    // `tail` was first read Relaxed, so that stamp may be stale; one read after
+                    // the Acquire of `tail` is not.
+                    if self.stamp(pos).load(Ordering::Acquire) != stamp {
+                        continue;
+                    }
                     pending.store(0, Ordering::Relaxed);
                     let lap = free_stamp(pos.wrapping_sub(self.geo.cap));
                     if stamp.wrapping_sub(lap) <= 1 {
@@ -139,8 +146,16 @@ impl Ring {
                 // not move, is impossible in a healthy ring.
                 let now = c.head.0.load(Ordering::Acquire);
                 if now == pos {
+                    // `head` was first read Relaxed, so that stamp may be stale; one read after
+                    // the Acquire of `head` is not.
+                    if self.stamp(pos).load(Ordering::Acquire) != stamp {
+                        continue;
+                    }
                     pending.store(0, Ordering::Relaxed);
-                    if stamp == full_stamp(pos.wrapping_sub(self.geo.cap)) {
+                    // The previous lap's item, not yet freed, or a skipped position whose
+                    // stamp the skipper has not moved on yet: nothing here yet.
+                    let lap = free_stamp(pos.wrapping_sub(self.geo.cap));
+                    if stamp.wrapping_sub(lap) <= 1 {
                         return Ok(None);
                     }
                     self.poison();
@@ -216,6 +231,20 @@ impl Ring {
         self.sync().skipped.fetch_add(1, Ordering::AcqRel);
         self.sync().not_full.notify_all();
         true
+    }
+
+    /// [`skip_dead_push`](Self::skip_dead_push) until it finds nothing to pass over (at most
+    /// the capacity: a bounded amount of work whatever the segment holds). Whether any was
+    /// passed over.
+    pub(crate) fn skip_dead_pushes(&self) -> bool {
+        let mut any = false;
+        for _ in 0..self.geo.cap.min(1 << 16) {
+            if !self.skip_dead_push() {
+                break;
+            }
+            any = true;
+        }
+        any
     }
 
     /// Producer-side recovery: if the slot at `tail` was taken by a consumer that died before
