@@ -31,7 +31,8 @@
 //!   number of items.
 //! - `pipe-recv-expect-corrupt NAME`: creates the one-way pipe NAME (capacity 4, 64-byte
 //!   messages; this end receives), prints `got` for each message until a receive reports
-//!   `Corrupt`, checks that later receives do too, prints the number of messages.
+//!   `Corrupt`, checks that later receives do too, prints the number of messages, and sleeps
+//!   holding its end (to be killed).
 //!
 //! [`Received`]: shm_queue::bytes::Received
 
@@ -533,7 +534,10 @@ fn pipe_recv_expect_corrupt(args: &[String]) -> i32 {
         return 1;
     }
     say(&got.to_string());
-    0
+    // Hold the end, so that the sender sees the poison rather than a departed receiver.
+    let code = await_kill();
+    drop(end);
+    code
 }
 
 /// Registers this module's roles, each named `queue.<role>`.
