@@ -234,6 +234,7 @@ macro_rules! bytes_push_errors {
 
             /// The public form of `e`, which this operation can end with.
             #[allow(unreachable_patterns)]
+            #[inline]
             pub(crate) fn narrow(e: AnyPushError<M>) -> Self {
                 match e {
                     AnyPushError::TooLarge { msg, max } => $name::TooLarge { msg, max },
@@ -327,6 +328,7 @@ macro_rules! pop_into_errors {
         impl $name {
             /// The public form of `e`, which this operation can end with.
             #[allow(unreachable_patterns)]
+            #[inline]
             pub(crate) fn narrow(e: AnyPopError) -> Self {
                 match e {
                     AnyPopError::TooSmall { needed } => $name::TooSmall { needed },
@@ -400,6 +402,7 @@ pub(crate) fn narrow_pop(e: AnyPopError) -> Fail {
 
 impl<M> AnyPushError<M> {
     /// The error for `f` (what a ring operation ended with), handing `msg` back.
+    #[inline]
     pub(crate) fn from_fail(f: Fail, msg: M) -> AnyPushError<M> {
         match f {
             Fail::NotNow => AnyPushError::Full(msg),
@@ -413,6 +416,7 @@ impl<M> AnyPushError<M> {
 
 impl AnyPopError {
     /// The error for `f` (what a ring operation ended with).
+    #[inline]
     pub(crate) fn from_fail(f: Fail) -> AnyPopError {
         match f {
             Fail::NotNow => AnyPopError::Empty,
@@ -435,6 +439,7 @@ fn kind(flavor: Flavor) -> ObjectKind {
 
 /// Pushes `msg` through `tx`, waiting as `wait` says (the one push of byte queues,
 /// JoinableQueue and Pipe).
+#[inline(always)]
 pub(crate) fn push_msg<M: AsRef<[u8]>>(tx: &Tx, msg: M, wait: Wait) -> Result<(), AnyPushError<M>> {
     let bytes = msg.as_ref();
     let max = tx.ring().max_message();
@@ -446,6 +451,7 @@ pub(crate) fn push_msg<M: AsRef<[u8]>>(tx: &Tx, msg: M, wait: Wait) -> Result<()
 }
 
 /// Pops one message through `rx` into `dest`, waiting as `wait` says; its length.
+#[inline(always)]
 pub(crate) fn pop_msg(rx: &Rx, dest: &mut Dest<'_>, wait: Wait) -> Result<usize, AnyPopError> {
     rx.pop_bytes(dest, wait).map_err(AnyPopError::from_fail)
 }
@@ -760,6 +766,7 @@ impl BytesProducer {
     ///
     /// [`BytesTryPushError`], with the message: `TooLarge`, `Full`, `Closed`,
     /// `Disconnected` (full and every consumer gone), `Corrupt`.
+    #[inline(always)]
     pub fn try_push<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), BytesTryPushError<M>> {
         push_msg(&self.tx, msg, Wait::No).map_err(BytesTryPushError::narrow)
     }
@@ -978,6 +985,7 @@ impl BytesConsumer {
     ///
     /// [`TryPopIntoError`]: `TooSmall { needed }` (the message stays queued), `Empty`,
     /// `Closed`, `Disconnected`, `Corrupt`.
+    #[inline(always)]
     pub fn try_pop_into(&self, buf: &mut [u8]) -> Result<usize, TryPopIntoError> {
         pop_msg(&self.rx, &mut Dest::Slice(buf), Wait::No).map_err(TryPopIntoError::narrow)
     }

@@ -356,6 +356,51 @@ impl<T: Element, P: Protocol> Builder<T, P> {
     }
 }
 
+/// The methods every endpoint of a [`Queue`] has, over its ring end `$end`.
+macro_rules! endpoint_methods {
+    ($end:ident) => {
+        /// Items in the queue.
+        pub fn len(&self) -> usize {
+            self.$end.ring().len() as usize
+        }
+
+        /// Whether the queue is empty.
+        pub fn is_empty(&self) -> bool {
+            self.len() == 0
+        }
+
+        /// Whether the queue is full.
+        pub fn is_full(&self) -> bool {
+            self.$end.ring().len() >= self.$end.ring().capacity()
+        }
+
+        /// How many items fit.
+        pub fn capacity(&self) -> usize {
+            self.$end.ring().capacity() as usize
+        }
+
+        /// Closes the queue (see [`Queue::close`]).
+        pub fn close(&self) {
+            self.$end.ring().close()
+        }
+
+        /// Whether the queue was closed.
+        pub fn is_closed(&self) -> bool {
+            self.$end.ring().is_closed()
+        }
+
+        #[allow(dead_code)]
+        pub(crate) fn ring(&self) -> &Ring {
+            self.$end.ring()
+        }
+
+        #[allow(dead_code)]
+        pub(crate) fn ring_arc(&self) -> &Arc<Ring> {
+            self.$end.arc()
+        }
+    };
+}
+
 /// A producer endpoint of a [`Queue`]: [`spsc::Producer<T>`](crate::spsc::Producer) or
 /// [`mpmc::Producer<T>`](crate::mpmc::Producer). Releases its role on drop. `Send`, not
 /// `Sync`: one operation at a time.
@@ -417,45 +462,7 @@ impl<T: Element, P: Protocol> Producer<T, P> {
         self.tx.push_slice(items)
     }
 
-    /// Items in the queue.
-    pub fn len(&self) -> usize {
-        self.tx.ring().len() as usize
-    }
-
-    /// Whether the queue is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether the queue is full.
-    pub fn is_full(&self) -> bool {
-        self.tx.ring().len() >= self.tx.ring().capacity()
-    }
-
-    /// How many items fit.
-    pub fn capacity(&self) -> usize {
-        self.tx.ring().capacity() as usize
-    }
-
-    /// Closes the queue (see [`Queue::close`]).
-    pub fn close(&self) {
-        self.tx.ring().close()
-    }
-
-    /// Whether the queue was closed.
-    pub fn is_closed(&self) -> bool {
-        self.tx.ring().is_closed()
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn ring(&self) -> &Ring {
-        self.tx.ring()
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn ring_arc(&self) -> &Arc<Ring> {
-        self.tx.arc()
-    }
+    endpoint_methods!(tx);
 }
 
 impl<T: Element> Producer<T, Mpmc> {
@@ -547,40 +554,7 @@ impl<T: Element, P: Protocol> Consumer<T, P> {
         self.rx.pop_slice(out)
     }
 
-    /// Items in the queue.
-    pub fn len(&self) -> usize {
-        self.rx.ring().len() as usize
-    }
-
-    /// Whether the queue is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether the queue is full.
-    pub fn is_full(&self) -> bool {
-        self.rx.ring().len() >= self.rx.ring().capacity()
-    }
-
-    /// How many items fit.
-    pub fn capacity(&self) -> usize {
-        self.rx.ring().capacity() as usize
-    }
-
-    /// Closes the queue (see [`Queue::close`]).
-    pub fn close(&self) {
-        self.rx.ring().close()
-    }
-
-    /// Whether the queue was closed.
-    pub fn is_closed(&self) -> bool {
-        self.rx.ring().is_closed()
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn ring(&self) -> &Ring {
-        self.rx.ring()
-    }
+    endpoint_methods!(rx);
 
     /// Test hook: writes an impossible index or stamp, as a process scribbling over the
     /// segment would. SPSC: 0, `tail = u64::MAX`; 1, `head` one past `tail`; otherwise `tail`

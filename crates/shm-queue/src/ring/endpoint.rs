@@ -7,7 +7,7 @@ pub(crate) use super::mpmc::Accept;
 use super::spsc::{RxCursor, TxCursor};
 use super::{Flavor, Ring, CANCELLED, CLOSED};
 use crate::error::{Fail, RoleError};
-use crate::role::{self, Waited};
+use crate::role::{self, RoleSlot, Waited};
 use shm_core::sync::atomic::Ordering;
 use shm_core::sync::Poll;
 use shm_core::{Deadline, Element, WaitStrategy};
@@ -49,30 +49,67 @@ fn effective(ring: &Ring, strategy: WaitStrategy) -> WaitStrategy {
     }
 }
 
-/// A producer end: a claimed producer role of a ring. Releases the role on drop.
-pub(crate) struct Tx {
+/// Which side of a ring an endpoint is: its cursor type, and the role slots it claims.
+pub(crate) trait Side: fmt::Debug {
+    /// The side's name, for `Debug`.
+    const NAME: &'static str;
+    /// A cursor starting where the segment's index for this side says.
+    fn cursor(ring: &Ring) -> Self;
+    /// This side's role slots.
+    fn slots(ring: &Ring) -> &[RoleSlot];
+}
+
+impl Side for TxCursor {
+    const NAME: &'static str = "Tx";
+    fn cursor(ring: &Ring) -> Self {
+        TxCursor::new(ring)
+    }
+    fn slots(ring: &Ring) -> &[RoleSlot] {
+        ring.producers()
+    }
+}
+
+impl Side for RxCursor {
+    const NAME: &'static str = "Rx";
+    fn cursor(ring: &Ring) -> Self {
+        RxCursor::new(ring)
+    }
+    fn slots(ring: &Ring) -> &[RoleSlot] {
+        ring.consumers()
+    }
+}
+
+/// An endpoint: a claimed role of one side of a ring, with that side's cursor and wait
+/// strategy. Releases the role on drop (and wakes the other side, which may now be
+/// disconnected).
+pub(crate) struct End<C: Side> {
     ring: Arc<Ring>,
-    cur: TxCursor,
+    cur: C,
     role: usize,
     strategy: WaitStrategy,
 }
 
-impl fmt::Debug for Tx {
+/// A producer end.
+pub(crate) type Tx = End<TxCursor>;
+/// A consumer end.
+pub(crate) type Rx = End<RxCursor>;
+
+impl<C: Side> fmt::Debug for End<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tx")
+        f.debug_struct(C::NAME)
             .field("ring", &self.ring)
             .field("role", &self.role)
             .finish()
     }
 }
 
-impl Tx {
-    /// Claims a producer role of `ring`.
-    pub(crate) fn attach(ring: &Arc<Ring>, strategy: WaitStrategy) -> Result<Tx, RoleError> {
+impl<C: Side> End<C> {
+    /// Claims a role of this side of `ring`.
+    pub(crate) fn attach(ring: &Arc<Ring>, strategy: WaitStrategy) -> Result<End<C>, RoleError> {
         let p = ring.prober();
-        let claim = role::claim(ring.producers(), p.me(), p)?;
-        Ok(Tx {
-            cur: TxCursor::new(ring),
+        let claim = role::claim(C::slots(ring), p.me(), p)?;
+        Ok(End {
+            cur: C::cursor(ring),
             ring: Arc::clone(ring),
             role: claim.index,
             strategy,
@@ -80,6 +117,10 @@ impl Tx {
     }
 
     pub(crate) fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    pub(crate) fn arc(&self) -> &Arc<Ring> {
         &self.ring
     }
 
@@ -91,10 +132,22 @@ impl Tx {
         self.strategy
     }
 
-    pub(crate) fn arc(&self) -> &Arc<Ring> {
-        &self.ring
+    /// The payload of the slot at `pos` (see [`Ring::payload`]).
+    #[inline(always)]
+    pub(crate) fn payload(&self, pos: u64) -> NonNull<u8> {
+        self.ring.payload(pos)
     }
+}
 
+impl<C: Side> Drop for End<C> {
+    fn drop(&mut self) {
+        let ring = &*self.ring;
+        role::release(C::slots(ring), self.role, ring.prober().me());
+        ring.wake_all();
+    }
+}
+
+impl Tx {
     /// One non-blocking attempt at a free slot: its position (the slot is ours until
     /// [`commit`](Self::commit)), or `NotNow` (full), `Closed`, `Corrupt`.
     #[inline(always)]
@@ -171,12 +224,6 @@ impl Tx {
         }
     }
 
-    /// The payload of the slot at `pos` (see [`Ring::payload`]).
-    #[inline(always)]
-    pub(crate) fn payload(&self, pos: u64) -> NonNull<u8> {
-        self.ring.payload(pos)
-    }
-
     /// Publishes the slot taken by [`claim`](Self::claim) at `pos`.
     #[inline(always)]
     pub(crate) fn commit(&self, pos: u64) {
@@ -204,13 +251,14 @@ impl Tx {
 
     /// Pushes one byte message (at most the ring's maximum: the caller checked), waiting as
     /// `wait` says.
+    #[inline(always)]
     pub(crate) fn push_bytes(&self, msg: &[u8], wait: Wait) -> Result<(), Fail> {
         debug_assert!(msg.len() <= self.ring.max_message());
         let pos = self.claim(wait)?;
         let ring = &*self.ring;
         // SAFETY: the slot is ours until commit (as in `push`); its message area has room for
         // max >= msg.len() bytes; `msg` is not in the ring.
-        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), ring.msg_data(pos), msg.len()) };
+        unsafe { copy_bytes(msg.as_ptr(), ring.msg_data(pos), msg.len()) };
         ring.msg_len(pos).store(msg.len() as u32, Ordering::Relaxed);
         self.commit(pos);
         Ok(())
@@ -280,12 +328,42 @@ impl Tx {
     }
 }
 
-impl Drop for Tx {
-    fn drop(&mut self) {
-        let ring = &*self.ring;
-        role::release(ring.producers(), self.role, ring.prober().me());
-        // Consumers may now be disconnected.
-        ring.wake_all();
+/// Copies `len` bytes from `src` to `dst`: inline for messages of up to 64 bytes (whole
+/// unaligned words, the last one overlapping the one before, so no byte outside either range
+/// is touched), `memcpy` above. A small message costs a few moves instead of a library call.
+///
+/// # Safety
+///
+/// `src` is valid for reads and `dst` for writes of `len` bytes, and they do not overlap.
+#[inline(always)]
+unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
+    use std::ptr::{read_unaligned as rd, write_unaligned as wr};
+    // SAFETY: every access below lies within [0, len) of its range, which the caller
+    // guarantees valid (and not overlapping); unaligned reads and writes of plain integers.
+    unsafe {
+        if len > 64 {
+            std::ptr::copy_nonoverlapping(src, dst, len);
+        } else if len >= 16 {
+            let mut i = 0;
+            while i + 16 < len {
+                wr(dst.add(i).cast::<u128>(), rd(src.add(i).cast::<u128>()));
+                i += 16;
+            }
+            let j = len - 16;
+            wr(dst.add(j).cast::<u128>(), rd(src.add(j).cast::<u128>()));
+        } else if len >= 8 {
+            let (a, b) = (rd(src.cast::<u64>()), rd(src.add(len - 8).cast::<u64>()));
+            wr(dst.cast::<u64>(), a);
+            wr(dst.add(len - 8).cast::<u64>(), b);
+        } else if len >= 4 {
+            let (a, b) = (rd(src.cast::<u32>()), rd(src.add(len - 4).cast::<u32>()));
+            wr(dst.cast::<u32>(), a);
+            wr(dst.add(len - 4).cast::<u32>(), b);
+        } else {
+            for i in 0..len {
+                *dst.add(i) = *src.add(i);
+            }
+        }
     }
 }
 
@@ -319,52 +397,7 @@ unsafe fn copy_run<T>(ring: &Ring, pos: u64, n: usize, items: *const T, into_rin
     }
 }
 
-/// A consumer end: a claimed consumer role of a ring. Releases the role on drop.
-pub(crate) struct Rx {
-    ring: Arc<Ring>,
-    cur: RxCursor,
-    role: usize,
-    strategy: WaitStrategy,
-}
-
-impl fmt::Debug for Rx {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Rx")
-            .field("ring", &self.ring)
-            .field("role", &self.role)
-            .finish()
-    }
-}
-
 impl Rx {
-    /// Claims a consumer role of `ring`.
-    pub(crate) fn attach(ring: &Arc<Ring>, strategy: WaitStrategy) -> Result<Rx, RoleError> {
-        let p = ring.prober();
-        let claim = role::claim(ring.consumers(), p.me(), p)?;
-        Ok(Rx {
-            cur: RxCursor::new(ring),
-            ring: Arc::clone(ring),
-            role: claim.index,
-            strategy,
-        })
-    }
-
-    pub(crate) fn ring(&self) -> &Ring {
-        &self.ring
-    }
-
-    pub(crate) fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.strategy = strategy;
-    }
-
-    pub(crate) fn strategy(&self) -> WaitStrategy {
-        self.strategy
-    }
-
-    pub(crate) fn arc(&self) -> &Arc<Ring> {
-        &self.ring
-    }
-
     /// One non-blocking attempt at a published item that `accept` agrees to: its position
     /// (the slot is ours until [`release`](Self::release)), or `NotNow` (empty), `Corrupt`,
     /// or what `accept` rejected it with.
@@ -420,6 +453,23 @@ impl Rx {
     #[cold]
     fn take_slow(&self, wait: Wait, accept: &mut impl FnMut(u64) -> Accept) -> Result<u64, Fail> {
         let ring = &*self.ring;
+        let Wait::For(timeout) = wait else {
+            // Empty now. While the queue is open and producers are attached, that is the
+            // answer: two loads of lines nobody writes meanwhile, and no second look at the
+            // producer's index (a non-blocking pop that finds the queue empty stays cheap).
+            // Closed, or every producer gone (read before the last look, so that a producer
+            // that pushed and left is not reported gone with its item queued): look once more.
+            let closed = ring.is_closed();
+            let gone = ring.peers_left(ring.producers());
+            if !closed && !gone {
+                return Err(Fail::NotNow);
+            }
+            return match self.attempt(accept) {
+                Err(Fail::NotNow) if closed => Err(Fail::Closed),
+                Err(Fail::NotNow) => Err(Fail::Disconnected),
+                r => r,
+            };
+        };
         let mut attempt = |p: Poll| -> Option<Result<u64, Fail>> {
             match self.attempt(accept) {
                 Err(Fail::NotNow) => {}
@@ -434,41 +484,21 @@ impl Rx {
             // Closed only once drained (the attempt above found nothing).
             ring.is_closed().then_some(Err(Fail::Closed))
         };
-        match wait {
-            Wait::No => {
-                // Whether the producers left, read before the last look: a producer that
-                // pushes and leaves in between is not reported gone with its item queued.
-                let gone = ring.peers_left(ring.producers());
-                match attempt(Poll::Check) {
-                    Some(r) => r,
-                    None if gone => Err(Fail::Disconnected),
-                    None => Err(Fail::NotNow),
-                }
+        // Only now, with the ring empty, is the clock read for the deadline.
+        match ring.sync().not_empty.wait_until(
+            &effective(ring, self.strategy),
+            Deadline::from_timeout(timeout),
+            role::watching(ring.producers(), ring.prober(), &mut attempt),
+        ) {
+            Some(Waited::Ready(r)) => r,
+            // A short timeout may end before any sleep slice checked the producers: check them
+            // now, then look once more for what they left.
+            None if ring.peers_gone(ring.producers()) => {
+                attempt(Poll::Check).unwrap_or(Err(Fail::Disconnected))
             }
-            Wait::For(timeout) => {
-                // Only now, with the ring empty, is the clock read for the deadline.
-                match ring.sync().not_empty.wait_until(
-                    &effective(ring, self.strategy),
-                    Deadline::from_timeout(timeout),
-                    role::watching(ring.producers(), ring.prober(), &mut attempt),
-                ) {
-                    Some(Waited::Ready(r)) => r,
-                    // A short timeout may end before any sleep slice checked the producers:
-                    // check them now, then look once more for what they left.
-                    None if ring.peers_gone(ring.producers()) => {
-                        attempt(Poll::Check).unwrap_or(Err(Fail::Disconnected))
-                    }
-                    None => Err(Fail::Timeout),
-                    Some(Waited::PeersGone) => Err(Fail::Disconnected),
-                }
-            }
+            None => Err(Fail::Timeout),
+            Some(Waited::PeersGone) => Err(Fail::Disconnected),
         }
-    }
-
-    /// The payload of the slot at `pos`.
-    #[inline]
-    pub(crate) fn payload(&self, pos: u64) -> NonNull<u8> {
-        self.ring.payload(pos)
     }
 
     /// Hands the slot taken by [`take`](Self::take) at `pos` back to the producers.
@@ -493,7 +523,7 @@ impl Rx {
 
     /// The verdict on the byte message at `pos` for a destination with room for `room`
     /// bytes (`None`: any length), and its checked length.
-    #[inline]
+    #[inline(always)]
     fn judge_bytes(&self, pos: u64, room: Option<usize>, len: &mut usize) -> Accept {
         let ring = &*self.ring;
         let word = ring.msg_len(pos).load(Ordering::Relaxed);
@@ -511,6 +541,7 @@ impl Rx {
     }
 
     /// Pops one byte message into `dest`, waiting as `wait` says; its length.
+    #[inline(always)]
     pub(crate) fn pop_bytes(&self, dest: &mut Dest<'_>, wait: Wait) -> Result<usize, Fail> {
         let room = match dest {
             Dest::Slice(b) => Some(b.len()),
@@ -522,7 +553,7 @@ impl Rx {
         match dest {
             // SAFETY: the slot is ours until release; len <= max bytes lie in its message
             // area and fit in `b` (judged above); `b` is not in the ring.
-            Dest::Slice(b) => unsafe { std::ptr::copy_nonoverlapping(data, b.as_mut_ptr(), len) },
+            Dest::Slice(b) => unsafe { copy_bytes(data, b.as_mut_ptr(), len) },
             Dest::Vec(v) => {
                 v.clear();
                 // SAFETY: as above; nobody writes the slot while we hold it.
@@ -629,11 +660,28 @@ impl Rx {
     }
 }
 
-impl Drop for Rx {
-    fn drop(&mut self) {
-        let ring = &*self.ring;
-        role::release(ring.consumers(), self.role, ring.prober().me());
-        // Producers may now be disconnected.
-        ring.wake_all();
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::copy_bytes;
+
+    /// Every length up to past the inline limit: exactly the bytes asked for are copied, in
+    /// place, and nothing around the destination range is touched.
+    #[test]
+    fn copy_bytes_copies_exactly_len_bytes() {
+        for len in 0..=80usize {
+            let src: Vec<u8> = (0..len + 16).map(|i| (i * 7 + 1) as u8).collect();
+            let mut dst = vec![0xEEu8; len + 32];
+            // SAFETY: src has len + 16 >= len bytes; dst[8..] has len + 24 >= len bytes.
+            unsafe { copy_bytes(src.as_ptr().add(3), dst.as_mut_ptr().add(8), len) };
+            assert!(
+                dst[..8].iter().all(|&b| b == 0xEE),
+                "len {len}: wrote before"
+            );
+            assert_eq!(&dst[8..8 + len], &src[3..3 + len], "len {len}");
+            assert!(
+                dst[8 + len..].iter().all(|&b| b == 0xEE),
+                "len {len}: wrote after"
+            );
+        }
     }
 }
