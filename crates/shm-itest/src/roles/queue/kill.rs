@@ -24,6 +24,10 @@
 //!   `bytes-mpmc`, `bytes-spsc` (byte queues; two messages in three through a loan, written in two halves
 //!   some microseconds apart), `joinable`
 //!   (`JoinableQueue::put`, messages of at most MAX bytes).
+//! - `kill-pop-loop NAME LOG`: consumes the byte queue NAME (either flavor) until
+//!   `Disconnected`, every other message read in place; checks each message and that sequence
+//!   numbers increase, and bumps its counter in the [`Log`] LOG (before releasing the slot of
+//!   an in-place read).
 //! - `spsc-push-until-error NAME`: pushes `0, 1, 2, …` into the `SpscQueue<u64>` NAME until a
 //!   push fails; prints `corrupt` and exits 0 if it failed with `Corrupt`.
 //! - `joinable-expect-corrupt NAME`: takes items of the joinable queue NAME (each marked
@@ -37,6 +41,8 @@
 //! [`Received`]: shm_queue::bytes::Received
 
 use super::{name, num};
+use shm_core::sync::atomic::{AtomicU64, Ordering};
+use shm_core::{ElementLayout, ObjectKind, Segment, SegmentName, TypeCode};
 use shm_process::Roles;
 use shm_queue::bytes::{ByteQueue, BytesProducer};
 use shm_queue::joinable::{JoinError, JoinableQueue};
@@ -82,6 +88,49 @@ pub mod layout {
     }
 }
 use std::time::{Duration, Instant};
+
+/// A log of the items a consumer child received: one `u64` counter per sequence number in a
+/// segment the test creates (the creating handle unlinks it on drop). The child bumps an
+/// item's counter after checking it and before releasing its slot where it can (in-place
+/// reads).
+#[derive(Debug)]
+pub struct Log(Segment);
+
+impl Log {
+    /// Creates the log `name` for sequence numbers `0..n` (all zero); panics if it cannot.
+    pub fn create(name: &SegmentName, n: usize) -> Log {
+        let seg = Segment::builder(name, ObjectKind::RawArray)
+            .layout(ElementLayout::of_typecode(TypeCode::ULongLong))
+            .count(n as u64)
+            .body_len(8 * n)
+            .create(|_, _| {})
+            .expect("create log");
+        Log(seg)
+    }
+
+    /// Opens the log `name`.
+    pub fn open(name: &SegmentName) -> Option<Log> {
+        Segment::builder(name, ObjectKind::RawArray)
+            .open()
+            .ok()
+            .map(Log)
+    }
+
+    /// Sequence numbers it has room for.
+    pub fn len(&self) -> usize {
+        self.0.body_len() / 8
+    }
+
+    /// Whether it has room for none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The counter of `seq` (panics past the end).
+    pub fn counter(&self, seq: u64) -> &AtomicU64 {
+        layout::word(&self.0, 8 * seq as usize)
+    }
+}
 
 /// Longest any role sleeps or loops, so that a forgotten child cannot outlive a test run by
 /// much.
@@ -218,9 +267,7 @@ fn push_message(tx: &mut BytesProducer, tag: u64, seq: u64, loan: bool, think: u
             Ok(mut l) => {
                 let whole = message(tag, seq, len);
                 l[..len / 2].copy_from_slice(&whole[..len / 2]);
-                for _ in 0..think {
-                    std::hint::spin_loop();
-                }
+                self::think(think);
                 l[len / 2..].copy_from_slice(&whole[len / 2..]);
                 l.commit();
                 true
@@ -374,10 +421,16 @@ fn kill_read_hold(args: &[String]) -> i32 {
     code
 }
 
-/// Spins between the halves of a message written through a loan in `kill-push-loop`: long
-/// enough that the consumer keeps up and a kill at a random moment often finds the producer
-/// in the middle of a loan.
+/// Spins between the halves of a message written through a loan in `kill-push-loop`, and
+/// around the log entry in `kill-pop-loop`: long enough that a kill at a random moment often
+/// finds the child in the middle of a loan or an in-place read.
 const THINK: u32 = 20_000;
+
+fn think(spins: u32) {
+    for _ in 0..spins {
+        std::hint::spin_loop();
+    }
+}
 
 fn push_loop_bytes(q: &ByteQueue, tag: u64) -> i32 {
     let Ok(mut tx) = q.producer() else { return 1 };
@@ -444,6 +497,58 @@ fn kill_push_loop(args: &[String]) -> i32 {
         }
         _ => 100,
     }
+}
+
+fn kill_pop_loop(args: &[String]) -> i32 {
+    let (Some(n), Some(ln)) = (name(args, 0), name(args, 1)) else {
+        return 100;
+    };
+    let (Ok(q), Some(log)) = (ByteQueue::builder(&n).open(), Log::open(&ln)) else {
+        return 1;
+    };
+    let Ok(mut rx) = q.consumer() else { return 1 };
+    say("ready");
+    let mark = |m: &[u8], last: &mut Option<u64>| -> bool {
+        match check_message(m) {
+            Ok((_, seq)) if last.is_none_or(|l| seq > l) && (seq as usize) < log.len() => {
+                log.counter(seq).fetch_add(1, Ordering::SeqCst);
+                *last = Some(seq);
+                true
+            }
+            other => {
+                eprintln!("kill-pop-loop: after {last:?}: {other:?}");
+                false
+            }
+        }
+    };
+    let mut last = None;
+    for i in 0u64.. {
+        // Spins around the log entry widen the windows a kill at a random moment should hit.
+        let r = if i % 2 == 0 {
+            // In place: logged before the slot is released (by the drop).
+            rx.read_timeout(LONG).map(|m| {
+                think(THINK);
+                let ok = mark(&m, &mut last);
+                think(THINK);
+                ok
+            })
+        } else {
+            rx.pop_timeout(LONG).map(|m| {
+                think(THINK);
+                mark(&m, &mut last)
+            })
+        };
+        match r {
+            Ok(true) => {}
+            Ok(false) => return 1,
+            Err(PopTimeoutError::Disconnected) => return 0,
+            Err(e) => {
+                eprintln!("kill-pop-loop: {e}");
+                return 1;
+            }
+        }
+    }
+    1
 }
 
 fn spsc_push_until_error(args: &[String]) -> i32 {
@@ -547,6 +652,7 @@ pub fn register(roles: Roles) -> Roles {
         .role("queue.kill-chunk-produce", kill_chunk_produce)
         .role("queue.kill-read-hold", kill_read_hold)
         .role("queue.kill-push-loop", kill_push_loop)
+        .role("queue.kill-pop-loop", kill_pop_loop)
         .role("queue.spsc-push-until-error", spsc_push_until_error)
         .role("queue.joinable-expect-corrupt", joinable_expect_corrupt)
         .role("queue.pipe-recv-expect-corrupt", pipe_recv_expect_corrupt)
