@@ -151,10 +151,6 @@ fn random_kills(kind: &str) {
         });
         assert_eq!(join_within(&mut p, BOUND).signal(), Some(9), "{ctx}");
         let skipped = q.skipped();
-        eprintln!(
-            "TMP {ctx}: received {} skipped {skipped}",
-            received.load(Ordering::Relaxed)
-        );
         // At most the one position the producer died holding.
         assert!(skipped <= 1, "{ctx}: skipped {skipped}");
         assert!(
