@@ -16,6 +16,7 @@ use shm_itest::{
 use shm_process::Process;
 use shm_queue::bytes::{ByteQueue, BytesConsumer, BytesTryPushError, Flavor};
 use shm_queue::joinable::JoinableQueue;
+use shm_queue::pipe::{Pipe, RecvTimeoutError};
 use shm_queue::{PopTimeoutError, SpscQueue, TryPopError};
 use std::io::BufReader;
 use std::process::{ChildStdout, Stdio};
@@ -663,4 +664,113 @@ fn mpmc_closed_queue_drains_messages_behind_a_dead_loan() {
         [(2, 0), (2, 1), (2, 2)],
         "the messages behind the dead loan"
     );
+}
+
+/// A one-way pipe whose sending process is SIGKILLed at a random point of a stream of
+/// self-checking messages (often in the middle of a send), over several trials: the receiver
+/// gets an unbroken, intact prefix of the stream and then end of stream; a second sender
+/// process takes over the dead one's end and everything it sends arrives, in order.
+#[test]
+fn pipe_sender_killed_at_random_points_successor_takes_over_the_end() {
+    let w = Watchdog::new();
+    let (seed, mut rand) = rng();
+    for trial in 0..6 {
+        let ctx = format!("seed {seed}, trial {trial}");
+        let name = SegmentName::unique();
+        let mut rx = Pipe::builder(&name)
+            .duplex(false)
+            .capacity(4)
+            .max_message(4096)
+            .create()
+            .unwrap();
+        rx.set_wait_strategy(strategy());
+        let (mut a, a_out) = start_ready(&w, "queue.kill-pipe-send", &[name.as_str(), "1"]);
+        drain(a_out);
+        let (after, delay_us) = (rand(100), rand(1000));
+        let got = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let _ = eventually(BOUND, || got.load(Ordering::Relaxed) >= after);
+                std::thread::sleep(Duration::from_micros(delay_us));
+                a.kill().unwrap();
+            });
+            loop {
+                match rx.recv_bytes_timeout(BOUND) {
+                    Ok(m) => {
+                        let want = got.load(Ordering::Relaxed);
+                        assert_eq!(check_message(&m), Ok((1, want)), "{ctx}");
+                        got.store(want + 1, Ordering::Relaxed);
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                    Err(e) => panic!("{ctx}: recv: {e}"),
+                }
+            }
+        });
+        assert_eq!(kill_and_join(&mut a).signal(), Some(9), "{ctx}");
+        assert!(
+            got.load(Ordering::Relaxed) >= after,
+            "{ctx}: end of stream before the kill"
+        );
+        let (mut b, b_out) = start_ready(&w, "queue.kill-pipe-send", &[name.as_str(), "2", "30"]);
+        drain(b_out);
+        for seq in 0..30 {
+            let m = rx.recv_bytes_timeout(BOUND).unwrap();
+            assert_eq!(check_message(&m), Ok((2, seq)), "{ctx}");
+        }
+        join_ok(&mut b);
+        assert_eq!(
+            rx.recv_bytes_timeout(BOUND),
+            Err(RecvTimeoutError::Disconnected)
+        );
+    }
+}
+
+/// Every producer role of an MPMC byte queue (`MAX_ROLES`) is held by a child that took a loan
+/// and was SIGKILLed holding it: a new producer takes over a dead holder's role (while they
+/// lived, the roles were all busy), and a blocked consumer skips all the dead positions and
+/// delivers what the new producer pushes behind them; `skipped` counts every one.
+#[test]
+fn all_producer_roles_held_by_dead_loan_holders() {
+    let w = Watchdog::new();
+    let roles = shm_queue::ring::MAX_ROLES;
+    let name = SegmentName::unique();
+    let q = ByteQueue::builder(&name)
+        .flavor(Flavor::Mpmc)
+        .capacity(2 * roles as u64)
+        .max_message(256)
+        .create()
+        .unwrap();
+    let mut rx = q.consumer().unwrap();
+    rx.set_wait_strategy(strategy());
+    let mut holders: Vec<Process> = (0..roles)
+        .map(|i| {
+            let tag = (100 + i).to_string();
+            let (p, mut out) = start_ready(
+                &w,
+                "queue.kill-bytes-produce",
+                &[name.as_str(), &tag, "0", "0", "200"],
+            );
+            assert_eq!(next_line(&mut out), "loaned");
+            p
+        })
+        .collect();
+    assert!(
+        matches!(q.producer(), Err(shm_queue::RoleError::Busy { .. })),
+        "every producer role is held by a live process"
+    );
+    for p in &mut holders {
+        assert_eq!(kill_and_join(p).signal(), Some(9));
+    }
+    let tx = q.producer().expect("take over a dead holder's role");
+    for seq in 0..5 {
+        tx.push(message(3, seq, 64)).unwrap();
+    }
+    let got: Vec<_> = (0..5)
+        .map(|_| check_message(&rx.pop_timeout(BOUND).unwrap()).unwrap())
+        .collect();
+    assert_eq!(got, (0..5).map(|seq| (3, seq)).collect::<Vec<_>>());
+    let skipped = layout::word(q.segment().unwrap(), layout::SKIPPED);
+    assert_eq!(skipped.load(Ordering::SeqCst), roles as u64);
+    drop(tx);
+    assert_eq!(rx.pop_timeout(BOUND), Err(PopTimeoutError::Disconnected));
 }

@@ -1,6 +1,6 @@
 //! Random-point SIGKILLs (issue 11): a producer child pushes self-checking items as fast as it
-//! can (typed MPMC; byte MPMC and byte SPSC, two messages in three written in place through a
-//! loan) and is SIGKILLed after a random delay while the parent consumes, many trials per
+//! can (typed MPMC; typed SPSC through write chunks; byte MPMC and byte SPSC, two messages in
+//! three written in place through a loan) and is SIGKILLed after a random delay while the parent consumes, many trials per
 //! queue type. The parent must end with `Disconnected` after draining, having received exactly
 //! the items `0..k` for some `k`, each once, in order, intact: never garbage, never a hang.
 //! (The byte producers write each loaned message in two halves some microseconds apart, so a
@@ -18,7 +18,7 @@ use shm_itest::{
     child, drain, eventually, expect_line, join_ok, join_within, kill_and_join, Watchdog,
 };
 use shm_queue::bytes::{ByteQueue, BytesPushTimeoutError, Flavor};
-use shm_queue::{MpmcQueue, PopTimeoutError};
+use shm_queue::{MpmcQueue, PopTimeoutError, SpscQueue};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -35,6 +35,7 @@ fn strategy() -> WaitStrategy {
 /// The queue under test, as the consumer sees it.
 enum Under {
     Typed(MpmcQueue<Item>, shm_queue::mpmc::Consumer<Item>),
+    TypedSpsc(SpscQueue<Item>, shm_queue::spsc::Consumer<Item>),
     Bytes(ByteQueue, shm_queue::bytes::BytesConsumer),
 }
 
@@ -49,6 +50,15 @@ impl Under {
                 let mut rx = q.consumer().unwrap();
                 rx.set_wait_strategy(strategy());
                 Under::Typed(q, rx)
+            }
+            "typed-spsc" => {
+                let q = SpscQueue::<Item>::builder(name)
+                    .capacity(8)
+                    .create()
+                    .unwrap();
+                let mut rx = q.consumer().unwrap();
+                rx.set_wait_strategy(strategy());
+                Under::TypedSpsc(q, rx)
             }
             _ => {
                 let flavor = if kind == "bytes-spsc" {
@@ -72,8 +82,19 @@ impl Under {
     /// The next item's `(tag, seq)` (every other message read in place, the others copied
     /// out); `Ok(None)` at `Disconnected`; what went wrong otherwise.
     fn pop(&mut self, in_place: bool) -> Result<Option<(u64, u64)>, String> {
+        if let (Under::TypedSpsc(_, rx), true) = (&mut *self, in_place) {
+            // Read in place through a one-item chunk when one is ready.
+            if rx.slots() > 0 {
+                let chunk = rx.read_chunk(1).map_err(|e| format!("read_chunk: {e}"))?;
+                let (a, b) = chunk.as_slices();
+                let checked = check_item(a.first().or(b.first()).expect("one item"));
+                chunk.commit_all();
+                return checked.map(Some);
+            }
+        }
         let r = match self {
             Under::Typed(_, rx) => rx.pop_timeout(BOUND).map(|it| check_item(&it)),
+            Under::TypedSpsc(_, rx) => rx.pop_timeout(BOUND).map(|it| check_item(&it)),
             Under::Bytes(_, rx) if in_place => rx.read_timeout(BOUND).map(|m| check_message(&m)),
             Under::Bytes(_, rx) => rx.pop_timeout(BOUND).map(|m| check_message(&m)),
         };
@@ -88,6 +109,7 @@ impl Under {
     fn skipped(&self) -> u64 {
         match self {
             Under::Typed(q, _) => q.skipped(),
+            Under::TypedSpsc(q, _) => q.skipped(),
             Under::Bytes(q, _) => {
                 layout::word(q.segment().unwrap(), layout::SKIPPED).load(Ordering::SeqCst)
             }
@@ -163,6 +185,11 @@ fn random_kills(kind: &str) {
 #[test]
 fn typed_mpmc_producer_killed_at_random_points() {
     random_kills("typed-mpmc");
+}
+
+#[test]
+fn typed_spsc_producer_killed_at_random_points_mid_write_chunk() {
+    random_kills("typed-spsc");
 }
 
 #[test]

@@ -21,6 +21,8 @@
 //!   place (`read`), prints `holding SEQ` and sleeps holding the [`Received`] (to be killed).
 //! - `kill-push-loop NAME KIND TAG [MAX]`: pushes TAG's items `0, 1, 2, …` as fast as it can
 //!   until killed (or for at most a minute). KIND: `typed-mpmc` (`MpmcQueue<Item>`),
+//!   `typed-spsc` (`SpscQueue<Item>` through `write_chunk`, chunks of 1 to 4 filled with a
+//!   pause in the middle),
 //!   `bytes-mpmc`, `bytes-spsc` (byte queues; two messages in three through a loan, written in two halves
 //!   some microseconds apart), `joinable`
 //!   (`JoinableQueue::put`, messages of at most MAX bytes).
@@ -28,6 +30,9 @@
 //!   `Disconnected`, every other message read in place; checks each message and that sequence
 //!   numbers increase, and bumps its counter in the [`Log`] LOG (before releasing the slot of
 //!   an in-place read).
+//! - `kill-pipe-send NAME TAG [COUNT]`: opens the pipe NAME (the opener's end, which sends in
+//!   a one-way pipe) and sends TAG's messages `0..COUNT` (without COUNT: until killed, or for
+//!   at most a minute).
 //! - `spsc-push-until-error NAME`: pushes `0, 1, 2, …` into the `SpscQueue<u64>` NAME until a
 //!   push fails; prints `corrupt` and exits 0 if it failed with `Corrupt`.
 //! - `joinable-expect-corrupt NAME`: takes items of the joinable queue NAME (each marked
@@ -468,6 +473,35 @@ fn kill_push_loop(args: &[String]) -> i32 {
             }
             0
         }
+        "typed-spsc" => {
+            let Ok(q) = SpscQueue::<Item>::builder(&n).open() else {
+                return 1;
+            };
+            let Ok(mut tx) = q.producer() else { return 1 };
+            say("ready");
+            let mut seq = 0;
+            while Instant::now() < until {
+                // Chunks of 1..=4 items, filled half, a pause, then the rest.
+                let k = (1 + seq % 4) as usize;
+                let mut chunk = match wait_chunk(&mut tx, k) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("kill-push-loop: write_chunk({k}): {e}");
+                        return 1;
+                    }
+                };
+                let (a, b) = chunk.as_mut_slices();
+                for (j, slot) in a.iter_mut().chain(b.iter_mut()).enumerate() {
+                    if j == k / 2 {
+                        think(THINK);
+                    }
+                    *slot = item(tag, seq + j as u64);
+                }
+                chunk.commit_all();
+                seq += k as u64;
+            }
+            0
+        }
         "bytes-mpmc" | "bytes-spsc" => match ByteQueue::builder(&n).open() {
             Ok(q) => push_loop_bytes(&q, tag),
             Err(e) => {
@@ -549,6 +583,35 @@ fn kill_pop_loop(args: &[String]) -> i32 {
         }
     }
     1
+}
+
+fn kill_pipe_send(args: &[String]) -> i32 {
+    let (Some(n), Some(tag)) = (name(args, 0), num(args, 1)) else {
+        return 100;
+    };
+    let end = match Pipe::builder(&n).open() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("kill-pipe-send: {e}");
+            return 1;
+        }
+    };
+    say("ready");
+    let count = num(args, 2).unwrap_or(u64::MAX);
+    let until = Instant::now() + LONG;
+    let mut buf = vec![0; end.max_message()];
+    for seq in 0..count {
+        if Instant::now() >= until {
+            break;
+        }
+        let m = &mut buf[..message_len(tag, seq, end.max_message())];
+        fill_message(tag, seq, m);
+        if let Err(e) = end.send_bytes(&*m) {
+            eprintln!("kill-pipe-send: send {seq}: {e}");
+            return 1;
+        }
+    }
+    0
 }
 
 fn spsc_push_until_error(args: &[String]) -> i32 {
@@ -653,6 +716,7 @@ pub fn register(roles: Roles) -> Roles {
         .role("queue.kill-read-hold", kill_read_hold)
         .role("queue.kill-push-loop", kill_push_loop)
         .role("queue.kill-pop-loop", kill_pop_loop)
+        .role("queue.kill-pipe-send", kill_pipe_send)
         .role("queue.spsc-push-until-error", spsc_push_until_error)
         .role("queue.joinable-expect-corrupt", joinable_expect_corrupt)
         .role("queue.pipe-recv-expect-corrupt", pipe_recv_expect_corrupt)
