@@ -426,7 +426,7 @@ impl<T: Element, P: Protocol> Producer<T, P> {
     #[inline(always)]
     pub fn try_push(&mut self, value: T) -> Result<(), TryPushError<T>> {
         self.tx
-            .push(value, Wait::No)
+            .push_in(P::FLAVOR, value, Wait::No)
             .map_err(|(f, v)| TryPushError::from_fail(f, v))
     }
 
@@ -439,7 +439,7 @@ impl<T: Element, P: Protocol> Producer<T, P> {
     #[inline(always)]
     pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
         self.tx
-            .push(value, Wait::For(None))
+            .push_in(P::FLAVOR, value, Wait::For(None))
             .map_err(|(f, v)| PushError::from_fail(f, v))
     }
 
@@ -452,7 +452,7 @@ impl<T: Element, P: Protocol> Producer<T, P> {
     #[inline]
     pub fn push_timeout(&mut self, value: T, timeout: Duration) -> Result<(), PushTimeoutError<T>> {
         self.tx
-            .push(value, Wait::For(Some(timeout)))
+            .push_in(P::FLAVOR, value, Wait::For(Some(timeout)))
             .map_err(|(f, v)| PushTimeoutError::from_fail(f, v))
     }
 
@@ -520,7 +520,9 @@ impl<T: Element, P: Protocol> Consumer<T, P> {
     /// is only noticed by the blocking forms); `Corrupt`.
     #[inline(always)]
     pub fn try_pop(&mut self) -> Result<T, TryPopError> {
-        self.rx.pop(Wait::No).map_err(TryPopError::from_fail)
+        self.rx
+            .pop_in(P::FLAVOR, Wait::No)
+            .map_err(TryPopError::from_fail)
     }
 
     /// Pops, waiting while the queue is empty. A queue no producer has attached to yet is
@@ -532,7 +534,9 @@ impl<T: Element, P: Protocol> Consumer<T, P> {
     /// handle or died), each only once the queue is drained; `Corrupt`.
     #[inline(always)]
     pub fn pop(&mut self) -> Result<T, PopError> {
-        self.rx.pop(Wait::For(None)).map_err(PopError::from_fail)
+        self.rx
+            .pop_in(P::FLAVOR, Wait::For(None))
+            .map_err(PopError::from_fail)
     }
 
     /// Pops, waiting up to `timeout` while the queue is empty. The clock is read only once the
@@ -544,7 +548,7 @@ impl<T: Element, P: Protocol> Consumer<T, P> {
     #[inline]
     pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T, PopTimeoutError> {
         self.rx
-            .pop(Wait::For(Some(timeout)))
+            .pop_in(P::FLAVOR, Wait::For(Some(timeout)))
             .map_err(PopTimeoutError::from_fail)
     }
 

@@ -151,7 +151,7 @@ impl Tx {
     /// One non-blocking attempt at a free slot: its position (the slot is ours until
     /// [`commit`](Self::commit)), or `NotNow` (full), `Closed`, `Corrupt`.
     #[inline(always)]
-    fn attempt(&self) -> Result<u64, Fail> {
+    fn attempt(&self, flavor: Flavor) -> Result<u64, Fail> {
         let ring = &*self.ring;
         let state = ring.state();
         if state != 0 {
@@ -161,7 +161,7 @@ impl Tx {
                 Fail::Closed
             });
         }
-        match ring.flavor() {
+        match flavor {
             Flavor::Spsc => match ring.spsc_free(&self.cur, 1) {
                 Ok(0) => Err(Fail::NotNow),
                 Ok(_) => Ok(self.cur.tail()),
@@ -181,7 +181,14 @@ impl Tx {
     /// `Corrupt`.
     #[inline(always)]
     pub(crate) fn claim(&self, wait: Wait) -> Result<u64, Fail> {
-        match self.attempt() {
+        self.claim_in(self.ring.flavor(), wait)
+    }
+
+    /// [`claim`](Self::claim) on a ring known to be of `flavor` (a constant at the typed
+    /// queues' call sites, so that their fast path has no branch on the protocol).
+    #[inline(always)]
+    pub(crate) fn claim_in(&self, flavor: Flavor, wait: Wait) -> Result<u64, Fail> {
+        match self.attempt(flavor) {
             Err(Fail::NotNow) => self.claim_slow(wait),
             r => r,
         }
@@ -197,11 +204,12 @@ impl Tx {
                 Fail::NotNow
             });
         };
-        let attempt = |p: Poll| match self.attempt() {
+        let flavor = ring.flavor();
+        let attempt = |p: Poll| match self.attempt(flavor) {
             Ok(pos) => Some(Ok(pos)),
             Err(Fail::NotNow) => {
                 if p == Poll::Slice && ring.free_dead_pop() {
-                    return match self.attempt() {
+                    return match self.attempt(flavor) {
                         Err(Fail::NotNow) => None,
                         r => Some(r),
                     };
@@ -227,7 +235,13 @@ impl Tx {
     /// Publishes the slot taken by [`claim`](Self::claim) at `pos`.
     #[inline(always)]
     pub(crate) fn commit(&self, pos: u64) {
-        match self.ring.flavor() {
+        self.commit_in(self.ring.flavor(), pos)
+    }
+
+    /// [`commit`](Self::commit) on a ring known to be of `flavor`.
+    #[inline(always)]
+    pub(crate) fn commit_in(&self, flavor: Flavor, pos: u64) {
+        match flavor {
             Flavor::Spsc => self.ring.spsc_publish(&self.cur, 1),
             Flavor::Mpmc => self.ring.mpmc_publish(pos),
         }
@@ -236,13 +250,24 @@ impl Tx {
     /// Pushes `value`, waiting as `wait` says; hands it back on failure.
     #[inline(always)]
     pub(crate) fn push<T: Element>(&self, value: T, wait: Wait) -> Result<(), (Fail, T)> {
-        match self.claim(wait) {
+        self.push_in(self.ring.flavor(), value, wait)
+    }
+
+    /// [`push`](Self::push) on a ring known to be of `flavor`.
+    #[inline(always)]
+    pub(crate) fn push_in<T: Element>(
+        &self,
+        flavor: Flavor,
+        value: T,
+        wait: Wait,
+    ) -> Result<(), (Fail, T)> {
+        match self.claim_in(flavor, wait) {
             Ok(pos) => {
                 // SAFETY: the slot at `pos` is ours (claimed, not yet published): no consumer
                 // reads it and no producer writes it until `commit`; an element ring's payload
                 // is aligned for T and holds one.
                 unsafe { self.payload(pos).cast::<T>().as_ptr().write(value) };
-                self.commit(pos);
+                self.commit_in(flavor, pos);
                 Ok(())
             }
             Err(f) => Err((f, value)),
@@ -402,14 +427,14 @@ impl Rx {
     /// (the slot is ours until [`release`](Self::release)), or `NotNow` (empty), `Corrupt`,
     /// or what `accept` rejected it with.
     #[inline(always)]
-    fn attempt(&self, accept: &mut impl FnMut(u64) -> Accept) -> Result<u64, Fail> {
+    fn attempt(&self, flavor: Flavor, accept: &mut impl FnMut(u64) -> Accept) -> Result<u64, Fail> {
         let ring = &*self.ring;
         // One load of a line that changes only on close, poison or a sleeper's arrival: a
         // poisoned ring stops delivering at once, also what this side had already seen.
         if ring.state() & !CLOSED != 0 {
             return Err(Fail::Corrupt);
         }
-        match ring.flavor() {
+        match flavor {
             Flavor::Spsc => match ring.spsc_ready(&self.cur, 1) {
                 Ok(0) => Err(Fail::NotNow),
                 Ok(_) => {
@@ -439,12 +464,19 @@ impl Rx {
     /// waiting), `Timeout`, `Closed` and `Disconnected` (each only once drained), `Corrupt`,
     /// or what `accept` rejected the next item with.
     #[inline(always)]
-    pub(crate) fn take(
+    pub(crate) fn take(&self, wait: Wait, accept: impl FnMut(u64) -> Accept) -> Result<u64, Fail> {
+        self.take_in(self.ring.flavor(), wait, accept)
+    }
+
+    /// [`take`](Self::take) on a ring known to be of `flavor`.
+    #[inline(always)]
+    pub(crate) fn take_in(
         &self,
+        flavor: Flavor,
         wait: Wait,
         mut accept: impl FnMut(u64) -> Accept,
     ) -> Result<u64, Fail> {
-        match self.attempt(&mut accept) {
+        match self.attempt(flavor, &mut accept) {
             Err(Fail::NotNow) => self.take_slow(wait, &mut accept),
             r => r,
         }
@@ -453,6 +485,7 @@ impl Rx {
     #[cold]
     fn take_slow(&self, wait: Wait, accept: &mut impl FnMut(u64) -> Accept) -> Result<u64, Fail> {
         let ring = &*self.ring;
+        let flavor = ring.flavor();
         let Wait::For(timeout) = wait else {
             // Empty now. While the queue is open and producers are attached, that is the
             // answer: two loads of lines nobody writes meanwhile, and no second look at the
@@ -464,19 +497,19 @@ impl Rx {
             if !closed && !gone {
                 return Err(Fail::NotNow);
             }
-            return match self.attempt(accept) {
+            return match self.attempt(flavor, accept) {
                 Err(Fail::NotNow) if closed => Err(Fail::Closed),
                 Err(Fail::NotNow) => Err(Fail::Disconnected),
                 r => r,
             };
         };
         let mut attempt = |p: Poll| -> Option<Result<u64, Fail>> {
-            match self.attempt(accept) {
+            match self.attempt(flavor, accept) {
                 Err(Fail::NotNow) => {}
                 r => return Some(r),
             }
             if p == Poll::Slice && ring.skip_dead_push() {
-                match self.attempt(accept) {
+                match self.attempt(flavor, accept) {
                     Err(Fail::NotNow) => {}
                     r => return Some(r),
                 }
@@ -504,7 +537,13 @@ impl Rx {
     /// Hands the slot taken by [`take`](Self::take) at `pos` back to the producers.
     #[inline(always)]
     pub(crate) fn release(&self, pos: u64) {
-        match self.ring.flavor() {
+        self.release_in(self.ring.flavor(), pos)
+    }
+
+    /// [`release`](Self::release) on a ring known to be of `flavor`.
+    #[inline(always)]
+    pub(crate) fn release_in(&self, flavor: Flavor, pos: u64) {
+        match flavor {
             Flavor::Spsc => self.ring.spsc_release(&self.cur, 1),
             Flavor::Mpmc => self.ring.mpmc_finish(pos),
         }
@@ -513,11 +552,17 @@ impl Rx {
     /// Pops an element, waiting as `wait` says.
     #[inline(always)]
     pub(crate) fn pop<T: Element>(&self, wait: Wait) -> Result<T, Fail> {
-        let pos = self.take(wait, |_| Accept::Take)?;
+        self.pop_in(self.ring.flavor(), wait)
+    }
+
+    /// [`pop`](Self::pop) on a ring known to be of `flavor`.
+    #[inline(always)]
+    pub(crate) fn pop_in<T: Element>(&self, flavor: Flavor, wait: Wait) -> Result<T, Fail> {
+        let pos = self.take_in(flavor, wait, |_| Accept::Take)?;
         // SAFETY: the slot at `pos` is ours (published and taken): its producer wrote a T
         // before publishing, and nobody writes it until `release`; aligned for T.
         let v = unsafe { self.payload(pos).cast::<T>().as_ptr().read() };
-        self.release(pos);
+        self.release_in(flavor, pos);
         Ok(v)
     }
 
