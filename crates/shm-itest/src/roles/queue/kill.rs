@@ -11,8 +11,8 @@
 //!
 //! - `kill-bytes-produce NAME TAG START N [HOLD]`: opens the byte queue NAME (either flavor),
 //!   pushes the messages `START..START + N` of TAG (lengths [`message_len`]; odd sequence
-//!   numbers through a loan, even ones with `push`) and exits; with HOLD, then takes a loan of
-//!   HOLD bytes for message `START + N`, writes only its first half, prints `loaned` and
+//!   numbers through a loan, even ones with `push`) and exits; with HOLD, then takes a loan
+//!   (`try_loan`, once a slot is free) of HOLD bytes for message `START + N`, writes only its first half, prints `loaned` and
 //!   sleeps holding it (to be killed).
 //! - `kill-chunk-produce NAME START N [HOLD]`: the same for the `SpscQueue<Item>` NAME through
 //!   `write_chunk`; with HOLD, takes a chunk of HOLD slots, fills its first half, prints
@@ -319,10 +319,15 @@ fn kill_bytes_produce(args: &[String]) -> i32 {
     }
     let Some(hold) = num(args, 4) else { return 0 };
     let hold = hold as usize;
-    let mut loan = match tx.loan(hold) {
+    // `try_loan`, once a slot is free (this child is the only producer meanwhile).
+    let until = Instant::now() + LONG;
+    while q.len() >= q.capacity() && Instant::now() < until {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let mut loan = match tx.try_loan(hold) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("kill-bytes-produce: loan: {e}");
+            eprintln!("kill-bytes-produce: try_loan: {e}");
             return 1;
         }
     };
