@@ -1,5 +1,6 @@
 //! Child roles (of the `shm-itest` binary) for the SIGKILL tests of the one-ring queues
-//! (`tests/queue_kill.rs`, `tests/queue_kill_random.rs`, `tests/queue_poison.rs`), and the
+//! (`tests/queue_kill.rs`, `tests/queue_kill_random.rs`, `tests/queue_poison.rs`,
+//! `tests/queue_alloc.rs`), and the
 //! self-checking payloads both sides use. Not meant to be run by hand.
 //!
 //! Every item carries its producer's tag and sequence number and is checked whole by
@@ -12,20 +13,19 @@
 //! - `kill-bytes-produce NAME TAG START N [HOLD]`: opens the byte queue NAME (either flavor),
 //!   pushes the messages `START..START + N` of TAG (lengths [`message_len`]; odd sequence
 //!   numbers through a loan, even ones with `push`) and exits; with HOLD, then takes a loan
-//!   (`try_loan`, once a slot is free) of HOLD bytes for message `START + N`, writes only its first half, prints `loaned` and
-//!   sleeps holding it (to be killed).
+//!   (`try_loan`, once a slot is free) of HOLD bytes for message `START + N`, writes only its
+//!   first half, prints `loaned` and sleeps holding it (to be killed).
 //! - `kill-chunk-produce NAME START N [HOLD]`: the same for the `SpscQueue<Item>` NAME through
 //!   `write_chunk`; with HOLD, takes a chunk of HOLD slots, fills its first half, prints
 //!   `chunked` and sleeps holding it.
-//! - `kill-read-hold NAME`: takes a consumer of the MPMC byte queue NAME, reads one message in
-//!   place (`read`), prints `holding SEQ` and sleeps holding the [`Received`] (to be killed).
+//! - `kill-read-hold NAME`: takes a consumer of the byte queue NAME (either flavor), reads one
+//!   message in place (`read`), prints `holding SEQ` and sleeps holding the [`Received`] (to be killed).
 //! - `kill-push-loop NAME KIND TAG [MAX]`: pushes TAG's items `0, 1, 2, …` as fast as it can
 //!   until killed (or for at most a minute). KIND: `typed-mpmc` (`MpmcQueue<Item>`),
 //!   `typed-spsc` (`SpscQueue<Item>` through `write_chunk`, chunks of 1 to 4 filled with a
-//!   pause in the middle),
-//!   `bytes-mpmc`, `bytes-spsc` (byte queues; two messages in three through a loan, written in two halves
-//!   some microseconds apart), `joinable`
-//!   (`JoinableQueue::put`, messages of at most MAX bytes).
+//!   pause in the middle), `bytes-mpmc`, `bytes-spsc` (byte queues; two messages in three
+//!   through a loan, written in two halves a pause apart), `joinable` (`JoinableQueue::put`,
+//!   messages of at most MAX bytes).
 //! - `kill-pop-loop NAME LOG`: consumes the byte queue NAME (either flavor) until
 //!   `Disconnected`, every other message read in place; checks each message and that sequence
 //!   numbers increase, and bumps its counter in the [`Log`] LOG (before releasing the slot of
