@@ -17,7 +17,7 @@ use shm_process::Process;
 use shm_queue::bytes::{ByteQueue, BytesConsumer, BytesTryPushError, Flavor};
 use shm_queue::joinable::JoinableQueue;
 use shm_queue::pipe::{Pipe, RecvTimeoutError};
-use shm_queue::{PopTimeoutError, SpscQueue, TryPopError};
+use shm_queue::{MpmcQueue, PopTimeoutError, SpscQueue, TryPopError};
 use std::io::BufReader;
 use std::process::{ChildStdout, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -338,6 +338,17 @@ fn in_state(pid: u32, state: char) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether the last position taken by a producer of the MPMC ring at offset `ring` of `seg`'s
+/// body (`cap` slots of `stride` bytes, each starting with its stamp) is not published yet:
+/// a producer is in the middle of a push.
+fn mid_push(seg: &shm_core::Segment, ring: usize, cap: u64, stride: usize) -> bool {
+    let word = |at: usize| layout::word(seg, ring + at).load(Ordering::SeqCst);
+    let (head, tail) = (word(layout::HEAD), word(layout::TAIL));
+    let pos = tail.wrapping_sub(1);
+    // Stamp `2 * pos`: taken (the tail moved past it), not published (that is `2 * pos + 1`).
+    tail != head && word(layout::CTL_LEN + (pos % cap) as usize * stride) == 2 * pos
+}
+
 /// Freezes `p` (`SIGSTOP`) after a random pause, up to `tries` times, until `caught()` holds
 /// while it is frozen, and SIGKILLs it there; lets it run on (`SIGCONT`) otherwise. Returns
 /// whether it was caught (if never, it is killed at the last freeze).
@@ -394,13 +405,8 @@ fn joinable_producer_killed_mid_put_join_returns() {
         let taken = AtomicU64::new(0);
         let seg = q.segment().unwrap();
         let ring = |at: usize| layout::word(seg, layout::JOINABLE_RING + at).load(Ordering::SeqCst);
-        // The last position taken by the producer is not published yet: it is mid-put.
-        let mid_put = || {
-            let (head, tail) = (ring(layout::HEAD), ring(layout::TAIL));
-            let pos = tail.wrapping_sub(1);
-            let slot = layout::CTL_LEN + (pos % cap) as usize * layout::mpmc_bytes_stride(max);
-            tail != head && ring(slot) == 2 * pos
-        };
+        let stride = layout::mpmc_bytes_stride(max);
+        let mid_put = || mid_push(seg, layout::JOINABLE_RING, cap, stride);
         let caught = std::thread::scope(|s| {
             let killer = s.spawn(|| {
                 let _ = eventually(BOUND, || taken.load(Ordering::Relaxed) >= after);
@@ -785,4 +791,53 @@ fn all_producer_roles_held_by_dead_loan_holders() {
     assert_eq!(skipped.load(Ordering::SeqCst), roles as u64);
     drop(tx);
     assert_eq!(rx.pop_timeout(BOUND), Err(PopTimeoutError::Disconnected));
+}
+
+/// A typed MPMC producer pushing self-checking items in a loop is frozen (`SIGSTOP`) at random
+/// moments until it holds a claimed, unpublished position (its slot's stamp says so), and
+/// SIGKILLed there, over several trials: the consumer gets every item before it once, in order,
+/// intact, skips the dead position (`skipped` is 1), and ends with `Disconnected`.
+#[test]
+fn typed_mpmc_producer_killed_mid_push_is_skipped() {
+    let w = Watchdog::new();
+    let (seed, mut rand) = rng();
+    let cap = 8u64;
+    // An MPMC slot of `Item`: its stamp, then the element (8-aligned).
+    let stride = 8 + std::mem::size_of::<Item>();
+    for trial in 0..4 {
+        let ctx = format!("seed {seed}, trial {trial}");
+        let name = SegmentName::unique();
+        let q = MpmcQueue::<Item>::builder(&name)
+            .capacity(cap as usize)
+            .create()
+            .unwrap();
+        let mut rx = q.consumer().unwrap();
+        rx.set_wait_strategy(strategy());
+        let (mut p, out) = start_ready(
+            &w,
+            "queue.kill-push-loop",
+            &[name.as_str(), "typed-mpmc", "8"],
+        );
+        drain(out);
+        let seg = q.segment().unwrap();
+        let caught = std::thread::scope(|s| {
+            let killer =
+                s.spawn(|| kill_frozen_when(&p, &mut rand, 5000, || mid_push(seg, 0, cap, stride)));
+            let mut want = 0;
+            loop {
+                match rx.pop_timeout(BOUND) {
+                    Ok(it) => {
+                        assert_eq!(check_item(&it), Ok((8, want)), "{ctx}");
+                        want += 1;
+                    }
+                    Err(PopTimeoutError::Disconnected) => break,
+                    Err(e) => panic!("{ctx}: pop: {e}"),
+                }
+            }
+            killer.join().unwrap()
+        });
+        assert!(caught, "{ctx}: the producer was never frozen inside a push");
+        assert_eq!(kill_and_join(&mut p).signal(), Some(9), "{ctx}");
+        assert_eq!(q.skipped(), 1, "{ctx}: the dead push's position");
+    }
 }
