@@ -8,39 +8,26 @@
 //! hangs, and a watchdog kills the children of a hung test.
 #![cfg(target_os = "linux")]
 
-use shm_core::{SegmentName, WaitStrategy};
+use shm_core::SegmentName;
+use shm_itest::roles::queue::kill::support::{self, byte_queue, rng, short_slices};
 use shm_itest::roles::queue::kill::{check_item, check_message, layout, message, Item};
-use shm_itest::{
-    child, drain, eventually, expect_line, join_ok, kill_and_join, next_line, Watchdog,
-};
+use shm_itest::{drain, eventually, join_ok, kill_and_join, next_line, Watchdog};
 use shm_process::Process;
-use shm_queue::bytes::{ByteQueue, BytesConsumer, BytesTryPushError, Flavor};
+use shm_queue::bytes::{ByteQueue, BytesConsumer, BytesProducer, BytesTryPushError, Flavor};
 use shm_queue::joinable::JoinableQueue;
 use shm_queue::pipe::{Pipe, RecvTimeoutError};
 use shm_queue::{MpmcQueue, PopTimeoutError, SpscQueue, TryPopError};
 use std::io::BufReader;
-use std::process::{ChildStdout, Stdio};
+use std::process::ChildStdout;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 const CHILD: &str = shm_itest::child_binary!();
 const BOUND: Duration = Duration::from_secs(20);
 
-/// Short sleep slices, so that dead peers are noticed soon (the default is 50 ms).
-fn strategy() -> WaitStrategy {
-    WaitStrategy::sleep().with_slice(Duration::from_millis(5))
-}
-
-/// Starts the child in `role` with `args` (watched by `w`) and waits for its `ready` line;
-/// returns it with the rest of its stdout.
+/// Starts the child in `role` with `args` (watched by `w`) and waits for its `ready` line.
 fn start_ready(w: &Watchdog, role: &str, args: &[&str]) -> (Process, BufReader<ChildStdout>) {
-    let mut p = w.start(
-        child(CHILD, role)
-            .args(args.iter().copied())
-            .stdout(Stdio::piped()),
-    );
-    let out = expect_line(&mut p, "ready");
-    (p, out)
+    support::start_ready(w, CHILD, role, args)
 }
 
 /// Pops (each wait bounded) until `Disconnected`; the `(tag, seq)` of every message, in
@@ -61,21 +48,6 @@ fn seqs(got: &[(u64, u64)], tag: u64) -> Vec<u64> {
     got.iter().filter(|m| m.0 == tag).map(|m| m.1).collect()
 }
 
-/// A pseudo-random generator seeded from the clock (the seed goes into failure messages).
-fn rng() -> (u64, impl FnMut(u64) -> u64) {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0x9E37_79B9, |d| d.as_nanos() as u64)
-        | 1;
-    let mut x = seed;
-    (seed, move |n: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % n.max(1)
-    })
-}
-
 /// An MPMC byte queue: producer A commits three messages, takes a loan for a fourth, writes
 /// half of it and is SIGKILLed holding it. The parent's consumer, blocked at the loaned
 /// position while producer B fills the ring behind it, skips the position once A is dead
@@ -85,14 +57,9 @@ fn rng() -> (u64, impl FnMut(u64) -> u64) {
 fn mpmc_producer_killed_holding_a_loan_is_skipped_by_a_blocked_consumer() {
     let w = Watchdog::new();
     let name = SegmentName::unique();
-    let q = ByteQueue::builder(&name)
-        .flavor(Flavor::Mpmc)
-        .capacity(8)
-        .max_message(1024)
-        .create()
-        .unwrap();
+    let q = byte_queue(&name, Flavor::Mpmc, 8, 1024);
     let mut rx = q.consumer().unwrap();
-    rx.set_wait_strategy(strategy());
+    rx.set_wait_strategy(short_slices());
     let n = name.as_str();
     let (mut a, mut a_out) =
         start_ready(&w, "queue.kill-bytes-produce", &[n, "1", "0", "3", "700"]);
@@ -135,14 +102,9 @@ fn spsc_bytes_producer_killed_mid_loan_successor_takes_over() {
     let w = Watchdog::new();
     for first in [0u64, 50, 53] {
         let name = SegmentName::unique();
-        let q = ByteQueue::builder(&name)
-            .flavor(Flavor::Spsc)
-            .capacity(4)
-            .max_message(4096)
-            .create()
-            .unwrap();
+        let q = byte_queue(&name, Flavor::Spsc, 4, 4096);
         let mut rx = q.consumer().unwrap();
-        rx.set_wait_strategy(strategy());
+        rx.set_wait_strategy(short_slices());
         let n = name.as_str();
         let count = first.to_string();
         let (mut a, mut a_out) = start_ready(
@@ -200,7 +162,7 @@ fn spsc_typed_producer_killed_mid_write_chunk_successor_takes_over() {
             .create()
             .unwrap();
         let mut rx = q.consumer().unwrap();
-        rx.set_wait_strategy(strategy());
+        rx.set_wait_strategy(short_slices());
         let n = name.as_str();
         let count = first.to_string();
         let (mut a, mut a_out) =
@@ -227,24 +189,24 @@ fn spsc_typed_producer_killed_mid_write_chunk_successor_takes_over() {
     }
 }
 
-/// An MPMC byte queue: a consumer child reads message 0 in place (`read`) and is SIGKILLed
-/// holding the `Received`. The parent's producer, blocked on the full ring at the held slot,
-/// frees it once the consumer is dead (message 0 is lost with its consumer) and carries on;
-/// a new consumer gets messages 1..=4, intact and in order.
-#[test]
-fn mpmc_consumer_killed_holding_a_received_is_freed_by_a_blocked_producer() {
-    let w = Watchdog::new();
-    let name = SegmentName::unique();
-    let q = ByteQueue::builder(&name)
-        .flavor(Flavor::Mpmc)
-        .capacity(4)
-        .max_message(256)
-        .create()
-        .unwrap();
+/// Message `seq` of the tests whose consumer child holds a slot.
+fn msg(seq: u64) -> Vec<u8> {
+    message(5, seq, 100 + seq as usize)
+}
+
+/// A byte queue of `flavor` (capacity 4) whose consumer child (`kill-read-hold`) reads
+/// message 0 in place and holds it, while the parent's producer (short sleep slices) fills the
+/// ring with messages 1..=3: the push of message 4 finds it full. Returns the queue, the
+/// producer and the child.
+fn full_with_slot_0_read_by_a_child(
+    w: &Watchdog,
+    name: &SegmentName,
+    flavor: Flavor,
+) -> (ByteQueue, BytesProducer, Process) {
+    let q = byte_queue(name, flavor, 4, 256);
     let mut tx = q.producer().unwrap();
-    tx.set_wait_strategy(strategy());
-    let msg = |seq: u64| message(5, seq, 100 + seq as usize);
-    let (c, mut c_out) = start_ready(&w, "queue.kill-read-hold", &[name.as_str()]);
+    tx.set_wait_strategy(short_slices());
+    let (c, mut c_out) = start_ready(w, "queue.kill-read-hold", &[name.as_str()]);
     tx.push(msg(0)).unwrap();
     assert_eq!(next_line(&mut c_out), "holding 0");
     for seq in 1..4 {
@@ -255,6 +217,18 @@ fn mpmc_consumer_killed_holding_a_received_is_freed_by_a_blocked_producer() {
         tx.try_push(msg(4)),
         Err(BytesTryPushError::Full(_))
     ));
+    (q, tx, c)
+}
+
+/// An MPMC byte queue: a consumer child reads message 0 in place (`read`) and is SIGKILLed
+/// holding the `Received`. The parent's producer, blocked on the full ring at the held slot,
+/// frees it once the consumer is dead (message 0 is lost with its consumer) and carries on;
+/// a new consumer gets messages 1..=4, intact and in order.
+#[test]
+fn mpmc_consumer_killed_holding_a_received_is_freed_by_a_blocked_producer() {
+    let w = Watchdog::new();
+    let name = SegmentName::unique();
+    let (q, tx, c) = full_with_slot_0_read_by_a_child(&w, &name, Flavor::Mpmc);
     std::thread::scope(|s| {
         let killer = s.spawn(move || {
             let mut c = c;
@@ -287,25 +261,7 @@ fn mpmc_consumer_killed_holding_a_received_is_freed_by_a_blocked_producer() {
 fn spsc_consumer_killed_holding_a_received_successor_reads_it_again() {
     let w = Watchdog::new();
     let name = SegmentName::unique();
-    let q = ByteQueue::builder(&name)
-        .flavor(Flavor::Spsc)
-        .capacity(4)
-        .max_message(256)
-        .create()
-        .unwrap();
-    let mut tx = q.producer().unwrap();
-    tx.set_wait_strategy(strategy());
-    let msg = |seq: u64| message(6, seq, 24 + seq as usize);
-    let (mut c, mut c_out) = start_ready(&w, "queue.kill-read-hold", &[name.as_str()]);
-    tx.push(msg(0)).unwrap();
-    assert_eq!(next_line(&mut c_out), "holding 0");
-    for seq in 1..4 {
-        tx.push(msg(seq)).unwrap();
-    }
-    assert!(matches!(
-        tx.try_push(msg(4)),
-        Err(BytesTryPushError::Full(_))
-    ));
+    let (q, tx, mut c) = full_with_slot_0_read_by_a_child(&w, &name, Flavor::Spsc);
     assert_eq!(kill_and_join(&mut c).signal(), Some(9));
     // The dead consumer is gone but freed nothing: still full.
     assert!(matches!(
@@ -313,7 +269,7 @@ fn spsc_consumer_killed_holding_a_received_successor_reads_it_again() {
         Err(BytesTryPushError::Full(_))
     ));
     let mut rx = q.consumer().expect("take over the dead consumer's role");
-    rx.set_wait_strategy(strategy());
+    rx.set_wait_strategy(short_slices());
     std::thread::scope(|s| {
         let producer = s.spawn(move || {
             for seq in 4..20 {
@@ -322,7 +278,7 @@ fn spsc_consumer_killed_holding_a_received_successor_reads_it_again() {
         });
         for seq in 0..20 {
             let m = rx.read_timeout(BOUND).unwrap();
-            assert_eq!(check_message(&m), Ok((6, seq)));
+            assert_eq!(check_message(&m), Ok((5, seq)));
         }
         producer.join().unwrap();
     });
@@ -394,9 +350,9 @@ fn joinable_producer_killed_mid_put_join_returns() {
             .max_message(max)
             .create()
             .unwrap();
-        q.set_wait_strategy(strategy());
+        q.set_wait_strategy(short_slices());
         let mut rx = q.consumer().unwrap();
-        rx.set_wait_strategy(strategy());
+        rx.set_wait_strategy(short_slices());
         let args = [name.as_str(), "joinable", "3", &max.to_string()];
         let (mut p, out) = start_ready(&w, "queue.kill-push-loop", &args);
         drain(out);
@@ -456,12 +412,7 @@ enum Polling {
 fn consumer_polling_gets_past_a_dead_loan(how: Polling) -> bool {
     let w = Watchdog::new();
     let name = SegmentName::unique();
-    let q = ByteQueue::builder(&name)
-        .flavor(Flavor::Mpmc)
-        .capacity(8)
-        .max_message(1024)
-        .create()
-        .unwrap();
+    let q = byte_queue(&name, Flavor::Mpmc, 8, 1024);
     let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
     let (mut a, mut a_out) = start_ready(
         &w,
@@ -494,12 +445,7 @@ fn consumer_polling_gets_past_a_dead_loan(how: Polling) -> bool {
 fn producer_polling_gets_past_a_dead_read(how: Polling) -> bool {
     let w = Watchdog::new();
     let name = SegmentName::unique();
-    let q = ByteQueue::builder(&name)
-        .flavor(Flavor::Mpmc)
-        .capacity(2)
-        .max_message(256)
-        .create()
-        .unwrap();
+    let q = byte_queue(&name, Flavor::Mpmc, 2, 256);
     let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
     let (mut c, mut c_out) = start_ready(&w, "queue.kill-read-hold", &[name.as_str()]);
     tx.push(message(5, 0, 100)).unwrap();
@@ -575,12 +521,7 @@ fn mpmc_short_push_timeouts_get_past_a_dead_consumers_read() {
 /// behind them and exited: every producer is gone, three messages are queued behind the dead
 /// positions.
 fn dead_loans_then_three_messages(w: &Watchdog, name: &SegmentName, dead: usize) -> ByteQueue {
-    let q = ByteQueue::builder(name)
-        .flavor(Flavor::Mpmc)
-        .capacity(8)
-        .max_message(1024)
-        .create()
-        .unwrap();
+    let q = byte_queue(name, Flavor::Mpmc, 8, 1024);
     let n = name.as_str();
     let mut holders = Vec::new();
     for tag in 0..dead {
@@ -608,7 +549,7 @@ fn mpmc_pop_gets_past_a_dead_loan_before_disconnected() {
     let name = SegmentName::unique();
     let q = dead_loans_then_three_messages(&w, &name, 1);
     let mut rx = q.consumer().unwrap();
-    rx.set_wait_strategy(strategy());
+    rx.set_wait_strategy(short_slices());
     assert_eq!(pop_all(&rx), [(2, 0), (2, 1), (2, 2)]);
     let skipped = layout::word(q.segment().unwrap(), layout::SKIPPED);
     assert_eq!(skipped.load(Ordering::SeqCst), 1);
@@ -667,7 +608,7 @@ fn mpmc_closed_queue_drains_messages_behind_a_dead_loan() {
     let name = SegmentName::unique();
     let q = dead_loans_then_three_messages(&w, &name, 1);
     let mut rx = q.consumer().unwrap();
-    rx.set_wait_strategy(strategy());
+    rx.set_wait_strategy(short_slices());
     q.close();
     let mut got = Vec::new();
     loop {
@@ -701,7 +642,7 @@ fn pipe_sender_killed_at_random_points_successor_takes_over_the_end() {
             .max_message(4096)
             .create()
             .unwrap();
-        rx.set_wait_strategy(strategy());
+        rx.set_wait_strategy(short_slices());
         let (mut a, a_out) = start_ready(&w, "queue.kill-pipe-send", &[name.as_str(), "1"]);
         drain(a_out);
         let (after, delay_us) = (rand(100), rand(1000));
@@ -752,14 +693,9 @@ fn all_producer_roles_held_by_dead_loan_holders() {
     let w = Watchdog::new();
     let roles = shm_queue::ring::MAX_ROLES;
     let name = SegmentName::unique();
-    let q = ByteQueue::builder(&name)
-        .flavor(Flavor::Mpmc)
-        .capacity(2 * roles as u64)
-        .max_message(256)
-        .create()
-        .unwrap();
+    let q = byte_queue(&name, Flavor::Mpmc, 2 * roles as u64, 256);
     let mut rx = q.consumer().unwrap();
-    rx.set_wait_strategy(strategy());
+    rx.set_wait_strategy(short_slices());
     let mut holders: Vec<Process> = (0..roles)
         .map(|i| {
             let tag = (100 + i).to_string();
@@ -812,7 +748,7 @@ fn typed_mpmc_producer_killed_mid_push_is_skipped() {
             .create()
             .unwrap();
         let mut rx = q.consumer().unwrap();
-        rx.set_wait_strategy(strategy());
+        rx.set_wait_strategy(short_slices());
         let (mut p, out) = start_ready(
             &w,
             "queue.kill-push-loop",

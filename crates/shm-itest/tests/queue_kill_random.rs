@@ -10,27 +10,20 @@
 //! hung test.
 #![cfg(target_os = "linux")]
 
-use shm_core::{SegmentName, WaitStrategy};
+use shm_core::SegmentName;
+use shm_itest::roles::queue::kill::support::{byte_queue, rng, short_slices, start_ready};
 use shm_itest::roles::queue::kill::{
     check_item, check_message, layout, message, message_len, Item, Log,
 };
-use shm_itest::{
-    child, drain, eventually, expect_line, join_ok, join_within, kill_and_join, Watchdog,
-};
+use shm_itest::{drain, eventually, join_ok, join_within, kill_and_join, Watchdog};
 use shm_queue::bytes::{ByteQueue, BytesPushTimeoutError, Flavor};
 use shm_queue::{MpmcQueue, PopTimeoutError, SpscQueue};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 const CHILD: &str = shm_itest::child_binary!();
 const BOUND: Duration = Duration::from_secs(20);
 const TRIALS: u64 = 12;
-
-/// Short sleep slices, so that a dead producer is noticed soon (the default is 50 ms).
-fn strategy() -> WaitStrategy {
-    WaitStrategy::sleep().with_slice(Duration::from_millis(5))
-}
 
 /// The queue under test, as the consumer sees it.
 enum Under {
@@ -48,7 +41,7 @@ impl Under {
                     .create()
                     .unwrap();
                 let mut rx = q.consumer().unwrap();
-                rx.set_wait_strategy(strategy());
+                rx.set_wait_strategy(short_slices());
                 Under::Typed(q, rx)
             }
             "typed-spsc" => {
@@ -57,7 +50,7 @@ impl Under {
                     .create()
                     .unwrap();
                 let mut rx = q.consumer().unwrap();
-                rx.set_wait_strategy(strategy());
+                rx.set_wait_strategy(short_slices());
                 Under::TypedSpsc(q, rx)
             }
             _ => {
@@ -66,14 +59,9 @@ impl Under {
                 } else {
                     Flavor::Mpmc
                 };
-                let q = ByteQueue::builder(name)
-                    .flavor(flavor)
-                    .capacity(8)
-                    .max_message(16 << 10)
-                    .create()
-                    .unwrap();
+                let q = byte_queue(name, flavor, 8, 16 << 10);
                 let mut rx = q.consumer().unwrap();
-                rx.set_wait_strategy(strategy());
+                rx.set_wait_strategy(short_slices());
                 Under::Bytes(q, rx)
             }
         }
@@ -117,21 +105,6 @@ impl Under {
     }
 }
 
-/// A pseudo-random generator seeded from the clock (the seed goes into failure messages).
-fn rng() -> (u64, impl FnMut(u64) -> u64) {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0x9E37_79B9, |d| d.as_nanos() as u64)
-        | 1;
-    let mut x = seed;
-    (seed, move |n: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % n.max(1)
-    })
-}
-
 /// `TRIALS` trials of: a `kill-push-loop` child of `kind` SIGKILLed after a random number of
 /// received items and a random delay; the parent drains to `Disconnected`.
 fn random_kills(kind: &str) {
@@ -142,12 +115,9 @@ fn random_kills(kind: &str) {
         let name = SegmentName::unique();
         let mut q = Under::new(kind, &name);
         let tag = 100 + trial;
-        let mut p = w.start(
-            child(CHILD, "queue.kill-push-loop")
-                .args([name.as_str(), kind, &tag.to_string()])
-                .stdout(Stdio::piped()),
-        );
-        drain(expect_line(&mut p, "ready"));
+        let args = [name.as_str(), kind, &tag.to_string()];
+        let (mut p, out) = start_ready(&w, CHILD, "queue.kill-push-loop", &args);
+        drain(out);
         let (after, delay_us) = (rand(100), rand(2000));
         let received = AtomicU64::new(0);
         std::thread::scope(|s| {
@@ -219,21 +189,13 @@ fn consumer_kills(flavor: Flavor, trials: u64) {
         let (name, lname) = (SegmentName::unique(), SegmentName::unique());
         let total = 300 + rand(300);
         let log = Log::create(&lname, total as usize);
-        let q = ByteQueue::builder(&name)
-            .flavor(flavor)
-            .capacity(8)
-            .max_message(max)
-            .create()
-            .unwrap();
+        let q = byte_queue(&name, flavor, 8, max);
         let mut tx = q.producer().unwrap();
-        tx.set_wait_strategy(strategy());
+        tx.set_wait_strategy(short_slices());
         let consumer = || {
-            let mut c = w.start(
-                child(CHILD, "queue.kill-pop-loop")
-                    .args([name.as_str(), lname.as_str()])
-                    .stdout(Stdio::piped()),
-            );
-            drain(expect_line(&mut c, "ready"));
+            let args = [name.as_str(), lname.as_str()];
+            let (c, out) = start_ready(&w, CHILD, "queue.kill-pop-loop", &args);
+            drain(out);
             c
         };
         let c1 = consumer();

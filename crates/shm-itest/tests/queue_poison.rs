@@ -9,14 +9,15 @@
 use shm_core::sync::atomic::{AtomicU64, Ordering};
 use shm_core::SegmentName;
 use shm_itest::roles::queue::kill::layout;
-use shm_itest::{eventually, expect_line, join_ok, next_line, NameGuard, Watchdog};
+use shm_itest::roles::queue::kill::support::{self, byte_queue};
+use shm_itest::{eventually, join_ok, next_line, NameGuard, Watchdog};
 use shm_process::Process;
 use shm_queue::bytes::{ByteQueue, BytesPushTimeoutError, Flavor};
 use shm_queue::joinable::{JoinError, JoinableQueue};
 use shm_queue::pipe::{Pipe, SendError};
 use shm_queue::{PopError, PushTimeoutError, SpscQueue, TryPopError, TryPushError};
 use std::io::BufReader;
-use std::process::{ChildStdout, Stdio};
+use std::process::ChildStdout;
 use std::time::Duration;
 
 const CHILD: &str = shm_itest::child_binary!();
@@ -25,13 +26,7 @@ const BOUND: Duration = Duration::from_secs(30);
 /// Starts the child in `role` on `name` and waits for its `ready` line; returns it with the
 /// rest of its stdout.
 fn start_ready(w: &Watchdog, role: &str, name: &SegmentName) -> (Process, BufReader<ChildStdout>) {
-    let mut p = w.start(
-        shm_itest::child(CHILD, role)
-            .arg(name.as_str())
-            .stdout(Stdio::piped()),
-    );
-    let out = expect_line(&mut p, "ready");
-    (p, out)
+    support::start_ready(w, CHILD, role, &[name.as_str()])
 }
 
 /// Waits (bounded) until `done()`.
@@ -82,31 +77,33 @@ fn spsc_corrupt_tail_gives_corrupt_to_the_consumer_process() {
     }
 }
 
-/// Regression: a slot stamp ahead of `head` used to wedge the byte queue (every pop
-/// `Corrupt`, nothing consumed, a blocked pop never woken). The consumer process blocked in
-/// `pop` now gets `Corrupt`, on every later call too, and so does the producer.
-#[test]
-fn byte_queue_stamp_ahead_of_head_poisons_for_every_process() {
+/// A byte queue of `flavor` whose consumer process waits in `pop` after two messages, when
+/// `forge` overwrites the segment: the consumer gets `Corrupt` after the two messages (and on
+/// every later call), and so does the producer.
+fn forged_byte_queue_poisons_every_process(flavor: Flavor, forge: impl FnOnce(&ByteQueue)) {
     let w = Watchdog::new();
     let name = SegmentName::unique();
-    let q = ByteQueue::builder(&name)
-        .flavor(Flavor::Mpmc)
-        .capacity(4)
-        .max_message(16)
-        .create()
-        .unwrap();
+    let q = byte_queue(&name, flavor, 4, 16);
     let tx = q.producer().unwrap();
     let (p, out) = start_ready(&w, "queue.bytes-expect-corrupt", &name);
     tx.push(b"a".as_slice()).unwrap();
     tx.push(b"b".as_slice()).unwrap();
     wait_until("the child pops both messages", || q.is_empty());
-    // Position 2 (head): a stamp two laps ahead (stamps are 2 * position, +1 when full).
-    q.forge_stamp(2, 2 * (2 + 8) + 1);
+    forge(&q);
     assert_eq!(finish(p, out), 2);
     assert!(matches!(
         tx.push_timeout(b"c".as_slice(), BOUND),
         Err(BytesPushTimeoutError::Corrupt(_))
     ));
+}
+
+/// Regression: a slot stamp ahead of `head` used to wedge the byte queue (every pop
+/// `Corrupt`, nothing consumed, a blocked pop never woken). The consumer process blocked in
+/// `pop` now gets `Corrupt`, on every later call too, and so does the producer.
+#[test]
+fn byte_queue_stamp_ahead_of_head_poisons_for_every_process() {
+    // Position 2 (head): a stamp two laps ahead (stamps are 2 * position, +1 when full).
+    forged_byte_queue_poisons_every_process(Flavor::Mpmc, |q| q.forge_stamp(2, 2 * (2 + 8) + 1));
 }
 
 /// Regression (issue 11: "an SPSC queue whose `head` is corrupt", `head > tail`): the producer
@@ -143,25 +140,7 @@ fn spsc_head_ahead_of_tail_gives_corrupt_to_the_blocked_producer_process() {
 /// producer `Corrupt` as well.
 #[test]
 fn spsc_byte_queue_forged_tail_poisons_for_every_process() {
-    let w = Watchdog::new();
-    let name = SegmentName::unique();
-    let q = ByteQueue::builder(&name)
-        .flavor(Flavor::Spsc)
-        .capacity(4)
-        .max_message(16)
-        .create()
-        .unwrap();
-    let tx = q.producer().unwrap();
-    let (p, out) = start_ready(&w, "queue.bytes-expect-corrupt", &name);
-    tx.push(b"a".as_slice()).unwrap();
-    tx.push(b"b".as_slice()).unwrap();
-    wait_until("the child pops both messages", || q.is_empty());
-    q.forge_index(0, u64::MAX);
-    assert_eq!(finish(p, out), 2);
-    assert!(matches!(
-        tx.push_timeout(b"c".as_slice(), BOUND),
-        Err(BytesPushTimeoutError::Corrupt(_))
-    ));
+    forged_byte_queue_poisons_every_process(Flavor::Spsc, |q| q.forge_index(0, u64::MAX));
 }
 
 /// Regression (issue 11: "JoinableQueue wedges on a slot stamp ahead of `head`"): a worker
@@ -203,12 +182,7 @@ fn joinable_stamp_ahead_of_head_poisons_get_and_join() {
 fn pipe_forged_tail_gives_corrupt_to_the_receiving_process() {
     let w = Watchdog::new();
     let name = NameGuard::unique();
-    let mut p = w.start(
-        shm_itest::child(CHILD, "queue.pipe-recv-expect-corrupt")
-            .arg(name.name().as_str())
-            .stdout(Stdio::piped()),
-    );
-    let mut out = expect_line(&mut p, "ready");
+    let (mut p, mut out) = start_ready(&w, "queue.pipe-recv-expect-corrupt", name.name());
     let tx = Pipe::builder(name.name()).open().unwrap();
     for m in [b"one".as_slice(), b"two"] {
         tx.send_bytes(m).unwrap();

@@ -137,6 +137,66 @@ impl Log {
     }
 }
 
+/// Test-side helpers shared by the SIGKILL tests.
+pub mod support {
+    use crate::{child, expect_line, Watchdog};
+    use shm_core::{SegmentName, WaitStrategy};
+    use shm_process::Process;
+    use shm_queue::bytes::{ByteQueue, Flavor};
+    use std::io::BufReader;
+    use std::process::{ChildStdout, Stdio};
+    use std::time::Duration;
+
+    /// Short sleep slices, so that dead peers are noticed soon (the default is 50 ms).
+    pub fn short_slices() -> WaitStrategy {
+        WaitStrategy::sleep().with_slice(Duration::from_millis(5))
+    }
+
+    /// A pseudo-random generator seeded from the clock: the seed (for failure messages) and
+    /// `rand(n)`, in `0..n`.
+    pub fn rng() -> (u64, impl FnMut(u64) -> u64) {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9E37_79B9, |d| d.as_nanos() as u64)
+            | 1;
+        let mut x = seed;
+        (seed, move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n.max(1)
+        })
+    }
+
+    /// Starts the child binary `program` in `role` with `args` (watched by `w`) and waits for
+    /// its `ready` line; returns it with the rest of its stdout.
+    pub fn start_ready(
+        w: &Watchdog,
+        program: &str,
+        role: &str,
+        args: &[&str],
+    ) -> (Process, BufReader<ChildStdout>) {
+        let mut p = w.start(
+            child(program, role)
+                .args(args.iter().copied())
+                .stdout(Stdio::piped()),
+        );
+        let out = expect_line(&mut p, "ready");
+        (p, out)
+    }
+
+    /// Creates the byte queue `name` of `flavor`, `capacity` messages of at most `max` bytes;
+    /// panics if it cannot.
+    pub fn byte_queue(name: &SegmentName, flavor: Flavor, capacity: u64, max: usize) -> ByteQueue {
+        ByteQueue::builder(name)
+            .flavor(flavor)
+            .capacity(capacity)
+            .max_message(max)
+            .create()
+            .expect("create the byte queue")
+    }
+}
+
 /// Longest any role sleeps or loops, so that a forgotten child cannot outlive a test run by
 /// much.
 const LONG: Duration = Duration::from_secs(60);
