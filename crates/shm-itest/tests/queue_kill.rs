@@ -13,7 +13,9 @@ use shm_itest::roles::queue::kill::support::{self, byte_queue, rng, short_slices
 use shm_itest::roles::queue::kill::{check_item, check_message, layout, message, Item};
 use shm_itest::{drain, eventually, join_ok, kill_and_join, next_line, Watchdog};
 use shm_process::Process;
-use shm_queue::bytes::{ByteQueue, BytesConsumer, BytesProducer, BytesTryPushError, Flavor};
+use shm_queue::bytes::{
+    ByteQueue, BytesConsumer, BytesProducer, BytesPushTimeoutError, BytesTryPushError, Flavor,
+};
 use shm_queue::joinable::JoinableQueue;
 use shm_queue::pipe::{Pipe, RecvTimeoutError};
 use shm_queue::{MpmcQueue, PopTimeoutError, SpscQueue, TryPopError};
@@ -254,7 +256,8 @@ fn mpmc_consumer_killed_holding_a_received_is_freed_by_a_blocked_producer() {
 
 /// An SPSC byte queue: a consumer child reads message 0 in place and is SIGKILLed holding the
 /// `Received`. The SPSC protocol writes `head` only when the slot is released, so nothing was
-/// consumed: a successor consumer takes over the dead one's role and gets message 0 again,
+/// consumed (a blocked push reports `Disconnected` while no consumer lives); a successor
+/// consumer takes over the dead one's role and gets message 0 again,
 /// then the rest, in order; the parent's producer, blocked on the full ring meanwhile, carries
 /// on once the successor frees slots.
 #[test]
@@ -263,10 +266,15 @@ fn spsc_consumer_killed_holding_a_received_successor_reads_it_again() {
     let name = SegmentName::unique();
     let (q, tx, mut c) = full_with_slot_0_read_by_a_child(&w, &name, Flavor::Spsc);
     assert_eq!(kill_and_join(&mut c).signal(), Some(9));
-    // The dead consumer is gone but freed nothing: still full.
+    // The dead consumer is gone but freed nothing: still full, and a push that waits finds
+    // that nobody will ever free a slot.
     assert!(matches!(
         tx.try_push(msg(4)),
         Err(BytesTryPushError::Full(_))
+    ));
+    assert!(matches!(
+        tx.push_timeout(msg(4), BOUND),
+        Err(BytesPushTimeoutError::Disconnected(_))
     ));
     let mut rx = q.consumer().expect("take over the dead consumer's role");
     rx.set_wait_strategy(short_slices());
