@@ -593,6 +593,12 @@ const BUDGET: &[BudgetSpec] = &[
         Bound::AtMost(1.2),
     ),
     paired(
+        "(reference, not an ARCHITECTURE.md line) SPSC round trip ÷ two-word ping-pong, the floor any pair of queues pays (one index line per direction), held to the same 1.2x",
+        SPSC_RT,
+        Against::Time(queue::RT_BUSY, queue::TWO_WORD_RT_LINE),
+        Bound::AtMost(1.2),
+    ),
+    paired(
         "MPMC one-way, time per message ÷ crossbeam ArrayQueue's between two threads",
         (queue::TP, queue::MPMC_TP_LINE),
         Against::Time(queue::TP, queue::ARRAY_QUEUE_LINE),
@@ -617,7 +623,7 @@ const BUDGET: &[BudgetSpec] = &[
         Bound::AtMost(3.0),
     ),
     paired(
-        "1 MiB messages through a loan (written once, read in place), bandwidth ÷ memcpy's (one 1 MiB copy between two buffers in one process)",
+        "1 MiB messages through a loan (written once, read in place), bandwidth ÷ memcpy's (one 1 MiB copy per message into a ring-sized set of buffers, one process)",
         (bytes::KEY_1M, bytes::LOAN_LINE),
         Against::Rate(bytes::KEY_1M, bytes::MEMCPY_LINE),
         Bound::AtLeast(0.9),

@@ -39,6 +39,9 @@ pub const PIPE_RT_LINE: &str = "shm-queue Pipe";
 pub const BYTES_RT_LINE: &str = "shm-queue byte queue (SPSC), the ring under Pipe";
 /// The round-trip floor.
 pub const ATOMIC_RT_LINE: &str = "atomic ping-pong in shared memory";
+/// The round-trip floor of any pair of queues: one word per direction, each written by one
+/// side only, on its own line (a queue's index), so a round trip moves two lines, not one.
+pub const TWO_WORD_RT_LINE: &str = "two-word ping-pong in shared memory (one word per direction)";
 /// SPSC one-way, single items.
 pub const SPSC_TP_LINE: &str = "shm-queue SPSC ring, try_push/try_pop";
 /// SPSC one-way, slices.
@@ -115,6 +118,7 @@ pub fn cases() -> Vec<Case> {
         })
         .fine(),
         case(RT_BUSY, ATOMIC_RT_LINE, Who::Floor, "spin", atomic_rt).fine(),
+        case(RT_BUSY, TWO_WORD_RT_LINE, Who::Floor, "spin", two_word_rt).fine(),
         case(
             RT_BUSY,
             "Unix socket pair",
@@ -278,6 +282,7 @@ pub fn roles(r: Roles) -> Roles {
         .role("q-pipe-echo", |a| exit(pipe_echo(child_args(a))))
         .role("q-bytes-echo", |a| exit(bytes_echo(child_args(a))))
         .role("q-atomic-pong", |a| exit(atomic_pong(child_args(a))))
+        .role("q-two-word-pong", |a| exit(two_word_pong(child_args(a))))
         .role("q-futex-pong", |a| exit(futex_pong(child_args(a))))
         .role("q-unix-echo", |a| exit(unix_echo(child_args(a))))
         .role("q-ipc-echo", |a| exit(ipc_echo(child_args(a))))
@@ -494,6 +499,47 @@ fn atomic_pong(a: &[String]) -> Result<(), BoxError> {
             return Ok(());
         }
         x.store(v + 1, Ordering::Release);
+    }
+}
+
+/// The two-word floor: the parent writes its ping count into word 0, the child answers with
+/// the same count in word 1 (each word on its own 128-byte line, each written by one side).
+fn two_word_rt(cfg: &Cfg, p: Placement) -> Result<Vec<f64>, Miss> {
+    harness::pin_to(p.parent_cpu());
+    let w = Words::create()?;
+    let (ping, pong) = (w.word(0), w.word(1));
+    let child = Child::start("q-two-word-pong", p.child_cpu(), &[w.name()])?;
+    let mut v = 0u64;
+    let r = harness::per_op(cfg, || {
+        v += 1;
+        ping.store(v, Ordering::Release);
+        if !spin_until(PATIENCE, || pong.load(Ordering::Acquire) == v) {
+            return Err("pong child did not answer".to_string());
+        }
+        Ok(())
+    });
+    ping.store(STOP, Ordering::Release);
+    finish(child, r)
+}
+
+fn two_word_pong(a: &[String]) -> Result<(), BoxError> {
+    let w = Words::open(arg(a, 0)?)?;
+    let (ping, pong) = (w.word(0), w.word(1));
+    let mut seen = 0u64;
+    loop {
+        let mut v = 0;
+        let ready = || {
+            v = ping.load(Ordering::Acquire);
+            v != seen
+        };
+        if !spin_until(PATIENCE, ready) {
+            continue;
+        }
+        if v == STOP {
+            return Ok(());
+        }
+        seen = v;
+        pong.store(v, Ordering::Release);
     }
 }
 
