@@ -8,7 +8,7 @@
 //! hangs, and a watchdog kills the children of a hung test.
 #![cfg(target_os = "linux")]
 
-use shm_core::SegmentName;
+use shm_core::{SegmentName, WaitStrategy};
 use shm_itest::roles::queue::kill::support::{self, byte_queue, rng, short_slices};
 use shm_itest::roles::queue::kill::{check_item, check_message, layout, message, Item};
 use shm_itest::{drain, eventually, join_ok, kill_and_join, next_line, Watchdog};
@@ -21,7 +21,7 @@ use shm_queue::pipe::{Pipe, RecvTimeoutError};
 use shm_queue::{MpmcQueue, PopTimeoutError, SpscQueue, TryPopError};
 use std::io::BufReader;
 use std::process::ChildStdout;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 const CHILD: &str = shm_itest::child_binary!();
@@ -339,70 +339,130 @@ fn kill_frozen_when(
     false
 }
 
-/// Regression (issue 11, extended): a `JoinableQueue` producer putting self-checking messages
-/// of up to 256 KiB in a loop, while the parent takes them and marks them done, is SIGKILLed
-/// in the middle of a `put`: frozen (`SIGSTOP`) at random moments until it holds a claimed,
-/// unpublished slot (the slot's stamp says so), then killed there; over several trials, at
-/// random points of the stream. Every item delivered is whole and in sequence, the stream ends
-/// with `Disconnected`, the dead producer's position is skipped, and `join` returns with
-/// nothing unfinished.
+/// A `JoinableQueue` (short sleep slices) fed by a producer child putting self-checking
+/// messages of up to 256 KiB in a loop, while this thread takes them (with `get_timeout`, or
+/// polling `try_get` when `!blocking`) and marks each done; after a random number of items the
+/// producer is frozen (`SIGSTOP`) at random moments until it holds a claimed, unpublished
+/// position (its slot's stamp says so), and SIGKILLed there. Returns the queue once every item
+/// before the dead put was taken (each checked: whole, in sequence) and done, the producer
+/// reaped.
+fn joinable_with_a_put_killed_midway(
+    w: &Watchdog,
+    rand: &mut (impl FnMut(u64) -> u64 + Send),
+    ctx: &str,
+    blocking: bool,
+) -> JoinableQueue {
+    let (cap, max) = (8u64, 256usize << 10);
+    let name = SegmentName::unique();
+    let mut q = JoinableQueue::builder(&name)
+        .capacity(cap)
+        .max_message(max)
+        .create()
+        .unwrap();
+    q.set_wait_strategy(short_slices());
+    let mut rx = q.consumer().unwrap();
+    rx.set_wait_strategy(short_slices());
+    let args = [name.as_str(), "joinable", "3", &max.to_string()];
+    let (mut p, out) = start_ready(w, "queue.kill-push-loop", &args);
+    drain(out);
+    let after = rand(60);
+    let taken = AtomicU64::new(0);
+    let killed = AtomicBool::new(false);
+    let seg = q.segment().unwrap();
+    let stride = layout::mpmc_bytes_stride(max);
+    let caught = std::thread::scope(|s| {
+        let killer = s.spawn(|| {
+            let _ = eventually(BOUND, || taken.load(Ordering::Relaxed) >= after);
+            let caught = kill_frozen_when(&p, rand, 2000, || {
+                mid_push(seg, layout::JOINABLE_RING, cap, stride)
+            });
+            killed.store(true, Ordering::SeqCst);
+            caught
+        });
+        loop {
+            let r = if blocking {
+                rx.get_timeout(BOUND)
+            } else {
+                // Polling: after the kill, `Empty` means drained up to the dead put.
+                let dead = killed.load(Ordering::SeqCst);
+                match rx.try_get() {
+                    Ok(m) => Ok(m),
+                    Err(TryPopError::Empty) if dead => Err(PopTimeoutError::Disconnected),
+                    Err(TryPopError::Empty) => {
+                        std::thread::yield_now();
+                        continue;
+                    }
+                    Err(e) => panic!("{ctx}: try_get: {e}"),
+                }
+            };
+            match r {
+                Ok(m) => {
+                    let want = taken.load(Ordering::Relaxed);
+                    assert_eq!(check_message(&m), Ok((3, want)), "{ctx}");
+                    taken.store(want + 1, Ordering::Relaxed);
+                    q.task_done().unwrap();
+                }
+                Err(PopTimeoutError::Disconnected) => break,
+                Err(e) => panic!("{ctx}: get: {e}"),
+            }
+        }
+        killer.join().unwrap()
+    });
+    assert!(caught, "{ctx}: the producer was never frozen inside a put");
+    assert_eq!(kill_and_join(&mut p).signal(), Some(9), "{ctx}");
+    q
+}
+
+/// Regression (issue 11, extended): a `JoinableQueue` producer is SIGKILLed in the middle of a
+/// `put` (see [`joinable_with_a_put_killed_midway`]), at random points of the stream, over
+/// several trials, while the parent takes items with `get_timeout`: the stream ends with
+/// `Disconnected`, the dead put's position is skipped, and `join` returns with nothing
+/// unfinished.
 #[test]
 fn joinable_producer_killed_mid_put_join_returns() {
     let w = Watchdog::new();
     let (seed, mut rand) = rng();
-    let (cap, max) = (8u64, 256usize << 10);
     for trial in 0..10 {
-        let name = SegmentName::unique();
-        let mut q = JoinableQueue::builder(&name)
-            .capacity(cap)
-            .max_message(max)
-            .create()
-            .unwrap();
-        q.set_wait_strategy(short_slices());
-        let mut rx = q.consumer().unwrap();
-        rx.set_wait_strategy(short_slices());
-        let args = [name.as_str(), "joinable", "3", &max.to_string()];
-        let (mut p, out) = start_ready(&w, "queue.kill-push-loop", &args);
-        drain(out);
         let ctx = format!("seed {seed}, trial {trial}");
-        let after = rand(60);
-        let taken = AtomicU64::new(0);
-        let seg = q.segment().unwrap();
-        let ring = |at: usize| layout::word(seg, layout::JOINABLE_RING + at).load(Ordering::SeqCst);
-        let stride = layout::mpmc_bytes_stride(max);
-        let mid_put = || mid_push(seg, layout::JOINABLE_RING, cap, stride);
-        let caught = std::thread::scope(|s| {
-            let killer = s.spawn(|| {
-                let _ = eventually(BOUND, || taken.load(Ordering::Relaxed) >= after);
-                kill_frozen_when(&p, &mut rand, 2000, mid_put)
-            });
-            loop {
-                match rx.get_timeout(BOUND) {
-                    Ok(m) => {
-                        let want = taken.load(Ordering::Relaxed);
-                        assert_eq!(check_message(&m), Ok((3, want)), "{ctx}");
-                        taken.store(want + 1, Ordering::Relaxed);
-                        q.task_done().unwrap();
-                    }
-                    Err(PopTimeoutError::Disconnected) => break,
-                    Err(e) => panic!("{ctx}: get: {e}"),
-                }
-            }
-            killer.join().unwrap()
-        });
-        assert!(caught, "{ctx}: the producer was never frozen inside a put");
-        assert_eq!(kill_and_join(&mut p).signal(), Some(9), "{ctx}");
+        let q = joinable_with_a_put_killed_midway(&w, &mut rand, &ctx, true);
         assert_eq!(
             q.join_timeout(BOUND),
             Ok(()),
-            "{ctx}: join did not return ({} taken, unfinished {})",
-            taken.load(Ordering::Relaxed),
+            "{ctx}: join did not return (unfinished {})",
             q.unfinished()
         );
         assert_eq!(q.unfinished(), 0, "{ctx}");
         assert!(q.is_empty(), "{ctx}");
-        assert_eq!(ring(layout::SKIPPED), 1, "{ctx}: the dead put's position");
+        let skipped = layout::word(
+            q.segment().unwrap(),
+            layout::JOINABLE_RING + layout::SKIPPED,
+        );
+        assert_eq!(
+            skipped.load(Ordering::SeqCst),
+            1,
+            "{ctx}: the dead put's position"
+        );
     }
+}
+
+/// The same with a worker that polls (`try_get`) and a `join_timeout` shorter than the sleep
+/// slice, called until it returns: it must, once every item before the dead put is done.
+#[test]
+#[ignore = "bug: JoinableQueue::join_within skips dead producers' positions only in a \
+            Poll::Slice, which a join_timeout shorter than the sleep slice never reaches (and \
+            try_get never skips): after a put killed midway, every short join_timeout returns \
+            Timeout forever although every item was done"]
+fn joinable_short_join_timeouts_return_after_a_put_killed_midway() {
+    let w = Watchdog::new();
+    let (seed, mut rand) = rng();
+    let ctx = format!("seed {seed}");
+    let mut q = joinable_with_a_put_killed_midway(&w, &mut rand, &ctx, false);
+    q.set_wait_strategy(WaitStrategy::default());
+    assert!(
+        eventually(BOUND, || q.join_timeout(Duration::from_millis(5)).is_ok()),
+        "{ctx}: join_timeout never returned Ok (unfinished {})",
+        q.unfinished()
+    );
 }
 
 /// How a consumer or producer that never blocks for a whole sleep slice polls.
