@@ -293,3 +293,45 @@ fn dead_holders_role_is_taken_over() {
     assert_eq!(rx.try_pop().unwrap(), b"from holder");
     assert_eq!(rx.try_pop().unwrap(), b"mine");
 }
+
+/// A consumer's first pop on an MPMC byte queue no producer has attached to yet waits
+/// (issue 11: it used to be `Disconnected`): the parent is blocked in `pop` before the
+/// producer process even starts; it gets every message, then `Disconnected` once the producer
+/// has left.
+#[test]
+fn first_pop_waits_for_a_producer_process_that_has_not_attached_yet() {
+    let w = Watchdog::new();
+    let name = SegmentName::unique();
+    let (max, count, seed) = (64usize, 20u64, 5u64);
+    let q = mpmc_queue(&name, 4, max);
+    let rx = q.consumer().unwrap();
+    let (pid_tx, pid_rx) = std::sync::mpsc::channel();
+    // The thread that starts the child must outlive it (a daemon child dies with the thread
+    // that started it), so it also reaps it.
+    let late = {
+        let name = name.clone();
+        std::thread::spawn(move || {
+            // Start the producer only once the parent is surely waiting.
+            std::thread::sleep(Duration::from_millis(200));
+            let mut p = message_child("queue.push-random", &name, seed, count, max)
+                .start()
+                .unwrap();
+            let _ = pid_tx.send(p.pid());
+            shm_itest::join_bounded(&mut p)
+        })
+    };
+    assert_eq!(
+        rx.pop(),
+        Ok(message(seed, 0, max)),
+        "the first pop must wait, not fail"
+    );
+    w.watch_pid(pid_rx.recv().unwrap());
+    for i in 1..count {
+        assert_eq!(rx.pop_timeout(OUTCOME_BOUND), Ok(message(seed, i, max)));
+    }
+    assert_eq!(
+        rx.pop_timeout(OUTCOME_BOUND),
+        Err(PopTimeoutError::Disconnected)
+    );
+    assert!(late.join().unwrap().success());
+}

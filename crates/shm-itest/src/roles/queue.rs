@@ -1,4 +1,6 @@
-//! Child roles (of the `shm-itest` binary) for the multi-process tests of `shm-queue` (tests/spsc.rs, tests/mpmc.rs).
+//! Child roles (of the `shm-itest` binary) for the multi-process tests of `shm-queue`
+//! (`tests/queue_spsc.rs`, `tests/queue_mpmc.rs`; the byte queues' roles are in [`bytes`], the
+//! SIGKILL tests' in [`kill`]).
 //!
 //! Started by the tests in a role (see `shm_process`), with segment names as arguments.
 //! Exit codes: 0 done, 3 bad arguments, 4 open failed, 5 an operation failed.

@@ -22,7 +22,7 @@
 //!   exits; exit code 3 if both ends are held by live processes, 4 if it created the pipe.
 //! - `pipe-hold NAME`: opens the pipe NAME, prints `ready`, sleeps (to be killed).
 //! - `pipe-create-hold NAME`: creates the pipe NAME (duplex), prints `ready`, sleeps.
-//! - `bytes-expect-corrupt NAME`: consumes the MPMC byte queue NAME (prints `ready` first)
+//! - `bytes-expect-corrupt NAME`: consumes the byte queue NAME (either flavor) (prints `ready` first)
 //!   until a pop reports `Corrupt`, checks that every later pop does too, prints the number of
 //!   messages it got.
 //! - `joinable-put-forever NAME`: puts 1 KiB items into the joinable queue NAME (prints
@@ -301,7 +301,8 @@ fn pipe_create_hold(args: &[String]) -> i32 {
 
 fn bytes_expect_corrupt(args: &[String]) -> i32 {
     let Some(n) = name(args, 0) else { return 100 };
-    let Ok(q) = ByteQueue::builder(&n).flavor(Flavor::Mpmc).open() else {
+    // Either flavor: the opener adopts it from the segment.
+    let Ok(q) = ByteQueue::builder(&n).open() else {
         return 1;
     };
     let Ok(rx) = q.consumer() else { return 1 };

@@ -1,5 +1,6 @@
 //! Child roles (of the `shm-itest` binary) for the SIGKILL tests of the one-ring queues
-//! (`tests/queue_kill.rs`, `tests/queue_kill_random.rs`, `tests/queue_poison.rs`), and the
+//! (`tests/queue_kill.rs`, `tests/queue_kill_random.rs`, `tests/queue_poison.rs`,
+//! `tests/queue_alloc.rs`), and the
 //! self-checking payloads both sides use. Not meant to be run by hand.
 //!
 //! Every item carries its producer's tag and sequence number and is checked whole by
@@ -11,19 +12,27 @@
 //!
 //! - `kill-bytes-produce NAME TAG START N [HOLD]`: opens the byte queue NAME (either flavor),
 //!   pushes the messages `START..START + N` of TAG (lengths [`message_len`]; odd sequence
-//!   numbers through a loan, even ones with `push`) and exits; with HOLD, then takes a loan of
-//!   HOLD bytes for message `START + N`, writes only its first half, prints `loaned` and
-//!   sleeps holding it (to be killed).
+//!   numbers through a loan, even ones with `push`) and exits; with HOLD, then takes a loan
+//!   (`try_loan`, once a slot is free) of HOLD bytes for message `START + N`, writes only its
+//!   first half, prints `loaned` and sleeps holding it (to be killed).
 //! - `kill-chunk-produce NAME START N [HOLD]`: the same for the `SpscQueue<Item>` NAME through
 //!   `write_chunk`; with HOLD, takes a chunk of HOLD slots, fills its first half, prints
 //!   `chunked` and sleeps holding it.
-//! - `kill-read-hold NAME`: takes a consumer of the MPMC byte queue NAME, reads one message in
-//!   place (`read`), prints `holding SEQ` and sleeps holding the [`Received`] (to be killed).
+//! - `kill-read-hold NAME`: takes a consumer of the byte queue NAME (either flavor), reads one
+//!   message in place (`read`), prints `holding SEQ` and sleeps holding the [`Received`] (to be killed).
 //! - `kill-push-loop NAME KIND TAG [MAX]`: pushes TAG's items `0, 1, 2, …` as fast as it can
 //!   until killed (or for at most a minute). KIND: `typed-mpmc` (`MpmcQueue<Item>`),
-//!   `bytes-mpmc`, `bytes-spsc` (byte queues; two messages in three through a loan, written in two halves
-//!   some microseconds apart), `joinable`
-//!   (`JoinableQueue::put`, messages of at most MAX bytes).
+//!   `typed-spsc` (`SpscQueue<Item>` through `write_chunk`, chunks of 1 to 4 filled with a
+//!   pause in the middle), `bytes-mpmc`, `bytes-spsc` (byte queues; two messages in three
+//!   through a loan, written in two halves a pause apart), `joinable` (`JoinableQueue::put`,
+//!   messages of at most MAX bytes).
+//! - `kill-pop-loop NAME LOG`: consumes the byte queue NAME (either flavor) until
+//!   `Disconnected`, every other message read in place; checks each message and that sequence
+//!   numbers increase, and bumps its counter in the [`Log`] LOG (before releasing the slot of
+//!   an in-place read).
+//! - `kill-pipe-send NAME TAG [COUNT]`: opens the pipe NAME (the opener's end, which sends in
+//!   a one-way pipe) and sends TAG's messages `0..COUNT` (without COUNT: until killed, or for
+//!   at most a minute).
 //! - `spsc-push-until-error NAME`: pushes `0, 1, 2, …` into the `SpscQueue<u64>` NAME until a
 //!   push fails; prints `corrupt` and exits 0 if it failed with `Corrupt`.
 //! - `joinable-expect-corrupt NAME`: takes items of the joinable queue NAME (each marked
@@ -31,11 +40,14 @@
 //!   number of items.
 //! - `pipe-recv-expect-corrupt NAME`: creates the one-way pipe NAME (capacity 4, 64-byte
 //!   messages; this end receives), prints `got` for each message until a receive reports
-//!   `Corrupt`, checks that later receives do too, prints the number of messages.
+//!   `Corrupt`, checks that later receives do too, prints the number of messages, and sleeps
+//!   holding its end (to be killed).
 //!
 //! [`Received`]: shm_queue::bytes::Received
 
 use super::{name, num};
+use shm_core::sync::atomic::{AtomicU64, Ordering};
+use shm_core::{ElementLayout, ObjectKind, Segment, SegmentName, TypeCode};
 use shm_process::Roles;
 use shm_queue::bytes::{ByteQueue, BytesProducer};
 use shm_queue::joinable::{JoinError, JoinableQueue};
@@ -81,6 +93,109 @@ pub mod layout {
     }
 }
 use std::time::{Duration, Instant};
+
+/// A log of the items a consumer child received: one `u64` counter per sequence number in a
+/// segment the test creates (the creating handle unlinks it on drop). The child bumps an
+/// item's counter after checking it and before releasing its slot where it can (in-place
+/// reads).
+#[derive(Debug)]
+pub struct Log(Segment);
+
+impl Log {
+    /// Creates the log `name` for sequence numbers `0..n` (all zero); panics if it cannot.
+    pub fn create(name: &SegmentName, n: usize) -> Log {
+        let seg = Segment::builder(name, ObjectKind::RawArray)
+            .layout(ElementLayout::of_typecode(TypeCode::ULongLong))
+            .count(n as u64)
+            .body_len(8 * n)
+            .create(|_, _| {})
+            .expect("create log");
+        Log(seg)
+    }
+
+    /// Opens the log `name`.
+    pub fn open(name: &SegmentName) -> Option<Log> {
+        Segment::builder(name, ObjectKind::RawArray)
+            .open()
+            .ok()
+            .map(Log)
+    }
+
+    /// Sequence numbers it has room for.
+    pub fn len(&self) -> usize {
+        self.0.body_len() / 8
+    }
+
+    /// Whether it has room for none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The counter of `seq` (panics past the end).
+    pub fn counter(&self, seq: u64) -> &AtomicU64 {
+        layout::word(&self.0, 8 * seq as usize)
+    }
+}
+
+/// Test-side helpers shared by the SIGKILL tests.
+pub mod support {
+    use crate::{child, expect_line, Watchdog};
+    use shm_core::{SegmentName, WaitStrategy};
+    use shm_process::Process;
+    use shm_queue::bytes::{ByteQueue, Flavor};
+    use std::io::BufReader;
+    use std::process::{ChildStdout, Stdio};
+    use std::time::Duration;
+
+    /// Short sleep slices, so that dead peers are noticed soon (the default is 50 ms).
+    pub fn short_slices() -> WaitStrategy {
+        WaitStrategy::sleep().with_slice(Duration::from_millis(5))
+    }
+
+    /// A pseudo-random generator seeded from the clock: the seed (for failure messages) and
+    /// `rand(n)`, in `0..n`.
+    pub fn rng() -> (u64, impl FnMut(u64) -> u64) {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9E37_79B9, |d| d.as_nanos() as u64)
+            | 1;
+        let mut x = seed;
+        (seed, move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n.max(1)
+        })
+    }
+
+    /// Starts the child binary `program` in `role` with `args` (watched by `w`) and waits for
+    /// its `ready` line; returns it with the rest of its stdout.
+    pub fn start_ready(
+        w: &Watchdog,
+        program: &str,
+        role: &str,
+        args: &[&str],
+    ) -> (Process, BufReader<ChildStdout>) {
+        let mut p = w.start(
+            child(program, role)
+                .args(args.iter().copied())
+                .stdout(Stdio::piped()),
+        );
+        let out = expect_line(&mut p, "ready");
+        (p, out)
+    }
+
+    /// Creates the byte queue `name` of `flavor`, `capacity` messages of at most `max` bytes;
+    /// panics if it cannot.
+    pub fn byte_queue(name: &SegmentName, flavor: Flavor, capacity: u64, max: usize) -> ByteQueue {
+        ByteQueue::builder(name)
+            .flavor(flavor)
+            .capacity(capacity)
+            .max_message(max)
+            .create()
+            .expect("create the byte queue")
+    }
+}
 
 /// Longest any role sleeps or loops, so that a forgotten child cannot outlive a test run by
 /// much.
@@ -217,9 +332,7 @@ fn push_message(tx: &mut BytesProducer, tag: u64, seq: u64, loan: bool, think: u
             Ok(mut l) => {
                 let whole = message(tag, seq, len);
                 l[..len / 2].copy_from_slice(&whole[..len / 2]);
-                for _ in 0..think {
-                    std::hint::spin_loop();
-                }
+                self::think(think);
                 l[len / 2..].copy_from_slice(&whole[len / 2..]);
                 l.commit();
                 true
@@ -266,10 +379,15 @@ fn kill_bytes_produce(args: &[String]) -> i32 {
     }
     let Some(hold) = num(args, 4) else { return 0 };
     let hold = hold as usize;
-    let mut loan = match tx.loan(hold) {
+    // `try_loan`, once a slot is free (this child is the only producer meanwhile).
+    let until = Instant::now() + LONG;
+    while q.len() >= q.capacity() && Instant::now() < until {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let mut loan = match tx.try_loan(hold) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("kill-bytes-produce: loan: {e}");
+            eprintln!("kill-bytes-produce: try_loan: {e}");
             return 1;
         }
     };
@@ -373,10 +491,16 @@ fn kill_read_hold(args: &[String]) -> i32 {
     code
 }
 
-/// Spins between the halves of a message written through a loan in `kill-push-loop`: long
-/// enough that the consumer keeps up and a kill at a random moment often finds the producer
-/// in the middle of a loan.
+/// Spins between the halves of a message written through a loan in `kill-push-loop`, and
+/// around the log entry in `kill-pop-loop`: long enough that a kill at a random moment often
+/// finds the child in the middle of a loan or an in-place read.
 const THINK: u32 = 20_000;
+
+fn think(spins: u32) {
+    for _ in 0..spins {
+        std::hint::spin_loop();
+    }
+}
 
 fn push_loop_bytes(q: &ByteQueue, tag: u64) -> i32 {
     let Ok(mut tx) = q.producer() else { return 1 };
@@ -414,6 +538,35 @@ fn kill_push_loop(args: &[String]) -> i32 {
             }
             0
         }
+        "typed-spsc" => {
+            let Ok(q) = SpscQueue::<Item>::builder(&n).open() else {
+                return 1;
+            };
+            let Ok(mut tx) = q.producer() else { return 1 };
+            say("ready");
+            let mut seq = 0;
+            while Instant::now() < until {
+                // Chunks of 1..=4 items, filled half, a pause, then the rest.
+                let k = (1 + seq % 4) as usize;
+                let mut chunk = match wait_chunk(&mut tx, k) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("kill-push-loop: write_chunk({k}): {e}");
+                        return 1;
+                    }
+                };
+                let (a, b) = chunk.as_mut_slices();
+                for (j, slot) in a.iter_mut().chain(b.iter_mut()).enumerate() {
+                    if j == k / 2 {
+                        think(THINK);
+                    }
+                    *slot = item(tag, seq + j as u64);
+                }
+                chunk.commit_all();
+                seq += k as u64;
+            }
+            0
+        }
         "bytes-mpmc" | "bytes-spsc" => match ByteQueue::builder(&n).open() {
             Ok(q) => push_loop_bytes(&q, tag),
             Err(e) => {
@@ -443,6 +596,87 @@ fn kill_push_loop(args: &[String]) -> i32 {
         }
         _ => 100,
     }
+}
+
+fn kill_pop_loop(args: &[String]) -> i32 {
+    let (Some(n), Some(ln)) = (name(args, 0), name(args, 1)) else {
+        return 100;
+    };
+    let (Ok(q), Some(log)) = (ByteQueue::builder(&n).open(), Log::open(&ln)) else {
+        return 1;
+    };
+    let Ok(mut rx) = q.consumer() else { return 1 };
+    say("ready");
+    let mark = |m: &[u8], last: &mut Option<u64>| -> bool {
+        match check_message(m) {
+            Ok((_, seq)) if last.is_none_or(|l| seq > l) && (seq as usize) < log.len() => {
+                log.counter(seq).fetch_add(1, Ordering::SeqCst);
+                *last = Some(seq);
+                true
+            }
+            other => {
+                eprintln!("kill-pop-loop: after {last:?}: {other:?}");
+                false
+            }
+        }
+    };
+    let mut last = None;
+    for i in 0u64.. {
+        // Spins around the log entry widen the windows a kill at a random moment should hit.
+        let r = if i % 2 == 0 {
+            // In place: logged before the slot is released (by the drop).
+            rx.read_timeout(LONG).map(|m| {
+                think(THINK);
+                let ok = mark(&m, &mut last);
+                think(THINK);
+                ok
+            })
+        } else {
+            rx.pop_timeout(LONG).map(|m| {
+                think(THINK);
+                mark(&m, &mut last)
+            })
+        };
+        match r {
+            Ok(true) => {}
+            Ok(false) => return 1,
+            Err(PopTimeoutError::Disconnected) => return 0,
+            Err(e) => {
+                eprintln!("kill-pop-loop: {e}");
+                return 1;
+            }
+        }
+    }
+    1
+}
+
+fn kill_pipe_send(args: &[String]) -> i32 {
+    let (Some(n), Some(tag)) = (name(args, 0), num(args, 1)) else {
+        return 100;
+    };
+    let end = match Pipe::builder(&n).open() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("kill-pipe-send: {e}");
+            return 1;
+        }
+    };
+    say("ready");
+    let count = num(args, 2).unwrap_or(u64::MAX);
+    let until = Instant::now() + LONG;
+    let mut buf = vec![0; end.max_message()];
+    for seq in 0..count {
+        if Instant::now() >= until {
+            break;
+        }
+        let m = &mut buf[..message_len(tag, seq, end.max_message())];
+        fill_message(tag, seq, m);
+        if let Err(e) = end.send_bytes(&*m) {
+            eprintln!("kill-pipe-send: send {seq}: {e}");
+            return 1;
+        }
+    }
+    0
 }
 
 fn spsc_push_until_error(args: &[String]) -> i32 {
@@ -533,7 +767,10 @@ fn pipe_recv_expect_corrupt(args: &[String]) -> i32 {
         return 1;
     }
     say(&got.to_string());
-    0
+    // Hold the end, so that the sender sees the poison rather than a departed receiver.
+    let code = await_kill();
+    drop(end);
+    code
 }
 
 /// Registers this module's roles, each named `queue.<role>`.
@@ -543,6 +780,8 @@ pub fn register(roles: Roles) -> Roles {
         .role("queue.kill-chunk-produce", kill_chunk_produce)
         .role("queue.kill-read-hold", kill_read_hold)
         .role("queue.kill-push-loop", kill_push_loop)
+        .role("queue.kill-pop-loop", kill_pop_loop)
+        .role("queue.kill-pipe-send", kill_pipe_send)
         .role("queue.spsc-push-until-error", spsc_push_until_error)
         .role("queue.joinable-expect-corrupt", joinable_expect_corrupt)
         .role("queue.pipe-recv-expect-corrupt", pipe_recv_expect_corrupt)
