@@ -735,6 +735,12 @@ impl ByteQueue {
         self.ring.forge_index(which, value);
     }
 
+    /// Positions passed over (MPMC): taken by a producer that died before publishing, or by a
+    /// loan dropped uncommitted. Always 0 for SPSC queues, where neither publishes anything.
+    pub fn skipped(&self) -> u64 {
+        self.ring.skipped()
+    }
+
     /// The flavor.
     pub fn flavor(&self) -> Flavor {
         self.ring.flavor()

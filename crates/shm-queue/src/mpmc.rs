@@ -19,14 +19,15 @@
 //!   holding it, below);
 //! - an item whose producer was killed inside `push` is either delivered whole or skipped,
 //!   never delivered torn;
-//! - consumers are never blocked for good by a dead producer: they wait at most about one
-//!   sleep slice (default 50 ms) longer, then go on, and once the queue is drained and every
-//!   producer is gone, blocking pops return [`PopError::Disconnected`](crate::PopError).
-//!   Non-blocking pops (`try_pop`) never check liveness and report a slot stuck behind a dead
-//!   producer as `Empty`.
+//! - consumers are never blocked for good by a dead producer: a blocked pop waits at most about
+//!   one sleep slice (default 50 ms) longer, a timed pop checks when its deadline passes, and
+//!   pollers get past too: a `try_pop` that finds the head taken and unpublished reports
+//!   `Empty`, and every 64th such call asks whether the producer died (an OS call), so that
+//!   a polling loop goes on after a few dozen polls. Every dead position in a row is passed
+//!   over at once, and nothing queued behind one is reported as `Closed` or `Disconnected`.
 //!
-//! Symmetrically, a producer blocked on a full queue whose oldest slot was taken by a consumer
-//! that then died frees that slot (the item died with its consumer).
+//! Symmetrically, a producer on a full queue whose oldest slot was taken by a consumer that
+//! then died frees that slot (the item died with its consumer), blocked, timed or polling alike.
 //!
 //! # Corrupt stamps
 //!

@@ -11,6 +11,7 @@ use crate::role::{self, RoleSlot, Waited};
 use shm_core::sync::atomic::Ordering;
 use shm_core::sync::Poll;
 use shm_core::{Deadline, Element, WaitStrategy};
+use std::cell::Cell;
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -87,7 +88,15 @@ pub(crate) struct End<C: Side> {
     cur: C,
     role: usize,
     strategy: WaitStrategy,
+    /// Non-blocking calls that found the ring stuck on a peer that may be dead (MPMC): every
+    /// [`PROBE_EVERY`]th of them probes the peer's liveness (an OS call) and recovers.
+    stuck: Cell<u32>,
 }
+
+/// How many non-blocking calls in a row that find an MPMC ring stuck on a peer's unfinished
+/// position pass before one of them probes whether that peer died: a poller gets past a dead
+/// peer too, and one racing a live peer's push or pop pays an OS call only now and then.
+const PROBE_EVERY: u32 = 64;
 
 /// A producer end.
 pub(crate) type Tx = End<TxCursor>;
@@ -113,7 +122,16 @@ impl<C: Side> End<C> {
             ring: Arc::clone(ring),
             role: claim.index,
             strategy,
+            stuck: Cell::new(0),
         })
+    }
+
+    /// Counts a non-blocking call that found the ring stuck on a peer; whether this one
+    /// should probe the peer's liveness.
+    fn probe_now(&self) -> bool {
+        let n = self.stuck.get().wrapping_add(1);
+        self.stuck.set(n);
+        n.is_multiple_of(PROBE_EVERY)
     }
 
     pub(crate) fn ring(&self) -> &Ring {
@@ -198,11 +216,16 @@ impl Tx {
     fn claim_slow(&self, wait: Wait) -> Result<u64, Fail> {
         let ring = &*self.ring;
         let Wait::For(timeout) = wait else {
-            return Err(if ring.peers_left(ring.consumers()) {
-                Fail::Disconnected
-            } else {
-                Fail::NotNow
-            });
+            if ring.peers_left(ring.consumers()) {
+                return Err(Fail::Disconnected);
+            }
+            // Full. If a consumer holds the slot we need, now and then ask whether it died
+            // (then the slot is freed and the push goes on): a poller gets past a dead
+            // consumer as a blocked push does.
+            if ring.tail_held() && self.probe_now() && ring.free_dead_pop() {
+                return self.attempt(ring.flavor());
+            }
+            return Err(Fail::NotNow);
         };
         let flavor = ring.flavor();
         let attempt = |p: Poll| match self.attempt(flavor) {
@@ -501,8 +524,17 @@ impl Rx {
             let closed = ring.is_closed();
             let gone = ring.peers_left(ring.producers());
             if !closed && !gone {
+                // If a producer took the head position and has not published it, now and then
+                // ask whether it died (then its position is passed over): a poller gets past a
+                // dead producer as a blocked pop does.
+                if ring.head_stuck() && self.probe_now() && ring.skip_dead_pushes() {
+                    return self.attempt(flavor, accept);
+                }
                 return Err(Fail::NotNow);
             }
+            // Closed, or every producer gone: what is queued behind a dead producer's position
+            // is still delivered before Closed or Disconnected.
+            ring.skip_dead_pushes();
             return match self.attempt(flavor, accept) {
                 Err(Fail::NotNow) if closed => Err(Fail::Closed),
                 Err(Fail::NotNow) => Err(Fail::Disconnected),

@@ -78,10 +78,13 @@
 //! - MPMC: before it takes a position, a producer writes `pos + 1` into the `pending` word of
 //!   its role slot, and clears it after it published the stamp (consumers likewise). A
 //!   consumer blocked on a position that a producer took (`tail` moved past it) but never
-//!   published checks, once per sleep slice of its wait strategy, whether any live producer
-//!   still announces that position; if none does, the producer died, and the consumer skips the
-//!   position (counted in `skipped`). Symmetrically, a producer blocked on a slot that a dead
-//!   consumer took but never freed frees it (the item died with its consumer).
+//!   published checks, once per sleep slice of its wait strategy (and when its deadline passes,
+//!   and on every 64th non-blocking poll that finds it so), whether any live producer still
+//!   announces that position; if none does, the producer died, and the consumer skips the
+//!   position and every dead one after it (counted in `skipped`). Announcements are cleared
+//!   lazily: a published position is never stuck, so a stale one misleads nobody.
+//!   Symmetrically, a producer that finds the slot it needs taken by a consumer that died
+//!   before freeing it frees it (the item died with its consumer).
 //!
 //! # Waiting
 //!

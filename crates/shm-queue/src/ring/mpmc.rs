@@ -233,6 +233,34 @@ impl Ring {
         true
     }
 
+    /// Whether the position at `head` was taken by a producer and not yet published (two index
+    /// loads and a stamp load: no OS call). Always false on SPSC rings.
+    pub(crate) fn head_stuck(&self) -> bool {
+        if self.geo.flavor != super::Flavor::Mpmc {
+            return false;
+        }
+        let (head, tail) = self.positions();
+        let taken = tail.wrapping_sub(head);
+        taken != 0
+            && taken <= self.geo.cap
+            && self.stamp(head).load(Ordering::Acquire) == free_stamp(head)
+    }
+
+    /// Whether the slot the next push needs is still held by the consumer that took the
+    /// previous lap's item (two index loads and a stamp load: no OS call). Always false on
+    /// SPSC rings.
+    pub(crate) fn tail_held(&self) -> bool {
+        if self.geo.flavor != super::Flavor::Mpmc {
+            return false;
+        }
+        let (head, tail) = self.positions();
+        let prev = tail.wrapping_sub(self.geo.cap);
+        let past = head.wrapping_sub(prev);
+        past != 0
+            && past <= self.geo.cap
+            && self.stamp(tail).load(Ordering::Acquire) == full_stamp(prev)
+    }
+
     /// [`skip_dead_push`](Self::skip_dead_push) until it finds nothing to pass over (at most
     /// the capacity: a bounded amount of work whatever the segment holds). Whether any was
     /// passed over.
