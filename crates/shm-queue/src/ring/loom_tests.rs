@@ -313,28 +313,35 @@ fn loom_mpmc_skip_races_pop() {
 /// Recovery never passes over a published item: a live producer publishes two items (its
 /// announcement of the first one overwritten by that of the second), while the consumer runs
 /// `skip_dead_push` between its pops. Both arrive, nothing is skipped.
+///
+/// Both with and without the wake-up protocol (a busy-poll-only ring skips `notify`, and with
+/// it the fence that would otherwise order the publish before the next announcement).
 #[test]
 fn loom_mpmc_skip_never_loses_published() {
-    loom::model(|| {
-        let ring = ring_u32(Flavor::Mpmc, 2);
-        let rx = rx(&ring);
-        let live = tx(&ring);
-        let t = thread::spawn(move || {
-            live.push(1u32, Wait::No).unwrap();
-            live.push(2u32, Wait::No).unwrap();
-        });
-        let mut got = Vec::new();
-        for _ in 0..2 {
-            ring.skip_dead_push();
-            if let Ok(v) = rx.pop::<u32>(Wait::No) {
-                got.push(v);
+    for spin_only in [false, true] {
+        loom::model(move || {
+            let ring = Arc::new(
+                Ring::heap(Geometry::fixed::<u32>(Flavor::Mpmc, 2), spin_only).expect("a geometry"),
+            );
+            let rx = rx(&ring);
+            let live = tx(&ring);
+            let t = thread::spawn(move || {
+                live.push(1u32, Wait::No).unwrap();
+                live.push(2u32, Wait::No).unwrap();
+            });
+            let mut got = Vec::new();
+            for _ in 0..2 {
+                ring.skip_dead_push();
+                if let Ok(v) = rx.pop::<u32>(Wait::No) {
+                    got.push(v);
+                }
             }
-        }
-        t.join().unwrap();
-        got.extend(drain(&rx));
-        assert_eq!(got, [1, 2]);
-        assert_eq!(ring.skipped(), 0);
-    });
+            t.join().unwrap();
+            got.extend(drain(&rx));
+            assert_eq!(got, [1, 2]);
+            assert_eq!(ring.skipped(), 0);
+        });
+    }
 }
 
 /// Producer-side recovery: of two consumers racing for the one item of a full one-slot ring,
