@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus of the open_segment target (fuzz/corpus/open_segment/).
+"""Writes the seed corpora of the open_segment and queue_ops targets (fuzz/corpus/...).
 
 Seeds named valid_* must open, bad_* must never open (tests/fuzz_corpus.rs checks both);
 others may go either way. The header layout is documented in crates/shm-core/src/header.rs.
@@ -67,3 +67,53 @@ for name, data in seeds.items():
     with open(os.path.join(out, name), "wb") as f:
         f.write(bytes(data))
 print(f"wrote {len(seeds)} seeds to {out}")
+
+# ---- queue_ops (crates/shm-queue/src/model.rs `check_ops` documents the encoding) --------
+# Byte 0: ring kind (b % 4: typed SPSC, typed MPMC, SPSC bytes, MPMC bytes), capacity
+# 1 + (b >> 2) % 8, byte maximum [0, 1, 2, 3, 5, 8, 13, 16][b >> 5]. Then one byte per
+# operation (b % 16, argument b >> 4); 15 forges, with the next byte saying what (and 8 raw
+# bytes after it when (f // 6) % 8 == 7). Seeds named qseed_* are regenerated here; the
+# older seed_* files are kept as they are (any bytes are a valid input).
+def kind(k, cap, maxi=0):
+    return (k & 3) | (((cap - 1) % 8) << 2) | ((maxi & 7) << 5)
+
+def op(code, arg=0):
+    return (code & 15) | ((arg & 15) << 4)
+
+def forge(target, mode, k=0, raw=None):
+    f = target + 6 * mode + 48 * k
+    assert f < 256 and f % 6 == target and (f // 6) % 8 == mode
+    out = [15, f]
+    if mode == 7:
+        out += list(struct.pack("<Q", raw or 0))
+    return out
+
+traffic_typed = [op(0), op(1), op(3), op(6, 3), op(7, 2), op(5), op(8, 2 + 8), op(9, 1 + 8),
+                 op(10), op(4), op(11), op(12), op(13)]
+traffic_bytes = [op(0, 1), op(1, 3), op(4, 0), op(4, 15), op(6, 3), op(7, 2), op(8), op(5),
+                 op(9), op(10, 15), op(11, 2), op(12), op(3)]
+after = [op(3), op(0), op(4, 15), op(8), op(9, 4), op(6, 2), op(7, 1), op(5), op(10), op(3)]
+qseeds = {}
+for k, name in enumerate(["spsc", "mpmc", "bspsc", "bmpmc"]):
+    traffic = traffic_typed if k < 2 else traffic_bytes
+    for cap in (1, 2, 5):
+        head = [kind(k, cap, 5)]
+        qseeds[f"qseed_{name}_cap{cap}_traffic"] = head + traffic * 3
+        qseeds[f"qseed_{name}_cap{cap}_close"] = head + traffic + [op(14, 15)] + traffic
+        for target in range(6):
+            for mode in range(8):
+                # Every forgery once per ring kind: odd ones on capacity 1, even on 2.
+                if cap == 5 or (target * 8 + mode) % 2 != cap % 2:
+                    continue
+                body = head + traffic + forge(target, mode, cap % 4, raw=0x1234_5678_9abc_def0)
+                qseeds[f"qseed_{name}_cap{cap}_forge{target}{mode}"] = body + after * 2
+
+qout = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "queue_ops")
+os.makedirs(qout, exist_ok=True)
+for old in os.listdir(qout):
+    if old.startswith("qseed_"):
+        os.remove(os.path.join(qout, old))
+for name, data in qseeds.items():
+    with open(os.path.join(qout, name), "wb") as f:
+        f.write(bytes(data))
+print(f"wrote {len(qseeds)} seeds to {qout}")

@@ -95,7 +95,10 @@ fn array_ops_corpus_replays_cleanly() {
     }
 }
 
-/// The `queue_ops` corpus: the SPSC and MPMC rings and a `VecDeque` model must agree.
+/// The `queue_ops` corpus: every ring kind (typed SPSC and MPMC, byte queues of both flavors)
+/// and a `VecDeque` model must agree until the first forged index, stamp, length or state
+/// word; after it every operation ends, a poisoned ring answers `Corrupt` to everything, and
+/// pops and pushes end within the step bound (`check_ops` panics, failing this test).
 #[test]
 fn queue_ops_corpus_replays_cleanly() {
     let corpus = corpus_of("queue_ops");

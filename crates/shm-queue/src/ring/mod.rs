@@ -765,3 +765,6 @@ impl Drop for Ring {
         }
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests;
