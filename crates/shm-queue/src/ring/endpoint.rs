@@ -542,6 +542,9 @@ impl Rx {
             };
         };
         let mut attempt = |p: Poll| -> Option<Result<u64, Fail>> {
+            // The close is read before the look: what was pushed before a close we see is
+            // seen by the look (never `Closed` with an item queued).
+            let closed = ring.is_closed();
             match self.attempt(flavor, accept) {
                 Err(Fail::NotNow) => {}
                 r => return Some(r),
@@ -549,7 +552,6 @@ impl Rx {
             // Nothing at the head. Once per sleep slice (and on a closed ring, whose last items
             // may sit behind a dead producer's position), pass over every position whose
             // producer died before publishing it, then look again.
-            let closed = ring.is_closed();
             if (p == Poll::Slice || closed) && ring.skip_dead_pushes() {
                 match self.attempt(flavor, accept) {
                     Err(Fail::NotNow) => {}
@@ -715,7 +717,9 @@ impl Rx {
     pub(crate) fn wait_readable(&self, timeout: Option<Duration>) -> Result<(), Fail> {
         let ring = &*self.ring;
         let mut ready = |_: Poll| -> Option<Result<(), Fail>> {
-            if ring.is_poisoned() {
+            // The state is read before the look (see `take_slow`).
+            let state = ring.state();
+            if state & !CLOSED != 0 {
                 return Some(Err(Fail::Corrupt));
             }
             let readable = match ring.flavor() {
@@ -728,7 +732,7 @@ impl Rx {
             if readable {
                 return Some(Ok(()));
             }
-            ring.is_closed().then_some(Err(Fail::Closed))
+            (state & CLOSED != 0).then_some(Err(Fail::Closed))
         };
         if let Some(r) = ready(Poll::Check) {
             return r;
