@@ -156,6 +156,27 @@ fn loom_spsc_chunks_commit() {
     });
 }
 
+/// A blocking poll and pop racing a push and a close: what was pushed before the close is
+/// delivered before `Closed` ("closed only once drained"), on either protocol.
+#[test]
+fn loom_blocking_pop_push_then_close() {
+    for flavor in [Flavor::Spsc, Flavor::Mpmc] {
+        loom::model(move || {
+            let ring = ring_u32(flavor, 1);
+            let tx = tx(&ring);
+            let rx = rx(&ring);
+            let t = thread::spawn(move || {
+                tx.push(1u32, Wait::No).unwrap();
+                tx.ring().close();
+            });
+            assert_eq!(rx.wait_readable(None), Ok(()), "{flavor:?} poll");
+            assert_eq!(rx.pop::<u32>(Wait::For(None)), Ok(1), "{flavor:?}");
+            assert_eq!(rx.pop::<u32>(Wait::For(None)), Err(Fail::Closed));
+            t.join().unwrap();
+        });
+    }
+}
+
 /// SPSC takeover: a producer that claimed a slot and wrote into it dies (its role released)
 /// before committing, while the consumer pops; the next producer resumes at the segment's
 /// tail. The consumer sees the committed items exactly once, in order, and never the torn
