@@ -35,7 +35,7 @@ fn workers_in_other_processes_finish_and_join_returns() {
         .collect();
     let items = 300u64;
     for i in 0..items {
-        tx.put_timeout(i.to_le_bytes(), OUTCOME_BOUND).unwrap();
+        tx.push_timeout(i.to_le_bytes(), OUTCOME_BOUND).unwrap();
     }
     // Every item put is marked done by the workers: join returns (bounded, so a bug fails
     // instead of hanging).
@@ -78,7 +78,7 @@ fn join_waits_for_items_put_by_another_process() {
         .unwrap();
     let mut taken = 0;
     while taken < 10 {
-        let m = rx.get_timeout(OUTCOME_BOUND).unwrap();
+        let m = rx.pop_timeout(OUTCOME_BOUND).unwrap();
         assert_eq!(m, (taken as u64).to_le_bytes());
         taken += 1;
         // Items put and not all done: join must not return yet.
@@ -138,7 +138,7 @@ fn producer_sigkilled_inside_put_never_strands_join() {
         // Take a random number of items, then kill the producer at a random moment.
         let mut taken = 0u64;
         for _ in 0..rand(40) {
-            let m = rx.get_timeout(OUTCOME_BOUND).unwrap();
+            let m = rx.pop_timeout(OUTCOME_BOUND).unwrap();
             assert_eq!(m.len(), 1024);
             assert_eq!(m[..8], taken.to_le_bytes(), "trial {trial}: order");
             taken += 1;
@@ -151,7 +151,7 @@ fn producer_sigkilled_inside_put_never_strands_join() {
         shm_itest::kill_and_join(&mut p);
         // Drain what the dead producer completed: every item whole, in order.
         loop {
-            match rx.get_timeout(OUTCOME_BOUND) {
+            match rx.pop_timeout(OUTCOME_BOUND) {
                 Ok(m) => {
                     assert_eq!(m.len(), 1024, "trial {trial}: a torn item");
                     assert_eq!(m[..8], taken.to_le_bytes(), "trial {trial}: order");

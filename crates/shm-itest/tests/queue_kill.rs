@@ -401,11 +401,11 @@ fn try_joinable_with_a_put_killed_midway(
         });
         loop {
             let r = if blocking {
-                rx.get_timeout(BOUND)
+                rx.pop_timeout(BOUND)
             } else {
                 // Polling: after the kill, `Empty` means drained up to the dead put.
                 let dead = killed.load(Ordering::SeqCst);
-                match rx.try_get() {
+                match rx.try_pop() {
                     Ok(m) => Ok(m),
                     Err(TryPopError::Empty) if dead => Err(PopTimeoutError::Disconnected),
                     Err(TryPopError::Empty) => {

@@ -158,8 +158,8 @@ fn joinable_stamp_ahead_of_head_poisons_get_and_join() {
         .unwrap();
     let tx = q.producer().unwrap();
     let (p, out) = start_ready(&w, "queue.joinable-expect-corrupt", &name);
-    tx.put(b"a".as_slice()).unwrap();
-    tx.put(b"b".as_slice()).unwrap();
+    tx.push(b"a".as_slice()).unwrap();
+    tx.push(b"b".as_slice()).unwrap();
     wait_until("the worker takes both and marks them done", || {
         q.join_timeout(std::time::Duration::ZERO).is_ok()
     });
@@ -169,7 +169,7 @@ fn joinable_stamp_ahead_of_head_poisons_get_and_join() {
     assert_eq!(finish(p, out), 2);
     assert_eq!(q.join(), Err(JoinError::Corrupt));
     assert!(matches!(
-        tx.put(b"c".as_slice()),
+        tx.push(b"c".as_slice()),
         Err(shm_queue::bytes::BytesPushError::Corrupt(_))
     ));
 }

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 /// Why a typed push (or `put`) failed: one flat enum, no nesting.
 ///
-/// `push_value` and `put_value`: `Encode`, `TooLarge`, `Closed`, `Disconnected`, `Corrupt`;
+/// `push_value`: `Encode`, `TooLarge`, `Closed`, `Disconnected`, `Corrupt`;
 /// `try_push_value` also `Full`.
 #[derive(Debug)]
 pub enum PushValueError {
@@ -109,7 +109,7 @@ impl PushValueError {
 
 /// Why a typed pop (or `get`) returned no value: one flat enum, no nesting.
 ///
-/// `pop_value` and `get_value`: `Closed`, `Disconnected`, `Corrupt`, `Decode`;
+/// `pop_value`: `Closed`, `Disconnected`, `Corrupt`, `Decode`;
 /// `try_pop_value` also `Empty`; `pop_value_timeout` also `Timeout`.
 #[derive(Debug)]
 pub enum PopValueError {
@@ -317,9 +317,9 @@ impl JoinableProducer {
     /// # Errors
     ///
     /// See [`PushValueError`].
-    pub fn put_value<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), PushValueError> {
+    pub fn push_value<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), PushValueError> {
         let bytes = encode(value).map_err(PushValueError::Encode)?;
-        self.put(bytes).map_err(|e| PushValueError::of(e.widen()))
+        self.push(bytes).map_err(|e| PushValueError::of(e.widen()))
     }
 }
 
@@ -331,8 +331,8 @@ impl JoinableConsumer {
     /// # Errors
     ///
     /// See [`PopValueError`].
-    pub fn get_value<T: DeserializeOwned>(&self) -> Result<T, PopValueError> {
-        decode(self.get().map_err(|e| e.fail()))
+    pub fn pop_value<T: DeserializeOwned>(&self) -> Result<T, PopValueError> {
+        decode(self.pop().map_err(|e| e.fail()))
     }
 }
 

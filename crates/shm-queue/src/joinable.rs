@@ -1,6 +1,8 @@
 //! `JoinableQueue`: an MPMC byte-message queue that counts unfinished tasks.
 //!
-//! Python's `JoinableQueue`: every `put` adds an unfinished task, a consumer calls
+//! Python's `JoinableQueue`, with the queues' verbs (Python's `put`/`get` are
+//! [`JoinableProducer::push`]/[`JoinableConsumer::pop`], searchable by those names): every push
+//! adds an unfinished task, a consumer calls
 //! [`JoinableQueue::task_done`] once per item it took and finished, and
 //! [`JoinableQueue::join`] waits until every item ever put has been marked done.
 //! `task_done` called more times than items were taken is an error
@@ -17,15 +19,15 @@
 //!
 //! # The count of unfinished items, and producers that die
 //!
-//! No counter is raised by `put`: an item counts from the moment it is committed to the ring,
-//! so a producer killed anywhere inside `put` can never leave a count without an item behind
+//! No counter is raised by `push`: an item counts from the moment it is committed to the ring,
+//! so a producer killed anywhere inside `push` can never leave a count without an item behind
 //! it. `join` returns once, read in this order, `done`, the ring's count of positions
 //! skipped because their producer died mid-push, `head` and `tail` satisfy
 //! `tail == head` (every position claimed by a producer was taken or skipped) and
 //! `done + skipped == head` (every item taken was marked done). A producer that died between
 //! claiming a position and publishing it is skipped by a blocked consumer or by `join`
-//! itself, once per sleep slice. (An item whose producer died mid-`put` is never delivered:
-//! `put` had not returned.)
+//! itself, once per sleep slice. (An item whose producer died mid-`push` is never delivered:
+//! `push` had not returned.)
 //!
 //! A consumer that dies between taking an item and calling `task_done` leaves the item
 //! unfinished: `join` then waits forever, so cross-process code should prefer
@@ -40,9 +42,9 @@
 //!
 //! let q = JoinableQueue::heap(4, 32)?;
 //! let (tx, rx) = (q.producer()?, q.consumer()?);
-//! tx.put(b"job".as_slice()).unwrap();
+//! tx.push(b"job".as_slice()).unwrap();
 //! assert_eq!(q.join_timeout(Duration::from_millis(1)), Err(JoinTimeoutError::Timeout));
-//! assert_eq!(rx.get().unwrap(), b"job");
+//! assert_eq!(rx.pop().unwrap(), b"job");
 //! q.task_done().unwrap();
 //! assert_eq!(q.task_done(), Err(TaskDoneError::TooManyCalls));
 //! q.join()?;
@@ -367,8 +369,8 @@ impl JoinableQueue {
 
     /// Marks one taken item as finished (from any process).
     ///
-    /// "Taken" is counted right after a get returns its item, so a `task_done` for that item
-    /// in another process, racing with the get, may be refused; call it after the get.
+    /// "Taken" is counted right after a pop returns its item, so a `task_done` for that item
+    /// in another process, racing with the pop, may be refused; call it after the pop.
     ///
     /// # Errors
     ///
@@ -491,7 +493,7 @@ impl JoinableProducer {
         self.tx.set_wait_strategy(strategy);
     }
 
-    fn put_with<M: AsRef<[u8]>>(&self, msg: M, d: Wait) -> Result<(), AnyPushError<M>> {
+    fn push_with<M: AsRef<[u8]>>(&self, msg: M, d: Wait) -> Result<(), AnyPushError<M>> {
         // No count to raise: the item counts once the ring holds it (module docs).
         push_msg(&self.tx, msg, d)
     }
@@ -501,8 +503,9 @@ impl JoinableProducer {
     /// # Errors
     ///
     /// As [`BytesProducer::push`](crate::bytes::BytesProducer::push).
-    pub fn put<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), BytesPushError<M>> {
-        self.put_with(msg, Wait::For(None))
+    #[doc(alias = "put")]
+    pub fn push<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), BytesPushError<M>> {
+        self.push_with(msg, Wait::For(None))
             .map_err(BytesPushError::narrow)
     }
 
@@ -511,8 +514,9 @@ impl JoinableProducer {
     /// # Errors
     ///
     /// As [`BytesProducer::try_push`](crate::bytes::BytesProducer::try_push).
-    pub fn try_put<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), BytesTryPushError<M>> {
-        self.put_with(msg, Wait::No)
+    #[doc(alias = "put_nowait")]
+    pub fn try_push<M: AsRef<[u8]>>(&self, msg: M) -> Result<(), BytesTryPushError<M>> {
+        self.push_with(msg, Wait::No)
             .map_err(BytesTryPushError::narrow)
     }
 
@@ -520,13 +524,14 @@ impl JoinableProducer {
     ///
     /// # Errors
     ///
-    /// As [`put`](Self::put), and `Timeout`.
-    pub fn put_timeout<M: AsRef<[u8]>>(
+    /// As [`push`](Self::push), and `Timeout`.
+    #[doc(alias = "put")]
+    pub fn push_timeout<M: AsRef<[u8]>>(
         &self,
         msg: M,
         timeout: Duration,
     ) -> Result<(), BytesPushTimeoutError<M>> {
-        self.put_with(msg, Wait::For(Some(timeout)))
+        self.push_with(msg, Wait::For(Some(timeout)))
             .map_err(BytesPushTimeoutError::narrow)
     }
 }
@@ -554,7 +559,7 @@ impl JoinableConsumer {
         self.rx.set_wait_strategy(strategy);
     }
 
-    fn get_with(&self, d: Wait) -> Result<Vec<u8>, AnyPopError> {
+    fn pop_with(&self, d: Wait) -> Result<Vec<u8>, AnyPopError> {
         let mut v = Vec::new();
         pop_msg(&self.rx, &mut Dest::Vec(&mut v), d)?;
         self.shared.counters().taken.fetch_add(1, Ordering::AcqRel);
@@ -567,8 +572,9 @@ impl JoinableConsumer {
     /// # Errors
     ///
     /// As [`BytesConsumer::pop`](crate::bytes::BytesConsumer::pop).
-    pub fn get(&self) -> Result<Vec<u8>, PopError> {
-        self.get_with(Wait::For(None))
+    #[doc(alias = "get")]
+    pub fn pop(&self) -> Result<Vec<u8>, PopError> {
+        self.pop_with(Wait::For(None))
             .map_err(|e| PopError::from_fail(narrow_pop(e)))
     }
 
@@ -577,8 +583,9 @@ impl JoinableConsumer {
     /// # Errors
     ///
     /// As [`BytesConsumer::try_pop`](crate::bytes::BytesConsumer::try_pop).
-    pub fn try_get(&self) -> Result<Vec<u8>, TryPopError> {
-        self.get_with(Wait::No)
+    #[doc(alias = "get_nowait")]
+    pub fn try_pop(&self) -> Result<Vec<u8>, TryPopError> {
+        self.pop_with(Wait::No)
             .map_err(|e| TryPopError::from_fail(narrow_pop(e)))
     }
 
@@ -586,9 +593,10 @@ impl JoinableConsumer {
     ///
     /// # Errors
     ///
-    /// As [`get`](Self::get), and `Timeout`.
-    pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<u8>, PopTimeoutError> {
-        self.get_with(Wait::For(Some(timeout)))
+    /// As [`pop`](Self::pop), and `Timeout`.
+    #[doc(alias = "get")]
+    pub fn pop_timeout(&self, timeout: Duration) -> Result<Vec<u8>, PopTimeoutError> {
+        self.pop_with(Wait::For(Some(timeout)))
             .map_err(|e| PopTimeoutError::from_fail(narrow_pop(e)))
     }
 }
@@ -603,18 +611,18 @@ mod tests {
         let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
         assert_eq!(q.join_timeout(Duration::ZERO), Ok(()));
         assert_eq!(q.task_done(), Err(TaskDoneError::TooManyCalls));
-        tx.put(b"a").unwrap();
-        tx.put(b"b").unwrap();
-        assert!(matches!(tx.try_put(b"c"), Err(BytesTryPushError::Full(_))));
+        tx.push(b"a").unwrap();
+        tx.push(b"b").unwrap();
+        assert!(matches!(tx.try_push(b"c"), Err(BytesTryPushError::Full(_))));
         assert_eq!(q.unfinished(), 2);
-        assert_eq!(rx.get().unwrap(), b"a");
+        assert_eq!(rx.pop().unwrap(), b"a");
         q.task_done().unwrap();
         assert_eq!(q.task_done(), Err(TaskDoneError::TooManyCalls));
         assert_eq!(
             q.join_timeout(Duration::from_millis(1)),
             Err(JoinTimeoutError::Timeout)
         );
-        assert_eq!(rx.try_get().unwrap(), b"b");
+        assert_eq!(rx.try_pop().unwrap(), b"b");
         q.task_done().unwrap();
         assert_eq!(q.join_timeout(Duration::ZERO), Ok(()));
         q.join().unwrap();
@@ -649,14 +657,14 @@ mod tests {
         // gets the item, and join waits for its task_done only.
         q.shared.ring.forge_abandoned_push(dead_word());
         let tx = q.producer().unwrap();
-        tx.put(b"live").unwrap();
+        tx.push(b"live").unwrap();
         let mut rx = q.consumer().unwrap();
         rx.set_wait_strategy(WaitStrategy::sleep().with_slice(Duration::from_millis(1)));
         assert_eq!(
             q.join_timeout(Duration::from_millis(5)),
             Err(JoinTimeoutError::Timeout)
         );
-        assert_eq!(rx.get_timeout(Duration::from_secs(10)).unwrap(), b"live");
+        assert_eq!(rx.pop_timeout(Duration::from_secs(10)).unwrap(), b"live");
         assert_eq!(
             q.join_timeout(Duration::ZERO),
             Err(JoinTimeoutError::Timeout)
@@ -688,14 +696,14 @@ mod tests {
     fn poisoned_queue_join_reports_corrupt() {
         let q = JoinableQueue::heap(2, 4).unwrap();
         let tx = q.producer().unwrap();
-        tx.put(b"a").unwrap();
+        tx.push(b"a").unwrap();
         q.shared.ring.poison();
         assert_eq!(q.join(), Err(JoinError::Corrupt));
         assert_eq!(
             q.join_timeout(Duration::from_secs(10)),
             Err(JoinTimeoutError::Corrupt)
         );
-        assert!(matches!(tx.put(b"b"), Err(BytesPushError::Corrupt(_))));
+        assert!(matches!(tx.push(b"b"), Err(BytesPushError::Corrupt(_))));
     }
 
     /// A failed put counts nothing.
@@ -703,14 +711,14 @@ mod tests {
     fn failed_put_counts_nothing() {
         let q = JoinableQueue::heap(1, 4).unwrap();
         let (tx, rx) = (q.producer().unwrap(), q.consumer().unwrap());
-        tx.put(b"a").unwrap();
-        assert!(matches!(tx.try_put(b"b"), Err(BytesTryPushError::Full(_))));
+        tx.push(b"a").unwrap();
+        assert!(matches!(tx.try_push(b"b"), Err(BytesTryPushError::Full(_))));
         assert!(matches!(
-            tx.try_put(b"toolong"),
+            tx.try_push(b"toolong"),
             Err(BytesTryPushError::TooLarge { .. })
         ));
         assert_eq!(q.unfinished(), 1);
-        rx.get().unwrap();
+        rx.pop().unwrap();
         q.task_done().unwrap();
         assert_eq!(q.join_timeout(Duration::ZERO), Ok(()));
     }
@@ -721,13 +729,13 @@ mod tests {
         let q = JoinableQueue::heap(4, 8).unwrap();
         let tx = q.producer().unwrap();
         for i in 0..3u8 {
-            tx.put([i]).unwrap();
+            tx.push([i]).unwrap();
         }
         let rx = q.consumer().unwrap();
         let q2 = q.clone();
         let t = std::thread::spawn(move || {
             for _ in 0..3 {
-                rx.get().unwrap();
+                rx.pop().unwrap();
                 q2.task_done().unwrap();
             }
         });
@@ -748,10 +756,10 @@ mod loom_tests {
             let q = JoinableQueue::heap(1, 1).unwrap();
             let tx = q.producer().unwrap();
             let rx = q.consumer().unwrap();
-            tx.try_put([1u8]).unwrap();
+            tx.try_push([1u8]).unwrap();
             let q2 = q.clone();
             let t = loom::thread::spawn(move || {
-                assert_eq!(rx.try_get().unwrap(), vec![1u8]);
+                assert_eq!(rx.try_pop().unwrap(), vec![1u8]);
                 q2.task_done().unwrap();
             });
             q.join().unwrap();

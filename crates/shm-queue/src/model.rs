@@ -2,7 +2,7 @@
 //! target `queue_ops`, replayed by the root test `tests/fuzz_corpus.rs`, and by unit tests
 //! here). Not part of the stable API.
 //!
-//! The rings: typed SPSC and MPMC rings of `u32` ([`Queue`]), and byte queues of both
+//! The rings: typed SPSC and MPMC rings of `u32` ([`Queue`](crate::typed::Queue)), and byte queues of both
 //! flavors ([`ByteQueue`]), all on the heap. The operations: every non-blocking push and pop
 //! (and the timed ones with a zero timeout), batches, SPSC chunks committed in part or
 //! dropped, byte pops into short buffers, loans committed and dropped, reads in place, `len`,

@@ -4,9 +4,9 @@
 //! Every queue type of this crate ([`SpscQueue`](crate::SpscQueue),
 //! [`MpmcQueue`](crate::MpmcQueue), [`ByteQueue`](crate::bytes::ByteQueue),
 //! [`JoinableQueue`](crate::joinable::JoinableQueue) and each direction of a
-//! [`Pipe`](crate::pipe::Pipe)) is a [`Ring`] with a [`Geometry`], driven through the one
-//! family of endpoints in [`endpoint`]: a producer end ([`Tx`](endpoint::Tx)) and a consumer
-//! end ([`Rx`](endpoint::Rx)). None of them reaches into another's memory.
+//! [`Pipe`](crate::pipe::Pipe)) is a `Ring` with a `Geometry` (protocol, capacity, payload),
+//! driven through one family of endpoints: a producer end (`Tx`) and a consumer end (`Rx`),
+//! one generic type over the side. None of them reaches into another's memory.
 //!
 //! # Protocols ([`Flavor`])
 //!
@@ -24,7 +24,7 @@
 //!   | `2 * pos + 1` | holds the item of position `pos` |
 //!   | `2 * (pos + cap)` | consumed; free for position `pos + cap` |
 //!
-//! # Payloads ([`Payload`])
+//! # Payloads
 //!
 //! - a fixed element (`T: shm_core::Element`, typecode or `record!`), one per slot;
 //! - a byte message of `0..=max` bytes, a `u32` length then the bytes, one per slot.

@@ -163,7 +163,7 @@ fn joinable_worker(args: &[String]) -> i32 {
     let Ok(rx) = q.consumer() else { return 1 };
     let mut got = 0u64;
     loop {
-        match rx.get_timeout(Duration::from_secs(20)) {
+        match rx.pop_timeout(Duration::from_secs(20)) {
             Ok(_) => {
                 got += 1;
                 if q.task_done().is_err() {
@@ -196,7 +196,7 @@ fn joinable_put(args: &[String]) -> i32 {
     };
     let Ok(tx) = q.producer() else { return 1 };
     for i in 0..count {
-        if tx.put(i.to_le_bytes()).is_err() {
+        if tx.push(i.to_le_bytes()).is_err() {
             return 1;
         }
     }
@@ -338,7 +338,7 @@ fn joinable_put_forever(args: &[String]) -> i32 {
     while start.elapsed() < LONG_SLEEP {
         let mut m = vec![i as u8; 1024];
         m[..8].copy_from_slice(&i.to_le_bytes());
-        if let Err(e) = tx.put_timeout(m, LONG_SLEEP) {
+        if let Err(e) = tx.push_timeout(m, LONG_SLEEP) {
             eprintln!("joinable-put-forever: {e}");
             return 1;
         }

@@ -586,7 +586,7 @@ fn kill_push_loop(args: &[String]) -> i32 {
             while Instant::now() < until {
                 let m = &mut buf[..message_len(tag, seq, max)];
                 fill_message(tag, seq, m);
-                if let Err(e) = tx.put(&*m) {
+                if let Err(e) = tx.push(&*m) {
                     eprintln!("kill-push-loop: put {seq}: {e}");
                     return 1;
                 }
@@ -711,7 +711,7 @@ fn joinable_expect_corrupt(args: &[String]) -> i32 {
     say("ready");
     let mut got = 0u64;
     loop {
-        match rx.get_timeout(LONG) {
+        match rx.pop_timeout(LONG) {
             Ok(_) => {
                 got += 1;
                 if q.task_done().is_err() {
@@ -725,7 +725,7 @@ fn joinable_expect_corrupt(args: &[String]) -> i32 {
             }
         }
     }
-    if rx.try_get() != Err(TryPopError::Corrupt) || q.join() != Err(JoinError::Corrupt) {
+    if rx.try_pop() != Err(TryPopError::Corrupt) || q.join() != Err(JoinError::Corrupt) {
         eprintln!("joinable-expect-corrupt: a later get or join was not Corrupt");
         return 1;
     }
