@@ -177,6 +177,26 @@ fn loom_blocking_pop_push_then_close() {
     }
 }
 
+/// A blocking pop racing a push and the producer's departure: the item first, then
+/// `Disconnected`, never a hang (a lost wake-up is a loom deadlock), on either protocol.
+#[test]
+fn loom_blocking_pop_push_then_leave() {
+    for flavor in [Flavor::Spsc, Flavor::Mpmc] {
+        loom::model(move || {
+            let ring = ring_u32(flavor, 1);
+            let tx = tx(&ring);
+            let rx = rx(&ring);
+            let t = thread::spawn(move || {
+                tx.push(1u32, Wait::No).unwrap();
+                drop(tx);
+            });
+            assert_eq!(rx.pop::<u32>(Wait::For(None)), Ok(1), "{flavor:?}");
+            assert_eq!(rx.pop::<u32>(Wait::For(None)), Err(Fail::Disconnected));
+            t.join().unwrap();
+        });
+    }
+}
+
 /// SPSC takeover: a producer that claimed a slot and wrote into it dies (its role released)
 /// before committing, while the consumer pops; the next producer resumes at the segment's
 /// tail. The consumer sees the committed items exactly once, in order, and never the torn
