@@ -91,7 +91,8 @@ fn loom_spsc_elements_wrap_blocking() {
 }
 
 /// Byte messages of different lengths through a one-slot SPSC ring that wraps, blocking on
-/// both sides: in order, intact.
+/// both sides (a push, a blocking loan, a read in place), after a loan dropped uncommitted:
+/// in order, intact, the dropped one never.
 #[test]
 fn loom_spsc_bytes_wrap_blocking() {
     loom::model(|| {
@@ -101,6 +102,10 @@ fn loom_spsc_bytes_wrap_blocking() {
         tx.set_wait_strategy(WaitStrategy::sleep());
         rx.set_wait_strategy(WaitStrategy::sleep());
         let t = thread::spawn(move || {
+            // A loan dropped uncommitted publishes nothing: the slot is lent again.
+            let mut cancelled = tx.try_loan(2).unwrap();
+            cancelled.copy_from_slice(b"no");
+            drop(cancelled);
             tx.push(b"ab".as_slice()).unwrap();
             let mut loan = tx.loan(3).unwrap();
             loan.copy_from_slice(b"cde");
