@@ -15,7 +15,6 @@ use crate::bytes::{ByteQueue, TryPopIntoError};
 use crate::error::Fail;
 use crate::{mpmc, spsc, PopError, TryPopError};
 use loom::thread;
-use shm_core::sync::atomic::AtomicU32;
 use shm_core::WaitStrategy;
 use std::sync::Arc;
 
@@ -24,26 +23,18 @@ fn ring_u32(flavor: Flavor, cap: u64) -> Arc<Ring> {
     Arc::new(Ring::heap(Geometry::fixed::<u32>(flavor, cap), false).expect("a valid geometry"))
 }
 
-/// A heap byte queue whose length words are loom atomics.
-///
-/// Under loom an atomic is a handle into the model's object store, not its value, so memory
-/// must hold one constructed by `new`: `Ring::init` constructs the control block and the MPMC
-/// stamps but not the byte slots' length words (zeroed memory, a real `AtomicU32` of 0 outside
-/// loom), so this constructs them before any endpoint exists.
+/// A heap byte queue (`Ring::init` constructs every atomic of it, the byte slots' length
+/// words included: under loom an atomic is a handle into the model's store, not its value).
 fn byte_queue(flavor: Flavor, cap: u64, max: usize) -> ByteQueue {
-    let q = ByteQueue::heap(flavor, cap, max).expect("a valid geometry");
-    for pos in 0..cap {
-        // SAFETY: the payload of a byte slot starts with its 8-byte length word (a loom atomic
-        // is one `usize` handle); nobody else uses the fresh ring yet.
-        unsafe {
-            q.ring()
-                .payload(pos)
-                .as_ptr()
-                .cast::<AtomicU32>()
-                .write(AtomicU32::new(0))
-        };
-    }
-    q
+    ByteQueue::heap(flavor, cap, max).expect("a valid geometry")
+}
+
+/// A model whose executions run a poll loop of a few hundred atomic operations (the
+/// non-blocking recovery probes every 64th call).
+fn long_model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    b.max_branches = 20_000;
+    b.check(f);
 }
 
 fn tx(ring: &Arc<Ring>) -> Tx {
@@ -100,7 +91,8 @@ fn loom_spsc_elements_wrap_blocking() {
 }
 
 /// Byte messages of different lengths through a one-slot SPSC ring that wraps, blocking on
-/// both sides: in order, intact.
+/// both sides (a push, a blocking loan, a read in place), after a loan dropped uncommitted:
+/// in order, intact, the dropped one never.
 #[test]
 fn loom_spsc_bytes_wrap_blocking() {
     loom::model(|| {
@@ -110,6 +102,10 @@ fn loom_spsc_bytes_wrap_blocking() {
         tx.set_wait_strategy(WaitStrategy::sleep());
         rx.set_wait_strategy(WaitStrategy::sleep());
         let t = thread::spawn(move || {
+            // A loan dropped uncommitted publishes nothing: the slot is lent again.
+            let mut cancelled = tx.try_loan(2).unwrap();
+            cancelled.copy_from_slice(b"no");
+            drop(cancelled);
             tx.push(b"ab".as_slice()).unwrap();
             let mut loan = tx.loan(3).unwrap();
             loan.copy_from_slice(b"cde");
@@ -163,6 +159,47 @@ fn loom_spsc_chunks_commit() {
         }
         assert_eq!(got, [2, 4]);
     });
+}
+
+/// A blocking poll and pop racing a push and a close: what was pushed before the close is
+/// delivered before `Closed` ("closed only once drained"), on either protocol.
+#[test]
+fn loom_blocking_pop_push_then_close() {
+    for flavor in [Flavor::Spsc, Flavor::Mpmc] {
+        loom::model(move || {
+            let ring = ring_u32(flavor, 1);
+            let tx = tx(&ring);
+            let rx = rx(&ring);
+            let t = thread::spawn(move || {
+                tx.push(1u32, Wait::No).unwrap();
+                tx.ring().close();
+            });
+            assert_eq!(rx.wait_readable(None), Ok(()), "{flavor:?} poll");
+            assert_eq!(rx.pop::<u32>(Wait::For(None)), Ok(1), "{flavor:?}");
+            assert_eq!(rx.pop::<u32>(Wait::For(None)), Err(Fail::Closed));
+            t.join().unwrap();
+        });
+    }
+}
+
+/// A blocking pop racing a push and the producer's departure: the item first, then
+/// `Disconnected`, never a hang (a lost wake-up is a loom deadlock), on either protocol.
+#[test]
+fn loom_blocking_pop_push_then_leave() {
+    for flavor in [Flavor::Spsc, Flavor::Mpmc] {
+        loom::model(move || {
+            let ring = ring_u32(flavor, 1);
+            let tx = tx(&ring);
+            let rx = rx(&ring);
+            let t = thread::spawn(move || {
+                tx.push(1u32, Wait::No).unwrap();
+                drop(tx);
+            });
+            assert_eq!(rx.pop::<u32>(Wait::For(None)), Ok(1), "{flavor:?}");
+            assert_eq!(rx.pop::<u32>(Wait::For(None)), Err(Fail::Disconnected));
+            t.join().unwrap();
+        });
+    }
 }
 
 /// SPSC takeover: a producer that claimed a slot and wrote into it dies (its role released)
@@ -342,6 +379,58 @@ fn loom_mpmc_skip_never_loses_published() {
             assert_eq!(ring.skipped(), 0);
         });
     }
+}
+
+/// A non-blocking poller gets past a dead producer's position: every 64th `try_pop` that
+/// finds the head taken and unpublished probes (the heap prober: a released role is dead) and
+/// passes over it, while a live producer's push behind it is delivered, never skipped.
+#[test]
+fn loom_mpmc_poller_passes_dead_push() {
+    long_model(|| {
+        let ring = ring_u32(Flavor::Mpmc, 2);
+        let rx = rx(&ring);
+        let dying = tx(&ring);
+        let pos = dying.claim(Wait::No).unwrap();
+        write_u32(&dying, pos, 0xdead);
+        drop(dying);
+        let live = tx(&ring);
+        let t = thread::spawn(move || live.push(42u32, Wait::No).unwrap());
+        let poll = |rx: &Rx, n| (0..n).find_map(|_| rx.pop::<u32>(Wait::No).ok());
+        // A few polls race the live push; then, the producers settled, the 64th probes.
+        let early = poll(&rx, 3);
+        t.join().unwrap();
+        let got = early.or_else(|| poll(&rx, 130));
+        assert_eq!(got, Some(42));
+        assert_eq!(ring.skipped(), 1);
+    });
+}
+
+/// A non-blocking pusher gets past a dead consumer's slot: every 64th `try_push` that finds
+/// the slot held by the previous lap's consumer probes and frees it, while a live consumer
+/// that holds a slot keeps it (its item is read intact).
+#[test]
+fn loom_mpmc_poller_frees_dead_pop() {
+    long_model(|| {
+        let ring = ring_u32(Flavor::Mpmc, 1);
+        let tx = tx(&ring);
+        tx.push(1u32, Wait::No).unwrap();
+        let dying = rx(&ring);
+        let live = rx(&ring);
+        let pos = dying.take(Wait::No, |_| Accept::Take).unwrap();
+        drop(dying); // dies holding item 1
+        let _ = pos;
+        let t = thread::spawn(move || {
+            let got = (0..3).find_map(|_| live.pop::<u32>(Wait::No).ok());
+            (got, live)
+        });
+        let push = |tx: &Tx| (0..130).any(|_| tx.push(2u32, Wait::No).is_ok());
+        let early = push(&tx);
+        let (got, live) = t.join().unwrap();
+        assert!(early || push(&tx), "the dead consumer's slot is freed");
+        let mut all: Vec<u32> = got.into_iter().collect();
+        all.extend(drain(&live));
+        assert_eq!(all, [2]);
+    });
 }
 
 /// Producer-side recovery: of two consumers racing for the one item of a full one-slot ring,
