@@ -779,6 +779,7 @@ impl PipeEnd {
         self.home.segment()
     }
 
+    #[inline(always)]
     fn send_with<M: AsRef<[u8]>>(&self, msg: M, wait: Wait) -> Result<(), AnySendError<M>> {
         let Some(tx) = &self.tx else {
             return Err(AnySendError::NotWritable(msg));
@@ -835,6 +836,7 @@ impl PipeEnd {
             .map_err(SendTimeoutError::narrow)
     }
 
+    #[inline(always)]
     fn recv_with(&self, dest: &mut Dest<'_>, d: Wait) -> Result<usize, AnyRecvError> {
         let Some(rx) = &self.rx else {
             return Err(AnyRecvError::NotReadable);

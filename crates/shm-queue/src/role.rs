@@ -264,6 +264,7 @@ pub enum Peers {
 /// claim and a release racing past the check cannot make it report `Gone` wrongly). With
 /// `check_alive`, attached slots whose holder is [`Liveness::Dead`] count as gone (one probe
 /// each; `Unknown` counts as present).
+#[inline]
 pub fn peers(slots: &[RoleSlot], prober: &Prober, check_alive: bool) -> Peers {
     let Some(first) = slots.first() else {
         return Peers::NeverArrived;
