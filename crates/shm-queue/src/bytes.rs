@@ -640,10 +640,7 @@ impl ByteQueue {
     #[cfg(test)]
     fn heap_probed(flavor: Flavor, capacity: u64, max: usize, prober: Prober) -> ByteQueue {
         let geo = Geometry::bytes(flavor, capacity, max);
-        let home = Home::heap(geo.body_len().expect("a valid test geometry"));
-        // SAFETY: a fresh, zeroed, 128-aligned block of the geometry's length.
-        unsafe { Ring::init(home.as_ptr(), &geo) };
-        let ring = Ring::attach(Arc::new(home), 0, geo, prober, false).expect("it fits");
+        let ring = Ring::heap_probed(geo, false, prober).expect("a valid test geometry");
         ByteQueue {
             ring: Arc::new(ring),
             strategy: WaitStrategy::default(),

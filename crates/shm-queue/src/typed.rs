@@ -208,10 +208,7 @@ impl<T: Element, P: Protocol> Queue<T, P> {
     #[cfg(test)]
     pub(crate) fn heap_probed(capacity: usize, prober: Prober) -> Self {
         let geo = Geometry::fixed::<T>(P::FLAVOR, capacity as u64);
-        let home = Home::heap(geo.body_len().expect("a valid test geometry"));
-        // SAFETY: a fresh, zeroed, 128-aligned block of the geometry's length.
-        unsafe { Ring::init(home.as_ptr(), &geo) };
-        let ring = Ring::attach(Arc::new(home), 0, geo, prober, false).expect("it fits");
+        let ring = Ring::heap_probed(geo, false, prober).expect("a valid test geometry");
         Queue {
             ring: Arc::new(ring),
             strategy: WaitStrategy::default(),

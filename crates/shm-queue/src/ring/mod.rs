@@ -528,11 +528,20 @@ impl Ring {
 
     /// A fresh ring on the heap, for use inside one process (threads; loom and miri).
     pub(crate) fn heap(geo: Geometry, spin_only: bool) -> Result<Ring, BadGeometry> {
+        Ring::heap_probed(geo, spin_only, Prober::heap())
+    }
+
+    /// [`heap`](Self::heap) with liveness answers from `prober` (tests inject deaths).
+    pub(crate) fn heap_probed(
+        geo: Geometry,
+        spin_only: bool,
+        prober: Prober,
+    ) -> Result<Ring, BadGeometry> {
         let len = geo.body_len()?;
         let home = Home::heap(len);
         // SAFETY: a fresh, zeroed, 128-aligned block of `len` bytes.
         unsafe { Ring::init(home.as_ptr(), &geo) };
-        Ring::attach(Arc::new(home), 0, geo, Prober::heap(), spin_only)
+        Ring::attach(Arc::new(home), 0, geo, prober, spin_only)
             .map_err(|_| BadGeometry::TooLarge { capacity: geo.cap })
     }
 
