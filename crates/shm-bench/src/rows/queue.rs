@@ -352,6 +352,28 @@ macro_rules! ring_round_trip {
 ring_round_trip!(SpscQueue, spsc_rt, spsc_echo, "q-spsc-echo");
 ring_round_trip!(MpmcQueue, mpmc_rt, mpmc_echo, "q-mpmc-echo");
 
+/// The measured loop of the byte round trips (Pipe, and the byte queues under it): send the
+/// 8-byte count with a timed send, receive the echo with a timed receive into a buffer, check
+/// it. One loop for both lines, so that they differ only in the verbs' receiver.
+fn byte_round_trips(
+    cfg: &Cfg,
+    mut send: impl FnMut([u8; 8]) -> Result<(), String>,
+    mut recv: impl FnMut(&mut [u8]) -> Result<usize, String>,
+) -> Result<Vec<f64>, String> {
+    let mut i = 0u64;
+    let mut buf = [0u8; 64];
+    harness::per_op(cfg, || {
+        i += 1;
+        send(i.to_le_bytes())?;
+        let n = recv(&mut buf)?;
+        if n == 8 && buf[..8] == i.to_le_bytes() {
+            Ok(())
+        } else {
+            Err(format!("echo returned {n} bytes that are not {i}"))
+        }
+    })
+}
+
 fn pipe_rt(cfg: &Cfg, p: Placement, mode: &str) -> Result<Vec<f64>, Miss> {
     harness::pin_to(p.parent_cpu());
     let n = SegmentName::unique();
@@ -367,21 +389,17 @@ fn pipe_rt(cfg: &Cfg, p: Placement, mode: &str) -> Result<Vec<f64>, Miss> {
         p.child_cpu(),
         &[mode.into(), n.as_str().into()],
     )?;
-    let mut i = 0u64;
-    let mut buf = [0u8; 64];
-    let r = harness::per_op(cfg, || {
-        i += 1;
-        end.send_bytes_timeout(i.to_le_bytes(), PATIENCE)
-            .map_err(|e| format!("send: {e}"))?;
-        let n = end
-            .recv_into_timeout(&mut buf, PATIENCE)
-            .map_err(|e| format!("recv: {e}"))?;
-        if n == 8 && buf[..8] == i.to_le_bytes() {
-            Ok(())
-        } else {
-            Err(format!("echo returned {n} bytes that are not {i}"))
-        }
-    });
+    let r = byte_round_trips(
+        cfg,
+        |m| {
+            end.send_bytes_timeout(m, PATIENCE)
+                .map_err(|e| format!("send: {e}"))
+        },
+        |buf| {
+            end.recv_into_timeout(buf, PATIENCE)
+                .map_err(|e| format!("recv: {e}"))
+        },
+    );
     drop(end);
     finish(child, r)
 }
@@ -422,21 +440,17 @@ fn bytes_rt(cfg: &Cfg, p: Placement, mode: &str) -> Result<Vec<f64>, Miss> {
         p.child_cpu(),
         &[mode.into(), n1.as_str().into(), n2.as_str().into()],
     )?;
-    let mut i = 0u64;
-    let mut buf = [0u8; 64];
-    let r = harness::per_op(cfg, || {
-        i += 1;
-        tx.push_timeout(i.to_le_bytes(), PATIENCE)
-            .map_err(|e| format!("push: {e}"))?;
-        let n = rx
-            .pop_into_timeout(&mut buf, PATIENCE)
-            .map_err(|e| format!("pop: {e}"))?;
-        if n == 8 && buf[..8] == i.to_le_bytes() {
-            Ok(())
-        } else {
-            Err(format!("echo returned {n} bytes that are not {i}"))
-        }
-    });
+    let r = byte_round_trips(
+        cfg,
+        |m| {
+            tx.push_timeout(m, PATIENCE)
+                .map_err(|e| format!("push: {e}"))
+        },
+        |buf| {
+            rx.pop_into_timeout(buf, PATIENCE)
+                .map_err(|e| format!("pop: {e}"))
+        },
+    );
     drop(tx);
     finish(child, r)
 }
